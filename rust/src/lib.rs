@@ -1,0 +1,18 @@
+//! ferrograph's engine: the parts of a LangGraph-compatible runtime that do not need Python.
+//!
+//! - [`plan`]: a graph description is validated and compiled into an immutable plan of
+//!   channels and triggers.
+//! - [`schedule`]: the Pregel/BSP superstep state machine over that plan, generic over the
+//!   value type so it runs (and is tested) without Python.
+//! - [`stream`]: the bounded chunk channel that carries tagged stream items from many producer
+//!   threads to one consumer, filtering at the producer.
+//!
+//! The PyO3 bindings live in `python` behind the `python` feature, so `cargo test` needs no
+//! Python at all.
+
+pub mod plan;
+pub mod schedule;
+pub mod stream;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,9 @@
+//! PyO3 bindings: a thin layer that converts arguments and delegates to the engine.
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Stream plumbing: the chunk channel between node producers and the stream consumer.
