@@ -1,0 +1,134 @@
+"""Reading state schemas (TypedDict, dataclass, Pydantic) into state keys and reducers."""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
+
+from pydantic import BaseModel
+
+MISSING = object()
+"""Marks a key with no start value."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeySchema:
+    """One state key: how writes combine, and its value before anything is written."""
+
+    name: str
+    reducer: Callable[[Any, Any], Any] | None
+    start: Callable[[], Any] | None
+    """Makes the start value of a reducer key (e.g. `list` for `Annotated[list, add]`)."""
+
+
+def _is_reducer(meta: Any) -> bool:
+    if not callable(meta) or isinstance(meta, type):
+        return False
+    try:
+        params = inspect.signature(meta).parameters
+    except (TypeError, ValueError):  # builtins such as operator.add have no signature
+        return True
+    positional = [
+        p for p in params.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+
+
+_ABSTRACT_TO_CONCRETE = {
+    collections.abc.Sequence: list,
+    collections.abc.MutableSequence: list,
+    collections.abc.Set: set,
+    collections.abc.MutableSet: set,
+    collections.abc.Mapping: dict,
+    collections.abc.MutableMapping: dict,
+}
+
+
+def _start_factory(typ: Any) -> Callable[[], Any] | None:
+    """A reducer key starts as its type's empty value (`[]` for a list), when it has one."""
+    origin = get_origin(typ) or typ
+    origin = _ABSTRACT_TO_CONCRETE.get(origin, origin)
+    if not isinstance(origin, type) or origin in (typing.Any, object):
+        return None
+    try:
+        origin()
+    except Exception:
+        return None
+    return origin
+
+
+def schema_hints(schema: Any) -> dict[str, Any]:
+    """Field annotations of a schema class, with `Annotated` extras kept."""
+    if schema is None or schema is Any:
+        return {}
+    try:
+        return get_type_hints(schema, include_extras=True)
+    except Exception:
+        return dict(getattr(schema, "__annotations__", {}))
+
+
+def read_schema(schema: Any) -> list[KeySchema]:
+    """The state keys a schema declares, in declaration order."""
+    keys = []
+    for name, hint in schema_hints(schema).items():
+        if name.startswith("__") or get_origin(hint) is typing.ClassVar:
+            continue
+        reducer = None
+        start = None
+        if get_origin(hint) is Annotated:
+            base, *extras = get_args(hint)
+            for meta in reversed(extras):
+                if _is_reducer(meta):
+                    reducer = meta
+                    start = _start_factory(base)
+                    break
+        keys.append(KeySchema(name, reducer, start))
+    return keys
+
+
+def is_model(schema: Any) -> bool:
+    return isinstance(schema, type) and issubclass(schema, BaseModel)
+
+
+def make_coercer(schema: Any) -> Callable[[dict[str, Any]], Any] | None:
+    """How a dict of state values becomes what a node of this schema receives (None: as is)."""
+    if is_model(schema):
+        return lambda values: schema(**values)
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+        return lambda values: schema(**values)
+    return None
+
+
+def schema_defaults(schema: Any) -> dict[str, Any]:
+    """Default values declared on a Pydantic or dataclass schema (nothing for TypedDict)."""
+    if is_model(schema):
+        return {
+            name: field.get_default(call_default_factory=True)
+            for name, field in schema.model_fields.items()
+            if not field.is_required()
+        }
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+        out = {}
+        for f in dataclasses.fields(schema):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+        return out
+    return {}
+
+
+def input_as_pairs(value: Any) -> list[tuple[str, Any]] | None:
+    """The `(key, value)` pairs of a graph input given as a dict or a schema instance."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, BaseModel):
+        return [(name, getattr(value, name)) for name in type(value).model_fields]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return None

@@ -1,0 +1,736 @@
+"""`StateGraph`: LangGraph's graph-building API, compiled to a Rust plan."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import ensure_config, var_child_runnable_config
+from langchain_core.runnables.graph import Graph as DrawableGraph
+
+from ferrograph._core import GraphPlan, validate_node_name
+from ferrograph.constants import END, START
+from ferrograph.errors import (
+    ErrorCode,
+    GraphRecursionError,
+    InvalidUpdateError,
+    ParentCommand,
+    create_error_message,
+)
+from ferrograph.graph._schema import (
+    KeySchema,
+    input_as_pairs,
+    make_coercer,
+    read_schema,
+    schema_defaults,
+    schema_hints,
+)
+from ferrograph.pregel._loop import (
+    MODE_FORWARD,
+    MODE_IDS,
+    WRITE_GOTO,
+    WRITE_KEY,
+    WRITE_SEND,
+    GraphRun,
+    StreamSpec,
+    Task,
+)
+from ferrograph.types import Command, RetryPolicy, Send, update_as_pairs
+
+logger = logging.getLogger(__name__)
+
+StateT = TypeVar("StateT")
+ContextT = TypeVar("ContextT")
+
+_INJECTABLE = ("config", "writer", "runtime", "store")
+
+
+def _node_name(action: Any) -> str:
+    if isinstance(action, Runnable):
+        return action.get_name()
+    name = getattr(action, "__name__", None)
+    return name if name is not None else action.__class__.__name__
+
+
+def _first_param_schema(action: Any) -> Any:
+    """The schema class a function node annotates its first parameter with, if any."""
+    if not (inspect.isfunction(action) or inspect.ismethod(action)):
+        return None
+    try:
+        hints = get_type_hints(action)
+        first = next(iter(inspect.signature(action).parameters), None)
+    except Exception:
+        return None
+    hint = hints.get(first) if first else None
+    if isinstance(hint, type) and schema_hints(hint):
+        return hint
+    return None
+
+
+class NodeSpec:
+    """A node as declared with `add_node`."""
+
+    def __init__(self, name: str, action: Any, *, metadata: dict[str, Any] | None,
+                 input_schema: Any, retry_policy: Any, defer: bool,
+                 destinations: tuple[str, ...] | dict[str, str] | None) -> None:
+        self.name = name
+        self.action = action
+        self.metadata = metadata or {}
+        self.input_schema = input_schema
+        self.retry_policy = retry_policy
+        self.defer = defer
+        self.destinations = destinations
+
+
+class BranchSpec:
+    """A conditional edge: a routing function and, optionally, its declared targets."""
+
+    def __init__(self, path: Any, ends: dict[Hashable, str] | None) -> None:
+        self.path = path
+        self.ends = ends
+        self.accepts_config = _accepts(path, "config")
+
+    def route(self, state: Any, config: RunnableConfig) -> list[Any]:
+        if isinstance(self.path, Runnable):
+            result = self.path.invoke(state, config)
+        elif self.accepts_config:
+            result = self.path(state, config=config)
+        else:
+            result = self.path(state)
+        if inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        if self.ends:
+            result = [r if isinstance(r, Send) else self.ends[r] for r in result]
+        return list(result)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _accepts(fn: Any, param: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return param in params
+
+
+class StateGraph(Generic[StateT, ContextT]):
+    """A graph whose nodes read and update a shared state (LangGraph's `StateGraph`)."""
+
+    def __init__(
+        self,
+        state_schema: type[StateT],
+        context_schema: type[ContextT] | None = None,
+        *,
+        input_schema: type[Any] | None = None,
+        output_schema: type[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.state_schema = state_schema
+        self.context_schema = context_schema
+        self.input_schema = input_schema or state_schema
+        self.output_schema = output_schema or state_schema
+        self.nodes: dict[str, NodeSpec] = {}
+        self.edges: set[tuple[str, str]] = set()
+        self.waiting_edges: set[tuple[tuple[str, ...], str]] = set()
+        self.branches: dict[str, dict[str, BranchSpec]] = {}
+        self.keys: dict[str, KeySchema] = {}
+        self.compiled = False
+        for schema in (state_schema, self.input_schema, self.output_schema):
+            self._add_schema(schema)
+
+    def _add_schema(self, schema: Any) -> None:
+        for key in read_schema(schema):
+            existing = self.keys.get(key.name)
+            if existing is None or (existing.reducer is None and key.reducer is not None):
+                self.keys[key.name] = key
+
+    @property
+    def _all_edges(self) -> set[tuple[str, str]]:
+        return self.edges | {(s, e) for starts, e in self.waiting_edges for s in starts}
+
+    def add_node(
+        self,
+        node: str | Any,
+        action: Any = None,
+        *,
+        defer: bool = False,
+        metadata: dict[str, Any] | None = None,
+        input_schema: type[Any] | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        cache_policy: Any = None,
+        destinations: dict[str, str] | tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> StateGraph[StateT, ContextT]:
+        """Adds a node: a function or runnable of the state, named by `node` or itself."""
+        if not isinstance(node, str):
+            action = node
+            node = _node_name(action)
+            if node is None:
+                raise ValueError("Node name must be provided if action is not a function")
+        if action is None:
+            raise RuntimeError
+        if self.compiled:
+            logger.warning(
+                "Adding a node to a graph that has already been compiled. This will "
+                "not be reflected in the compiled graph."
+            )
+        validate_node_name(node, list(self.nodes))
+        schema = input_schema or _first_param_schema(action)
+        if schema is not None:
+            self._add_schema(schema)
+        self.nodes[node] = NodeSpec(
+            node, action, metadata=metadata, input_schema=schema or self.state_schema,
+            retry_policy=retry_policy, defer=defer, destinations=destinations,
+        )
+        return self
+
+    def add_edge(self, start_key: str | list[str], end_key: str) -> StateGraph[StateT, ContextT]:
+        """Adds an edge; a list of sources makes `end_key` wait for all of them."""
+        if self.compiled:
+            logger.warning(
+                "Adding an edge to a graph that has already been compiled. This will "
+                "not be reflected in the compiled graph."
+            )
+        if isinstance(start_key, str):
+            if start_key == END:
+                raise ValueError("END cannot be a start node")
+            if end_key == START:
+                raise ValueError("START cannot be an end node")
+            self.edges.add((start_key, end_key))
+            return self
+        for start in start_key:
+            if start == END:
+                raise ValueError("END cannot be a start node")
+            if start not in self.nodes:
+                raise ValueError(f"Need to add_node `{start}` first")
+        if end_key == START:
+            raise ValueError("START cannot be an end node")
+        if end_key != END and end_key not in self.nodes:
+            raise ValueError(f"Need to add_node `{end_key}` first")
+        self.waiting_edges.add((tuple(start_key), end_key))
+        return self
+
+    def add_conditional_edges(
+        self,
+        source: str,
+        path: Callable[..., Any] | Runnable[Any, Any],
+        path_map: dict[Hashable, str] | list[str] | None = None,
+    ) -> StateGraph[StateT, ContextT]:
+        """Routes from `source` to the node(s) `path` returns (mapped through `path_map`)."""
+        if self.compiled:
+            logger.warning(
+                "Adding an edge to a graph that has already been compiled. This will "
+                "not be reflected in the compiled graph."
+            )
+        name = (path.get_name() if isinstance(path, Runnable)
+                else getattr(path, "__name__", None)) or "condition"
+        branches = self.branches.setdefault(source, {})
+        if name in branches:
+            raise ValueError(f"Branch with name `{name}` already exists for node `{source}`")
+        if isinstance(path_map, dict):
+            ends: dict[Hashable, str] | None = dict(path_map)
+        elif isinstance(path_map, list):
+            ends = {n: n for n in path_map}
+        else:
+            ends = _ends_from_return_hint(path)
+        branches[name] = BranchSpec(path, ends)
+        return self
+
+    def add_sequence(self, nodes: Sequence[Any]) -> StateGraph[StateT, ContextT]:
+        """Adds nodes chained one after the other."""
+        if len(nodes) < 1:
+            raise ValueError("Sequence requires at least one node.")
+        previous = None
+        for item in nodes:
+            if isinstance(item, tuple) and len(item) == 2:
+                name, action = item
+            else:
+                name, action = _node_name(item), item
+            if name in self.nodes:
+                raise ValueError(
+                    f"Node names must be unique: node with the name '{name}' already exists. "
+                    "If you need to use two different runnables/callables with the same name "
+                    "(for example, using `lambda`), please provide them as tuples "
+                    "(name, runnable/callable)."
+                )
+            self.add_node(name, action)
+            if previous is not None:
+                self.add_edge(previous, name)
+            previous = name
+        return self
+
+    def set_entry_point(self, key: str) -> StateGraph[StateT, ContextT]:
+        return self.add_edge(START, key)
+
+    def set_conditional_entry_point(
+        self, path: Callable[..., Any] | Runnable[Any, Any],
+        path_map: dict[Hashable, str] | list[str] | None = None,
+    ) -> StateGraph[StateT, ContextT]:
+        return self.add_conditional_edges(START, path, path_map)
+
+    def set_finish_point(self, key: str) -> StateGraph[StateT, ContextT]:
+        return self.add_edge(key, END)
+
+    def compile(
+        self,
+        checkpointer: Any = None,
+        *,
+        cache: Any = None,
+        store: Any = None,
+        interrupt_before: Sequence[str] | Literal["*"] | None = None,
+        interrupt_after: Sequence[str] | Literal["*"] | None = None,
+        debug: bool = False,
+        name: str | None = None,
+    ) -> CompiledStateGraph:
+        """Validates the graph and compiles it into a runnable graph."""
+        before = ["*"] if interrupt_before == "*" else list(interrupt_before or ())
+        after = ["*"] if interrupt_after == "*" else list(interrupt_after or ())
+        node_specs = []
+        for spec in self.nodes.values():
+            ends = spec.destinations
+            if isinstance(ends, dict):
+                ends = tuple(ends)
+            node_specs.append((spec.name, spec.defer, list(ends or ())))
+        branches = [
+            (source, name, list(b.ends.values()) if b.ends is not None else None)
+            for source, by_name in self.branches.items()
+            for name, b in by_name.items()
+        ]
+        plan = GraphPlan(
+            [(k.name, k.reducer is not None) for k in self.keys.values()],
+            node_specs,
+            sorted(self.edges),
+            [(list(s), e) for s, e in sorted(self.waiting_edges)],
+            branches,
+            before,
+            after,
+        )
+        self.compiled = True
+        return CompiledStateGraph(self, plan, name=name or "LangGraph", store=store,
+                                  checkpointer=checkpointer, debug=debug)
+
+
+def _ends_from_return_hint(path: Any) -> dict[Hashable, str] | None:
+    fn = getattr(path, "func", None) or path
+    try:
+        hint = get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    if hint is not None and get_origin(hint) is Literal:
+        return {name: name for name in get_args(hint)}
+    return None
+
+
+class NodeRunner:
+    """How one node is called: its input keys, injected parameters and retry policy."""
+
+    def __init__(self, spec: NodeSpec, key_ids: dict[str, int]) -> None:
+        self.name = spec.name
+        self.action = spec.action
+        self.metadata = spec.metadata
+        self.is_runnable = isinstance(spec.action, Runnable)
+        self.is_subgraph = isinstance(spec.action, CompiledStateGraph)
+        fn = spec.action if not self.is_runnable else None
+        self.is_async = fn is not None and (
+            inspect.iscoroutinefunction(fn)
+            or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+        )
+        self.inject = tuple(p for p in _INJECTABLE if fn is not None and _accepts(fn, p))
+        input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
+        self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
+        self.coerce = make_coercer(spec.input_schema)
+        policy = spec.retry_policy
+        self.retry: tuple[RetryPolicy, ...] = (
+            () if policy is None else (policy,) if isinstance(policy, RetryPolicy)
+            else tuple(policy)
+        )
+
+    def read_input(self, run: Any) -> Any:
+        values = run.read(self.input_ids)
+        return self.coerce(values) if self.coerce is not None else values
+
+    def call(self, task: Task, graph_run: GraphRun) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._call_once(task)
+            except Exception as exc:
+                policy = next((p for p in self.retry if p.should_retry(exc)), None)
+                if policy is None or attempt >= policy.max_attempts:
+                    raise
+                time.sleep(policy.delay(attempt))
+
+    def _call_once(self, task: Task) -> Any:
+        config = task.config
+        token = var_child_runnable_config.set(config)
+        try:
+            if self.is_runnable:
+                try:
+                    return self.action.invoke(task.input, config)
+                except ParentCommand as e:
+                    if self.is_subgraph:
+                        command = e.args[0]
+                        return Command(update=command.update, goto=command.goto,
+                                       resume=command.resume)
+                    raise
+            kwargs = {}
+            for param in self.inject:
+                if param == "config":
+                    kwargs["config"] = config
+                elif param == "writer":
+                    kwargs["writer"] = config["configurable"]["__pregel_runtime"].stream_writer
+                elif param == "runtime":
+                    kwargs["runtime"] = config["configurable"]["__pregel_runtime"]
+                elif param == "store":
+                    kwargs["store"] = config["configurable"]["__pregel_runtime"].store
+            result = self.action(task.input, **kwargs)
+            if self.is_async or inspect.isawaitable(result):
+                result = asyncio.run(_await(result))
+            return result
+        finally:
+            var_child_runnable_config.reset(token)
+
+
+def _stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgraphs: bool,
+                 nodes: Sequence[str] | None) -> StreamSpec:
+    if nodes is None:
+        return StreamSpec(modes, subgraphs)
+    if isinstance(nodes, str):
+        nodes = [nodes]
+    own: set[str] = set()
+    inner: dict[str, set[str] | None] = {}
+    for path in nodes:
+        head, _, rest = path.partition("/")
+        runner = graph.runners.get(head)
+        if runner is None:
+            raise ValueError(
+                f"Unknown node {path!r} in nodes=: this graph's nodes are "
+                f"{', '.join(repr(n) for n in graph.runners)}"
+            )
+        if not rest:
+            own.add(head)
+            continue
+        if not runner.is_subgraph:
+            raise ValueError(f"Unknown node {path!r} in nodes=: {head!r} is not a subgraph")
+        runner.action._check_nodes([rest])
+        inner.setdefault(head, set()).add(rest)
+    resolved = {name: (None if name in own else frozenset(v)) for name, v in inner.items()}
+    for name in own:
+        if graph.runners[name].is_subgraph:
+            resolved[name] = None
+    return StreamSpec(modes, subgraphs or bool(inner), frozenset(own), resolved)
+
+
+class CompiledStateGraph(Runnable[Any, Any]):
+    """A compiled `StateGraph`: run it with `invoke` or `stream`."""
+
+    stream_mode = "updates"
+
+    def __init__(self, builder: StateGraph, plan: GraphPlan, *, name: str, store: Any,
+                 checkpointer: Any, debug: bool) -> None:
+        self.builder = builder
+        self.plan = plan
+        self.name = name
+        self.store = store
+        self.checkpointer = checkpointer
+        self.debug = debug
+        keys = list(builder.keys.values())
+        self.key_ids = {k.name: i for i, k in enumerate(keys)}
+        self.key_names = [k.name for k in keys]
+        self.reducers = [k.reducer for k in keys]
+        self._start = [k.start for k in keys]
+        self.output_keys = [k.name for k in read_schema(builder.output_schema)]
+        self.output_key_set = frozenset(self.key_ids)
+        self.input_key_set = frozenset(k.name for k in read_schema(builder.input_schema))
+        self.node_names = plan.node_names
+        self.triggers = [plan.trigger_names(i) for i in range(len(self.node_names))]
+        self.runners = {name: NodeRunner(spec, self.key_ids)
+                        for name, spec in builder.nodes.items()}
+        self.node_ids = {name: plan.node_id(name) for name in self.node_names}
+        self.branches = {
+            source: list(by_name.items()) for source, by_name in builder.branches.items()
+        }
+        self.state_coerce = make_coercer(builder.state_schema)
+        self.defaults = schema_defaults(builder.state_schema)
+
+    # -- what the run loop asks of the graph -------------------------------------------------
+
+    def start_values(self) -> list[Any]:
+        return [start() if start is not None else None for start in self._start]
+
+    def map_input(self, value: Any) -> Any:
+        pairs = input_as_pairs(value)
+        if pairs is None:
+            raise InvalidUpdateError(
+                create_error_message(
+                    message=f"Expected dict, got {value}",
+                    error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+                )
+            )
+        return {k: v for k, v in pairs if k in self.input_key_set}
+
+    def output_writes(self, node: str, output: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
+        """Turns a node's return value into engine writes and `(key, value)` state writes."""
+        writes: list[Any] = []
+        pairs: list[tuple[str, Any]] = []
+        self._collect_writes(node, output, writes, pairs)
+        return writes, pairs
+
+    def _collect_writes(self, node: str, output: Any, writes: list[Any],
+                        pairs: list[tuple[str, Any]]) -> None:
+        if output is None:
+            return
+        key_ids = self.key_ids
+        if isinstance(output, dict):
+            for k, v in output.items():
+                if k in key_ids:
+                    writes.append((WRITE_KEY, key_ids[k], v))
+                    pairs.append((k, v))
+        elif isinstance(output, Command):
+            if output.graph == Command.PARENT:
+                raise ParentCommand(output)
+            for k, v in update_as_pairs(output.update):
+                if k in key_ids:
+                    writes.append((WRITE_KEY, key_ids[k], v))
+                    pairs.append((k, v))
+            goto = output.goto
+            if isinstance(goto, (str, Send)):
+                goto = [goto]
+            self._route(node, list(goto), writes, "Command")
+        elif isinstance(output, (list, tuple)) and output and any(
+            isinstance(i, Command) for i in output
+        ):
+            for item in output:
+                self._collect_writes(node, item, writes, pairs)
+        elif schema_hints(type(output)) and not isinstance(output, (str, bytes)):
+            for k, v in update_as_pairs(output):
+                if k in key_ids:
+                    writes.append((WRITE_KEY, key_ids[k], v))
+                    pairs.append((k, v))
+        else:
+            raise InvalidUpdateError(
+                create_error_message(
+                    message=f"Expected dict, got {output}",
+                    error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+                )
+            )
+
+    def _route(self, source: str, destinations: list[Any], writes: list[Any],
+               via: str) -> None:
+        for dest in destinations:
+            if isinstance(dest, Send):
+                if dest.node == END:
+                    raise InvalidUpdateError("Cannot send a packet to the END node")
+                node_id = self.node_ids.get(dest.node)
+                if node_id is None or dest.node == START:
+                    raise InvalidUpdateError(
+                        f"{via} at node '{source}' sent a packet to unknown node "
+                        f"'{dest.node}'; the graph's nodes are: {', '.join(self.runners)}"
+                    )
+                writes.append((WRITE_SEND, node_id, dest.arg))
+            elif dest == END:
+                continue
+            elif dest is None or dest == START:
+                raise ValueError("Branch did not return a valid destination")
+            else:
+                node_id = self.node_ids.get(dest)
+                if node_id is None:
+                    raise InvalidUpdateError(
+                        f"{via} at node '{source}' routed to unknown node '{dest}'; "
+                        f"the graph's nodes are: {', '.join(self.runners)}"
+                    )
+                writes.append((WRITE_GOTO, node_id, None))
+
+    def branch_writes(self, task: Task, run: Any, writes: list[Any]) -> None:
+        """Evaluates the conditional edges leaving `task`'s node, against the state as it
+        would be with this task's writes (and only this task's) applied."""
+        branches = self.branches.get(task.name)
+        if not branches:
+            return
+        state = run.read(None)
+        for kind, key, value in list(writes):
+            if kind != WRITE_KEY:
+                continue
+            name = self.key_names[key]
+            reducer = self.reducers[key]
+            state[name] = reducer(state[name], value) if reducer and name in state else value
+        if self.state_coerce is not None:
+            state = self.state_coerce(state)
+        token = var_child_runnable_config.set(task.config)
+        try:
+            for _name, branch in branches:
+                self._route(task.name, branch.route(state, task.config), writes, "Branch")
+        finally:
+            var_child_runnable_config.reset(token)
+
+    def _check_nodes(self, nodes: Sequence[str]) -> None:
+        _stream_spec(self, frozenset(), False, nodes)
+
+    # -- the public API ---------------------------------------------------------------------
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return name or self.name
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - Runnable's name
+        return self.builder.input_schema
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 - Runnable's name
+        return self.builder.output_schema
+
+    def stream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str | Sequence[str] | None = None,
+        print_mode: str | Sequence[str] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        durability: Any = None,
+        subgraphs: bool = False,
+        debug: bool | None = None,
+        version: Literal["v1", "v2"] = "v1",
+        nodes: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Runs the graph, yielding what `stream_mode` asks for as it happens.
+
+        `nodes=` (ferrograph) keeps only items from those nodes, and is applied where items
+        are produced: a model in a node nobody listens to is not asked to stream at all.
+        """
+        if stream_mode is None:
+            stream_mode = self.stream_mode
+        single = isinstance(stream_mode, str)
+        modes = [stream_mode] if single else list(stream_mode)
+        for mode in modes:
+            if mode not in MODE_IDS:
+                raise ValueError(
+                    f"Invalid stream_mode {mode!r}: expected one of "
+                    f"{', '.join(repr(m) for m in MODE_IDS)}"
+                )
+        if version not in ("v1", "v2"):
+            raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
+        config = ensure_config(config)
+        if output_keys is not None and isinstance(output_keys, str):
+            output_keys = [output_keys]
+        spec = _stream_spec(self, frozenset(modes), subgraphs, nodes)
+        if tags is not None:
+            spec.tags = frozenset([tags] if isinstance(tags, str) else tags)
+        run = GraphRun(self, input, config, spec, context=context, output_keys=output_keys)
+        return self._format(run, modes, single, subgraphs, version)
+
+    def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,
+                version: str) -> Iterator[Any]:
+        wanted = frozenset(modes)
+        for ns, mode, item in run:
+            if mode not in wanted or (ns and not subgraphs):
+                continue
+            if version == "v2":
+                yield {"type": mode, "ns": ns, "data": item}
+            elif subgraphs:
+                yield (ns, item) if single else (ns, mode, item)
+            else:
+                yield item if single else (mode, item)
+
+    def invoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str = "values",
+        output_keys: str | Sequence[str] | None = None,
+        version: Literal["v1", "v2"] = "v1",
+        **kwargs: Any,
+    ) -> Any:
+        """Runs the graph to the end and returns its final state (output keys only)."""
+        config = ensure_config(config)
+        parent = config.get("configurable", {}).get("__pregel_stream")
+        parent_task = config.get("configurable", {}).get("__pregel_task")
+        single_key = isinstance(output_keys, str)
+        keys = [output_keys] if single_key else output_keys
+        if stream_mode != "values":
+            return list(self.stream(input, config, context=context, stream_mode=stream_mode,
+                                    output_keys=keys, **kwargs))
+        if parent is not None and parent_task is not None:
+            result = self._invoke_nested(input, config, parent, parent_task, keys)
+        else:
+            run = GraphRun(self, input, config, StreamSpec(frozenset()), context=context,
+                           output_keys=keys)
+            for _ in run:
+                pass
+            result = run.final_values
+            if run.interrupted:
+                result = {**result, "__interrupt__": []}
+        if single_key:
+            return result.get(output_keys)
+        return result
+
+    def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                       parent_task: Task, keys: Sequence[str] | None) -> Any:
+        """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
+        configurable = {k: v for k, v in config.get("configurable", {}).items()
+                        if k not in ("__pregel_stream", "__pregel_task")}
+        config = {**config, "configurable": configurable}
+        namespace = (*parent.namespace, f"{parent_task.name}:{parent_task.id}")
+        if parent.spec.forwards(parent_task.name):
+            inner = parent.spec.inner.get(parent_task.name)
+            spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags)
+            producer = parent.channel.producer(parent_task.node_id, parent_task.index)
+        else:
+            spec, producer = StreamSpec(frozenset()), None
+        run = GraphRun(self, input, config, spec, namespace=namespace,
+                       context=parent.context, output_keys=keys)
+        for item in run:
+            if producer is not None:
+                producer.push(MODE_FORWARD, item)
+        return run.final_values
+
+    def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
+                  ) -> DrawableGraph:
+        """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`)."""
+        graph = DrawableGraph()
+        start = graph.add_node(None, START)
+        nodes = {START: start}
+        for name, spec in self.builder.nodes.items():
+            nodes[name] = graph.add_node(spec.action, name, metadata=spec.metadata or None)
+        end = graph.add_node(None, END)
+        nodes[END] = end
+        for source, target in sorted(self.builder._all_edges):
+            graph.add_edge(nodes[source], nodes[target])
+        for source, by_name in self.builder.branches.items():
+            for branch in by_name.values():
+                if branch.ends is not None:
+                    for label, target in branch.ends.items():
+                        data = str(label) if label != target else None
+                        graph.add_edge(nodes[source], nodes[target], data, conditional=True)
+                else:
+                    for target in [*self.builder.nodes, END]:
+                        if target != source:
+                            graph.add_edge(nodes[source], nodes[target], conditional=True)
+        for name, spec in self.builder.nodes.items():
+            ends = spec.destinations
+            items = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
+            for target, label in items:
+                graph.add_edge(nodes[name], nodes[target],
+                               label if label != target else None, conditional=True)
+        return graph
+
+
+__all__ = ["StateGraph", "CompiledStateGraph", "GraphRecursionError"]

@@ -1,0 +1,1 @@
+"""The run loop: supersteps over the Rust scheduler, streaming through the chunk channel."""

@@ -1,0 +1,456 @@
+"""One run of a compiled graph: the superstep loop around the Rust scheduler.
+
+The Rust `Run` decides which tasks run in each step and applies their writes; this module
+runs the tasks (inline, or on worker threads when several run at once or one streams live),
+and turns what they produce into stream items. Everything produced off the consumer thread
+(tokens, custom items, task completions, subgraph items) travels through one bounded
+`ChunkChannel`, drained a batch at a time.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables.config import var_child_runnable_config
+
+from ferrograph._core import ChannelClosed, ChunkChannel, ConcurrentUpdate, OutOfSteps, Run
+from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.constants import END, START
+from ferrograph.errors import (
+    ErrorCode,
+    GraphRecursionError,
+    InvalidUpdateError,
+    ParentCommand,
+    create_error_message,
+)
+from ferrograph.pregel._executor import DEFAULT_POOL
+from ferrograph.pregel._messages import MODE_MESSAGES, TaskMessages, iter_messages
+from ferrograph.runtime import Runtime
+from ferrograph.types import Command, Send
+
+if TYPE_CHECKING:
+    from ferrograph.graph.state import CompiledStateGraph, NodeRunner
+
+# Stream modes as the chunk channel numbers them.
+MODE_VALUES = 0
+MODE_UPDATES = 1
+MODE_CUSTOM = 3
+MODE_TASKS = 4
+MODE_DEBUG = 5
+MODE_DONE = 7
+"""Internal: a task finished (payload: its outcome)."""
+MODE_FORWARD = 8
+"""Internal: an item from a subgraph (payload: `(namespace, mode, item)`)."""
+
+MODE_IDS = {
+    "values": MODE_VALUES,
+    "updates": MODE_UPDATES,
+    "messages": MODE_MESSAGES,
+    "custom": MODE_CUSTOM,
+    "tasks": MODE_TASKS,
+    "debug": MODE_DEBUG,
+    "checkpoints": 6,
+}
+MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
+
+CONTROL_NODE = 0xFFFF_FFFF
+"""Node id of the run's own producer (task completions), always subscribed."""
+
+WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
+CHANNEL_CAPACITY = 4096
+DRAIN_BATCH = 1024
+
+
+@dataclass(slots=True)
+class StreamSpec:
+    """What the consumer asked for, resolved against one graph."""
+
+    modes: frozenset[str]
+    subgraphs: bool = False
+    nodes: frozenset[str] | None = None
+    """Subscribed node names of this graph (None: all)."""
+    inner: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """For subgraph nodes: the filter their own run applies (None: all of its nodes)."""
+    tags: frozenset[str] | None = None
+
+    def wants(self, mode: str, node: str) -> bool:
+        return mode in self.modes and (self.nodes is None or node in self.nodes)
+
+    def forwards(self, node: str) -> bool:
+        """Whether the run of subgraph node `node` streams its own items to this run."""
+        return self.subgraphs and bool(self.modes) and (
+            self.nodes is None or node in self.nodes or node in self.inner
+        )
+
+
+@dataclass(slots=True)
+class Task:
+    index: int
+    node_id: int
+    name: str
+    id: str
+    path: tuple[Any, ...]
+    triggers: tuple[str, ...]
+    input: Any
+    config: dict[str, Any]
+    runner: NodeRunner | None
+    messages: TaskMessages | None = None
+    writes: list[tuple[int, int, Any]] = field(default_factory=list)
+    update: Any = None
+    """The `updates`-mode payload of this task."""
+    result_writes: list[tuple[str, Any]] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+class GraphRun:
+    """Runs `graph` on `input` and yields `(namespace, mode, item)` for the modes in `spec`."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        input: Any,
+        config: dict[str, Any],
+        spec: StreamSpec,
+        *,
+        namespace: tuple[str, ...] = (),
+        context: Any = None,
+        output_keys: Sequence[str] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.input = input
+        self.config = config
+        self.spec = spec
+        self.namespace = namespace
+        self.context = context
+        self.output_keys = list(output_keys) if output_keys is not None else graph.output_keys
+        self.output_ids = [graph.key_ids[k] for k in self.output_keys]
+        self.output_id_set = frozenset(self.output_ids)
+        limit = config.get("recursion_limit", 25)
+        if not isinstance(limit, int) or limit < 1:
+            raise ValueError("recursion_limit must be at least 1")
+        self.recursion_limit = limit
+        self.max_concurrency = config.get("max_concurrency") or None
+        self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
+        self.channel: ChunkChannel | None = None
+        self.final_values: dict[str, Any] = {}
+        self.interrupted = False
+        self._base_configurable = {
+            k: v for k, v in config.get("configurable", {}).items()
+            if not k.startswith("__pregel_")
+        }
+        self._user_callbacks = _without_our_handlers(config.get("callbacks"))
+
+    # -- stream plumbing -------------------------------------------------------------------
+
+    def _open_channel(self) -> ChunkChannel:
+        graph = self.graph
+        spec = self.spec
+        if spec.nodes is None:
+            node_ids = None
+        else:
+            node_ids = [graph.plan.node_id(n) for n in {*spec.nodes, *spec.inner}]
+            node_ids.append(CONTROL_NODE)
+        modes = (1 << MODE_DONE) | (1 << MODE_FORWARD)
+        for mode in spec.modes:
+            modes |= 1 << MODE_IDS[mode]
+        return ChunkChannel(CHANNEL_CAPACITY, node_ids, modes)
+
+    def _emit(self, mode: str, item: Any) -> tuple[tuple[str, ...], str, Any]:
+        return (self.namespace, mode, item)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[tuple[str, ...], str, Any]]:
+        channel = self.channel = self._open_channel()
+        control = channel.producer(CONTROL_NODE, 0)
+        try:
+            yield from self._steps(channel, control)
+        finally:
+            # Wakes and fails every producer still running (a consumer that stopped early,
+            # or a failed step): their models stop streaming instead of blocking forever.
+            channel.close()
+
+    def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
+        graph = self.graph
+        spec = self.spec
+        run = self.run
+        while True:
+            try:
+                planned = run.next_tasks()
+            except OutOfSteps:
+                raise GraphRecursionError(
+                    create_error_message(
+                        message=f"Recursion limit of {self.recursion_limit} reached without "
+                        "hitting a stop condition. You can increase the limit by setting the "
+                        "`recursion_limit` config key.",
+                        error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+                    )
+                ) from None
+            if not planned:
+                break
+            step = run.step
+            tasks = [self._make_task(i, node_id, push, arg, step)
+                     for i, (node_id, push, arg) in enumerate(planned)]
+            visible = [t for t in tasks if t.node_id != 0]
+            if any(graph.plan.interrupts_before(t.node_id) for t in visible):
+                self.interrupted = True
+                yield from self._interrupt_items()
+                return
+            yield from self._task_start_items(visible, step)
+            yield from self._execute(tasks, channel, control, step)
+            try:
+                written = run.apply([(t.index, t.writes) for t in tasks])
+            except ConcurrentUpdate as e:
+                raise InvalidUpdateError(
+                    create_error_message(
+                        message=f"At key '{e.args[0]}': Can receive only one value per step. "
+                        "Use an Annotated key to handle multiple values.",
+                        error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
+                    )
+                ) from None
+            if "values" in spec.modes and self.output_id_set.intersection(written):
+                if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
+                    yield self._emit("values", run.read(self.output_ids))
+            if any(graph.plan.interrupts_after(t.node_id) for t in visible):
+                self.interrupted = True
+                yield from self._interrupt_items()
+                return
+        self.final_values = run.read(self.output_ids)
+
+    def _interrupt_items(self) -> Iterator[Any]:
+        self.final_values = self.run.read(self.output_ids)
+        if "updates" in self.spec.modes:
+            yield self._emit("updates", {"__interrupt__": ()})
+
+    def _task_start_items(self, tasks: list[Task], step: int) -> Iterator[Any]:
+        spec = self.spec
+        if "tasks" not in spec.modes and "debug" not in spec.modes:
+            return
+        for t in tasks:
+            payload = {"id": t.id, "name": t.name, "input": t.input, "triggers": t.triggers}
+            if spec.wants("tasks", t.name):
+                yield self._emit("tasks", payload)
+            if spec.wants("debug", t.name):
+                yield self._emit("debug", _debug("task", step, payload))
+
+    def _task_end_items(self, t: Task, step: int) -> Iterator[Any]:
+        spec = self.spec
+        if t.node_id == 0:
+            return
+        if spec.wants("updates", t.name):
+            yield self._emit("updates", {t.name: t.update})
+        if "tasks" in spec.modes or "debug" in spec.modes:
+            payload = {
+                "id": t.id,
+                "name": t.name,
+                "error": None,
+                "result": _result_dict(t.result_writes),
+                "interrupts": [],
+            }
+            if spec.wants("tasks", t.name):
+                yield self._emit("tasks", payload)
+            if spec.wants("debug", t.name):
+                yield self._emit("debug", _debug("task_result", step, payload))
+
+    def _streams_live(self, t: Task) -> bool:
+        """Whether a task produces items while it runs (so it must not run on this thread)."""
+        return t.messages is not None or (
+            t.runner is not None
+            and (self.spec.wants("custom", t.name)
+                 or (t.runner.is_subgraph and self.spec.forwards(t.name)))
+        )
+
+    def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
+                 step: int) -> Iterator[Any]:
+        if len(tasks) == 1 and not self._streams_live(tasks[0]):
+            t = tasks[0]
+            self._run_task(t)
+            if t.error is not None:
+                raise t.error
+            yield from self._task_end_items(t, step)
+            return
+
+        pending = len(tasks)
+        queue = list(reversed(tasks))
+        limit = self.max_concurrency or pending
+        running = 0
+
+        def launch(t: Task) -> None:
+            def work() -> None:
+                self._run_task(t)
+                try:
+                    control.push(MODE_DONE, t)
+                except ChannelClosed:
+                    pass  # the consumer is gone; nothing is waiting for this task
+
+            DEFAULT_POOL.submit(work)
+
+        while queue and running < limit:
+            launch(queue.pop())
+            running += 1
+        while pending:
+            batch = channel.drain(DRAIN_BATCH, None)
+            if batch is None:
+                raise RuntimeError("the stream channel closed while tasks were running")
+            for _task_key, mode, payload in batch:
+                if mode == MODE_DONE:
+                    pending -= 1
+                    running -= 1
+                    if payload.error is not None:
+                        raise payload.error
+                    yield from self._task_end_items(payload, step)
+                    if queue:
+                        launch(queue.pop())
+                        running += 1
+                elif mode == MODE_FORWARD:
+                    yield payload  # already (namespace, mode, item)
+                else:
+                    yield (self.namespace, MODE_NAMES[mode], payload)
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _make_task(self, index: int, node_id: int, push: int | None, arg: Any,
+                   step: int) -> Task:
+        graph = self.graph
+        name = graph.node_names[node_id]
+        task_id = str(uuid.uuid4())
+        if push is None:
+            path: tuple[Any, ...] = ("__pregel_pull", name)
+            triggers = graph.triggers[node_id]
+        else:
+            path = ("__pregel_push", push, False)
+            triggers = ("__pregel_push",)
+        runner = graph.runners.get(name)
+        if node_id == 0:
+            task_input = self.input
+        elif push is not None:
+            task_input = arg
+        else:
+            task_input = runner.read_input(self.run)
+        checkpoint_ns = f"{name}:{task_id}"
+        if self.namespace:
+            checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
+        metadata = {
+            **self.config.get("metadata", {}),
+            **(runner.metadata if runner is not None else {}),
+            "langgraph_step": step,
+            "langgraph_node": name,
+            "langgraph_triggers": triggers,
+            "langgraph_path": path,
+            "langgraph_checkpoint_ns": checkpoint_ns,
+        }
+        task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
+        callbacks = self._user_callbacks
+        if runner is not None and self.spec.wants("messages", name):
+            seen = {m.id for m in iter_messages(task_input) if m.id is not None}
+            producer = self.channel.producer(node_id, index, step)
+            task.messages = TaskMessages(producer, seen, self.spec.tags)
+            callbacks = [*(callbacks or ()), task.messages]
+        writer = self._writer_for(task) if runner is not None else _discard
+        runtime = Runtime(context=self.context, stream_writer=writer,
+                          store=getattr(graph, "store", None))
+        task.config = {
+            **self.config,
+            "metadata": metadata,
+            "callbacks": callbacks,
+            "configurable": {
+                **self._base_configurable,
+                "checkpoint_ns": checkpoint_ns,
+                CONFIG_KEY_RUNTIME: runtime,
+                "__pregel_task_id": task_id,
+                "__pregel_stream": self if self.spec.modes else None,
+                "__pregel_task": task,
+            },
+        }
+        return task
+
+    def _writer_for(self, task: Task) -> Callable[[Any], None]:
+        if not self.spec.wants("custom", task.name):
+            return _discard
+        producer = self.channel.producer(task.node_id, task.index)
+
+        def write(item: Any) -> None:
+            producer.push(MODE_CUSTOM, item)
+
+        return write
+
+    def _run_task(self, t: Task) -> None:
+        """Runs a task to completion, recording its writes or its error (never raises)."""
+        try:
+            if t.node_id == 0:
+                output = self.graph.map_input(t.input)
+                updates = output
+            else:
+                output = t.runner.call(t, self)
+                updates = output
+            writes, result_writes = self.graph.output_writes(t.name, updates)
+            t.result_writes = result_writes
+            t.update = _update_payload(result_writes, self.graph.output_key_set)
+            t.writes = writes
+            self.graph.branch_writes(t, self.run, writes)
+            if t.messages is not None:
+                t.messages.emit_output(output, t.config["metadata"])
+        except ParentCommand as e:
+            t.error = e
+        except BaseException as e:  # noqa: BLE001 - reported to the consumer as is
+            t.error = e
+
+
+def _update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str]) -> Any:
+    """The `updates`-mode value of one task: its writes to output keys (None: no writes)."""
+    writes = [(k, v) for k, v in result_writes if k in keys]
+    if not writes:
+        return None
+    names = [k for k, _ in writes]
+    if len(set(names)) == len(names):
+        return dict(writes)
+    return [{k: v} for k, v in writes]
+
+
+def _result_dict(writes: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in writes:
+        if key in result:
+            existing = result[key]
+            if isinstance(existing, dict) and "$writes" in existing:
+                existing["$writes"].append(value)
+            else:
+                result[key] = {"$writes": [existing, value]}
+        else:
+            result[key] = value
+    return result
+
+
+def _debug(kind: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "step": step,
+        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "type": kind,
+        "payload": payload,
+    }
+
+
+def _discard(_: Any) -> None:
+    pass
+
+
+def _without_our_handlers(callbacks: Any) -> Any:
+    """The user's callbacks, without streaming handlers of an enclosing ferrograph run."""
+    if callbacks is None:
+        return None
+    if isinstance(callbacks, list):
+        kept = [h for h in callbacks if not isinstance(h, TaskMessages)]
+        return kept or None
+    handlers = getattr(callbacks, "handlers", None)
+    if handlers is not None and any(isinstance(h, TaskMessages) for h in handlers):
+        manager = callbacks.copy()
+        for h in list(manager.handlers):
+            if isinstance(h, TaskMessages):
+                manager.remove_handler(h)
+        return manager
+    return callbacks

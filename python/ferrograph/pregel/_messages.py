@@ -1,0 +1,139 @@
+"""Capturing chat-model tokens and node output messages for `messages` mode.
+
+One handler is made per task, and only for tasks whose node someone subscribed to: a model
+in any other node never sees it, so it takes its non-streaming path and its tokens never
+become Python objects. The handler derives from langchain-core's streaming handler marker,
+which is what makes a chat model's plain `invoke` stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields, is_dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
+from pydantic import BaseModel
+
+from ferrograph.constants import TAG_NOSTREAM
+
+try:
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler
+except ImportError:  # older langchain-core: chat models then stream only when asked to
+    _StreamingCallbackHandler = object  # type: ignore[assignment,misc]
+
+if TYPE_CHECKING:
+    from ferrograph._core import ChunkProducer
+
+MODE_MESSAGES = 2
+
+
+def _top_level_values(obj: Any) -> Sequence[Any]:
+    if isinstance(obj, dict):
+        return list(obj.values())
+    if isinstance(obj, BaseModel):
+        return [getattr(obj, k) for k in type(obj).model_fields]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return [getattr(obj, f.name) for f in fields(obj)]
+    return ()
+
+
+def iter_messages(obj: Any) -> list[BaseMessage]:
+    """Messages held by a node's input or output: top-level values and lists of them."""
+    if isinstance(obj, BaseMessage):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [m for m in obj if isinstance(m, BaseMessage)]
+    found = []
+    for value in _top_level_values(obj):
+        if isinstance(value, BaseMessage):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(m for m in value if isinstance(m, BaseMessage))
+    return found
+
+
+def _filter_user_tags(tags: list[str] | None) -> list[str] | None:
+    kept = [t for t in tags or () if not t.startswith("seq:step")]
+    return kept or None
+
+
+class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
+    """Streams one task's chat-model tokens and output messages into the chunk channel."""
+
+    run_inline = True  # called on the producing thread: no extra hop per token
+    raise_error = True  # a closed stream must stop the model, not be logged and ignored
+
+    def __init__(self, producer: ChunkProducer, seen: set[str],
+                 tags: frozenset[str] | None = None) -> None:
+        self.producer = producer
+        self.tags = tags
+        """Only model calls carrying one of these tags stream (None: every call)."""
+        self.seen = seen
+        """Ids of messages not to emit again: the node's input and what was streamed."""
+        self._runs: dict[UUID, dict[str, Any]] = {}
+
+    def emit(self, message: BaseMessage, metadata: dict[str, Any], *, dedupe: bool) -> None:
+        if dedupe and message.id in self.seen:
+            return
+        if message.id is None:
+            message.id = str(uuid4())
+        self.seen.add(message.id)
+        self.producer.push(MODE_MESSAGES, (message, metadata))
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[BaseMessage]],
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if metadata is None or (tags and TAG_NOSTREAM in tags):
+            return
+        if self.tags is not None and self.tags.isdisjoint(tags or ()):
+            return
+        if (user_tags := _filter_user_tags(tags)) is not None:
+            metadata["tags"] = user_tags
+        self._runs[run_id] = metadata
+
+    def on_llm_new_token(
+        self,
+        token: str,
+        *,
+        chunk: ChatGenerationChunk | None = None,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(chunk, ChatGenerationChunk) and (metadata := self._runs.get(run_id)):
+            self.emit(chunk.message, metadata, dedupe=False)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        metadata = self._runs.pop(run_id, None)
+        if metadata is not None and response.generations and response.generations[0]:
+            generation = response.generations[0][0]
+            if isinstance(generation, ChatGeneration):
+                self.emit(generation.message, metadata, dedupe=True)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._runs.pop(run_id, None)
+
+    def emit_output(self, output: Any, metadata: dict[str, Any]) -> None:
+        """Emits the messages a node returned that were neither its input nor streamed.
+
+        With a `tags=` filter only tagged model calls stream, so node outputs are left out."""
+        from ferrograph.types import Command
+
+        if self.tags is not None:
+            return
+        updates = output if isinstance(output, (list, tuple)) else [output]
+        for update in updates:
+            if isinstance(update, Command):
+                update = update.update
+            for message in iter_messages(update):
+                self.emit(message, metadata, dedupe=True)

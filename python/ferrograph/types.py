@@ -1,0 +1,183 @@
+"""Values users hand to the graph or get back from it: routing, retries, stream parts."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
+
+StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
+"""What `stream()` emits; see README for each mode's item shape."""
+
+StreamWriter = Callable[[Any], None]
+"""Callable a node receives (as its `writer` parameter) to emit `custom` stream items."""
+
+All = Literal["*"]
+
+
+class Send:
+    """Run `node` in the next step with `arg` as its whole input (map-reduce fan-out)."""
+
+    __slots__ = ("node", "arg")
+
+    def __init__(self, /, node: str, arg: Any) -> None:
+        self.node = node
+        self.arg = arg
+
+    def __hash__(self) -> int:
+        return hash((self.node, self.arg))
+
+    def __repr__(self) -> str:
+        return f"Send(node={self.node!r}, arg={self.arg!r})"
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, Send) and self.node == value.node and self.arg == value.arg
+
+
+N = TypeVar("N", bound=Hashable)
+
+
+def update_as_pairs(update: Any) -> list[tuple[str, Any]]:
+    """The `(key, value)` pairs a node's update stands for (dict, pairs, or a state object)."""
+    if update is None:
+        return []
+    if isinstance(update, dict):
+        return list(update.items())
+    if isinstance(update, (list, tuple)) and all(
+        isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) for t in update
+    ):
+        return list(update)
+    fields_set = getattr(update, "model_fields_set", None)
+    if fields_set is not None:  # a Pydantic model: the fields that were given
+        return [(name, getattr(update, name)) for name in type(update).model_fields
+                if name in fields_set]
+    if is_dataclass(update) and not isinstance(update, type):
+        return [(f.name, getattr(update, f.name)) for f in fields(update)]
+    return [("__root__", update)]
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class Command(Generic[N]):
+    """Returned by a node to update state and choose where to go next in one value."""
+
+    graph: str | None = None
+    update: Any | None = None
+    resume: dict[str, Any] | Any | None = None
+    goto: Send | Sequence[Send | N] | N = ()
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in asdict(self).items() if v)
+        return f"Command({given})"
+
+    def _update_as_tuples(self) -> Sequence[tuple[str, Any]]:
+        return update_as_pairs(self.update)
+
+    PARENT: ClassVar[Literal["__parent__"]] = "__parent__"
+
+
+def default_retry_on(exc: Exception) -> bool:
+    """Retry on errors that are usually transient (network, 5xx), not on programming errors."""
+    import httpx  # langchain-openai's transport; imported lazily to keep import time low
+
+    if isinstance(exc, ConnectionError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return 500 <= exc.response.status_code < 600
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return 500 <= status < 600
+    return not isinstance(
+        exc,
+        (ValueError, TypeError, ArithmeticError, ImportError, LookupError, NameError,
+         SyntaxError, RuntimeError, ReferenceError, StopIteration, StopAsyncIteration, OSError),
+    )
+
+
+class RetryPolicy(NamedTuple):
+    """How often and how patiently a failing node is retried."""
+
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    max_attempts: int = 3
+    jitter: bool = True
+    retry_on: type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool] = (
+        default_retry_on
+    )
+
+    def should_retry(self, exc: Exception) -> bool:
+        if isinstance(self.retry_on, type):
+            return isinstance(exc, self.retry_on)
+        if isinstance(self.retry_on, Sequence):
+            return isinstance(exc, tuple(self.retry_on))
+        return bool(self.retry_on(exc))
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        interval = min(self.max_interval,
+                       self.initial_interval * self.backoff_factor ** (attempt - 1))
+        return interval + random.uniform(0, 1) if self.jitter else interval
+
+
+class ValuesStreamPart(TypedDict):
+    type: Literal["values"]
+    ns: tuple[str, ...]
+    data: Any
+
+
+class UpdatesStreamPart(TypedDict):
+    type: Literal["updates"]
+    ns: tuple[str, ...]
+    data: dict[str, Any]
+
+
+class MessagesStreamPart(TypedDict):
+    type: Literal["messages"]
+    ns: tuple[str, ...]
+    data: tuple[Any, dict[str, Any]]
+
+
+class CustomStreamPart(TypedDict):
+    type: Literal["custom"]
+    ns: tuple[str, ...]
+    data: Any
+
+
+class TasksStreamPart(TypedDict):
+    type: Literal["tasks"]
+    ns: tuple[str, ...]
+    data: dict[str, Any]
+
+
+class DebugStreamPart(TypedDict):
+    type: Literal["debug"]
+    ns: tuple[str, ...]
+    data: dict[str, Any]
+
+
+StreamPart = (
+    ValuesStreamPart
+    | UpdatesStreamPart
+    | MessagesStreamPart
+    | CustomStreamPart
+    | TasksStreamPart
+    | DebugStreamPart
+)
+
+__all__ = [
+    "All",
+    "Command",
+    "CustomStreamPart",
+    "DebugStreamPart",
+    "MessagesStreamPart",
+    "RetryPolicy",
+    "Send",
+    "StreamMode",
+    "StreamPart",
+    "StreamWriter",
+    "TasksStreamPart",
+    "UpdatesStreamPart",
+    "ValuesStreamPart",
+    "default_retry_on",
+]

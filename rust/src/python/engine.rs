@@ -1,0 +1,294 @@
+//! Bindings for graph compilation and the superstep state machine.
+//!
+//! Python values are held as `Py<PyAny>` and never copied. The boundary is crossed once per
+//! step for planning (`next_tasks`), once per step for applying every task's writes (`apply`),
+//! and once per task to read its input (`read`).
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::plan::{self, BranchSpec, GraphSpec, KeyKind, KeySpec, NodeSpec, Plan, PlanError};
+use crate::schedule::{ApplyError, Reduce, RunState, Task, TaskPath, TaskWrites, Write};
+
+create_exception!(
+    _core,
+    ConcurrentUpdate,
+    PyException,
+    "Several values were written to a last-value state key in one step (args: key name)."
+);
+create_exception!(
+    _core,
+    OutOfSteps,
+    PyException,
+    "The recursion limit was reached before the graph stopped."
+);
+
+fn plan_error(e: PlanError) -> PyErr {
+    PyValueError::new_err(e.0)
+}
+
+/// `validate_node_name(name, existing)`: `add_node`'s name checks.
+#[pyfunction]
+fn validate_node_name(name: &str, existing: Vec<String>) -> PyResult<()> {
+    let existing: Vec<&str> = existing.iter().map(String::as_str).collect();
+    plan::validate_node_name(name, &existing).map_err(plan_error)
+}
+
+/// A compiled graph: validated topology plus channel layout.
+#[pyclass(frozen, module = "ferrograph._core")]
+pub struct GraphPlan {
+    plan: Plan,
+    /// Interned key names, reused for every state dict built.
+    key_names: Vec<Py<PyString>>,
+}
+
+#[pymethods]
+impl GraphPlan {
+    /// Validates the graph (LangGraph's messages on `ValueError`) and compiles it.
+    #[new]
+    #[pyo3(signature = (keys, nodes, edges, waiting_edges, branches, interrupt_before, interrupt_after))]
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn new(
+        py: Python<'_>,
+        keys: Vec<(String, bool)>,
+        nodes: Vec<(String, bool, Vec<String>)>,
+        edges: Vec<(String, String)>,
+        waiting_edges: Vec<(Vec<String>, String)>,
+        branches: Vec<(String, String, Option<Vec<String>>)>,
+        interrupt_before: Vec<String>,
+        interrupt_after: Vec<String>,
+    ) -> PyResult<Self> {
+        let spec = GraphSpec {
+            keys: keys
+                .into_iter()
+                .map(|(name, reducer)| KeySpec {
+                    name,
+                    kind: if reducer {
+                        KeyKind::Reducer
+                    } else {
+                        KeyKind::LastValue
+                    },
+                })
+                .collect(),
+            nodes: nodes
+                .into_iter()
+                .map(|(name, defer, ends)| NodeSpec { name, defer, ends })
+                .collect(),
+            edges,
+            waiting_edges,
+            branches: branches
+                .into_iter()
+                .map(|(source, name, ends)| BranchSpec { source, name, ends })
+                .collect(),
+            interrupt_before,
+            interrupt_after,
+        };
+        let plan = Plan::compile(&spec).map_err(plan_error)?;
+        let key_names = spec
+            .keys
+            .iter()
+            .map(|k| PyString::intern(py, &k.name).unbind())
+            .collect();
+        Ok(GraphPlan { plan, key_names })
+    }
+
+    /// Node names by node id; id 0 is `__start__`.
+    #[getter]
+    fn node_names(&self) -> Vec<String> {
+        self.plan.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    /// Channel names by channel id; state keys come first.
+    #[getter]
+    fn channel_names(&self) -> Vec<String> {
+        self.plan.channels.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// `langgraph_triggers` of a node's pull tasks.
+    fn trigger_names<'py>(&self, py: Python<'py>, node: usize) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, &self.plan.nodes[node].trigger_names)
+    }
+
+    fn node_id(&self, name: &str) -> Option<usize> {
+        self.plan.node_id(name)
+    }
+
+    fn interrupts_before(&self, node: usize) -> bool {
+        self.plan.nodes[node].interrupt_before
+    }
+
+    fn interrupts_after(&self, node: usize) -> bool {
+        self.plan.nodes[node].interrupt_after
+    }
+}
+
+/// Calls the Python reducers of a step's reducer keys.
+struct PyReducers<'a, 'py> {
+    py: Python<'py>,
+    reducers: &'a [Option<Py<PyAny>>],
+}
+
+impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
+    type Error = PyErr;
+
+    fn reduce(
+        &mut self,
+        key: usize,
+        current: Option<Py<PyAny>>,
+        updates: Vec<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let reducer = self.reducers[key]
+            .as_ref()
+            .expect("reducer keys are given a reducer")
+            .bind(self.py);
+        let mut updates = updates.into_iter();
+        // An empty key takes its first update as is, as LangGraph's reducer channels do.
+        let mut acc = match current {
+            Some(value) => value,
+            None => updates.next().expect("reduce is called with updates"),
+        };
+        for update in updates {
+            acc = reducer.call1((acc, update))?.unbind();
+        }
+        Ok(acc)
+    }
+}
+
+/// Write kinds in the tuples handed to [`Run::apply`].
+const WRITE_KEY: u8 = 0;
+const WRITE_GOTO: u8 = 1;
+const WRITE_SEND: u8 = 2;
+
+/// The state of one run of a [`GraphPlan`].
+#[pyclass(module = "ferrograph._core")]
+pub struct Run {
+    plan: Py<GraphPlan>,
+    state: RunState<Py<PyAny>>,
+    reducers: Vec<Option<Py<PyAny>>>,
+    /// The tasks returned by the last `next_tasks`, addressed by index in `apply`.
+    tasks: Vec<Task>,
+}
+
+#[pymethods]
+impl Run {
+    /// `reducers[k]` folds writes to key `k` (None: last value); `initial[k]` is its start value.
+    #[new]
+    fn new(
+        plan: Py<GraphPlan>,
+        reducers: Vec<Option<Py<PyAny>>>,
+        initial: Vec<Option<Py<PyAny>>>,
+        recursion_limit: i64,
+    ) -> PyResult<Self> {
+        let keys = plan.get().plan.keys;
+        if reducers.len() != keys || initial.len() != keys {
+            return Err(PyValueError::new_err(format!(
+                "expected {keys} reducers and initial values"
+            )));
+        }
+        let state = RunState::new(&plan.get().plan, initial, recursion_limit);
+        Ok(Run {
+            plan,
+            state,
+            reducers,
+            tasks: Vec::new(),
+        })
+    }
+
+    #[getter]
+    fn step(&self) -> i64 {
+        self.state.step()
+    }
+
+    /// The tasks of the current step as `(node_id, push_index or None, send_arg or None)`;
+    /// raises `OutOfSteps` past the recursion limit.
+    fn next_tasks<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let plan = &self.plan.get().plan;
+        self.tasks = self
+            .state
+            .next_tasks(plan)
+            .map_err(|_| OutOfSteps::new_err(()))?;
+        let items = self.tasks.iter().map(|task| match task.path {
+            TaskPath::Pull(_) => (task.node, None, None),
+            TaskPath::Push(index) => (
+                task.node,
+                Some(index),
+                Some(self.state.send_arg(index).clone_ref(py)),
+            ),
+        });
+        PyList::new(py, items)
+    }
+
+    /// Applies the writes of the current step's tasks: `results` holds
+    /// `(task_index, [(kind, target, value), ...])` with kind 0 = state key write,
+    /// 1 = goto node, 2 = send to node. Returns the ids of the keys written.
+    fn apply(
+        &mut self,
+        py: Python<'_>,
+        results: Vec<(usize, Vec<(u8, usize, Py<PyAny>)>)>,
+    ) -> PyResult<Vec<usize>> {
+        let plan_ref = self.plan.get();
+        let plan = &plan_ref.plan;
+        let mut task_writes = Vec::with_capacity(results.len());
+        for (index, writes) in results {
+            let task = *self
+                .tasks
+                .get(index)
+                .ok_or_else(|| PyValueError::new_err(format!("no task {index} in this step")))?;
+            let writes = writes
+                .into_iter()
+                .map(|(kind, target, value)| match kind {
+                    WRITE_KEY if target < plan.keys => Ok(Write::Key(target, value)),
+                    WRITE_GOTO if target < plan.nodes.len() => Ok(Write::Goto(target)),
+                    WRITE_SEND if target < plan.nodes.len() => Ok(Write::Send(target, value)),
+                    _ => Err(PyValueError::new_err(format!(
+                        "invalid write ({kind}, {target})"
+                    ))),
+                })
+                .collect::<PyResult<Vec<_>>>()?;
+            task_writes.push(TaskWrites { task, writes });
+        }
+        let mut reducers = PyReducers {
+            py,
+            reducers: &self.reducers,
+        };
+        match self.state.apply(plan, task_writes, &mut reducers) {
+            Ok(applied) => Ok(applied.written_keys),
+            Err(ApplyError::ConcurrentUpdate { key }) => Err(ConcurrentUpdate::new_err(
+                plan_ref.key_names[key].clone_ref(py),
+            )),
+            Err(ApplyError::NotAKey { channel }) => Err(PyValueError::new_err(format!(
+                "channel {channel} is not a state key"
+            ))),
+            Err(ApplyError::Reducer(e)) => Err(e),
+        }
+    }
+
+    /// The current values of `keys` (all keys when None) as a dict; empty keys are left out.
+    #[pyo3(signature = (keys=None))]
+    fn read<'py>(&self, py: Python<'py>, keys: Option<Vec<usize>>) -> PyResult<Bound<'py, PyDict>> {
+        let names = &self.plan.get().key_names;
+        let dict = PyDict::new(py);
+        let mut put = |key: usize| -> PyResult<()> {
+            if let Some(value) = names.get(key).and(self.state.value(key)) {
+                dict.set_item(names[key].bind(py), value.bind(py))?;
+            }
+            Ok(())
+        };
+        match keys {
+            Some(keys) => keys.into_iter().try_for_each(&mut put)?,
+            None => (0..names.len()).try_for_each(&mut put)?,
+        }
+        Ok(dict)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<GraphPlan>()?;
+    m.add_class::<Run>()?;
+    m.add_function(wrap_pyfunction!(validate_node_name, m)?)?;
+    m.add("ConcurrentUpdate", m.py().get_type::<ConcurrentUpdate>())?;
+    m.add("OutOfSteps", m.py().get_type::<OutOfSteps>())?;
+    Ok(())
+}
