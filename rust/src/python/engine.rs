@@ -156,6 +156,9 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
     }
 }
 
+/// One task's writes as handed to [`Run::apply`]: `(task_index, [(kind, target, value)])`.
+type PyTaskWrites = (usize, Vec<(u8, usize, Py<PyAny>)>);
+
 /// Write kinds in the tuples handed to [`Run::apply`].
 const WRITE_KEY: u8 = 0;
 const WRITE_GOTO: u8 = 1;
@@ -223,11 +226,7 @@ impl Run {
     /// Applies the writes of the current step's tasks: `results` holds
     /// `(task_index, [(kind, target, value), ...])` with kind 0 = state key write,
     /// 1 = goto node, 2 = send to node. Returns the ids of the keys written.
-    fn apply(
-        &mut self,
-        py: Python<'_>,
-        results: Vec<(usize, Vec<(u8, usize, Py<PyAny>)>)>,
-    ) -> PyResult<Vec<usize>> {
+    fn apply(&mut self, py: Python<'_>, results: Vec<PyTaskWrites>) -> PyResult<Vec<usize>> {
         let plan_ref = self.plan.get();
         let plan = &plan_ref.plan;
         let mut task_writes = Vec::with_capacity(results.len());

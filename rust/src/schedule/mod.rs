@@ -326,8 +326,8 @@ impl<V> RunState<V> {
 
         // Channels not written this step see the step end: ephemeral triggers expire.
         self.updated.clear();
-        for c in 0..plan.channels.len() {
-            if touched[c] {
+        for (c, &was_touched) in touched.iter().enumerate() {
+            if was_touched {
                 self.versions[c] = version;
                 if self.available(c) {
                     self.updated.push(c);
