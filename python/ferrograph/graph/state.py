@@ -705,31 +705,46 @@ class CompiledStateGraph(Runnable[Any, Any]):
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:
         """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`)."""
-        graph = DrawableGraph()
-        start = graph.add_node(None, START)
-        nodes = {START: start}
-        for name, spec in self.builder.nodes.items():
-            nodes[name] = graph.add_node(spec.action, name, metadata=spec.metadata or None)
-        end = graph.add_node(None, END)
-        nodes[END] = end
-        for source, target in sorted(self.builder._all_edges):
-            graph.add_edge(nodes[source], nodes[target])
-        for source, by_name in self.builder.branches.items():
+        builder = self.builder
+        edges: set[tuple[str, str, bool, str | None]] = set()
+        for source, target in builder._all_edges:
+            edges.add((source, target, False, None))
+        for source, by_name in builder.branches.items():
             for branch in by_name.values():
                 if branch.ends is not None:
                     for label, target in branch.ends.items():
-                        data = str(label) if label != target else None
-                        graph.add_edge(nodes[source], nodes[target], data, conditional=True)
+                        label = str(label)
+                        edges.add((source, target, True, label if label != target else None))
                 else:
-                    for target in [*self.builder.nodes, END]:
+                    for target in [*builder.nodes, END]:
                         if target != source:
-                            graph.add_edge(nodes[source], nodes[target], conditional=True)
-        for name, spec in self.builder.nodes.items():
+                            edges.add((source, target, True, None))
+        for name, spec in builder.nodes.items():
             ends = spec.destinations
-            items = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
-            for target, label in items:
-                graph.add_edge(nodes[name], nodes[target],
-                               label if label != target else None, conditional=True)
+            pairs = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
+            for target, label in pairs:
+                edges.add((name, target, True, label if label != target else None))
+        # Nodes nothing leads away from end the run.
+        termini = {t for _, t, _, _ in edges if t != END} - {s for s, _, _, _ in edges}
+        edges.update((t, END, False, None) for t in termini)
+
+        graph = DrawableGraph()
+        drawn = {START: graph.add_node(None, START)}
+        for name, spec in builder.nodes.items():
+            metadata = dict(spec.metadata or {})
+            if spec.defer:
+                metadata["defer"] = True
+            node_id = self.node_ids[name]
+            before = self.plan.interrupts_before(node_id)
+            after = self.plan.interrupts_after(node_id)
+            if before or after:
+                metadata["__interrupt"] = ",".join(
+                    w for w, on in (("before", before), ("after", after)) if on)
+            drawn[name] = graph.add_node(spec.action, name, metadata=metadata or None)
+        for source, target, conditional, label in sorted(edges, key=lambda e: (e[0], e[1])):
+            if target not in drawn:
+                drawn[target] = graph.add_node(None, target)
+            graph.add_edge(drawn[source], drawn[target], label, conditional)
         return graph
 
 
