@@ -639,7 +639,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 version: str) -> Iterator[Any]:
         wanted = frozenset(modes)
         for ns, mode, item in run:
-            if mode not in wanted or (ns and not subgraphs):
+            if mode not in wanted:
                 continue
             if version == "v2":
                 yield {"type": mode, "ns": ns, "data": item}
@@ -696,7 +696,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         else:
             spec, producer = StreamSpec(frozenset()), None
         run = GraphRun(self, input, config, spec, namespace=namespace,
-                       context=parent.context, output_keys=keys)
+                       context=parent.context, output_keys=keys,
+                       seen_messages=parent.seen_messages)
         for item in run:
             if producer is not None:
                 producer.push(MODE_FORWARD, item)

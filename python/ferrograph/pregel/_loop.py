@@ -9,18 +9,14 @@ and turns what they produce into stream items. Everything produced off the consu
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.runnables.config import var_child_runnable_config
-
 from ferrograph._core import ChannelClosed, ChunkChannel, ConcurrentUpdate, OutOfSteps, Run
 from ferrograph.config import CONFIG_KEY_RUNTIME
-from ferrograph.constants import END, START
 from ferrograph.errors import (
     ErrorCode,
     GraphRecursionError,
@@ -31,7 +27,6 @@ from ferrograph.errors import (
 from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._messages import MODE_MESSAGES, TaskMessages, iter_messages
 from ferrograph.runtime import Runtime
-from ferrograph.types import Command, Send
 
 if TYPE_CHECKING:
     from ferrograph.graph.state import CompiledStateGraph, NodeRunner
@@ -58,12 +53,16 @@ MODE_IDS = {
 }
 MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
 
+PROPAGATED_TO_METADATA = (
+    "thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id", "graph_id",
+)
 CONTROL_NODE = 0xFFFF_FFFF
 """Node id of the run's own producer (task completions), always subscribed."""
 
 WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
 CHANNEL_CAPACITY = 4096
 DRAIN_BATCH = 1024
+DRAIN_WAIT_SECONDS = 0.2
 
 
 @dataclass(slots=True)
@@ -120,6 +119,7 @@ class GraphRun:
         namespace: tuple[str, ...] = (),
         context: Any = None,
         output_keys: Sequence[str] | None = None,
+        seen_messages: set[str] | None = None,
     ) -> None:
         self.graph = graph
         self.input = input
@@ -144,6 +144,14 @@ class GraphRun:
             if not k.startswith("__pregel_")
         }
         self._user_callbacks = _without_our_handlers(config.get("callbacks"))
+        # As in LangGraph, run identifiers in `configurable` are also task metadata.
+        self._base_metadata = dict(config.get("metadata") or {})
+        for key in PROPAGATED_TO_METADATA:
+            value = self._base_configurable.get(key)
+            if value and key not in self._base_metadata:
+                self._base_metadata[key] = value
+        self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
+        """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
 
     # -- stream plumbing -------------------------------------------------------------------
 
@@ -294,7 +302,8 @@ class GraphRun:
             launch(queue.pop())
             running += 1
         while pending:
-            batch = channel.drain(DRAIN_BATCH, None)
+            # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
+            batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
             for _task_key, mode, payload in batch:
@@ -336,7 +345,7 @@ class GraphRun:
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
         metadata = {
-            **self.config.get("metadata", {}),
+            **self._base_metadata,
             **(runner.metadata if runner is not None else {}),
             "langgraph_step": step,
             "langgraph_node": name,
@@ -347,7 +356,8 @@ class GraphRun:
         task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
         callbacks = self._user_callbacks
         if runner is not None and self.spec.wants("messages", name):
-            seen = {m.id for m in iter_messages(task_input) if m.id is not None}
+            seen = self.seen_messages
+            seen.update(m.id for m in iter_messages(task_input) if m.id is not None)
             producer = self.channel.producer(node_id, index, step)
             task.messages = TaskMessages(producer, seen, self.spec.tags)
             callbacks = [*(callbacks or ()), task.messages]
@@ -394,7 +404,8 @@ class GraphRun:
             t.writes = writes
             self.graph.branch_writes(t, self.run, writes)
             if t.messages is not None:
-                t.messages.emit_output(output, t.config["metadata"])
+                t.messages.emit_output(
+                    output, {**t.config["metadata"], "ls_integration": "langgraph"})
         except ParentCommand as e:
             t.error = e
         except BaseException as e:  # noqa: BLE001 - reported to the consumer as is

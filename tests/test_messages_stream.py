@@ -1,0 +1,336 @@
+"""`messages` mode: tokens from `model.invoke` inside nodes, compared with LangGraph, and the
+producer-side `nodes=` / `tags=` filters."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import threading
+from typing import Annotated, Any, TypedDict
+
+import ferrograph.graph as fg_graph
+import langgraph.graph as lg_graph
+import pytest
+from ferrograph.config import get_stream_writer
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+
+IMPLS = {"ferrograph": fg_graph, "langgraph": lg_graph}
+REPLY = "the quick brown fox jumps"
+
+
+class CountingModel(GenericFakeChatModel):
+    """A fake chat model that counts `_stream` and `_generate` calls (its `_stream` also
+    calls `_generate`; a call that never streamed shows only the latter)."""
+
+    calls: dict[str, int]
+
+    def _stream(self, *args: Any, **kwargs: Any):
+        self.calls["stream"] += 1
+        yield from super()._stream(*args, **kwargs)
+
+    def _generate(self, *args: Any, **kwargs: Any):
+        self.calls["generate"] += 1
+        return super()._generate(*args, **kwargs)
+
+
+def make_model(text: str = REPLY) -> CountingModel:
+    return CountingModel(
+        messages=itertools.cycle([AIMessage(content=text)]),
+        calls={"stream": 0, "generate": 0},
+    )
+
+
+class SeedState(TypedDict):
+    topic: str
+    joke: str
+    poem: str
+
+
+def seed_graph(lib: Any, joke_model: Any, poem_model: Any) -> Any:
+    def write_joke(state: SeedState):
+        return {"joke": joke_model.invoke([{"role": "user", "content": "joke"}]).content}
+
+    def write_poem(state: SeedState):
+        return {"poem": poem_model.invoke([{"role": "user", "content": "poem"}]).content}
+
+    return (
+        lib.StateGraph(SeedState)
+        .add_node(write_joke)
+        .add_node(write_poem)
+        .add_edge(lib.START, "write_joke")
+        .add_edge(lib.START, "write_poem")
+        .compile()
+    )
+
+
+def by_node(items: list[tuple[Any, dict[str, Any]]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for chunk, metadata in items:
+        out.setdefault(metadata["langgraph_node"], []).append(chunk.content)
+    return out
+
+
+def test_seed_tokens_match_langgraph_per_node():
+    results = {}
+    for name, lib in IMPLS.items():
+        graph = seed_graph(lib, make_model("ha ha ha"), make_model(REPLY))
+        items = list(graph.stream({"topic": "cats"}, stream_mode="messages"))
+        assert all(isinstance(chunk, AIMessageChunk) for chunk, _ in items)
+        results[name] = by_node(items)
+    assert results["ferrograph"] == results["langgraph"]
+    assert "".join(results["ferrograph"]["write_poem"]) == REPLY
+
+
+def test_metadata_keys_and_values_match_langgraph():
+    config = {"tags": ["run-tag"], "metadata": {"user_key": 1},
+              "configurable": {"thread_id": "t-1"}}
+    seen = {}
+    for name, lib in IMPLS.items():
+        graph = seed_graph(lib, make_model(), make_model())
+        items = [md for _, md in graph.stream({"topic": "c"}, config, stream_mode="messages")
+                 if md["langgraph_node"] == "write_poem"]
+        first = items[0]
+        seen[name] = first
+        task_ns = first["langgraph_checkpoint_ns"]
+        assert task_ns.startswith("write_poem:") and first["checkpoint_ns"] == task_ns
+        assert all(md is first or md == first for md in items), "one dict per model call"
+    fg, lg = seen["ferrograph"], seen["langgraph"]
+    assert set(fg) == set(lg)
+    volatile = {"langgraph_checkpoint_ns", "checkpoint_ns"}
+    assert {k: v for k, v in fg.items() if k not in volatile} == {
+        k: v for k, v in lg.items() if k not in volatile
+    }
+
+
+def test_nodes_filter_does_not_stream_unsubscribed_models():
+    joke_model, poem_model = make_model("ha ha"), make_model(REPLY)
+    graph = seed_graph(fg_graph, joke_model, poem_model)
+    items = list(graph.stream({"topic": "cats"}, stream_mode="messages", nodes=["write_poem"]))
+    assert {md["langgraph_node"] for _, md in items} == {"write_poem"}
+    assert "".join(chunk.content for chunk, _ in items) == REPLY
+    assert joke_model.calls == {"stream": 0, "generate": 1}  # its non-streaming path
+    assert poem_model.calls["stream"] == 1
+
+
+def test_nodes_filter_keeps_exactly_the_unfiltered_chunks():
+    graph = seed_graph(fg_graph, make_model("ha ha"), make_model(REPLY))
+    everything = by_node(list(graph.stream({"topic": "x"}, stream_mode="messages")))
+    kept = by_node(list(graph.stream({"topic": "x"}, stream_mode="messages",
+                                     nodes=["write_poem"])))
+    assert kept == {"write_poem": everything["write_poem"]}
+
+
+def test_nodes_filter_with_runtime_routing_covers_both_targets():
+    class S(TypedDict):
+        route: str
+        out: str
+
+    model = make_model(REPLY)
+
+    def answer(state: S):
+        return {"out": model.invoke("q").content}
+
+    builder = fg_graph.StateGraph(S)
+    builder.add_node("node_1", lambda s: {})
+    builder.add_node("node_2", answer)
+    builder.add_node("node_3", answer)
+    builder.add_edge(fg_graph.START, "node_1")
+    builder.add_conditional_edges("node_1", lambda s: s["route"], ["node_2", "node_3"])
+    graph = builder.compile()
+    for route in ("node_2", "node_3"):
+        items = list(graph.stream({"route": route}, stream_mode="messages",
+                                  nodes=["node_2", "node_3"]))
+        assert {md["langgraph_node"] for _, md in items} == {route}
+
+
+def test_unknown_node_in_filter_names_the_graph_nodes():
+    graph = seed_graph(fg_graph, make_model(), make_model())
+    with pytest.raises(ValueError, match="write_poma.*write_joke.*write_poem"):
+        list(graph.stream({"topic": "x"}, stream_mode="messages", nodes=["write_poma"]))
+
+
+def test_invalid_stream_mode_raises():
+    graph = seed_graph(fg_graph, make_model(), make_model())
+    with pytest.raises(ValueError, match="Invalid stream_mode 'message'"):
+        list(graph.stream({"topic": "x"}, stream_mode="message"))
+
+
+def test_nostream_tag_and_returned_messages_match_langgraph():
+    class S(TypedDict):
+        messages: Annotated[list, operator.add]
+
+    def build(lib: Any) -> Any:
+        model = make_model("a b c")
+
+        def call(state: S):
+            return {"messages": [model.invoke(state["messages"])]}
+
+        def tool(state: S):
+            return {"messages": [ToolMessage(content="t", tool_call_id="1", id="tm1"),
+                                 AIMessage(content="done", id="x1")]}
+
+        def quiet(state: S):
+            return {"messages": [model.with_config(tags=["nostream"]).invoke("q")]}
+
+        def echo(state: S):  # returns its input: nothing new to emit
+            return {"messages": state["messages"][:1]}
+
+        builder = lib.StateGraph(S)
+        for fn in (call, tool, quiet, echo):
+            builder.add_node(fn)
+        builder.add_edge(lib.START, "call")
+        builder.add_edge("call", "tool")
+        builder.add_edge("tool", "quiet")
+        builder.add_edge("quiet", "echo")
+        return builder.compile()
+
+    out = {}
+    for name, lib in IMPLS.items():
+        items = build(lib).stream({"messages": [HumanMessage(content="hi", id="h1")]},
+                                  stream_mode="messages")
+        out[name] = [(type(m).__name__, m.content, md["langgraph_node"],
+                      sorted(k for k in md if k != "lc_versions")) for m, md in items]
+    assert out["ferrograph"] == out["langgraph"]
+
+
+def test_subgraph_messages_match_langgraph_with_and_without_subgraphs():
+    class S(TypedDict):
+        messages: Annotated[list, operator.add]
+
+    def build(lib: Any) -> Any:
+        model = make_model("x y")
+
+        def call(state: S):
+            return {"messages": [model.invoke(state["messages"])]}
+
+        sub = lib.StateGraph(S)
+        sub.add_node("call", call)
+        sub.add_edge(lib.START, "call")
+        outer = lib.StateGraph(S)
+        outer.add_node("outer", sub.compile())
+        outer.add_edge(lib.START, "outer")
+        return outer.compile()
+
+    for subgraphs in (False, True):
+        out = {}
+        for name, lib in IMPLS.items():
+            items = build(lib).stream({"messages": [HumanMessage(content="hi", id="h1")]},
+                                      stream_mode="messages", subgraphs=subgraphs)
+            rows = []
+            for item in items:
+                ns, (m, md) = item if subgraphs else ((), item)
+                rows.append(([n.split(":")[0] for n in ns], type(m).__name__, m.content,
+                             md["langgraph_node"]))
+            out[name] = rows
+        assert out["ferrograph"] == out["langgraph"], subgraphs
+
+
+def test_subgraph_node_path_filter():
+    class S(TypedDict):
+        messages: Annotated[list, operator.add]
+
+    models = {"inner_a": make_model("a a"), "inner_b": make_model("b b")}
+
+    def caller(name: str):
+        def call(state: S):
+            return {"messages": [models[name].invoke("q")]}
+        return call
+
+    sub = fg_graph.StateGraph(S)
+    for name in models:
+        sub.add_node(name, caller(name))
+        sub.add_edge(fg_graph.START, name)
+    outer = fg_graph.StateGraph(S)
+    outer.add_node("team", sub.compile())
+    outer.add_edge(fg_graph.START, "team")
+    graph = outer.compile()
+    items = list(graph.stream({"messages": []}, stream_mode="messages",
+                              nodes=["team/inner_b"]))
+    # The shape follows `subgraphs` (False here): inner items come without a namespace.
+    assert {md["langgraph_node"] for _, md in items} == {"inner_b"}
+    assert "".join(m.content for m, _ in items) == "b b"
+    with_ns = list(graph.stream({"messages": []}, stream_mode="messages",
+                                nodes=["team/inner_b"], subgraphs=True))
+    assert {ns[0].split(":")[0] for ns, _ in with_ns} == {"team"}
+    assert models["inner_a"].calls["stream"] == 0
+    assert models["inner_b"].calls["stream"] == 2
+    with pytest.raises(ValueError, match="inner_c"):
+        list(graph.stream({"messages": []}, stream_mode="messages", nodes=["team/inner_c"]))
+
+
+def test_custom_and_messages_mixed_modes_match_langgraph():
+    def build(lib: Any, config_mod: Any) -> Any:
+        model = make_model("p q")
+
+        def node(state: SeedState):
+            config_mod.get_stream_writer()({"progress": 1})
+            return {"poem": model.invoke("q").content}
+
+        def node_with_writer(state: SeedState, writer):
+            writer("via-param")
+            return {"joke": "j"}
+
+        b = lib.StateGraph(SeedState)
+        b.add_node("write_poem", node)
+        b.add_node("write_joke", node_with_writer)
+        b.add_edge(lib.START, "write_poem")
+        b.add_edge("write_poem", "write_joke")
+        return b.compile()
+
+    import ferrograph.config as fg_config
+    import langgraph.config as lg_config
+
+    out = {}
+    for name, (lib, cfg) in {"ferrograph": (fg_graph, fg_config),
+                             "langgraph": (lg_graph, lg_config)}.items():
+        items = build(lib, cfg).stream({"topic": "t"}, stream_mode=["custom", "messages"])
+        out[name] = [(mode, item if mode == "custom" else (item[0].content,
+                                                            item[1]["langgraph_node"]))
+                     for mode, item in items]
+    assert out["ferrograph"] == out["langgraph"]
+    assert get_stream_writer  # imported for users; used through fg_config above
+
+
+def test_tags_filter_keeps_only_tagged_model_calls():
+    class S(TypedDict):
+        a: str
+        b: str
+
+    plain, tagged = make_model("p p"), make_model("t t")
+
+    def node(state: S):
+        return {"a": plain.invoke("q").content,
+                "b": tagged.with_config(tags=["keep"]).invoke("q").content}
+
+    b = fg_graph.StateGraph(S)
+    b.add_node("node", node)
+    b.add_edge(fg_graph.START, "node")
+    items = list(b.compile().stream({}, stream_mode="messages", tags=["keep"]))
+    assert "".join(m.content for m, _ in items) == "t t"
+    assert all(md["tags"] == ["keep"] for _, md in items)
+
+
+def test_parallel_branches_interleave_and_keep_per_call_order():
+    n = 16
+    models = [make_model(" ".join(f"w{i}_{k}" for k in range(20))) for i in range(n)]
+    started = threading.Barrier(n, timeout=10)
+
+    class S(TypedDict):
+        out: Annotated[list, operator.add]
+
+    def branch(i: int):
+        def run(state: S):
+            started.wait()  # every branch is running at once: no thread cap
+            return {"out": [models[i].invoke("q").content]}
+        return run
+
+    b = fg_graph.StateGraph(S)
+    for i in range(n):
+        b.add_node(f"b{i}", branch(i))
+        b.add_edge(fg_graph.START, f"b{i}")
+    graph = b.compile()
+    per_node = by_node(list(graph.stream({"out": []}, stream_mode="messages")))
+    assert len(per_node) == n
+    for i in range(n):
+        assert "".join(per_node[f"b{i}"]) == models[i].invoke("q").content

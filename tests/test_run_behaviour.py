@@ -1,0 +1,183 @@
+"""How runs execute: concurrency, inline steps, early stops, failures and strict errors."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import threading
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from ferrograph.errors import InvalidUpdateError
+from ferrograph.graph import END, START, StateGraph
+from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
+from ferrograph.types import Send
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+
+class Log(TypedDict):
+    log: Annotated[list, operator.add]
+
+
+def fan_out(n: int, node: Any) -> Any:
+    builder = StateGraph(Log)
+    for i in range(n):
+        builder.add_node(f"b{i}", node)
+        builder.add_edge(START, f"b{i}")
+    return builder.compile()
+
+
+def wait_for_threads(baseline: int, timeout: float = IDLE_LINGER_SECONDS + 3) -> int:
+    deadline = time.monotonic() + timeout
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threading.active_count()
+
+
+def test_a_thousand_branches_run_at_once():
+    n = 1000
+    barrier = threading.Barrier(n, timeout=30)
+
+    def node(state: Log):
+        barrier.wait()  # only passes if all n run concurrently
+        return {"log": [1]}
+
+    assert len(fan_out(n, node).invoke({"log": []})["log"]) == n
+
+
+def test_max_concurrency_is_honoured():
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def node(state: Log):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return {"log": [1]}
+
+    result = fan_out(12, node).invoke({"log": []}, {"max_concurrency": 3})
+    assert len(result["log"]) == 12
+    assert peak == 3
+
+
+def test_single_task_steps_run_on_the_calling_thread():
+    threads = []
+
+    def node(state: Log):
+        threads.append(threading.get_ident())
+        return {"log": [1]}
+
+    builder = StateGraph(Log)
+    builder.add_sequence([("a", node), ("b", node)])
+    builder.add_edge(START, "a")
+    builder.compile().invoke({"log": []})
+    assert threads == [threading.get_ident()] * 2
+
+
+def test_node_exception_reaches_caller_unchanged_and_workers_are_released():
+    baseline = threading.active_count()
+    error = KeyError("the original")
+
+    def bad(state: Log):
+        raise error
+
+    def slow(state: Log):
+        time.sleep(0.05)
+        return {"log": [1]}
+
+    builder = StateGraph(Log)
+    builder.add_node("bad", bad)
+    for i in range(5):
+        builder.add_node(f"slow{i}", slow)
+        builder.add_edge(START, f"slow{i}")
+    builder.add_edge(START, "bad")
+    graph = builder.compile()
+    with pytest.raises(KeyError) as caught:
+        list(graph.stream({"log": []}))
+    assert caught.value is error
+    assert wait_for_threads(baseline) <= baseline
+
+
+def test_graph_is_reusable_after_a_failure():
+    calls = itertools.count()
+
+    def flaky(state: Log):
+        if next(calls) == 0:
+            raise RuntimeError("first run fails")
+        return {"log": ["ok"]}
+
+    builder = StateGraph(Log)
+    builder.add_node("flaky", flaky)
+    builder.add_edge(START, "flaky")
+    graph = builder.compile()
+    with pytest.raises(RuntimeError, match="first run fails"):
+        graph.invoke({"log": []})
+    assert graph.invoke({"log": []}) == {"log": ["ok"]}
+
+
+def test_consumer_stopping_early_releases_streaming_producers():
+    baseline = threading.active_count()
+    words = " ".join(f"w{i}" for i in range(20_000))
+    models = [GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
+              for _ in range(4)]
+
+    def branch(i: int):
+        def run(state: Log):
+            return {"log": [models[i].invoke("q").content[:5]]}
+        return run
+
+    builder = StateGraph(Log)
+    for i in range(4):
+        builder.add_node(f"b{i}", branch(i))
+        builder.add_edge(START, f"b{i}")
+    stream = builder.compile().stream({"log": []}, stream_mode="messages")
+    for n, _ in enumerate(stream):
+        if n == 10:
+            break
+    stream.close()
+    # 80k chunks would take far longer than this to stream; the producers must have
+    # stopped on the closed channel and their threads gone idle and exited.
+    assert wait_for_threads(baseline) <= baseline
+
+
+def test_route_to_unknown_node_raises_instead_of_ignoring():
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: "nowhere")
+    with pytest.raises(InvalidUpdateError, match="unknown node 'nowhere'.*a"):
+        builder.compile().invoke({"log": []})
+
+
+def test_send_to_unknown_node_raises():
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: [Send("ghost", {})])
+    with pytest.raises(InvalidUpdateError, match="unknown node 'ghost'"):
+        builder.compile().invoke({"log": []})
+
+
+def test_send_to_end_raises_like_langgraph():
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_edge(START, "a")
+    builder.add_conditional_edges("a", lambda s: [Send(END, {})])
+    with pytest.raises(InvalidUpdateError, match="Cannot send a packet to the END node"):
+        builder.compile().invoke({"log": []})
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+def test_recursion_limit_below_one_is_rejected(limit: int):
+    builder = StateGraph(Log)
+    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_edge(START, "a")
+    with pytest.raises(ValueError, match="recursion_limit must be at least 1"):
+        builder.compile().invoke({"log": []}, {"recursion_limit": limit})
