@@ -343,7 +343,7 @@ class NodeRunner:
         fn = spec.action if not self.is_runnable else None
         self.is_async = fn is not None and (
             inspect.iscoroutinefunction(fn)
-            or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
+            or inspect.iscoroutinefunction(type(fn).__call__)
         )
         self.inject = tuple(p for p in _INJECTABLE if fn is not None and _accepts(fn, p))
         input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
