@@ -120,6 +120,31 @@ class RetryPolicy(NamedTuple):
         return interval + random.uniform(0, 1) if self.jitter else interval
 
 
+@dataclass(frozen=True, slots=True)
+class GraphOutput(Generic[N]):
+    """What `invoke(..., version="v2")` returns: the final output and any interrupts."""
+
+    value: Any
+    interrupts: tuple[Any, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "__interrupt__":
+            return self.interrupts
+        if isinstance(self.value, dict):
+            return self.value[key]
+        try:
+            return getattr(self.value, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        if key == "__interrupt__":
+            return bool(self.interrupts)
+        if isinstance(self.value, dict):
+            return key in self.value
+        return isinstance(key, str) and hasattr(self.value, key)
+
+
 class ValuesStreamPart(TypedDict):
     type: Literal["values"]
     ns: tuple[str, ...]
@@ -170,6 +195,7 @@ __all__ = [
     "Command",
     "CustomStreamPart",
     "DebugStreamPart",
+    "GraphOutput",
     "MessagesStreamPart",
     "RetryPolicy",
     "Send",

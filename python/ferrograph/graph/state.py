@@ -40,7 +40,7 @@ from ferrograph.pregel._loop import (
     StreamSpec,
     Task,
 )
-from ferrograph.types import Command, RetryPolicy, Send, update_as_pairs
+from ferrograph.types import Command, GraphOutput, RetryPolicy, Send, update_as_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +395,7 @@ class NodeRunner:
                 elif param == "store":
                     kwargs["store"] = config["configurable"]["__pregel_runtime"].store
             result = self.action(task.input, **kwargs)
-            if self.is_async or inspect.isawaitable(result):
+            if self.is_async:
                 result = asyncio.run(_await(result))
             return result
         finally:
@@ -676,10 +676,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             for _ in run:
                 pass
             result = run.final_values
-            if run.interrupted:
-                result = {**result, "__interrupt__": []}
         if single_key:
-            return result.get(output_keys)
+            result = result.get(output_keys)
+        if version == "v2":
+            return GraphOutput(result)
         return result
 
     def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
