@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -647,6 +648,62 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 yield (ns, item) if single else (ns, mode, item)
             else:
                 yield item if single else (mode, item)
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> AsyncIterator[Any]:
+        """`stream` for asyncio callers: the run goes on a worker thread and its items are
+        handed to the event loop a batch at a time. Leaving the loop stops the run."""
+        loop = asyncio.get_running_loop()
+        batches: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+        pending: list[Any] = []
+        lock = threading.Lock()
+
+        def flush() -> None:
+            with lock:
+                batch = pending[:]
+                pending.clear()
+            if batch:
+                batches.put_nowait(batch)
+
+        def produce() -> None:
+            stream = self.stream(input, config, **kwargs)
+            try:
+                for item in stream:
+                    with lock:
+                        pending.append(item)
+                        first = len(pending) == 1
+                    if first:  # one wake-up per batch, not per item
+                        loop.call_soon_threadsafe(flush)
+                    if stop.is_set():
+                        break
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
+                loop.call_soon_threadsafe(flush)
+                loop.call_soon_threadsafe(batches.put_nowait, e)
+                return
+            finally:
+                stream.close()
+            loop.call_soon_threadsafe(flush)
+            loop.call_soon_threadsafe(batches.put_nowait, None)
+
+        worker = threading.Thread(target=produce, name="ferrograph-astream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                batch = await batches.get()
+                if batch is None:
+                    return
+                if isinstance(batch, BaseException):
+                    raise batch
+                for item in batch:
+                    yield item
+        finally:
+            stop.set()
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> Any:
+        """`invoke` for asyncio callers (runs on a worker thread)."""
+        return await asyncio.to_thread(self.invoke, input, config, **kwargs)
 
     def invoke(
         self,
