@@ -2,11 +2,13 @@
 
 use pyo3::prelude::*;
 
+mod chunks;
 mod engine;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     engine::register(m)?;
+    chunks::register(m)?;
     Ok(())
 }

@@ -1,0 +1,152 @@
+//! Bindings for the chunk channel. Payloads are Python objects, held (never copied). Waiting
+//! (a full channel for producers, an empty one for the consumer) happens with the GIL
+//! released, so the other side can run; the fast paths never release it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::stream::{
+    Chunk, ChunkChannel as Channel, Drain, PushError, Pushed, Subscription, Tag, TryPush,
+};
+
+create_exception!(
+    _core,
+    ChannelClosed,
+    PyRuntimeError,
+    "The stream was closed (its consumer stopped or the run ended)."
+);
+
+type Payload = Py<PyAny>;
+
+/// A bounded channel of `(task, mode, payload)` chunks from many threads to one consumer.
+#[pyclass(frozen, module = "ferrograph._core")]
+pub struct ChunkChannel {
+    inner: Arc<Channel<Payload>>,
+}
+
+#[pymethods]
+impl ChunkChannel {
+    /// `nodes=None` subscribes every node; `modes` is a bitmask of subscribed modes.
+    #[new]
+    #[pyo3(signature = (capacity=4096, nodes=None, modes=u32::MAX))]
+    fn new(capacity: usize, nodes: Option<Vec<u32>>, modes: u32) -> Self {
+        ChunkChannel {
+            inner: Arc::new(Channel::new(capacity, Subscription::new(nodes, modes))),
+        }
+    }
+
+    fn is_subscribed(&self, node: u32, mode: u8) -> bool {
+        self.inner.is_subscribed(node, mode)
+    }
+
+    /// A producer whose chunks carry this tag.
+    #[pyo3(signature = (node, task, step=0, namespace=0))]
+    fn producer(&self, node: u32, task: u64, step: i64, namespace: u32) -> ChunkProducer {
+        ChunkProducer {
+            inner: self.inner.producer(Tag {
+                node,
+                task,
+                step,
+                namespace,
+            }),
+        }
+    }
+
+    /// Up to `max_items` chunks as a list of `(task, mode, payload)`, waiting up to
+    /// `timeout` seconds (forever: None) for the first; `[]` on timeout; None once closed
+    /// and empty.
+    #[pyo3(signature = (max_items=1024, timeout=None))]
+    fn drain<'py>(
+        &self,
+        py: Python<'py>,
+        max_items: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
+        // Fast path: something is there already, take it without releasing the GIL.
+        let drained = match self.inner.drain(max_items, Some(Duration::ZERO)) {
+            Drain::TimedOut if timeout != Some(0.0) => {
+                let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+                let inner = &self.inner;
+                py.detach(|| inner.drain(max_items, timeout))
+            }
+            other => other,
+        };
+        match drained {
+            Drain::Chunks(chunks) => {
+                let items = chunks
+                    .into_iter()
+                    .map(|c| (c.tag.task, c.mode, c.payload))
+                    .map(|item| item.into_pyobject(py))
+                    .collect::<PyResult<Vec<Bound<'py, PyTuple>>>>()?;
+                Ok(Some(PyList::new(py, items)?))
+            }
+            Drain::TimedOut => Ok(Some(PyList::empty(py))),
+            Drain::Closed => Ok(None),
+        }
+    }
+
+    /// Closes the channel: blocked producers raise `ChannelClosed`, the consumer sees None.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    #[getter]
+    fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+/// Pushes one task's chunks.
+#[pyclass(frozen, module = "ferrograph._core")]
+pub struct ChunkProducer {
+    inner: crate::stream::Producer<Payload>,
+}
+
+#[pymethods]
+impl ChunkProducer {
+    /// Queues `payload` as a chunk of `mode`: True if queued, False if nobody subscribed.
+    /// Waits (GIL released) while the channel is full; raises `ChannelClosed` once closed.
+    fn push(&self, py: Python<'_>, mode: u8, payload: Payload) -> PyResult<bool> {
+        let chunk: Chunk<Payload> = self.inner.chunk(mode, payload);
+        let outcome = match self.inner.channel().try_push(chunk) {
+            Ok(pushed) => Ok(pushed),
+            Err(TryPush::Closed(payload)) => Err(PushError::Closed(payload)),
+            Err(TryPush::Full(chunk)) => {
+                let channel = self.inner.channel();
+                py.detach(|| channel.push(chunk))
+            }
+        };
+        match outcome {
+            Ok(Pushed::Queued) => Ok(true),
+            Ok(Pushed::Filtered) => Ok(false),
+            Err(PushError::Closed(_payload)) => Err(ChannelClosed::new_err(
+                "the stream was closed: its consumer stopped or the run ended",
+            )),
+        }
+    }
+
+    fn subscribed(&self, mode: u8) -> bool {
+        self.inner.subscribed(mode)
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ChunkChannel>()?;
+    m.add_class::<ChunkProducer>()?;
+    m.add("ChannelClosed", m.py().get_type::<ChannelClosed>())?;
+    Ok(())
+}
