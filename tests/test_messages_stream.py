@@ -8,12 +8,13 @@ import operator
 import threading
 from typing import Annotated, Any, TypedDict
 
-import ferrograph.graph as fg_graph
 import langgraph.graph as lg_graph
 import pytest
-from ferrograph.config import get_stream_writer
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
+
+import ferrograph.graph as fg_graph
+from ferrograph.config import get_stream_writer
 
 IMPLS = {"ferrograph": fg_graph, "langgraph": lg_graph}
 REPLY = "the quick brown fox jumps"
@@ -278,8 +279,9 @@ def test_custom_and_messages_mixed_modes_match_langgraph():
         b.add_edge("write_poem", "write_joke")
         return b.compile()
 
-    import ferrograph.config as fg_config
     import langgraph.config as lg_config
+
+    import ferrograph.config as fg_config
 
     out = {}
     for name, (lib, cfg) in {"ferrograph": (fg_graph, fg_config),

@@ -9,12 +9,13 @@ import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.graph import END, START, StateGraph
 from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
 from ferrograph.types import Send
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage
 
 
 class Log(TypedDict):

@@ -1,0 +1,90 @@
+"""Typed stubs for the native module (Rust, built by maturin)."""
+
+from typing import Any, final
+
+__version__: str
+
+# -- graph compilation and scheduling (rust/src/python/engine.rs) ---------------------------
+
+class ConcurrentUpdate(Exception):
+    """Several values for a last-value key in one step; `args[0]` is the key name."""
+
+class OutOfSteps(Exception):
+    """The recursion limit was reached before the graph stopped."""
+
+def validate_node_name(name: str, existing: list[str]) -> None:
+    """Raises `ValueError` (LangGraph's message) if `add_node` must refuse `name`."""
+
+@final
+class GraphPlan:
+    """A validated, compiled graph: channels, triggers and static edges."""
+
+    def __init__(
+        self,
+        keys: list[tuple[str, bool]],
+        nodes: list[tuple[str, bool, list[str]]],
+        edges: list[tuple[str, str]],
+        waiting_edges: list[tuple[list[str], str]],
+        branches: list[tuple[str, str, list[str] | None]],
+        interrupt_before: list[str],
+        interrupt_after: list[str],
+    ) -> None: ...
+    @property
+    def node_names(self) -> list[str]: ...
+    @property
+    def channel_names(self) -> list[str]: ...
+    def trigger_names(self, node: int) -> tuple[str, ...]: ...
+    def node_id(self, name: str) -> int | None: ...
+    def interrupts_before(self, node: int) -> bool: ...
+    def interrupts_after(self, node: int) -> bool: ...
+
+class Run:
+    """One run's channel values, versions and pending sends."""
+
+    def __init__(
+        self,
+        plan: GraphPlan,
+        reducers: list[Any | None],
+        initial: list[Any | None],
+        recursion_limit: int,
+    ) -> None: ...
+    @property
+    def step(self) -> int: ...
+    def next_tasks(self) -> list[tuple[int, int | None, Any]]:
+        """`(node_id, push_index, send_arg)` per task of the current step."""
+    def apply(self, results: list[tuple[int, list[tuple[int, int, Any]]]]) -> list[int]:
+        """Applies `(task_index, [(kind, target, value)])`; returns the written key ids."""
+    def read(self, keys: list[int] | None = None) -> dict[str, Any]: ...
+
+# -- the chunk channel (rust/src/python/chunks.rs) -----------------------------------------
+
+class ChannelClosed(RuntimeError):
+    """Raised by a push once the stream is closed."""
+
+@final
+class ChunkChannel:
+    """Bounded many-producer, one-consumer channel of `(task, mode, payload)` chunks."""
+
+    def __init__(
+        self, capacity: int = 4096, nodes: list[int] | None = None, modes: int = ...
+    ) -> None: ...
+    def is_subscribed(self, node: int, mode: int) -> bool: ...
+    def producer(
+        self, node: int, task: int, step: int = 0, namespace: int = 0
+    ) -> ChunkProducer: ...
+    def drain(
+        self, max_items: int = 1024, timeout: float | None = None
+    ) -> list[tuple[int, int, Any]] | None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def capacity(self) -> int: ...
+    def __len__(self) -> int: ...
+
+@final
+class ChunkProducer:
+    """Pushes one task's chunks; blocks (GIL released) while the channel is full."""
+
+    def push(self, mode: int, payload: Any) -> bool: ...
+    def subscribed(self, mode: int) -> bool: ...
