@@ -32,6 +32,7 @@ from ferrograph.graph._schema import (
     schema_hints,
 )
 from ferrograph.pregel._loop import (
+    DEFAULT_RECURSION_LIMIT,
     MODE_FORWARD,
     MODE_IDS,
     WRITE_GOTO,
@@ -403,6 +404,17 @@ class NodeRunner:
             var_child_runnable_config.reset(token)
 
 
+def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
+    """The run's config, completed as LangGraph does (its own default recursion limit, not
+    langchain-core's 25, unless the caller or an enclosing run set one)."""
+    limit = (config or {}).get("recursion_limit")
+    if limit is None and (parent := var_child_runnable_config.get()):
+        limit = parent.get("recursion_limit")
+    config = ensure_config(config)
+    config["recursion_limit"] = DEFAULT_RECURSION_LIMIT if limit is None else limit
+    return config
+
+
 def _stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgraphs: bool,
                  nodes: Sequence[str] | None) -> StreamSpec:
     if nodes is None:
@@ -627,7 +639,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 )
         if version not in ("v1", "v2"):
             raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
-        config = ensure_config(config)
+        config = _run_config(config)
         if output_keys is not None and isinstance(output_keys, str):
             output_keys = [output_keys]
         spec = _stream_spec(self, frozenset(modes), subgraphs, nodes)
@@ -643,7 +655,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             if mode not in wanted:
                 continue
             if version == "v2":
-                yield {"type": mode, "ns": ns, "data": item}
+                if mode == "values":
+                    yield {"type": mode, "ns": ns, "data": item, "interrupts": ()}
+                else:
+                    yield {"type": mode, "ns": ns, "data": item}
             elif subgraphs:
                 yield (ns, item) if single else (ns, mode, item)
             else:
@@ -717,7 +732,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         """Runs the graph to the end and returns its final state (output keys only)."""
-        config = ensure_config(config)
+        config = _run_config(config)
         parent = config.get("configurable", {}).get("__pregel_stream")
         parent_task = config.get("configurable", {}).get("__pregel_task")
         single_key = isinstance(output_keys, str)
@@ -782,9 +797,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             pairs = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
             for target, label in pairs:
                 edges.add((name, target, True, label if label != target else None))
-        # Nodes nothing leads away from end the run.
+        # Nodes nothing leads away from end the run; those edges are drawn last.
         termini = {t for _, t, _, _ in edges if t != END} - {s for s, _, _, _ in edges}
-        edges.update((t, END, False, None) for t in termini)
+        ordered = sorted(edges, key=lambda e: (e[0], e[1]))
+        ordered += [(t, END, False, None) for t in sorted(termini)]
 
         graph = DrawableGraph()
         drawn = {START: graph.add_node(None, START)}
@@ -799,7 +815,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 metadata["__interrupt"] = ",".join(
                     w for w, on in (("before", before), ("after", after)) if on)
             drawn[name] = graph.add_node(spec.action, name, metadata=metadata or None)
-        for source, target, conditional, label in sorted(edges, key=lambda e: (e[0], e[1])):
+        for source, target, conditional, label in ordered:
             if target not in drawn:
                 drawn[target] = graph.add_node(None, target)
             graph.add_edge(drawn[source], drawn[target], label, conditional)

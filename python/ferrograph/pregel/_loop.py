@@ -56,6 +56,8 @@ MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
 PROPAGATED_TO_METADATA = (
     "thread_id", "checkpoint_id", "checkpoint_ns", "task_id", "run_id", "assistant_id", "graph_id",
 )
+DEFAULT_RECURSION_LIMIT = int(os.getenv("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
+"""LangGraph 1.2's default (and the variable that changes it)."""
 CONTROL_NODE = 0xFFFF_FFFF
 """Node id of the run's own producer (task completions), always subscribed."""
 
@@ -119,6 +121,7 @@ class GraphRun:
         namespace: tuple[str, ...] = (),
         context: Any = None,
         output_keys: Sequence[str] | None = None,
+        result_keys: Sequence[str] | None = None,
         seen_messages: set[str] | None = None,
     ) -> None:
         self.graph = graph
@@ -127,10 +130,15 @@ class GraphRun:
         self.spec = spec
         self.namespace = namespace
         self.context = context
-        self.output_keys = list(output_keys) if output_keys is not None else graph.output_keys
-        self.output_ids = [graph.key_ids[k] for k in self.output_keys]
+        # As in LangGraph: `values` items carry every state key unless `output_keys` says
+        # otherwise, while the run's result (what `invoke` returns) has the output schema's.
+        keys = graph.key_ids
+        self.output_ids = [keys[k] for k in (output_keys or graph.key_names)]
         self.output_id_set = frozenset(self.output_ids)
-        limit = config.get("recursion_limit", 25)
+        if result_keys is None:
+            result_keys = output_keys if output_keys is not None else graph.output_keys
+        self.result_ids = [keys[k] for k in result_keys]
+        limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if not isinstance(limit, int) or limit < 1:
             raise ValueError("recursion_limit must be at least 1")
         self.recursion_limit = limit
@@ -228,10 +236,10 @@ class GraphRun:
                 self.interrupted = True
                 yield from self._interrupt_items()
                 return
-        self.final_values = run.read(self.output_ids)
+        self.final_values = run.read(self.result_ids)
 
     def _interrupt_items(self) -> Iterator[Any]:
-        self.final_values = self.run.read(self.output_ids)
+        self.final_values = self.run.read(self.result_ids)
         if "updates" in self.spec.modes:
             yield self._emit("updates", {"__interrupt__": ()})
 
