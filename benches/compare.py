@@ -255,19 +255,46 @@ def measure(scenarios: list[Scenario], repeats: int) -> None:
         print(f"  {s.name}: done", file=sys.stderr)
 
 
+def current_rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_during(fn: Callable[[], Any]) -> float:
+    """MiB by which resident memory rose above its level before `fn`, at its highest
+    (sampled every millisecond while `fn` runs)."""
+    base = current_rss_mib()
+    peak = base
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.001):
+            peak = max(peak, current_rss_mib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        fn()
+    finally:
+        done.set()
+        sampler.join()
+    return max(peak, current_rss_mib()) - base
+
+
 def peak_rss(kind: str, n: int) -> float:
-    """MiB of peak RSS added by one run of `kind` at `n` branches, in a fresh process."""
+    """`peak_rss_during` one `messages` run of `kind` at `n` branches, in a fresh process."""
     code = f"""
-import resource, sys
+import sys
 sys.path.insert(0, {str(HERE)!r})
 import compare
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if {kind!r} == "nograph":
-    compare.no_graph([compare.fake_model() for _ in range({n})])
+    models = [compare.fake_model() for _ in range({n})]
+    run = lambda: compare.no_graph(models)
 else:
     g = compare.branches_graph(compare.lib({kind!r}), {n}, compare.fake_model)
-    compare.consume_messages(g, {{"out": []}}, None, {kind!r})
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+    run = lambda: compare.consume_messages(g, {{"out": []}}, None, {kind!r})
+print(compare.peak_rss_during(run))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
@@ -320,7 +347,8 @@ def report(scenarios: list[Scenario], rss: dict[str, float], repeats: int, comma
         lines.append(f"| `{s.name}` {s.what} | {cell('ferrograph')} | {cell('langgraph')} | "
                      f"{ratio} | {cell('nograph')} | {per} per {s.unit} |")
     if rss:
-        lines += ["", "Peak RSS added by one 256-branch `messages` run (fresh process each):", "",
+        lines += ["", "Peak resident memory added by one 256-branch `messages` run (fresh "
+                  "process each, sampled every millisecond):", "",
                   "| ferrograph | langgraph | nograph |", "|---|---|---|",
                   "| " + " | ".join(f"{rss[k]:.1f} MiB" for k in
                                    ("ferrograph", "langgraph", "nograph")) + " |"]

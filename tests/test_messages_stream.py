@@ -336,3 +336,58 @@ def test_parallel_branches_interleave_and_keep_per_call_order():
     assert len(per_node) == n
     for i in range(n):
         assert "".join(per_node[f"b{i}"]) == models[i].invoke("q").content
+
+
+@pytest.mark.parametrize("as_manager", [False, True])
+def test_user_callbacks_keep_working_alongside_streaming(as_manager: bool):
+    from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+
+    class Recorder(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+            self.ended = 0
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.tokens.append(token)
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            self.ended += 1
+
+    recorder = Recorder()
+    callbacks = CallbackManager([recorder]) if as_manager else [recorder]
+    graph = seed_graph(fg_graph, make_model("ha ha"), make_model(REPLY))
+    items = list(graph.stream({"topic": "x"}, {"callbacks": callbacks},
+                              stream_mode="messages", nodes=["write_poem"]))
+    assert "".join(m.content for m, _ in items) == REPLY
+    assert "".join(recorder.tokens) == REPLY  # the user's handler saw the same tokens
+    assert recorder.ended == 2  # and both model calls, streamed or not
+
+
+def test_nodes_filter_covers_updates_values_custom_and_tasks():
+    class S(TypedDict):
+        log: Annotated[list, operator.add]
+
+    def node(name: str):
+        def run(state: S, writer):
+            writer(f"custom from {name}")
+            return {"log": [name]}
+        return run
+
+    b = fg_graph.StateGraph(S)
+    b.add_node("a", node("a"))
+    b.add_node("b", node("b"))
+    b.add_node("c", node("c"))
+    b.add_edge(fg_graph.START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("b", "c")
+    graph = b.compile()
+    modes = ["updates", "values", "custom", "tasks"]
+    items = list(graph.stream({"log": []}, stream_mode=modes, nodes=["b"]))
+    by_mode: dict[str, list[Any]] = {m: [] for m in modes}
+    for mode, item in items:
+        by_mode[mode].append(item)
+    assert by_mode["updates"] == [{"b": {"log": ["b"]}}]
+    assert by_mode["custom"] == ["custom from b"]
+    assert {t["name"] for t in by_mode["tasks"]} == {"b"} and len(by_mode["tasks"]) == 2
+    # values: the state after the step in which `b` ran, and only that one
+    assert by_mode["values"] == [{"log": ["a", "b"]}]

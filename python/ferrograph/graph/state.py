@@ -187,6 +187,9 @@ class StateGraph(Generic[StateT, ContextT]):
                 "not be reflected in the compiled graph."
             )
         validate_node_name(node, list(self.nodes))
+        if cache_policy is not None:
+            raise NotImplementedError("ferrograph does not cache node results yet: "
+                                      f"add node `{node}` without `cache_policy`")
         schema = input_schema or _first_param_schema(action)
         if schema is not None:
             self._add_schema(schema)
@@ -295,6 +298,14 @@ class StateGraph(Generic[StateT, ContextT]):
         name: str | None = None,
     ) -> CompiledStateGraph:
         """Validates the graph and compiles it into a runnable graph."""
+        if checkpointer not in (None, False, True):
+            raise NotImplementedError(
+                "ferrograph does not persist runs yet: compile without a checkpointer "
+                f"(got {type(checkpointer).__name__})"
+            )
+        if cache is not None:
+            raise NotImplementedError("ferrograph does not cache node results yet: "
+                                      "compile without `cache`")
         before = ["*"] if interrupt_before == "*" else list(interrupt_before or ())
         after = ["*"] if interrupt_after == "*" else list(interrupt_after or ())
         node_specs = []

@@ -368,7 +368,7 @@ class GraphRun:
             seen.update(m.id for m in iter_messages(task_input) if m.id is not None)
             producer = self.channel.producer(node_id, index, step)
             task.messages = TaskMessages(producer, seen, self.spec.tags)
-            callbacks = [*(callbacks or ()), task.messages]
+            callbacks = _with_handler(callbacks, task.messages)
         writer = self._writer_for(task) if runner is not None else _discard
         runtime = Runtime(context=self.context, stream_writer=writer,
                           store=getattr(graph, "store", None))
@@ -462,6 +462,16 @@ def _debug(kind: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _discard(_: Any) -> None:
     pass
+
+
+def _with_handler(callbacks: Any, handler: TaskMessages) -> Any:
+    """The user's callbacks (a list or a callback manager) plus `handler`, inherited by
+    everything the node runs."""
+    if callbacks is None or isinstance(callbacks, list):
+        return [*(callbacks or ()), handler]
+    manager = callbacks.copy()
+    manager.add_handler(handler, inherit=True)
+    return manager
 
 
 def _without_our_handlers(callbacks: Any) -> Any:
