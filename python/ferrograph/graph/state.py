@@ -17,6 +17,7 @@ from langchain_core.runnables.graph import Graph as DrawableGraph
 from ferrograph._core import GraphPlan, validate_node_name
 from ferrograph.constants import END, START
 from ferrograph.errors import (
+    EmptyInputError,
     ErrorCode,
     GraphRecursionError,
     InvalidUpdateError,
@@ -493,7 +494,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
     def start_values(self) -> list[Any]:
         return [start() if start is not None else None for start in self._start]
 
-    def map_input(self, value: Any) -> Any:
+    def map_input(self, value: Any, strict: bool = False) -> Any:
+        """The state writes of the graph's input. `strict` (a caller's own input, not a
+        parent graph's state handed to a subgraph) refuses keys the input schema lacks."""
+        if value is None:
+            raise EmptyInputError(f"Received no input for {START}")
         pairs = input_as_pairs(value)
         if pairs is None:
             raise InvalidUpdateError(
@@ -501,6 +506,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
                     message=f"Expected dict, got {value}",
                     error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
                 )
+            )
+        if strict and (unknown := [k for k, _ in pairs if k not in self.input_key_set]):
+            raise InvalidUpdateError(
+                f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))}; the "
+                f"input schema's keys are: {', '.join(map(repr, sorted(self.input_key_set)))}"
             )
         return {k: v for k, v in pairs if k in self.input_key_set}
 
@@ -780,7 +790,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             spec, producer = StreamSpec(frozenset()), None
         run = GraphRun(self, input, config, spec, namespace=namespace,
                        context=parent.context, output_keys=keys,
-                       seen_messages=parent.seen_messages)
+                       seen_messages=parent.seen_messages, strict_input=False)
         for item in run:
             if producer is not None:
                 producer.push(MODE_FORWARD, item)

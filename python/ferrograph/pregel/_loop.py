@@ -123,6 +123,7 @@ class GraphRun:
         output_keys: Sequence[str] | None = None,
         result_keys: Sequence[str] | None = None,
         seen_messages: set[str] | None = None,
+        strict_input: bool | None = None,
     ) -> None:
         self.graph = graph
         self.input = input
@@ -152,6 +153,10 @@ class GraphRun:
             if not k.startswith("__pregel_")
         }
         self._user_callbacks = _without_our_handlers(config.get("callbacks"))
+        # A graph run as a node gets its parent's whole state: extra keys are expected there.
+        if strict_input is None:
+            strict_input = "__pregel_task" not in config.get("configurable", {})
+        self.strict_input = strict_input
         # As in LangGraph, run identifiers in `configurable` are also task metadata.
         self._base_metadata = dict(config.get("metadata") or {})
         for key in PROPAGATED_TO_METADATA:
@@ -401,7 +406,7 @@ class GraphRun:
         """Runs a task to completion, recording its writes or its error (never raises)."""
         try:
             if t.node_id == 0:
-                output = self.graph.map_input(t.input)
+                output = self.graph.map_input(t.input, strict=self.strict_input)
                 updates = output
             else:
                 output = t.runner.call(t, self)

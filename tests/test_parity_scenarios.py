@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel
 
-from tests.parity import LIBS, both, normalise
+from tests.oracle import LIBS, both, normalise
 
 
 class Plain(TypedDict):
@@ -420,3 +420,22 @@ def test_context_schema_and_runtime():
 def test_both_libraries_are_really_compared():
     assert LIBS["ferrograph"].StateGraph is not LIBS["langgraph"].StateGraph
     assert LIBS["ferrograph"].StateGraph.__module__.startswith("ferrograph")
+
+
+def test_subgraph_with_its_own_schema_ignores_parent_keys():
+    class Inner(TypedDict):
+        x: int
+
+    def run(lib: Any) -> Any:
+        inner = lib.StateGraph(Inner)
+        inner.add_node("double", lambda s: {"x": s["x"] * 2})
+        inner.add_edge(lib.START, "double")
+        outer = lib.StateGraph(Plain)
+        outer.add_node("sub", inner.compile())
+        outer.add_edge(lib.START, "sub")
+        graph = outer.compile()
+        return (graph.invoke({"x": 3, "log": ["keep"]}),
+                list(graph.stream({"x": 3, "log": []}, subgraphs=True, stream_mode="updates")))
+
+    fg, lg = both(run)
+    assert fg == lg and fg[0] == "ok"
