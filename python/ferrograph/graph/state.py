@@ -33,6 +33,7 @@ from ferrograph.graph._schema import (
     schema_hints,
 )
 from ferrograph.pregel._loop import (
+    CHANNEL_CAPACITY,
     DEFAULT_RECURSION_LIMIT,
     MODE_FORWARD,
     MODE_IDS,
@@ -641,12 +642,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
         version: Literal["v1", "v2"] = "v1",
         nodes: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        buffer_size: int = CHANNEL_CAPACITY,
         **kwargs: Any,
     ) -> Iterator[Any]:
         """Runs the graph, yielding what `stream_mode` asks for as it happens.
 
         `nodes=` (ferrograph) keeps only items from those nodes, and is applied where items
         are produced: a model in a node nobody listens to is not asked to stream at all.
+        `buffer_size` (ferrograph) bounds the items waiting for the consumer; producers wait
+        when it is full.
         """
         if stream_mode is None:
             stream_mode = self.stream_mode
@@ -666,7 +670,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         spec = _stream_spec(self, frozenset(modes), subgraphs, nodes)
         if tags is not None:
             spec.tags = frozenset([tags] if isinstance(tags, str) else tags)
-        run = GraphRun(self, input, config, spec, context=context, output_keys=output_keys)
+        run = GraphRun(self, input, config, spec, context=context, output_keys=output_keys,
+                       buffer_size=buffer_size)
         return self._format(run, modes, single, subgraphs, version)
 
     def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,

@@ -124,6 +124,7 @@ class GraphRun:
         result_keys: Sequence[str] | None = None,
         seen_messages: set[str] | None = None,
         strict_input: bool | None = None,
+        buffer_size: int = CHANNEL_CAPACITY,
     ) -> None:
         self.graph = graph
         self.input = input
@@ -143,6 +144,9 @@ class GraphRun:
         if not isinstance(limit, int) or limit < 1:
             raise ValueError("recursion_limit must be at least 1")
         self.recursion_limit = limit
+        if not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
+        self.buffer_size = buffer_size
         self.max_concurrency = config.get("max_concurrency") or None
         self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
         self.channel: ChunkChannel | None = None
@@ -179,7 +183,7 @@ class GraphRun:
         modes = (1 << MODE_DONE) | (1 << MODE_FORWARD)
         for mode in spec.modes:
             modes |= 1 << MODE_IDS[mode]
-        return ChunkChannel(CHANNEL_CAPACITY, node_ids, modes)
+        return ChunkChannel(self.buffer_size, node_ids, modes)
 
     def _emit(self, mode: str, item: Any) -> tuple[tuple[str, ...], str, Any]:
         return (self.namespace, mode, item)

@@ -1,0 +1,175 @@
+"""Faults during a run: what was delivered stays delivered, the error arrives once, nothing
+is left running, and the same compiled graph works again afterwards."""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import operator
+import threading
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from ferrograph.graph import START, StateGraph
+from ferrograph.local_openai import LocalOpenAIServer, poem_about, tokenize
+from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
+
+POEM = [{"role": "user", "content": "Write a short poem about owls"}]
+
+
+class Out(TypedDict):
+    out: Annotated[list, operator.add]
+
+
+def settle(baseline: int) -> int:
+    """Thread count once idle workers have exited (or the deadline passed)."""
+    deadline = time.monotonic() + IDLE_LINGER_SECONDS + 3
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threading.active_count()
+
+
+def one_node(fn: Any) -> Any:
+    b = StateGraph(Out)
+    b.add_node("node", fn)
+    b.add_edge(START, "node")
+    return b.compile()
+
+
+def test_model_failing_mid_stream_keeps_delivered_tokens():
+    baseline = threading.active_count()
+    with LocalOpenAIServer(fail_after=5) as broken, LocalOpenAIServer() as healthy:
+        models = iter([broken.chat_model(max_retries=0), healthy.chat_model()])
+
+        def node(state: Out):
+            return {"out": [next(models).invoke(POEM).content]}
+
+        graph = one_node(node)
+        delivered = []
+        errors = 0
+        try:
+            for chunk, _ in graph.stream({"out": []}, stream_mode="messages"):
+                delivered.append(chunk.content)
+        except Exception:  # noqa: BLE001 - the client's transport error, whatever its type
+            errors += 1
+        assert errors == 1
+        assert "".join(delivered) == "".join(tokenize(poem_about("owls"))[:5])
+        # The same compiled graph runs again (the second model is healthy).
+        assert graph.invoke({"out": []}) == {"out": [poem_about("owls")]}
+    assert settle(baseline) <= baseline
+
+
+def test_router_raising_reaches_the_caller_unchanged():
+    error = LookupError("no route")
+
+    def route(state: Out):
+        raise error
+
+    b = StateGraph(Out)
+    b.add_node("a", lambda s: {"out": ["a"]})
+    b.add_edge(START, "a")
+    b.add_conditional_edges("a", route)
+    graph = b.compile()
+    with pytest.raises(LookupError) as caught:
+        list(graph.stream({"out": []}, stream_mode="updates"))
+    assert caught.value is error
+
+
+def test_stream_writer_from_a_thread_the_node_started():
+    def node(state: Out, writer):
+        workers = [threading.Thread(target=writer, args=(f"from thread {i}",)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return {"out": ["done"]}
+
+    items = list(one_node(node).stream({"out": []}, stream_mode="custom"))
+    assert sorted(items) == [f"from thread {i}" for i in range(4)]
+
+
+def test_keyboard_interrupt_during_stream_stops_the_run():
+    baseline = threading.active_count()
+    words = " ".join(f"w{i}" for i in range(50_000))
+
+    def node(state: Out):
+        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
+        return {"out": [len(model.invoke("q").content)]}
+
+    b = StateGraph(Out)
+    for i in range(3):
+        b.add_node(f"n{i}", node)
+        b.add_edge(START, f"n{i}")
+    graph = b.compile()
+    seen = 0
+    with pytest.raises(KeyboardInterrupt):
+        for _ in graph.stream({"out": []}, stream_mode="messages", buffer_size=16):
+            seen += 1
+            if seen == 100:
+                threading.Timer(0.01, _thread.interrupt_main).start()
+            time.sleep(0.001)  # a slow consumer: producers are waiting on the full buffer
+    assert settle(baseline) <= baseline
+    assert len(graph.invoke({"out": []})["out"]) == 3
+
+
+def test_slow_consumer_bounds_what_producers_run_ahead():
+    capacity, branches = 8, 4
+    produced = 0
+    lock = threading.Lock()
+
+    class CountTokens(BaseCallbackHandler):
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            nonlocal produced
+            with lock:
+                produced += 1
+
+    words = " ".join(f"w{i}" for i in range(400))
+
+    def node(state: Out):
+        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
+        return {"out": [len(model.invoke("q").content)]}
+
+    b = StateGraph(Out)
+    for i in range(branches):
+        b.add_node(f"n{i}", node)
+        b.add_edge(START, f"n{i}")
+    graph = b.compile()
+    consumed = 0
+    worst_lead = 0
+    for _ in graph.stream({"out": []}, {"callbacks": [CountTokens()]},
+                          stream_mode="messages", buffer_size=capacity):
+        consumed += 1
+        time.sleep(0.0002)
+        with lock:
+            worst_lead = max(worst_lead, produced - consumed)
+    assert consumed == produced
+    # Ahead of the loop: one drained batch (at most `capacity`), a full channel, and one
+    # counted-but-not-yet-queued chunk per producer. Unbounded, it would be ~1,600.
+    assert worst_lead <= 2 * capacity + branches
+
+
+def test_bad_buffer_size_is_refused():
+    graph = one_node(lambda s: {"out": [1]})
+    with pytest.raises(ValueError, match="buffer_size must be a positive int"):
+        list(graph.stream({"out": []}, buffer_size=0))
+
+
+def broken_reducer(left: list, right: list) -> list:
+    raise TypeError("reducer broke")
+
+
+class BrokenState(TypedDict):
+    x: Annotated[list, broken_reducer]
+
+
+def test_reducer_raising_reaches_the_caller():
+    b = StateGraph(BrokenState)
+    b.add_node("a", lambda s: {"x": [1]})
+    b.add_edge(START, "a")
+    with pytest.raises(TypeError, match="reducer broke"):
+        b.compile().invoke({"x": [0]})
