@@ -109,3 +109,21 @@ def test_many_python_producers_exactly_once_in_order():
     for t in threads:
         t.join()
     assert next_seq == [per_producer] * producers
+
+
+def test_native_api_misuse_raises_python_errors():
+    from ferrograph._core import GraphPlan, Run
+
+    plan = GraphPlan([("k", False)], [("a", False, [])], [("__start__", "a")], [], [], [], [])
+    with pytest.raises(IndexError):
+        plan.trigger_names(99)
+    with pytest.raises(ValueError, match="expected 1 reducers"):
+        Run(plan, [], [], 5)
+    run = Run(plan, [None], [None], 5)
+    run.next_tasks()
+    with pytest.raises(ValueError, match="no task 7"):
+        run.apply([(7, [])])
+    with pytest.raises(ValueError, match="invalid write"):
+        run.apply([(0, [(0, 99, None)])])
+    with pytest.raises(ValueError, match="Found edge ending at unknown node `b`"):
+        GraphPlan([], [("a", False, [])], [("__start__", "a"), ("a", "b")], [], [], [], [])

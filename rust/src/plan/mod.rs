@@ -288,7 +288,13 @@ impl Plan {
 
 /// LangGraph's compile-time checks, in LangGraph's order.
 fn validate(spec: &GraphSpec) -> Result<(), PlanError> {
-    let nodes: HashSet<&str> = spec.nodes.iter().map(|n| n.name.as_str()).collect();
+    // `add_node` checks names as they come; the plan re-checks so it is sound on its own.
+    let mut seen: Vec<&str> = Vec::with_capacity(spec.nodes.len());
+    for node in &spec.nodes {
+        validate_node_name(&node.name, &seen)?;
+        seen.push(&node.name);
+    }
+    let nodes: HashSet<&str> = seen.into_iter().collect();
     let is_node = |name: &str| nodes.contains(name);
 
     let mut sources: Vec<&str> = spec.edges.iter().map(|(s, _)| s.as_str()).collect();
@@ -342,6 +348,9 @@ fn validate(spec: &GraphSpec) -> Result<(), PlanError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 //! and once per task to read its input (`read`).
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -108,19 +108,28 @@ impl GraphPlan {
 
     /// `langgraph_triggers` of a node's pull tasks.
     fn trigger_names<'py>(&self, py: Python<'py>, node: usize) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, &self.plan.nodes[node].trigger_names)
+        PyTuple::new(py, &self.node(node)?.trigger_names)
     }
 
     fn node_id(&self, name: &str) -> Option<usize> {
         self.plan.node_id(name)
     }
 
-    fn interrupts_before(&self, node: usize) -> bool {
-        self.plan.nodes[node].interrupt_before
+    fn interrupts_before(&self, node: usize) -> PyResult<bool> {
+        Ok(self.node(node)?.interrupt_before)
     }
 
-    fn interrupts_after(&self, node: usize) -> bool {
-        self.plan.nodes[node].interrupt_after
+    fn interrupts_after(&self, node: usize) -> PyResult<bool> {
+        Ok(self.node(node)?.interrupt_after)
+    }
+}
+
+impl GraphPlan {
+    fn node(&self, node: usize) -> PyResult<&crate::plan::PlanNode> {
+        self.plan
+            .nodes
+            .get(node)
+            .ok_or_else(|| PyIndexError::new_err(format!("no node {node} in this graph")))
     }
 }
 
