@@ -195,3 +195,24 @@ def test_unsupported_persistence_options_are_refused_not_ignored():
     with pytest.raises(NotImplementedError, match="cache_policy"):
         builder.add_node("b", lambda s: {}, cache_policy=object())
     assert builder.compile(checkpointer=None).invoke({"log": []}) == {"log": ["a"]}
+
+
+def test_worker_pool_shrinks_under_steady_load_after_a_burst():
+    from ferrograph.pregel._executor import WorkerPool
+
+    pool = WorkerPool("test-pool")
+    burst = threading.Barrier(200, timeout=10)
+    for _ in range(200):
+        pool.submit(burst.wait)
+    deadline = time.monotonic() + 5
+    while pool.thread_count < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.thread_count == 200
+    # A steady trickle of work keeps a few warm workers; the burst's others time out.
+    done = threading.Semaphore(0)
+    end = time.monotonic() + IDLE_LINGER_SECONDS + 1.5
+    while time.monotonic() < end:
+        pool.submit(done.release)
+        done.acquire()
+        time.sleep(0.001)
+    assert pool.thread_count <= 3

@@ -434,6 +434,8 @@ def _stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgraphs: bo
         return StreamSpec(modes, subgraphs)
     if isinstance(nodes, str):
         nodes = [nodes]
+    if not all(isinstance(n, str) for n in nodes):
+        raise TypeError(f"nodes= takes node names (str), got {list(nodes)!r}")
     own: set[str] = set()
     inner: dict[str, set[str] | None] = {}
     for path in nodes:
@@ -669,7 +671,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             output_keys = [output_keys]
         spec = _stream_spec(self, frozenset(modes), subgraphs, nodes)
         if tags is not None:
-            spec.tags = frozenset([tags] if isinstance(tags, str) else tags)
+            tags = [tags] if isinstance(tags, str) else list(tags)
+            if not all(isinstance(t, str) for t in tags):
+                raise TypeError(f"tags= takes tag names (str), got {tags!r}")
+            spec.tags = frozenset(tags)
         run = GraphRun(self, input, config, spec, context=context, output_keys=output_keys,
                        buffer_size=buffer_size)
         return self._format(run, modes, single, subgraphs, version)

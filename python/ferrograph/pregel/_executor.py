@@ -2,18 +2,26 @@
 
 Unlike a fixed-size pool, this one starts a thread whenever every worker is busy, so a step
 with a thousand branches runs a thousand tasks at once (the caller bounds that with
-`max_concurrency`). Idle workers exit after a short linger, so the thread count returns to
-where it was once runs finish.
+`max_concurrency`). Work goes to the most recently idle worker, so under a steady load the
+same few threads stay warm and the rest of a burst's threads time out and exit: the thread
+count returns to what the load needs.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable
 
 IDLE_LINGER_SECONDS = 2.0
 """How long an idle worker waits for more work before exiting."""
+
+
+class _Worker:
+    __slots__ = ("wake", "work")
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.work: Callable[[], None] | None = None
 
 
 class WorkerPool:
@@ -22,9 +30,8 @@ class WorkerPool:
     def __init__(self, name: str = "ferrograph-worker") -> None:
         self._name = name
         self._lock = threading.Lock()
-        self._work: deque[Callable[[], None]] = deque()
-        self._wakeup = threading.Condition(self._lock)
-        self._idle = 0
+        self._idle: list[_Worker] = []
+        """Idle workers, most recently idle last (handed work first)."""
         self._threads = 0
 
     @property
@@ -34,27 +41,29 @@ class WorkerPool:
     def submit(self, fn: Callable[[], None]) -> None:
         """Runs `fn` on a worker; `fn` must not raise (it reports its own outcome)."""
         with self._lock:
-            self._work.append(fn)
-            if self._idle > len(self._work) - 1:
-                self._wakeup.notify()
+            if self._idle:
+                worker = self._idle.pop()
+                worker.work = fn
+                worker.wake.set()
                 return
             self._threads += 1
-        thread = threading.Thread(target=self._worker, name=self._name, daemon=True)
-        thread.start()
+        threading.Thread(target=self._serve, args=(fn,), name=self._name, daemon=True).start()
 
-    def _worker(self) -> None:
-        lock = self._lock
+    def _serve(self, fn: Callable[[], None]) -> None:
+        me = _Worker()
         while True:
-            with lock:
-                while not self._work:
-                    self._idle += 1
-                    woke = self._wakeup.wait(IDLE_LINGER_SECONDS)
-                    self._idle -= 1
-                    if not woke and not self._work:
+            fn()
+            with self._lock:
+                me.work = None
+                me.wake.clear()
+                self._idle.append(me)
+            if not me.wake.wait(IDLE_LINGER_SECONDS):
+                with self._lock:
+                    if me.work is None:  # not handed work between the timeout and the lock
+                        self._idle.remove(me)
                         self._threads -= 1
                         return
-                fn = self._work.popleft()
-            fn()
+            fn = me.work  # type: ignore[assignment]
 
 
 DEFAULT_POOL = WorkerPool()

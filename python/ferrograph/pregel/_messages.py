@@ -18,6 +18,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from pydantic import BaseModel
 
+from ferrograph._core import ChannelClosed
 from ferrograph.constants import TAG_NOSTREAM
 
 try:
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
     from ferrograph._core import ChunkProducer
 
 MODE_MESSAGES = 2
+
+
+class StreamClosed(BaseException):  # noqa: N818 - a signal, like GeneratorExit
+    """Ends a model call whose stream nobody reads any more.
+
+    Not an `Exception`, so callback managers do not log it as a handler failure and model
+    clients do not retry it: it unwinds the call, as `GeneratorExit` unwinds a generator."""
 
 
 def _top_level_values(obj: Any) -> Sequence[Any]:
@@ -65,7 +73,7 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
     """Streams one task's chat-model tokens and output messages into the chunk channel."""
 
     run_inline = True  # called on the producing thread: no extra hop per token
-    raise_error = True  # a closed stream must stop the model, not be logged and ignored
+    raise_error = True  # a failing push must reach the model call, not be logged and ignored
 
     def __init__(self, producer: ChunkProducer, seen: set[str],
                  tags: frozenset[str] | None = None) -> None:
@@ -82,7 +90,10 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         if message.id is None:
             message.id = str(uuid4())
         self.seen.add(message.id)
-        self.producer.push(MODE_MESSAGES, (message, metadata))
+        try:
+            self.producer.push(MODE_MESSAGES, (message, metadata))
+        except ChannelClosed:
+            raise StreamClosed from None
 
     def on_chat_model_start(
         self,

@@ -1,0 +1,143 @@
+"""README's table of errors, row by row: each case is triggered here and must raise the type
+and message the table promises."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from pydantic import BaseModel
+
+from ferrograph.graph import END, START, StateGraph
+from ferrograph.types import Command, Send
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+class S(TypedDict):
+    x: int
+    log: Annotated[list, operator.add]
+
+
+class P(BaseModel):
+    x: int
+
+
+def one(fn: Callable[[Any], Any] = lambda s: {"x": 1}) -> StateGraph:
+    b = StateGraph(S)
+    b.add_node("a", fn)
+    b.add_edge(START, "a")
+    return b
+
+
+def run(builder: StateGraph, inputs: Any = None, **kw: Any) -> Any:
+    return builder.compile().invoke({"x": 0, "log": []} if inputs is None else inputs, **kw)
+
+
+def routed(path: Callable[[Any], Any]) -> StateGraph:
+    b = one()
+    b.add_conditional_edges("a", path)
+    return b
+
+
+def two_writers() -> StateGraph:
+    b = one()
+    b.add_node("b", lambda s: {"x": 2})
+    b.add_edge(START, "b")
+    return b
+
+
+def route(state: Any) -> str:
+    return END
+
+
+def looping() -> StateGraph:
+    b = one()
+    b.add_edge("a", "a")
+    return b
+
+
+TRIGGERS: dict[str, Callable[[], Any]] = {
+    "no-entry": lambda: StateGraph(S).add_node("a", lambda s: {}).compile(),
+    "unknown-source": lambda: one().add_edge("ghost", "a").compile(),
+    "unknown-target": lambda: one().add_edge("a", "ghost").compile(),
+    "join-unknown": lambda: one().add_edge(["a", "ghost"], END),
+    "duplicate-node": lambda: one().add_node("a", lambda s: {}),
+    "reserved-name": lambda: StateGraph(S).add_node(START, lambda s: {}),
+    "reserved-char": lambda: StateGraph(S).add_node("a:b", lambda s: {}),
+    "end-source": lambda: one().add_edge(END, "a"),
+    "start-target": lambda: one().add_edge("a", START),
+    "branch-target": lambda: one().add_conditional_edges("a", route, {"x": "ghost"}).compile(),
+    "branch-twice": lambda: one().add_conditional_edges("a", route)
+    .add_conditional_edges("a", route),
+    "interrupt-node": lambda: one().compile(interrupt_before=["ghost"]),
+    "empty-sequence": lambda: StateGraph(S).add_sequence([]),
+    "checkpointer": lambda: one().compile(checkpointer=object()),
+    "stream-mode": lambda: list(one().compile().stream({"x": 0}, stream_mode="value")),
+    "filter-node": lambda: list(one().compile().stream({"x": 0}, nodes=["ghost"])),
+    "filter-type": lambda: list(one().compile().stream({"x": 0}, nodes=[1])),
+    "recursion-limit-low": lambda: run(one(), config={"recursion_limit": 0}),
+    "buffer-size": lambda: list(one().compile().stream({"x": 0}, buffer_size=0)),
+    "input-none": lambda: one().compile().invoke(None),
+    "input-type": lambda: one().compile().invoke("hello"),
+    "input-keys": lambda: one().compile().invoke({"x": 0, "typo": 1}),
+    "input-pydantic": lambda: StateGraph(P).add_node("a", lambda s: {"x": 1})
+    .add_edge(START, "a").compile().invoke({"x": "not a number"}),
+    "node-return": lambda: run(one(lambda s: 42)),
+    "concurrent-write": lambda: run(two_writers()),
+    "route-unknown": lambda: run(routed(lambda s: "ghost")),
+    "send-unknown": lambda: run(routed(lambda s: [Send("ghost", {})])),
+    "send-end": lambda: run(routed(lambda s: [Send(END, {})])),
+    "branch-none": lambda: run(routed(lambda s: None)),
+    "recursion": lambda: run(looping(), config={"recursion_limit": 3}),
+}
+
+
+def readme_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in README.read_text().splitlines():
+        match = re.match(r"\| `([a-z-]+)`[^|]*(?:\\\|[^|]*)*\| (.+?) \| (.+?) \|$", line)
+        if match:
+            rows.append((match[1], match[2].strip("`"), match[3].replace("\\|", "|")))
+    return rows
+
+
+ROWS = readme_rows()
+
+
+def test_every_row_has_a_trigger_and_back():
+    ids = [row[0] for row in ROWS]
+    assert "node-raises" in ids  # the parse found the table
+    assert set(ids) - {"node-raises"} == set(TRIGGERS)
+
+
+@pytest.mark.parametrize(("case", "raised", "message"),
+                         [row for row in ROWS if row[0] != "node-raises"],
+                         ids=[row[0] for row in ROWS if row[0] != "node-raises"])
+def test_readme_row_is_true(case: str, raised: str, message: str):
+    with pytest.raises(Exception) as caught:  # noqa: B017 - the type is checked below
+        TRIGGERS[case]()
+    assert type(caught.value).__name__ == raised
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_node_router_and_reducer_errors_are_the_same_object():
+    error = ArithmeticError("mine")
+
+    def raise_it(*_: Any) -> Any:
+        raise error
+
+    for builder in (one(raise_it), routed(raise_it)):
+        with pytest.raises(ArithmeticError) as caught:
+            run(builder)
+        assert caught.value is error
+
+
+def test_command_to_unknown_node_names_it():
+    b = one(lambda s: Command(goto="ghost"))
+    with pytest.raises(Exception, match="Command at node 'a' routed to unknown node 'ghost'"):
+        run(b)
