@@ -183,6 +183,11 @@ class StateGraph(Generic[StateT, ContextT]):
                 raise ValueError("Node name must be provided if action is not a function")
         if action is None:
             raise RuntimeError
+        if not (callable(action) or isinstance(action, Runnable)):
+            raise TypeError(
+                "Expected a Runnable, callable or dict.Instead got an unsupported type: "
+                f"{type(action)}"
+            )
         if self.compiled:
             logger.warning(
                 "Adding a node to a graph that has already been compiled. This will "
@@ -240,7 +245,9 @@ class StateGraph(Generic[StateT, ContextT]):
                 "not be reflected in the compiled graph."
             )
         name = (path.get_name() if isinstance(path, Runnable)
-                else getattr(path, "__name__", None)) or "condition"
+                else getattr(path, "__name__", None))
+        if not name or name == "<lambda>":
+            name = "condition"  # LangGraph's name for an anonymous router
         branches = self.branches.setdefault(source, {})
         if name in branches:
             raise ValueError(f"Branch with name `{name}` already exists for node `{source}`")
@@ -510,10 +517,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
                     error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
                 )
             )
-        if strict and (unknown := [k for k, _ in pairs if k not in self.input_key_set]):
+        if strict and (unknown := [k for k, _ in pairs if k not in self.key_ids]):
             raise InvalidUpdateError(
                 f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))}; the "
-                f"input schema's keys are: {', '.join(map(repr, sorted(self.input_key_set)))}"
+                f"graph's state keys are: {', '.join(map(repr, self.key_names))}"
             )
         return {k: v for k, v in pairs if k in self.input_key_set}
 
@@ -536,7 +543,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
                     pairs.append((k, v))
         elif isinstance(output, Command):
             if output.graph == Command.PARENT:
-                raise ParentCommand(output)
+                # Addressed to the enclosing graph, which applies it as its own node's result.
+                raise ParentCommand(Command(update=output.update, goto=output.goto,
+                                            resume=output.resume))
             for k, v in update_as_pairs(output.update):
                 if k in key_ids:
                     writes.append((WRITE_KEY, key_ids[k], v))
@@ -611,6 +620,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
         finally:
             var_child_runnable_config.reset(token)
 
+    def _context(self, context: Any) -> Any:
+        """The run context, built from a dict when the graph declares a context class."""
+        schema = self.builder.context_schema
+        if isinstance(context, dict) and schema is not None and make_coercer(schema):
+            return schema(**context)
+        return context
+
     def _check_nodes(self, nodes: Sequence[str]) -> None:
         _stream_spec(self, frozenset(), False, nodes)
 
@@ -667,16 +683,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if version not in ("v1", "v2"):
             raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
         config = _run_config(config)
-        if output_keys is not None and isinstance(output_keys, str):
-            output_keys = [output_keys]
         spec = _stream_spec(self, frozenset(modes), subgraphs, nodes)
         if tags is not None:
             tags = [tags] if isinstance(tags, str) else list(tags)
             if not all(isinstance(t, str) for t in tags):
                 raise TypeError(f"tags= takes tag names (str), got {tags!r}")
             spec.tags = frozenset(tags)
-        run = GraphRun(self, input, config, spec, context=context, output_keys=output_keys,
-                       buffer_size=buffer_size)
+        spec.state_objects = version == "v2"
+        run = GraphRun(self, input, config, spec, context=self._context(context),
+                       output_keys=output_keys, buffer_size=buffer_size)
         return self._format(run, modes, single, subgraphs, version)
 
     def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,
@@ -770,12 +785,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
         keys = [output_keys] if single_key else output_keys
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
-                                    output_keys=keys, **kwargs))
+                                    output_keys=output_keys, **kwargs))
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys)
         else:
-            run = GraphRun(self, input, config, StreamSpec(frozenset()), context=context,
-                           output_keys=keys)
+            run = GraphRun(self, input, config, StreamSpec(frozenset()),
+                           context=self._context(context), output_keys=keys)
             for _ in run:
                 pass
             result = run.final_values
@@ -794,7 +809,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         namespace = (*parent.namespace, f"{parent_task.name}:{parent_task.id}")
         if parent.spec.forwards(parent_task.name):
             inner = parent.spec.inner.get(parent_task.name)
-            spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags)
+            spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags,
+                              state_objects=parent.spec.state_objects)
             producer = parent.channel.producer(parent_task.node_id, parent_task.index)
         else:
             spec, producer = StreamSpec(frozenset()), None

@@ -19,13 +19,13 @@ from ferrograph._core import ChannelClosed, ChunkChannel, ConcurrentUpdate, OutO
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import (
     ErrorCode,
+    GraphBubbleUp,
     GraphRecursionError,
     InvalidUpdateError,
-    ParentCommand,
     create_error_message,
 )
 from ferrograph.pregel._executor import DEFAULT_POOL
-from ferrograph.pregel._messages import MODE_MESSAGES, TaskMessages, iter_messages
+from ferrograph.pregel._messages import MODE_MESSAGES, TaskMessages, iter_messages, user_tags
 from ferrograph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -58,6 +58,11 @@ PROPAGATED_TO_METADATA = (
 )
 DEFAULT_RECURSION_LIMIT = int(os.getenv("LANGGRAPH_DEFAULT_RECURSION_LIMIT", "10007"))
 """LangGraph 1.2's default (and the variable that changes it)."""
+ENGINE_METADATA_KEYS = frozenset((
+    "thread_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map", "langgraph_step",
+    "langgraph_node", "langgraph_triggers", "langgraph_path", "langgraph_checkpoint_ns",
+))
+"""Task metadata the engine sets itself (left out of `tasks` payloads)."""
 CONTROL_NODE = 0xFFFF_FFFF
 """Node id of the run's own producer (task completions), always subscribed."""
 
@@ -78,6 +83,8 @@ class StreamSpec:
     inner: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """For subgraph nodes: the filter their own run applies (None: all of its nodes)."""
     tags: frozenset[str] | None = None
+    state_objects: bool = False
+    """`values` items as state-schema objects (Pydantic, dataclass), as `version="v2"` has."""
 
     def wants(self, mode: str, node: str) -> bool:
         return mode in self.modes and (self.nodes is None or node in self.nodes)
@@ -134,9 +141,18 @@ class GraphRun:
         self.context = context
         # As in LangGraph: `values` items carry every state key unless `output_keys` says
         # otherwise, while the run's result (what `invoke` returns) has the output schema's.
+        # A single key name (not a list) makes items that key's bare value, as in LangGraph.
+        self.single_key = output_keys if isinstance(output_keys, str) else None
+        if self.single_key is not None:
+            output_keys = [self.single_key]
         keys = graph.key_ids
-        self.output_ids = [keys[k] for k in (output_keys or graph.key_names)]
+        for key in (*(output_keys or ()), *(result_keys or ())):
+            if key not in keys:
+                raise ValueError(f"Key {key} not in channels")
+        self.output_names = list(output_keys or graph.key_names)
+        self.output_ids = [keys[k] for k in self.output_names]
         self.output_id_set = frozenset(self.output_ids)
+        self.output_name_set = frozenset(self.output_names)
         if result_keys is None:
             result_keys = output_keys if output_keys is not None else graph.output_keys
         self.result_ids = [keys[k] for k in result_keys]
@@ -184,6 +200,13 @@ class GraphRun:
         for mode in spec.modes:
             modes |= 1 << MODE_IDS[mode]
         return ChunkChannel(self.buffer_size, node_ids, modes)
+
+    def _values_item(self, values: dict[str, Any]) -> Any:
+        if self.single_key is not None:
+            return values.get(self.single_key)
+        if self.spec.state_objects and self.graph.state_coerce is not None:
+            return self.graph.state_coerce(values)
+        return values
 
     def _emit(self, mode: str, item: Any) -> tuple[tuple[str, ...], str, Any]:
         return (self.namespace, mode, item)
@@ -240,7 +263,7 @@ class GraphRun:
                 ) from None
             if "values" in spec.modes and self.output_id_set.intersection(written):
                 if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
-                    yield self._emit("values", run.read(self.output_ids))
+                    yield self._emit("values", self._values_item(run.read(self.output_ids)))
             if any(graph.plan.interrupts_after(t.node_id) for t in visible):
                 self.interrupted = True
                 yield from self._interrupt_items()
@@ -258,6 +281,13 @@ class GraphRun:
             return
         for t in tasks:
             payload = {"id": t.id, "name": t.name, "input": t.input, "triggers": t.triggers}
+            # The user's metadata (run and node) and tags ride along, as in LangGraph.
+            metadata = {k: v for k, v in t.config["metadata"].items()
+                        if k not in ENGINE_METADATA_KEYS}
+            if tags := user_tags(t.config.get("tags")):
+                metadata["tags"] = tags
+            if metadata:
+                payload["metadata"] = metadata
             if spec.wants("tasks", t.name):
                 yield self._emit("tasks", payload)
             if spec.wants("debug", t.name):
@@ -284,10 +314,11 @@ class GraphRun:
 
     def _streams_live(self, t: Task) -> bool:
         """Whether a task produces items while it runs (so it must not run on this thread)."""
+        # Any node may run a graph inside it (as a node or by calling `invoke`), so with
+        # subgraph streaming every subscribed node counts as live.
         return t.messages is not None or (
             t.runner is not None
-            and (self.spec.wants("custom", t.name)
-                 or (t.runner.is_subgraph and self.spec.forwards(t.name)))
+            and (self.spec.wants("custom", t.name) or self.spec.forwards(t.name))
         )
 
     def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
@@ -417,15 +448,21 @@ class GraphRun:
                 updates = output
             writes, result_writes = self.graph.output_writes(t.name, updates)
             t.result_writes = result_writes
-            t.update = _update_payload(result_writes, self.graph.output_key_set)
+            t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
             t.writes = writes
             self.graph.branch_writes(t, self.run, writes)
             if t.messages is not None:
                 t.messages.emit_output(
                     output, {**t.config["metadata"], "ls_integration": "langgraph"})
-        except ParentCommand as e:
+        except GraphBubbleUp as e:  # a signal for an enclosing graph, not a failure
             t.error = e
-        except BaseException as e:  # noqa: BLE001 - reported to the consumer as is
+        except Exception as e:
+            # As LangGraph does: the exception itself reaches the caller, with a note saying
+            # in which task (and, through subgraphs, which enclosing tasks) it happened.
+            if hasattr(e, "add_note"):
+                e.add_note(f"During task with name '{t.name}' and id '{t.id}'")
+            t.error = e
+        except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt, StreamClosed: as is
             t.error = e
 
 
@@ -435,11 +472,14 @@ def _new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str]) -> Any:
+def _update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],
+                    single_key: str | None = None) -> Any:
     """The `updates`-mode value of one task: its writes to output keys (None: no writes)."""
     writes = [(k, v) for k, v in result_writes if k in keys]
     if not writes:
         return None
+    if single_key is not None:
+        return writes[-1][1]
     names = [k for k, _ in writes]
     if len(set(names)) == len(names):
         return dict(writes)

@@ -64,7 +64,7 @@ def iter_messages(obj: Any) -> list[BaseMessage]:
     return found
 
 
-def _filter_user_tags(tags: list[str] | None) -> list[str] | None:
+def user_tags(tags: list[str] | None) -> list[str] | None:
     kept = [t for t in tags or () if not t.startswith("seq:step")]
     return kept or None
 
@@ -109,8 +109,8 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
             return
         if self.tags is not None and self.tags.isdisjoint(tags or ()):
             return
-        if (user_tags := _filter_user_tags(tags)) is not None:
-            metadata["tags"] = user_tags
+        if (kept := user_tags(tags)) is not None:
+            metadata["tags"] = kept
         self._runs[run_id] = metadata
 
     def on_llm_new_token(
