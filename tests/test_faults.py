@@ -17,21 +17,13 @@ from langchain_core.messages import AIMessage
 
 from ferrograph.graph import START, StateGraph
 from ferrograph.local_openai import LocalOpenAIServer, poem_about, tokenize
-from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
+from tests.support import settle_threads
 
 POEM = [{"role": "user", "content": "Write a short poem about owls"}]
 
 
 class Out(TypedDict):
     out: Annotated[list, operator.add]
-
-
-def settle(baseline: int) -> int:
-    """Thread count once idle workers have exited (or the deadline passed)."""
-    deadline = time.monotonic() + IDLE_LINGER_SECONDS + 3
-    while threading.active_count() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return threading.active_count()
 
 
 def one_node(fn: Any) -> Any:
@@ -61,7 +53,7 @@ def test_model_failing_mid_stream_keeps_delivered_tokens():
         assert "".join(delivered) == "".join(tokenize(poem_about("owls"))[:5])
         # The same compiled graph runs again (the second model is healthy).
         assert graph.invoke({"out": []}) == {"out": [poem_about("owls")]}
-    assert settle(baseline) <= baseline
+    assert settle_threads(baseline) <= baseline
 
 
 def test_router_raising_reaches_the_caller_unchanged():
@@ -113,7 +105,7 @@ def test_keyboard_interrupt_during_stream_stops_the_run():
             if seen == 100:
                 threading.Timer(0.01, _thread.interrupt_main).start()
             time.sleep(0.001)  # a slow consumer: producers are waiting on the full buffer
-    assert settle(baseline) <= baseline
+    assert settle_threads(baseline) <= baseline
     assert len(graph.invoke({"out": []})["out"]) == 3
 
 

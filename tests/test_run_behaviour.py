@@ -16,6 +16,7 @@ from ferrograph.errors import InvalidUpdateError
 from ferrograph.graph import END, START, StateGraph
 from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
 from ferrograph.types import Send
+from tests.support import settle_threads
 
 
 class Log(TypedDict):
@@ -28,13 +29,6 @@ def fan_out(n: int, node: Any) -> Any:
         builder.add_node(f"b{i}", node)
         builder.add_edge(START, f"b{i}")
     return builder.compile()
-
-
-def wait_for_threads(baseline: int, timeout: float = IDLE_LINGER_SECONDS + 3) -> int:
-    deadline = time.monotonic() + timeout
-    while threading.active_count() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return threading.active_count()
 
 
 def test_a_thousand_branches_run_at_once():
@@ -103,7 +97,7 @@ def test_node_exception_reaches_caller_unchanged_and_workers_are_released():
     with pytest.raises(KeyError) as caught:
         list(graph.stream({"log": []}))
     assert caught.value is error
-    assert wait_for_threads(baseline) <= baseline
+    assert settle_threads(baseline) <= baseline
 
 
 def test_graph_is_reusable_after_a_failure():
@@ -145,7 +139,7 @@ def test_consumer_stopping_early_releases_streaming_producers():
     stream.close()
     # 80k chunks would take far longer than this to stream; the producers must have
     # stopped on the closed channel and their threads gone idle and exited.
-    assert wait_for_threads(baseline) <= baseline
+    assert settle_threads(baseline) <= baseline
 
 
 def test_route_to_unknown_node_raises_instead_of_ignoring():

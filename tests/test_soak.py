@@ -21,7 +21,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 from ferrograph.graph import START, StateGraph
-from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
+from tests.support import settle_threads
 
 RUNS = int(os.getenv("FERROGRAPH_SOAK_RUNS", "400"))
 CANCELLED = int(os.getenv("FERROGRAPH_SOAK_CANCELLED", "100"))
@@ -34,13 +34,6 @@ class Out(TypedDict):
 def rss_mib() -> float:
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def settle(baseline: int) -> int:
-    deadline = time.monotonic() + IDLE_LINGER_SECONDS + 3
-    while threading.active_count() > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return threading.active_count()
 
 
 def graph(words: int) -> Any:
@@ -80,7 +73,7 @@ def test_soak_streamed_and_cancelled_runs():
         stream.close()
     cancelled_s = time.perf_counter() - t0
     gc.collect()
-    threads_after = settle(baseline_threads)
+    threads_after = settle_threads(baseline_threads)
     growth = rss_mib() - start_rss
     print(f"\nsoak: {RUNS} streamed runs in {streamed_s:.1f} s, {CANCELLED} cancelled runs in "
           f"{cancelled_s:.1f} s; threads {baseline_threads} -> {threads_after}; "
