@@ -165,3 +165,37 @@ def test_reducer_raising_reaches_the_caller():
     b.add_edge(START, "a")
     with pytest.raises(TypeError, match="reducer broke"):
         b.compile().invoke({"x": [0]})
+
+
+def test_astream_consumer_leaving_stops_the_run_and_keeps_memory_bounded():
+    import asyncio
+
+    baseline = threading.active_count()
+    words = " ".join(f"w{i}" for i in range(20_000))
+
+    def node(state: Out):
+        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
+        return {"out": [len(model.invoke("q").content)]}
+
+    b = StateGraph(Out)
+    for i in range(4):
+        b.add_node(f"n{i}", node)
+        b.add_edge(START, f"n{i}")
+    graph = b.compile()
+
+    async def consume() -> int:
+        seen = 0
+        stream = graph.astream({"out": []}, stream_mode="messages", buffer_size=16)
+        async for _ in stream:
+            seen += 1
+            await asyncio.sleep(0)  # a slow consumer
+            if seen == 200:
+                break
+        await stream.aclose()
+        return seen
+
+    assert asyncio.run(consume()) == 200
+    # With a 16-item buffer the producers were waiting on the consumer: had leaving not
+    # released them, they would wait for ever and their threads never exit.
+    assert settle_threads(baseline) <= baseline
+    assert asyncio.run(graph.ainvoke({"out": []}))["out"] == [len(words)] * 4

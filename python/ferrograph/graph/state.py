@@ -7,7 +7,14 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Generator,
+    Hashable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -467,6 +474,26 @@ def _stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgraphs: bo
     return StreamSpec(modes, subgraphs or bool(inner), frozenset(own), resolved)
 
 
+class RunStream(Iterator[Any]):
+    """What `stream()` returns: an iterator over the run's items (close it to stop early)."""
+
+    __slots__ = ("run", "_items")
+
+    def __init__(self, run: GraphRun, items: Generator[Any, None, None]) -> None:
+        self.run = run
+        self._items = items
+
+    def __iter__(self) -> RunStream:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._items)
+
+    def close(self) -> None:
+        """Stops the run: producers still streaming are released, nothing more is yielded."""
+        self._items.close()
+
+
 class CompiledStateGraph(Runnable[Any, Any]):
     """A compiled `StateGraph`: run it with `invoke` or `stream`."""
 
@@ -692,7 +719,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         spec.state_objects = version == "v2"
         run = GraphRun(self, input, config, spec, context=self._context(context),
                        output_keys=output_keys, buffer_size=buffer_size)
-        return self._format(run, modes, single, subgraphs, version)
+        return RunStream(run, self._format(run, modes, single, subgraphs, version))
 
     def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,
                 version: str) -> Iterator[Any]:
@@ -712,40 +739,52 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     async def astream(self, input: Any, config: RunnableConfig | None = None,
                       **kwargs: Any) -> AsyncIterator[Any]:
-        """`stream` for asyncio callers: the run goes on a worker thread and its items are
-        handed to the event loop a batch at a time. Leaving the loop stops the run."""
+        """`stream` for asyncio callers. The run goes on a worker thread; its items reach the
+        event loop a batch at a time (one wake-up per batch), at most `buffer_size` of them
+        waiting. Leaving the loop, `aclose()` or cancelling stops the run."""
         loop = asyncio.get_running_loop()
+        stream = self.stream(input, config, **kwargs)
+        run = stream.run
+        limit = run.buffer_size
         batches: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue()
-        stop = threading.Event()
+        room = threading.Condition()
         pending: list[Any] = []
-        lock = threading.Lock()
+        stopped = False
 
-        def flush() -> None:
-            with lock:
+        def hand_over() -> None:  # on the event loop
+            with room:
                 batch = pending[:]
                 pending.clear()
+                room.notify()
             if batch:
                 batches.put_nowait(batch)
 
-        def produce() -> None:
-            stream = self.stream(input, config, **kwargs)
+        def call_soon(fn: Callable[..., Any], *args: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+        def produce() -> None:  # on the worker thread
             try:
                 for item in stream:
-                    with lock:
+                    with room:
+                        while len(pending) >= limit and not stopped:
+                            room.wait()  # backpressure: the consumer is behind
+                        if stopped:
+                            break
                         pending.append(item)
                         first = len(pending) == 1
-                    if first:  # one wake-up per batch, not per item
-                        loop.call_soon_threadsafe(flush)
-                    if stop.is_set():
-                        break
+                    if first:
+                        call_soon(hand_over)
             except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
-                loop.call_soon_threadsafe(flush)
-                loop.call_soon_threadsafe(batches.put_nowait, e)
+                call_soon(hand_over)
+                call_soon(batches.put_nowait, e)
                 return
             finally:
                 stream.close()
-            loop.call_soon_threadsafe(flush)
-            loop.call_soon_threadsafe(batches.put_nowait, None)
+            call_soon(hand_over)
+            call_soon(batches.put_nowait, None)
 
         worker = threading.Thread(target=produce, name="ferrograph-astream", daemon=True)
         worker.start()
@@ -759,7 +798,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 for item in batch:
                     yield item
         finally:
-            stop.set()
+            with room:
+                stopped = True
+                room.notify()
+            if run.channel is not None:
+                run.channel.close()  # releases the run's producers at once
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
                       **kwargs: Any) -> Any:
