@@ -15,7 +15,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from ferrograph.graph import START, StateGraph
+from ferrograph.graph import END, START, StateGraph
 from ferrograph.local_openai import LocalOpenAIServer, poem_about, tokenize
 from tests.support import settle_threads
 
@@ -57,10 +57,14 @@ def test_model_failing_mid_stream_keeps_delivered_tokens():
 
 
 def test_router_raising_reaches_the_caller_unchanged():
+    baseline = threading.active_count()
     error = LookupError("no route")
+    calls = itertools.count()
 
     def route(state: Out):
-        raise error
+        if next(calls) == 0:
+            raise error
+        return END
 
     b = StateGraph(Out)
     b.add_node("a", lambda s: {"out": ["a"]})
@@ -70,6 +74,8 @@ def test_router_raising_reaches_the_caller_unchanged():
     with pytest.raises(LookupError) as caught:
         list(graph.stream({"out": []}, stream_mode="updates"))
     assert caught.value is error
+    assert graph.invoke({"out": []}) == {"out": ["a"]}
+    assert settle_threads(baseline) <= baseline
 
 
 def test_stream_writer_from_a_thread_the_node_started():
@@ -81,8 +87,12 @@ def test_stream_writer_from_a_thread_the_node_started():
             w.join()
         return {"out": ["done"]}
 
-    items = list(one_node(node).stream({"out": []}, stream_mode="custom"))
-    assert sorted(items) == [f"from thread {i}" for i in range(4)]
+    baseline = threading.active_count()
+    graph = one_node(node)
+    for _ in range(2):  # and again on the same graph
+        items = list(graph.stream({"out": []}, stream_mode="custom"))
+        assert sorted(items) == [f"from thread {i}" for i in range(4)]
+    assert settle_threads(baseline) <= baseline
 
 
 def test_keyboard_interrupt_during_stream_stops_the_run():
@@ -139,7 +149,7 @@ def test_slow_consumer_bounds_what_producers_run_ahead():
         time.sleep(0.0002)
         with lock:
             worst_lead = max(worst_lead, produced - consumed)
-    assert consumed == produced
+    assert consumed == produced == branches * 799
     # Ahead of the loop: one drained batch (at most `capacity`), a full channel, and one
     # counted-but-not-yet-queued chunk per producer. Unbounded, it would be ~1,600.
     assert worst_lead <= 2 * capacity + branches
