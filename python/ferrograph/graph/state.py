@@ -520,6 +520,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.runners = {name: NodeRunner(spec, self.key_ids)
                         for name, spec in builder.nodes.items()}
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
+        self.interrupt_before = frozenset(
+            i for i in range(len(self.node_names)) if plan.interrupts_before(i))
+        self.interrupt_after = frozenset(
+            i for i in range(len(self.node_names)) if plan.interrupts_after(i))
         self.branches = {
             source: list(by_name.items()) for source, by_name in builder.branches.items()
         }

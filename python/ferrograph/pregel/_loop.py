@@ -183,6 +183,7 @@ class GraphRun:
             value = self._base_configurable.get(key)
             if value and key not in self._base_metadata:
                 self._base_metadata[key] = value
+        self._runtime = Runtime(context=context, store=graph.store)
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
 
@@ -199,7 +200,9 @@ class GraphRun:
         modes = (1 << MODE_DONE) | (1 << MODE_FORWARD)
         for mode in spec.modes:
             modes |= 1 << MODE_IDS[mode]
-        return ChunkChannel(self.buffer_size, node_ids, modes)
+        # With nothing streamed, only task completions cross: a small buffer is plenty.
+        capacity = self.buffer_size if spec.modes else min(self.buffer_size, 64)
+        return ChunkChannel(capacity, node_ids, modes)
 
     def _values_item(self, values: dict[str, Any]) -> Any:
         if self.single_key is not None:
@@ -245,7 +248,8 @@ class GraphRun:
             tasks = [self._make_task(i, node_id, push, arg, step)
                      for i, (node_id, push, arg) in enumerate(planned)]
             visible = [t for t in tasks if t.node_id != 0]
-            if any(graph.plan.interrupts_before(t.node_id) for t in visible):
+            if graph.interrupt_before and any(t.node_id in graph.interrupt_before
+                                              for t in visible):
                 self.interrupted = True
                 yield from self._interrupt_items()
                 return
@@ -264,7 +268,8 @@ class GraphRun:
             if "values" in spec.modes and self.output_id_set.intersection(written):
                 if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                     yield self._emit("values", self._values_item(run.read(self.output_ids)))
-            if any(graph.plan.interrupts_after(t.node_id) for t in visible):
+            if graph.interrupt_after and any(t.node_id in graph.interrupt_after
+                                             for t in visible):
                 self.interrupted = True
                 yield from self._interrupt_items()
                 return
@@ -409,9 +414,10 @@ class GraphRun:
             producer = self.channel.producer(node_id, index, step)
             task.messages = TaskMessages(producer, seen, self.spec.tags)
             callbacks = _with_handler(callbacks, task.messages)
-        writer = self._writer_for(task) if runner is not None else _discard
-        runtime = Runtime(context=self.context, stream_writer=writer,
-                          store=getattr(graph, "store", None))
+        if runner is not None and self.spec.wants("custom", name):
+            runtime = self._runtime.override(stream_writer=self._writer_for(task))
+        else:
+            runtime = self._runtime  # shared: its writer discards, so nothing is per task
         task.config = {
             **self.config,
             "metadata": metadata,
@@ -428,8 +434,6 @@ class GraphRun:
         return task
 
     def _writer_for(self, task: Task) -> Callable[[Any], None]:
-        if not self.spec.wants("custom", task.name):
-            return _discard
         producer = self.channel.producer(task.node_id, task.index)
 
         def write(item: Any) -> None:
@@ -507,10 +511,6 @@ def _debug(kind: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:
         "type": kind,
         "payload": payload,
     }
-
-
-def _discard(_: Any) -> None:
-    pass
 
 
 def _with_handler(callbacks: Any, handler: TaskMessages) -> Any:
