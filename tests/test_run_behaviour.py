@@ -210,3 +210,26 @@ def test_worker_pool_shrinks_under_steady_load_after_a_burst():
         done.acquire()
         time.sleep(0.001)
     assert pool.thread_count <= 3
+
+
+def test_one_compiled_graph_streams_from_many_threads_at_once():
+    words = " ".join(f"w{i}" for i in range(50))
+    model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
+
+    def node(state: Log):
+        return {"log": [model.invoke("q").content]}
+
+    graph = fan_out(3, node)
+    results: list[Any] = [None] * 16
+
+    def consume(i: int) -> None:
+        chunks = [m.content for m, _ in graph.stream({"log": []}, stream_mode="messages")]
+        results[i] = "".join(chunks)
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # each run streamed exactly its own three model calls
+    assert all(r is not None and len(r) == 3 * len(words) for r in results)
