@@ -26,6 +26,21 @@ class Out(TypedDict):
     out: Annotated[list, operator.add]
 
 
+def long_streams(branches: int, words: int) -> Any:
+    """`branches` parallel nodes, each streaming a model reply of `words` words."""
+    text = " ".join(f"w{i}" for i in range(words))
+
+    def node(state: Out):
+        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=text)]))
+        return {"out": [len(model.invoke("q").content)]}
+
+    b = StateGraph(Out)
+    for i in range(branches):
+        b.add_node(f"n{i}", node)
+        b.add_edge(START, f"n{i}")
+    return b.compile()
+
+
 def one_node(fn: Any) -> Any:
     b = StateGraph(Out)
     b.add_node("node", fn)
@@ -97,17 +112,7 @@ def test_stream_writer_from_a_thread_the_node_started():
 
 def test_keyboard_interrupt_during_stream_stops_the_run():
     baseline = threading.active_count()
-    words = " ".join(f"w{i}" for i in range(50_000))
-
-    def node(state: Out):
-        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
-        return {"out": [len(model.invoke("q").content)]}
-
-    b = StateGraph(Out)
-    for i in range(3):
-        b.add_node(f"n{i}", node)
-        b.add_edge(START, f"n{i}")
-    graph = b.compile()
+    graph = long_streams(branches=3, words=50_000)
     seen = 0
     with pytest.raises(KeyboardInterrupt):
         for _ in graph.stream({"out": []}, stream_mode="messages", buffer_size=16):
@@ -181,17 +186,8 @@ def test_astream_consumer_leaving_stops_the_run_and_keeps_memory_bounded():
     import asyncio
 
     baseline = threading.active_count()
-    words = " ".join(f"w{i}" for i in range(20_000))
-
-    def node(state: Out):
-        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=words)]))
-        return {"out": [len(model.invoke("q").content)]}
-
-    b = StateGraph(Out)
-    for i in range(4):
-        b.add_node(f"n{i}", node)
-        b.add_edge(START, f"n{i}")
-    graph = b.compile()
+    words = 20_000
+    graph = long_streams(branches=4, words=words)
 
     async def consume() -> int:
         seen = 0
@@ -208,4 +204,5 @@ def test_astream_consumer_leaving_stops_the_run_and_keeps_memory_bounded():
     # With a 16-item buffer the producers were waiting on the consumer: had leaving not
     # released them, they would wait for ever and their threads never exit.
     assert settle_threads(baseline) <= baseline
-    assert asyncio.run(graph.ainvoke({"out": []}))["out"] == [len(words)] * 4
+    reply_length = len(" ".join(f"w{i}" for i in range(words)))
+    assert asyncio.run(graph.ainvoke({"out": []}))["out"] == [reply_length] * 4

@@ -21,50 +21,35 @@ impl Reduce<u64> for Sum {
     }
 }
 
-fn chain(n: usize) -> Plan {
-    let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
-    let mut edges = vec![(START.to_string(), names[0].clone())];
-    edges.extend(names.windows(2).map(|w| (w[0].clone(), w[1].clone())));
-    edges.push((names[n - 1].clone(), END.to_string()));
+/// A plan with one reducer key, the given nodes and edges.
+fn plan(names: &[String], edges: Vec<(String, String)>) -> Plan {
     Plan::compile(&GraphSpec {
         keys: vec![KeySpec {
             name: "x".into(),
             kind: KeyKind::Reducer,
         }],
-        nodes: names
-            .iter()
-            .map(|name| NodeSpec {
-                name: name.clone(),
-                ..Default::default()
-            })
-            .collect(),
+        nodes: names.iter().map(NodeSpec::named).collect(),
         edges,
         ..Default::default()
     })
     .unwrap()
 }
 
+fn chain(n: usize) -> Plan {
+    let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    let mut edges = vec![(START.to_string(), names[0].clone())];
+    edges.extend(names.windows(2).map(|w| (w[0].clone(), w[1].clone())));
+    edges.push((names[n - 1].clone(), END.to_string()));
+    plan(&names, edges)
+}
+
 fn fan_out(n: usize) -> Plan {
     let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
-    Plan::compile(&GraphSpec {
-        keys: vec![KeySpec {
-            name: "x".into(),
-            kind: KeyKind::Reducer,
-        }],
-        nodes: names
-            .iter()
-            .map(|name| NodeSpec {
-                name: name.clone(),
-                ..Default::default()
-            })
-            .collect(),
-        edges: names
-            .iter()
-            .map(|n| (START.to_string(), n.clone()))
-            .collect(),
-        ..Default::default()
-    })
-    .unwrap()
+    let edges = names
+        .iter()
+        .map(|n| (START.to_string(), n.clone()))
+        .collect();
+    plan(&names, edges)
 }
 
 /// Runs a whole plan where every task writes 1 to the reducer key; returns the steps run.

@@ -55,6 +55,16 @@ pub struct NodeSpec {
     pub ends: Vec<String>,
 }
 
+impl NodeSpec {
+    /// A plain node: not deferred, no declared destinations.
+    pub fn named(name: impl Into<String>) -> Self {
+        NodeSpec {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BranchSpec {
     pub source: String,
@@ -356,20 +366,13 @@ mod fuzz;
 mod tests {
     use super::*;
 
-    fn node(name: &str) -> NodeSpec {
-        NodeSpec {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-
     fn edge(a: &str, b: &str) -> (String, String) {
         (a.into(), b.into())
     }
 
     fn chain(names: &[&str]) -> GraphSpec {
         let mut spec = GraphSpec {
-            nodes: names.iter().map(|n| node(n)).collect(),
+            nodes: names.iter().map(|n| NodeSpec::named(*n)).collect(),
             ..Default::default()
         };
         spec.edges.push(edge(START, names[0]));
