@@ -22,6 +22,7 @@ from langchain_core.runnables.config import ensure_config, var_child_runnable_co
 from langchain_core.runnables.graph import Graph as DrawableGraph
 
 from ferrograph._core import GraphPlan, validate_node_name
+from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.constants import END, START
 from ferrograph.errors import (
     EmptyInputError,
@@ -388,7 +389,8 @@ class NodeRunner:
         values = run.read(self.input_ids)
         return self.coerce(values) if self.coerce is not None else values
 
-    def call(self, task: Task, graph_run: GraphRun) -> Any:
+    def call(self, task: Task) -> Any:
+        """Calls the node (retrying as its policy says) and returns what it returned."""
         attempt = 0
         while True:
             attempt += 1
@@ -414,15 +416,16 @@ class NodeRunner:
                                        resume=command.resume)
                     raise
             kwargs = {}
+            runtime = config["configurable"][CONFIG_KEY_RUNTIME]
             for param in self.inject:
                 if param == "config":
                     kwargs["config"] = config
                 elif param == "writer":
-                    kwargs["writer"] = config["configurable"]["__pregel_runtime"].stream_writer
+                    kwargs["writer"] = runtime.stream_writer
                 elif param == "runtime":
-                    kwargs["runtime"] = config["configurable"]["__pregel_runtime"]
+                    kwargs["runtime"] = runtime
                 elif param == "store":
-                    kwargs["store"] = config["configurable"]["__pregel_runtime"].store
+                    kwargs["store"] = runtime.store
             result = self.action(task.input, **kwargs)
             if self.is_async:
                 result = asyncio.run(_await(result))

@@ -25,7 +25,13 @@ from ferrograph.errors import (
     create_error_message,
 )
 from ferrograph.pregel._executor import DEFAULT_POOL
-from ferrograph.pregel._messages import MODE_MESSAGES, TaskMessages, iter_messages, user_tags
+from ferrograph.pregel._messages import (
+    MODE_MESSAGES,
+    StreamClosed,
+    TaskMessages,
+    iter_messages,
+    user_tags,
+)
 from ferrograph.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -437,7 +443,10 @@ class GraphRun:
         producer = self.channel.producer(task.node_id, task.index)
 
         def write(item: Any) -> None:
-            producer.push(MODE_CUSTOM, item)
+            try:
+                producer.push(MODE_CUSTOM, item)
+            except ChannelClosed:
+                raise StreamClosed from None  # nobody reads this stream any more
 
         return write
 
@@ -446,11 +455,9 @@ class GraphRun:
         try:
             if t.node_id == 0:
                 output = self.graph.map_input(t.input, strict=self.strict_input)
-                updates = output
             else:
-                output = t.runner.call(t, self)
-                updates = output
-            writes, result_writes = self.graph.output_writes(t.name, updates)
+                output = t.runner.call(t)
+            writes, result_writes = self.graph.output_writes(t.name, output)
             t.result_writes = result_writes
             t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
             t.writes = writes
