@@ -101,3 +101,123 @@ def test_astream_node_error_reaches_the_awaiting_caller():
     with pytest.raises(RuntimeError) as caught:
         asyncio.run(collect(b.compile(), stream_mode="updates"))
     assert caught.value is error
+
+
+def fan_out(lib: Lib, nodes: dict[str, Any]) -> Any:
+    b = lib.StateGraph(S)
+    for name, fn in nodes.items():
+        b.add_node(name, fn)
+        b.add_edge(lib.START, name)
+    return b.compile()
+
+
+def test_ainvoke_failing_async_node_cancels_its_async_siblings():
+    lib = load("ferrograph")
+    cancelled = asyncio.Event()
+    error = ValueError("first to fail")
+
+    async def slow(state: S):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {"out": ["slow"]}
+
+    async def fails(state: S):
+        await asyncio.sleep(0.01)
+        raise error
+
+    async def main() -> None:
+        with pytest.raises(ValueError) as caught:
+            await fan_out(lib, {"slow": slow, "fails": fails}).ainvoke({"out": []})
+        assert caught.value is error
+        await asyncio.wait_for(cancelled.wait(), 5)
+
+    asyncio.run(main())
+
+
+def test_cancelling_ainvoke_cancels_running_async_nodes():
+    lib = load("ferrograph")
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def waits(state: S):
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return {"out": ["never"]}
+
+    async def main() -> None:
+        graph = fan_out(lib, {"w1": waits, "w2": waits})
+        call = asyncio.ensure_future(graph.ainvoke({"out": []}))
+        await asyncio.wait_for(started.wait(), 5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await asyncio.wait_for(cancelled.wait(), 5)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("branches", "max_concurrency"), [(1000, None), (40, 4)])
+def test_ainvoke_runs_async_branches_at_once_unless_capped(branches: int,
+                                                          max_concurrency: int | None):
+    lib = load("ferrograph")
+    running = peak = 0
+    all_started = asyncio.Event()
+
+    async def node(state: S):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        if peak == branches:
+            all_started.set()
+        await asyncio.sleep(0.01)
+        running -= 1
+        return {"out": [1]}
+
+    async def main() -> dict[str, Any]:
+        graph = fan_out(lib, {f"b{i}": node for i in range(branches)})
+        config = {"max_concurrency": max_concurrency} if max_concurrency else None
+        return await graph.ainvoke({"out": []}, config)
+
+    assert len(asyncio.run(main())["out"]) == branches
+    assert peak == (max_concurrency or branches)
+
+
+def test_ainvoke_matches_langgraph_with_async_subgraph_retry_and_routing():
+    def build(lib: Lib) -> Any:
+        attempts = {"n": 0}
+
+        async def flaky(state: S):
+            attempts["n"] += 1
+            if attempts["n"] < 2:
+                raise ConnectionError("again")
+            return {"out": ["flaky"]}
+
+        async def inner(state: S):
+            return {"out": ["inner"]}
+
+        sub = lib.StateGraph(S)
+        sub.add_node("inner", inner)
+        sub.add_edge(lib.START, "inner")
+        b = lib.StateGraph(S)
+        b.add_node("flaky", flaky,
+                   retry_policy=lib.RetryPolicy(initial_interval=0.001, jitter=False))
+        b.add_node("sub", sub.compile())
+        b.add_node("sync_tail", lambda s: {"out": ["tail"]})
+        b.add_edge(lib.START, "flaky")
+
+        async def route(state: S) -> str:
+            return "sub" if len(state["out"]) == 1 else "sync_tail"
+
+        b.add_conditional_edges("flaky", route, ["sub", "sync_tail"])
+        b.add_edge("sub", "sync_tail")
+        return b.compile()
+
+    results = {impl: asyncio.run(build(load(impl)).ainvoke({"out": []}))
+               for impl in ("ferrograph", "langgraph")}
+    assert results["ferrograph"] == results["langgraph"]

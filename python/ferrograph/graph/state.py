@@ -115,7 +115,7 @@ class BranchSpec:
         else:
             result = self.path(state)
         if inspect.isawaitable(result):
-            result = asyncio.run(_await(result))
+            result = run_blocking(result)
         if not isinstance(result, (list, tuple)):
             result = [result]
         if self.ends:
@@ -125,6 +125,31 @@ class BranchSpec:
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+def run_blocking(awaitable: Any) -> Any:
+    """Runs `awaitable` to completion from synchronous code: on a fresh event loop, or, when
+    this thread already runs one (sync code called from async code), on a short-lived
+    thread of its own so that loop is not re-entered."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(awaitable))
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, asyncio.run(_await(awaitable))))
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name="ferrograph-coroutine")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
 
 
 def _accepts(fn: Any, param: str) -> bool:
@@ -415,23 +440,52 @@ class NodeRunner:
                         return Command(update=command.update, goto=command.goto,
                                        resume=command.resume)
                     raise
-            kwargs = {}
-            runtime = config["configurable"][CONFIG_KEY_RUNTIME]
-            for param in self.inject:
-                if param == "config":
-                    kwargs["config"] = config
-                elif param == "writer":
-                    kwargs["writer"] = runtime.stream_writer
-                elif param == "runtime":
-                    kwargs["runtime"] = runtime
-                elif param == "store":
-                    kwargs["store"] = runtime.store
-            result = self.action(task.input, **kwargs)
+            result = self.action(task.input, **self._injected(config))
             if self.is_async:
-                result = asyncio.run(_await(result))
+                result = run_blocking(result)
             return result
         finally:
             var_child_runnable_config.reset(token)
+
+    async def acall(self, task: Task) -> Any:
+        """`call` on the event loop: async nodes are awaited in place, sync ones run on a
+        worker thread."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._acall_once(task)
+            except Exception as exc:
+                policy = next((p for p in self.retry if p.should_retry(exc)), None)
+                if policy is None or attempt >= policy.max_attempts:
+                    raise
+                await asyncio.sleep(policy.delay(attempt))
+
+    async def _acall_once(self, task: Task) -> Any:
+        config = task.config
+        token = var_child_runnable_config.set(config)
+        try:
+            if self.is_runnable:
+                try:
+                    return await self.action.ainvoke(task.input, config)
+                except ParentCommand as e:
+                    if self.is_subgraph:
+                        command = e.args[0]
+                        return Command(update=command.update, goto=command.goto,
+                                       resume=command.resume)
+                    raise
+            return await self.action(task.input, **self._injected(config))
+        finally:
+            var_child_runnable_config.reset(token)
+
+    def _injected(self, config: RunnableConfig) -> dict[str, Any]:
+        """The keyword arguments the node's signature asks for."""
+        if not self.inject:
+            return {}
+        runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+        values = {"config": config, "writer": runtime.stream_writer, "runtime": runtime,
+                  "store": runtime.store}
+        return {param: values[param] for param in self.inject}
 
 
 def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
@@ -522,6 +576,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.triggers = [plan.trigger_names(i) for i in range(len(self.node_names))]
         self.runners = {name: NodeRunner(spec, self.key_ids)
                         for name, spec in builder.nodes.items()}
+        self.has_async_nodes = any(r.is_async or r.is_runnable for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
         self.interrupt_before = frozenset(
             i for i in range(len(self.node_names)) if plan.interrupts_before(i))
@@ -811,10 +866,39 @@ class CompiledStateGraph(Runnable[Any, Any]):
             if run.channel is not None:
                 run.channel.close()  # releases the run's producers at once
 
-    async def ainvoke(self, input: Any, config: RunnableConfig | None = None,
-                      **kwargs: Any) -> Any:
-        """`invoke` for asyncio callers (runs on a worker thread)."""
-        return await asyncio.to_thread(self.invoke, input, config, **kwargs)
+    async def ainvoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str = "values",
+        output_keys: str | Sequence[str] | None = None,
+        version: Literal["v1", "v2"] = "v1",
+        **kwargs: Any,
+    ) -> Any:
+        """`invoke` for asyncio callers, run on this event loop: async nodes are awaited as
+        tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
+        them all), sync nodes run on worker threads."""
+        config = _run_config(config)
+        if (stream_mode != "values" or not self.has_async_nodes
+                or config.get("configurable", {}).get("__pregel_stream")):
+            # Streaming (ours, or an enclosing run's that this graph must feed) goes through
+            # the streaming engine; so does a graph of sync nodes only, in one hop off the
+            # loop rather than one per node.
+            return await asyncio.to_thread(
+                self.invoke, input, config, context=context, stream_mode=stream_mode,
+                output_keys=output_keys, version=version, **kwargs)
+        single_key = isinstance(output_keys, str)
+        run = GraphRun(self, input, config, StreamSpec(frozenset()),
+                       context=self._context(context),
+                       output_keys=[output_keys] if single_key else output_keys)
+        await run.arun()
+        return self._result(run.final_values, output_keys if single_key else None, version)
+
+    def _result(self, values: dict[str, Any], single_key: str | None, version: str) -> Any:
+        result = values.get(single_key) if single_key is not None else values
+        return GraphOutput(result) if version == "v2" else result
 
     def invoke(
         self,
@@ -844,11 +928,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             for _ in run:
                 pass
             result = run.final_values
-        if single_key:
-            result = result.get(output_keys)
-        if version == "v2":
-            return GraphOutput(result)
-        return result
+        return self._result(result, output_keys if single_key else None, version)
 
     def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
                        parent_task: Task, keys: Sequence[str] | None) -> Any:

@@ -9,6 +9,7 @@ and turns what they produce into stream items. Everything produced off the consu
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -232,54 +233,117 @@ class GraphRun:
             # or a failed step): their models stop streaming instead of blocking forever.
             channel.close()
 
+    def _plan_step(self) -> list[Task]:
+        """The tasks of the next superstep (none: the run is over)."""
+        run = self.run
+        try:
+            planned = run.next_tasks()
+        except OutOfSteps:
+            raise GraphRecursionError(
+                create_error_message(
+                    message=f"Recursion limit of {self.recursion_limit} reached without "
+                    "hitting a stop condition. You can increase the limit by setting the "
+                    "`recursion_limit` config key.",
+                    error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+                )
+            ) from None
+        step = run.step
+        return [self._make_task(i, node_id, push, arg, step)
+                for i, (node_id, push, arg) in enumerate(planned)]
+
+    def _apply_step(self, tasks: list[Task]) -> list[int]:
+        """Applies the step's writes; returns the ids of the state keys written."""
+        try:
+            return self.run.apply([(t.index, t.writes) for t in tasks])
+        except ConcurrentUpdate as e:
+            raise InvalidUpdateError(
+                create_error_message(
+                    message=f"At key '{e.args[0]}': Can receive only one value per step. "
+                    "Use an Annotated key to handle multiple values.",
+                    error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
+                )
+            ) from None
+
+    def _interrupts(self, tasks: list[Task], which: frozenset[int]) -> bool:
+        if which and any(t.node_id in which for t in tasks if t.node_id != 0):
+            self.interrupted = True
+            return True
+        return False
+
     def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
         graph = self.graph
         spec = self.spec
-        run = self.run
-        while True:
-            try:
-                planned = run.next_tasks()
-            except OutOfSteps:
-                raise GraphRecursionError(
-                    create_error_message(
-                        message=f"Recursion limit of {self.recursion_limit} reached without "
-                        "hitting a stop condition. You can increase the limit by setting the "
-                        "`recursion_limit` config key.",
-                        error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
-                    )
-                ) from None
-            if not planned:
-                break
-            step = run.step
-            tasks = [self._make_task(i, node_id, push, arg, step)
-                     for i, (node_id, push, arg) in enumerate(planned)]
-            visible = [t for t in tasks if t.node_id != 0]
-            if graph.interrupt_before and any(t.node_id in graph.interrupt_before
-                                              for t in visible):
-                self.interrupted = True
+        while tasks := self._plan_step():
+            step = self.run.step
+            if self._interrupts(tasks, graph.interrupt_before):
                 yield from self._interrupt_items()
                 return
-            yield from self._task_start_items(visible, step)
+            yield from self._task_start_items([t for t in tasks if t.node_id != 0], step)
             yield from self._execute(tasks, channel, control, step)
-            try:
-                written = run.apply([(t.index, t.writes) for t in tasks])
-            except ConcurrentUpdate as e:
-                raise InvalidUpdateError(
-                    create_error_message(
-                        message=f"At key '{e.args[0]}': Can receive only one value per step. "
-                        "Use an Annotated key to handle multiple values.",
-                        error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
-                    )
-                ) from None
+            written = self._apply_step(tasks)
             if "values" in spec.modes and self.output_id_set.intersection(written):
                 if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
-                    yield self._emit("values", self._values_item(run.read(self.output_ids)))
-            if graph.interrupt_after and any(t.node_id in graph.interrupt_after
-                                             for t in visible):
-                self.interrupted = True
+                    yield self._emit("values",
+                                     self._values_item(self.run.read(self.output_ids)))
+            if self._interrupts(tasks, graph.interrupt_after):
                 yield from self._interrupt_items()
                 return
-        self.final_values = run.read(self.result_ids)
+        self.final_values = self.run.read(self.result_ids)
+
+    async def arun(self) -> None:
+        """Runs the graph to the end on the running event loop, streaming nothing (what
+        `ainvoke` needs): async nodes run as tasks of this loop, sync nodes on workers."""
+        graph = self.graph
+        while tasks := self._plan_step():
+            if self._interrupts(tasks, graph.interrupt_before):
+                break
+            await self._aexecute(tasks)
+            self._apply_step(tasks)
+            if self._interrupts(tasks, graph.interrupt_after):
+                break
+        self.final_values = self.run.read(self.result_ids)
+
+    async def _aexecute(self, tasks: list[Task]) -> None:
+        if len(tasks) == 1:
+            await self._arun_task(tasks[0])
+        else:
+            limit = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+
+            async def bounded(t: Task) -> None:
+                async with limit:  # type: ignore[union-attr]
+                    await self._arun_task(t)
+
+            running = [asyncio.ensure_future(bounded(t) if limit else self._arun_task(t))
+                       for t in tasks]
+            try:
+                for future in asyncio.as_completed(running):
+                    await future
+                    failed = next((t for t in tasks if t.error is not None), None)
+                    if failed is not None:
+                        raise failed.error
+            finally:
+                for future in running:  # a failure (or our own cancellation) stops siblings
+                    future.cancel()
+        for t in tasks:
+            if t.error is not None:
+                raise t.error
+
+    async def _arun_task(self, t: Task) -> None:
+        runner = t.runner
+        if runner is not None and (runner.is_async or runner.is_runnable):
+            try:
+                output = await runner.acall(t)
+                self._finish_task(t, output)
+            except BaseException as e:  # noqa: BLE001 - recorded like the sync path does
+                if isinstance(e, asyncio.CancelledError):
+                    raise
+                self._record_error(t, e)
+        elif runner is None:  # the start node: mapping the input, nothing to wait for
+            self._run_task(t)
+        else:
+            # Sync nodes go off the loop, to the loop's executor (as asyncio code expects:
+            # its size is the caller's to set).
+            await asyncio.get_running_loop().run_in_executor(None, self._run_task, t)
 
     def _interrupt_items(self) -> Iterator[Any]:
         self.final_values = self.run.read(self.result_ids)
@@ -457,24 +521,30 @@ class GraphRun:
                 output = self.graph.map_input(t.input, strict=self.strict_input)
             else:
                 output = t.runner.call(t)
-            writes, result_writes = self.graph.output_writes(t.name, output)
-            t.result_writes = result_writes
-            t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
-            t.writes = writes
-            self.graph.branch_writes(t, self.run, writes)
-            if t.messages is not None:
-                t.messages.emit_output(
-                    output, {**t.config["metadata"], "ls_integration": "langgraph"})
-        except GraphBubbleUp as e:  # a signal for an enclosing graph, not a failure
-            t.error = e
-        except Exception as e:
-            # As LangGraph does: the exception itself reaches the caller, with a note saying
-            # in which task (and, through subgraphs, which enclosing tasks) it happened.
-            if hasattr(e, "add_note"):
-                e.add_note(f"During task with name '{t.name}' and id '{t.id}'")
-            t.error = e
-        except BaseException as e:  # noqa: BLE001 - KeyboardInterrupt, StreamClosed: as is
-            t.error = e
+            self._finish_task(t, output)
+        except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
+            self._record_error(t, e)
+
+    def _finish_task(self, t: Task, output: Any) -> None:
+        """Turns what the node returned into the task's writes, routes and messages."""
+        writes, result_writes = self.graph.output_writes(t.name, output)
+        t.result_writes = result_writes
+        t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
+        t.writes = writes
+        self.graph.branch_writes(t, self.run, writes)
+        if t.messages is not None:
+            t.messages.emit_output(output, {**t.config["metadata"], "ls_integration": "langgraph"})
+
+    @staticmethod
+    def _record_error(t: Task, e: BaseException) -> None:
+        # As LangGraph does: the exception itself reaches the caller, with a note saying in
+        # which task (and, through subgraphs, which enclosing tasks) it happened. Signals for
+        # an enclosing graph, KeyboardInterrupt and StreamClosed pass as they are.
+        if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(
+            e, "add_note"
+        ):
+            e.add_note(f"During task with name '{t.name}' and id '{t.id}'")
+        t.error = e
 
 
 def _new_task_id() -> str:
