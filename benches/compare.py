@@ -12,6 +12,7 @@ small and noisy, so read ratios, not absolute numbers.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import itertools
 import operator
@@ -79,6 +80,24 @@ def fanout_graph(L: Any, n: int = 5) -> Any:
     b.add_node("join", lambda s: {"log": ["join"]})
     b.add_edge(names, "join")
     return b.compile()
+
+
+def async_chain_graph(L: Any) -> Any:
+    async def step(state: Counter) -> dict[str, Any]:
+        return {"x": state["x"] + 1}
+
+    b = L.StateGraph(Counter)
+    for i in range(3):
+        b.add_node(f"n{i}", step)
+        b.add_edge(L.START if i == 0 else f"n{i - 1}", f"n{i}")
+    return b.compile()
+
+
+def concurrent_ainvoke(graph: Any, n: int) -> list[Any]:
+    async def main() -> list[Any]:
+        return list(await asyncio.gather(*(graph.ainvoke({"x": 0}) for _ in range(n))))
+
+    return asyncio.run(main())
 
 
 class Branches(TypedDict):
@@ -209,6 +228,13 @@ def build_scenarios(quick: bool) -> list[Scenario]:
             f"msgs_one_{n}", f"messages mode, {n} branches, keep branch_0 "
             "(ferrograph: nodes=[...]; langgraph: metadata filter)",
             runs_one, lambda r: r == {"branch_0": REPLY}))
+
+    for n in ((100,) if quick else (1000,)):
+        graphs = {k: async_chain_graph(L) for k, L in libs.items()}
+        out.append(Scenario(
+            f"ainvoke_{n}", f"{n} concurrent `ainvoke` of a 3-node graph of async nodes",
+            {k: (lambda g=g, n=n: concurrent_ainvoke(g, n)) for k, g in graphs.items()},
+            lambda r, n=n: r == [{"x": 3}] * n, per=n, unit="run"))
 
     seed_model = fake_model("ha " * 30 + "end")
     graphs = {k: seed_graph(L, seed_model) for k, L in libs.items()}
