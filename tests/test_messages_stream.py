@@ -391,3 +391,36 @@ def test_nodes_filter_covers_updates_values_custom_and_tasks():
     assert {t["name"] for t in by_mode["tasks"]} == {"b"} and len(by_mode["tasks"]) == 2
     # values: the state after the step in which `b` ran, and only that one
     assert by_mode["values"] == [{"log": ["a", "b"]}]
+
+
+def test_parallel_branches_stream_interleaved_as_tokens_arrive():
+    from ferrograph.local_openai import LocalOpenAIServer, joke_about, poem_about
+
+    with LocalOpenAIServer(token_delay=0.005) as server:
+        model = server.chat_model()
+
+        class T(TypedDict):
+            topic: str
+            joke: str
+            poem: str
+
+        def write_joke(state: T):
+            return {"joke": model.invoke(f"Write a joke about {state['topic']}").content}
+
+        def write_poem(state: T):
+            return {"poem": model.invoke(f"Write a short poem about {state['topic']}").content}
+
+        b = fg_graph.StateGraph(T)
+        b.add_node(write_joke)
+        b.add_node(write_poem)
+        b.add_edge(fg_graph.START, "write_joke")
+        b.add_edge(fg_graph.START, "write_poem")
+        items = [(md["langgraph_node"], m.content)
+                 for m, md in b.compile().stream({"topic": "owls"}, stream_mode="messages")
+                 if m.content]
+    nodes = [node for node, _ in items]
+    switches = sum(1 for a, b_ in zip(nodes, nodes[1:], strict=False) if a != b_)
+    # both streams were live at once: their tokens arrive mixed, not one after the other
+    assert switches >= 5, nodes
+    assert "".join(t for n, t in items if n == "write_joke") == joke_about("owls")
+    assert "".join(t for n, t in items if n == "write_poem") == poem_about("owls")
