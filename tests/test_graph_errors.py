@@ -568,3 +568,22 @@ def test_recursion_error_type_and_message(limit: int, candidate: Lib, oracle: Li
     expected = observe(oracle)
     assert expected[1] is True
     assert observe(candidate) == expected
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"interrupt_before": ["b"]}, {"interrupt_after": ["a"]}, {"interrupt_before": "*"},
+     {"interrupt_before": ["zzz"]}],
+)
+def test_per_run_breakpoints(kwargs: dict[str, Any], candidate: Lib, oracle: Lib) -> None:
+    def run_both(lib: Lib) -> Any:
+        b = lib.StateGraph(State)
+        b.add_node("a", lambda s: {"x": 1})
+        b.add_node("b", lambda s: {"x": 2})
+        b.add_edge(lib.START, "a")
+        b.add_edge("a", "b")
+        graph = b.compile()
+        return (graph.invoke({"x": 0, "log": []}, **kwargs),
+                list(graph.stream({"x": 0, "log": []}, stream_mode="updates", **kwargs)))
+
+    assert run_both(candidate) == run_both(oracle)

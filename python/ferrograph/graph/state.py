@@ -780,7 +780,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
             spec.tags = frozenset(tags)
         spec.state_objects = version == "v2"
         run = GraphRun(self, input, config, spec, context=self._context(context),
-                       output_keys=output_keys, buffer_size=buffer_size)
+                       output_keys=output_keys, buffer_size=buffer_size,
+                       interrupt_before=self._breakpoints(interrupt_before),
+                       interrupt_after=self._breakpoints(interrupt_after))
         return RunStream(run, self._format(run, modes, single, subgraphs, version))
 
     def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,
@@ -874,6 +876,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         context: Any = None,
         stream_mode: str = "values",
         output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
         version: Literal["v1", "v2"] = "v1",
         **kwargs: Any,
     ) -> Any:
@@ -888,13 +892,25 @@ class CompiledStateGraph(Runnable[Any, Any]):
             # loop rather than one per node.
             return await asyncio.to_thread(
                 self.invoke, input, config, context=context, stream_mode=stream_mode,
-                output_keys=output_keys, version=version, **kwargs)
+                output_keys=output_keys, interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after, version=version, **kwargs)
         single_key = isinstance(output_keys, str)
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context),
-                       output_keys=[output_keys] if single_key else output_keys)
+                       output_keys=[output_keys] if single_key else output_keys,
+                       interrupt_before=self._breakpoints(interrupt_before),
+                       interrupt_after=self._breakpoints(interrupt_after))
         await run.arun()
         return self._result(run.final_values, output_keys if single_key else None, version)
+
+    def _breakpoints(self, names: Any) -> frozenset[int] | None:
+        """Node ids of per-run breakpoints (None: the compiled ones). As in LangGraph, names
+        that are not nodes are ignored here."""
+        if names is None:
+            return None
+        if names == "*":
+            return frozenset(range(1, len(self.node_names)))
+        return frozenset(i for n in names if (i := self.node_ids.get(n)) not in (None, 0))
 
     def _result(self, values: dict[str, Any], single_key: str | None, version: str) -> Any:
         result = values.get(single_key) if single_key is not None else values
@@ -908,6 +924,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         context: Any = None,
         stream_mode: str = "values",
         output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
         version: Literal["v1", "v2"] = "v1",
         **kwargs: Any,
     ) -> Any:
@@ -919,12 +937,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
         keys = [output_keys] if single_key else output_keys
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
-                                    output_keys=output_keys, **kwargs))
+                                    output_keys=output_keys, interrupt_before=interrupt_before,
+                                    interrupt_after=interrupt_after, **kwargs))
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys)
         else:
             run = GraphRun(self, input, config, StreamSpec(frozenset()),
-                           context=self._context(context), output_keys=keys)
+                           context=self._context(context), output_keys=keys,
+                           interrupt_before=self._breakpoints(interrupt_before),
+                           interrupt_after=self._breakpoints(interrupt_after))
             for _ in run:
                 pass
             result = run.final_values

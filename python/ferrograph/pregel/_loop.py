@@ -139,8 +139,14 @@ class GraphRun:
         seen_messages: set[str] | None = None,
         strict_input: bool | None = None,
         buffer_size: int = CHANNEL_CAPACITY,
+        interrupt_before: frozenset[int] | None = None,
+        interrupt_after: frozenset[int] | None = None,
     ) -> None:
         self.graph = graph
+        # Per-run breakpoints replace the compiled ones, as in LangGraph.
+        self.interrupt_before = (graph.interrupt_before if interrupt_before is None
+                                 else interrupt_before)
+        self.interrupt_after = graph.interrupt_after if interrupt_after is None else interrupt_after
         self.input = input
         self.config = config
         self.spec = spec
@@ -271,11 +277,10 @@ class GraphRun:
         return False
 
     def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
-        graph = self.graph
         spec = self.spec
         while tasks := self._plan_step():
             step = self.run.step
-            if self._interrupts(tasks, graph.interrupt_before):
+            if self._interrupts(tasks, self.interrupt_before):
                 yield from self._interrupt_items()
                 return
             yield from self._task_start_items([t for t in tasks if t.node_id != 0], step)
@@ -285,7 +290,7 @@ class GraphRun:
                 if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                     yield self._emit("values",
                                      self._values_item(self.run.read(self.output_ids)))
-            if self._interrupts(tasks, graph.interrupt_after):
+            if self._interrupts(tasks, self.interrupt_after):
                 yield from self._interrupt_items()
                 return
         self.final_values = self.run.read(self.result_ids)
@@ -293,13 +298,12 @@ class GraphRun:
     async def arun(self) -> None:
         """Runs the graph to the end on the running event loop, streaming nothing (what
         `ainvoke` needs): async nodes run as tasks of this loop, sync nodes on workers."""
-        graph = self.graph
         while tasks := self._plan_step():
-            if self._interrupts(tasks, graph.interrupt_before):
+            if self._interrupts(tasks, self.interrupt_before):
                 break
             await self._aexecute(tasks)
             self._apply_step(tasks)
-            if self._interrupts(tasks, graph.interrupt_after):
+            if self._interrupts(tasks, self.interrupt_after):
                 break
         self.final_values = self.run.read(self.result_ids)
 
