@@ -354,7 +354,9 @@ def test_user_callbacks_keep_working_alongside_streaming(as_manager: bool):
             self.ended += 1
 
     recorder = Recorder()
-    callbacks = CallbackManager([recorder]) if as_manager else [recorder]
+    # A manager's handlers reach nested runs only when inheritable (as in LangGraph).
+    callbacks = (CallbackManager([recorder], inheritable_handlers=[recorder]) if as_manager
+                 else [recorder])
     graph = seed_graph(fg_graph, make_model("ha ha"), make_model(REPLY))
     items = list(graph.stream({"topic": "x"}, {"callbacks": callbacks},
                               stream_mode="messages", nodes=["write_poem"]))
@@ -424,3 +426,31 @@ def test_parallel_branches_stream_interleaved_as_tokens_arrive():
     assert switches >= 5, nodes
     assert "".join(t for n, t in items if n == "write_joke") == joke_about("owls")
     assert "".join(t for n, t in items if n == "write_poem") == poem_about("owls")
+
+
+def test_user_tracer_sees_one_run_per_node_with_model_runs_nested():
+    from uuid import UUID
+
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Tracer(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.chains: dict[UUID, str] = {}
+            self.model_parents: list[UUID | None] = []
+
+        def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
+                           name: str | None = None, **kwargs: Any) -> None:
+            self.chains[run_id] = name or ""
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
+                                parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+            self.model_parents.append(parent_run_id)
+
+    tracer = Tracer()
+    graph = seed_graph(fg_graph, make_model("ha"), make_model(REPLY))
+    items = list(graph.stream({"topic": "x"}, {"callbacks": [tracer]}, stream_mode="messages",
+                              nodes=["write_poem"]))
+    assert "".join(m.content for m, _ in items) == REPLY  # streaming still works alongside
+    assert sorted(tracer.chains.values()) == ["write_joke", "write_poem"]
+    assert sorted(tracer.chains[p] for p in tracer.model_parents) == ["write_joke",
+                                                                       "write_poem"]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.callbacks import CallbackManager
+
 from ferrograph._core import ChannelClosed, ChunkChannel, ConcurrentUpdate, OutOfSteps, Run
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import (
@@ -524,10 +526,30 @@ class GraphRun:
             if t.node_id == 0:
                 output = self.graph.map_input(t.input, strict=self.strict_input)
             else:
-                output = t.runner.call(t)
+                output = (t.runner.call(t) if self._user_callbacks is None
+                          else self._traced_call(t))
             self._finish_task(t, output)
         except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
             self._record_error(t, e)
+
+    def _traced_call(self, t: Task) -> Any:
+        """Calls the node inside a chain run of its own, so the user's callbacks and tracers
+        see one run per node (named after it) with the node's model calls nested below."""
+        manager = CallbackManager.configure(
+            inheritable_callbacks=t.config["callbacks"],
+            inheritable_tags=t.config.get("tags"),
+            inheritable_metadata=t.config["metadata"],
+        )
+        inputs = t.input if isinstance(t.input, dict) else {"input": t.input}
+        run = manager.on_chain_start(None, inputs, name=t.name)
+        t.config = {**t.config, "callbacks": run.get_child()}
+        try:
+            output = t.runner.call(t)
+        except BaseException as e:
+            run.on_chain_error(e)
+            raise
+        run.on_chain_end(output if isinstance(output, dict) else {"output": output})
+        return output
 
     def _finish_task(self, t: Task, output: Any) -> None:
         """Turns what the node returned into the task's writes, routes and messages."""
