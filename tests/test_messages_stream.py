@@ -436,11 +436,14 @@ def test_user_tracer_sees_one_run_per_node_with_model_runs_nested():
     class Tracer(BaseCallbackHandler):
         def __init__(self) -> None:
             self.chains: dict[UUID, str] = {}
+            self.parents: dict[UUID, UUID | None] = {}
             self.model_parents: list[UUID | None] = []
 
         def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID,
-                           name: str | None = None, **kwargs: Any) -> None:
+                           parent_run_id: UUID | None = None, name: str | None = None,
+                           **kwargs: Any) -> None:
             self.chains[run_id] = name or ""
+            self.parents[run_id] = parent_run_id
 
         def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
                                 parent_run_id: UUID | None = None, **kwargs: Any) -> None:
@@ -451,6 +454,9 @@ def test_user_tracer_sees_one_run_per_node_with_model_runs_nested():
     items = list(graph.stream({"topic": "x"}, {"callbacks": [tracer]}, stream_mode="messages",
                               nodes=["write_poem"]))
     assert "".join(m.content for m, _ in items) == REPLY  # streaming still works alongside
-    assert sorted(tracer.chains.values()) == ["write_joke", "write_poem"]
+    assert sorted(tracer.chains.values()) == ["LangGraph", "write_joke", "write_poem"]
     assert sorted(tracer.chains[p] for p in tracer.model_parents) == ["write_joke",
                                                                        "write_poem"]
+    graph_run = next(r for r, name in tracer.chains.items() if name == "LangGraph")
+    assert {tracer.parents[r] for r, name in tracer.chains.items()
+            if name != "LangGraph"} == {graph_run}

@@ -234,12 +234,42 @@ class GraphRun:
     def __iter__(self) -> Iterator[tuple[tuple[str, ...], str, Any]]:
         channel = self.channel = self._open_channel()
         control = channel.producer(CONTROL_NODE, 0)
+        trace = self._start_trace()
+        error: BaseException | None = None
         try:
             yield from self._steps(channel, control)
+        except BaseException as e:
+            error = e
+            raise
         finally:
             # Wakes and fails every producer still running (a consumer that stopped early,
             # or a failed step): their models stop streaming instead of blocking forever.
             channel.close()
+            self._end_trace(trace, error)
+
+    def _start_trace(self) -> Any:
+        """With user callbacks, opens the run's own chain run (named after the graph), under
+        which every node's run nests; None without callbacks (nothing to report to)."""
+        if self._user_callbacks is None:
+            return None
+        manager = CallbackManager.configure(
+            inheritable_callbacks=self._user_callbacks,
+            inheritable_tags=self.config.get("tags"),
+            inheritable_metadata=self._base_metadata,
+        )
+        inputs = self.input if isinstance(self.input, dict) else {"input": self.input}
+        trace = manager.on_chain_start(None, inputs,
+                                       name=self.config.get("run_name") or self.graph.name)
+        self._user_callbacks = trace.get_child()
+        return trace
+
+    def _end_trace(self, trace: Any, error: BaseException | None) -> None:
+        if trace is None:
+            return
+        if error is None:
+            trace.on_chain_end(self.final_values)
+        else:
+            trace.on_chain_error(error)
 
     def _plan_step(self) -> list[Task]:
         """The tasks of the next superstep (none: the run is over)."""
@@ -300,14 +330,20 @@ class GraphRun:
     async def arun(self) -> None:
         """Runs the graph to the end on the running event loop, streaming nothing (what
         `ainvoke` needs): async nodes run as tasks of this loop, sync nodes on workers."""
-        while tasks := self._plan_step():
-            if self._interrupts(tasks, self.interrupt_before):
-                break
-            await self._aexecute(tasks)
-            self._apply_step(tasks)
-            if self._interrupts(tasks, self.interrupt_after):
-                break
+        trace = self._start_trace()
+        try:
+            while tasks := self._plan_step():
+                if self._interrupts(tasks, self.interrupt_before):
+                    break
+                await self._aexecute(tasks)
+                self._apply_step(tasks)
+                if self._interrupts(tasks, self.interrupt_after):
+                    break
+        except BaseException as e:
+            self._end_trace(trace, e)
+            raise
         self.final_values = self.run.read(self.result_ids)
+        self._end_trace(trace, None)
 
     async def _aexecute(self, tasks: list[Task]) -> None:
         if len(tasks) == 1:
