@@ -1,4 +1,4 @@
-"""`ferrograph demo`: the seed how-to's joke/poem graph, streaming one node's tokens live."""
+"""`ferrograph demo`: the joke/poem graph from the how-to, streaming chosen nodes' tokens live."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TextIO, TypedDict
 
 from ferrograph.graph import START, StateGraph
 
@@ -19,43 +19,63 @@ class DemoState(TypedDict):
     topic: str
     joke: str
     poem: str
-    poems: Annotated[dict, operator.or_]
-    """Poems of the extra writers (`--branches` above 2), by node name."""
+    # The extra writers' poems (`--branches` above 2), by node name. A merging reducer,
+    # because these writers all finish in the same step.
+    poems: Annotated[dict[str, str], operator.or_]
 
 
 def writer_names(branches: int) -> list[str]:
-    """`write_joke`, `write_poem`, then `write_poem_2`, `write_poem_3`, ..."""
-    names = ["write_joke", "write_poem"][:max(branches, 1)]
-    names += [f"write_poem_{i}" for i in range(2, branches)]
-    return names
+    """The writer nodes: `write_joke`, `write_poem`, then `write_poem_2`, `write_poem_3`, ...
+    (a single branch is just `write_poem`, the default node)."""
+    if branches <= 1:
+        return ["write_poem"]
+    return ["write_joke", "write_poem", *(f"write_poem_{i}" for i in range(2, branches))]
 
 
-def build_graph(model: Any, branches: int = 2) -> Any:
-    """The seed's graph: writers that all start at START and each call `model.invoke`."""
+def build_graph(model: Any, branches: int = 2, graph_class: Any = StateGraph,
+                start: str = START) -> Any:
+    """The how-to's graph: writers that all start at START, each calling `model.invoke`.
 
-    def write_joke(state: DemoState):
+    `graph_class`/`start` may be LangGraph's, so the same graph runs on both engines."""
+
+    def write_joke(state: DemoState) -> dict[str, Any]:
         topic = state["topic"]
         joke = model.invoke([{"role": "user", "content": f"Write a joke about {topic}"}])
         return {"joke": joke.content}
 
-    def write_poem(state: DemoState):
+    def write_poem(state: DemoState) -> dict[str, Any]:
         topic = state["topic"]
         poem = model.invoke([{"role": "user", "content": f"Write a short poem about {topic}"}])
         return {"poem": poem.content}
 
-    def extra_writer(name: str):
-        def write(state: DemoState):
+    def extra_writer(name: str) -> Any:
+        # Each extra writer asks about "<topic> (<n>)", so every branch's poem is different.
+        def write(state: DemoState) -> dict[str, Any]:
             topic = f"{state['topic']} ({name.rsplit('_', 1)[-1]})"
             poem = model.invoke([{"role": "user", "content": f"Write a short poem about {topic}"}])
             return {"poems": {name: poem.content}}
+
         return write
 
-    builder = StateGraph(DemoState)
+    builder = graph_class(DemoState)
     for name in writer_names(branches):
-        fn = {"write_joke": write_joke, "write_poem": write_poem}.get(name) or extra_writer(name)
-        builder.add_node(name, fn)
-        builder.add_edge(START, name)
+        builder.add_node(name, {"write_joke": write_joke, "write_poem": write_poem}.get(name)
+                         or extra_writer(name))
+        builder.add_edge(start, name)
     return builder.compile()
+
+
+def stream_tokens(graph: Any, topic: str, nodes: list[str] | None,
+                  native_filter: bool = True) -> Iterator[tuple[str, str]]:
+    """`(node, token)` for each token the chosen `nodes` stream (all nodes if None).
+
+    With `native_filter` the graph filters (ferrograph's `nodes=`); without it the filter is
+    applied here on `metadata["langgraph_node"]`, which is what LangGraph needs."""
+    kwargs = {"nodes": nodes} if native_filter and nodes is not None else {}
+    for chunk, metadata in graph.stream({"topic": topic}, stream_mode="messages", **kwargs):
+        node = metadata["langgraph_node"]
+        if chunk.content and (nodes is None or node in nodes):
+            yield node, chunk.content
 
 
 @contextlib.contextmanager
@@ -64,6 +84,7 @@ def chat_model(args: argparse.Namespace) -> Iterator[Any]:
     if os.environ.get("OPENAI_API_KEY"):
         from langchain_openai import ChatOpenAI
 
+        print(f"(using OpenAI, model {args.model})", file=sys.stderr)
         yield ChatOpenAI(model=args.model)
         return
     from ferrograph.local_openai import LocalOpenAIServer
@@ -75,44 +96,56 @@ def chat_model(args: argparse.Namespace) -> Iterator[Any]:
 
 
 class Lanes:
-    """Each node's text on its own terminal line, redrawn in place as tokens arrive."""
+    """A terminal line per node, redrawn in place (ANSI escapes) as its tokens arrive."""
 
-    def __init__(self, names: list[str], out: Any) -> None:
+    def __init__(self, names: list[str], out: TextIO) -> None:
         self.names = names
-        self.text = {n: "" for n in names}
+        self.text = dict.fromkeys(names, "")
         self.out = out
+        self.label_width = max(len(n) for n in names)
         self.width = shutil.get_terminal_size().columns
-        out.write("\n" * len(names))
+        out.write("\n" * len(names))  # room for the lanes; the cursor rests below them
 
     def add(self, node: str, token: str) -> None:
         self.text[node] += token
-        row = len(self.names) - self.names.index(node)
-        label = f"{node:>14} │ "
+        up = len(self.names) - self.names.index(node)
+        label = f"{node:>{self.label_width}} │ "
         room = max(self.width - len(label) - 1, 10)
-        shown = self.text[node].replace("\n", " ⏎ ")[-room:]
-        self.out.write(f"\x1b[{row}A\r\x1b[2K{label}{shown}\x1b[{row}B\r")
+        shown = self.text[node].replace("\n", " / ")[-room:]  # the newest text fits the line
+        # up to the lane, clear it, draw, back down to the resting line
+        self.out.write(f"\x1b[{up}A\r\x1b[2K{label}{shown}\x1b[{up}B\r")
         self.out.flush()
 
+    def close(self) -> None:
+        pass
 
-class LinePrefixer:
-    """Each node's text as whole lines prefixed with `[node]` (for pipes and logs)."""
 
-    def __init__(self, out: Any) -> None:
+class Prefixed:
+    """Each node's text as whole lines prefixed with `[node]`, for pipes and logs."""
+
+    def __init__(self, out: TextIO) -> None:
         self.out = out
         self.partial: dict[str, str] = {}
 
     def add(self, node: str, token: str) -> None:
-        text = self.partial.get(node, "") + token
-        *lines, rest = text.split("\n")
+        *lines, self.partial[node] = (self.partial.get(node, "") + token).split("\n")
         for line in lines:
-            self.out.write(f"[{node}] {line}\n")
-        self.partial[node] = rest
+            self.out.write(f"[{node}] {line}\n" if line else f"[{node}]\n")
+        if lines:
+            self.out.flush()
 
     def close(self) -> None:
         for node, rest in self.partial.items():
             if rest:
                 self.out.write(f"[{node}] {rest}\n")
         self.out.flush()
+
+
+def lanes_for(names: list[str], out: TextIO) -> Lanes | Prefixed:
+    """Live lanes on a terminal tall enough for them, prefixed lines otherwise."""
+    if out.isatty() and len(names) < shutil.get_terminal_size().lines:
+        return Lanes(names, out)
+    return Prefixed(out)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -123,61 +156,74 @@ def demo(args: argparse.Namespace) -> int:
         return 2
     out = sys.stdout
     tokens = 0
-    first_token_at = None
     with chat_model(args) as model:
         graph = build_graph(model, args.branches)
-        start = time.perf_counter()
-        stream = graph.stream({"topic": args.topic}, stream_mode="messages",
-                              nodes=None if args.all else [args.node])
+        started = time.perf_counter()
+        first_token = None
         if args.all:
-            lanes: Any = Lanes(names, out) if out.isatty() else LinePrefixer(out)
-            for chunk, metadata in stream:
-                if chunk.content:
-                    first_token_at = first_token_at or time.perf_counter()
-                    tokens += 1
-                    lanes.add(metadata["langgraph_node"], chunk.content)
-            if isinstance(lanes, LinePrefixer):
-                lanes.close()
+            lanes = lanes_for(names, out)
+            for node, token in stream_tokens(graph, args.topic, None):
+                first_token = first_token or time.perf_counter()
+                tokens += 1
+                lanes.add(node, token)
+            lanes.close()
         else:
-            for chunk, _metadata in stream:
-                if chunk.content:
-                    first_token_at = first_token_at or time.perf_counter()
-                    tokens += 1
-                    out.write(chunk.content)
-                    out.flush()
+            for _node, token in stream_tokens(graph, args.topic, [args.node]):
+                first_token = first_token or time.perf_counter()
+                tokens += 1
+                out.write(token)
+                out.flush()
             out.write("\n")
-    elapsed = time.perf_counter() - start
-    ttft = f", first token after {(first_token_at - start) * 1000:.0f} ms" if first_token_at else ""
-    which = "all nodes" if args.all else args.node
-    print(f"({tokens} tokens from {which} in {elapsed:.2f} s{ttft})", file=sys.stderr)
+        elapsed = time.perf_counter() - started
+    ttft = f", first after {(first_token - started) * 1000:.0f} ms" if first_token else ""
+    which = f"{len(names)} nodes" if args.all else args.node
+    print(f"({tokens} tokens streamed from {which} in {elapsed:.2f} s{ttft})", file=sys.stderr)
     return 0
 
 
+def _at_least(low: float, kind: type) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}")
+        return value
+
+    return parse
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="ferrograph", description=__doc__)
+    top = argparse.ArgumentParser(prog="ferrograph", description="ferrograph command line")
     sub = top.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("demo", help="stream one node's tokens from the joke/poem graph")
+    d = sub.add_parser(
+        "demo", help="stream a node's tokens from the joke/poem graph",
+        description="Runs the how-to's joke/poem graph and streams the chosen node's tokens "
+                    "live. Uses OpenAI when OPENAI_API_KEY is set, otherwise an embedded "
+                    "local OpenAI-compatible server.")
     d.add_argument("--node", default="write_poem", help="the node to stream (default: %(default)s)")
     d.add_argument("--topic", default="cats", help="what to write about (default: %(default)s)")
-    d.add_argument("--branches", type=int, default=2,
-                   help="number of parallel writer nodes (default: %(default)s)")
-    d.add_argument("--all", action="store_true", help="stream every branch, each in its lane")
-    d.add_argument("--token-delay", type=float, default=0.02,
-                   help="seconds between tokens of the embedded server (default: %(default)s)")
+    d.add_argument("--branches", type=_at_least(1, int), default=2, metavar="N",
+                   help="parallel writer nodes: write_joke, write_poem, write_poem_2, ... "
+                        "(default: %(default)s)")
+    d.add_argument("--all", action="store_true",
+                   help="stream every branch, each in its own lane")
+    d.add_argument("--token-delay", type=_at_least(0, float), default=0.02, metavar="SECONDS",
+                   help="pause between tokens of the embedded server (default: %(default)s)")
     d.add_argument("--model", default="gpt-4o-mini",
                    help="OpenAI model when OPENAI_API_KEY is set (default: %(default)s)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `ferrograph` console script."""
     args = parser().parse_args(argv)
-    if args.branches < 1:
-        print("--branches must be at least 1", file=sys.stderr)
-        return 2
     try:
         return demo(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
     except BrokenPipeError:  # e.g. piped into `head`: stop quietly, like other CLI tools
-        sys.stderr.close()
+        # stdout onto /dev/null, so the interpreter's flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

@@ -1,17 +1,22 @@
 """An embedded OpenAI-compatible chat server on 127.0.0.1, for demos, tests and benchmarks.
 
-It answers `POST /v1/chat/completions`, plain JSON or streamed as server-sent events in
+It answers `POST /v1/chat/completions`, as plain JSON or streamed as server-sent events in
 OpenAI's chunk format, so the real `langchain_openai.ChatOpenAI` client runs against it over
-real HTTP. Replies are deterministic (`reply_for`), and streams are cut into tokens the way
-`tokenize` does, so a test can predict every chunk.
+real HTTP. Replies are deterministic (`reply_for`) and streams are cut into tokens exactly as
+`tokenize` cuts them, so a test can predict every chunk.
 
     with LocalOpenAIServer() as server:
         model = server.chat_model()
         print(model.invoke("Write a short poem about cats").content)
+
+The server is one asyncio event loop in one background thread: each connection costs a task
+and a socket rather than a thread, so hundreds of concurrent streams stay cheap, and `close()`
+has exactly one thread to join.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -19,31 +24,37 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MODEL = "ferrograph-local"
 
-_JOKE = re.compile(r"joke about (?P<topic>.+?)[.!?]?$", re.IGNORECASE | re.DOTALL)
-_POEM = re.compile(r"poem about (?P<topic>.+?)[.!?]?$", re.IGNORECASE | re.DOTALL)
-_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
+_JOKE = re.compile(r"joke about (?P<topic>.+?)[.!?]*$", re.IGNORECASE | re.DOTALL)
+_POEM = re.compile(r"poem about (?P<topic>.+?)[.!?]*$", re.IGNORECASE | re.DOTALL)
+# A token: spaces/tabs glued to the word, contraction or punctuation mark that follows them
+# (as real BPE vocabularies do), a run of newlines on its own, or leftover spaces.
+_TOKEN = re.compile(r"[^\S\n]*(?:\w+|'(?:s|t|re|ve|m|ll|d)\b|[^\w\s])|\n+|[^\S\n]+")
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            411: "Length Required", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def tokenize(text: str) -> list[str]:
-    """Cuts `text` into model-like tokens (a word or a punctuation mark, with the whitespace
-    before it); the tokens join back to exactly `text`."""
+    """Cuts `text` into model-like tokens: `"In shadows, it's"` gives `["In", " shadows", ",",
+    " it", "'s"]`, and `"\\n"` runs are tokens of their own. The tokens join back to `text`."""
     return _TOKEN.findall(text)
 
 
 def joke_about(topic: str) -> str:
+    """The server's joke about `topic`."""
     return (
         f"Why did the {topic} sit on the keyboard? "
-        f"Because it wanted to keep an eye on the mouse, and {topic} never miss a chance!"
+        f"To keep an eye on the mouse, of course: {topic} never miss a chance!"
     )
 
 
 def poem_about(topic: str) -> str:
+    """The server's poem about `topic`: three stanzas, fourteen lines."""
     lines = [
         f"In quiet rooms the {topic} appear,",
         "soft as a thought, and twice as near;",
@@ -66,15 +77,16 @@ def poem_about(topic: str) -> str:
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):  # content blocks
+    if isinstance(content, list):  # content blocks: [{"type": "text", "text": ...}, ...]
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return ""
 
 
 def reply_for(messages: list[dict[str, Any]]) -> str:
-    """The reply to a chat: a joke or a poem when asked for one, otherwise an echo."""
+    """The reply to a chat, from its last user message: "...poem about X" gives `poem_about(X)`,
+    "...joke about X" gives `joke_about(X)`, anything else `"You said: <message>"`."""
     last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    prompt = _text_of(last.get("content")) if last else ""
+    prompt = _text_of(last.get("content")).strip() if last else ""
     if match := _POEM.search(prompt):
         return poem_about(match["topic"].strip())
     if match := _JOKE.search(prompt):
@@ -84,19 +96,28 @@ def reply_for(messages: list[dict[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One chat request the server received."""
+    """One chat completion request the server received."""
 
     model: str
     messages: list[dict[str, Any]]
     stream: bool
+    body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The whole JSON body (e.g. to check `stream_options` or `temperature`)."""
+
+
+class _Request:
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.path, self.headers, self.body = method, path, headers, body
 
 
 class LocalOpenAIServer:
-    """An OpenAI-compatible chat server in a background thread, bound to a free local port.
+    """An OpenAI-compatible chat server on a free local port, served from a background thread.
 
-    `token_delay` (seconds) paces streamed tokens like a real model; `reply` overrides the
-    content (a string, or a function of the request's messages); `fail_after` makes streams
-    break off after that many tokens (to test faults)."""
+    - `token_delay`: seconds between streamed tokens, to pace streams like a real model.
+    - `reply`: replaces `reply_for`, as a fixed string or a function of the request's messages.
+    - `fail_after`: streams break off (the connection closes mid-body) after that many tokens.
+    - `fail_status`: every chat request gets this HTTP error status (e.g. 429 or 500).
+    """
 
     def __init__(
         self,
@@ -104,47 +125,62 @@ class LocalOpenAIServer:
         token_delay: float = 0.0,
         reply: str | Callable[[list[dict[str, Any]]], str] | None = None,
         fail_after: int | None = None,
+        fail_status: int | None = None,
+        model: str = DEFAULT_MODEL,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.token_delay = token_delay
         self.reply = reply
         self.fail_after = fail_after
+        self.fail_status = fail_status
+        self.model = model
         self.requests: list[RecordedRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._httpd = _QuietServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
+        # Bind now, in the caller's thread: the port is known at once and bind errors surface
+        # here. A deep backlog so a burst of hundreds of connects is not dropped or reset.
+        self._sock = socket.create_server((host, port), backlog=4096)
+        self._address: tuple[str, int] = self._sock.getsockname()[:2]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._failed: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @property
     def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
+        """`http://127.0.0.1:PORT/v1`, the `base_url` an OpenAI client wants."""
+        host, port = self._address
         return f"http://{host}:{port}/v1"
 
     def start(self) -> LocalOpenAIServer:
+        """Starts serving in a background thread (idempotent)."""
+        if self._closed:
+            raise RuntimeError("this LocalOpenAIServer is closed")
         if self._thread is None:
+            ready = threading.Event()
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                name="ferrograph-local-openai", daemon=True,
+                target=self._run, args=(ready,), name="ferrograph-local-openai", daemon=True
             )
             self._thread.start()
+            ready.wait()
+            if self._failed is not None:
+                self._thread.join()
+                self._closed = True
+                self._sock.close()
+                raise RuntimeError("the local OpenAI server failed to start") from self._failed
         return self
 
     def close(self) -> None:
-        """Stops serving and ends every open connection (and so every handler thread)."""
-        if self._thread is not None:
-            self._httpd.shutdown()
+        """Stops serving, drops every open connection and joins the server thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
+            self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
-            self._thread = None
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._httpd.server_close()
+        self._sock.close()
 
     def __enter__(self) -> LocalOpenAIServer:
         return self.start()
@@ -153,139 +189,220 @@ class LocalOpenAIServer:
         self.close()
 
     def chat_model(self, **kwargs: Any) -> Any:
-        """A `ChatOpenAI` client pointed at this server."""
+        """A `langchain_openai.ChatOpenAI` pointed at this server (kwargs pass through)."""
         from langchain_openai import ChatOpenAI
 
-        kwargs.setdefault("model", DEFAULT_MODEL)
-        return ChatOpenAI(base_url=self.base_url, api_key="local", **kwargs)
+        kwargs.setdefault("model", self.model)
+        kwargs.setdefault("base_url", self.base_url)
+        kwargs.setdefault("api_key", "local")
+        return ChatOpenAI(**kwargs)
 
     def content_for(self, messages: list[dict[str, Any]]) -> str:
+        """What this server replies to `messages`."""
         if self.reply is None:
             return reply_for(messages)
         return self.reply if isinstance(self.reply, str) else self.reply(messages)
 
-    def _track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            (self._connections.add if add else self._connections.discard)(conn)
+    # -- the event loop thread ------------------------------------------------------------
 
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._connection, sock=self._sock, limit=1 << 20)
+            )
+        except BaseException as e:  # noqa: BLE001 - handed to start(), in the caller's thread
+            self._failed = e
+            loop.close()
+            ready.set()
+            return
+        self._loop = loop
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hangs up mid-request is normal here (a test or demo stopped)
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # let the aborted transports release their sockets
 
-
-def _handler_for(server: LocalOpenAIServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: the client reuses connections
-
-        def setup(self) -> None:
-            super().setup()
-            server._track(self.connection, True)
-
-        def finish(self) -> None:
-            server._track(self.connection, False)
-            try:
-                super().finish()
-            except OSError:
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while await self._exchange(reader, writer):  # HTTP/1.1 keep-alive
                 pass
+            writer.close()  # a graceful close: what was written still reaches the client
+            await writer.wait_closed()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client hung up (normal: a test or demo stopped), or we are closing
+        finally:
+            writer.transport.abort()  # no-op after a graceful close; drops it when cancelled
+            self._tasks.discard(task)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: this server runs inside tests and demos
+    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Serves one request; returns whether the connection stays open for another."""
+        request = await _read_request(reader)
+        if request is None:
+            return False
+        if isinstance(request, int):  # an unreadable request
+            _write_json(writer, request, _error_body(_REASONS[request]), keep_alive=False)
+            await writer.drain()
+            return False
+        keep_alive = request.headers.get("connection", "").lower() != "close"
+        path = request.path.split("?", 1)[0].rstrip("/")
+        if request.method == "POST" and path == "/v1/chat/completions":
+            keep_alive = await self._chat(request, writer, keep_alive)
+        elif request.method == "GET" and path == "/v1/models":
+            model = {"id": self.model, "object": "model", "created": 0, "owned_by": "local"}
+            _write_json(writer, 200, {"object": "list", "data": [model]}, keep_alive)
+        else:
+            message = f"Unknown endpoint: {request.method} {request.path}"
+            _write_json(writer, 404, _error_body(message), keep_alive)
+        await writer.drain()
+        return keep_alive
 
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    async def _chat(self, request: _Request, writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
+        try:
+            body = json.loads(request.body or b"{}")
+            messages = body["messages"]
+            assert isinstance(messages, list)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            _write_json(writer, 400, _error_body("Expected a JSON body with 'messages'"),
+                        keep_alive)
+            return keep_alive
+        model = str(body.get("model") or self.model)
+        stream = bool(body.get("stream"))
+        self.requests.append(RecordedRequest(model, messages, stream, body))
+        if self.fail_status is not None:
+            status = self.fail_status
+            kind = "server_error" if status >= 500 else "invalid_request_error"
+            _write_json(writer, status, _error_body(_REASONS.get(status, "Error"), kind),
+                        keep_alive)
+            return keep_alive
+        try:
+            content = self.content_for(messages)
+        except Exception as e:  # noqa: BLE001 - a failing `reply` function: the client sees a 500
+            _write_json(writer, 500, _error_body(f"reply failed: {e!r}", "server_error"),
+                        keep_alive)
+            return keep_alive
+        tokens = tokenize(content)
+        prompt_tokens = sum(len(tokenize(_text_of(m.get("content")))) for m in messages)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
+                 "total_tokens": prompt_tokens + len(tokens)}
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if not stream:
+            _write_json(writer, 200, {
+                "id": completion_id, "object": "chat.completion", "created": int(time.time()),
+                "model": model, "system_fingerprint": None,
+                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                             "message": {"role": "assistant", "content": content,
+                                         "refusal": None}}],
+                "usage": usage,
+            }, keep_alive)
+            return keep_alive
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return await self._stream(writer, completion_id, model, tokens,
+                                  usage if include_usage else None, keep_alive)
 
-        def _error(self, status: int, message: str) -> None:
-            self._json(status, {"error": {"message": message, "type": "invalid_request_error",
-                                          "code": None, "param": None}})
+    async def _stream(self, writer: asyncio.StreamWriter, completion_id: str, model: str,
+                      tokens: list[str], usage: dict[str, int] | None, keep_alive: bool) -> bool:
+        head = ["HTTP/1.1 200 OK", "Content-Type: text/event-stream; charset=utf-8",
+                "Cache-Control: no-cache", "Transfer-Encoding: chunked",
+                f"Connection: {'keep-alive' if keep_alive else 'close'}"]
+        writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        # Every chunk shares its envelope; only the choices differ. Building the JSON text
+        # around a per-token `json.dumps(token)` keeps the per-token cost small.
+        envelope = json.dumps({"id": completion_id, "object": "chat.completion.chunk",
+                               "created": int(time.time()), "model": model,
+                               "system_fingerprint": None})[:-1]
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            if self.path.rstrip("/") == "/v1/models":
-                self._json(200, {"object": "list", "data": [
-                    {"id": DEFAULT_MODEL, "object": "model", "created": 0, "owned_by": "local"}
-                ]})
-            else:
-                self._error(404, f"Unknown path {self.path}")
+        def event(choices: str, extra: str = "") -> None:
+            _write_chunk(writer, f'data: {envelope}, "choices": [{choices}]{extra}}}\n\n')
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            if self.path.rstrip("/") != "/v1/chat/completions":
-                self._error(404, f"Unknown path {self.path}")
-                return
-            try:
-                body = json.loads(raw or b"{}")
-                messages = body["messages"]
-            except (ValueError, KeyError):
-                self._error(400, "Expected a JSON body with 'messages'")
-                return
-            model = body.get("model", DEFAULT_MODEL)
-            stream = bool(body.get("stream"))
-            with server._lock:
-                server.requests.append(RecordedRequest(model, messages, stream))
-            content = server.content_for(messages)
-            completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-            usage = {"prompt_tokens": sum(len(tokenize(_text_of(m.get("content"))))
-                                          for m in messages),
-                     "completion_tokens": len(tokenize(content))}
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            if not stream:
-                self._json(200, {
-                    "id": completion_id, "object": "chat.completion",
-                    "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                                 "message": {"role": "assistant", "content": content}}],
-                    "usage": usage,
-                })
-                return
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(completion_id, model, content, usage if include_usage else None)
+        def delta(content: str, finish: str = "null") -> str:
+            return (f'{{"index": 0, "delta": {content}, "logprobs": null, '
+                    f'"finish_reason": {finish}}}')
 
-        def _stream(self, completion_id: str, model: str, content: str,
-                    usage: dict[str, int] | None) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            created = int(time.time())
-
-            def event(choices: list[dict[str, Any]], **extra: Any) -> None:
-                chunk = {"id": completion_id, "object": "chat.completion.chunk",
-                         "created": created, "model": model, "choices": choices, **extra}
-                self._send_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
-
-            def delta(d: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-                return {"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}
-
-            try:
-                event([delta({"role": "assistant", "content": ""})])
-                for n, token in enumerate(tokenize(content)):
-                    if server.fail_after is not None and n >= server.fail_after:
-                        self.connection.shutdown(socket.SHUT_RDWR)  # break off mid-stream
-                        return
-                    if server.token_delay:
-                        time.sleep(server.token_delay)
-                    event([delta({"content": token})])
-                event([delta({}, "stop")])
-                if usage is not None:
-                    event([], usage=usage)
-                self._send_chunk(b"data: [DONE]\n\n")
-                self._send_chunk(b"")
-            except OSError:
-                self.close_connection = True  # the client went away
-
-        def _send_chunk(self, data: bytes) -> None:
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
-
-    return Handler
+        event(delta('{"role": "assistant", "content": "", "refusal": null}'))
+        for n, token in enumerate(tokens):
+            if self.fail_after is not None and n >= self.fail_after:
+                # End the connection without the final chunk: the client sees the body cut
+                # short. The caller closes gracefully (no reset), so sent tokens still arrive.
+                return False
+            if self.token_delay:
+                await asyncio.sleep(self.token_delay)
+            event(delta(f'{{"content": {json.dumps(token)}}}'))
+            await writer.drain()
+        event(delta("{}", '"stop"'))
+        if usage is not None:
+            _write_chunk(writer, f'data: {envelope}, "choices": [], '
+                                 f'"usage": {json.dumps(usage)}}}\n\n')
+        _write_chunk(writer, "data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")  # the end of the chunked body
+        return keep_alive
 
 
-__all__ = ["LocalOpenAIServer", "RecordedRequest", "poem_about", "joke_about", "reply_for",
-           "tokenize"]
+async def _read_request(reader: asyncio.StreamReader) -> _Request | int | None:
+    """The next request on the connection; None at a clean end, or an error status."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as e:
+        return None if not e.partial.strip() else 400
+    except asyncio.LimitOverrunError:
+        return 431
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parts = request_line.split()
+    if len(parts) != 3:
+        return 400
+    headers = {}
+    for line in header_lines:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return 411  # clients of this server send JSON with a Content-Length
+    try:
+        length = int(headers.get("content-length") or 0)
+    except ValueError:
+        return 400
+    body = await reader.readexactly(length) if length else b""
+    if parts[2] == "HTTP/1.0":
+        headers["connection"] = "close"
+    return _Request(parts[0].upper(), parts[1], headers, body)
+
+
+def _error_body(message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def _write_json(writer: asyncio.StreamWriter, status: int, body: dict[str, Any],
+                keep_alive: bool) -> None:
+    data = json.dumps(body).encode()
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+            f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
+    writer.write(head.encode() + data)
+
+
+def _write_chunk(writer: asyncio.StreamWriter, text: str) -> None:
+    data = text.encode()
+    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LocalOpenAIServer",
+    "RecordedRequest",
+    "joke_about",
+    "poem_about",
+    "reply_for",
+    "tokenize",
+]
