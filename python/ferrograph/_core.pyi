@@ -1,5 +1,6 @@
 """Typed stubs for the native module (Rust, built by maturin)."""
 
+from collections.abc import Callable
 from typing import Any, final
 
 __version__: str
@@ -75,6 +76,11 @@ class ChunkChannel:
     def drain(
         self, max_items: int = 1024, timeout: float | None = None
     ) -> list[tuple[int, int, Any]] | None: ...
+    def set_waker(self, waker: Callable[[], object] | None) -> None:
+        """For an event-loop consumer: called (from the pushing thread) once chunks arrive
+        after `arm()` returned True, or on close. It must only schedule work."""
+    def arm(self) -> bool:
+        """True: nothing to drain yet, the waker will run. False: drain now."""
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
@@ -87,4 +93,6 @@ class ChunkProducer:
     """Pushes one task's chunks; blocks (GIL released) while the channel is full."""
 
     def push(self, mode: int, payload: Any) -> bool: ...
+    def try_push(self, mode: int, payload: Any) -> bool | None:
+        """`push` that never waits: None when the channel is full."""
     def subscribed(self, mode: int) -> bool: ...

@@ -15,6 +15,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
+from contextlib import aclosing
 from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 from langchain_core.runnables import Runnable, RunnableConfig
@@ -108,14 +109,29 @@ class BranchSpec:
         self.accepts_config = _accepts(path, "config")
 
     def route(self, state: Any, config: RunnableConfig) -> list[Any]:
-        if isinstance(self.path, Runnable):
-            result = self.path.invoke(state, config)
-        elif self.accepts_config:
-            result = self.path(state, config=config)
-        else:
-            result = self.path(state)
+        result = self._call(state, config)
         if inspect.isawaitable(result):
             result = run_blocking(result)
+        return self._destinations(result)
+
+    async def aroute(self, state: Any, config: RunnableConfig) -> list[Any]:
+        """`route` on an event loop: an async routing function is awaited there."""
+        if isinstance(self.path, Runnable):
+            result = await self.path.ainvoke(state, config)
+        else:
+            result = self._call(state, config)
+            if inspect.isawaitable(result):
+                result = await result
+        return self._destinations(result)
+
+    def _call(self, state: Any, config: RunnableConfig) -> Any:
+        if isinstance(self.path, Runnable):
+            return self.path.invoke(state, config)
+        if self.accepts_config:
+            return self.path(state, config=config)
+        return self.path(state)
+
+    def _destinations(self, result: Any) -> list[Any]:
         if not isinstance(result, (list, tuple)):
             result = [result]
         if self.ends:
@@ -531,14 +547,43 @@ def _stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgraphs: bo
     return StreamSpec(modes, subgraphs or bool(inner), frozenset(own), resolved)
 
 
+class ItemShape:
+    """How the run's `(namespace, mode, item)` triples are handed to the caller: the shape
+    `stream_mode`, `subgraphs` and `version` ask for, as in LangGraph."""
+
+    __slots__ = ("modes", "single", "subgraphs", "v2")
+
+    def __init__(self, modes: list[str], single: bool, subgraphs: bool, version: str) -> None:
+        self.modes = frozenset(modes)
+        self.single = single
+        self.subgraphs = subgraphs
+        self.v2 = version == "v2"
+
+    def __call__(self, ns: tuple[str, ...], mode: str, item: Any) -> Any:
+        if self.v2:
+            if mode == "values":
+                return {"type": mode, "ns": ns, "data": item, "interrupts": ()}
+            return {"type": mode, "ns": ns, "data": item}
+        if self.subgraphs:
+            return (ns, item) if self.single else (ns, mode, item)
+        return item if self.single else (mode, item)
+
+    def format(self, items: Iterator[tuple[tuple[str, ...], str, Any]]) -> Iterator[Any]:
+        modes = self.modes
+        for ns, mode, item in items:
+            if mode in modes:
+                yield self(ns, mode, item)
+
+
 class RunStream(Iterator[Any]):
     """What `stream()` returns: an iterator over the run's items (close it to stop early)."""
 
-    __slots__ = ("run", "_items")
+    __slots__ = ("run", "shape", "_items")
 
-    def __init__(self, run: GraphRun, items: Generator[Any, None, None]) -> None:
+    def __init__(self, run: GraphRun, shape: ItemShape) -> None:
         self.run = run
-        self._items = items
+        self.shape = shape
+        self._items: Generator[Any, None, None] = shape.format(iter(run))
 
     def __iter__(self) -> RunStream:
         return self
@@ -693,6 +738,30 @@ class CompiledStateGraph(Runnable[Any, Any]):
         branches = self.branches.get(task.name)
         if not branches:
             return
+        state = self._branch_state(run, writes)
+        token = var_child_runnable_config.set(task.config)
+        try:
+            for _name, branch in branches:
+                self._route(task.name, branch.route(state, task.config), writes, "Branch")
+        finally:
+            var_child_runnable_config.reset(token)
+
+    async def abranch_writes(self, task: Task, run: Any, writes: list[Any]) -> None:
+        """`branch_writes` on an event loop, awaiting async routing functions there."""
+        branches = self.branches.get(task.name)
+        if not branches:
+            return
+        state = self._branch_state(run, writes)
+        token = var_child_runnable_config.set(task.config)
+        try:
+            for _name, branch in branches:
+                destinations = await branch.aroute(state, task.config)
+                self._route(task.name, destinations, writes, "Branch")
+        finally:
+            var_child_runnable_config.reset(token)
+
+    def _branch_state(self, run: Any, writes: list[Any]) -> Any:
+        """The state a router sees: the current one with this task's writes applied."""
         state = run.read(None)
         for kind, key, value in list(writes):
             if kind != WRITE_KEY:
@@ -702,12 +771,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             state[name] = reducer(state[name], value) if reducer and name in state else value
         if self.state_coerce is not None:
             state = self.state_coerce(state)
-        token = var_child_runnable_config.set(task.config)
-        try:
-            for _name, branch in branches:
-                self._route(task.name, branch.route(state, task.config), writes, "Branch")
-        finally:
-            var_child_runnable_config.reset(token)
+        return state
 
     def _context(self, context: Any) -> Any:
         """The run context, built from a dict when the graph declares a context class."""
@@ -783,90 +847,21 @@ class CompiledStateGraph(Runnable[Any, Any]):
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after))
-        return RunStream(run, self._format(run, modes, single, subgraphs, version))
+        return RunStream(run, ItemShape(modes, single, subgraphs, version))
 
-    def _format(self, run: GraphRun, modes: list[str], single: bool, subgraphs: bool,
-                version: str) -> Iterator[Any]:
-        wanted = frozenset(modes)
-        for ns, mode, item in run:
-            if mode not in wanted:
-                continue
-            if version == "v2":
-                if mode == "values":
-                    yield {"type": mode, "ns": ns, "data": item, "interrupts": ()}
-                else:
-                    yield {"type": mode, "ns": ns, "data": item}
-            elif subgraphs:
-                yield (ns, item) if single else (ns, mode, item)
-            else:
-                yield item if single else (mode, item)
 
     async def astream(self, input: Any, config: RunnableConfig | None = None,
                       **kwargs: Any) -> AsyncIterator[Any]:
-        """`stream` for asyncio callers. The run goes on a worker thread; its items reach the
-        event loop a batch at a time (one wake-up per batch), at most `buffer_size` of them
-        waiting. Leaving the loop, `aclose()` or cancelling stops the run."""
-        loop = asyncio.get_running_loop()
+        """`stream` for asyncio callers, run on this event loop: async nodes are tasks of the
+        loop, sync nodes run on worker threads, items are handed over a batch at a time
+        with at most `buffer_size` waiting. Leaving the loop, `aclose()` or cancelling stops
+        the run and cancels the nodes still running."""
         stream = self.stream(input, config, **kwargs)
-        run = stream.run
-        limit = run.buffer_size
-        batches: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue()
-        room = threading.Condition()
-        pending: list[Any] = []
-        stopped = False
-
-        def hand_over() -> None:  # on the event loop
-            with room:
-                batch = pending[:]
-                pending.clear()
-                room.notify()
-            if batch:
-                batches.put_nowait(batch)
-
-        def call_soon(fn: Callable[..., Any], *args: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(fn, *args)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
-
-        def produce() -> None:  # on the worker thread
-            try:
-                for item in stream:
-                    with room:
-                        while len(pending) >= limit and not stopped:
-                            room.wait()  # backpressure: the consumer is behind
-                        if stopped:
-                            break
-                        pending.append(item)
-                        first = len(pending) == 1
-                    if first:
-                        call_soon(hand_over)
-            except BaseException as e:  # noqa: BLE001 - handed to the awaiting side
-                call_soon(hand_over)
-                call_soon(batches.put_nowait, e)
-                return
-            finally:
-                stream.close()
-            call_soon(hand_over)
-            call_soon(batches.put_nowait, None)
-
-        worker = threading.Thread(target=produce, name="ferrograph-astream", daemon=True)
-        worker.start()
-        try:
-            while True:
-                batch = await batches.get()
-                if batch is None:
-                    return
-                if isinstance(batch, BaseException):
-                    raise batch
-                for item in batch:
-                    yield item
-        finally:
-            with room:
-                stopped = True
-                room.notify()
-            if run.channel is not None:
-                run.channel.close()  # releases the run's producers at once
+        shape = stream.shape
+        async with aclosing(stream.run.aiter()) as items:
+            async for ns, mode, item in items:
+                if mode in shape.modes:
+                    yield shape(ns, mode, item)
 
     async def ainvoke(
         self,

@@ -5,13 +5,21 @@ runs the tasks (inline, or on worker threads when several run at once or one str
 and turns what they produce into stream items. Everything produced off the consumer thread
 (tokens, custom items, task completions, subgraph items) travels through one bounded
 `ChunkChannel`, drained a batch at a time.
+
+Three drivers share the step logic: `__iter__` (`stream`/`invoke`: the consumer thread
+drains the channel, nodes run on worker threads), `aiter` (`astream`: the consumer is the
+event loop, woken through the channel's waker once per batch; async nodes are tasks of
+that loop and sync nodes run on worker threads) and `arun` (`ainvoke`: nothing streams,
+so no channel at all).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,6 +38,8 @@ from ferrograph.errors import (
 from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._messages import (
     MODE_MESSAGES,
+    AsyncTaskMessages,
+    LoopProducer,
     StreamClosed,
     TaskMessages,
     iter_messages,
@@ -117,6 +127,8 @@ class Task:
     config: dict[str, Any]
     runner: NodeRunner | None
     messages: TaskMessages | None = None
+    outlet: LoopProducer | None = None
+    """Under `astream`, for a task on the event loop: its non-blocking producer."""
     writes: list[tuple[int, int, Any]] = field(default_factory=list)
     update: Any = None
     """The `updates`-mode payload of this task."""
@@ -201,6 +213,12 @@ class GraphRun:
         self._runtime = Runtime(context=context, store=graph.store)
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
+        # Under `aiter` only: the consumer's loop, async tasks that ended (their chunks are
+        # all queued by then), and the futures the consumer and backlogged producers await.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended: deque[Task] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
 
     # -- stream plumbing -------------------------------------------------------------------
 
@@ -308,24 +326,161 @@ class GraphRun:
             return True
         return False
 
-    def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
+    def _before_step(self, tasks: list[Task], step: int) -> tuple[list[Any], bool]:
+        """The items before a step's tasks run, and whether the run stops there."""
+        if self._interrupts(tasks, self.interrupt_before):
+            return list(self._interrupt_items()), True
+        return list(self._task_start_items([t for t in tasks if t.node_id != 0], step)), False
+
+    def _after_step(self, tasks: list[Task]) -> tuple[list[Any], bool]:
+        """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
+        written = self._apply_step(tasks)
+        items = []
+        if "values" in spec.modes and self.output_id_set.intersection(written):
+            if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
+                items.append(self._emit("values",
+                                        self._values_item(self.run.read(self.output_ids))))
+        if self._interrupts(tasks, self.interrupt_after):
+            items.extend(self._interrupt_items())
+            return items, True
+        return items, False
+
+    def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
         while tasks := self._plan_step():
             step = self.run.step
-            if self._interrupts(tasks, self.interrupt_before):
-                yield from self._interrupt_items()
+            items, stop = self._before_step(tasks, step)
+            yield from items
+            if stop:
                 return
-            yield from self._task_start_items([t for t in tasks if t.node_id != 0], step)
             yield from self._execute(tasks, channel, control, step)
-            written = self._apply_step(tasks)
-            if "values" in spec.modes and self.output_id_set.intersection(written):
-                if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
-                    yield self._emit("values",
-                                     self._values_item(self.run.read(self.output_ids)))
-            if self._interrupts(tasks, self.interrupt_after):
-                yield from self._interrupt_items()
+            items, stop = self._after_step(tasks)
+            yield from items
+            if stop:
                 return
         self.final_values = self.run.read(self.result_ids)
+
+    async def aiter(self) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
+        """`__iter__` with the running event loop as the consumer (what `astream` needs).
+
+        Async nodes (and runnables) run as tasks of this loop; their chunks go through
+        non-blocking producers that await room, so a full channel never blocks the loop.
+        Sync nodes run on worker threads, as under `stream`. The loop sleeps on the
+        channel's waker, so it is woken once per batch of chunks, not once per chunk. On
+        leaving — the end, a failure, `aclose()`, cancellation — the channel is closed and
+        every task still running is cancelled and awaited."""
+        loop = self._loop = asyncio.get_running_loop()
+        channel = self.channel = self._open_channel()
+        channel.set_waker(functools.partial(_call_soon_threadsafe, loop, self._wake_up))
+        control = channel.producer(CONTROL_NODE, 0)
+        running: set[asyncio.Task[None]] = set()
+        trace = self._start_trace()
+        error: BaseException | None = None
+        try:
+            while tasks := self._plan_step():
+                step = self.run.step
+                items, stop = self._before_step(tasks, step)
+                for item in items:
+                    yield item
+                if stop:
+                    return
+                async for item in self._aexecute_streaming(tasks, channel, control, step,
+                                                           running):
+                    yield item
+                items, stop = self._after_step(tasks)
+                for item in items:
+                    yield item
+                if stop:
+                    return
+            self.final_values = self.run.read(self.result_ids)
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            channel.close()  # releases producers on worker threads (their models stop)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+            self._end_trace(trace, error)
+
+    async def _aexecute_streaming(self, tasks: list[Task], channel: ChunkChannel,
+                                  control: Any, step: int,
+                                  running: set[asyncio.Task[None]]) -> AsyncIterator[Any]:
+        loop = self._loop
+        assert loop is not None
+        ended = self._ended
+
+        def launch(t: Task) -> None:
+            runner = t.runner
+            if runner is None:  # the start node: mapping the input, nothing to wait for
+                self._run_task(t)
+                ended.append(t)
+            elif t.outlet is not None or runner.is_async or runner.is_runnable:
+                task = loop.create_task(self._arun_streaming_task(t))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            else:  # sync nodes never run on the loop, not even alone in their step
+                DEFAULT_POOL.submit(functools.partial(self._run_and_report, t, control))
+
+        dispatch = _Dispatch(tasks, self.max_concurrency, launch)
+        while dispatch.pending:
+            batch = channel.drain(DRAIN_BATCH, 0.0)
+            if batch is None:
+                raise RuntimeError("the stream channel closed while tasks were running")
+            if batch:
+                self._release_room(len(batch))
+                for item in self._batch_items(batch, step, dispatch):
+                    yield item
+            elif ended:
+                # Only with the channel empty: an ended task's chunks are all queued by then,
+                # so they are yielded before its completion.
+                for item in self._batch_items(((0, MODE_DONE, ended.popleft()),), step,
+                                              dispatch):
+                    yield item
+            else:
+                wake = self._wake = loop.create_future()
+                if channel.arm():
+                    try:
+                        await wake
+                    finally:
+                        self._wake = None
+
+    async def _arun_streaming_task(self, t: Task) -> None:
+        """Runs an event-loop task of `aiter`; its end is announced by `_ended`."""
+        try:
+            output = await t.runner.acall(t)  # type: ignore[union-attr]
+            await self._afinish_task(t, output)
+            if t.outlet is not None:
+                await t.outlet.flush()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
+            self._record_error(t, e)
+        self._ended.append(t)
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        """Wakes the consumer of `aiter` if it sleeps (on the loop's thread)."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _wait_for_room(self) -> None:
+        """For backlogged producers on the loop: returns once the consumer has drained."""
+        room = self._loop.create_future()  # type: ignore[union-attr]
+        self._room_waiters.append(room)
+        await room
+
+    def _release_room(self, drained: int) -> None:
+        """Wakes as many backlogged producers as chunks were drained, first come first
+        served: waking all of them would have most find the channel full again."""
+        waiters = self._room_waiters
+        while waiters and drained:
+            room = waiters.popleft()
+            if not room.done():
+                room.set_result(None)
+                drained -= 1
 
     async def arun(self) -> None:
         """Runs the graph to the end on the running event loop, streaming nothing (what
@@ -375,7 +530,7 @@ class GraphRun:
         if runner is not None and (runner.is_async or runner.is_runnable):
             try:
                 output = await runner.acall(t)
-                self._finish_task(t, output)
+                await self._afinish_task(t, output)
             except BaseException as e:  # noqa: BLE001 - recorded like the sync path does
                 if isinstance(e, asyncio.CancelledError):
                     raise
@@ -448,43 +603,39 @@ class GraphRun:
             yield from self._task_end_items(t, step)
             return
 
-        pending = len(tasks)
-        queue = list(reversed(tasks))
-        limit = self.max_concurrency or pending
-        running = 0
-
         def launch(t: Task) -> None:
-            def work() -> None:
-                self._run_task(t)
-                try:
-                    control.push(MODE_DONE, t)
-                except ChannelClosed:
-                    pass  # the consumer is gone; nothing is waiting for this task
+            DEFAULT_POOL.submit(functools.partial(self._run_and_report, t, control))
 
-            DEFAULT_POOL.submit(work)
-
-        while queue and running < limit:
-            launch(queue.pop())
-            running += 1
-        while pending:
+        dispatch = _Dispatch(tasks, self.max_concurrency, launch)
+        while dispatch.pending:
             # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
             batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
-            for _task_key, mode, payload in batch:
-                if mode == MODE_DONE:
-                    pending -= 1
-                    running -= 1
-                    if payload.error is not None:
-                        raise payload.error
-                    yield from self._task_end_items(payload, step)
-                    if queue:
-                        launch(queue.pop())
-                        running += 1
-                elif mode == MODE_FORWARD:
-                    yield payload  # already (namespace, mode, item)
-                else:
-                    yield (self.namespace, MODE_NAMES[mode], payload)
+            yield from self._batch_items(batch, step, dispatch)
+
+    def _batch_items(self, batch: Iterable[tuple[int, int, Any]], step: int,
+                     dispatch: _Dispatch) -> Iterator[Any]:
+        """The stream items of drained chunks; a task's completion raises its error or
+        yields its end items, and lets the next queued task start."""
+        for _task_key, mode, payload in batch:
+            if mode == MODE_DONE:
+                if payload.error is not None:
+                    raise payload.error
+                dispatch.task_ended()
+                yield from self._task_end_items(payload, step)
+            elif mode == MODE_FORWARD:
+                yield payload  # already (namespace, mode, item)
+            else:
+                yield (self.namespace, MODE_NAMES[mode], payload)
+
+    def _run_and_report(self, t: Task, control: Any) -> None:
+        """On a worker thread: runs the task, then tells the consumer through the channel."""
+        self._run_task(t)
+        try:
+            control.push(MODE_DONE, t)
+        except ChannelClosed:
+            pass  # the consumer is gone; nothing is waiting for this task
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -520,11 +671,19 @@ class GraphRun:
         }
         task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
         callbacks = self._user_callbacks
+        on_loop = self._loop is not None and runner is not None and (
+            runner.is_async or runner.is_runnable)
+        if on_loop and (self.spec.wants("messages", name) or self.spec.wants("custom", name)):
+            task.outlet = LoopProducer(self.channel.producer(node_id, index, step), self._loop,
+                                       self._wait_for_room)
         if runner is not None and self.spec.wants("messages", name):
             seen = self.seen_messages
             seen.update(m.id for m in iter_messages(task_input) if m.id is not None)
-            producer = self.channel.producer(node_id, index, step)
-            task.messages = TaskMessages(producer, seen, self.spec.tags)
+            if task.outlet is not None:
+                task.messages = AsyncTaskMessages(task.outlet, seen, self.spec.tags)
+            else:
+                producer = self.channel.producer(node_id, index, step)
+                task.messages = TaskMessages(producer, seen, self.spec.tags)
             callbacks = _with_handler(callbacks, task.messages)
         if runner is not None and self.spec.wants("custom", name):
             runtime = self._runtime.override(stream_writer=self._writer_for(task))
@@ -546,7 +705,7 @@ class GraphRun:
         return task
 
     def _writer_for(self, task: Task) -> Callable[[Any], None]:
-        producer = self.channel.producer(task.node_id, task.index)
+        producer = task.outlet or self.channel.producer(task.node_id, task.index)
 
         def write(item: Any) -> None:
             try:
@@ -589,11 +748,24 @@ class GraphRun:
 
     def _finish_task(self, t: Task, output: Any) -> None:
         """Turns what the node returned into the task's writes, routes and messages."""
+        self._take_output(t, output)
+        self.graph.branch_writes(t, self.run, t.writes)
+        self._emit_output(t, output)
+
+    async def _afinish_task(self, t: Task, output: Any) -> None:
+        """`_finish_task` on the event loop: async routers are awaited there."""
+        self._take_output(t, output)
+        await self.graph.abranch_writes(t, self.run, t.writes)
+        self._emit_output(t, output)
+
+    def _take_output(self, t: Task, output: Any) -> None:
         writes, result_writes = self.graph.output_writes(t.name, output)
         t.result_writes = result_writes
         t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
         t.writes = writes
-        self.graph.branch_writes(t, self.run, writes)
+
+    @staticmethod
+    def _emit_output(t: Task, output: Any) -> None:
         if t.messages is not None:
             t.messages.emit_output(output, {**t.config["metadata"], "ls_integration": "langgraph"})
 
@@ -607,6 +779,39 @@ class GraphRun:
         ):
             e.add_note(f"During task with name '{t.name}' and id '{t.id}'")
         t.error = e
+
+
+class _Dispatch:
+    """Starts a step's tasks, at most `limit` at once (`max_concurrency`; None: all)."""
+
+    __slots__ = ("queue", "pending", "running", "limit", "launch")
+
+    def __init__(self, tasks: list[Task], limit: int | None,
+                 launch: Callable[[Task], None]) -> None:
+        self.queue = list(reversed(tasks))
+        self.pending = len(tasks)
+        self.running = 0
+        self.limit = limit or len(tasks)
+        self.launch = launch
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and self.running < self.limit:
+            self.running += 1
+            self.launch(self.queue.pop())
+
+    def task_ended(self) -> None:
+        self.pending -= 1
+        self.running -= 1
+        self._fill()
+
+
+def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
+    """The channel's waker for `aiter`: schedules `fn` on the consumer's loop."""
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
 
 
 def _new_task_id() -> str:

@@ -8,7 +8,9 @@ which is what makes a chat model's plain `invoke` stream.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import fields, is_dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -69,13 +71,55 @@ def user_tags(tags: list[str] | None) -> list[str] | None:
     return kept or None
 
 
+class LoopProducer:
+    """A task's producer when the task runs on the consumer's own event loop (`astream`).
+
+    A blocking push there would stop the very loop that drains the channel, so `push` never
+    waits: when the channel is full the chunk joins this task's backlog, and `flush` awaits
+    room for it. Once a backlog exists every later chunk of the task joins it too, so the
+    task's chunks keep their order."""
+
+    __slots__ = ("producer", "backlog", "loop", "wait_for_room")
+
+    def __init__(self, producer: ChunkProducer, loop: asyncio.AbstractEventLoop,
+                 wait_for_room: Callable[[], Awaitable[None]]) -> None:
+        self.producer = producer
+        self.loop = loop
+        self.wait_for_room = wait_for_room
+        self.backlog: deque[tuple[int, Any]] = deque()
+
+    def push(self, mode: int, payload: Any) -> None:
+        """Queues the chunk, or backlogs it when the channel is full (never waits)."""
+        if self.backlog or self.producer.try_push(mode, payload) is None:
+            self.backlog.append((mode, payload))
+
+    async def flush(self) -> None:
+        """Moves the backlog into the channel, awaiting room as the consumer drains.
+
+        Called from another loop (a sync model call inside an async node has LangChain run
+        our coroutine on a helper thread while the consumer's loop is blocked), it leaves
+        the backlog for the task's own flush when it ends."""
+        if asyncio.get_running_loop() is not self.loop:
+            return
+        backlog = self.backlog
+        try:
+            while backlog:
+                mode, payload = backlog[0]
+                if self.producer.try_push(mode, payload) is None:
+                    await self.wait_for_room()
+                else:
+                    backlog.popleft()
+        except ChannelClosed:
+            raise StreamClosed from None
+
+
 class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
     """Streams one task's chat-model tokens and output messages into the chunk channel."""
 
     run_inline = True  # called on the producing thread: no extra hop per token
     raise_error = True  # a failing push must reach the model call, not be logged and ignored
 
-    def __init__(self, producer: ChunkProducer, seen: set[str],
+    def __init__(self, producer: ChunkProducer | LoopProducer, seen: set[str],
                  tags: frozenset[str] | None = None) -> None:
         self.producer = producer
         self.tags = tags
@@ -148,3 +192,23 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
                 update = update.update
             for message in iter_messages(update):
                 self.emit(message, metadata, dedupe=True)
+
+
+class AsyncTaskMessages(TaskMessages):
+    """`TaskMessages` for a task on the consumer's event loop: an async model's token
+    callback awaits room in the channel, so a slow consumer slows the model down instead
+    of blocking the loop (or growing memory)."""
+
+    producer: LoopProducer
+
+    async def on_llm_new_token(  # type: ignore[override]
+        self,
+        token: str,
+        *,
+        chunk: ChatGenerationChunk | None = None,
+        run_id: UUID,
+        **kwargs: Any,
+    ) -> None:
+        TaskMessages.on_llm_new_token(self, token, chunk=chunk, run_id=run_id, **kwargs)
+        if self.producer.backlog:
+            await self.producer.flush()

@@ -90,6 +90,26 @@ impl ChunkChannel {
         }
     }
 
+    /// For an event-loop consumer: `waker()` is called (from the pushing thread, with the
+    /// GIL) once chunks arrive after `arm()` returned True, or when the channel closes. It
+    /// must only schedule work (e.g. `loop.call_soon_threadsafe`). None removes it.
+    fn set_waker(&self, waker: Option<Py<PyAny>>) {
+        self.inner.set_waker(waker.map(|callable| {
+            Arc::new(move || {
+                Python::attach(|py| {
+                    if let Err(err) = callable.call0(py) {
+                        err.write_unraisable(py, None);
+                    }
+                })
+            }) as crate::stream::Waker
+        }));
+    }
+
+    /// True: nothing to drain, the waker will run when there is. False: drain now.
+    fn arm(&self) -> bool {
+        self.inner.arm()
+    }
+
     /// Closes the channel: blocked producers raise `ChannelClosed`, the consumer sees None.
     fn close(&self) {
         self.inner.close();
@@ -133,15 +153,33 @@ impl ChunkProducer {
         match outcome {
             Ok(Pushed::Queued) => Ok(true),
             Ok(Pushed::Filtered) => Ok(false),
-            Err(PushError::Closed(_payload)) => Err(ChannelClosed::new_err(
-                "the stream was closed: its consumer stopped or the run ended",
-            )),
+            Err(PushError::Closed(_payload)) => Err(closed_error()),
+        }
+    }
+
+    /// `push` that never waits: True if queued, False if nobody subscribed, None if the
+    /// channel is full (for producers on the consumer's own event loop, which must not block
+    /// it); raises `ChannelClosed` once closed.
+    fn try_push(&self, mode: u8, payload: Payload) -> PyResult<Option<bool>> {
+        match self
+            .inner
+            .channel()
+            .try_push(self.inner.chunk(mode, payload))
+        {
+            Ok(Pushed::Queued) => Ok(Some(true)),
+            Ok(Pushed::Filtered) => Ok(Some(false)),
+            Err(TryPush::Full(_chunk)) => Ok(None),
+            Err(TryPush::Closed(_payload)) => Err(closed_error()),
         }
     }
 
     fn subscribed(&self, mode: u8) -> bool {
         self.inner.subscribed(mode)
     }
+}
+
+fn closed_error() -> PyErr {
+    ChannelClosed::new_err("the stream was closed: its consumer stopped or the run ended")
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -25,6 +25,14 @@
 //!    between the two.
 //! 4. After `close()`, every push fails at once, every blocked producer wakes and gets its
 //!    chunk back, and the consumer drains what is left and then sees `Closed`.
+//! 5. An event-loop consumer cannot sleep on a condition variable, so it *arms* the channel
+//!    instead and is called back through its [`Waker`]. The same fence argument as in 3
+//!    holds: the consumer stores `armed = true`, fences, then re-checks the queue; a pusher
+//!    queues, fences, then reads `armed`. Whoever then wins `armed.swap(false)` acts: the
+//!    pusher calls the waker, or the consumer (its re-check saw a chunk) drains at once. So a
+//!    chunk queued while the consumer is armed is never left unannounced, and the waker runs
+//!    at most once per arming — once per batch, not once per chunk. A wake-up that finds
+//!    nothing (the consumer also won on its re-check) is harmless: it re-arms.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -108,12 +116,21 @@ pub enum Drain<T> {
     Closed,
 }
 
+/// Called, from whichever thread pushed, when an armed consumer has chunks (invariant 5).
+/// It must not block and must not push to the channel.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
 pub struct ChunkChannel<T> {
     queue: ArrayQueue<Chunk<T>>,
     subscription: Subscription,
     closed: AtomicBool,
     producers_waiting: AtomicUsize,
     consumer_waiting: AtomicBool,
+    /// An event-loop consumer is waiting for its waker (invariant 5).
+    armed: AtomicBool,
+    /// Taken (cloned) under this lock only when `armed` was won, so once per batch; never
+    /// called with the lock held.
+    waker: Mutex<Option<Waker>>,
     /// Guards only the sleep/notify hand-over (invariant 3); no data lives behind it.
     lock: Mutex<()>,
     space: Condvar,
@@ -128,6 +145,8 @@ impl<T> ChunkChannel<T> {
             closed: AtomicBool::new(false),
             producers_waiting: AtomicUsize::new(0),
             consumer_waiting: AtomicBool::new(false),
+            armed: AtomicBool::new(false),
+            waker: Mutex::new(None),
             lock: Mutex::new(()),
             space: Condvar::new(),
             chunks: Condvar::new(),
@@ -214,6 +233,53 @@ impl<T> ChunkChannel<T> {
             let _guard = self.lock.lock();
             self.chunks.notify_one();
         }
+        // The plain load keeps the common case (not armed) free of a read-modify-write.
+        if self.armed.load(Ordering::SeqCst) && self.armed.swap(false, Ordering::SeqCst) {
+            self.call_waker();
+        }
+    }
+
+    fn call_waker(&self) {
+        let waker = self.waker.lock().clone();
+        if let Some(waker) = waker {
+            waker();
+        }
+    }
+
+    /// Sets (or with `None` removes) the callback that wakes an armed consumer.
+    pub fn set_waker(&self, waker: Option<Waker>) {
+        *self.waker.lock() = waker;
+    }
+
+    /// For a consumer that cannot block (an event loop): asks to be woken through the
+    /// waker once a chunk arrives or the channel closes. Returns false when there is no
+    /// need to wait — chunks are already there or the channel is closed — so the consumer
+    /// drains at once; true when the waker will run (invariant 5).
+    pub fn arm(&self) -> bool {
+        self.armed.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.queue.is_empty() && !self.is_closed() {
+            return true;
+        }
+        // Something is there: disarm. Losing the swap means a pusher took the wake-up and
+        // calls the waker anyway (a spurious wake the consumer tolerates).
+        self.armed.swap(false, Ordering::SeqCst);
+        false
+    }
+
+    /// Takes up to `max` chunks without waiting (empty when there are none).
+    pub fn drain_now(&self, max: usize) -> Vec<Chunk<T>> {
+        let mut batch = Vec::new();
+        while batch.len() < max.max(1) {
+            match self.queue.pop() {
+                Some(chunk) => batch.push(chunk),
+                None => break,
+            }
+        }
+        if !batch.is_empty() {
+            self.wake_producers();
+        }
+        batch
     }
 
     fn wake_producers(&self) {
@@ -228,15 +294,8 @@ impl<T> ChunkChannel<T> {
     pub fn drain(&self, max: usize, timeout: Option<Duration>) -> Drain<T> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            let mut batch = Vec::new();
-            while batch.len() < max.max(1) {
-                match self.queue.pop() {
-                    Some(chunk) => batch.push(chunk),
-                    None => break,
-                }
-            }
+            let batch = self.drain_now(max);
             if !batch.is_empty() {
-                self.wake_producers();
                 return Drain::Chunks(batch);
             }
             if self.is_closed() {
@@ -272,9 +331,18 @@ impl<T> ChunkChannel<T> {
     /// Closes the channel: pushes fail from now on and every waiter wakes. Idempotent.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let _guard = self.lock.lock();
-        self.space.notify_all();
-        self.chunks.notify_all();
+        {
+            let _guard = self.lock.lock();
+            self.space.notify_all();
+            self.chunks.notify_all();
+        }
+        fence(Ordering::SeqCst);
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.call_waker();
+        }
+        // The consumer is told; dropping the waker breaks any cycle through it (a waker
+        // that refers back to whatever owns this channel).
+        self.set_waker(None);
     }
 }
 
@@ -436,6 +504,102 @@ mod tests {
         }
         ch.close();
         assert!(waiter.join().unwrap());
+    }
+
+    fn counting_waker(ch: &ChunkChannel<u64>) -> Arc<AtomicUsize> {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&calls);
+        ch.set_waker(Some(Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })));
+        calls
+    }
+
+    #[test]
+    fn armed_consumer_is_woken_once_per_batch() {
+        let ch = channel(64);
+        let wakes = counting_waker(&ch);
+        let p = ch.producer(tag(0, 0));
+        // Nothing pushed while not armed wakes anybody.
+        p.push(0, 1).unwrap();
+        assert_eq!(wakes.load(Ordering::SeqCst), 0);
+        // Chunks already there: arming refuses, the consumer drains at once.
+        assert!(!ch.arm());
+        assert_eq!(ch.drain_now(10).len(), 1);
+        assert!(ch.arm());
+        for i in 0..10 {
+            p.push(0, i).unwrap();
+        }
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "one wake-up for the whole batch"
+        );
+        assert_eq!(ch.drain_now(100).len(), 10);
+        assert!(ch.drain_now(100).is_empty());
+    }
+
+    #[test]
+    fn close_wakes_an_armed_consumer_and_drops_the_waker() {
+        let ch = channel(4);
+        let wakes = counting_waker(&ch);
+        assert!(ch.arm());
+        ch.close();
+        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert!(!ch.arm(), "a closed channel never makes the consumer wait");
+        assert_eq!(
+            Arc::strong_count(&wakes),
+            1,
+            "the waker was dropped on close"
+        );
+    }
+
+    /// An event-loop consumer (arm, then sleep until woken) against many producers: no
+    /// chunk is ever left unannounced (the consumer would sleep forever with chunks queued,
+    /// caught by the timeout), and every chunk arrives exactly once, in order per producer.
+    #[test]
+    fn stress_armed_consumer_never_misses_a_wake_up() {
+        const PRODUCERS: u64 = 4;
+        const PER_PRODUCER: u64 = 20_000;
+        let ch = channel(8);
+        let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
+        let wake_tx = Mutex::new(wake_tx);
+        ch.set_waker(Some(Arc::new(move || {
+            let _ = wake_tx.lock().send(());
+        })));
+        let handles: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let producer = ch.producer(tag(p as u32, p));
+                thread::spawn(move || {
+                    for seq in 0..PER_PRODUCER {
+                        producer.push(1, seq).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut next = vec![0u64; PRODUCERS as usize];
+        let mut received = 0;
+        while received < PRODUCERS * PER_PRODUCER {
+            let batch = ch.drain_now(5);
+            if batch.is_empty() {
+                if ch.arm() {
+                    wake_rx
+                        .recv_timeout(Duration::from_secs(10))
+                        .unwrap_or_else(|_| panic!("lost wake-up after {received} chunks"));
+                }
+                continue;
+            }
+            for c in batch {
+                let p = c.tag.task as usize;
+                assert_eq!(c.payload, next[p], "producer {p} out of order");
+                next[p] += 1;
+                received += 1;
+            }
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert!(next.iter().all(|&n| n == PER_PRODUCER));
     }
 
     /// Many producers, a tiny capacity and a consumer that drains in small batches:

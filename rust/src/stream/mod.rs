@@ -3,5 +3,5 @@
 pub mod chunk_channel;
 
 pub use chunk_channel::{
-    Chunk, ChunkChannel, Drain, Producer, PushError, Pushed, Subscription, Tag, TryPush,
+    Chunk, ChunkChannel, Drain, Producer, PushError, Pushed, Subscription, Tag, TryPush, Waker,
 };
