@@ -53,6 +53,7 @@ from ferrograph.pregel._loop import (
     StreamSpec,
     Task,
 )
+from ferrograph.runtime import Runtime
 from ferrograph.types import Command, GraphOutput, RetryPolicy, Send, update_as_pairs
 
 logger = logging.getLogger(__name__)
@@ -432,6 +433,8 @@ class NodeRunner:
 
     def call(self, task: Task) -> Any:
         """Calls the node (retrying as its policy says) and returns what it returned."""
+        if not self.retry:
+            return self._call_once(task)
         attempt = 0
         while True:
             attempt += 1
@@ -466,6 +469,8 @@ class NodeRunner:
     async def acall(self, task: Task) -> Any:
         """`call` on the event loop: async nodes are awaited in place, sync ones run on a
         worker thread."""
+        if not self.retry:
+            return await self._acall_once(task)
         attempt = 0
         while True:
             attempt += 1
@@ -615,6 +620,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.reducers = [k.reducer for k in keys]
         self._start = [k.start for k in keys]
         self.output_keys = [k.name for k in read_schema(builder.output_schema)]
+        ids = [self.key_ids[k] for k in self.key_names]
+        self.default_output = (list(self.key_names), ids, frozenset(ids),
+                               frozenset(self.key_names),
+                               [self.key_ids[k] for k in self.output_keys])
+        """A run's output names and ids when no `output_keys` are given (see GraphRun)."""
+        self.default_runtime = Runtime(store=store)
+        """The runtime of runs without a context (immutable, so shared)."""
         self.output_key_set = frozenset(self.key_ids)
         self.input_key_set = frozenset(k.name for k in read_schema(builder.input_schema))
         self.node_names = plan.node_names

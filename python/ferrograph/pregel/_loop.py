@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -176,13 +177,17 @@ class GraphRun:
         for key in (*(output_keys or ()), *(result_keys or ())):
             if key not in keys:
                 raise ValueError(f"Key {key} not in channels")
-        self.output_names = list(output_keys or graph.key_names)
-        self.output_ids = [keys[k] for k in self.output_names]
-        self.output_id_set = frozenset(self.output_ids)
-        self.output_name_set = frozenset(self.output_names)
-        if result_keys is None:
-            result_keys = output_keys if output_keys is not None else graph.output_keys
-        self.result_ids = [keys[k] for k in result_keys]
+        if output_keys is None and result_keys is None:
+            (self.output_names, self.output_ids, self.output_id_set, self.output_name_set,
+             self.result_ids) = graph.default_output
+        else:
+            self.output_names = list(output_keys or graph.key_names)
+            self.output_ids = [keys[k] for k in self.output_names]
+            self.output_id_set = frozenset(self.output_ids)
+            self.output_name_set = frozenset(self.output_names)
+            if result_keys is None:
+                result_keys = output_keys if output_keys is not None else graph.output_keys
+            self.result_ids = [keys[k] for k in result_keys]
         limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
         if not isinstance(limit, int) or limit < 1:
             raise ValueError("recursion_limit must be at least 1")
@@ -191,6 +196,7 @@ class GraphRun:
             raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
         self.buffer_size = buffer_size
         self.max_concurrency = config.get("max_concurrency") or None
+        self._wants_updates = "updates" in spec.modes
         self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
@@ -210,7 +216,8 @@ class GraphRun:
             value = self._base_configurable.get(key)
             if value and key not in self._base_metadata:
                 self._base_metadata[key] = value
-        self._runtime = Runtime(context=context, store=graph.store)
+        self._runtime = (graph.default_runtime if context is None
+                         else Runtime(context=context, store=graph.store))
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
         # Under `aiter` only: the consumer's loop, async tasks that ended (their chunks are
@@ -448,15 +455,7 @@ class GraphRun:
 
     async def _arun_streaming_task(self, t: Task) -> None:
         """Runs an event-loop task of `aiter`; its end is announced by `_ended`."""
-        try:
-            output = await t.runner.acall(t)  # type: ignore[union-attr]
-            await self._afinish_task(t, output)
-            if t.outlet is not None:
-                await t.outlet.flush()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
-            self._record_error(t, e)
+        await self._arun_task(t)
         self._ended.append(t)
         self._wake_up()
 
@@ -526,17 +525,21 @@ class GraphRun:
                 raise t.error
 
     async def _arun_task(self, t: Task) -> None:
+        """Runs a task from the event loop, recording its writes or its error (raises only
+        its own cancellation)."""
         runner = t.runner
-        if runner is not None and (runner.is_async or runner.is_runnable):
+        if runner is None:  # the start node: mapping the input, nothing to wait for
+            self._run_task(t)
+        elif runner.is_async or runner.is_runnable:
             try:
                 output = await runner.acall(t)
                 await self._afinish_task(t, output)
+                if t.outlet is not None:
+                    await t.outlet.flush()
+            except asyncio.CancelledError:
+                raise
             except BaseException as e:  # noqa: BLE001 - recorded like the sync path does
-                if isinstance(e, asyncio.CancelledError):
-                    raise
                 self._record_error(t, e)
-        elif runner is None:  # the start node: mapping the input, nothing to wait for
-            self._run_task(t)
         else:
             # Sync nodes go off the loop, to the loop's executor (as asyncio code expects:
             # its size is the caller's to set).
@@ -657,6 +660,9 @@ class GraphRun:
             task_input = arg
         else:
             task_input = runner.read_input(self.run)
+        if node_id == 0 and name not in graph.branches:
+            # The start node only maps the input: no node code sees its config.
+            return Task(index, 0, name, task_id, path, triggers, task_input, {}, None)
         checkpoint_ns = f"{name}:{task_id}"
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
@@ -671,24 +677,9 @@ class GraphRun:
         }
         task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
         callbacks = self._user_callbacks
-        on_loop = self._loop is not None and runner is not None and (
-            runner.is_async or runner.is_runnable)
-        if on_loop and (self.spec.wants("messages", name) or self.spec.wants("custom", name)):
-            task.outlet = LoopProducer(self.channel.producer(node_id, index, step), self._loop,
-                                       self._wait_for_room)
-        if runner is not None and self.spec.wants("messages", name):
-            seen = self.seen_messages
-            seen.update(m.id for m in iter_messages(task_input) if m.id is not None)
-            if task.outlet is not None:
-                task.messages = AsyncTaskMessages(task.outlet, seen, self.spec.tags)
-            else:
-                producer = self.channel.producer(node_id, index, step)
-                task.messages = TaskMessages(producer, seen, self.spec.tags)
-            callbacks = _with_handler(callbacks, task.messages)
-        if runner is not None and self.spec.wants("custom", name):
-            runtime = self._runtime.override(stream_writer=self._writer_for(task))
-        else:
-            runtime = self._runtime  # shared: its writer discards, so nothing is per task
+        runtime = self._runtime  # shared unless the task streams: its writer discards
+        if runner is not None and self.spec.modes:
+            callbacks, runtime = self._stream_outlets(task, callbacks, runtime, step)
         task.config = {
             **self.config,
             "metadata": metadata,
@@ -703,6 +694,29 @@ class GraphRun:
             },
         }
         return task
+
+    def _stream_outlets(self, task: Task, callbacks: Any, runtime: Runtime,
+                        step: int) -> tuple[Any, Runtime]:
+        """Gives a subscribed task its ways to stream: the messages handler (added to its
+        callbacks) and the custom writer (in its runtime)."""
+        spec, name, runner = self.spec, task.name, task.runner
+        wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
+        if (wants_messages or wants_custom) and self._loop is not None and (
+                runner.is_async or runner.is_runnable):  # type: ignore[union-attr]
+            task.outlet = LoopProducer(self.channel.producer(task.node_id, task.index, step),
+                                       self._loop, self._wait_for_room)
+        if wants_messages:
+            seen = self.seen_messages
+            seen.update(m.id for m in iter_messages(task.input) if m.id is not None)
+            if task.outlet is not None:
+                task.messages = AsyncTaskMessages(task.outlet, seen, spec.tags)
+            else:
+                producer = self.channel.producer(task.node_id, task.index, step)
+                task.messages = TaskMessages(producer, seen, spec.tags)
+            callbacks = _with_handler(callbacks, task.messages)
+        if wants_custom:
+            runtime = runtime.override(stream_writer=self._writer_for(task))
+        return callbacks, runtime
 
     def _writer_for(self, task: Task) -> Callable[[Any], None]:
         producer = task.outlet or self.channel.producer(task.node_id, task.index)
@@ -761,7 +775,8 @@ class GraphRun:
     def _take_output(self, t: Task, output: Any) -> None:
         writes, result_writes = self.graph.output_writes(t.name, output)
         t.result_writes = result_writes
-        t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
+        if self._wants_updates:
+            t.update = _update_payload(result_writes, self.output_name_set, self.single_key)
         t.writes = writes
 
     @staticmethod
@@ -814,9 +829,15 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None
         pass
 
 
-def _new_task_id() -> str:
-    """A random id in UUID text form (cheaper than `str(uuid.uuid4())` on this hot path)."""
-    h = os.urandom(16).hex()
+_TASK_IDS = random.Random(os.urandom(32))
+"""Task ids need to be unique, not unguessable: a seeded generator costs a fraction of
+`os.urandom` per id. Reseeded in forked children so they do not repeat the parent's ids."""
+os.register_at_fork(after_in_child=lambda: _TASK_IDS.seed(os.urandom(32)))
+
+
+def _new_task_id(_bits: Callable[[int], int] = _TASK_IDS.getrandbits) -> str:
+    """A random id in UUID text form, cheaper than `str(uuid.uuid4())` on this hot path."""
+    h = f"{_bits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
