@@ -3,10 +3,13 @@
     python benches/compare.py            # full run, writes benches/RESULTS.md
     python benches/compare.py --quick    # fewer repeats and smaller fan-outs
     python benches/compare.py --only chain100 msgs_one_256
+    python benches/compare.py --quick --only amsgs_64,ainvoke_10000 --out /tmp/r.md
 
-Every scenario is checked for correctness on both implementations before it is timed.
-Timings are medians (and minimums) of interleaved repeats in one process; the machine is
-small and noisy, so read ratios, not absolute numbers.
+`--only` takes scenario names (spaces or commas; a sized name such as `amsgs_512` builds that
+size even with `--quick`) and `rss_256` for the 256-branch memory rows alone. Every scenario
+is checked for correctness on both implementations before it is timed. Timings are medians
+(and minimums) of interleaved repeats in one process; the machine is small and noisy, so read
+ratios, not absolute numbers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import operator
 import os
 import platform
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -31,12 +35,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
 HERE = Path(__file__).resolve().parent
 WORDS = 100
 REPLY = " ".join(f"w{i}" for i in range(WORDS))
+CHUNKS = 2 * WORDS - 1
+"""Chunks per reply: GenericFakeChatModel streams the words and the spaces between them."""
 
 
 def lib(name: str) -> SimpleNamespace:
@@ -48,8 +56,21 @@ def lib(name: str) -> SimpleNamespace:
 IMPLS = ("ferrograph", "langgraph")
 
 
-def fake_model(text: str = REPLY) -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=itertools.cycle([AIMessage(content=text)]))
+class LoopFakeChatModel(GenericFakeChatModel):
+    """GenericFakeChatModel whose async stream makes its chunks on the event loop, yielding to
+    it after each one (as a network client's stream does), instead of langchain-core's default
+    `_astream`, which fetches every chunk of the sync stream from a worker thread."""
+
+    async def _astream(self, messages: Any, stop: Any = None, run_manager: Any = None,
+                       **kwargs: Any) -> Any:
+        for chunk in self._stream(messages, stop=stop, **kwargs):
+            yield chunk
+            await asyncio.sleep(0)
+
+
+def fake_model(text: str = REPLY, on_loop: bool = False) -> GenericFakeChatModel:
+    cls = LoopFakeChatModel if on_loop else GenericFakeChatModel
+    return cls(messages=itertools.cycle([AIMessage(content=text)]))
 
 
 # -- graphs -------------------------------------------------------------------------------
@@ -93,24 +114,47 @@ def async_chain_graph(L: Any) -> Any:
     return b.compile()
 
 
-def concurrent_ainvoke(graph: Any, n: int) -> list[Any]:
-    async def main() -> list[Any]:
-        return list(await asyncio.gather(*(graph.ainvoke({"x": 0}) for _ in range(n))))
+def concurrent_ainvoke(graph: Any, n: int,
+                       latencies: list[tuple[float, float]] | None = None) -> list[Any]:
+    """`n` concurrent `ainvoke` in one event loop. Appends to `latencies`, per run, the time
+    from its start (the first step of its coroutine inside the gather) to its end, and the
+    time from the gather's start to its end."""
+    took: list[tuple[float, float]] = []
 
-    return asyncio.run(main())
+    async def one(submitted: float) -> Any:
+        t0 = time.perf_counter()
+        result = await graph.ainvoke({"x": 0})
+        t1 = time.perf_counter()
+        took.append((t1 - t0, t1 - submitted))
+        return result
+
+    async def main() -> list[Any]:
+        submitted = time.perf_counter()
+        return list(await asyncio.gather(*(one(submitted) for _ in range(n))))
+
+    results = asyncio.run(main())
+    if latencies is not None:
+        latencies.extend(took)
+    return results
 
 
 class Branches(TypedDict):
     out: Annotated[list, operator.add]
 
 
-def branches_graph(L: Any, n: int, make_model: Callable[[], Any]) -> Any:
+def branches_graph(L: Any, n: int, make_model: Callable[[], Any],
+                   is_async: bool = False) -> Any:
+    """START -> `n` parallel nodes, each calling its own model (`await model.ainvoke` when
+    `is_async`)."""
     b = L.StateGraph(Branches)
     for i in range(n):
         model = make_model()
-
-        def node(state: Branches, model: Any = model) -> dict[str, Any]:
-            return {"out": [len(model.invoke("go").content)]}
+        if is_async:
+            async def node(state: Branches, model: Any = model) -> dict[str, Any]:
+                return {"out": [len((await model.ainvoke("go")).content)]}
+        else:
+            def node(state: Branches, model: Any = model) -> dict[str, Any]:
+                return {"out": [len(model.invoke("go").content)]}
 
         b.add_node(f"branch_{i}", node)
         b.add_edge(L.START, f"branch_{i}")
@@ -140,6 +184,11 @@ def seed_graph(L: Any, model: Any) -> Any:
 # -- runs -----------------------------------------------------------------------------------
 
 
+def joined(pieces: dict[str, list[str]], counts: bool = False) -> dict[str, Any]:
+    """Text per node (with `counts`: (text, number of chunks) per node)."""
+    return {k: ("".join(v), len(v)) if counts else "".join(v) for k, v in pieces.items()}
+
+
 def consume_messages(graph: Any, inputs: Any, keep: str | None, impl: str) -> dict[str, str]:
     """Streams `messages`, keeping `keep` (all when None); returns text per node."""
     kwargs = {"nodes": [keep]} if keep and impl == "ferrograph" else {}
@@ -148,7 +197,19 @@ def consume_messages(graph: Any, inputs: Any, keep: str | None, impl: str) -> di
         node = md["langgraph_node"]
         if keep is None or node == keep:
             text.setdefault(node, []).append(chunk.content)
-    return {k: "".join(v) for k, v in text.items()}
+    return joined(text)
+
+
+def aconsume_messages(graph: Any, inputs: Any) -> dict[str, tuple[str, int]]:
+    """`astream` in `messages` mode on a fresh event loop, keeping every chunk; returns
+    (text, chunk count) per node."""
+    async def main() -> dict[str, list[str]]:
+        text: dict[str, list[str]] = {}
+        async for chunk, md in graph.astream(inputs, stream_mode="messages"):
+            text.setdefault(md["langgraph_node"], []).append(chunk.content)
+        return text
+
+    return joined(asyncio.run(main()), counts=True)
 
 
 def no_graph(models: list[Any]) -> dict[str, str]:
@@ -173,7 +234,34 @@ def no_graph(models: list[Any]) -> dict[str, str]:
             text.setdefault(f"branch_{i}", []).append(piece)
     for t in threads:
         t.join()
-    return {k: "".join(v) for k, v in text.items()}
+    return joined(text)
+
+
+class CollectTokens(BaseCallbackHandler, _StreamingCallbackHandler):
+    """A streaming callback handler, as the graphs give a subscribed node's model: its
+    presence makes `ainvoke` stream, and each chunk's content is kept."""
+
+    run_inline = True  # called on the event loop, as the graphs' handlers are
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def on_llm_new_token(self, token: str, *, chunk: Any = None, **kwargs: Any) -> None:
+        self.pieces.append(chunk.message.content)
+
+
+def ano_graph(models: list[Any]) -> dict[str, tuple[str, int]]:
+    """The async floor: `asyncio.gather` of the models' `ainvoke`, each with a streaming
+    callback handler collecting its chunks (what a graph node's model call does)."""
+    text: dict[str, list[str]] = {f"branch_{i}": [] for i in range(len(models))}
+
+    async def main() -> None:
+        await asyncio.gather(*(
+            m.ainvoke("go", config={"callbacks": [CollectTokens(text[f"branch_{i}"])]})
+            for i, m in enumerate(models)))
+
+    asyncio.run(main())
+    return joined(text, counts=True)
 
 
 @dataclass
@@ -187,11 +275,99 @@ class Scenario:
     """Divide timings by this (e.g. steps) to report per-unit cost."""
     unit: str = "run"
     notes: str = ""
+    repeats: dict[str, int] = field(default_factory=dict)
+    """Per implementation: fewer timed repeats than the run's (a slow one at a large size)."""
+    latencies: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Per implementation: per-run latencies its timed repeats recorded (concurrent runs:
+    from the run's start, from the gather's start)."""
     times: dict[str, list[float]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def build_scenarios(quick: bool) -> list[Scenario]:
+KINDS = (*IMPLS, "nograph")
+SLOW_AT = 5000
+"""From this many concurrent `ainvoke`, langgraph is timed once (~2 ms a run: 20 s a repeat)."""
+
+
+def msgs_scenarios(n: int, kinds: tuple[str, ...] = KINDS) -> list[Scenario]:
+    """`msgs_all_{n}` and `msgs_one_{n}`: sync branches, `stream` in `messages` mode."""
+    expected = {f"branch_{i}": REPLY for i in range(n)}
+    graphs = {k: branches_graph(lib(k), n, fake_model) for k in kinds if k in IMPLS}
+    runs_all = {k: (lambda g=g, k=k: consume_messages(g, {"out": []}, None, k))
+                for k, g in graphs.items()}
+    if "nograph" in kinds:
+        models = [fake_model() for _ in range(n)]
+        runs_all["nograph"] = lambda models=models: no_graph(models)
+    runs_one = {k: (lambda g=g, k=k: consume_messages(g, {"out": []}, "branch_0", k))
+                for k, g in graphs.items()}
+    return [
+        Scenario(f"msgs_all_{n}", f"messages mode, {n} branches x {WORDS} words, keep all",
+                 runs_all, lambda r, e=expected: r == e, per=n * CHUNKS, unit="chunk"),
+        Scenario(f"msgs_one_{n}", f"messages mode, {n} branches, keep branch_0 "
+                 "(ferrograph: nodes=[...]; langgraph: metadata filter)",
+                 runs_one, lambda r: r == {"branch_0": REPLY}),
+    ]
+
+
+def amsgs_scenarios(n: int, kinds: tuple[str, ...] = KINDS,
+                    on_loop: bool = False) -> list[Scenario]:
+    """`amsgs_{n}`: async branches awaiting `model.ainvoke`, `astream` in `messages` mode
+    (`amsgs_loop_{n}`: with models whose chunks are made on the event loop)."""
+    expected = {f"branch_{i}": (REPLY, CHUNKS) for i in range(n)}
+
+    def make_model() -> Any:
+        return fake_model(on_loop=on_loop)
+
+    graphs = {k: branches_graph(lib(k), n, make_model, is_async=True)
+              for k in kinds if k in IMPLS}
+    runs = {k: (lambda g=g: aconsume_messages(g, {"out": []})) for k, g in graphs.items()}
+    if "nograph" in kinds:
+        models = [make_model() for _ in range(n)]
+        runs["nograph"] = lambda models=models: ano_graph(models)
+    model = "LoopFakeChatModel" if on_loop else "GenericFakeChatModel"
+    return [Scenario(
+        f"amsgs_{'loop_' if on_loop else ''}{n}", f"async nodes, `astream` messages mode, {n} "
+        f"branches x {WORDS} words (`await model.ainvoke`, {model}), keep all", runs,
+        lambda r, e=expected: r == e, per=n * CHUNKS, unit="chunk")]
+
+
+def ainvoke_scenarios(n: int, sync: bool = False,
+                      kinds: tuple[str, ...] = IMPLS) -> list[Scenario]:
+    """`ainvoke_{n}` (`ainvoke_{n}_sync`): `n` concurrent `ainvoke` of a 3-node chain of async
+    (sync) nodes in one event loop; records per-run latencies."""
+    graphs = {k: chain_graph(lib(k), 3) if sync else async_chain_graph(lib(k))
+              for k in kinds if k in IMPLS}
+    latencies: dict[str, list[tuple[float, float]]] = {k: [] for k in graphs}
+    runs = {k: (lambda g=g, lat=latencies[k]: concurrent_ainvoke(g, n, lat))
+            for k, g in graphs.items()}
+    return [Scenario(
+        f"ainvoke_{n}" + ("_sync" if sync else ""),
+        f"{n} concurrent `ainvoke` of a 3-node graph of {'sync' if sync else 'async'} nodes",
+        runs, lambda r: r == [{"x": 3}] * n, per=n, unit="run", latencies=latencies,
+        repeats={"langgraph": 1} if n >= SLOW_AT else {})]
+
+
+SIZED: dict[str, tuple[str, Callable[..., list[Scenario]]]] = {
+    "msgs": (r"msgs_(?:all|one)_(\d+)", msgs_scenarios),
+    "amsgs": (r"amsgs_(\d+)", amsgs_scenarios),
+    "amsgs_loop": (r"amsgs_loop_(\d+)",
+                   lambda n, kinds=KINDS: amsgs_scenarios(n, kinds, on_loop=True)),
+    "ainvoke": (r"ainvoke_(\d+)", ainvoke_scenarios),
+    "ainvoke_sync": (r"ainvoke_(\d+)_sync",
+                     lambda n, kinds=IMPLS: ainvoke_scenarios(n, True, kinds)),
+}
+"""Scenario families of any size: a name pattern and its builder (size, kinds=...)."""
+
+
+def find_scenario(name: str, kinds: tuple[str, ...] = KINDS) -> Scenario:
+    """The sized scenario `name` (e.g. `amsgs_256`), built for `kinds` only."""
+    for pattern, build in SIZED.values():
+        if m := re.fullmatch(pattern, name):
+            return next(s for s in build(int(m.group(1)), kinds=kinds) if s.name == name)
+    raise KeyError(name)
+
+
+def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario]:
     libs = {name: lib(name) for name in IMPLS}
     out: list[Scenario] = []
 
@@ -212,29 +388,14 @@ def build_scenarios(quick: bool) -> list[Scenario]:
         {k: (lambda g=g: g.invoke({"log": []})) for k, g in graphs.items()},
         lambda r: sorted(r["log"][:5]) == [f"f{i}" for i in range(5)] and r["log"][5] == "join"))
 
-    for n in ((1, 8, 64) if quick else (1, 8, 64, 256)):
-        expected = {f"branch_{i}": REPLY for i in range(n)}
-        graphs = {k: branches_graph(L, n, fake_model) for k, L in libs.items()}
-        models = [fake_model() for _ in range(n)]
-        runs_all = {k: (lambda g=g, k=k: consume_messages(g, {"out": []}, None, k))
-                    for k, g in graphs.items()}
-        runs_all["nograph"] = lambda models=models: no_graph(models)
-        out.append(Scenario(
-            f"msgs_all_{n}", f"messages mode, {n} branches x {WORDS} words, keep all",
-            runs_all, lambda r, e=expected: r == e, per=n * (2 * WORDS - 1), unit="chunk"))
-        runs_one = {k: (lambda g=g, k=k: consume_messages(g, {"out": []}, "branch_0", k))
-                    for k, g in graphs.items()}
-        out.append(Scenario(
-            f"msgs_one_{n}", f"messages mode, {n} branches, keep branch_0 "
-            "(ferrograph: nodes=[...]; langgraph: metadata filter)",
-            runs_one, lambda r: r == {"branch_0": REPLY}))
-
-    for n in ((100,) if quick else (1000,)):
-        graphs = {k: async_chain_graph(L) for k, L in libs.items()}
-        out.append(Scenario(
-            f"ainvoke_{n}", f"{n} concurrent `ainvoke` of a 3-node graph of async nodes",
-            {k: (lambda g=g, n=n: concurrent_ainvoke(g, n)) for k, g in graphs.items()},
-            lambda r, n=n: r == [{"x": 3}] * n, per=n, unit="run"))
+    for family, full, small in (("msgs", (1, 8, 64, 256), (1, 8, 64)),
+                                ("amsgs", (64, 256), (64,)), ("amsgs_loop", (64, 256), (64,)),
+                                ("ainvoke", (1000, 10000), (100,)),
+                                ("ainvoke_sync", (10000,), (100,))):
+        pattern, build = SIZED[family]
+        named = {int(m.group(1)) for name in only or () if (m := re.fullmatch(pattern, name))}
+        for n in sorted(set(small if quick else full) | named):  # named sizes even if --quick
+            out += build(n)
 
     seed_model = fake_model("ha " * 30 + "end")
     graphs = {k: seed_graph(L, seed_model) for k, L in libs.items()}
@@ -272,9 +433,13 @@ def measure(scenarios: list[Scenario], repeats: int) -> None:
                     s.failures[impl] = f"wrong result: {str(result)[:200]}"
             except Exception as e:  # noqa: BLE001 - reported in the table
                 s.failures[impl] = f"{type(e).__name__}: {e}"
+        for recorded in s.latencies.values():
+            recorded.clear()  # the check run's are not timed
         order = [k for k in s.run if k not in s.failures]
-        for _ in range(repeats):
+        for i in range(repeats):
             for impl in order:  # interleaved: noise hits both alike
+                if i >= s.repeats.get(impl, repeats):
+                    continue
                 t0 = time.perf_counter()
                 s.run[impl]()
                 s.times.setdefault(impl, []).append(time.perf_counter() - t0)
@@ -308,18 +473,23 @@ def peak_rss_during(fn: Callable[[], Any]) -> float:
     return max(peak, current_rss_mib()) - base
 
 
-def peak_rss(kind: str, n: int) -> float:
-    """`peak_rss_during` one `messages` run of `kind` at `n` branches, in a fresh process."""
+RSS_ROWS = {
+    "msgs_all_256": "one 256-branch `messages` run, sync nodes (`stream`)",
+    "amsgs_256": "one 256-branch `messages` run, async nodes (`astream`)",
+    "ainvoke_10000": "10,000 concurrent `ainvoke`, async nodes",
+    "ainvoke_10000_sync": "10,000 concurrent `ainvoke`, sync nodes",
+}
+"""Scenarios whose peak memory is measured (in a fresh process per implementation)."""
+
+
+def peak_rss(kind: str, name: str) -> float:
+    """`peak_rss_during` one run of `kind` in scenario `name`, in a fresh process (the
+    scenario built for `kind` alone, run once, unwarmed)."""
     code = f"""
 import sys
 sys.path.insert(0, {str(HERE)!r})
 import compare
-if {kind!r} == "nograph":
-    models = [compare.fake_model() for _ in range({n})]
-    run = lambda: compare.no_graph(models)
-else:
-    g = compare.branches_graph(compare.lib({kind!r}), {n}, compare.fake_model)
-    run = lambda: compare.consume_messages(g, {{"out": []}}, None, {kind!r})
+run = compare.find_scenario({name!r}, ({kind!r},)).run[{kind!r}]
 print(compare.peak_rss_during(run))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -328,6 +498,8 @@ print(compare.peak_rss_during(run))
 
 
 def fmt(seconds: float) -> str:
+    if seconds >= 10:
+        return f"{seconds:.1f} s"
     if seconds >= 0.1:
         return f"{seconds * 1e3:.0f} ms"
     if seconds >= 1e-3:
@@ -335,7 +507,12 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} µs"
 
 
-def report(scenarios: list[Scenario], rss: dict[str, float], repeats: int, command: str) -> str:
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats: int,
+           command: str) -> str:
     versions = {p: pkg_metadata.version(p) for p in
                 ("ferrograph", "langgraph", "langchain-core", "langchain-openai")}
     cpu = next((line.split(":", 1)[1].strip() for line in
@@ -347,10 +524,13 @@ def report(scenarios: list[Scenario], rss: dict[str, float], repeats: int, comma
         f"Command: `{command}` — {repeats} interleaved repeats per scenario, one process.",
         f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        "One row alone: `python benches/compare.py --only <scenario> --out /tmp/row.md` "
+        "(add `--repeats N`).",
         "",
         "Median (min) wall time per run; `per unit` divides the median by the unit count. "
         "Ratio = ferrograph / langgraph (below 1: ferrograph is faster). `nograph` streams "
-        "the same models from one thread each with no graph: the floor.",
+        "the same models from one thread each with no graph: the floor (`amsgs_*`: the same "
+        "models' `ainvoke` gathered on one event loop).",
         "",
         "| scenario | ferrograph | langgraph | ratio | nograph | per unit (fg / lg / nograph) |",
         "|---|---|---|---|---|---|",
@@ -364,7 +544,9 @@ def report(scenarios: list[Scenario], rss: dict[str, float], repeats: int, comma
                 return f"FAILED ({s.failures[k]})"
             if k not in med:
                 return "—"
-            return f"{fmt(med[k])} ({fmt(mins[k])})"
+            runs = len(s.times[k])
+            fewer = f", {runs} run{'s' if runs > 1 else ''}" if runs != repeats else ""
+            return f"{fmt(med[k])} ({fmt(mins[k])}){fewer}"
 
         ratio = (f"{med['ferrograph'] / med['langgraph']:.3f}"
                  if "ferrograph" in med and "langgraph" in med else "—")
@@ -372,44 +554,99 @@ def report(scenarios: list[Scenario], rss: dict[str, float], repeats: int, comma
                          for k in ("ferrograph", "langgraph", "nograph"))
         lines.append(f"| `{s.name}` {s.what} | {cell('ferrograph')} | {cell('langgraph')} | "
                      f"{ratio} | {cell('nograph')} | {per} per {s.unit} |")
+    timed = [s for s in scenarios if any(len(v) > 1 for v in s.latencies.values())]
+    if timed:
+        lines += ["", "Per-run latency in the concurrent `ainvoke` rows, all timed repeats "
+                  "pooled: from a run's start (the first step of its coroutine inside the "
+                  "`asyncio.gather`) to its end, and from the gather's start to the run's end "
+                  "(what a caller submitting all runs at once waits):", "",
+                  "| scenario | ferrograph p50 / p99 | langgraph p50 / p99 | p99 ratio | "
+                  "since gather start p99 (fg / lg) |", "|---|---|---|---|---|"]
+        for s in timed:
+            p = {k: [percentile([r[j] for r in v], q) for j in (0, 1) for q in (50, 99)]
+                 for k, v in s.latencies.items() if len(v) > 1}  # start p50, p99; gather..
+
+            def pair(k: str, i: int, j: int, p=p) -> str:
+                return f"{fmt(p[k][i])} / {fmt(p[k][j])}" if k in p else "—"
+
+            ratio = (f"{p['ferrograph'][1] / p['langgraph'][1]:.2g}"
+                     if "ferrograph" in p and "langgraph" in p else "—")
+            gathered = " / ".join(fmt(p[k][3]) if k in p else "—"
+                                  for k in ("ferrograph", "langgraph"))
+            lines.append(f"| `{s.name}` | {pair('ferrograph', 0, 1)} | "
+                         f"{pair('langgraph', 0, 1)} | {ratio} | {gathered} |")
     if rss:
-        lines += ["", "Peak resident memory added by one 256-branch `messages` run (fresh "
-                  "process each, sampled every millisecond):", "",
-                  "| ferrograph | langgraph | nograph |", "|---|---|---|",
-                  "| " + " | ".join(f"{rss[k]:.1f} MiB" for k in
-                                   ("ferrograph", "langgraph", "nograph")) + " |"]
+        lines += ["", "Peak resident memory added by one run (fresh process per implementation, "
+                  "sampled every millisecond):", "",
+                  "| run | ferrograph | langgraph | nograph |", "|---|---|---|---|"]
+        for name, by_kind in rss.items():
+            lines.append(f"| `{name}` {RSS_ROWS[name]} | " + " | ".join(
+                f"{by_kind[k]:.1f} MiB" if k in by_kind else "—" for k in KINDS) + " |")
     lines += ["", "Notes:", "",
               "- langgraph's sync executor runs at most `min(32, cores + 4)` tasks at once "
               "(6 here); ferrograph runs every branch of a step at once.",
               "- `msgs_one_*`: langgraph streams every model and the loop drops other nodes' "
-              "chunks; ferrograph's `nodes=` means the other models are not asked to stream."]
+              "chunks; ferrograph's `nodes=` means the other models are not asked to stream.",
+              "- `amsgs_*`: both graphs give each node's model a streaming callback handler, "
+              "which makes `ainvoke` stream; `nograph` does the same without a graph "
+              "(`asyncio.gather` of `model.ainvoke(..., callbacks=[handler])`, the handler "
+              "keeping each chunk), rather than `astream`, so callback dispatch per token is "
+              "in the floor as it is in the graphs. The check asserts each node's text and its "
+              f"{CHUNKS} chunks. GenericFakeChatModel has no async stream of its own: "
+              "langchain-core's default fetches each chunk from a worker thread (two thread "
+              "hops a chunk, most of these rows' cost). `amsgs_loop_*` use LoopFakeChatModel, "
+              "which makes its chunks on the event loop and yields after each, as a network "
+              "client does: closer to what the graphs themselves add.",
+              "- Concurrent `ainvoke` latency: an async node that never suspends lets a "
+              "ferrograph run finish in one step of the loop, so its latency from its own start "
+              "is its own cost; the runs of langgraph interleave. The since-gather-start "
+              "column compares what callers wait.",
+              f"- `ainvoke_N` with N ≥ {SLOW_AT:,}: langgraph is timed once (after its check "
+              "run; about 20 s a run here), ferrograph every repeat; rows with fewer runs say "
+              "so. `_sync`: a graph of sync nodes only, which ferrograph runs in one hop to "
+              "a worker thread (the loop's default executor) and langgraph node by node in "
+              "the executor."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", nargs="*")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats and smaller sizes, no memory rows unless named")
+    parser.add_argument("--only", nargs="*", help="scenario names (spaces or commas), "
+                        "rss_256 for the 256-branch memory rows")
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--no-write", action="store_true", help="print, don't write RESULTS.md")
+    parser.add_argument("--no-rss", action="store_true", help="skip the memory rows")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md",
+                        help="where to write the report (default benches/RESULTS.md)")
+    parser.add_argument("--no-write", action="store_true", help="print, don't write a file")
     args = parser.parse_args(argv)
+    only = [n for arg in args.only or () for n in arg.split(",") if n] or None
     repeats = args.repeats or (3 if args.quick else 7)
-    scenarios = build_scenarios(args.quick)
+    scenarios = build_scenarios(args.quick, only)
     from ferrograph.local_openai import LocalOpenAIServer
 
     with LocalOpenAIServer() as server:
         scenarios.append(openai_scenario(server))
-        if args.only:
-            scenarios = [s for s in scenarios if s.name in args.only]
+        if only:
+            if unknown := set(only) - {s.name for s in scenarios} - {"rss_256"}:
+                parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+            scenarios = [s for s in scenarios if s.name in only]
         measure(scenarios, repeats)
-    rss = {}
-    if not args.quick and (not args.only or "rss_256" in args.only):
-        rss = {k: peak_rss(k, 256) for k in ("ferrograph", "langgraph", "nograph")}
+    names = {s.name for s in scenarios} | (
+        {n for n in RSS_ROWS if n.endswith("_256")} if only and "rss_256" in only else set())
+    built = {s.name: s for s in scenarios}
+    rss = {} if args.no_rss else {
+        name: {k: peak_rss(k, name) for k in (built.get(name) or find_scenario(name)).run}
+        for name in RSS_ROWS if name in names}
+    if rss:
+        print("  rss: done", file=sys.stderr)
     command = "python benches/compare.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
     text = report(scenarios, rss, repeats, command.strip())
     print(text)
     if not args.no_write:
-        (HERE / "RESULTS.md").write_text(text)
+        args.out.write_text(text)
     return 1 if any(s.failures for s in scenarios) else 0
 
 

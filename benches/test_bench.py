@@ -33,3 +33,18 @@ def test_msgs_all_8(benchmark, impl):
     graph = compare.branches_graph(compare.lib(impl), 8, compare.fake_model)
     result = benchmark(compare.consume_messages, graph, {"out": []}, None, impl)
     assert result == {f"branch_{i}": compare.REPLY for i in range(8)}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_amsgs_8(benchmark, impl):
+    benchmark.group = "amsgs_8"
+    graph = compare.branches_graph(compare.lib(impl), 8, compare.fake_model, is_async=True)
+    result = benchmark(compare.aconsume_messages, graph, {"out": []})
+    assert result == {f"branch_{i}": (compare.REPLY, compare.CHUNKS) for i in range(8)}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_ainvoke_100(benchmark, impl):
+    benchmark.group = "ainvoke_100"
+    graph = compare.async_chain_graph(compare.lib(impl))
+    assert benchmark(compare.concurrent_ainvoke, graph, 100) == [{"x": 3}] * 100

@@ -892,19 +892,31 @@ class CompiledStateGraph(Runnable[Any, Any]):
         tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
         them all), sync nodes run on worker threads."""
         config = _run_config(config)
-        if (stream_mode != "values" or not self.has_async_nodes
-                or config.get("configurable", {}).get("__pregel_stream")):
-            # Streaming (ours, or an enclosing run's that this graph must feed) goes through
-            # the streaming engine; so does a graph of sync nodes only, in one hop off the
-            # loop rather than one per node.
+        if stream_mode != "values":  # as `invoke` does: the streamed items, as a list
+            return [item async for item in self.astream(
+                input, config, context=context, stream_mode=stream_mode,
+                output_keys=output_keys, interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after, **kwargs)]
+        configurable = config.get("configurable", {})
+        parent = configurable.get("__pregel_stream")
+        parent_task = configurable.get("__pregel_task")
+        single_key = isinstance(output_keys, str)
+        keys = [output_keys] if single_key else output_keys
+        if parent is not None and parent_task is not None and parent.on_this_loop():
+            # A subgraph node of an `astream` run: it runs on the same loop, so cancelling
+            # or failing the enclosing run reaches its nodes too.
+            result = await self._ainvoke_nested(input, config, parent, parent_task, keys)
+            return self._result(result, output_keys if single_key else None, version)
+        if not self.has_async_nodes or parent is not None:
+            # A graph of sync nodes only goes off the loop in one hop rather than one per
+            # node; so does a subgraph feeding a sync run's stream (it pushes there from a
+            # worker thread, where waiting for room blocks nobody).
             return await asyncio.to_thread(
                 self.invoke, input, config, context=context, stream_mode=stream_mode,
                 output_keys=output_keys, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, version=version, **kwargs)
-        single_key = isinstance(output_keys, str)
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
-                       context=self._context(context),
-                       output_keys=[output_keys] if single_key else output_keys,
+                       context=self._context(context), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after))
         await run.arun()
@@ -961,6 +973,31 @@ class CompiledStateGraph(Runnable[Any, Any]):
     def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
                        parent_task: Task, keys: Sequence[str] | None) -> Any:
         """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
+        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        for item in run:
+            if producer is not None:
+                producer.push(MODE_FORWARD, item)
+        return run.final_values
+
+    async def _ainvoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                              parent_task: Task, keys: Sequence[str] | None) -> Any:
+        """`_invoke_nested` on the loop of a parent run by `astream`."""
+        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        if producer is None:
+            await run.arun()
+            return run.final_values
+        outlet = parent.loop_producer(producer)
+        async with aclosing(run.aiter()) as items:
+            async for item in items:
+                outlet.push(MODE_FORWARD, item)
+                if outlet.backlog:
+                    await outlet.flush()  # the parent's consumer is behind: wait for it
+        return run.final_values
+
+    def _nested_run(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                    parent_task: Task, keys: Sequence[str] | None) -> tuple[GraphRun, Any]:
+        """The run of this graph as a node of `parent`, and the producer its items are
+        forwarded through (None when the parent does not stream them)."""
         configurable = {k: v for k, v in config.get("configurable", {}).items()
                         if k not in ("__pregel_stream", "__pregel_task")}
         config = {**config, "configurable": configurable}
@@ -975,10 +1012,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         run = GraphRun(self, input, config, spec, namespace=namespace,
                        context=parent.context, output_keys=keys,
                        seen_messages=parent.seen_messages, strict_input=False)
-        for item in run:
-            if producer is not None:
-                producer.push(MODE_FORWARD, item)
-        return run.final_values
+        return run, producer
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:

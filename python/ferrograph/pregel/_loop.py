@@ -459,6 +459,19 @@ class GraphRun:
         self._ended.append(t)
         self._wake_up()
 
+    def on_this_loop(self) -> bool:
+        """Whether this run is driven by `aiter` on the event loop running now."""
+        if self._loop is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def loop_producer(self, producer: Any) -> LoopProducer:
+        """`producer` made safe to use from this run's event loop (see `LoopProducer`)."""
+        return LoopProducer(producer, self._loop, self._wait_for_room)  # type: ignore[arg-type]
+
     def _wake_up(self) -> None:
         """Wakes the consumer of `aiter` if it sleeps (on the loop's thread)."""
         wake = self._wake
@@ -703,8 +716,8 @@ class GraphRun:
         wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
         if (wants_messages or wants_custom) and self._loop is not None and (
                 runner.is_async or runner.is_runnable):  # type: ignore[union-attr]
-            task.outlet = LoopProducer(self.channel.producer(task.node_id, task.index, step),
-                                       self._loop, self._wait_for_room)
+            task.outlet = self.loop_producer(
+                self.channel.producer(task.node_id, task.index, step))
         if wants_messages:
             seen = self.seen_messages
             seen.update(m.id for m in iter_messages(task.input) if m.id is not None)
