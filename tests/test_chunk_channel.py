@@ -127,3 +127,39 @@ def test_native_api_misuse_raises_python_errors():
         run.apply([(0, [(0, 99, None)])])
     with pytest.raises(ValueError, match="Found edge ending at unknown node `b`"):
         GraphPlan([], [("a", False, [])], [("__start__", "a"), ("a", "b")], [], [], [], [])
+
+
+def test_try_push_never_waits():
+    channel = ChunkChannel(1, nodes=[3])
+    assert channel.producer(4, 0).try_push(0, "filtered") is False
+    producer = channel.producer(3, 0)
+    assert producer.try_push(0, "first") is True
+    assert producer.try_push(0, "no room") is None  # full: handed back at once
+    assert [p for _, _, p in channel.drain(10, 0)] == ["first"]
+    channel.close()
+    with pytest.raises(ChannelClosed):
+        producer.try_push(0, "late")
+
+
+def test_armed_consumer_is_woken_once_per_batch_from_another_thread():
+    channel = ChunkChannel(1024)
+    wakes: list[str] = []
+    channel.set_waker(lambda: wakes.append(threading.current_thread().name))
+    producer = channel.producer(0, 0)
+    producer.push(0, "before arming")
+    assert channel.arm() is False  # chunks are waiting: drain now, no wake-up promised
+    assert len(channel.drain(10, 0)) == 1
+    assert channel.arm() is True
+
+    def push_batch() -> None:
+        for i in range(200):
+            producer.push(0, i)
+
+    pusher = threading.Thread(target=push_batch, name="pusher")
+    pusher.start()
+    pusher.join()
+    assert wakes == ["pusher"]  # one call, on the pushing thread, for 200 chunks
+    assert len(channel.drain(1000, 0)) == 200
+    assert channel.arm() is True
+    channel.close()
+    assert wakes == ["pusher", "MainThread"]  # closing wakes an armed consumer too

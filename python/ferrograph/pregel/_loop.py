@@ -391,9 +391,10 @@ class GraphRun:
                     yield item
                 if stop:
                     return
-                async for item in self._aexecute_streaming(tasks, channel, control, step,
-                                                           running):
-                    yield item
+                async for batch in self._aexecute_streaming(tasks, channel, control, step,
+                                                            running):
+                    for item in batch:
+                        yield item
                 items, stop = self._after_step(tasks)
                 for item in items:
                     yield item
@@ -413,7 +414,8 @@ class GraphRun:
 
     async def _aexecute_streaming(self, tasks: list[Task], channel: ChunkChannel,
                                   control: Any, step: int,
-                                  running: set[asyncio.Task[None]]) -> AsyncIterator[Any]:
+                                  running: set[asyncio.Task[None]]
+                                  ) -> AsyncIterator[list[Any]]:
         loop = self._loop
         assert loop is not None
         ended = self._ended
@@ -437,14 +439,21 @@ class GraphRun:
                 raise RuntimeError("the stream channel closed while tasks were running")
             if batch:
                 self._release_room(len(batch))
-                for item in self._batch_items(batch, step, dispatch):
-                    yield item
             elif ended:
                 # Only with the channel empty: an ended task's chunks are all queued by then,
                 # so they are yielded before its completion.
-                for item in self._batch_items(((0, MODE_DONE, ended.popleft()),), step,
-                                              dispatch):
-                    yield item
+                batch = ((0, MODE_DONE, ended.popleft()),)
+            if batch:
+                # Items go up a batch at a time (one generator hop per batch, not per item);
+                # a task's failure still comes after the items before it.
+                items: list[Any] = []
+                try:
+                    items.extend(self._batch_items(batch, step, dispatch))
+                except BaseException:
+                    if items:
+                        yield items
+                    raise
+                yield items
             else:
                 wake = self._wake = loop.create_future()
                 if channel.arm():
