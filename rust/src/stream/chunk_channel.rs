@@ -506,6 +506,24 @@ mod tests {
         assert!(waiter.join().unwrap());
     }
 
+    /// `producers` threads, producer `p` (node and task `p`) pushing `0..per_producer`.
+    fn spawn_producers(
+        ch: &Arc<ChunkChannel<u64>>,
+        producers: u64,
+        per_producer: u64,
+    ) -> Vec<thread::JoinHandle<()>> {
+        (0..producers)
+            .map(|p| {
+                let producer = ch.producer(tag(p as u32, p));
+                thread::spawn(move || {
+                    for seq in 0..per_producer {
+                        producer.push(1, seq).unwrap();
+                    }
+                })
+            })
+            .collect()
+    }
+
     fn counting_waker(ch: &ChunkChannel<u64>) -> Arc<AtomicUsize> {
         let calls = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&calls);
@@ -567,16 +585,7 @@ mod tests {
         ch.set_waker(Some(Arc::new(move || {
             let _ = wake_tx.lock().send(());
         })));
-        let handles: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                let producer = ch.producer(tag(p as u32, p));
-                thread::spawn(move || {
-                    for seq in 0..PER_PRODUCER {
-                        producer.push(1, seq).unwrap();
-                    }
-                })
-            })
-            .collect();
+        let handles = spawn_producers(&ch, PRODUCERS, PER_PRODUCER);
         let mut next = vec![0u64; PRODUCERS as usize];
         let mut received = 0;
         while received < PRODUCERS * PER_PRODUCER {
@@ -611,16 +620,7 @@ mod tests {
         const PER_PRODUCER: u64 = 20_000;
         const CAPACITY: usize = 16;
         let ch = channel(CAPACITY);
-        let handles: Vec<_> = (0..PRODUCERS)
-            .map(|p| {
-                let producer = ch.producer(tag(p as u32, p));
-                thread::spawn(move || {
-                    for seq in 0..PER_PRODUCER {
-                        producer.push(1, seq).unwrap();
-                    }
-                })
-            })
-            .collect();
+        let handles = spawn_producers(&ch, PRODUCERS, PER_PRODUCER);
         let mut next = vec![0u64; PRODUCERS as usize];
         let mut received = 0;
         let mut max_len = 0;
