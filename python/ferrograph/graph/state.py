@@ -417,6 +417,8 @@ class NodeRunner:
             inspect.iscoroutinefunction(fn)
             or inspect.iscoroutinefunction(type(fn).__call__)
         )
+        self.on_loop = self.is_async or self.is_runnable
+        """Under `ainvoke`/`astream`, runs as a task of the event loop (else on a worker)."""
         self.inject = tuple(p for p in _INJECTABLE if fn is not None and _accepts(fn, p))
         input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
         self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
@@ -633,7 +635,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.triggers = [plan.trigger_names(i) for i in range(len(self.node_names))]
         self.runners = {name: NodeRunner(spec, self.key_ids)
                         for name, spec in builder.nodes.items()}
-        self.has_async_nodes = any(r.is_async or r.is_runnable for r in self.runners.values())
+        self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
         self.interrupt_before = frozenset(
             i for i in range(len(self.node_names)) if plan.interrupts_before(i))
@@ -986,7 +988,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if producer is None:
             await run.arun()
             return run.final_values
-        outlet = parent.loop_producer(producer)
+        # The node's own outlet when it has one, so the task has a single backlog.
+        outlet = parent_task.outlet or parent.loop_producer(producer)
         async with aclosing(run.aiter()) as items:
             async for item in items:
                 outlet.push(MODE_FORWARD, item)

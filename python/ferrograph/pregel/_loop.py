@@ -425,7 +425,7 @@ class GraphRun:
             if runner is None:  # the start node: mapping the input, nothing to wait for
                 self._run_task(t)
                 ended.append(t)
-            elif t.outlet is not None or runner.is_async or runner.is_runnable:
+            elif runner.on_loop:
                 task = loop.create_task(self._arun_streaming_task(t))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -552,7 +552,7 @@ class GraphRun:
         runner = t.runner
         if runner is None:  # the start node: mapping the input, nothing to wait for
             self._run_task(t)
-        elif runner.is_async or runner.is_runnable:
+        elif runner.on_loop:
             try:
                 output = await runner.acall(t)
                 await self._afinish_task(t, output)
@@ -723,8 +723,8 @@ class GraphRun:
         callbacks) and the custom writer (in its runtime)."""
         spec, name, runner = self.spec, task.name, task.runner
         wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
-        if (wants_messages or wants_custom) and self._loop is not None and (
-                runner.is_async or runner.is_runnable):  # type: ignore[union-attr]
+        if (wants_messages or wants_custom) and self._loop is not None \
+                and runner.on_loop:  # type: ignore[union-attr]
             task.outlet = self.loop_producer(
                 self.channel.producer(task.node_id, task.index, step))
         if wants_messages:
