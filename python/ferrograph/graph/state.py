@@ -872,10 +872,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
         the run and cancels the nodes still running."""
         stream = self.stream(input, config, **kwargs)
         shape = stream.shape
-        async with aclosing(stream.run.aiter()) as items:
-            async for ns, mode, item in items:
-                if mode in shape.modes:
-                    yield shape(ns, mode, item)
+        modes = shape.modes
+        async with aclosing(stream.run.abatches()) as batches:
+            async for batch in batches:
+                for ns, mode, item in batch:
+                    if mode in modes:
+                        yield shape(ns, mode, item)
 
     async def ainvoke(
         self,
@@ -990,9 +992,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             return run.final_values
         # The node's own outlet when it has one, so the task has a single backlog.
         outlet = parent_task.outlet or parent.loop_producer(producer)
-        async with aclosing(run.aiter()) as items:
-            async for item in items:
-                outlet.push(MODE_FORWARD, item)
+        async with aclosing(run.abatches()) as batches:
+            async for batch in batches:
+                for item in batch:
+                    outlet.push(MODE_FORWARD, item)
                 if outlet.backlog:
                     await outlet.flush()  # the parent's consumer is behind: wait for it
         return run.final_values

@@ -7,7 +7,7 @@ and turns what they produce into stream items. Everything produced off the consu
 `ChunkChannel`, drained a batch at a time.
 
 Three drivers share the step logic: `__iter__` (`stream`/`invoke`: the consumer thread
-drains the channel, nodes run on worker threads), `aiter` (`astream`: the consumer is the
+drains the channel, nodes run on worker threads), `abatches` (`astream`: the consumer is the
 event loop, woken through the channel's waker once per batch; async nodes are tasks of
 that loop and sync nodes run on worker threads) and `arun` (`ainvoke`: nothing streams,
 so no channel at all).
@@ -220,7 +220,7 @@ class GraphRun:
                          else Runtime(context=context, store=graph.store))
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
-        # Under `aiter` only: the consumer's loop, async tasks that ended (their chunks are
+        # Under `abatches` only: the consumer's loop, async tasks that ended (their chunks are
         # all queued by then), and the futures the consumer and backlogged producers await.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended: deque[Task] = deque()
@@ -367,8 +367,9 @@ class GraphRun:
                 return
         self.final_values = self.run.read(self.result_ids)
 
-    async def aiter(self) -> AsyncIterator[tuple[tuple[str, ...], str, Any]]:
-        """`__iter__` with the running event loop as the consumer (what `astream` needs).
+    async def abatches(self) -> AsyncIterator[list[tuple[tuple[str, ...], str, Any]]]:
+        """`__iter__` with the running event loop as the consumer (what `astream` needs),
+        yielding the items in lists, a drained batch at a time (one generator hop per batch).
 
         Async nodes (and runnables) run as tasks of this loop; their chunks go through
         non-blocking producers that await room, so a full channel never blocks the loop.
@@ -387,17 +388,16 @@ class GraphRun:
             while tasks := self._plan_step():
                 step = self.run.step
                 items, stop = self._before_step(tasks, step)
-                for item in items:
-                    yield item
+                if items:
+                    yield items
                 if stop:
                     return
                 async for batch in self._aexecute_streaming(tasks, channel, control, step,
                                                             running):
-                    for item in batch:
-                        yield item
+                    yield batch
                 items, stop = self._after_step(tasks)
-                for item in items:
-                    yield item
+                if items:
+                    yield items
                 if stop:
                     return
             self.final_values = self.run.read(self.result_ids)
@@ -444,8 +444,7 @@ class GraphRun:
                 # so they are yielded before its completion.
                 batch = ((0, MODE_DONE, ended.popleft()),)
             if batch:
-                # Items go up a batch at a time (one generator hop per batch, not per item);
-                # a task's failure still comes after the items before it.
+                # A task's failure still comes after the items before it.
                 items: list[Any] = []
                 try:
                     items.extend(self._batch_items(batch, step, dispatch))
@@ -453,7 +452,8 @@ class GraphRun:
                     if items:
                         yield items
                     raise
-                yield items
+                if items:
+                    yield items
             else:
                 wake = self._wake = loop.create_future()
                 if channel.arm():
@@ -463,13 +463,13 @@ class GraphRun:
                         self._wake = None
 
     async def _arun_streaming_task(self, t: Task) -> None:
-        """Runs an event-loop task of `aiter`; its end is announced by `_ended`."""
+        """Runs an event-loop task of `abatches`; its end is announced by `_ended`."""
         await self._arun_task(t)
         self._ended.append(t)
         self._wake_up()
 
     def on_this_loop(self) -> bool:
-        """Whether this run is driven by `aiter` on the event loop running now."""
+        """Whether this run is driven by `abatches` on the event loop running now."""
         if self._loop is None:
             return False
         try:
@@ -482,7 +482,7 @@ class GraphRun:
         return LoopProducer(producer, self._loop, self._wait_for_room)  # type: ignore[arg-type]
 
     def _wake_up(self) -> None:
-        """Wakes the consumer of `aiter` if it sleeps (on the loop's thread)."""
+        """Wakes the consumer of `abatches` if it sleeps (on the loop's thread)."""
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -844,7 +844,7 @@ class _Dispatch:
 
 
 def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
-    """The channel's waker for `aiter`: schedules `fn` on the consumer's loop."""
+    """The channel's waker for `abatches`: schedules `fn` on the consumer's loop."""
     try:
         loop.call_soon_threadsafe(fn)
     except RuntimeError:  # the loop is closed: nobody is waiting any more

@@ -127,6 +127,10 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         self.seen = seen
         """Ids of messages not to emit again: the node's input and what was streamed."""
         self._runs: dict[UUID, dict[str, Any]] = {}
+        # The run the last token came from, and its metadata: a model streams a run's tokens
+        # back to back, and a UUID's hash is computed in Python, per lookup.
+        self._last_run: UUID | None = None
+        self._last_metadata: dict[str, Any] | None = None
 
     def emit(self, message: BaseMessage, metadata: dict[str, Any], *, dedupe: bool) -> None:
         if dedupe and message.id in self.seen:
@@ -156,6 +160,22 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         if (kept := user_tags(tags)) is not None:
             metadata["tags"] = kept
         self._runs[run_id] = metadata
+        self._last_run = None
+
+    def _token_item(self, chunk: Any, run_id: UUID) -> tuple[BaseMessage, dict[str, Any]] | None:
+        """The `messages` item of a streamed token, or None when its call does not stream."""
+        if run_id is self._last_run:
+            metadata = self._last_metadata
+        else:
+            metadata = self._last_metadata = self._runs.get(run_id)
+            self._last_run = run_id
+        if metadata is None or not isinstance(chunk, ChatGenerationChunk):
+            return None
+        message = chunk.message
+        if message.id is None:
+            message.id = str(uuid4())
+        self.seen.add(message.id)  # so the call's final message is not emitted again
+        return message, metadata
 
     def on_llm_new_token(
         self,
@@ -165,10 +185,14 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        if isinstance(chunk, ChatGenerationChunk) and (metadata := self._runs.get(run_id)):
-            self.emit(chunk.message, metadata, dedupe=False)
+        if (item := self._token_item(chunk, run_id)) is not None:
+            try:
+                self.producer.push(MODE_MESSAGES, item)
+            except ChannelClosed:
+                raise StreamClosed from None
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
+        self._last_run = None
         metadata = self._runs.pop(run_id, None)
         if metadata is not None and response.generations and response.generations[0]:
             generation = response.generations[0][0]
@@ -176,6 +200,7 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
                 self.emit(generation.message, metadata, dedupe=True)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._last_run = None
         self._runs.pop(run_id, None)
 
     def emit_output(self, output: Any, metadata: dict[str, Any]) -> None:
@@ -209,6 +234,11 @@ class AsyncTaskMessages(TaskMessages):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        TaskMessages.on_llm_new_token(self, token, chunk=chunk, run_id=run_id, **kwargs)
-        if self.producer.backlog:
-            await self.producer.flush()
+        if (item := self._token_item(chunk, run_id)) is not None:
+            outlet = self.producer
+            try:
+                outlet.push(MODE_MESSAGES, item)
+            except ChannelClosed:
+                raise StreamClosed from None
+            if outlet.backlog:
+                await outlet.flush()
