@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import operator
+import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -221,3 +222,41 @@ def test_ainvoke_matches_langgraph_with_async_subgraph_retry_and_routing():
     results = {impl: asyncio.run(build(load(impl)).ainvoke({"out": []}))
                for impl in ("ferrograph", "langgraph")}
     assert results["ferrograph"] == results["langgraph"]
+
+
+def test_subgraph_invoked_synchronously_from_an_async_node_streams_without_deadlock():
+    """An async node calling a subgraph's sync `invoke` blocks the event loop that drains
+    the stream; the subgraph's items must not wait for room there (a one-item-at-a-time
+    buffer makes them overflow it at once)."""
+    inner = load("ferrograph").StateGraph(S)
+
+    def leaf(state: S, writer: Any) -> dict[str, Any]:
+        for i in range(50):
+            writer(i)
+        return {"out": ["leaf"]}
+
+    inner.add_node("leaf", leaf)
+    inner.add_edge(load("ferrograph").START, "leaf")
+    subgraph = inner.compile()
+
+    async def calls_subgraph(state: S) -> dict[str, Any]:
+        return subgraph.invoke(state)
+
+    outer = load("ferrograph").StateGraph(S)
+    outer.add_node("calls_subgraph", calls_subgraph)
+    outer.add_edge(load("ferrograph").START, "calls_subgraph")
+    graph = outer.compile()
+    items: list[Any] = []
+
+    async def consume() -> None:
+        async for item in graph.astream({"out": []}, stream_mode="custom", subgraphs=True,
+                                        buffer_size=1):
+            items.append(item)
+
+    # On its own thread: a deadlocked loop cannot time itself out.
+    runner = threading.Thread(target=asyncio.run, args=(consume(),), daemon=True)
+    runner.start()
+    runner.join(20)
+    assert not runner.is_alive(), "the stream deadlocked"
+    assert [value for _ns, value in items] == list(range(50))
+    assert {ns[0].split(":")[0] for ns, _ in items} == {"calls_subgraph"}

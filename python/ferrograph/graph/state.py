@@ -978,6 +978,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
                        parent_task: Task, keys: Sequence[str] | None) -> Any:
         """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
         run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        if producer is not None and parent.on_this_loop():
+            # Called synchronously by a node running on the parent's event loop: a push
+            # that waited for room there would stop the very loop that makes room.
+            producer = parent.outlet_of(parent_task, producer)
         for item in run:
             if producer is not None:
                 producer.push(MODE_FORWARD, item)
@@ -990,8 +994,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if producer is None:
             await run.arun()
             return run.final_values
-        # The node's own outlet when it has one, so the task has a single backlog.
-        outlet = parent_task.outlet or parent.loop_producer(producer)
+        outlet = parent.outlet_of(parent_task, producer)
         async with aclosing(run.abatches()) as batches:
             async for batch in batches:
                 for item in batch:

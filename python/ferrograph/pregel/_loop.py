@@ -477,9 +477,14 @@ class GraphRun:
         except RuntimeError:
             return False
 
-    def loop_producer(self, producer: Any) -> LoopProducer:
-        """`producer` made safe to use from this run's event loop (see `LoopProducer`)."""
-        return LoopProducer(producer, self._loop, self._wait_for_room)  # type: ignore[arg-type]
+    def outlet_of(self, task: Task, producer: Any) -> LoopProducer:
+        """The task's producer for use on this run's event loop (see `LoopProducer`), made
+        from `producer` on first use. One per task, so the task has a single backlog, which
+        `_arun_task` flushes before the task counts as ended."""
+        if task.outlet is None:
+            task.outlet = LoopProducer(producer, self._loop,  # type: ignore[arg-type]
+                                       self._wait_for_room)
+        return task.outlet
 
     def _wake_up(self) -> None:
         """Wakes the consumer of `abatches` if it sleeps (on the loop's thread)."""
@@ -725,8 +730,7 @@ class GraphRun:
         wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
         if (wants_messages or wants_custom) and self._loop is not None \
                 and runner.on_loop:  # type: ignore[union-attr]
-            task.outlet = self.loop_producer(
-                self.channel.producer(task.node_id, task.index, step))
+            self.outlet_of(task, self.channel.producer(task.node_id, task.index, step))
         if wants_messages:
             seen = self.seen_messages
             seen.update(m.id for m in iter_messages(task.input) if m.id is not None)
