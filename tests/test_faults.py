@@ -4,6 +4,7 @@ is left running, and the same compiled graph works again afterwards."""
 from __future__ import annotations
 
 import _thread
+import contextlib
 import itertools
 import operator
 import threading
@@ -206,3 +207,47 @@ def test_astream_consumer_leaving_stops_the_run_and_keeps_memory_bounded():
     assert settle_threads(baseline) <= baseline
     reply_length = len(" ".join(f"w{i}" for i in range(words)))
     assert asyncio.run(graph.ainvoke({"out": []}))["out"] == [reply_length] * 4
+
+
+@pytest.mark.parametrize("leave", ["break", "cancel"])
+def test_leaving_astream_closes_the_model_http_stream(leave: str):
+    """An async node streaming from the real ChatOpenAI over HTTP: once the consumer leaves,
+    the client hangs up, so the server stops sending long before the reply is done."""
+    import asyncio
+
+    baseline = threading.active_count()
+    with LocalOpenAIServer(token_delay=0.01) as server:
+        model = server.chat_model()
+        reply_tokens = len(tokenize(poem_about("owls")))
+
+        async def write(state: Out):
+            return {"out": [(await model.ainvoke(POEM)).content]}
+
+        graph = one_node(write)
+
+        async def consume(got_three: asyncio.Event) -> None:
+            seen = 0
+            async for _ in graph.astream({"out": []}, stream_mode="messages"):
+                seen += 1
+                if seen == 3:
+                    got_three.set()
+                    if leave == "break":
+                        break
+                    await asyncio.sleep(60)  # cancelled here
+
+        async def main() -> None:
+            got_three = asyncio.Event()
+            consumer = asyncio.ensure_future(consume(got_three))
+            await got_three.wait()
+            if leave == "cancel":
+                consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            deadline = time.monotonic() + 2
+            while server.open_streams and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+        assert server.open_streams == 0, "the HTTP stream is still being sent"
+        assert server.tokens_sent < reply_tokens / 2, (server.tokens_sent, reply_tokens)
+    assert settle_threads(baseline) <= baseline

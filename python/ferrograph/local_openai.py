@@ -136,6 +136,10 @@ class LocalOpenAIServer:
         self.fail_status = fail_status
         self.model = model
         self.requests: list[RecordedRequest] = []
+        self.open_streams = 0
+        """Streamed responses being sent right now (a client that hangs up ends its own)."""
+        self.tokens_sent = 0
+        """Streamed tokens written so far, over all requests."""
         # Bind now, in the caller's thread: the port is known at once and bind errors surface
         # here. A deep backlog so a burst of hundreds of connects is not dropped or reset.
         self._sock = socket.create_server((host, port), backlog=4096)
@@ -331,23 +335,29 @@ class LocalOpenAIServer:
             return (f'{{"index": 0, "delta": {content}, "logprobs": null, '
                     f'"finish_reason": {finish}}}')
 
-        event(delta('{"role": "assistant", "content": "", "refusal": null}'))
-        for n, token in enumerate(tokens):
-            if self.fail_after is not None and n >= self.fail_after:
-                # End the connection without the final chunk: the client sees the body cut
-                # short. The caller closes gracefully (no reset), so sent tokens still arrive.
-                return False
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            event(delta(f'{{"content": {json.dumps(token)}}}'))
-            await writer.drain()
-        event(delta("{}", '"stop"'))
-        if usage is not None:
-            _write_chunk(writer, f'data: {envelope}, "choices": [], '
-                                 f'"usage": {json.dumps(usage)}}}\n\n')
-        _write_chunk(writer, "data: [DONE]\n\n")
-        writer.write(b"0\r\n\r\n")  # the end of the chunked body
-        return keep_alive
+        self.open_streams += 1
+        try:
+            event(delta('{"role": "assistant", "content": "", "refusal": null}'))
+            for n, token in enumerate(tokens):
+                if self.fail_after is not None and n >= self.fail_after:
+                    # End the connection without the final chunk: the client sees the body
+                    # cut short. The caller closes gracefully (no reset), so sent tokens
+                    # still arrive.
+                    return False
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                event(delta(f'{{"content": {json.dumps(token)}}}'))
+                self.tokens_sent += 1
+                await writer.drain()
+            event(delta("{}", '"stop"'))
+            if usage is not None:
+                _write_chunk(writer, f'data: {envelope}, "choices": [], '
+                                     f'"usage": {json.dumps(usage)}}}\n\n')
+            _write_chunk(writer, "data: [DONE]\n\n")
+            writer.write(b"0\r\n\r\n")  # the end of the chunked body
+            return keep_alive
+        finally:
+            self.open_streams -= 1
 
 
 async def _read_request(reader: asyncio.StreamReader) -> _Request | int | None:
