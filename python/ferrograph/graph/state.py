@@ -428,6 +428,8 @@ class NodeRunner:
             () if policy is None else (policy,) if isinstance(policy, RetryPolicy)
             else tuple(policy)
         )
+        if not self.retry:  # one coroutine frame less per task on the event loop
+            self.acall = self._acall_once  # type: ignore[method-assign]
 
     def read_input(self, run: Any) -> Any:
         values = run.read(self.input_ids)
@@ -471,8 +473,6 @@ class NodeRunner:
     async def acall(self, task: Task) -> Any:
         """`call` on the event loop: async nodes are awaited in place, sync ones run on a
         worker thread."""
-        if not self.retry:
-            return await self._acall_once(task)
         attempt = 0
         while True:
             attempt += 1

@@ -212,20 +212,19 @@ class GraphRun:
         self.strict_input = strict_input
         # As in LangGraph, run identifiers in `configurable` are also task metadata.
         self._base_metadata = dict(config.get("metadata") or {})
-        for key in PROPAGATED_TO_METADATA:
-            value = self._base_configurable.get(key)
-            if value and key not in self._base_metadata:
-                self._base_metadata[key] = value
+        if self._base_configurable:
+            for key in PROPAGATED_TO_METADATA:
+                value = self._base_configurable.get(key)
+                if value and key not in self._base_metadata:
+                    self._base_metadata[key] = value
         self._runtime = (graph.default_runtime if context is None
                          else Runtime(context=context, store=graph.store))
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
-        # Under `abatches` only: the consumer's loop, async tasks that ended (their chunks are
-        # all queued by then), and the futures the consumer and backlogged producers await.
+        # Under `abatches` only: the consumer's loop and the future it sleeps on; the rest of
+        # its state (`_ended`, `_room_waiters`) is made by `abatches` itself.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ended: deque[Task] = deque()
         self._wake: asyncio.Future[None] | None = None
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
 
     # -- stream plumbing -------------------------------------------------------------------
 
@@ -378,6 +377,10 @@ class GraphRun:
         leaving — the end, a failure, `aclose()`, cancellation — the channel is closed and
         every task still running is cancelled and awaited."""
         loop = self._loop = asyncio.get_running_loop()
+        self._ended: deque[Task] = deque()
+        """Async tasks that ended; their chunks are all queued by then."""
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        """Backlogged producers on the loop, waiting for the consumer to drain."""
         channel = self.channel = self._open_channel()
         channel.set_waker(functools.partial(_call_soon_threadsafe, loop, self._wake_up))
         control = channel.producer(CONTROL_NODE, 0)
@@ -516,7 +519,12 @@ class GraphRun:
             while tasks := self._plan_step():
                 if self._interrupts(tasks, self.interrupt_before):
                     break
-                await self._aexecute(tasks)
+                if len(tasks) == 1:  # most steps: no fan-out to manage
+                    await self._arun_task(tasks[0])
+                    if tasks[0].error is not None:
+                        raise tasks[0].error
+                else:
+                    await self._aexecute(tasks)
                 self._apply_step(tasks)
                 if self._interrupts(tasks, self.interrupt_after):
                     break
@@ -527,26 +535,25 @@ class GraphRun:
         self._end_trace(trace, None)
 
     async def _aexecute(self, tasks: list[Task]) -> None:
-        if len(tasks) == 1:
-            await self._arun_task(tasks[0])
-        else:
-            limit = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
+        """Runs a step's tasks at once (at most `max_concurrency`); the first failure
+        cancels the others."""
+        limit = asyncio.Semaphore(self.max_concurrency) if self.max_concurrency else None
 
-            async def bounded(t: Task) -> None:
-                async with limit:  # type: ignore[union-attr]
-                    await self._arun_task(t)
+        async def bounded(t: Task) -> None:
+            async with limit:  # type: ignore[union-attr]
+                await self._arun_task(t)
 
-            running = [asyncio.ensure_future(bounded(t) if limit else self._arun_task(t))
-                       for t in tasks]
-            try:
-                for future in asyncio.as_completed(running):
-                    await future
-                    failed = next((t for t in tasks if t.error is not None), None)
-                    if failed is not None:
-                        raise failed.error
-            finally:
-                for future in running:  # a failure (or our own cancellation) stops siblings
-                    future.cancel()
+        running = [asyncio.ensure_future(bounded(t) if limit else self._arun_task(t))
+                   for t in tasks]
+        try:
+            for future in asyncio.as_completed(running):
+                await future
+                failed = next((t for t in tasks if t.error is not None), None)
+                if failed is not None:
+                    raise failed.error
+        finally:
+            for future in running:  # a failure (or our own cancellation) stops siblings
+                future.cancel()
         for t in tasks:
             if t.error is not None:
                 raise t.error
@@ -795,7 +802,8 @@ class GraphRun:
     async def _afinish_task(self, t: Task, output: Any) -> None:
         """`_finish_task` on the event loop: async routers are awaited there."""
         self._take_output(t, output)
-        await self.graph.abranch_writes(t, self.run, t.writes)
+        if t.name in self.graph.branches:
+            await self.graph.abranch_writes(t, self.run, t.writes)
         self._emit_output(t, output)
 
     def _take_output(self, t: Task, output: Any) -> None:

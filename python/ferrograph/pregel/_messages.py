@@ -138,10 +138,13 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         if message.id is None:
             message.id = str(uuid4())
         self.seen.add(message.id)
+        self._push((message, metadata))
+
+    def _push(self, item: tuple[BaseMessage, dict[str, Any]]) -> None:
         try:
-            self.producer.push(MODE_MESSAGES, (message, metadata))
+            self.producer.push(MODE_MESSAGES, item)
         except ChannelClosed:
-            raise StreamClosed from None
+            raise StreamClosed from None  # nobody reads this stream any more
 
     def on_chat_model_start(
         self,
@@ -186,10 +189,7 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         **kwargs: Any,
     ) -> None:
         if (item := self._token_item(chunk, run_id)) is not None:
-            try:
-                self.producer.push(MODE_MESSAGES, item)
-            except ChannelClosed:
-                raise StreamClosed from None
+            self._push(item)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         self._last_run = None
@@ -235,10 +235,6 @@ class AsyncTaskMessages(TaskMessages):
         **kwargs: Any,
     ) -> None:
         if (item := self._token_item(chunk, run_id)) is not None:
-            outlet = self.producer
-            try:
-                outlet.push(MODE_MESSAGES, item)
-            except ChannelClosed:
-                raise StreamClosed from None
-            if outlet.backlog:
-                await outlet.flush()
+            self._push(item)
+            if self.producer.backlog:
+                await self.producer.flush()
