@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import random
 from collections import deque
@@ -450,7 +451,7 @@ class GraphRun:
                 # A task's failure still comes after the items before it.
                 items: list[Any] = []
                 try:
-                    items.extend(self._batch_items(batch, step, dispatch))
+                    items.extend(self._batch_items(batch, step, dispatch.task_ended))
                 except BaseException:
                     if items:
                         yield items
@@ -632,12 +633,8 @@ class GraphRun:
 
     def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
                  step: int) -> Iterator[Any]:
-        if len(tasks) == 1 and not self._streams_live(tasks[0]):
-            t = tasks[0]
-            self._run_task(t)
-            if t.error is not None:
-                raise t.error
-            yield from self._task_end_items(t, step)
+        if not any(self._streams_live(t) for t in tasks):
+            yield from self._execute_sharing(tasks, channel, control, step)
             return
 
         def launch(t: Task) -> None:
@@ -649,17 +646,53 @@ class GraphRun:
             batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
-            yield from self._batch_items(batch, step, dispatch)
+            yield from self._batch_items(batch, step, dispatch.task_ended)
+
+    def _execute_sharing(self, tasks: list[Task], channel: ChunkChannel, control: Any,
+                         step: int) -> Iterator[Any]:
+        """A step in which no task streams while it runs: this thread runs tasks too,
+        taking them from the queue the workers take from (see `_Crew`). Cheap nodes are all
+        done here before a worker has even woken, with no hand-over per task, while slow or
+        blocking ones still run side by side."""
+        crew = _Crew(tasks, self.max_concurrency, functools.partial(self._run_and_report,
+                                                                    control=control))
+        unclaimed = crew.unclaimed
+        crew.recruit(1)
+        elsewhere = len(tasks)  # tasks whose end arrives through the channel
+
+        def ended_elsewhere() -> None:
+            nonlocal elsewhere
+            elsewhere -= 1
+
+        try:
+            while unclaimed:
+                try:
+                    t = unclaimed.popleft()
+                except IndexError:  # a worker took the last one
+                    break
+                elsewhere -= 1
+                self._run_task(t)
+                if t.error is not None:
+                    raise t.error
+                yield from self._task_end_items(t, step)
+            while elsewhere:
+                # A bounded wait, so Ctrl-C (delivered only between bytecodes) is seen.
+                batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
+                if batch is None:
+                    raise RuntimeError("the stream channel closed while tasks were running")
+                yield from self._batch_items(batch, step, ended_elsewhere)
+        finally:
+            unclaimed.clear()  # after a failure or an early exit, nothing more starts
 
     def _batch_items(self, batch: Iterable[tuple[int, int, Any]], step: int,
-                     dispatch: _Dispatch) -> Iterator[Any]:
+                     task_ended: Callable[[], None]) -> Iterator[Any]:
         """The stream items of drained chunks; a task's completion raises its error or
-        yields its end items, and lets the next queued task start."""
+        yields its end items, after telling `task_ended` (which may start the next)."""
         for _task_key, mode, payload in batch:
             if mode == MODE_DONE:
                 if payload.error is not None:
                     raise payload.error
-                dispatch.task_ended()
+                task_ended()
                 yield from self._task_end_items(payload, step)
             elif mode == MODE_FORWARD:
                 yield payload  # already (namespace, mode, item)
@@ -853,6 +886,42 @@ class _Dispatch:
         self.pending -= 1
         self.running -= 1
         self._fill()
+
+
+class _Crew:
+    """The runners of a step that `_execute_sharing` runs: the consumer thread and the
+    workers it recruits, all taking tasks from `unclaimed`.
+
+    The consumer starts one worker. A worker that gets to a task before the consumer has
+    taken them all is evidence the step is slow (a cheap step is over before a worker even
+    wakes), so it recruits two more before running its task: the crew doubles while work
+    is waiting, 1,000 blocking branches are all running after about ten wake-ups, and a
+    cheap step costs one. `max_concurrency` caps the runners, the consumer included."""
+
+    __slots__ = ("unclaimed", "helpers", "hired", "run")
+
+    def __init__(self, tasks: list[Task], limit: int | None,
+                 run: Callable[[Task], None]) -> None:
+        self.unclaimed = deque(tasks)
+        self.helpers = min(limit or len(tasks), len(tasks)) - 1
+        self.hired = itertools.count()  # `next` is atomic: no lock to respect the cap
+        self.run = run
+
+    def recruit(self, wanted: int) -> None:
+        for _ in range(wanted):
+            if not self.unclaimed or next(self.hired) >= self.helpers:
+                return
+            DEFAULT_POOL.submit(self.work)
+
+    def work(self) -> None:
+        """On a worker: runs unclaimed tasks until none is left."""
+        while True:
+            try:
+                t = self.unclaimed.popleft()
+            except IndexError:
+                return
+            self.recruit(2)
+            self.run(t)
 
 
 def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
