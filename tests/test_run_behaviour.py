@@ -233,3 +233,52 @@ def test_one_compiled_graph_streams_from_many_threads_at_once():
         t.join(30)
     # each run streamed exactly its own three model calls
     assert all(r is not None and len(r) == 3 * len(words) for r in results)
+
+
+def test_cheap_fan_outs_run_without_piling_up_worker_threads():
+    """Cheap parallel nodes are finished by the calling thread before any worker could
+    start; the pool must not grow a thread for each such step."""
+    from ferrograph.pregel._executor import DEFAULT_POOL
+
+    graph = fan_out(5, lambda s: {"log": ["x"]})
+    before = DEFAULT_POOL.thread_count
+    for _ in range(2000):
+        assert graph.invoke({"log": []}) == {"log": ["x"] * 5}
+    assert DEFAULT_POOL.thread_count - before <= 4
+
+
+def test_a_blocked_node_does_not_hold_back_its_siblings():
+    """The calling thread takes the first task itself; when it blocks, the siblings still
+    run (here the sibling is what unblocks it)."""
+    released = threading.Event()
+
+    def waits(state: Log):
+        assert released.wait(5), "the sibling never ran"
+        return {"log": ["waited"]}
+
+    def releases(state: Log):
+        released.set()
+        return {"log": ["released"]}
+
+    builder = StateGraph(Log)
+    builder.add_node("waits", waits)
+    builder.add_node("releases", releases)
+    builder.add_edge(START, "waits")
+    builder.add_edge(START, "releases")
+    start = time.monotonic()
+    assert sorted(builder.compile().invoke({"log": []})["log"]) == ["released", "waited"]
+    assert time.monotonic() - start < 2
+
+
+def test_scout_checks_what_it_watches_and_its_thread_exits_when_idle():
+    from ferrograph.pregel._executor import Scout
+
+    baseline = threading.active_count()
+    scout = Scout("test-scout")
+    checked = threading.Event()
+    scout.watch(checked.set)
+    assert checked.wait(5)
+    assert settle_threads(baseline) <= baseline
+    again = threading.Event()
+    scout.watch(again.set)  # a new thread once the idle one has gone
+    assert again.wait(5)

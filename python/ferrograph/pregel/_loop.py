@@ -37,7 +37,7 @@ from ferrograph.errors import (
     InvalidUpdateError,
     create_error_message,
 )
-from ferrograph.pregel._executor import DEFAULT_POOL
+from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._messages import (
     MODE_MESSAGES,
     AsyncTaskMessages,
@@ -657,7 +657,8 @@ class GraphRun:
         crew = _Crew(tasks, self.max_concurrency, functools.partial(self._run_and_report,
                                                                     control=control))
         unclaimed = crew.unclaimed
-        crew.recruit(1)
+        if crew.helpers:
+            DEFAULT_SCOUT.watch(crew.check)
         elsewhere = len(tasks)  # tasks whose end arrives through the channel
 
         def ended_elsewhere() -> None:
@@ -892,11 +893,13 @@ class _Crew:
     """The runners of a step that `_execute_sharing` runs: the consumer thread and the
     workers it recruits, all taking tasks from `unclaimed`.
 
-    The consumer starts one worker. A worker that gets to a task before the consumer has
-    taken them all is evidence the step is slow (a cheap step is over before a worker even
-    wakes), so it recruits two more before running its task: the crew doubles while work
-    is waiting, 1,000 blocking branches are all running after about ten wake-ups, and a
-    cheap step costs one. `max_concurrency` caps the runners, the consumer included."""
+    The consumer starts no worker itself: it asks the scout (`DEFAULT_SCOUT`) to look at
+    the crew, and the scout gets to run only once the consumer blocks in a node (or after
+    the switch interval). If tasks are still unclaimed by then the step is slow, and the
+    scout recruits two workers; each worker that gets a task recruits two more before
+    running it, so the crew doubles while work is waiting: 1,000 blocking branches are all
+    running after about ten wake-ups, and a cheap step costs no wake-up at all.
+    `max_concurrency` caps the runners, the consumer included."""
 
     __slots__ = ("unclaimed", "helpers", "hired", "run")
 
@@ -906,6 +909,10 @@ class _Crew:
         self.helpers = min(limit or len(tasks), len(tasks)) - 1
         self.hired = itertools.count()  # `next` is atomic: no lock to respect the cap
         self.run = run
+
+    def check(self) -> None:
+        """For the scout: workers for whatever is still waiting."""
+        self.recruit(2)
 
     def recruit(self, wanted: int) -> None:
         for _ in range(wanted):
