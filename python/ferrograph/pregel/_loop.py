@@ -633,6 +633,13 @@ class GraphRun:
 
     def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
                  step: int) -> Iterator[Any]:
+        if len(tasks) == 1 and not self._streams_live(tasks[0]):
+            t = tasks[0]  # most steps: no crew to gather, the task runs right here
+            self._run_task(t)
+            if t.error is not None:
+                raise t.error
+            yield from self._task_end_items(t, step)
+            return
         if not any(self._streams_live(t) for t in tasks):
             yield from self._execute_sharing(tasks, channel, control, step)
             return
