@@ -57,6 +57,61 @@ class Run:
         """Applies `(task_index, [(kind, target, value)])`; returns the written key ids."""
     def read(self, keys: list[int] | None = None) -> dict[str, Any]: ...
 
+# -- the direct invoke driver (rust/src/python/direct.rs) ----------------------------------
+
+def new_task_id() -> str:
+    """A task id in UUID text form: unique in this process, unlike other processes' ids."""
+
+def reseed_task_ids() -> None:
+    """Draws a new per-process prefix for task ids (a forked child calls it)."""
+
+@final
+class DirectGraph:
+    """A compiled graph as `invoke` runs it without a `GraphRun`: the whole run in Rust."""
+
+    def __init__(
+        self,
+        plan: GraphPlan,
+        nodes: list[
+            tuple[
+                Callable[..., Any] | None,  # the function (plain) or `NodeRunner.call`
+                bool,  # plain: called as f(input) inside the task's config
+                list[int],  # input key ids
+                Callable[[dict[str, Any]], Any] | None,  # input coercion
+                dict[str, Any],  # pull task metadata
+                dict[str, Any],  # push task metadata
+                bool,  # has conditional edges
+            ]
+        ],
+        key_ids: dict[str, int],
+        input_keys: list[bool],
+        reducers: list[Any | None],
+        hooks: tuple[Any, Callable[..., Any], Callable[..., Any], Callable[..., Any],
+                     Callable[..., Any], Callable[..., Any], Callable[..., Any]],
+    ) -> None: ...
+    def invoke(
+        self,
+        graph: Any,
+        input: Any,
+        strict: bool,
+        initial: list[Any | None],
+        recursion_limit: int,
+        config: dict[str, Any],
+        configurable: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        result_keys: list[int],
+        max_concurrency: int | None,
+    ) -> dict[str, Any]:
+        """Runs the graph to the end; raises `OutOfSteps`, `ConcurrentUpdate` or a task's
+        own exception."""
+
+@final
+class StepCrew:
+    """A worker's (or the scout's) handle on a step the direct driver shares out."""
+
+    def work(self) -> None: ...
+    def check(self) -> None: ...
+
 # -- the chunk channel (rust/src/python/chunks.rs) -----------------------------------------
 
 class ChannelClosed(RuntimeError):

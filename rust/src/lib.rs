@@ -6,6 +6,7 @@
 //!   value type so it runs (and is tested) without Python.
 //! - [`stream`]: the bounded chunk channel that carries tagged stream items from many producer
 //!   threads to one consumer, filtering at the producer.
+//! - [`task_id`]: cheap unique task ids in UUID form.
 //!
 //! The PyO3 bindings live in `python` behind the `python` feature, so `cargo test` needs no
 //! Python at all.
@@ -13,6 +14,7 @@
 pub mod plan;
 pub mod schedule;
 pub mod stream;
+pub mod task_id;
 
 #[cfg(feature = "python")]
 mod python;

@@ -22,7 +22,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
 from langchain_core.runnables.graph import Graph as DrawableGraph
 
-from ferrograph._core import GraphPlan, validate_node_name
+from ferrograph._core import DirectGraph, GraphPlan, validate_node_name
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.constants import END, START
 from ferrograph.errors import (
@@ -41,6 +41,7 @@ from ferrograph.graph._schema import (
     schema_defaults,
     schema_hints,
 )
+from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import (
     CHANNEL_CAPACITY,
     DEFAULT_RECURSION_LIMIT,
@@ -52,6 +53,8 @@ from ferrograph.pregel._loop import (
     GraphRun,
     StreamSpec,
     Task,
+    invoke_direct,
+    note_task_error,
 )
 from ferrograph.runtime import Runtime
 from ferrograph.types import Command, GraphOutput, RetryPolicy, Send, update_as_pairs
@@ -435,69 +438,68 @@ class NodeRunner:
         values = run.read(self.input_ids)
         return self.coerce(values) if self.coerce is not None else values
 
-    def call(self, task: Task) -> Any:
-        """Calls the node (retrying as its policy says) and returns what it returned."""
+    def call(self, input: Any, config: RunnableConfig) -> Any:
+        """Calls the node on `input` with the task's `config` (retrying as its policy says)
+        and returns what it returned."""
         if not self.retry:
-            return self._call_once(task)
+            return self._call_once(input, config)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._call_once(task)
+                return self._call_once(input, config)
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
                     raise
                 time.sleep(policy.delay(attempt))
 
-    def _call_once(self, task: Task) -> Any:
-        config = task.config
+    def _call_once(self, input: Any, config: RunnableConfig) -> Any:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
                 try:
-                    return self.action.invoke(task.input, config)
+                    return self.action.invoke(input, config)
                 except ParentCommand as e:
                     if self.is_subgraph:
                         command = e.args[0]
                         return Command(update=command.update, goto=command.goto,
                                        resume=command.resume)
                     raise
-            result = self.action(task.input, **self._injected(config))
+            result = self.action(input, **self._injected(config))
             if self.is_async:
                 result = run_blocking(result)
             return result
         finally:
             var_child_runnable_config.reset(token)
 
-    async def acall(self, task: Task) -> Any:
+    async def acall(self, input: Any, config: RunnableConfig) -> Any:
         """`call` on the event loop: async nodes are awaited in place, sync ones run on a
         worker thread."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._acall_once(task)
+                return await self._acall_once(input, config)
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
                     raise
                 await asyncio.sleep(policy.delay(attempt))
 
-    async def _acall_once(self, task: Task) -> Any:
-        config = task.config
+    async def _acall_once(self, input: Any, config: RunnableConfig) -> Any:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
                 try:
-                    return await self.action.ainvoke(task.input, config)
+                    return await self.action.ainvoke(input, config)
                 except ParentCommand as e:
                     if self.is_subgraph:
                         command = e.args[0]
                         return Command(update=command.update, goto=command.goto,
                                        resume=command.resume)
                     raise
-            return await self.action(task.input, **self._injected(config))
+            return await self.action(input, **self._injected(config))
         finally:
             var_child_runnable_config.reset(token)
 
@@ -646,6 +648,33 @@ class CompiledStateGraph(Runnable[Any, Any]):
         }
         self.state_coerce = make_coercer(builder.state_schema)
         self.defaults = schema_defaults(builder.state_schema)
+        self.direct = self._direct_graph()
+        """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
+
+    def _direct_graph(self) -> DirectGraph:
+        nodes = []
+        for node_id, name in enumerate(self.node_names):
+            runner = self.runners.get(name)
+            node_metadata = {**(runner.metadata if runner is not None else {}),
+                             "langgraph_node": name}
+            pull_metadata = {**node_metadata, "langgraph_triggers": self.triggers[node_id],
+                             "langgraph_path": ("__pregel_pull", name)}
+            push_metadata = {**node_metadata, "langgraph_triggers": ("__pregel_push",)}
+            if runner is None:  # the start node: the driver maps the input itself
+                call, plain, input_ids, coerce = None, False, [], None
+            else:
+                plain = not (runner.is_runnable or runner.is_async or runner.inject
+                             or runner.retry)
+                call = runner.action if plain else runner.call
+                input_ids, coerce = runner.input_ids, runner.coerce
+            nodes.append((call, plain, input_ids, coerce, pull_metadata, push_metadata,
+                          name in self.branches))
+        return DirectGraph(
+            self.plan, nodes, self.key_ids,
+            [name in self.input_key_set for name in self.key_names], self.reducers,
+            (var_child_runnable_config, CompiledStateGraph.map_input,
+             CompiledStateGraph.output_writes, CompiledStateGraph.branch_writes,
+             note_task_error, DEFAULT_POOL.submit, DEFAULT_SCOUT.watch))
 
     # -- what the run loop asks of the graph -------------------------------------------------
 
@@ -746,37 +775,34 @@ class CompiledStateGraph(Runnable[Any, Any]):
                     )
                 writes.append((WRITE_GOTO, node_id, None))
 
-    def branch_writes(self, task: Task, run: Any, writes: list[Any]) -> None:
-        """Evaluates the conditional edges leaving `task`'s node, against the state as it
-        would be with this task's writes (and only this task's) applied."""
-        branches = self.branches.get(task.name)
-        if not branches:
-            return
-        state = self._branch_state(run, writes)
-        token = var_child_runnable_config.set(task.config)
+    def branch_writes(self, name: str, config: RunnableConfig, state: dict[str, Any],
+                      writes: list[Any]) -> list[Any]:
+        """Evaluates the conditional edges leaving node `name` (whose task wrote `writes`,
+        extended in place and returned) against `state`, the state at the step's start, as
+        it would be with this task's writes (and only this task's) applied."""
+        state = self._branch_state(state, writes)
+        token = var_child_runnable_config.set(config)
         try:
-            for _name, branch in branches:
-                self._route(task.name, branch.route(state, task.config), writes, "Branch")
+            for _name, branch in self.branches[name]:
+                self._route(name, branch.route(state, config), writes, "Branch")
         finally:
             var_child_runnable_config.reset(token)
+        return writes
 
-    async def abranch_writes(self, task: Task, run: Any, writes: list[Any]) -> None:
+    async def abranch_writes(self, name: str, config: RunnableConfig, state: dict[str, Any],
+                             writes: list[Any]) -> None:
         """`branch_writes` on an event loop, awaiting async routing functions there."""
-        branches = self.branches.get(task.name)
-        if not branches:
-            return
-        state = self._branch_state(run, writes)
-        token = var_child_runnable_config.set(task.config)
+        state = self._branch_state(state, writes)
+        token = var_child_runnable_config.set(config)
         try:
-            for _name, branch in branches:
-                destinations = await branch.aroute(state, task.config)
-                self._route(task.name, destinations, writes, "Branch")
+            for _name, branch in self.branches[name]:
+                destinations = await branch.aroute(state, config)
+                self._route(name, destinations, writes, "Branch")
         finally:
             var_child_runnable_config.reset(token)
 
-    def _branch_state(self, run: Any, writes: list[Any]) -> Any:
-        """The state a router sees: the current one with this task's writes applied."""
-        state = run.read(None)
+    def _branch_state(self, state: dict[str, Any], writes: list[Any]) -> Any:
+        """The state a router sees: `state` with this task's writes applied."""
         for kind, key, value in list(writes):
             if kind != WRITE_KEY:
                 continue
@@ -964,6 +990,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
                                     interrupt_after=interrupt_after, **kwargs))
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys)
+        elif (parent is None and interrupt_before is None and interrupt_after is None
+              and not (self.interrupt_before or self.interrupt_after)
+              and not config.get("callbacks")):
+            result = invoke_direct(self, input, config, self._context(context), keys)
         else:
             run = GraphRun(self, input, config, StreamSpec(frozenset()),
                            context=self._context(context), output_keys=keys,

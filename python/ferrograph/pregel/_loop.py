@@ -19,7 +19,6 @@ import asyncio
 import functools
 import itertools
 import os
-import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import CallbackManager
 
-from ferrograph._core import ChannelClosed, ChunkChannel, ConcurrentUpdate, OutOfSteps, Run
+from ferrograph._core import (
+    ChannelClosed,
+    ChunkChannel,
+    ConcurrentUpdate,
+    OutOfSteps,
+    Run,
+    new_task_id,
+    reseed_task_ids,
+)
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import (
     ErrorCode,
@@ -138,6 +145,59 @@ class Task:
     error: BaseException | None = None
 
 
+def recursion_limit(config: dict[str, Any]) -> int:
+    limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+    if not isinstance(limit, int) or limit < 1:
+        raise ValueError("recursion_limit must be at least 1")
+    return limit
+
+
+def task_bases(graph: CompiledStateGraph, config: dict[str, Any],
+               context: Any) -> tuple[dict[str, Any], dict[str, Any], Runtime, bool]:
+    """What every task config of a run starts from: the caller's `configurable` without the
+    engine's own keys, the run's metadata (with the run identifiers found in `configurable`,
+    as LangGraph does), the runtime; and whether the run's input is the caller's own (a
+    graph run as a node gets its parent's whole state: extra keys are expected there)."""
+    configurable = config.get("configurable", {})
+    base_configurable = {k: v for k, v in configurable.items() if not k.startswith("__pregel_")}
+    metadata = dict(config.get("metadata") or {})
+    if base_configurable:
+        for key in PROPAGATED_TO_METADATA:
+            value = base_configurable.get(key)
+            if value and key not in metadata:
+                metadata[key] = value
+    runtime = (graph.default_runtime if context is None
+               else Runtime(context=context, store=graph.store))
+    return base_configurable, metadata, runtime, "__pregel_task" not in configurable
+
+
+def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any], context: Any,
+                  result_keys: Sequence[str] | None) -> dict[str, Any]:
+    """`invoke` without a `GraphRun`: the Rust driver (`DirectGraph`) runs the whole graph,
+    calling the nodes itself. For runs that stream nothing, report to no callbacks and stop
+    at no breakpoint; what tasks see (config, metadata, errors) is as under `GraphRun`."""
+    limit = recursion_limit(config)
+    if result_keys is None:
+        result_ids = graph.default_output[4]
+    else:
+        for key in result_keys:
+            if key not in graph.key_ids:
+                raise ValueError(f"Key {key} not in channels")
+        result_ids = [graph.key_ids[k] for k in result_keys]
+    configurable, metadata, runtime, strict = task_bases(graph, config, context)
+    configurable[CONFIG_KEY_RUNTIME] = runtime
+    configurable["__pregel_stream"] = None
+    configurable["__pregel_task"] = None
+    try:
+        return graph.direct.invoke(
+            graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
+            configurable, metadata, result_ids, config.get("max_concurrency") or None)
+    except OutOfSteps:
+        raise recursion_error(limit) from None
+    except ConcurrentUpdate as e:
+        raise concurrent_update_error(e.args[0]) from None
+
+
 class GraphRun:
     """Runs `graph` on `input` and yields `(namespace, mode, item)` for the modes in `spec`."""
 
@@ -189,10 +249,7 @@ class GraphRun:
             if result_keys is None:
                 result_keys = output_keys if output_keys is not None else graph.output_keys
             self.result_ids = [keys[k] for k in result_keys]
-        limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
-        if not isinstance(limit, int) or limit < 1:
-            raise ValueError("recursion_limit must be at least 1")
-        self.recursion_limit = limit
+        self.recursion_limit = limit = recursion_limit(config)
         if not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
         self.buffer_size = buffer_size
@@ -202,24 +259,10 @@ class GraphRun:
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
         self.interrupted = False
-        self._base_configurable = {
-            k: v for k, v in config.get("configurable", {}).items()
-            if not k.startswith("__pregel_")
-        }
         self._user_callbacks = _without_our_handlers(config.get("callbacks"))
-        # A graph run as a node gets its parent's whole state: extra keys are expected there.
-        if strict_input is None:
-            strict_input = "__pregel_task" not in config.get("configurable", {})
-        self.strict_input = strict_input
-        # As in LangGraph, run identifiers in `configurable` are also task metadata.
-        self._base_metadata = dict(config.get("metadata") or {})
-        if self._base_configurable:
-            for key in PROPAGATED_TO_METADATA:
-                value = self._base_configurable.get(key)
-                if value and key not in self._base_metadata:
-                    self._base_metadata[key] = value
-        self._runtime = (graph.default_runtime if context is None
-                         else Runtime(context=context, store=graph.store))
+        (self._base_configurable, self._base_metadata, self._runtime,
+         is_callers_input) = task_bases(graph, config, context)
+        self.strict_input = is_callers_input if strict_input is None else strict_input
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
         # Under `abatches` only: the consumer's loop and the future it sleeps on; the rest of
@@ -302,14 +345,7 @@ class GraphRun:
         try:
             planned = run.next_tasks()
         except OutOfSteps:
-            raise GraphRecursionError(
-                create_error_message(
-                    message=f"Recursion limit of {self.recursion_limit} reached without "
-                    "hitting a stop condition. You can increase the limit by setting the "
-                    "`recursion_limit` config key.",
-                    error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
-                )
-            ) from None
+            raise recursion_error(self.recursion_limit) from None
         step = run.step
         return [self._make_task(i, node_id, push, arg, step)
                 for i, (node_id, push, arg) in enumerate(planned)]
@@ -319,13 +355,7 @@ class GraphRun:
         try:
             return self.run.apply([(t.index, t.writes) for t in tasks])
         except ConcurrentUpdate as e:
-            raise InvalidUpdateError(
-                create_error_message(
-                    message=f"At key '{e.args[0]}': Can receive only one value per step. "
-                    "Use an Annotated key to handle multiple values.",
-                    error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
-                )
-            ) from None
+            raise concurrent_update_error(e.args[0]) from None
 
     def _interrupts(self, tasks: list[Task], which: frozenset[int]) -> bool:
         if which and any(t.node_id in which for t in tasks if t.node_id != 0):
@@ -567,7 +597,7 @@ class GraphRun:
             self._run_task(t)
         elif runner.on_loop:
             try:
-                output = await runner.acall(t)
+                output = await runner.acall(t.input, t.config)
                 await self._afinish_task(t, output)
                 if t.outlet is not None:
                     await t.outlet.flush()
@@ -721,7 +751,7 @@ class GraphRun:
                    step: int) -> Task:
         graph = self.graph
         name = graph.node_names[node_id]
-        task_id = _new_task_id()
+        task_id = new_task_id()
         if push is None:
             path: tuple[Any, ...] = ("__pregel_pull", name)
             triggers = graph.triggers[node_id]
@@ -809,7 +839,7 @@ class GraphRun:
             if t.node_id == 0:
                 output = self.graph.map_input(t.input, strict=self.strict_input)
             else:
-                output = (t.runner.call(t) if self._user_callbacks is None
+                output = (t.runner.call(t.input, t.config) if self._user_callbacks is None
                           else self._traced_call(t))
             self._finish_task(t, output)
         except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
@@ -827,7 +857,7 @@ class GraphRun:
         run = manager.on_chain_start(None, inputs, name=t.name)
         t.config = {**t.config, "callbacks": run.get_child()}
         try:
-            output = t.runner.call(t)
+            output = t.runner.call(t.input, t.config)
         except BaseException as e:
             run.on_chain_error(e)
             raise
@@ -837,14 +867,15 @@ class GraphRun:
     def _finish_task(self, t: Task, output: Any) -> None:
         """Turns what the node returned into the task's writes, routes and messages."""
         self._take_output(t, output)
-        self.graph.branch_writes(t, self.run, t.writes)
+        if t.name in self.graph.branches:
+            self.graph.branch_writes(t.name, t.config, self.run.read(None), t.writes)
         self._emit_output(t, output)
 
     async def _afinish_task(self, t: Task, output: Any) -> None:
         """`_finish_task` on the event loop: async routers are awaited there."""
         self._take_output(t, output)
         if t.name in self.graph.branches:
-            await self.graph.abranch_writes(t, self.run, t.writes)
+            await self.graph.abranch_writes(t.name, t.config, self.run.read(None), t.writes)
         self._emit_output(t, output)
 
     def _take_output(self, t: Task, output: Any) -> None:
@@ -861,13 +892,7 @@ class GraphRun:
 
     @staticmethod
     def _record_error(t: Task, e: BaseException) -> None:
-        # As LangGraph does: the exception itself reaches the caller, with a note saying in
-        # which task (and, through subgraphs, which enclosing tasks) it happened. Signals for
-        # an enclosing graph, KeyboardInterrupt and StreamClosed pass as they are.
-        if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(
-            e, "add_note"
-        ):
-            e.add_note(f"During task with name '{t.name}' and id '{t.id}'")
+        note_task_error(e, t.name, t.id)
         t.error = e
 
 
@@ -946,16 +971,37 @@ def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None
         pass
 
 
-_TASK_IDS = random.Random(os.urandom(32))
-"""Task ids need to be unique, not unguessable: a seeded generator costs a fraction of
-`os.urandom` per id. Reseeded in forked children so they do not repeat the parent's ids."""
-os.register_at_fork(after_in_child=lambda: _TASK_IDS.seed(os.urandom(32)))
+# Task ids are a per-process random prefix and a counter (see `rust/src/task_id.rs`): a forked
+# child draws its own prefix so that it does not repeat the parent's ids.
+os.register_at_fork(after_in_child=reseed_task_ids)
 
 
-def _new_task_id(_bits: Callable[[int], int] = _TASK_IDS.getrandbits) -> str:
-    """A random id in UUID text form, cheaper than `str(uuid.uuid4())` on this hot path."""
-    h = f"{_bits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def note_task_error(e: BaseException, name: str, task_id: str) -> None:
+    """As LangGraph does: the exception itself reaches the caller, with a note saying in
+    which task (and, through subgraphs, which enclosing tasks) it happened. Signals for an
+    enclosing graph, KeyboardInterrupt and StreamClosed pass as they are."""
+    if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(e, "add_note"):
+        e.add_note(f"During task with name '{name}' and id '{task_id}'")
+
+
+def recursion_error(limit: int) -> GraphRecursionError:
+    return GraphRecursionError(
+        create_error_message(
+            message=f"Recursion limit of {limit} reached without hitting a stop condition. "
+            "You can increase the limit by setting the `recursion_limit` config key.",
+            error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+        )
+    )
+
+
+def concurrent_update_error(key: str) -> InvalidUpdateError:
+    return InvalidUpdateError(
+        create_error_message(
+            message=f"At key '{key}': Can receive only one value per step. "
+            "Use an Annotated key to handle multiple values.",
+            error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
+        )
+    )
 
 
 def _update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],

@@ -39,9 +39,9 @@ fn validate_node_name(name: &str, existing: Vec<String>) -> PyResult<()> {
 /// A compiled graph: validated topology plus channel layout.
 #[pyclass(frozen, module = "ferrograph._core")]
 pub struct GraphPlan {
-    plan: Plan,
+    pub(crate) plan: Plan,
     /// Interned key names, reused for every state dict built.
-    key_names: Vec<Py<PyString>>,
+    pub(crate) key_names: Vec<Py<PyString>>,
 }
 
 #[pymethods]
@@ -134,9 +134,9 @@ impl GraphPlan {
 }
 
 /// Calls the Python reducers of a step's reducer keys.
-struct PyReducers<'a, 'py> {
-    py: Python<'py>,
-    reducers: &'a [Option<Py<PyAny>>],
+pub(crate) struct PyReducers<'a, 'py> {
+    pub(crate) py: Python<'py>,
+    pub(crate) reducers: &'a [Option<Py<PyAny>>],
 }
 
 impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
@@ -169,9 +169,9 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
 type PyTaskWrites = (usize, Vec<(u8, usize, Py<PyAny>)>);
 
 /// Write kinds in the tuples handed to [`Run::apply`].
-const WRITE_KEY: u8 = 0;
-const WRITE_GOTO: u8 = 1;
-const WRITE_SEND: u8 = 2;
+pub(crate) const WRITE_KEY: u8 = 0;
+pub(crate) const WRITE_GOTO: u8 = 1;
+pub(crate) const WRITE_SEND: u8 = 2;
 
 /// The state of one run of a [`GraphPlan`].
 #[pyclass(module = "ferrograph._core")]
@@ -246,14 +246,7 @@ impl Run {
                 .ok_or_else(|| PyValueError::new_err(format!("no task {index} in this step")))?;
             let writes = writes
                 .into_iter()
-                .map(|(kind, target, value)| match kind {
-                    WRITE_KEY if target < plan.keys => Ok(Write::Key(target, value)),
-                    WRITE_GOTO if target < plan.nodes.len() => Ok(Write::Goto(target)),
-                    WRITE_SEND if target < plan.nodes.len() => Ok(Write::Send(target, value)),
-                    _ => Err(PyValueError::new_err(format!(
-                        "invalid write ({kind}, {target})"
-                    ))),
-                })
+                .map(|(kind, target, value)| engine_write(plan, kind, target, value))
                 .collect::<PyResult<Vec<_>>>()?;
             task_writes.push(TaskWrites { task, writes });
         }
@@ -261,34 +254,68 @@ impl Run {
             py,
             reducers: &self.reducers,
         };
-        match self.state.apply(plan, task_writes, &mut reducers) {
-            Ok(applied) => Ok(applied.written_keys),
-            Err(ApplyError::ConcurrentUpdate { key }) => Err(ConcurrentUpdate::new_err(
-                plan_ref.key_names[key].clone_ref(py),
-            )),
-            Err(ApplyError::NotAKey { channel }) => Err(PyValueError::new_err(format!(
-                "channel {channel} is not a state key"
-            ))),
-            Err(ApplyError::Reducer(e)) => Err(e),
-        }
+        self.state
+            .apply(plan, task_writes, &mut reducers)
+            .map(|applied| applied.written_keys)
+            .map_err(|e| apply_error(py, plan_ref, e))
     }
 
     /// The current values of `keys` (all keys when None) as a dict; empty keys are left out.
     #[pyo3(signature = (keys=None))]
     fn read<'py>(&self, py: Python<'py>, keys: Option<Vec<usize>>) -> PyResult<Bound<'py, PyDict>> {
-        let names = &self.plan.get().key_names;
-        let dict = PyDict::new(py);
-        let mut put = |key: usize| -> PyResult<()> {
-            if let Some(value) = names.get(key).and(self.state.value(key)) {
-                dict.set_item(names[key].bind(py), value.bind(py))?;
-            }
-            Ok(())
-        };
+        let plan = self.plan.get();
         match keys {
-            Some(keys) => keys.into_iter().try_for_each(&mut put)?,
-            None => (0..names.len()).try_for_each(&mut put)?,
+            Some(keys) => read_state(py, plan, &self.state, &keys),
+            None => read_state(py, plan, &self.state, 0..plan.key_names.len()),
         }
-        Ok(dict)
+    }
+}
+
+/// The values of `keys` in `state` as a dict keyed by name; empty keys are left out.
+pub(crate) fn read_state<'py>(
+    py: Python<'py>,
+    plan: &GraphPlan,
+    state: &RunState<Py<PyAny>>,
+    keys: impl IntoIterator<Item = impl std::borrow::Borrow<usize>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let names = &plan.key_names;
+    let dict = PyDict::new(py);
+    for key in keys {
+        let key = *key.borrow();
+        if let Some(value) = names.get(key).and(state.value(key)) {
+            dict.set_item(names[key].bind(py), value.bind(py))?;
+        }
+    }
+    Ok(dict)
+}
+
+/// One write as the Python side describes it, `(kind, target, value)`, checked against `plan`.
+pub(crate) fn engine_write(
+    plan: &Plan,
+    kind: u8,
+    target: usize,
+    value: Py<PyAny>,
+) -> PyResult<Write<Py<PyAny>>> {
+    match kind {
+        WRITE_KEY if target < plan.keys => Ok(Write::Key(target, value)),
+        WRITE_GOTO if target < plan.nodes.len() => Ok(Write::Goto(target)),
+        WRITE_SEND if target < plan.nodes.len() => Ok(Write::Send(target, value)),
+        _ => Err(PyValueError::new_err(format!(
+            "invalid write ({kind}, {target})"
+        ))),
+    }
+}
+
+/// A failed apply as the Python exception the run loop translates.
+pub(crate) fn apply_error(py: Python<'_>, plan: &GraphPlan, e: ApplyError<PyErr>) -> PyErr {
+    match e {
+        ApplyError::ConcurrentUpdate { key } => {
+            ConcurrentUpdate::new_err(plan.key_names[key].clone_ref(py))
+        }
+        ApplyError::NotAKey { channel } => {
+            PyValueError::new_err(format!("channel {channel} is not a state key"))
+        }
+        ApplyError::Reducer(e) => e,
     }
 }
 

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod chunks;
+mod direct;
 mod engine;
 
 #[pymodule]
@@ -10,5 +11,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     engine::register(m)?;
     chunks::register(m)?;
+    direct::register(m)?;
     Ok(())
 }

@@ -1,0 +1,709 @@
+//! The direct driver: a whole `invoke` run in Rust, which calls the nodes itself.
+//!
+//! `invoke` streams nothing, so a run needs no channel, no task objects and no generator: per
+//! superstep the driver plans the tasks ([`RunState::next_tasks`]), builds each task's input
+//! and config (LangGraph's `langgraph_*` metadata, a fresh task id), calls the node with the
+//! config set in langchain's context variable, turns a returned dict into writes, and applies
+//! the step ([`RunState::apply`]). Anything less common goes back to the Python helpers the
+//! streaming loop uses too (a node that is a runnable, is async, has a retry policy or asks for
+//! `config`; a return value that is not a dict; conditional edges; input that is not a dict),
+//! so both drivers share one definition of those behaviours.
+//!
+//! A step with several tasks is shared out as the streaming loop does (`_Crew` there): the
+//! calling thread runs tasks itself, and workers are recruited only once the step proves slow
+//! (the scout runs when the caller blocks), each worker bringing in two more.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use super::engine::{apply_error, engine_write, read_state, GraphPlan, OutOfSteps, PyReducers};
+use crate::plan::START_NODE;
+use crate::schedule::{RunState, Task, TaskPath, TaskWrites, Write};
+use crate::task_id;
+
+type Writes = Vec<Write<Py<PyAny>>>;
+
+/// How long the calling thread waits for workers before looking at signals (Ctrl-C is only
+/// seen between waits).
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+
+/// How the driver calls a node.
+enum NodeCall {
+    /// A plain function of the state: called as `f(input)` inside the task's config.
+    Plain(Py<PyAny>),
+    /// Anything else: `NodeRunner.call(input, config)` does it (and sets the config itself).
+    Runner(Py<PyAny>),
+}
+
+struct DirectNode {
+    name: Py<PyString>,
+    /// None for the start node, which maps the run's input instead.
+    call: Option<NodeCall>,
+    input_ids: Vec<usize>,
+    /// Turns the input dict into the node's input schema object (Pydantic, dataclass).
+    coerce: Option<Py<PyAny>>,
+    /// Task metadata of a pull task (the node's own metadata and the `langgraph_*` keys that
+    /// do not change between its tasks); copied per task.
+    pull_metadata: Py<PyDict>,
+    /// The same for a push task (`Send`), whose `langgraph_path` is set per task.
+    push_metadata: Py<PyDict>,
+    /// The node has conditional edges, evaluated by `branch_writes`.
+    branches: bool,
+}
+
+/// A compiled graph as the direct driver runs it (built once per graph).
+#[pyclass(frozen, module = "ferrograph._core")]
+pub struct DirectGraph {
+    plan: Py<GraphPlan>,
+    nodes: Vec<DirectNode>,
+    /// State key name -> key id.
+    key_ids: Py<PyDict>,
+    /// By key id: whether the graph's input schema has the key.
+    input_keys: Vec<bool>,
+    reducers: Vec<Option<Py<PyAny>>>,
+    hooks: Hooks,
+}
+
+/// The Python side's helpers (see the module doc). The graph's own methods are held unbound
+/// and called with the graph the run is given, so the graph and this object form no cycle.
+struct Hooks {
+    /// langchain-core's `var_child_runnable_config`.
+    context_var: Py<PyAny>,
+    /// `CompiledStateGraph.map_input(graph, value, strict)`.
+    map_input: Py<PyAny>,
+    /// `CompiledStateGraph.output_writes(graph, name, output)` -> `(writes, pairs)`.
+    output_writes: Py<PyAny>,
+    /// `CompiledStateGraph.branch_writes(graph, name, config, state, writes)` -> writes.
+    branch_writes: Py<PyAny>,
+    /// `note_task_error(error, name, task_id)`.
+    note_error: Py<PyAny>,
+    /// The worker pool's `submit(fn)`.
+    submit: Py<PyAny>,
+    /// The scout's `watch(fn)`.
+    watch: Py<PyAny>,
+}
+
+/// A node as the Python side describes it to [`DirectGraph::new`].
+type NodeArgs = (
+    Option<Py<PyAny>>,
+    bool,
+    Vec<usize>,
+    Option<Py<PyAny>>,
+    Py<PyDict>,
+    Py<PyDict>,
+    bool,
+);
+
+/// The hooks as the Python side passes them, in [`Hooks`]' order.
+type HookArgs = (
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+    Py<PyAny>,
+);
+
+/// What is fixed for one run: the config every task's config is copied from.
+struct RunArgs<'py> {
+    input: Bound<'py, PyAny>,
+    /// Who the run is for: the graph and how its input is checked.
+    caller: Caller,
+    /// The run's config with `callbacks` cleared; `metadata` and `configurable` are replaced.
+    config: Bound<'py, PyDict>,
+    /// `configurable` less the task's own entries (`checkpoint_ns`, `__pregel_task_id`).
+    configurable: Bound<'py, PyDict>,
+    /// Run metadata that goes under every task's own (None: there is none).
+    metadata: Option<Bound<'py, PyDict>>,
+}
+
+/// One task, ready to run: what the node is called with.
+struct Prepared {
+    task: Task,
+    id: Py<PyString>,
+    input: Py<PyAny>,
+    /// None for the start node without conditional edges (no code of the user's sees it).
+    config: Option<Py<PyDict>>,
+    /// For nodes with conditional edges: the state at the step's start.
+    state: Option<Py<PyDict>>,
+}
+
+#[pymethods]
+impl DirectGraph {
+    #[new]
+    #[pyo3(signature = (plan, nodes, key_ids, input_keys, reducers, hooks))]
+    fn new(
+        py: Python<'_>,
+        plan: Py<GraphPlan>,
+        nodes: Vec<NodeArgs>,
+        key_ids: Py<PyDict>,
+        input_keys: Vec<bool>,
+        reducers: Vec<Option<Py<PyAny>>>,
+        hooks: HookArgs,
+    ) -> PyResult<Self> {
+        let compiled = plan.get();
+        if nodes.len() != compiled.plan.nodes.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "expected {} nodes",
+                compiled.plan.nodes.len()
+            )));
+        }
+        let nodes = nodes
+            .into_iter()
+            .zip(&compiled.plan.nodes)
+            .map(
+                |(
+                    (call, plain, input_ids, coerce, pull_metadata, push_metadata, branches),
+                    node,
+                )| DirectNode {
+                    name: PyString::intern(py, &node.name).unbind(),
+                    call: call.map(|f| {
+                        if plain {
+                            NodeCall::Plain(f)
+                        } else {
+                            NodeCall::Runner(f)
+                        }
+                    }),
+                    input_ids,
+                    coerce,
+                    pull_metadata,
+                    push_metadata,
+                    branches,
+                },
+            )
+            .collect();
+        let (context_var, map_input, output_writes, branch_writes, note_error, submit, watch) =
+            hooks;
+        Ok(DirectGraph {
+            plan,
+            nodes,
+            key_ids,
+            input_keys,
+            reducers,
+            hooks: Hooks {
+                context_var,
+                map_input,
+                output_writes,
+                branch_writes,
+                note_error,
+                submit,
+                watch,
+            },
+        })
+    }
+
+    /// Runs `graph` (the `CompiledStateGraph` this was built for) on `input` to the end and
+    /// returns the values of `result_keys`.
+    /// Raises `OutOfSteps` past the recursion limit, `ConcurrentUpdate` for two writes to a
+    /// last-value key in one step, and a task's own exception (with its note) when it fails.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency))]
+    fn invoke<'py>(
+        slf: &Bound<'py, Self>,
+        graph: Py<PyAny>,
+        input: Bound<'py, PyAny>,
+        strict: bool,
+        initial: Vec<Option<Py<PyAny>>>,
+        recursion_limit: i64,
+        config: Bound<'py, PyDict>,
+        configurable: Bound<'py, PyDict>,
+        metadata: Option<Bound<'py, PyDict>>,
+        result_keys: Vec<usize>,
+        max_concurrency: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let caller = Caller { graph, strict };
+        let graph = slf.get();
+        let compiled = graph.plan.get();
+        let plan = &compiled.plan;
+        if initial.len() != plan.keys {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "expected {} initial values",
+                plan.keys
+            )));
+        }
+        let run = RunArgs {
+            input,
+            caller,
+            config,
+            configurable,
+            metadata: metadata.filter(|m| !m.is_empty()),
+        };
+        let mut state = RunState::new(plan, initial, recursion_limit);
+        loop {
+            let tasks = state
+                .next_tasks(plan)
+                .map_err(|_| OutOfSteps::new_err(()))?;
+            if tasks.is_empty() {
+                break;
+            }
+            let step = state.step();
+            let prepared = tasks
+                .iter()
+                .map(|&task| graph.prepare(py, &run, &state, task, step))
+                .collect::<PyResult<Vec<_>>>()?;
+            let results = if prepared.len() == 1 {
+                let task = prepared.into_iter().next().expect("one task");
+                let writes = graph.run_task(py, &task, &run.caller)?;
+                vec![TaskWrites {
+                    task: task.task,
+                    writes,
+                }]
+            } else {
+                run_shared(slf, prepared, &run, max_concurrency)?
+            };
+            let mut reducers = PyReducers {
+                py,
+                reducers: &graph.reducers,
+            };
+            state
+                .apply(plan, results, &mut reducers)
+                .map_err(|e| apply_error(py, compiled, e))?;
+        }
+        read_state(py, compiled, &state, &result_keys)
+    }
+}
+
+impl DirectGraph {
+    /// The task's input and config, built on the calling thread before the step runs (so the
+    /// state they read is the step's, whichever thread runs the task).
+    fn prepare(
+        &self,
+        py: Python<'_>,
+        run: &RunArgs<'_>,
+        state: &RunState<Py<PyAny>>,
+        task: Task,
+        step: i64,
+    ) -> PyResult<Prepared> {
+        let node = &self.nodes[task.node];
+        let id = PyString::new(py, &task_id::next());
+        let input = match task.path {
+            TaskPath::Push(index) => state.send_arg(index).clone_ref(py),
+            TaskPath::Pull(_) if task.node == START_NODE => run.input.clone().unbind(),
+            TaskPath::Pull(_) => {
+                let values = read_state(py, self.plan.get(), state, &node.input_ids)?;
+                match &node.coerce {
+                    Some(coerce) => coerce.bind(py).call1((values,))?.unbind(),
+                    None => values.into_any().unbind(),
+                }
+            }
+        };
+        let state_now = if node.branches {
+            Some(read_state(py, self.plan.get(), state, 0..self.input_keys.len())?.unbind())
+        } else {
+            None
+        };
+        let config = if task.node == START_NODE && !node.branches {
+            None
+        } else {
+            Some(self.task_config(py, run, node, &task, &id, step)?.unbind())
+        };
+        Ok(Prepared {
+            task,
+            id: id.unbind(),
+            input,
+            config,
+            state: state_now,
+        })
+    }
+
+    /// The config a task's node sees: the run's, with the task's metadata and identifiers.
+    fn task_config<'py>(
+        &self,
+        py: Python<'py>,
+        run: &RunArgs<'py>,
+        node: &DirectNode,
+        task: &Task,
+        id: &Bound<'py, PyString>,
+        step: i64,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let checkpoint_ns = PyString::new(py, &format!("{}:{}", node.name.bind(py), id));
+        let template = match task.path {
+            TaskPath::Pull(_) => node.pull_metadata.bind(py),
+            TaskPath::Push(_) => node.push_metadata.bind(py),
+        };
+        // Task keys win over the node's metadata, which wins over the run's.
+        let metadata = match &run.metadata {
+            Some(base) => {
+                let merged = base.copy()?;
+                merged.update(template.as_mapping())?;
+                merged
+            }
+            None => template.copy()?,
+        };
+        metadata.set_item(intern!(py, "langgraph_step"), step)?;
+        if let TaskPath::Push(index) = task.path {
+            let path = PyTuple::new(
+                py,
+                [
+                    intern!(py, "__pregel_push").clone().into_any(),
+                    index.into_pyobject(py)?.into_any(),
+                    false.into_pyobject(py)?.to_owned().into_any(),
+                ],
+            )?;
+            metadata.set_item(intern!(py, "langgraph_path"), path)?;
+        }
+        metadata.set_item(intern!(py, "langgraph_checkpoint_ns"), &checkpoint_ns)?;
+        let configurable = run.configurable.copy()?;
+        configurable.set_item(intern!(py, "checkpoint_ns"), checkpoint_ns)?;
+        configurable.set_item(intern!(py, "__pregel_task_id"), id)?;
+        let config = run.config.copy()?;
+        config.set_item(intern!(py, "metadata"), metadata)?;
+        config.set_item(intern!(py, "configurable"), configurable)?;
+        Ok(config)
+    }
+
+    /// Runs a prepared task: calls its node and turns what it returned (and its conditional
+    /// edges) into writes. A failure gets its task note, as in the streaming loop.
+    fn run_task(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
+        self.run_node(py, task, caller).inspect_err(|e| {
+            let node = &self.nodes[task.task.node];
+            // The note is best effort: the task's own error is what the caller gets.
+            let _ = self
+                .hooks
+                .note_error
+                .call1(py, (e.value(py), node.name.bind(py), task.id.bind(py)));
+        })
+    }
+
+    fn run_node(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
+        let node = &self.nodes[task.task.node];
+        let input = task.input.bind(py);
+        let config = task.config.as_ref().map(|c| c.bind(py));
+        let output = match (&node.call, config) {
+            (None, _) => self.map_input(py, caller, input)?,
+            (Some(NodeCall::Plain(f)), Some(config)) => {
+                let var = self.hooks.context_var.bind(py);
+                let token = var.call_method1(intern!(py, "set"), (config,))?;
+                let output = f.bind(py).call1((input,));
+                var.call_method1(intern!(py, "reset"), (token,))?;
+                output?
+            }
+            (Some(NodeCall::Runner(f)), Some(config)) => f.bind(py).call1((input, config))?,
+            (Some(_), None) => unreachable!("nodes other than the start node have a config"),
+        };
+        let mut writes = self.output_writes(py, caller, node, &output)?;
+        if node.branches {
+            let state = task.state.as_ref().expect("prepared with its state");
+            writes = self.branch_writes(py, caller, node, config, state.bind(py), writes)?;
+        }
+        Ok(writes)
+    }
+
+    /// The start node's output: the run's input as a dict of input-schema keys.
+    fn map_input<'py>(
+        &self,
+        py: Python<'py>,
+        caller: &Caller,
+        input: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let strict = caller.strict;
+        if let Ok(dict) = input.cast_exact::<PyDict>() {
+            let key_ids = self.key_ids.bind(py);
+            let mapped = PyDict::new(py);
+            let mut plain = true;
+            for (k, v) in dict.iter() {
+                match key_ids.get_item(&k)? {
+                    Some(id) if self.input_keys[id.extract::<usize>()?] => mapped.set_item(k, v)?,
+                    Some(_) => {}
+                    None if strict => {
+                        plain = false; // map_input names the unknown keys
+                        break;
+                    }
+                    None => {}
+                }
+            }
+            if plain {
+                return Ok(mapped.into_any());
+            }
+        }
+        self.hooks
+            .map_input
+            .bind(py)
+            .call1((caller.graph.bind(py), input, strict))
+    }
+
+    /// A node's return value as writes: a dict's known keys here, anything else (`Command`,
+    /// state objects, lists of commands, errors) by `output_writes`.
+    fn output_writes(
+        &self,
+        py: Python<'_>,
+        caller: &Caller,
+        node: &DirectNode,
+        output: &Bound<'_, PyAny>,
+    ) -> PyResult<Writes> {
+        if let Ok(dict) = output.cast_exact::<PyDict>() {
+            let key_ids = self.key_ids.bind(py);
+            let mut writes = Vec::with_capacity(dict.len());
+            for (k, v) in dict.iter() {
+                if let Some(id) = key_ids.get_item(&k)? {
+                    writes.push(Write::Key(id.extract()?, v.unbind()));
+                }
+            }
+            return Ok(writes);
+        }
+        if output.is_none() {
+            return Ok(Vec::new());
+        }
+        let described = self.hooks.output_writes.bind(py).call1((
+            caller.graph.bind(py),
+            node.name.bind(py),
+            output,
+        ))?;
+        self.engine_writes(&described.get_item(0)?)
+    }
+
+    /// `writes` extended with the routes of the node's conditional edges.
+    fn branch_writes(
+        &self,
+        py: Python<'_>,
+        caller: &Caller,
+        node: &DirectNode,
+        config: Option<&Bound<'_, PyDict>>,
+        state: &Bound<'_, PyDict>,
+        writes: Writes,
+    ) -> PyResult<Writes> {
+        let described = PyList::empty(py);
+        for write in writes {
+            let (kind, target, value) = match write {
+                Write::Key(key, value) => (super::engine::WRITE_KEY, key, value),
+                Write::Goto(node) => (super::engine::WRITE_GOTO, node, py.None()),
+                Write::Send(node, arg) => (super::engine::WRITE_SEND, node, arg),
+            };
+            described.append((kind, target, value))?;
+        }
+        let routed = self.hooks.branch_writes.bind(py).call1((
+            caller.graph.bind(py),
+            node.name.bind(py),
+            config,
+            state,
+            described,
+        ))?;
+        self.engine_writes(&routed)
+    }
+
+    /// Writes described as `(kind, target, value)` tuples.
+    fn engine_writes(&self, described: &Bound<'_, PyAny>) -> PyResult<Writes> {
+        let plan = &self.plan.get().plan;
+        described
+            .try_iter()?
+            .map(|item| {
+                let (kind, target, value): (u8, usize, Py<PyAny>) = item?.extract()?;
+                engine_write(plan, kind, target, value)
+            })
+            .collect()
+    }
+}
+
+/// A step with several tasks, shared between the calling thread and recruited workers.
+struct SharedStep {
+    graph: Py<DirectGraph>,
+    tasks: Vec<Prepared>,
+    /// Indexes of the tasks no thread has taken yet.
+    unclaimed: Mutex<VecDeque<usize>>,
+    outcomes: Vec<Mutex<Option<PyResult<Writes>>>>,
+    progress: Mutex<Progress>,
+    changed: Condvar,
+    /// Workers asked for so far; `helpers` is the cap (`max_concurrency` less the caller).
+    hired: AtomicUsize,
+    helpers: usize,
+    caller: Caller,
+}
+
+/// The graph a run is for, and whether its input may only name state keys (a caller's own
+/// input; a parent graph's state handed to a subgraph may carry more).
+struct Caller {
+    graph: Py<PyAny>,
+    strict: bool,
+}
+
+impl Caller {
+    fn clone_ref(&self, py: Python<'_>) -> Caller {
+        Caller {
+            graph: self.graph.clone_ref(py),
+            strict: self.strict,
+        }
+    }
+}
+
+struct Progress {
+    /// Tasks not finished yet (claimed or not).
+    pending: usize,
+    /// The first task that failed.
+    failed: Option<usize>,
+}
+
+impl SharedStep {
+    fn claim(&self) -> Option<usize> {
+        self.unclaimed.lock().pop_front()
+    }
+
+    /// Runs task `index` and records its outcome; true when it failed.
+    fn run(&self, py: Python<'_>, index: usize) -> bool {
+        let outcome = self
+            .graph
+            .get()
+            .run_task(py, &self.tasks[index], &self.caller);
+        let failed = outcome.is_err();
+        *self.outcomes[index].lock() = Some(outcome);
+        let mut progress = self.progress.lock();
+        progress.pending -= 1;
+        if failed && progress.failed.is_none() {
+            progress.failed = Some(index);
+        }
+        drop(progress);
+        self.changed.notify_all();
+        failed
+    }
+
+    /// Asks the pool for up to `wanted` workers while tasks are waiting.
+    fn recruit(self: &Arc<Self>, py: Python<'_>, wanted: usize) -> PyResult<()> {
+        let submit = self.graph.get().hooks.submit.bind(py);
+        for _ in 0..wanted {
+            if self.unclaimed.lock().is_empty()
+                || self.hired.fetch_add(1, Ordering::Relaxed) >= self.helpers
+            {
+                return Ok(());
+            }
+            let worker = Bound::new(
+                py,
+                StepCrew {
+                    step: Arc::clone(self),
+                },
+            )?;
+            submit.call1((worker.getattr(intern!(py, "work"))?,))?;
+        }
+        Ok(())
+    }
+}
+
+/// The handle workers and the scout hold on a [`SharedStep`].
+#[pyclass(frozen, module = "ferrograph._core")]
+pub struct StepCrew {
+    step: Arc<SharedStep>,
+}
+
+#[pymethods]
+impl StepCrew {
+    /// On a worker: runs unclaimed tasks until none is left, recruiting as it goes.
+    fn work(&self, py: Python<'_>) {
+        while let Some(index) = self.step.claim() {
+            // A worker that cannot recruit still runs its task; the step is not lost.
+            let _ = self.step.recruit(py, 2);
+            self.step.run(py, index);
+        }
+    }
+
+    /// For the scout: workers for whatever is still waiting.
+    fn check(&self, py: Python<'_>) {
+        let _ = self.step.recruit(py, 2);
+    }
+}
+
+/// Runs a step's tasks on the calling thread and on the workers it turns out to need; returns
+/// their writes in task order, or the first failure (tasks not started by then never start).
+fn run_shared(
+    graph: &Bound<'_, DirectGraph>,
+    tasks: Vec<Prepared>,
+    run: &RunArgs<'_>,
+    max_concurrency: Option<usize>,
+) -> PyResult<Vec<TaskWrites<Py<PyAny>>>> {
+    let py = graph.py();
+    let count = tasks.len();
+    let step = Arc::new(SharedStep {
+        graph: graph.clone().unbind(),
+        outcomes: (0..count).map(|_| Mutex::new(None)).collect(),
+        tasks,
+        unclaimed: Mutex::new((0..count).collect()),
+        progress: Mutex::new(Progress {
+            pending: count,
+            failed: None,
+        }),
+        changed: Condvar::new(),
+        hired: AtomicUsize::new(0),
+        helpers: max_concurrency.unwrap_or(count).clamp(1, count) - 1,
+        caller: run.caller.clone_ref(py),
+    });
+    if step.helpers > 0 {
+        let crew = Bound::new(
+            py,
+            StepCrew {
+                step: Arc::clone(&step),
+            },
+        )?;
+        let check = crew.getattr(intern!(py, "check"))?;
+        graph.get().hooks.watch.bind(py).call1((check,))?;
+    }
+    let outcome = drive_step(py, &step);
+    step.unclaimed.lock().clear(); // after a failure or Ctrl-C nothing more starts
+    outcome?;
+    let tasks = step.tasks.iter().map(|t| t.task).collect::<Vec<_>>();
+    tasks
+        .into_iter()
+        .zip(&step.outcomes)
+        .map(|(task, outcome)| {
+            let writes = outcome.lock().take().expect("every task finished")?;
+            Ok(TaskWrites { task, writes })
+        })
+        .collect()
+}
+
+/// The calling thread's share of a step: tasks until none is unclaimed, then a wait for the
+/// workers' (with the GIL released, waking to look at signals).
+fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
+    while let Some(index) = step.claim() {
+        if step.run(py, index) {
+            return Err(take_failure(step, index));
+        }
+    }
+    loop {
+        let failed = py.detach(|| {
+            let mut progress = step.progress.lock();
+            if progress.pending > 0 && progress.failed.is_none() {
+                step.changed.wait_for(&mut progress, SIGNAL_CHECK_INTERVAL);
+            }
+            (progress.pending == 0 || progress.failed.is_some()).then_some(progress.failed)
+        });
+        match failed {
+            Some(None) => return Ok(()),
+            Some(Some(index)) => return Err(take_failure(step, index)),
+            None => py.check_signals()?,
+        }
+    }
+}
+
+fn take_failure(step: &SharedStep, index: usize) -> PyErr {
+    match step.outcomes[index].lock().take() {
+        Some(Err(e)) => e,
+        _ => unreachable!("task {index} was recorded as failed"),
+    }
+}
+
+/// Draws a new random prefix for task ids (done at import; call again in a forked child).
+#[pyfunction]
+fn reseed_task_ids() {
+    task_id::reseed();
+}
+
+/// A new task id (see [`task_id`]).
+#[pyfunction]
+fn new_task_id() -> String {
+    task_id::next()
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    task_id::reseed();
+    m.add_class::<DirectGraph>()?;
+    m.add_class::<StepCrew>()?;
+    m.add_function(wrap_pyfunction!(new_task_id, m)?)?;
+    m.add_function(wrap_pyfunction!(reseed_task_ids, m)?)?;
+    Ok(())
+}

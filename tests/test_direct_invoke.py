@@ -1,0 +1,315 @@
+"""`invoke` on the direct driver (the whole run in Rust, `DirectGraph`): which runs take it,
+that nodes see what they see under `GraphRun`, and its failure, Ctrl-C, concurrency and task-id
+behaviour."""
+
+from __future__ import annotations
+
+import _thread
+import operator
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+
+import ferrograph.graph.state as state_module
+from ferrograph._core import new_task_id
+from ferrograph.config import get_config
+from ferrograph.graph import START, StateGraph
+from ferrograph.runtime import Runtime
+from ferrograph.types import RetryPolicy, Send
+from tests.support import settle_threads
+
+
+class Log(TypedDict):
+    log: Annotated[list, operator.add]
+
+
+class Seen(TypedDict):
+    log: Annotated[list, operator.add]
+    item: int
+
+
+@dataclass
+class Context:
+    user: str
+
+
+@pytest.fixture
+def no_graph_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each `GraphRun` made (`invoke` on the direct driver makes none)."""
+    made: list[str] = []
+    real = state_module.GraphRun
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made.append("GraphRun")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(state_module, "GraphRun", recording)
+    return made
+
+
+def chain(n: int = 3) -> Any:
+    b = StateGraph(Log)
+    for i in range(n):
+        b.add_node(f"n{i}", lambda s, i=i: {"log": [i]})
+        b.add_edge(START if i == 0 else f"n{i - 1}", f"n{i}")
+    return b.compile()
+
+
+class Recorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.chains: list[str] = []
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, name: str | None = None,
+                       **kwargs: Any) -> None:
+        self.chains.append(name or "")
+
+
+def test_plain_invoke_takes_the_direct_driver(no_graph_run: list[str]) -> None:
+    assert chain().invoke({"log": []}) == {"log": [0, 1, 2]}
+    assert no_graph_run == []
+
+
+@pytest.mark.parametrize("how", ["callbacks", "interrupt_before", "interrupt_after",
+                                 "stream_mode"])
+def test_runs_the_direct_driver_cannot_serve_go_through_a_graph_run(
+        no_graph_run: list[str], how: str) -> None:
+    graph = chain()
+    recorder = Recorder()
+    kwargs: dict[str, Any] = {
+        "callbacks": {},
+        "interrupt_before": {"interrupt_before": ["n1"]},
+        "interrupt_after": {"interrupt_after": ["n1"]},
+        "stream_mode": {"stream_mode": "updates"},
+    }[how]
+    config = {"callbacks": [recorder]} if how == "callbacks" else None
+    result = graph.invoke({"log": []}, config, **kwargs)
+    assert no_graph_run == ["GraphRun"]
+    if how == "callbacks":
+        assert recorder.chains == ["LangGraph", "n0", "n1", "n2"]  # the trace needs GraphRun
+    elif how == "stream_mode":
+        assert result == [{"n0": {"log": [0]}}, {"n1": {"log": [1]}}, {"n2": {"log": [2]}}]
+    else:
+        assert result == {"log": [0, 1]} if how == "interrupt_after" else {"log": [0]}
+
+
+def _normalised(config: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
+    """The config a node saw, with its task id (unique per run) replaced by a stand-in and
+    the engine's internal handles by their presence."""
+    task_id = config["configurable"]["__pregel_task_id"]
+    stand_in = ids.setdefault(task_id, f"<task {len(ids)}>")
+
+    def fix(value: Any) -> Any:
+        return value.replace(task_id, stand_in) if isinstance(value, str) else value
+
+    configurable = {k: fix(v) for k, v in config["configurable"].items()
+                    if k not in ("__pregel_task", "__pregel_stream")}
+    return {
+        **{k: v for k, v in config.items() if k not in ("metadata", "configurable")},
+        "callbacks": type(config.get("callbacks")).__name__,
+        "metadata": {k: fix(v) for k, v in config["metadata"].items()},
+        "configurable": configurable,
+        "has_task_entries": ("__pregel_task" in config["configurable"],
+                             "__pregel_stream" in config["configurable"]),
+    }
+
+
+def seen_configs(**invoke_kwargs: Any) -> list[tuple[str, Any]]:
+    """What each node of a graph with pull, push, plain and config-taking nodes, node
+    metadata, a router and a runnable node saw, in one `invoke` with a full config."""
+    seen: list[tuple[str, Any]] = []
+    ids: dict[str, str] = {}
+
+    def plain(state: Seen) -> dict[str, Any]:
+        seen.append(("plain", _normalised(get_config(), ids)))
+        return {"log": ["plain"]}
+
+    def takes_config(state: Seen, config: RunnableConfig, runtime: Runtime) -> dict[str, Any]:
+        assert get_config() is config
+        seen.append(("takes_config", _normalised(config, ids)))
+        seen.append(("runtime", (runtime.context, runtime.store)))
+        return {"log": ["takes_config"]}
+
+    def worker(item: int) -> dict[str, Any]:
+        seen.append((f"worker {item}", _normalised(get_config(), ids)))
+        return {"log": [item]}
+
+    def fan(state: Seen) -> list[Send]:
+        seen.append(("router", _normalised(get_config(), ids)))
+        return [Send("worker", 1), Send("worker", 2)]
+
+    def runnable(state: Seen) -> dict[str, Any]:
+        seen.append(("runnable", _normalised(get_config(), ids)))
+        return {"log": ["runnable"]}
+
+    b = StateGraph(Seen, context_schema=Context)
+    b.add_node("plain", plain, metadata={"owner": "team-a"})
+    b.add_node("takes_config", takes_config)
+    b.add_node("worker", worker)
+    b.add_node("runnable", RunnableLambda(runnable))
+    b.add_edge(START, "plain")
+    b.add_edge(START, "takes_config")
+    b.add_conditional_edges("plain", fan)
+    b.add_edge("worker", "runnable")
+    config = {"tags": ["t"], "metadata": {"team": "core"}, "recursion_limit": 30,
+              "configurable": {"thread_id": "thread-1", "user_key": "ada"}}
+    result = b.compile().invoke({"log": [], "item": 0}, config, context={"user": "ada"},
+                                **invoke_kwargs)
+    assert result["log"][-1] == "runnable"
+    return sorted(seen, key=lambda pair: (pair[0], str(pair[1])))
+
+
+def test_nodes_see_the_same_config_as_under_a_graph_run(no_graph_run: list[str]) -> None:
+    direct = seen_configs()
+    assert no_graph_run == []
+    through_graph_run = seen_configs(interrupt_before=[])  # a breakpoint list: GraphRun
+    assert no_graph_run == ["GraphRun"]
+    assert direct == through_graph_run
+    by_node = dict(direct)
+    plain = by_node["plain"]["metadata"]
+    assert plain["owner"] == "team-a" and plain["team"] == "core"
+    assert plain["thread_id"] == "thread-1"  # run identifiers in configurable, as LangGraph
+    assert plain["langgraph_path"] == ("__pregel_pull", "plain")
+    assert plain["langgraph_triggers"] == ("branch:to:plain",)
+    worker = by_node["worker 2"]["metadata"]
+    assert worker["langgraph_path"][:1] == ("__pregel_push",)
+    assert worker["langgraph_triggers"] == ("__pregel_push",)
+    assert by_node["runtime"] == (Context(user="ada"), None)
+
+
+@pytest.mark.parametrize("where", ["calling thread", "worker"])
+def test_a_failing_branch_raises_its_own_error_with_its_task_note(where: str) -> None:
+    baseline = threading.active_count()
+    error = KeyError("the original")
+    started = threading.Event()
+    ran: list[str] = []
+
+    def bad(state: Log) -> dict[str, Any]:
+        if where == "worker":  # the caller is busy in `first` until a worker took this one
+            started.set()
+        raise error
+
+    def first(state: Log) -> dict[str, Any]:
+        if where == "worker":
+            assert started.wait(5)
+            time.sleep(0.05)
+        ran.append("first")
+        return {"log": ["first"]}
+
+    def later(state: Log) -> dict[str, Any]:
+        ran.append("later")
+        return {"log": ["later"]}
+
+    b = StateGraph(Log)
+    for name, node in (("a_first", first), ("b_bad", bad), ("c_later", later)):
+        b.add_node(name, node)
+        b.add_edge(START, name)
+    graph = b.compile()
+    with pytest.raises(KeyError) as caught:
+        graph.invoke({"log": []})
+    assert caught.value is error
+    assert re.fullmatch(r"During task with name 'b_bad' and id '[0-9a-f-]{36}'",
+                        caught.value.__notes__[-1])
+    if where == "calling thread":
+        assert ran == ["first"]  # nothing starts after the failure
+    assert settle_threads(baseline) <= baseline
+
+
+def test_ctrl_c_reaches_a_caller_waiting_for_workers() -> None:
+    baseline = threading.active_count()
+    handed_over = threading.Event()
+    release = threading.Event()
+
+    def quick(state: Log) -> dict[str, Any]:
+        assert handed_over.wait(5)  # the caller holds this one until a worker has the other
+        return {"log": ["quick"]}
+
+    def interrupts(state: Log) -> dict[str, Any]:
+        handed_over.set()
+        time.sleep(0.1)  # the caller is waiting for this task by now
+        _thread.interrupt_main()
+        release.wait(5)
+        return {"log": ["late"]}
+
+    b = StateGraph(Log)
+    b.add_node("a_quick", quick)
+    b.add_node("b_interrupts", interrupts)
+    b.add_edge(START, "a_quick")
+    b.add_edge(START, "b_interrupts")
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        b.compile().invoke({"log": []})
+    assert time.monotonic() - start < 3
+    release.set()
+    assert settle_threads(baseline) <= baseline
+
+
+def test_one_graph_invoked_from_many_threads_at_once() -> None:
+    b = StateGraph(Log)
+    for i in range(5):
+        b.add_node(f"f{i}", lambda s, i=i: {"log": [i]})
+        b.add_edge(START, f"f{i}")
+    b.add_node("join", lambda s: {"log": ["join"]})
+    b.add_edge([f"f{i}" for i in range(5)], "join")
+    graph = b.compile()
+    bad: list[Any] = []
+
+    def client() -> None:
+        for _ in range(200):
+            result = graph.invoke({"log": []})["log"]
+            if sorted(result[:5]) != list(range(5)) or result[5:] != ["join"]:
+                bad.append(result)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert bad == []
+
+
+def test_retry_policy_and_async_nodes_run_under_invoke() -> None:
+    attempts: list[int] = []
+
+    def flaky(state: Log) -> dict[str, Any]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ValueError("not yet")
+        return {"log": ["flaky"]}
+
+    async def coroutine(state: Log) -> dict[str, Any]:
+        return {"log": ["async"]}
+
+    b = StateGraph(Log)
+    b.add_node("flaky", flaky, retry_policy=RetryPolicy(initial_interval=0.001, jitter=False,
+                                                retry_on=ValueError))
+    b.add_node("coroutine", coroutine)
+    b.add_edge(START, "flaky")
+    b.add_edge("flaky", "coroutine")
+    assert b.compile().invoke({"log": []}) == {"log": ["flaky", "async"]}
+    assert len(attempts) == 3
+
+
+def test_task_ids_are_unique_uuid_text_and_a_forked_child_draws_its_own() -> None:
+    ids = {new_task_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}", i)
+               for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then leave at once
+        os.write(write, new_task_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = new_task_id()
+    assert child not in ids and child != parent
+    assert child[:18] != parent[:18]  # a prefix of its own, not the parent's next counter
