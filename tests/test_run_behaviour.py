@@ -282,3 +282,67 @@ def test_scout_checks_what_it_watches_and_its_thread_exits_when_idle():
     again = threading.Event()
     scout.watch(again.set)  # a new thread once the idle one has gone
     assert again.wait(5)
+
+
+def _streamed_branches(n: int, node: Any) -> dict[str, int]:
+    """Streams `messages` from a fan-out of `n` branches; chunks per branch."""
+    graph = fan_out(n, node)
+    chunks: dict[str, int] = {}
+    for _chunk, md in graph.stream({"log": []}, stream_mode="messages"):
+        chunks[md["langgraph_node"]] = chunks.get(md["langgraph_node"], 0) + 1
+    return chunks
+
+
+def test_busy_streaming_branches_run_a_few_at_a_time_not_a_thread_each():
+    """Branches that keep the interpreter busy (a fake model makes its tokens in Python)
+    gain nothing from running at once under one GIL: the step starts more of them only
+    while the GIL is free, so 64 of them never have 64 threads thrashing."""
+    running = peak = 0
+    lock = threading.Lock()
+
+    def node(state: Log, model: Any = None) -> dict[str, Any]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content="w " * 200)]))
+        try:
+            return {"log": [len(model.invoke("go").content)]}
+        finally:
+            with lock:
+                running -= 1
+
+    chunks = _streamed_branches(64, node)
+    assert len(chunks) == 64 and len(set(chunks.values())) == 1
+    assert peak <= 16
+
+
+def test_waiting_streaming_branches_all_run_while_another_keeps_the_gil_busy():
+    """A branch that waits for a sibling still gets it started when the GIL is busy with a
+    third one (the step grows by one after a while in any case)."""
+    started = time.monotonic()
+    released = threading.Event()
+
+    def a_waits(state: Log) -> dict[str, Any]:
+        assert released.wait(10), "the sibling never ran"
+        return {"log": ["waited"]}
+
+    def b_spins(state: Log) -> dict[str, Any]:
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:  # pure Python: holds the GIL but for switches
+            pass
+        return {"log": ["spun"]}
+
+    def c_releases(state: Log) -> dict[str, Any]:
+        released.set()
+        return {"log": ["released"]}
+
+    builder = StateGraph(Log)
+    for name, node in (("a", a_waits), ("b", b_spins), ("c", c_releases)):
+        builder.add_node(name, node)
+        builder.add_edge(START, name)
+    graph = builder.compile()
+    ended = [next(iter(item)) for mode, item in graph.stream(
+        {"log": []}, stream_mode=["messages", "updates"]) if mode == "updates"]
+    assert ended[:2] == ["c", "a"]  # long before b's spin ends
+    assert time.monotonic() - started < 5

@@ -19,6 +19,7 @@ import asyncio
 import functools
 import itertools
 import os
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,13 @@ WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
 CHANNEL_CAPACITY = 4096
 DRAIN_BATCH = 1024
 DRAIN_WAIT_SECONDS = 0.2
+RAMP_START = 1
+"""Tasks of a live step started before `_Dispatch` has seen whether they keep the GIL busy."""
+RAMP_TICK_SECONDS = 0.002
+RAMP_FREE_GIL_SECONDS = 0.001
+"""A GIL taken back within this was free (a busy one takes the switch interval, 5 ms)."""
+RAMP_FREE_LOOKS = 2
+RAMP_PATIENCE_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -677,13 +685,16 @@ class GraphRun:
         def launch(t: Task) -> None:
             DEFAULT_POOL.submit(functools.partial(self._run_and_report, t, control))
 
-        dispatch = _Dispatch(tasks, self.max_concurrency, launch)
+        # The tasks the consumer listens to start first (sorting is stable).
+        tasks = sorted(tasks, key=lambda t: not self._streams_live(t))
+        dispatch = _Dispatch(tasks, self.max_concurrency, launch, ramp=True)
         while dispatch.pending:
             # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
-            batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
+            batch = channel.drain(DRAIN_BATCH, dispatch.wait_seconds())
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
             yield from self._batch_items(batch, step, dispatch.task_ended)
+            dispatch.adapt(channel.take_gil_wait())
 
     def _execute_sharing(self, tasks: list[Task], channel: ChunkChannel, control: Any,
                          step: int) -> Iterator[Any]:
@@ -897,21 +908,38 @@ class GraphRun:
 
 
 class _Dispatch:
-    """Starts a step's tasks, at most `limit` at once (`max_concurrency`; None: all)."""
+    """Starts a step's tasks, at most `limit` at once (`max_concurrency`; None: all).
 
-    __slots__ = ("queue", "pending", "running", "limit", "launch")
+    With `ramp` (tasks on worker threads, which share one GIL), it starts `RAMP_START` of
+    them and lets more run only while the interpreter has time to spare. The consumer tells
+    `adapt` how long it last waited to take the GIL back after sleeping on the channel: at
+    once means no thread wanted it (the running tasks wait, on the network or on each
+    other); when that is so on `RAMP_FREE_LOOKS` looks in a row (one look per
+    `RAMP_TICK_SECONDS`; a single one may fall between two tasks of a worker), the number
+    allowed to run doubles. A wait of
+    the interpreter's switch interval means the running tasks keep it busy, and more threads
+    would only take turns with them. After `RAMP_PATIENCE_SECONDS` without growth one more
+    may run in any case, so tasks that wait on a sibling are never held back for good. Tasks
+    that wait on I/O thus all run at once after a few ticks, while busy ones run a few at a
+    time instead of hundreds of threads thrashing (and each holding a half-done call)."""
+
+    __slots__ = ("queue", "pending", "running", "limit", "allowed", "launch", "_looked",
+                 "_grown", "_free_looks")
 
     def __init__(self, tasks: list[Task], limit: int | None,
-                 launch: Callable[[Task], None]) -> None:
+                 launch: Callable[[Task], None], ramp: bool = False) -> None:
         self.queue = list(reversed(tasks))
         self.pending = len(tasks)
         self.running = 0
         self.limit = limit or len(tasks)
+        self.allowed = min(self.limit, RAMP_START) if ramp else self.limit
         self.launch = launch
+        self._looked = self._grown = time.monotonic()
+        self._free_looks = 0
         self._fill()
 
     def _fill(self) -> None:
-        while self.queue and self.running < self.limit:
+        while self.queue and self.running < self.allowed:
             self.running += 1
             self.launch(self.queue.pop())
 
@@ -919,6 +947,30 @@ class _Dispatch:
         self.pending -= 1
         self.running -= 1
         self._fill()
+
+    def wait_seconds(self) -> float:
+        """How long the consumer may sleep on the channel: a tick while tasks wait to
+        start."""
+        return RAMP_TICK_SECONDS if self.queue and self.allowed < self.limit \
+            else DRAIN_WAIT_SECONDS
+
+    def adapt(self, gil_wait: float | None) -> None:
+        """Lets more tasks run if the GIL was free (see the class doc); `gil_wait` is the
+        channel's `take_gil_wait()`."""
+        if not self.queue or self.allowed >= self.limit:
+            return
+        now = time.monotonic()
+        if now - self._looked < RAMP_TICK_SECONDS:
+            return
+        self._looked = now
+        free = gil_wait is not None and gil_wait < RAMP_FREE_GIL_SECONDS
+        self._free_looks = self._free_looks + 1 if free else 0
+        idle = self._free_looks >= RAMP_FREE_LOOKS
+        if idle or now - self._grown >= RAMP_PATIENCE_SECONDS:
+            self._free_looks = 0
+            self.allowed = min(self.limit, 2 * self.allowed if idle else self.allowed + 1)
+            self._grown = now
+            self._fill()
 
 
 class _Crew:

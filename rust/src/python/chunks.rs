@@ -2,8 +2,9 @@
 //! (a full channel for producers, an empty one for the consumer) happens with the GIL
 //! released, so the other side can run; the fast paths never release it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyRuntimeError;
@@ -27,7 +28,12 @@ type Payload = Py<PyAny>;
 #[pyclass(frozen, module = "ferrograph._core")]
 pub struct ChunkChannel {
     inner: Arc<Channel<Payload>>,
+    /// The longest the consumer waited to take the GIL back after a drain that slept, in
+    /// nanoseconds, since `take_gil_wait` last read it (`NO_GIL_WAIT`: no such drain).
+    gil_wait: AtomicU64,
 }
+
+const NO_GIL_WAIT: u64 = u64::MAX;
 
 #[pymethods]
 impl ChunkChannel {
@@ -37,6 +43,7 @@ impl ChunkChannel {
     fn new(capacity: usize, nodes: Option<Vec<u32>>, modes: u32) -> Self {
         ChunkChannel {
             inner: Arc::new(Channel::new(capacity, Subscription::new(nodes, modes))),
+            gil_wait: AtomicU64::new(NO_GIL_WAIT),
         }
     }
 
@@ -72,7 +79,16 @@ impl ChunkChannel {
             Drain::TimedOut if timeout != Some(0.0) => {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
                 let inner = &self.inner;
-                py.detach(|| inner.drain(max_items, timeout))
+                let (drained, woke) =
+                    py.detach(|| (inner.drain(max_items, timeout), Instant::now()));
+                // How busy the interpreter was: a free GIL is taken back at once, one that
+                // threads keep busy only after the interpreter's switch interval.
+                let waited = u64::try_from(woke.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+                let seen = self.gil_wait.load(Ordering::Relaxed);
+                if seen == NO_GIL_WAIT || waited > seen {
+                    self.gil_wait.store(waited, Ordering::Relaxed); // only the consumer drains
+                }
+                drained
             }
             other => other,
         };
@@ -87,6 +103,15 @@ impl ChunkChannel {
             }
             Drain::TimedOut => Ok(Some(PyList::empty(py))),
             Drain::Closed => Ok(None),
+        }
+    }
+
+    /// The longest the consumer waited for the GIL after a drain that released it, in
+    /// seconds, since the last call (None: no drain released it since).
+    fn take_gil_wait(&self) -> Option<f64> {
+        match self.gil_wait.swap(NO_GIL_WAIT, Ordering::Relaxed) {
+            NO_GIL_WAIT => None,
+            nanos => Some(nanos as f64 / 1e9),
         }
     }
 
