@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import threading
 import time
@@ -577,32 +578,52 @@ class ItemShape:
             return (ns, item) if self.single else (ns, mode, item)
         return item if self.single else (mode, item)
 
-    def format(self, items: Iterator[tuple[tuple[str, ...], str, Any]]) -> Iterator[Any]:
+    def format(self, batch: list[tuple[tuple[str, ...], str, Any]]) -> list[Any]:
+        """A batch of the run's items in this shape (items of modes not asked for left out)."""
         modes = self.modes
-        for ns, mode, item in items:
-            if mode in modes:
-                yield self(ns, mode, item)
+        if self.v2 or self.subgraphs:
+            return [self(ns, mode, item) for ns, mode, item in batch if mode in modes]
+        if self.single:
+            return [item for _ns, mode, item in batch if mode in modes]
+        return [(mode, item) for _ns, mode, item in batch if mode in modes]
 
 
-class RunStream(Iterator[Any]):
-    """What `stream()` returns: an iterator over the run's items (close it to stop early)."""
+class RunStream(itertools.chain):
+    """What `stream()` returns: an iterator over the run's items (close it to stop early).
 
-    __slots__ = ("run", "shape", "_items")
+    A chain over the run's batches, so each item is handed over by C code: the Python work
+    is done once per batch."""
 
-    def __init__(self, run: GraphRun, shape: ItemShape) -> None:
-        self.run = run
-        self.shape = shape
-        self._items: Generator[Any, None, None] = shape.format(iter(run))
+    __slots__ = ("run", "shape", "_batches", "_current")
 
-    def __iter__(self) -> RunStream:
-        return self
+    run: GraphRun
+    shape: ItemShape
+    _batches: Generator[list[Any], None, None]
+    _current: list[list[Any]]
+    """The batch being handed over (in a list of its own: the stream and the generator
+    share it without referring to each other, so a dropped stream is freed, and its run
+    stopped, at once)."""
 
-    def __next__(self) -> Any:
-        return next(self._items)
+    @classmethod
+    def over(cls, run: GraphRun, shape: ItemShape) -> RunStream:
+        batches = run.batches()
+        current: list[list[Any]] = [[]]
+        stream = cls.from_iterable(_formatted(batches, shape, current))
+        stream.run, stream.shape, stream._batches, stream._current = (run, shape, batches,
+                                                                       current)
+        return stream
 
     def close(self) -> None:
         """Stops the run: producers still streaming are released, nothing more is yielded."""
-        self._items.close()
+        self._current[0].clear()  # the rest of the batch being handed over
+        self._batches.close()
+
+
+def _formatted(batches: Iterator[list[Any]], shape: ItemShape,
+               current: list[list[Any]]) -> Iterator[list[Any]]:
+    for batch in batches:
+        current[0] = shape.format(batch)
+        yield current[0]
 
 
 class CompiledStateGraph(Runnable[Any, Any]):
@@ -887,7 +908,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after))
-        return RunStream(run, ItemShape(modes, single, subgraphs, version))
+        return RunStream.over(run, ItemShape(modes, single, subgraphs, version))
 
 
     async def astream(self, input: Any, config: RunnableConfig | None = None,
@@ -898,12 +919,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
         the run and cancels the nodes still running."""
         stream = self.stream(input, config, **kwargs)
         shape = stream.shape
-        modes = shape.modes
+        stream.close()  # nothing of it ran: the run is driven by `abatches` below
         async with aclosing(stream.run.abatches()) as batches:
             async for batch in batches:
-                for ns, mode, item in batch:
-                    if mode in modes:
-                        yield shape(ns, mode, item)
+                for item in shape.format(batch):
+                    yield item
 
     async def ainvoke(
         self,

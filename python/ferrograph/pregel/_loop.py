@@ -308,6 +308,12 @@ class GraphRun:
     # -- the loop -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[tuple[str, ...], str, Any]]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[tuple[tuple[str, ...], str, Any]]]:
+        """The run's items in lists, a drained batch at a time (what `stream` hands on; one
+        generator hop per batch, not per item)."""
         channel = self.channel = self._open_channel()
         control = channel.producer(CONTROL_NODE, 0)
         trace = self._start_trace()
@@ -391,16 +397,18 @@ class GraphRun:
             return items, True
         return items, False
 
-    def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[Any]:
+    def _steps(self, channel: ChunkChannel, control: Any) -> Iterator[list[Any]]:
         while tasks := self._plan_step():
             step = self.run.step
             items, stop = self._before_step(tasks, step)
-            yield from items
+            if items:
+                yield items
             if stop:
                 return
             yield from self._execute(tasks, channel, control, step)
             items, stop = self._after_step(tasks)
-            yield from items
+            if items:
+                yield items
             if stop:
                 return
         self.final_values = self.run.read(self.result_ids)
@@ -486,15 +494,7 @@ class GraphRun:
                 # so they are yielded before its completion.
                 batch = ((0, MODE_DONE, ended.popleft()),)
             if batch:
-                # A task's failure still comes after the items before it.
-                items: list[Any] = []
-                try:
-                    items.extend(self._batch_items(batch, step, dispatch.task_ended))
-                except BaseException:
-                    if items:
-                        yield items
-                    raise
-                if items:
+                for items in self._batch_items(batch, step, dispatch.task_ended):
                     yield items
             else:
                 wake = self._wake = loop.create_future()
@@ -670,13 +670,14 @@ class GraphRun:
         )
 
     def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
-                 step: int) -> Iterator[Any]:
+                 step: int) -> Iterator[list[Any]]:
         if len(tasks) == 1 and not self._streams_live(tasks[0]):
             t = tasks[0]  # most steps: no crew to gather, the task runs right here
             self._run_task(t)
             if t.error is not None:
                 raise t.error
-            yield from self._task_end_items(t, step)
+            if items := list(self._task_end_items(t, step)):
+                yield items
             return
         if not any(self._streams_live(t) for t in tasks):
             yield from self._execute_sharing(tasks, channel, control, step)
@@ -697,7 +698,7 @@ class GraphRun:
             dispatch.adapt(channel.take_gil_wait())
 
     def _execute_sharing(self, tasks: list[Task], channel: ChunkChannel, control: Any,
-                         step: int) -> Iterator[Any]:
+                         step: int) -> Iterator[list[Any]]:
         """A step in which no task streams while it runs: this thread runs tasks too,
         taking them from the queue the workers take from (see `_Crew`). Cheap nodes are all
         done here before a worker has even woken, with no hand-over per task, while slow or
@@ -723,7 +724,8 @@ class GraphRun:
                 self._run_task(t)
                 if t.error is not None:
                     raise t.error
-                yield from self._task_end_items(t, step)
+                if items := list(self._task_end_items(t, step)):
+                    yield items
             while elsewhere:
                 # A bounded wait, so Ctrl-C (delivered only between bytecodes) is seen.
                 batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
@@ -734,19 +736,29 @@ class GraphRun:
             unclaimed.clear()  # after a failure or an early exit, nothing more starts
 
     def _batch_items(self, batch: Iterable[tuple[int, int, Any]], step: int,
-                     task_ended: Callable[[], None]) -> Iterator[Any]:
-        """The stream items of drained chunks; a task's completion raises its error or
-        yields its end items, after telling `task_ended` (which may start the next)."""
-        for _task_key, mode, payload in batch:
-            if mode == MODE_DONE:
-                if payload.error is not None:
-                    raise payload.error
-                task_ended()
-                yield from self._task_end_items(payload, step)
-            elif mode == MODE_FORWARD:
-                yield payload  # already (namespace, mode, item)
-            else:
-                yield (self.namespace, MODE_NAMES[mode], payload)
+                     task_ended: Callable[[], None]) -> Iterator[list[Any]]:
+        """The stream items of drained chunks, as one list. A task's completion raises its
+        error (after yielding the items before it) or adds its end items, after telling
+        `task_ended` (which may start the next)."""
+        items: list[Any] = []
+        namespace = self.namespace
+        try:
+            for _task_key, mode, payload in batch:
+                if mode == MODE_DONE:
+                    if payload.error is not None:
+                        raise payload.error
+                    task_ended()
+                    items.extend(self._task_end_items(payload, step))
+                elif mode == MODE_FORWARD:
+                    items.append(payload)  # already (namespace, mode, item)
+                else:
+                    items.append((namespace, MODE_NAMES[mode], payload))
+        except BaseException:
+            if items:
+                yield items
+            raise
+        if items:
+            yield items
 
     def _run_and_report(self, t: Task, control: Any) -> None:
         """On a worker thread: runs the task, then tells the consumer through the channel."""

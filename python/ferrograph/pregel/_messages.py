@@ -118,6 +118,7 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
 
     run_inline = True  # called on the producing thread: no extra hop per token
     raise_error = True  # a failing push must reach the model call, not be logged and ignored
+    ignore_llm = False  # asked per token: a class attribute, not the base class's property
 
     def __init__(self, producer: ChunkProducer | LoopProducer, seen: set[str],
                  tags: frozenset[str] | None = None) -> None:
