@@ -346,3 +346,38 @@ def test_waiting_streaming_branches_all_run_while_another_keeps_the_gil_busy():
         {"log": []}, stream_mode=["messages", "updates"]) if mode == "updates"]
     assert ended[:2] == ["c", "a"]  # long before b's spin ends
     assert time.monotonic() - started < 5
+
+
+def test_a_waiting_consumer_gets_the_first_item_without_waiting_for_a_busy_producer():
+    """A producer that keeps the GIL busy hands it to a consumer that was waiting, rather
+    than keeping it until the switch interval (made 0.5 s here, so the difference shows
+    whatever the machine's noise)."""
+    import sys
+
+    from ferrograph.config import get_stream_writer
+
+    pushed_at: list[float] = []
+
+    def busy(state: Log) -> dict[str, Any]:
+        time.sleep(0.02)  # the consumer is asleep on the channel by now
+        pushed_at.append(time.monotonic())
+        get_stream_writer()("first")
+        end = time.monotonic() + 0.6
+        while time.monotonic() < end:  # pure Python: gives the GIL up only when asked
+            pass
+        return {"log": ["done"]}
+
+    builder = StateGraph(Log)
+    builder.add_node("busy", busy)
+    builder.add_edge(START, "busy")
+    graph = builder.compile()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    try:
+        stream = graph.stream({"log": []}, stream_mode="custom")
+        assert next(stream) == "first"
+        received_at = time.monotonic()
+        assert list(stream) == []
+    finally:
+        sys.setswitchinterval(interval)
+    assert received_at - pushed_at[0] < 0.2

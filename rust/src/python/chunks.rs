@@ -3,6 +3,8 @@
 //! released, so the other side can run; the fast paths never release it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +33,50 @@ pub struct ChunkChannel {
     /// The longest the consumer waited to take the GIL back after a drain that slept, in
     /// nanoseconds, since `take_gil_wait` last read it (`NO_GIL_WAIT`: no such drain).
     gil_wait: AtomicU64,
+    handover: Arc<Handover>,
 }
+
+/// A producer that wakes a consumer which has waited a while hands it the GIL (see
+/// `ChunkProducer::push`); the consumer counts here each time it has taken the GIL back.
+struct Handover {
+    taken: Mutex<u64>,
+    changed: Condvar,
+    /// When a producer last handed the GIL over: nanoseconds since `epoch`.
+    last: AtomicU64,
+    epoch: Instant,
+}
+
+impl Handover {
+    fn new() -> Self {
+        Handover {
+            taken: Mutex::new(0),
+            changed: Condvar::new(),
+            last: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// Claims the next hand-over unless one happened within `HAND_OVER_EVERY` (racy
+    /// between producers, which at worst hand over twice).
+    fn claim(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < HAND_OVER_EVERY.as_nanos() as u64 {
+            return false;
+        }
+        self.last.store(now.max(1), Ordering::Relaxed);
+        true
+    }
+}
+
+/// A consumer asleep this long gets the GIL handed over by the producer that wakes it.
+const HAND_OVER_AFTER: Duration = Duration::from_micros(200);
+/// How long that producer waits, GIL released, for the consumer to take it.
+const HAND_OVER_WAIT: Duration = Duration::from_millis(2);
+/// At most one hand-over per switch interval: when the wake-up latency of threads alone
+/// exceeds `HAND_OVER_AFTER` (a loaded machine), a steady stream would otherwise hand the
+/// GIL over for every chunk instead of letting them gather into batches.
+const HAND_OVER_EVERY: Duration = Duration::from_millis(5);
 
 const NO_GIL_WAIT: u64 = u64::MAX;
 
@@ -44,6 +89,7 @@ impl ChunkChannel {
         ChunkChannel {
             inner: Arc::new(Channel::new(capacity, Subscription::new(nodes, modes))),
             gil_wait: AtomicU64::new(NO_GIL_WAIT),
+            handover: Arc::new(Handover::new()),
         }
     }
 
@@ -61,6 +107,7 @@ impl ChunkChannel {
                 step,
                 namespace,
             }),
+            handover: Arc::clone(&self.handover),
         }
     }
 
@@ -88,6 +135,8 @@ impl ChunkChannel {
                 if seen == NO_GIL_WAIT || waited > seen {
                     self.gil_wait.store(waited, Ordering::Relaxed); // only the consumer drains
                 }
+                *self.handover.taken.lock() += 1;
+                self.handover.changed.notify_all();
                 drained
             }
             other => other,
@@ -159,27 +208,38 @@ impl ChunkChannel {
 #[pyclass(frozen, module = "ferrograph._core")]
 pub struct ChunkProducer {
     inner: crate::stream::Producer<Payload>,
+    handover: Arc<Handover>,
 }
 
 #[pymethods]
 impl ChunkProducer {
     /// Queues `payload` as a chunk of `mode`: True if queued, False if nobody subscribed.
     /// Waits (GIL released) while the channel is full; raises `ChannelClosed` once closed.
+    ///
+    /// A consumer that has been waiting a while (`HAND_OVER_AFTER`) is handed the GIL: the
+    /// producer releases it until the consumer has taken it (or `HAND_OVER_WAIT`), instead
+    /// of keeping it until the interpreter's switch interval (5 ms) makes it let go. So the
+    /// first token of a run, or of a quiet stream, reaches the consumer at once, while a
+    /// steady stream is still drained in batches (its consumer is never asleep for long,
+    /// and hand-overs are at most one per `HAND_OVER_EVERY`).
     fn push(&self, py: Python<'_>, mode: u8, payload: Payload) -> PyResult<bool> {
-        let chunk: Chunk<Payload> = self.inner.chunk(mode, payload);
-        let outcome = match self.inner.channel().try_push(chunk) {
-            Ok(pushed) => Ok(pushed),
-            Err(TryPush::Closed(payload)) => Err(PushError::Closed(payload)),
-            Err(TryPush::Full(chunk)) => {
-                let channel = self.inner.channel();
-                py.detach(|| channel.push(chunk))
-            }
-        };
-        match outcome {
-            Ok(Pushed::Queued) => Ok(true),
-            Ok(Pushed::Filtered) => Ok(false),
-            Err(PushError::Closed(_payload)) => Err(closed_error()),
+        let channel = self.inner.channel();
+        let handing_over = channel
+            .consumer_asleep_for()
+            .is_some_and(|slept| slept >= HAND_OVER_AFTER)
+            .then(|| self.handover.claim().then(|| *self.handover.taken.lock()))
+            .flatten();
+        let outcome = self.push_chunk(py, mode, payload);
+        if let (Some(taken), Ok(true)) = (handing_over, &outcome) {
+            let handover = &self.handover;
+            py.detach(|| {
+                let mut now = handover.taken.lock();
+                if *now == taken {
+                    handover.changed.wait_for(&mut now, HAND_OVER_WAIT);
+                }
+            });
         }
+        outcome
     }
 
     /// `push` that never waits: True if queued, False if nobody subscribed, None if the
@@ -200,6 +260,25 @@ impl ChunkProducer {
 
     fn subscribed(&self, mode: u8) -> bool {
         self.inner.subscribed(mode)
+    }
+}
+
+impl ChunkProducer {
+    fn push_chunk(&self, py: Python<'_>, mode: u8, payload: Payload) -> PyResult<bool> {
+        let chunk: Chunk<Payload> = self.inner.chunk(mode, payload);
+        let outcome = match self.inner.channel().try_push(chunk) {
+            Ok(pushed) => Ok(pushed),
+            Err(TryPush::Closed(payload)) => Err(PushError::Closed(payload)),
+            Err(TryPush::Full(chunk)) => {
+                let channel = self.inner.channel();
+                py.detach(|| channel.push(chunk))
+            }
+        };
+        match outcome {
+            Ok(Pushed::Queued) => Ok(true),
+            Ok(Pushed::Filtered) => Ok(false),
+            Err(PushError::Closed(_payload)) => Err(closed_error()),
+        }
     }
 }
 

@@ -34,7 +34,7 @@
 //!    at most once per arming — once per batch, not once per chunk. A wake-up that finds
 //!    nothing (the consumer also won on its re-check) is harmless: it re-arms.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,9 @@ pub struct ChunkChannel<T> {
     closed: AtomicBool,
     producers_waiting: AtomicUsize,
     consumer_waiting: AtomicBool,
+    /// When the consumer last went to sleep in `drain`: nanoseconds since `epoch`.
+    consumer_slept_at: AtomicU64,
+    epoch: Instant,
     /// An event-loop consumer is waiting for its waker (invariant 5).
     armed: AtomicBool,
     /// Taken (cloned) under this lock only when `armed` was won, so once per batch; never
@@ -145,6 +148,8 @@ impl<T> ChunkChannel<T> {
             closed: AtomicBool::new(false),
             producers_waiting: AtomicUsize::new(0),
             consumer_waiting: AtomicBool::new(false),
+            consumer_slept_at: AtomicU64::new(0),
+            epoch: Instant::now(),
             armed: AtomicBool::new(false),
             waker: Mutex::new(None),
             lock: Mutex::new(()),
@@ -306,6 +311,8 @@ impl<T> ChunkChannel<T> {
                 continue;
             }
             // Slow path: announce, re-check under the lock, sleep (invariant 3).
+            self.consumer_slept_at
+                .store(self.nanos_since_epoch(), Ordering::Relaxed);
             self.consumer_waiting.store(true, Ordering::SeqCst);
             fence(Ordering::SeqCst);
             let mut guard = self.lock.lock();
@@ -326,6 +333,23 @@ impl<T> ChunkChannel<T> {
                 return Drain::TimedOut;
             }
         }
+    }
+
+    fn nanos_since_epoch(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// How long the consumer has been asleep in `drain` waiting for chunks (None: it is
+    /// not). Read without synchronisation: a hint, for deciding whether to hand it a
+    /// shared resource (the GIL) rather than keep going.
+    pub fn consumer_asleep_for(&self) -> Option<Duration> {
+        if !self.consumer_waiting.load(Ordering::Relaxed) {
+            return None;
+        }
+        let slept_at = self.consumer_slept_at.load(Ordering::Relaxed);
+        Some(Duration::from_nanos(
+            self.nanos_since_epoch().saturating_sub(slept_at),
+        ))
     }
 
     /// Closes the channel: pushes fail from now on and every waiter wakes. Idempotent.
@@ -407,6 +431,24 @@ mod tests {
             Drain::Chunks(c) => c,
             _ => Vec::new(),
         }
+    }
+
+    #[test]
+    fn tells_how_long_the_consumer_has_been_asleep() {
+        let ch = channel(4);
+        assert_eq!(ch.consumer_asleep_for(), None);
+        let consumer = {
+            let ch = Arc::clone(&ch);
+            thread::spawn(move || ch.drain(8, Some(Duration::from_secs(10))))
+        };
+        while ch.consumer_asleep_for().is_none() {
+            thread::yield_now();
+        }
+        thread::sleep(Duration::from_millis(20));
+        assert!(ch.consumer_asleep_for().unwrap() >= Duration::from_millis(20));
+        ch.producer(tag(1, 1)).push(2, 9).unwrap();
+        assert!(matches!(consumer.join().unwrap(), Drain::Chunks(c) if c.len() == 1));
+        assert_eq!(ch.consumer_asleep_for(), None);
     }
 
     #[test]
