@@ -19,6 +19,7 @@ import asyncio
 import functools
 import itertools
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -435,7 +436,8 @@ class GraphRun:
         self._room_waiters: deque[asyncio.Future[None]] = deque()
         """Backlogged producers on the loop, waiting for the consumer to drain."""
         channel = self.channel = self._open_channel()
-        channel.set_waker(functools.partial(_call_soon_threadsafe, loop, self._wake_up))
+        channel.set_waker(functools.partial(_wake_loop, loop, threading.get_ident(),
+                                            self._wake_up))
         control = channel.producer(CONTROL_NODE, 0)
         running: set[asyncio.Task[None]] = set()
         trace = self._start_trace()
@@ -1033,8 +1035,15 @@ class _Crew:
             self.run(t)
 
 
-def _call_soon_threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> None:
-    """The channel's waker for `abatches`: schedules `fn` on the consumer's loop."""
+def _wake_loop(loop: asyncio.AbstractEventLoop, loop_thread: int,
+               fn: Callable[[], None]) -> None:
+    """The channel's waker for `abatches`: runs `fn` (which only resolves a future) at once
+    when the chunk was pushed on the loop's own thread, by an async node; from any other
+    thread it schedules `fn` there, which also wakes the loop's selector (a write to its
+    self-pipe, too dear to pay for every batch a task on the loop produces)."""
+    if threading.get_ident() == loop_thread:
+        fn()
+        return
     try:
         loop.call_soon_threadsafe(fn)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
