@@ -623,7 +623,11 @@ def _formatted(batches: Iterator[list[Any]], shape: ItemShape,
                current: list[list[Any]]) -> Iterator[list[Any]]:
     for batch in batches:
         current[0] = shape.format(batch)
+        del batch
         yield current[0]
+        # Handed over: let go of the items before waiting for the next batch, so they are
+        # freed now rather than outlive young collections (and get the full ones to run).
+        current[0].clear()
 
 
 class CompiledStateGraph(Runnable[Any, Any]):

@@ -703,6 +703,7 @@ class GraphRun:
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
             yield from self._batch_items(batch, step, dispatch.task_ended)
+            del batch  # handed over: not kept alive through the next wait
             dispatch.adapt(channel.take_gil_wait())
 
     def _execute_sharing(self, tasks: list[Task], channel: ChunkChannel, control: Any,
@@ -936,15 +937,16 @@ class _Dispatch:
     once means no thread wanted it (the running tasks wait, on the network or on each
     other); when that is so on `RAMP_FREE_LOOKS` looks in a row (one look per
     `RAMP_TICK_SECONDS`; a single one may fall between two tasks of a worker), the number
-    allowed to run doubles. A wait of
-    the interpreter's switch interval means the running tasks keep it busy, and more threads
-    would only take turns with them. After `RAMP_PATIENCE_SECONDS` without growth one more
-    may run in any case, so tasks that wait on a sibling are never held back for good. Tasks
-    that wait on I/O thus all run at once after a few ticks, while busy ones run a few at a
-    time instead of hundreds of threads thrashing (and each holding a half-done call)."""
+    allowed to run doubles. A wait of the interpreter's switch interval means the running
+    tasks keep it busy, and more threads would only take turns with them. When no task has
+    ended (nor more been let run) for `RAMP_PATIENCE_SECONDS`, one more may run in any case:
+    the running ones may be waiting for a sibling not started yet while something else
+    keeps the GIL busy. Tasks that wait on I/O thus all run at once after a few ticks, while
+    busy ones run a few at a time instead of hundreds of threads thrashing (each holding a
+    half-done call, whose objects then outlive the collector's young passes)."""
 
     __slots__ = ("queue", "pending", "running", "limit", "allowed", "launch", "_looked",
-                 "_grown", "_free_looks")
+                 "_progressed", "_free_looks")
 
     def __init__(self, tasks: list[Task], limit: int | None,
                  launch: Callable[[Task], None], ramp: bool = False) -> None:
@@ -954,7 +956,7 @@ class _Dispatch:
         self.limit = limit or len(tasks)
         self.allowed = min(self.limit, RAMP_START) if ramp else self.limit
         self.launch = launch
-        self._looked = self._grown = time.monotonic()
+        self._looked = self._progressed = time.monotonic()
         self._free_looks = 0
         self._fill()
 
@@ -967,6 +969,8 @@ class _Dispatch:
         self.pending -= 1
         self.running -= 1
         self._fill()
+        if self.queue:
+            self._progressed = time.monotonic()
 
     def wait_seconds(self) -> float:
         """How long the consumer may sleep on the channel: a tick while tasks wait to
@@ -986,10 +990,10 @@ class _Dispatch:
         free = gil_wait is not None and gil_wait < RAMP_FREE_GIL_SECONDS
         self._free_looks = self._free_looks + 1 if free else 0
         idle = self._free_looks >= RAMP_FREE_LOOKS
-        if idle or now - self._grown >= RAMP_PATIENCE_SECONDS:
+        if idle or now - self._progressed >= RAMP_PATIENCE_SECONDS:
             self._free_looks = 0
             self.allowed = min(self.limit, 2 * self.allowed if idle else self.allowed + 1)
-            self._grown = now
+            self._progressed = now
             self._fill()
 
 
