@@ -673,18 +673,27 @@ class CompiledStateGraph(Runnable[Any, Any]):
         }
         self.state_coerce = make_coercer(builder.state_schema)
         self.defaults = schema_defaults(builder.state_schema)
+        self.task_metadata = [self._task_metadata(i) for i in range(len(self.node_names))]
+        """Per node id: the metadata its pull and push tasks start from (the node's own and
+        the `langgraph_*` keys that are the same for all its tasks; a push task's
+        `langgraph_path` is its own)."""
         self.direct = self._direct_graph()
         """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
+
+    def _task_metadata(self, node_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        name = self.node_names[node_id]
+        runner = self.runners.get(name)
+        node_metadata = {**(runner.metadata if runner is not None else {}),
+                         "langgraph_node": name}
+        return ({**node_metadata, "langgraph_triggers": self.triggers[node_id],
+                 "langgraph_path": ("__pregel_pull", name)},
+                {**node_metadata, "langgraph_triggers": ("__pregel_push",)})
 
     def _direct_graph(self) -> DirectGraph:
         nodes = []
         for node_id, name in enumerate(self.node_names):
             runner = self.runners.get(name)
-            node_metadata = {**(runner.metadata if runner is not None else {}),
-                             "langgraph_node": name}
-            pull_metadata = {**node_metadata, "langgraph_triggers": self.triggers[node_id],
-                             "langgraph_path": ("__pregel_pull", name)}
-            push_metadata = {**node_metadata, "langgraph_triggers": ("__pregel_push",)}
+            pull_metadata, push_metadata = self.task_metadata[node_id]
             if runner is None:  # the start node: the driver maps the input itself
                 call, plain, input_ids, coerce = None, False, [], None
             else:

@@ -803,15 +803,15 @@ class GraphRun:
         checkpoint_ns = f"{name}:{task_id}"
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
+        pull_metadata, push_metadata = graph.task_metadata[node_id]
         metadata = {
             **self._base_metadata,
-            **(runner.metadata if runner is not None else {}),
+            **(pull_metadata if push is None else push_metadata),
             "langgraph_step": step,
-            "langgraph_node": name,
-            "langgraph_triggers": triggers,
-            "langgraph_path": path,
             "langgraph_checkpoint_ns": checkpoint_ns,
         }
+        if push is not None:
+            metadata["langgraph_path"] = path
         task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
         callbacks = self._user_callbacks
         runtime = self._runtime  # shared unless the task streams: its writer discards
