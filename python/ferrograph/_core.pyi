@@ -109,8 +109,10 @@ class DirectGraph:
 class StepCrew:
     """A worker's (or the scout's) handle on a step the direct driver shares out."""
 
-    def work(self) -> None: ...
-    def check(self) -> None: ...
+    def work(self) -> None:
+        """On a worker: runs unclaimed tasks until none is left."""
+    def __call__(self) -> None:
+        """For the scout: recruits workers if tasks are still waiting."""
 
 # -- the chunk channel (rust/src/python/chunks.rs) -----------------------------------------
 

@@ -10,11 +10,13 @@ count returns to what the load needs.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
 IDLE_LINGER_SECONDS = 2.0
-"""How long an idle worker waits for more work before exiting."""
+"""How long an idle worker (or the scout) waits for more work before exiting."""
+SCOUT_POLL_SECONDS = 0.001
 
 
 class _Worker:
@@ -71,43 +73,48 @@ DEFAULT_POOL = WorkerPool()
 
 
 class Scout:
-    """One thread that calls `check()` on what it was asked to watch, as soon as it can.
+    """One thread that calls `check()` on what it was asked to watch, a little later.
 
     For work that may or may not need more threads (a step whose cheap tasks the calling
     thread will likely finish itself): waking a worker per such step would cost more than
-    the step, and while the calling thread keeps the GIL those workers could not even start,
-    so a pool would pile up threads. Watching costs an append; the scout gets the GIL when
-    the watched work blocks (or after the interpreter's switch interval), and whatever is
-    still waiting then gets its workers. Idle, the thread exits like a pool worker."""
+    the step, and so would waking this thread per step. Watching costs an append; the scout
+    polls every `SCOUT_POLL_SECONDS` (with the GIL released) and checks what was watched at
+    least one poll earlier, so a step that ended in the meantime costs it nothing more. It
+    needs the GIL for a check, which it gets when the watched work blocks (or after the
+    interpreter's switch interval): whatever is still waiting then gets its workers. With
+    nothing to watch for `IDLE_LINGER_SECONDS`, the thread exits, like a pool worker."""
 
     def __init__(self, name: str = "ferrograph-scout") -> None:
         self._name = name
         self._lock = threading.Lock()
         self._watched: deque[Callable[[], None]] = deque()
-        self._wake = threading.Event()
         self._running = False
 
     def watch(self, check: Callable[[], None]) -> None:
         """Calls `check` on the scout's thread soon; `check` must not block or raise."""
         self._watched.append(check)
-        if not self._wake.is_set():
-            self._wake.set()
-        with self._lock:  # pairs with the exit check in `_serve`: no watch is left unseen
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._serve, name=self._name, daemon=True).start()
+        if not self._running:
+            with self._lock:  # pairs with the exit check in `_serve`: no watch is left unseen
+                if not self._running:
+                    self._running = True
+                    threading.Thread(target=self._serve, name=self._name, daemon=True).start()
 
     def _serve(self) -> None:
         watched = self._watched
+        aged: list[Callable[[], None]] = []
+        idle_since = time.monotonic()
         while True:
-            if not self._wake.wait(IDLE_LINGER_SECONDS):
+            time.sleep(SCOUT_POLL_SECONDS)
+            for check in aged:  # watched a poll ago or more: its step has taken that long
+                check()
+            aged = [watched.popleft() for _ in range(len(watched))]
+            if aged:
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since > IDLE_LINGER_SECONDS:
                 with self._lock:
-                    if not watched:  # nothing arrived between the timeout and the lock
+                    if not watched:  # nothing arrived between the look and the lock
                         self._running = False
                         return
-            self._wake.clear()
-            while watched:
-                watched.popleft()()
 
 
 DEFAULT_SCOUT = Scout()

@@ -716,7 +716,7 @@ class GraphRun:
                                                                     control=control))
         unclaimed = crew.unclaimed
         if crew.helpers:
-            DEFAULT_SCOUT.watch(crew.check)
+            DEFAULT_SCOUT.watch(crew)
         elsewhere = len(tasks)  # tasks whose end arrives through the channel
 
         def ended_elsewhere() -> None:
@@ -1018,8 +1018,9 @@ class _Crew:
         self.hired = itertools.count()  # `next` is atomic: no lock to respect the cap
         self.run = run
 
-    def check(self) -> None:
-        """For the scout: workers for whatever is still waiting."""
+    def __call__(self) -> None:
+        """For the scout (which calls the crew itself): workers for whatever is still
+        waiting."""
         self.recruit(2)
 
     def recruit(self, wanted: int) -> None:

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -576,7 +576,7 @@ impl SharedStep {
             let worker = Bound::new(
                 py,
                 StepCrew {
-                    step: Arc::clone(self),
+                    step: Arc::downgrade(self),
                 },
             )?;
             submit.call1((worker.getattr(intern!(py, "work"))?,))?;
@@ -585,26 +585,34 @@ impl SharedStep {
     }
 }
 
-/// The handle workers and the scout hold on a [`SharedStep`].
+/// The handle workers and the scout hold on a [`SharedStep`]. Weak: the scout looks at a
+/// step a little after it was asked to, and a step that has ended by then (most of them)
+/// must not be kept alive, inputs, configs and outcomes, for the collector to find.
 #[pyclass(frozen, module = "ferrograph._core")]
 pub struct StepCrew {
-    step: Arc<SharedStep>,
+    step: Weak<SharedStep>,
 }
 
 #[pymethods]
 impl StepCrew {
     /// On a worker: runs unclaimed tasks until none is left, recruiting as it goes.
     fn work(&self, py: Python<'_>) {
-        while let Some(index) = self.step.claim() {
+        let Some(step) = self.step.upgrade() else {
+            return; // the step ended before this worker started
+        };
+        while let Some(index) = step.claim() {
             // A worker that cannot recruit still runs its task; the step is not lost.
-            let _ = self.step.recruit(py, 2);
-            self.step.run(py, index);
+            let _ = step.recruit(py, 2);
+            step.run(py, index);
         }
     }
 
-    /// For the scout: workers for whatever is still waiting.
-    fn check(&self, py: Python<'_>) {
-        let _ = self.step.recruit(py, 2);
+    /// For the scout (which calls the crew itself: no bound method to allocate and keep):
+    /// workers for whatever is still waiting.
+    fn __call__(&self, py: Python<'_>) {
+        if let Some(step) = self.step.upgrade() {
+            let _ = step.recruit(py, 2);
+        }
     }
 }
 
@@ -636,11 +644,10 @@ fn run_shared(
         let crew = Bound::new(
             py,
             StepCrew {
-                step: Arc::clone(&step),
+                step: Arc::downgrade(&step),
             },
         )?;
-        let check = crew.getattr(intern!(py, "check"))?;
-        graph.get().hooks.watch.bind(py).call1((check,))?;
+        graph.get().hooks.watch.bind(py).call1((crew,))?;
     }
     let outcome = drive_step(py, &step);
     step.unclaimed.lock().clear(); // after a failure or Ctrl-C nothing more starts
@@ -665,6 +672,19 @@ fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
         }
     }
     loop {
+        {
+            // Most often the caller ran every task itself: no reason to let go of the GIL
+            // (whoever waits for it, the scout say, would keep the caller waiting in turn).
+            let progress = step.progress.lock();
+            match (progress.pending, progress.failed) {
+                (_, Some(index)) => {
+                    drop(progress);
+                    return Err(take_failure(step, index));
+                }
+                (0, None) => return Ok(()),
+                _ => {}
+            }
+        }
         let failed = py.detach(|| {
             let mut progress = step.progress.lock();
             if progress.pending > 0 && progress.failed.is_none() {
