@@ -573,6 +573,56 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def targets(scenarios: list[Scenario], rss: dict[str, dict[str, float]]) -> list[str]:
+    """The issue's targets as measured in this run: one row each, met or not."""
+    med = {s.name: {k: statistics.median(v) for k, v in s.times.items()} for s in scenarios}
+    per = {s.name: s.per for s in scenarios}
+    rows: list[tuple[str, str, bool]] = []
+
+    def have(name: str, *kinds: str) -> bool:
+        return name in med and all(k in med[name] for k in kinds)
+
+    for name, limit, what in (("chain100", 3e-6, "per superstep"), ("chain3", 10e-6, "per run"),
+                              ("fanout5", 30e-6, "per run")):
+        if have(name, "ferrograph"):
+            got = med[name]["ferrograph"] / per[name]
+            rows.append((f"`{name}` ≤ {fmt(limit)} {what}", fmt(got), got <= limit))
+    for s in scenarios:
+        name = s.name
+        if re.fullmatch(r"msgs_all_\d+", name) and have(name, "ferrograph", "nograph"):
+            ratio = med[name]["ferrograph"] / med[name]["nograph"]
+            rows.append((f"`{name}` per chunk within 10% of nograph", f"{ratio:.2f}× nograph",
+                         ratio <= 1.1))
+        elif re.fullmatch(r"amsgs_(loop_)?\d+", name) and have(name, "ferrograph", "nograph"):
+            ratio = med[name]["ferrograph"] / med[name]["nograph"]
+            rows.append((f"`{name}` no slower than nograph", f"{ratio:.2f}× nograph",
+                         ratio <= 1.0))
+    if have("msgs_one_256", "ferrograph", "langgraph"):
+        speedup = med["msgs_one_256"]["langgraph"] / med["msgs_one_256"]["ferrograph"]
+        rows.append(("`msgs_one_256` ≥ 15× faster than langgraph", f"{speedup:.0f}×",
+                     speedup >= 15))
+    if have("seed_poem", "ferrograph", "nograph"):
+        ratio = med["seed_poem"]["ferrograph"] / med["seed_poem"]["nograph"]
+        rows.append(("`seed_poem` faster than both models with no graph",
+                     f"{ratio:.2f}× nograph", ratio < 1))
+    if have("ainvoke_10000", "ferrograph"):
+        got = med["ainvoke_10000"]["ferrograph"]
+        rows.append(("`ainvoke_10000` < 0.5 s", fmt(got), got < 0.5))
+    if "msgs_all_256" in rss and {"ferrograph", "nograph"} <= rss["msgs_all_256"].keys():
+        extra = rss["msgs_all_256"]["ferrograph"] - rss["msgs_all_256"]["nograph"]
+        rows.append(("peak RSS at 256 branches within 5 MiB of nograph",
+                     f"{extra:+.1f} MiB", extra <= 5))
+    if not rows:
+        return []
+    lines = ["", "Targets (issue 5), from the medians above:", "",
+             "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {what} | {got} | {'yes' if ok else 'no'} |" for what, got, ok in rows]
+    if not all(ok for _, _, ok in rows):
+        lines += ["", "Where a target is not met, [`PROFILE.md`](PROFILE.md) shows what the "
+                  "time goes to."]
+    return lines
+
+
 def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats: int,
            command: str) -> str:
     versions = {p: pkg_metadata.version(p) for p in
@@ -644,6 +694,7 @@ def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats:
         for name, by_kind in rss.items():
             lines.append(f"| `{name}` {RSS_ROWS[name]} | " + " | ".join(
                 f"{by_kind[k]:.1f} MiB" if k in by_kind else "—" for k in KINDS) + " |")
+    lines += targets(scenarios, rss)
     lines += ["", "Notes:", "",
               "- `chain100`, `chain3`, `fanout5`: each timed repeat runs the graph "
               "back to back (20, 200 and 100 times) and divides, so one call's timer and "
