@@ -187,7 +187,7 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     at no breakpoint; what tasks see (config, metadata, errors) is as under `GraphRun`."""
     limit = recursion_limit(config)
     if result_keys is None:
-        result_ids = graph.default_output[4]
+        *_, result_ids = graph.default_output
     else:
         for key in result_keys:
             if key not in graph.key_ids:
@@ -1002,9 +1002,9 @@ class _Crew:
     workers it recruits, all taking tasks from `unclaimed`.
 
     The consumer starts no worker itself: it asks the scout (`DEFAULT_SCOUT`) to look at
-    the crew, and the scout gets to run only once the consumer blocks in a node (or after
-    the switch interval). If tasks are still unclaimed by then the step is slow, and the
-    scout recruits two workers; each worker that gets a task recruits two more before
+    the crew, which the scout does a poll later, and only once it has the GIL: when the
+    consumer blocks in a node (or after the switch interval). If tasks are still unclaimed
+    by then the step is slow, and the scout recruits two workers; each worker that gets a task recruits two more before
     running it, so the crew doubles while work is waiting: 1,000 blocking branches are all
     running after about ten wake-ups, and a cheap step costs no wake-up at all.
     `max_concurrency` caps the runners, the consumer included."""

@@ -11,7 +11,7 @@
 //!
 //! A step with several tasks is shared out as the streaming loop does (`_Crew` there): the
 //! calling thread runs tasks itself, and workers are recruited only once the step proves slow
-//! (the scout runs when the caller blocks), each worker bringing in two more.
+//! (the scout, polling, finds it still running), each worker bringing in two more.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -541,6 +541,14 @@ struct Progress {
     failed: Option<usize>,
 }
 
+impl Progress {
+    /// None while the caller must wait; once the step is over for it, the task that failed
+    /// first, if any.
+    fn settled(&self) -> Option<Option<usize>> {
+        (self.pending == 0 || self.failed.is_some()).then_some(self.failed)
+    }
+}
+
 impl SharedStep {
     fn claim(&self) -> Option<usize> {
         self.unclaimed.lock().pop_front()
@@ -672,27 +680,19 @@ fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
         }
     }
     loop {
-        {
-            // Most often the caller ran every task itself: no reason to let go of the GIL
-            // (whoever waits for it, the scout say, would keep the caller waiting in turn).
-            let progress = step.progress.lock();
-            match (progress.pending, progress.failed) {
-                (_, Some(index)) => {
-                    drop(progress);
-                    return Err(take_failure(step, index));
+        // Most often the caller ran every task itself: then it keeps the GIL (whoever waits
+        // for it, the scout say, would keep the caller waiting in turn).
+        let mut settled = step.progress.lock().settled();
+        if settled.is_none() {
+            settled = py.detach(|| {
+                let mut progress = step.progress.lock();
+                if progress.settled().is_none() {
+                    step.changed.wait_for(&mut progress, SIGNAL_CHECK_INTERVAL);
                 }
-                (0, None) => return Ok(()),
-                _ => {}
-            }
+                progress.settled()
+            });
         }
-        let failed = py.detach(|| {
-            let mut progress = step.progress.lock();
-            if progress.pending > 0 && progress.failed.is_none() {
-                step.changed.wait_for(&mut progress, SIGNAL_CHECK_INTERVAL);
-            }
-            (progress.pending == 0 || progress.failed.is_some()).then_some(progress.failed)
-        });
-        match failed {
+        match settled {
             Some(None) => return Ok(()),
             Some(Some(index)) => return Err(take_failure(step, index)),
             None => py.check_signals()?,
