@@ -592,10 +592,11 @@ async def other_tasks(grace: float = 1.0) -> set[asyncio.Task[Any]]:
         await asyncio.sleep(0.01)
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+async def wait_until(condition: Callable[[], bool], timeout: float,
+                     poll: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while not condition() and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(poll)
     return condition()
 
 
@@ -733,8 +734,14 @@ def test_consumer_leaving_astream_cancels_running_nodes_and_stops_models(
     cancelled: list[str] = []
     streamer_ended = threading.Event()
 
+    def others_running() -> bool:  # the sync model streams and both sleepers sleep
+        return len(started) == 2 and sync_tally["tokens"] > 0
+
     async def streamer(state: Log) -> dict[str, Any]:
         try:
+            # Its whole reply takes a few ms on the loop: on a loaded machine it could end
+            # before a worker thread got the GIL, and there would be no model to stop.
+            await wait_until(others_running, PROMPTLY, poll=0.001)
             return {"log": ["".join([c.content async for c in model.astream("q")])]}
         finally:
             streamer_ended.set()
@@ -753,7 +760,7 @@ def test_consumer_leaving_astream_cancels_running_nodes_and_stops_models(
     kwargs: dict[str, Any] = {"stream_mode": "messages", "buffer_size": 16}
 
     def enough(seen: int) -> bool:  # tokens flow, both models stream, both sleepers sleep
-        return seen >= 20 and len(started) == 2 and sync_tally["tokens"] > 0
+        return seen >= 20 and others_running() and tally["tokens"] > 0
 
     async def leave() -> None:
         seen = 0
