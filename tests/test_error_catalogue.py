@@ -87,6 +87,8 @@ TRIGGERS: dict[str, Callable[[], Any]] = {
     "input-keys": lambda: one().compile().invoke({"x": 0, "typo": 1}),
     "input-pydantic": lambda: StateGraph(P).add_node("a", lambda s: {"x": 1})
     .add_edge(START, "a").compile().invoke({"x": "not a number"}),
+    "node-input": lambda: run(one(lambda s: {"x": "not a number"})
+                              .add_node("b", lambda s: {}, input_schema=P).add_edge("a", "b")),
     "node-return": lambda: run(one(lambda s: 42)),
     "concurrent-write": lambda: run(two_writers()),
     "route-unknown": lambda: run(routed(lambda s: "ghost")),

@@ -6,13 +6,14 @@ last label reached says where it raised. `EXPECTED` records what LangGraph does;
 checked against the oracle (so a case cannot pass by not failing) and the candidate is
 compared with the oracle."""
 
+import asyncio
 import logging
 import operator
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from tests.parity import Lib, Raised, drain, normalise
 
@@ -525,6 +526,70 @@ def test_node_exception_reaches_the_caller_unchanged(
 
     expected = observe(oracle)
     assert expected[0] is True
+    assert observe(candidate) == expected
+
+
+class PositiveX(BaseModel):
+    """A node's input schema that refuses the state once `x` is negative."""
+
+    x: int
+
+    @field_validator("x")
+    @classmethod
+    def positive(cls, x: int) -> int:
+        if x < 0:
+            raise ValueError("x must not be negative")
+        return x
+
+
+@pytest.mark.parametrize("where", ["top", "subgraph"])
+@pytest.mark.parametrize("method", ["invoke", "stream", "ainvoke", "astream"])
+def test_input_schema_refusing_the_state_fails_before_the_task(
+    where: str, method: str, candidate: Lib, oracle: Lib
+) -> None:
+    """Reading a task's input fails before the task runs: LangGraph's note says so, with the
+    task's path (and the enclosing task's note, through a subgraph)."""
+
+    def observe(lib: Lib) -> Any:
+        def picky(state: Any) -> dict[str, Any]:
+            return {"log": [state.x]}
+
+        b = lib.StateGraph(State)
+        b.add_node("negate", lambda state: {"x": -1})
+        b.add_edge(lib.START, "negate")
+        if where == "top":
+            b.add_node("team", picky, input_schema=PositiveX)
+        else:
+            inner = lib.StateGraph(State)
+            inner.add_node("picky", picky, input_schema=PositiveX)
+            inner.add_edge(lib.START, "picky")
+            b.add_node("team", inner.compile())
+        b.add_node("sibling", ok)
+        b.add_edge("negate", "team")
+        b.add_edge("negate", "sibling")
+        graph = b.compile()
+
+        async def arun() -> None:
+            if method == "ainvoke":
+                await graph.ainvoke(START_STATE)
+            else:
+                async for _ in graph.astream(START_STATE, stream_mode="messages"):
+                    pass
+
+        try:
+            if method == "invoke":
+                graph.invoke(START_STATE)
+            elif method == "stream":
+                list(graph.stream(START_STATE, stream_mode="messages"))
+            else:
+                asyncio.run(arun())
+        except Exception as e:  # noqa: BLE001 - the exception is what is compared
+            return Raised.of(e), normalise(getattr(e, "__notes__", None))
+        return "did not raise"
+
+    expected = observe(oracle)
+    picky = "team" if where == "top" else "picky"
+    assert any(n.startswith(f"Before task with name '{picky}'") for n in expected[1]), expected
     assert observe(candidate) == expected
 
 

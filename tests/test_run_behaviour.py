@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import operator
 import threading
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -381,3 +383,58 @@ def test_a_waiting_consumer_gets_the_first_item_without_waiting_for_a_busy_produ
     finally:
         sys.setswitchinterval(interval)
     assert received_at - pushed_at[0] < 0.2
+
+
+@pytest.mark.parametrize("entry", ["stream", "astream"])
+def test_a_step_prepares_each_task_when_it_starts_not_all_before_the_first(entry: str):
+    # A pull task's input is read (here: its dataclass state built) when the task is
+    # prepared. The first of 64 tasks streams after its own preparation only, not after
+    # all 64: at 256 branches preparing them all took most of the time to first token.
+    n = 64
+    built: list[int] = []
+
+    @dataclass
+    class Built:
+        log: Annotated[list, operator.add]
+
+        def __post_init__(self) -> None:
+            built.append(1)
+
+    model = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content="a b c")]))
+
+    def streams(state: Built) -> dict[str, Any]:
+        return {"log": [model.invoke("q").content]}
+
+    async def astreams(state: Built) -> dict[str, Any]:
+        return {"log": [(await model.ainvoke("q")).content]}
+
+    def quiet(state: Built) -> dict[str, Any]:
+        return {"log": ["quiet"]}
+
+    builder = StateGraph(Built)
+    builder.add_node("branch_0", astreams if entry == "astream" else streams)
+    for i in range(1, n):
+        builder.add_node(f"branch_{i}", quiet)
+    for i in range(n):
+        builder.add_edge(START, f"branch_{i}")
+    graph = builder.compile()
+    kwargs: dict[str, Any] = {"stream_mode": "messages", "nodes": ["branch_0"],
+                              "config": {"max_concurrency": 1}}
+    at_first_token: list[int] = []
+
+    def seen(chunk: Any) -> None:
+        if not at_first_token:
+            at_first_token.append(len(built))
+
+    if entry == "stream":
+        for chunk, _ in graph.stream(Built(log=[]), **kwargs):
+            seen(chunk)
+    else:
+        async def consume() -> None:
+            async for chunk, _ in graph.astream(Built(log=[]), **kwargs):
+                seen(chunk)
+
+        asyncio.run(consume())
+    before_branches = 1  # the caller's own input
+    assert at_first_token == [before_branches + 1]  # branch_0's state alone
+    assert len(built) >= before_branches + n  # every branch read its state in the end

@@ -87,7 +87,8 @@ class DirectGraph:
         input_keys: list[bool],
         reducers: list[Any | None],
         hooks: tuple[Any, Callable[..., Any], Callable[..., Any], Callable[..., Any],
-                     Callable[..., Any], Callable[..., Any], Callable[..., Any]],
+                     Callable[..., Any], Callable[..., Any], Callable[..., Any],
+                     Callable[..., Any]],
     ) -> None: ...
     def invoke(
         self,

@@ -55,6 +55,7 @@ from ferrograph.pregel._loop import (
     StreamSpec,
     Task,
     invoke_direct,
+    note_preparing_error,
     note_task_error,
 )
 from ferrograph.runtime import Runtime
@@ -708,7 +709,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             [name in self.input_key_set for name in self.key_names], self.reducers,
             (var_child_runnable_config, CompiledStateGraph.map_input,
              CompiledStateGraph.output_writes, CompiledStateGraph.branch_writes,
-             note_task_error, DEFAULT_POOL.submit, DEFAULT_SCOUT.watch))
+             note_task_error, note_preparing_error, DEFAULT_POOL.submit, DEFAULT_SCOUT.watch))
 
     # -- what the run loop asks of the graph -------------------------------------------------
 

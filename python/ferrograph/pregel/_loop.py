@@ -142,8 +142,11 @@ class Task:
     path: tuple[Any, ...]
     triggers: tuple[str, ...]
     input: Any
-    config: dict[str, Any]
+    """A pull task's is read when the task is prepared (see `GraphRun._prepare`)."""
+    config: dict[str, Any] | None
+    """None until the task is prepared."""
     runner: NodeRunner | None
+    step: int
     messages: TaskMessages | None = None
     outlet: LoopProducer | None = None
     """Under `astream`, for a task on the event loop: its non-blocking producer."""
@@ -264,6 +267,9 @@ class GraphRun:
         self.buffer_size = buffer_size
         self.max_concurrency = config.get("max_concurrency") or None
         self._wants_updates = "updates" in spec.modes
+        self._prepare_early = "tasks" in spec.modes or "debug" in spec.modes
+        """Whether a step's tasks are all prepared when it is planned: its start items show
+        each task's input and metadata."""
         self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
@@ -362,8 +368,13 @@ class GraphRun:
         except OutOfSteps:
             raise recursion_error(self.recursion_limit) from None
         step = run.step
-        return [self._make_task(i, node_id, push, arg, step)
-                for i, (node_id, push, arg) in enumerate(planned)]
+        tasks = [self._new_task(i, node_id, push, arg, step)
+                 for i, (node_id, push, arg) in enumerate(planned)]
+        if self._prepare_early:
+            for t in tasks:
+                if not self._prepared(t):
+                    raise t.error  # type: ignore[misc]
+        return tasks
 
     def _apply_step(self, tasks: list[Task]) -> list[int]:
         """Applies the step's writes; returns the ids of the state keys written."""
@@ -612,6 +623,8 @@ class GraphRun:
         if runner is None:  # the start node: mapping the input, nothing to wait for
             self._run_task(t)
         elif runner.on_loop:
+            if not self._prepared(t):
+                return
             try:
                 output = await runner.acall(t.input, t.config)
                 await self._afinish_task(t, output)
@@ -672,10 +685,9 @@ class GraphRun:
         """Whether a task produces items while it runs (so it must not run on this thread)."""
         # Any node may run a graph inside it (as a node or by calling `invoke`), so with
         # subgraph streaming every subscribed node counts as live.
-        return t.messages is not None or (
-            t.runner is not None
-            and (self.spec.wants("custom", t.name) or self.spec.forwards(t.name))
-        )
+        spec, name = self.spec, t.name
+        return t.runner is not None and (spec.wants("messages", name)
+                                         or spec.wants("custom", name) or spec.forwards(name))
 
     def _execute(self, tasks: list[Task], channel: ChunkChannel, control: Any,
                  step: int) -> Iterator[list[Any]]:
@@ -779,43 +791,63 @@ class GraphRun:
 
     # -- tasks --------------------------------------------------------------------------------
 
-    def _make_task(self, index: int, node_id: int, push: int | None, arg: Any,
-                   step: int) -> Task:
+    def _new_task(self, index: int, node_id: int, push: int | None, arg: Any,
+                  step: int) -> Task:
+        """A planned task, not prepared yet: a step's tasks are prepared as they start, so
+        the first of hundreds starts (and streams) without waiting for the others'."""
         graph = self.graph
         name = graph.node_names[node_id]
-        task_id = new_task_id()
         if push is None:
             path: tuple[Any, ...] = ("__pregel_pull", name)
             triggers = graph.triggers[node_id]
         else:
             path = ("__pregel_push", push, False)
             triggers = ("__pregel_push",)
-        runner = graph.runners.get(name)
-        if node_id == 0:
-            task_input = self.input
-        elif push is not None:
-            task_input = arg
-        else:
-            task_input = runner.read_input(self.run)
+        task = Task(index, node_id, name, new_task_id(), path, triggers,
+                    self.input if node_id == 0 else arg, None, graph.runners.get(name), step)
         if node_id == 0 and name not in graph.branches:
-            # The start node only maps the input: no node code sees its config.
-            return Task(index, 0, name, task_id, path, triggers, task_input, {}, None)
-        checkpoint_ns = f"{name}:{task_id}"
+            task.config = {}  # the start node only maps the input: no node code sees a config
+        return task
+
+    def _prepared(self, task: Task) -> bool:
+        """Prepares `task` (see `_prepare`) unless it is; False when that failed, the
+        error (noted as LangGraph does) recorded as the task's."""
+        if task.config is not None:
+            return True
+        try:
+            self._prepare(task)
+        except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
+            note_preparing_error(e, task.name, task.path)
+            task.error = e
+            return False
+        return True
+
+    def _prepare(self, task: Task) -> None:
+        """Reads a pull task's input and builds the task's config and stream outlets.
+
+        Done when the task starts, on the thread that runs it (or for the whole step at
+        once when its start items show every task). Its state reads are safe then: a
+        step's writes are applied only once all its tasks have ended. LangGraph too takes
+        a task's input messages as already seen only once the task starts."""
+        node_id, name, step = task.node_id, task.name, task.step
+        pull = task.path[0] == "__pregel_pull"
+        if pull and node_id != 0:
+            task.input = task.runner.read_input(self.run)  # type: ignore[union-attr]
+        checkpoint_ns = f"{name}:{task.id}"
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
-        pull_metadata, push_metadata = graph.task_metadata[node_id]
+        pull_metadata, push_metadata = self.graph.task_metadata[node_id]
         metadata = {
             **self._base_metadata,
-            **(pull_metadata if push is None else push_metadata),
+            **(pull_metadata if pull else push_metadata),
             "langgraph_step": step,
             "langgraph_checkpoint_ns": checkpoint_ns,
         }
-        if push is not None:
-            metadata["langgraph_path"] = path
-        task = Task(index, node_id, name, task_id, path, triggers, task_input, {}, runner)
+        if not pull:
+            metadata["langgraph_path"] = task.path
         callbacks = self._user_callbacks
         runtime = self._runtime  # shared unless the task streams: its writer discards
-        if runner is not None and self.spec.modes:
+        if task.runner is not None and self.spec.modes:
             callbacks, runtime = self._stream_outlets(task, callbacks, runtime, step)
         task.config = {
             **self.config,
@@ -825,12 +857,11 @@ class GraphRun:
                 **self._base_configurable,
                 "checkpoint_ns": checkpoint_ns,
                 CONFIG_KEY_RUNTIME: runtime,
-                "__pregel_task_id": task_id,
+                "__pregel_task_id": task.id,
                 "__pregel_stream": self if self.spec.modes else None,
                 "__pregel_task": task,
             },
         }
-        return task
 
     def _stream_outlets(self, task: Task, callbacks: Any, runtime: Runtime,
                         step: int) -> tuple[Any, Runtime]:
@@ -867,6 +898,8 @@ class GraphRun:
 
     def _run_task(self, t: Task) -> None:
         """Runs a task to completion, recording its writes or its error (never raises)."""
+        if not self._prepared(t):
+            return
         try:
             if t.node_id == 0:
                 output = self.graph.map_input(t.input, strict=self.strict_input)
@@ -1064,8 +1097,18 @@ def note_task_error(e: BaseException, name: str, task_id: str) -> None:
     """As LangGraph does: the exception itself reaches the caller, with a note saying in
     which task (and, through subgraphs, which enclosing tasks) it happened. Signals for an
     enclosing graph, KeyboardInterrupt and StreamClosed pass as they are."""
+    _note(e, f"During task with name '{name}' and id '{task_id}'")
+
+
+def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> None:
+    """`note_task_error` for a failure before the task ran: reading its input (a node's
+    input schema refusing the state), noted with the task's path as LangGraph does."""
+    _note(e, f"Before task with name '{name}' and path '{path}'")
+
+
+def _note(e: BaseException, note: str) -> None:
     if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(e, "add_note"):
-        e.add_note(f"During task with name '{name}' and id '{task_id}'")
+        e.add_note(note)
 
 
 def recursion_error(limit: int) -> GraphRecursionError:

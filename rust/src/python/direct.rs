@@ -84,6 +84,8 @@ struct Hooks {
     branch_writes: Py<PyAny>,
     /// `note_task_error(error, name, task_id)`.
     note_error: Py<PyAny>,
+    /// `note_preparing_error(error, name, path)`: for a failure reading a task's input.
+    note_preparing_error: Py<PyAny>,
     /// The worker pool's `submit(fn)`.
     submit: Py<PyAny>,
     /// The scout's `watch(fn)`.
@@ -103,6 +105,7 @@ type NodeArgs = (
 
 /// The hooks as the Python side passes them, in [`Hooks`]' order.
 type HookArgs = (
+    Py<PyAny>,
     Py<PyAny>,
     Py<PyAny>,
     Py<PyAny>,
@@ -180,8 +183,16 @@ impl DirectGraph {
                 },
             )
             .collect();
-        let (context_var, map_input, output_writes, branch_writes, note_error, submit, watch) =
-            hooks;
+        let (
+            context_var,
+            map_input,
+            output_writes,
+            branch_writes,
+            note_error,
+            note_preparing_error,
+            submit,
+            watch,
+        ) = hooks;
         Ok(DirectGraph {
             plan,
             nodes,
@@ -194,6 +205,7 @@ impl DirectGraph {
                 output_writes,
                 branch_writes,
                 note_error,
+                note_preparing_error,
                 submit,
                 watch,
             },
@@ -291,7 +303,18 @@ impl DirectGraph {
             TaskPath::Pull(_) => {
                 let values = read_state(py, self.plan.get(), state, &node.input_ids)?;
                 match &node.coerce {
-                    Some(coerce) => coerce.bind(py).call1((values,))?.unbind(),
+                    Some(coerce) => coerce
+                        .bind(py)
+                        .call1((values,))
+                        .inspect_err(|e| {
+                            let path = (intern!(py, "__pregel_pull"), node.name.bind(py));
+                            // Best effort, as in `run_task`: the caller gets the error itself.
+                            let _ = self
+                                .hooks
+                                .note_preparing_error
+                                .call1(py, (e.value(py), node.name.bind(py), path));
+                        })?
+                        .unbind(),
                     None => values.into_any().unbind(),
                 }
             }
