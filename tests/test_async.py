@@ -13,6 +13,7 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
+from ferrograph.types import StreamWriter
 from tests.parity import Lib, load
 
 
@@ -230,7 +231,7 @@ def test_subgraph_invoked_synchronously_from_an_async_node_streams_without_deadl
     buffer makes them overflow it at once)."""
     inner = load("ferrograph").StateGraph(S)
 
-    def leaf(state: S, writer: Any) -> dict[str, Any]:
+    def leaf(state: S, writer: StreamWriter) -> dict[str, Any]:
         for i in range(50):
             writer(i)
         return {"out": ["leaf"]}

@@ -7,6 +7,7 @@ import operator
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -720,6 +721,71 @@ def test_config_reaches_nodes(candidate: Lib, oracle: Lib) -> None:
     got, expected = outcome(lambda: run(candidate)), outcome(lambda: run(oracle))
     assert got == expected
     assert expected["same_as_get_config"] is True
+
+
+def _received(value: Any) -> str:
+    """What an injectable parameter received, comparable across implementations."""
+    if isinstance(value, dict):
+        return "config"
+    if callable(value):
+        return "writer"
+    return "Runtime" if type(value).__name__ == "Runtime" else repr(value)
+
+
+def _signature_cases(lib: Lib, out: Callable[[str], Any]) -> dict[str, Callable[..., Any]]:
+    """Functions whose parameters are named like the injected ones, annotated every way
+    LangGraph tells apart: each returns `out` of what its parameter received."""
+
+    def config_untyped(state, config=0): return out(_received(config))  # noqa: E704
+    def config_typed(state, config: RunnableConfig): return out(_received(config))  # noqa: E704
+    def config_optional(state, config: RunnableConfig | None = None):  # noqa: E704
+        return out(_received(config))
+    def config_as_text(state, config: "RunnableConfig"): return out(_received(config))  # noqa: E704
+    def config_as_dict(state, config: dict = 0): return out(_received(config))  # noqa: E704
+    def config_as_any(state, config: Any = 0): return out(_received(config))  # noqa: E704
+    def config_keyword_only(state, *, config): return out(_received(config))  # noqa: E704
+    def writer_typed(state, writer: lib.StreamWriter): return out(_received(writer))  # noqa: E704
+    def writer_as_int(state, writer: int = 5): return out(_received(writer))  # noqa: E704
+    def runtime_any_type(state, runtime: int = 3): return out(_received(runtime))  # noqa: E704
+
+    return {f.__name__: f for f in (
+        config_untyped, config_typed, config_optional, config_as_text, config_as_dict,
+        config_as_any, config_keyword_only, writer_typed, writer_as_int, runtime_any_type)}
+
+
+SIGNATURE_CASES = ["config_untyped", "config_typed", "config_optional", "config_as_text",
+                   "config_as_dict", "config_as_any", "config_keyword_only", "writer_typed",
+                   "writer_as_int", "runtime_any_type"]
+
+
+@pytest.mark.parametrize("case", SIGNATURE_CASES)
+@pytest.mark.parametrize("as_router", [False, True], ids=["node", "router"])
+def test_injected_parameters_follow_their_annotations(
+        case: str, as_router: bool, candidate: Lib, oracle: Lib) -> None:
+    """A node (or router) gets `config`/`writer`/`runtime` only under the annotations
+    LangGraph gives them under; otherwise its default stands, and a `config` annotated with
+    another type gets LangGraph's warning when the node is added."""
+
+    def run(lib: Lib) -> Any:
+        routed: list[str] = []
+        if as_router:
+            fn = _signature_cases(lib, lambda got: (routed.append(got), lib.END)[1])[case]
+        else:
+            fn = _signature_cases(lib, lambda got: {"log": [got]})[case]
+        b = lib.StateGraph(State)
+        b.add_node("first", step("first"))
+        b.add_edge(lib.START, "first")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if as_router:
+                b.add_conditional_edges("first", fn)
+            else:
+                b.add_node("node", fn)
+                b.add_edge("first", "node")
+        return b.compile().invoke(START_STATE), routed, [str(w.message) for w in caught]
+
+    got, expected = outcome(lambda: run(candidate)), outcome(lambda: run(oracle))
+    assert got == expected
 
 
 def test_get_config_outside_a_run(candidate: Lib, oracle: Lib) -> None:

@@ -8,6 +8,7 @@ import itertools
 import logging
 import threading
 import time
+import warnings
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -17,7 +18,18 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
-from typing import Any, Generic, Literal, TypeVar, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import (
+    Any,
+    Generic,
+    Literal,
+    Optional,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
@@ -59,14 +71,31 @@ from ferrograph.pregel._loop import (
     note_task_error,
 )
 from ferrograph.runtime import Runtime
-from ferrograph.types import Command, GraphOutput, RetryPolicy, Send, update_as_pairs
+from ferrograph.types import (
+    Command,
+    GraphOutput,
+    RetryPolicy,
+    Send,
+    StreamWriter,
+    update_as_pairs,
+)
 
 logger = logging.getLogger(__name__)
 
 StateT = TypeVar("StateT")
 ContextT = TypeVar("ContextT")
 
-_INJECTABLE = ("config", "writer", "runtime", "store")
+_EMPTY = inspect.Parameter.empty
+_INJECTABLE: dict[str, tuple[Any, ...] | None] = {
+    "config": (RunnableConfig, "RunnableConfig", Optional[RunnableConfig],  # noqa: UP045
+               "Optional[RunnableConfig]", _EMPTY),
+    "writer": (StreamWriter, "StreamWriter", _EMPTY),
+    "runtime": None,
+    "store": ("BaseStore", "Optional[BaseStore]", _EMPTY),
+}
+"""The parameters a node (or router) is given by name, and the annotations under which it
+is (None: any). As in LangGraph, a parameter annotated otherwise is left to its default."""
+_INJECTABLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
 def _node_name(action: Any) -> str:
@@ -104,6 +133,8 @@ class NodeSpec:
         self.retry_policy = retry_policy
         self.defer = defer
         self.destinations = destinations
+        self.inject = () if isinstance(action, Runnable) else injected_params(action)
+        """The parameters the node is given by name (see `injected_params`)."""
 
 
 class BranchSpec:
@@ -112,7 +143,7 @@ class BranchSpec:
     def __init__(self, path: Any, ends: dict[Hashable, str] | None) -> None:
         self.path = path
         self.ends = ends
-        self.accepts_config = _accepts(path, "config")
+        self.inject = () if isinstance(path, Runnable) else injected_params(path)
 
     def route(self, state: Any, config: RunnableConfig) -> list[Any]:
         result = self._call(state, config)
@@ -133,8 +164,8 @@ class BranchSpec:
     def _call(self, state: Any, config: RunnableConfig) -> Any:
         if isinstance(self.path, Runnable):
             return self.path.invoke(state, config)
-        if self.accepts_config:
-            return self.path(state, config=config)
+        if self.inject:
+            return self.path(state, **injected_values(self.inject, config))
         return self.path(state)
 
     def _destinations(self, result: Any) -> list[Any]:
@@ -174,12 +205,45 @@ def run_blocking(awaitable: Any) -> Any:
     raise value
 
 
-def _accepts(fn: Any, param: str) -> bool:
+def injected_params(fn: Any) -> tuple[str, ...]:
+    """The parameters of `_INJECTABLE` that `fn` is given: named so, passable by keyword
+    and annotated as LangGraph expects. A `config` annotated with another type is not
+    given, with LangGraph's warning."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        return False
-    return param in params
+        return ()
+    found = []
+    for name, expected in _INJECTABLE.items():
+        param = params.get(name)
+        if param is None or param.kind not in _INJECTABLE_KINDS:
+            continue
+        annotation = param.annotation
+        if expected is not None and annotation not in expected and not (
+                name == "store" and _is_store_class(annotation)):
+            if name == "config" and annotation is not _EMPTY:
+                warnings.warn("The 'config' parameter should be typed as 'RunnableConfig' or "
+                              f"'RunnableConfig | None', not '{annotation}'. ",
+                              UserWarning, stacklevel=4)
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str, Any]:
+    """The keyword arguments for `params` (from `injected_params`) in a task's `config`."""
+    runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+    values = {"config": config, "writer": runtime.stream_writer, "runtime": runtime,
+              "store": runtime.store}
+    return {param: values[param] for param in params}
+
+
+def _is_store_class(annotation: Any) -> bool:
+    """`BaseStore` or `BaseStore | None`: langgraph's class (not a dependency), by name."""
+    union = get_origin(annotation) in (Union, UnionType)
+    named = [a for a in (get_args(annotation) if union else (annotation,))
+             if a is not type(None)]
+    return len(named) == 1 and getattr(named[0], "__name__", None) == "BaseStore"
 
 
 class StateGraph(Generic[StateT, ContextT]):
@@ -424,7 +488,7 @@ class NodeRunner:
         )
         self.on_loop = self.is_async or self.is_runnable
         """Under `ainvoke`/`astream`, runs as a task of the event loop (else on a worker)."""
-        self.inject = tuple(p for p in _INJECTABLE if fn is not None and _accepts(fn, p))
+        self.inject = spec.inject
         input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
         self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
         self.coerce = make_coercer(spec.input_schema)
@@ -506,13 +570,7 @@ class NodeRunner:
             var_child_runnable_config.reset(token)
 
     def _injected(self, config: RunnableConfig) -> dict[str, Any]:
-        """The keyword arguments the node's signature asks for."""
-        if not self.inject:
-            return {}
-        runtime = config["configurable"][CONFIG_KEY_RUNTIME]
-        values = {"config": config, "writer": runtime.stream_writer, "runtime": runtime,
-                  "store": runtime.store}
-        return {param: values[param] for param in self.inject}
+        return injected_values(self.inject, config) if self.inject else {}
 
 
 def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
