@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import operator
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from langchain_core.messages import AIMessage
 
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.graph import END, START, StateGraph
-from ferrograph.pregel._executor import IDLE_LINGER_SECONDS
+from ferrograph.pregel._executor import IDLE_LINGER_SECONDS, WorkerPool
 from ferrograph.types import Send
 from tests.support import settle_threads
 
@@ -438,3 +439,30 @@ def test_a_step_prepares_each_task_when_it_starts_not_all_before_the_first(entry
     before_branches = 1  # the caller's own input
     assert at_first_token == [before_branches + 1]  # branch_0's state alone
     assert len(built) >= before_branches + n  # every branch read its state in the end
+
+
+def test_a_new_worker_starts_its_work_only_once_submit_has_returned():
+    # A thread that went straight into its work after `Thread.start` woke the submitter
+    # would keep the GIL from it for a whole switch interval (5 ms per thread started, on
+    # the consumer's path to the first token). A long interval makes that visible: the work
+    # spins, holding the GIL, until it sees the submitter past `submit`.
+    pool = WorkerPool("test-pool")
+    returned, ended = threading.Event(), threading.Event()
+    saw_submit_return: list[bool] = []
+
+    def work() -> None:
+        deadline = time.monotonic() + 0.2
+        while not returned.is_set() and time.monotonic() < deadline:
+            pass
+        saw_submit_return.append(returned.is_set())
+        ended.set()
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    try:
+        pool.submit(work)
+        returned.set()
+        assert ended.wait(5)
+    finally:
+        sys.setswitchinterval(interval)
+    assert saw_submit_return == [True]

@@ -50,12 +50,20 @@ class WorkerPool:
                 worker.wake.set()
                 return
             self._threads += 1
-        threading.Thread(target=self._serve, args=(fn,), name=self._name, daemon=True).start()
+        worker = _Worker()
+        worker.work = fn
+        threading.Thread(target=self._serve, args=(worker,), name=self._name,
+                         daemon=True).start()
+        # Only now may the new thread run `fn`: gone straight into it, it would keep the GIL
+        # from this thread, woken by `start()` and waiting for it, for a whole switch
+        # interval (5 ms a thread started).
+        worker.wake.set()
 
-    def _serve(self, fn: Callable[[], None]) -> None:
-        me = _Worker()
+    def _serve(self, me: _Worker) -> None:
+        me.wake.wait()
+        fn = me.work
         while True:
-            fn()
+            fn()  # type: ignore[misc]
             with self._lock:
                 me.work = None
                 me.wake.clear()
