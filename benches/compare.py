@@ -782,7 +782,8 @@ def main(argv: list[str] | None = None) -> int:
         {n for n in RSS_ROWS if n.endswith("_256")} if only and "rss_256" in only else set())
     built = {s.name: s for s in scenarios}
     rss = {} if args.no_rss else {
-        name: {k: peak_rss(k, name) for k in (built.get(name) or find_scenario(name)).run}
+        name: {k: peak_rss(k, name) for k in (built.get(name) or find_scenario(name)).run
+               if k in KINDS}
         for name in RSS_ROWS if name in names}
     if rss:
         print("  rss: done", file=sys.stderr)
