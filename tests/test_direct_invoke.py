@@ -17,7 +17,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-import ferrograph.graph.state as state_module
+import ferrograph.pregel.main as main_module
 from ferrograph._core import new_task_id
 from ferrograph.config import get_config
 from ferrograph.graph import START, StateGraph
@@ -44,13 +44,13 @@ class Context:
 def no_graph_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records each `GraphRun` made (`invoke` on the direct driver makes none)."""
     made: list[str] = []
-    real = state_module.GraphRun
+    real = main_module.GraphRun
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         made.append("GraphRun")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(state_module, "GraphRun", recording)
+    monkeypatch.setattr(main_module, "GraphRun", recording)
     return made
 
 

@@ -1,0 +1,253 @@
+"""The asyncio driver: `astream` and `ainvoke`, on the caller's event loop.
+
+Async nodes (and runnables) run as tasks of the loop; sync nodes run on worker threads, as
+under `stream`. `AsyncDriver.batches` (for `astream`) makes the loop the chunk channel's
+consumer: it sleeps on the channel's waker, so it is woken once per batch of chunks, and
+tasks on the loop push through non-blocking producers (`LoopProducer`) that await room, so
+a full channel never blocks the loop. `AsyncDriver.run` (for `ainvoke`) streams nothing and
+needs no channel at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ferrograph._core import ChunkChannel
+from ferrograph.pregel._dispatch import DRAIN_BATCH, Dispatch
+from ferrograph.pregel._executor import DEFAULT_POOL
+from ferrograph.pregel._loop import GraphRun, Item, Step, Task
+from ferrograph.pregel._messages import LoopProducer
+from ferrograph.pregel._stream import CONTROL_NODE, MODE_DONE
+from ferrograph.pregel._trace import end_trace, start_trace
+from ferrograph.pregel._write import abranch_writes
+
+
+class AsyncDriver:
+    """Drives one `GraphRun` on the running event loop."""
+
+    def __init__(self, run: GraphRun) -> None:
+        self.run = run
+        self.loop = asyncio.get_running_loop()
+        self._wake: asyncio.Future[None] | None = None
+        """The future the consumer sleeps on (under `batches`)."""
+        self._ended: deque[Task] = deque()
+        """Async tasks that ended; their chunks are all queued by then."""
+        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        """Backlogged producers on the loop, waiting for the consumer to drain."""
+
+    # -- astream ------------------------------------------------------------------------------
+
+    async def batches(self) -> AsyncIterator[list[Item]]:
+        """The run's items in lists, a drained batch at a time (one generator hop per
+        batch). On leaving — the end, a failure, `aclose()`, cancellation — the channel is
+        closed and every task still running is cancelled and awaited."""
+        run, loop = self.run, self.loop
+        run.aloop = self
+        channel = run.open_channel()
+        channel.set_waker(functools.partial(_wake_loop, loop, threading.get_ident(),
+                                            self._wake_up))
+        control = channel.producer(CONTROL_NODE, 0)
+        running: set[asyncio.Task[None]] = set()
+        trace = start_trace(run)
+        error: BaseException | None = None
+        try:
+            for part in run.supersteps():
+                if type(part) is Step:
+                    async for batch in self._execute_streaming(part.tasks, channel, control,
+                                                               part.number, running):
+                        yield batch
+                else:
+                    yield part
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            channel.close()  # releases producers on worker threads (their models stop)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
+            end_trace(run, trace, error)
+
+    async def _execute_streaming(self, tasks: list[Task], channel: ChunkChannel,
+                                 control: Any, step: int,
+                                 running: set[asyncio.Task[None]]
+                                 ) -> AsyncIterator[list[Item]]:
+        run, loop, ended = self.run, self.loop, self._ended
+
+        def launch(t: Task) -> None:
+            runner = t.runner
+            if runner is None:  # the start node: mapping the input, nothing to wait for
+                run.run_task(t)
+                ended.append(t)
+            elif runner.on_loop:
+                task = loop.create_task(self._run_streaming_task(t))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            else:  # sync nodes never run on the loop, not even alone in their step
+                DEFAULT_POOL.submit(functools.partial(run.run_and_report, t, control))
+
+        dispatch = Dispatch(tasks, run.max_concurrency, launch)
+        while dispatch.pending:
+            batch = channel.drain(DRAIN_BATCH, 0.0)
+            if batch is None:
+                raise RuntimeError("the stream channel closed while tasks were running")
+            if batch:
+                self._release_room(len(batch))
+            elif ended:
+                # Only with the channel empty: an ended task's chunks are all queued by then,
+                # so they are yielded before its completion.
+                batch = ((0, MODE_DONE, ended.popleft()),)
+            if batch:
+                for items in run.batch_items(batch, step, dispatch.task_ended):
+                    yield items
+            else:
+                wake = self._wake = loop.create_future()
+                if channel.arm():
+                    try:
+                        await wake
+                    finally:
+                        self._wake = None
+
+    async def _run_streaming_task(self, t: Task) -> None:
+        """Runs an event-loop task of `batches`; its end is announced by `_ended`."""
+        await self._run_task(t)
+        self._ended.append(t)
+        self._wake_up()
+
+    def on_this_loop(self) -> bool:
+        """Whether the event loop running now is this driver's."""
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def outlet_of(self, task: Task, producer: Any) -> LoopProducer:
+        """The task's producer for use on this event loop (see `LoopProducer`), made from
+        `producer` on first use. One per task, so the task has a single backlog, which
+        `_run_task` flushes before the task counts as ended."""
+        if task.outlet is None:
+            task.outlet = LoopProducer(producer, self.loop, self._wait_for_room)
+        return task.outlet
+
+    def _wake_up(self) -> None:
+        """Wakes the consumer of `batches` if it sleeps (on the loop's thread)."""
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    async def _wait_for_room(self) -> None:
+        """For backlogged producers on the loop: returns once the consumer has drained."""
+        room = self.loop.create_future()
+        self._room_waiters.append(room)
+        await room
+
+    def _release_room(self, drained: int) -> None:
+        """Wakes as many backlogged producers as chunks were drained, first come first
+        served: waking all of them would have most find the channel full again."""
+        waiters = self._room_waiters
+        while waiters and drained:
+            room = waiters.popleft()
+            if not room.done():
+                room.set_result(None)
+                drained -= 1
+
+    # -- ainvoke ------------------------------------------------------------------------------
+
+    async def run_to_end(self) -> None:
+        """Runs the graph to the end (or a breakpoint), streaming nothing."""
+        run = self.run
+        trace = start_trace(run)
+        try:
+            for part in run.supersteps():
+                if type(part) is not Step:
+                    continue
+                tasks = part.tasks
+                if len(tasks) == 1:  # most steps: no fan-out to manage
+                    await self._run_task(tasks[0])
+                    if tasks[0].error is not None:
+                        raise tasks[0].error
+                else:
+                    await self._execute(tasks)
+        except BaseException as e:
+            end_trace(run, trace, e)
+            raise
+        end_trace(run, trace, None)
+
+    async def _execute(self, tasks: list[Task]) -> None:
+        """Runs a step's tasks at once (at most `max_concurrency`); the first failure
+        cancels the others."""
+        limit_to = self.run.max_concurrency
+        limit = asyncio.Semaphore(limit_to) if limit_to else None
+
+        async def bounded(t: Task) -> None:
+            async with limit:  # type: ignore[union-attr]
+                await self._run_task(t)
+
+        running = [asyncio.ensure_future(bounded(t) if limit else self._run_task(t))
+                   for t in tasks]
+        try:
+            for future in asyncio.as_completed(running):
+                await future
+                failed = next((t for t in tasks if t.error is not None), None)
+                if failed is not None:
+                    raise failed.error
+        finally:
+            for future in running:  # a failure (or our own cancellation) stops siblings
+                future.cancel()
+        for t in tasks:
+            if t.error is not None:
+                raise t.error
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    async def _run_task(self, t: Task) -> None:
+        """Runs a task from the event loop, recording its writes or its error (raises only
+        its own cancellation)."""
+        run, runner = self.run, t.runner
+        if runner is None:  # the start node: mapping the input, nothing to wait for
+            run.run_task(t)
+        elif runner.on_loop:
+            if not run.prepared(t):
+                return
+            try:
+                output = await runner.acall(t.input, t.config)
+                await self._finish_task(t, output)
+                if t.outlet is not None:
+                    await t.outlet.flush()
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:  # noqa: BLE001 - recorded like the sync path does
+                run.record_error(t, e)
+        else:
+            # Sync nodes go off the loop, to the loop's executor (as asyncio code expects:
+            # its size is the caller's to set).
+            await self.loop.run_in_executor(None, run.run_task, t)
+
+    async def _finish_task(self, t: Task, output: Any) -> None:
+        """`GraphRun.finish_task` on the event loop: async routers are awaited there."""
+        run = self.run
+        run.take_output(t, output)
+        if t.name in run.graph.branches:
+            await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes)
+        run.emit_output(t, output)
+
+
+def _wake_loop(loop: asyncio.AbstractEventLoop, loop_thread: int,
+               fn: Callable[[], None]) -> None:
+    """The channel's waker for `AsyncDriver.batches`: runs `fn` (which only resolves a
+    future) at once when the chunk was pushed on the loop's own thread, by an async node;
+    from any other thread it schedules `fn` there, which also wakes the loop's selector (a
+    write to its self-pipe, too dear to pay for every batch a task on the loop produces)."""
+    if threading.get_ident() == loop_thread:
+        fn()
+        return
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass

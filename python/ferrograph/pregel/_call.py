@@ -1,0 +1,252 @@
+"""Calling user code: nodes and routers, with the parameters they ask for.
+
+`NodeRunner` calls one node (sync or async, a function or a runnable, with its retry
+policy) inside the task's config; `BranchSpec` calls a conditional edge's routing function
+and maps what it returns to destinations; `injected_params` decides, once per function,
+which of `config`, `writer`, `runtime` and `store` it is given, under LangGraph's rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+import warnings
+from collections.abc import Hashable
+from types import UnionType
+from typing import Any, Optional, Union, get_args, get_origin
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+
+from ferrograph._schema import make_coercer, read_schema
+from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.errors import ParentCommand
+from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
+
+_EMPTY = inspect.Parameter.empty
+_INJECTABLE: dict[str, tuple[Any, ...] | None] = {
+    "config": (RunnableConfig, "RunnableConfig", Optional[RunnableConfig],  # noqa: UP045
+               "Optional[RunnableConfig]", _EMPTY),
+    "writer": (StreamWriter, "StreamWriter", _EMPTY),
+    "runtime": None,
+    "store": ("BaseStore", "Optional[BaseStore]", _EMPTY),
+}
+"""The parameters a node (or router) is given by name, and the annotations under which it
+is (None: any). As in LangGraph, a parameter annotated otherwise is left to its default."""
+_INJECTABLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def injected_params(fn: Any) -> tuple[str, ...]:
+    """The parameters of `_INJECTABLE` that `fn` is given: named so, passable by keyword
+    and annotated as LangGraph expects. A `config` annotated with another type is not
+    given, with LangGraph's warning."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return ()
+    found = []
+    for name, expected in _INJECTABLE.items():
+        param = params.get(name)
+        if param is None or param.kind not in _INJECTABLE_KINDS:
+            continue
+        annotation = param.annotation
+        if expected is not None and annotation not in expected and not (
+                name == "store" and _is_store_class(annotation)):
+            if name == "config" and annotation is not _EMPTY:
+                warnings.warn("The 'config' parameter should be typed as 'RunnableConfig' or "
+                              f"'RunnableConfig | None', not '{annotation}'. ",
+                              UserWarning, stacklevel=4)
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str, Any]:
+    """The keyword arguments for `params` (from `injected_params`) in a task's `config`."""
+    runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+    values = {"config": config, "writer": runtime.stream_writer, "runtime": runtime,
+              "store": runtime.store}
+    return {param: values[param] for param in params}
+
+
+def _is_store_class(annotation: Any) -> bool:
+    """`BaseStore` or `BaseStore | None`: langgraph's class (not a dependency), by name."""
+    union = get_origin(annotation) in (Union, UnionType)
+    named = [a for a in (get_args(annotation) if union else (annotation,))
+             if a is not type(None)]
+    return len(named) == 1 and getattr(named[0], "__name__", None) == "BaseStore"
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def run_blocking(awaitable: Any) -> Any:
+    """Runs `awaitable` to completion from synchronous code: on a fresh event loop, or, when
+    this thread already runs one (sync code called from async code), on a short-lived
+    thread of its own so that loop is not re-entered."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_await(awaitable))
+    outcome: list[Any] = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, asyncio.run(_await(awaitable))))
+        except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread
+            outcome.append((False, e))
+
+    thread = threading.Thread(target=target, name="ferrograph-coroutine")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+class BranchSpec:
+    """A conditional edge: a routing function and, optionally, its declared targets."""
+
+    def __init__(self, path: Any, ends: dict[Hashable, str] | None) -> None:
+        self.path = path
+        self.ends = ends
+        self.inject = () if isinstance(path, Runnable) else injected_params(path)
+
+    def route(self, state: Any, config: RunnableConfig) -> list[Any]:
+        result = self._call(state, config)
+        if inspect.isawaitable(result):
+            result = run_blocking(result)
+        return self._destinations(result)
+
+    async def aroute(self, state: Any, config: RunnableConfig) -> list[Any]:
+        """`route` on an event loop: an async routing function is awaited there."""
+        if isinstance(self.path, Runnable):
+            result = await self.path.ainvoke(state, config)
+        else:
+            result = self._call(state, config)
+            if inspect.isawaitable(result):
+                result = await result
+        return self._destinations(result)
+
+    def _call(self, state: Any, config: RunnableConfig) -> Any:
+        if isinstance(self.path, Runnable):
+            return self.path.invoke(state, config)
+        if self.inject:
+            return self.path(state, **injected_values(self.inject, config))
+        return self.path(state)
+
+    def _destinations(self, result: Any) -> list[Any]:
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        if self.ends:
+            result = [r if isinstance(r, Send) else self.ends[r] for r in result]
+        return list(result)
+
+
+class NodeRunner:
+    """How one node is called: its input keys, injected parameters and retry policy."""
+
+    def __init__(self, spec: Any, key_ids: dict[str, int], is_subgraph: bool) -> None:
+        """`spec` is the builder's declaration of the node (`NodeSpec`); `is_subgraph`, whether
+        its action is a compiled graph (run as a nested run of the calling one)."""
+        self.name = spec.name
+        self.action = spec.action
+        self.metadata = spec.metadata
+        self.is_runnable = isinstance(spec.action, Runnable)
+        self.is_subgraph = is_subgraph
+        fn = spec.action if not self.is_runnable else None
+        self.is_async = fn is not None and (
+            inspect.iscoroutinefunction(fn)
+            or inspect.iscoroutinefunction(type(fn).__call__)
+        )
+        self.on_loop = self.is_async or self.is_runnable
+        """Under `ainvoke`/`astream`, runs as a task of the event loop (else on a worker)."""
+        self.inject = spec.inject
+        input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
+        self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
+        self.coerce = make_coercer(spec.input_schema)
+        policy = spec.retry_policy
+        self.retry: tuple[RetryPolicy, ...] = (
+            () if policy is None else (policy,) if isinstance(policy, RetryPolicy)
+            else tuple(policy)
+        )
+        if not self.retry:  # one coroutine frame less per task on the event loop
+            self.acall = self._acall_once  # type: ignore[method-assign]
+
+    def read_input(self, run: Any) -> Any:
+        values = run.read(self.input_ids)
+        return self.coerce(values) if self.coerce is not None else values
+
+    def call(self, input: Any, config: RunnableConfig) -> Any:
+        """Calls the node on `input` with the task's `config` (retrying as its policy says)
+        and returns what it returned."""
+        if not self.retry:
+            return self._call_once(input, config)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._call_once(input, config)
+            except Exception as exc:
+                policy = next((p for p in self.retry if p.should_retry(exc)), None)
+                if policy is None or attempt >= policy.max_attempts:
+                    raise
+                time.sleep(policy.delay(attempt))
+
+    def _call_once(self, input: Any, config: RunnableConfig) -> Any:
+        token = var_child_runnable_config.set(config)
+        try:
+            if self.is_runnable:
+                try:
+                    return self.action.invoke(input, config)
+                except ParentCommand as e:
+                    if self.is_subgraph:
+                        command = e.args[0]
+                        return Command(update=command.update, goto=command.goto,
+                                       resume=command.resume)
+                    raise
+            result = self.action(input, **self._injected(config))
+            if self.is_async:
+                result = run_blocking(result)
+            return result
+        finally:
+            var_child_runnable_config.reset(token)
+
+    async def acall(self, input: Any, config: RunnableConfig) -> Any:
+        """`call` on the event loop: async nodes are awaited in place, sync ones run on a
+        worker thread."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._acall_once(input, config)
+            except Exception as exc:
+                policy = next((p for p in self.retry if p.should_retry(exc)), None)
+                if policy is None or attempt >= policy.max_attempts:
+                    raise
+                await asyncio.sleep(policy.delay(attempt))
+
+    async def _acall_once(self, input: Any, config: RunnableConfig) -> Any:
+        token = var_child_runnable_config.set(config)
+        try:
+            if self.is_runnable:
+                try:
+                    return await self.action.ainvoke(input, config)
+                except ParentCommand as e:
+                    if self.is_subgraph:
+                        command = e.args[0]
+                        return Command(update=command.update, goto=command.goto,
+                                       resume=command.resume)
+                    raise
+            return await self.action(input, **self._injected(config))
+        finally:
+            var_child_runnable_config.reset(token)
+
+    def _injected(self, config: RunnableConfig) -> dict[str, Any]:
+        return injected_values(self.inject, config) if self.inject else {}
+
+

@@ -1,0 +1,79 @@
+"""`invoke` on the Rust driver (`DirectGraph`, `rust/src/python/direct.rs`).
+
+A run that streams nothing, reports to no callbacks and stops at no breakpoint needs no
+`GraphRun`: the Rust driver plans each step, builds each task's input and config, calls
+plain function nodes itself and applies the step. What it cannot do alone (runnables, async
+nodes, retry policies, injected parameters, results that are not dicts, conditional edges)
+it hands to the same Python helpers the step loop uses (`_write`, `NodeRunner.call`), so
+both drivers behave alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables.config import var_child_runnable_config
+
+from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
+from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.pregel._errors import (
+    concurrent_update_error,
+    note_preparing_error,
+    note_task_error,
+    recursion_error,
+)
+from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
+from ferrograph.pregel._loop import recursion_limit, task_bases
+from ferrograph.pregel._write import branch_writes, map_input, output_writes
+
+if TYPE_CHECKING:
+    from ferrograph.pregel.main import CompiledStateGraph
+
+
+def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
+    """The Rust driver's description of `graph` (built once per graph)."""
+    nodes = []
+    for node_id, name in enumerate(graph.node_names):
+        runner = graph.runners.get(name)
+        pull_metadata, push_metadata = graph.task_metadata[node_id]
+        if runner is None:  # the start node: the driver maps the input itself
+            call, plain, input_ids, coerce = None, False, [], None
+        else:
+            plain = not (runner.is_runnable or runner.is_async or runner.inject
+                         or runner.retry)
+            call = runner.action if plain else runner.call
+            input_ids, coerce = runner.input_ids, runner.coerce
+        nodes.append((call, plain, input_ids, coerce, pull_metadata, push_metadata,
+                      name in graph.branches))
+    return DirectGraph(
+        graph.plan, nodes, graph.key_ids,
+        [name in graph.input_key_set for name in graph.key_names], graph.reducers,
+        (var_child_runnable_config, map_input, output_writes, branch_writes,
+         note_task_error, note_preparing_error, DEFAULT_POOL.submit, DEFAULT_SCOUT.watch))
+
+
+def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any], context: Any,
+                  result_keys: Sequence[str] | None) -> dict[str, Any]:
+    """`invoke` without a `GraphRun`: the Rust driver runs the whole graph. What tasks see
+    (config, metadata, errors) is as under `GraphRun`."""
+    limit = recursion_limit(config)
+    if result_keys is None:
+        *_, result_ids = graph.default_output
+    else:
+        for key in result_keys:
+            if key not in graph.key_ids:
+                raise ValueError(f"Key {key} not in channels")
+        result_ids = [graph.key_ids[k] for k in result_keys]
+    configurable, metadata, runtime, strict = task_bases(graph, config, context)
+    configurable[CONFIG_KEY_RUNTIME] = runtime
+    configurable["__pregel_stream"] = None
+    configurable["__pregel_task"] = None
+    try:
+        return graph.direct.invoke(
+            graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
+            configurable, metadata, result_ids, config.get("max_concurrency") or None)
+    except OutOfSteps:
+        raise recursion_error(limit) from None
+    except ConcurrentUpdate as e:
+        raise concurrent_update_error(e.args[0]) from None

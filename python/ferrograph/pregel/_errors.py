@@ -1,0 +1,53 @@
+"""How a failing run reports itself: LangGraph's notes on a task's exception and LangGraph's
+errors for the engine's own failures (recursion limit, concurrent writes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ferrograph.errors import (
+    ErrorCode,
+    GraphBubbleUp,
+    GraphRecursionError,
+    InvalidUpdateError,
+    create_error_message,
+)
+
+
+def note_task_error(e: BaseException, name: str, task_id: str) -> None:
+    """As LangGraph does: the exception itself reaches the caller, with a note saying in
+    which task (and, through subgraphs, which enclosing tasks) it happened. Signals for an
+    enclosing graph, KeyboardInterrupt and StreamClosed pass as they are."""
+    _note(e, f"During task with name '{name}' and id '{task_id}'")
+
+
+def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> None:
+    """`note_task_error` for a failure before the task ran: reading its input (a node's
+    input schema refusing the state), noted with the task's path as LangGraph does."""
+    _note(e, f"Before task with name '{name}' and path '{path}'")
+
+
+def _note(e: BaseException, note: str) -> None:
+    if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(e, "add_note"):
+        e.add_note(note)
+
+
+def recursion_error(limit: int) -> GraphRecursionError:
+    return GraphRecursionError(
+        create_error_message(
+            message=f"Recursion limit of {limit} reached without hitting a stop condition. "
+            "You can increase the limit by setting the `recursion_limit` config key.",
+            error_code=ErrorCode.GRAPH_RECURSION_LIMIT,
+        )
+    )
+
+
+def concurrent_update_error(key: str) -> InvalidUpdateError:
+    return InvalidUpdateError(
+        create_error_message(
+            message=f"At key '{key}': Can receive only one value per step. "
+            "Use an Annotated key to handle multiple values.",
+            error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
+        )
+    )
+

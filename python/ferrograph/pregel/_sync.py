@@ -1,0 +1,123 @@
+"""The synchronous driver: `stream` and `invoke` (when not on the Rust driver).
+
+The calling thread is the consumer: it runs the run's supersteps, executes each step's tasks
+(on this thread, shared with a crew of workers, or all on workers when they stream live)
+and drains the chunk channel into batches of items for `RunStream`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from ferrograph._core import ChunkChannel
+from ferrograph.pregel._dispatch import (
+    DRAIN_BATCH,
+    DRAIN_WAIT_SECONDS,
+    Crew,
+    Dispatch,
+)
+from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
+from ferrograph.pregel._loop import GraphRun, Item, Step, Task
+from ferrograph.pregel._stream import CONTROL_NODE
+from ferrograph.pregel._trace import end_trace, start_trace
+
+
+def batches(run: GraphRun) -> Iterator[list[Item]]:
+    """The run's items in lists, a drained batch at a time (what `stream` hands on; one
+    generator hop per batch, not per item)."""
+    channel = run.open_channel()
+    control = channel.producer(CONTROL_NODE, 0)
+    trace = start_trace(run)
+    error: BaseException | None = None
+    try:
+        for part in run.supersteps():
+            if type(part) is Step:
+                yield from _execute(run, part.tasks, channel, control, part.number)
+            else:
+                yield part
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        # Wakes and fails every producer still running (a consumer that stopped early,
+        # or a failed step): their models stop streaming instead of blocking forever.
+        channel.close()
+        end_trace(run, trace, error)
+
+
+def run_to_end(run: GraphRun) -> None:
+    """Runs `run` to its end (or breakpoint), dropping its items (`invoke`)."""
+    for _ in batches(run):
+        pass
+
+
+def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
+             step: int) -> Iterator[list[Item]]:
+    """Runs one step's tasks, yielding what they produce and their end items; the first
+    task to fail raises its error (after the items produced before it)."""
+    if len(tasks) == 1 and not run.streams_live(tasks[0]):
+        t = tasks[0]  # most steps: no crew to gather, the task runs right here
+        run.run_task(t)
+        if t.error is not None:
+            raise t.error
+        if items := list(run.task_end_items(t, step)):
+            yield items
+        return
+    if not any(run.streams_live(t) for t in tasks):
+        yield from _execute_sharing(run, tasks, channel, control, step)
+        return
+
+    def launch(t: Task) -> None:
+        DEFAULT_POOL.submit(functools.partial(run.run_and_report, t, control))
+
+    # The tasks the consumer listens to start first (sorting is stable).
+    tasks = sorted(tasks, key=lambda t: not run.streams_live(t))
+    dispatch = Dispatch(tasks, run.max_concurrency, launch, ramp=True)
+    while dispatch.pending:
+        # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
+        batch = channel.drain(DRAIN_BATCH, dispatch.wait_seconds())
+        if batch is None:
+            raise RuntimeError("the stream channel closed while tasks were running")
+        yield from run.batch_items(batch, step, dispatch.task_ended)
+        del batch  # handed over: not kept alive through the next wait
+        dispatch.adapt(channel.take_gil_wait())
+
+def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
+                     step: int) -> Iterator[list[Item]]:
+    """A step in which no task streams while it runs: this thread runs tasks too,
+    taking them from the queue the workers take from (see `Crew`). Cheap nodes are all
+    done here before a worker has even woken, with no hand-over per task, while slow or
+    blocking ones still run side by side."""
+    crew = Crew(tasks, run.max_concurrency, functools.partial(run.run_and_report,
+                                                                control=control))
+    unclaimed = crew.unclaimed
+    if crew.helpers:
+        DEFAULT_SCOUT.watch(crew)
+    elsewhere = len(tasks)  # tasks whose end arrives through the channel
+
+    def ended_elsewhere() -> None:
+        nonlocal elsewhere
+        elsewhere -= 1
+
+    try:
+        while unclaimed:
+            try:
+                t = unclaimed.popleft()
+            except IndexError:  # a worker took the last one
+                break
+            elsewhere -= 1
+            run.run_task(t)
+            if t.error is not None:
+                raise t.error
+            if items := list(run.task_end_items(t, step)):
+                yield items
+        while elsewhere:
+            # A bounded wait, so Ctrl-C (delivered only between bytecodes) is seen.
+            batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
+            if batch is None:
+                raise RuntimeError("the stream channel closed while tasks were running")
+            yield from run.batch_items(batch, step, ended_elsewhere)
+    finally:
+        unclaimed.clear()  # after a failure or an early exit, nothing more starts

@@ -1,0 +1,202 @@
+"""Turning what nodes return into engine writes.
+
+A node's result (a dict, a `Command`, a state object, a list of commands) becomes a list of
+engine writes, `(WRITE_KEY, key id, value)`, `(WRITE_GOTO, node id, None)` or
+`(WRITE_SEND, node id, arg)`, that the Rust scheduler applies at the end of the step, plus the
+`(key, value)` pairs the `updates` and `tasks` stream modes show. The graph's input becomes the
+start node's writes, and a node's conditional edges add the routes they pick. Both drivers
+(the Rust `invoke` driver through its hooks, and the Python step loop) call these functions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import var_child_runnable_config
+
+from ferrograph._schema import input_as_pairs, schema_hints
+from ferrograph.constants import END, START
+from ferrograph.errors import (
+    EmptyInputError,
+    ErrorCode,
+    InvalidUpdateError,
+    ParentCommand,
+    create_error_message,
+)
+from ferrograph.types import Command, Send, update_as_pairs
+
+if TYPE_CHECKING:
+    from ferrograph.pregel.main import CompiledStateGraph
+
+WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
+
+
+def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> Any:
+    """The state writes of the graph's input. `strict` (a caller's own input, not a
+    parent graph's state handed to a subgraph) refuses keys the input schema lacks."""
+    if value is None:
+        raise EmptyInputError(f"Received no input for {START}")
+    pairs = input_as_pairs(value)
+    if pairs is None:
+        raise InvalidUpdateError(
+            create_error_message(
+                message=f"Expected dict, got {value}",
+                error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+            )
+        )
+    if strict and (unknown := [k for k, _ in pairs if k not in graph.key_ids]):
+        raise InvalidUpdateError(
+            f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))}; the "
+            f"graph's state keys are: {', '.join(map(repr, graph.key_names))}"
+        )
+    return {k: v for k, v in pairs if k in graph.input_key_set}
+
+
+def output_writes(graph: CompiledStateGraph, node: str,
+                  output: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
+    """Turns a node's return value into engine writes and `(key, value)` state writes."""
+    writes: list[Any] = []
+    pairs: list[tuple[str, Any]] = []
+    _collect_writes(graph, node, output, writes, pairs)
+    return writes, pairs
+
+
+def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
+                    writes: list[Any], pairs: list[tuple[str, Any]]) -> None:
+    if output is None:
+        return
+    key_ids = graph.key_ids
+    if isinstance(output, dict):
+        for k, v in output.items():
+            if k in key_ids:
+                writes.append((WRITE_KEY, key_ids[k], v))
+                pairs.append((k, v))
+    elif isinstance(output, Command):
+        if output.graph == Command.PARENT:
+            # Addressed to the enclosing graph, which applies it as its own node's result.
+            raise ParentCommand(Command(update=output.update, goto=output.goto,
+                                        resume=output.resume))
+        for k, v in update_as_pairs(output.update):
+            if k in key_ids:
+                writes.append((WRITE_KEY, key_ids[k], v))
+                pairs.append((k, v))
+        goto = output.goto
+        if isinstance(goto, (str, Send)):
+            goto = [goto]
+        _route(graph, node, list(goto), writes, "Command")
+    elif isinstance(output, (list, tuple)) and output and any(
+        isinstance(i, Command) for i in output
+    ):
+        for item in output:
+            _collect_writes(graph, node, item, writes, pairs)
+    elif schema_hints(type(output)) and not isinstance(output, (str, bytes)):
+        for k, v in update_as_pairs(output):
+            if k in key_ids:
+                writes.append((WRITE_KEY, key_ids[k], v))
+                pairs.append((k, v))
+    else:
+        raise InvalidUpdateError(
+            create_error_message(
+                message=f"Expected dict, got {output}",
+                error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+            )
+        )
+
+
+def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],
+           writes: list[Any], via: str) -> None:
+    for dest in destinations:
+        if isinstance(dest, Send):
+            if dest.node == END:
+                raise InvalidUpdateError("Cannot send a packet to the END node")
+            node_id = graph.node_ids.get(dest.node)
+            if node_id is None or dest.node == START:
+                raise InvalidUpdateError(
+                    f"{via} at node '{source}' sent a packet to unknown node "
+                    f"'{dest.node}'; the graph's nodes are: {', '.join(graph.runners)}"
+                )
+            writes.append((WRITE_SEND, node_id, dest.arg))
+        elif dest == END:
+            continue
+        elif dest is None or dest == START:
+            raise ValueError("Branch did not return a valid destination")
+        else:
+            node_id = graph.node_ids.get(dest)
+            if node_id is None:
+                raise InvalidUpdateError(
+                    f"{via} at node '{source}' routed to unknown node '{dest}'; "
+                    f"the graph's nodes are: {', '.join(graph.runners)}"
+                )
+            writes.append((WRITE_GOTO, node_id, None))
+
+
+def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
+                  state: dict[str, Any], writes: list[Any]) -> list[Any]:
+    """Evaluates the conditional edges leaving node `name` (whose task wrote `writes`,
+    extended in place and returned) against `state`, the state at the step's start, as
+    it would be with this task's writes (and only this task's) applied."""
+    state = _branch_state(graph, state, writes)
+    token = var_child_runnable_config.set(config)
+    try:
+        for _name, branch in graph.branches[name]:
+            _route(graph, name, branch.route(state, config), writes, "Branch")
+    finally:
+        var_child_runnable_config.reset(token)
+    return writes
+
+
+async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
+                         state: dict[str, Any], writes: list[Any]) -> None:
+    """`branch_writes` on an event loop, awaiting async routing functions there."""
+    state = _branch_state(graph, state, writes)
+    token = var_child_runnable_config.set(config)
+    try:
+        for _name, branch in graph.branches[name]:
+            destinations = await branch.aroute(state, config)
+            _route(graph, name, destinations, writes, "Branch")
+    finally:
+        var_child_runnable_config.reset(token)
+
+
+def _branch_state(graph: CompiledStateGraph, state: dict[str, Any],
+                  writes: list[Any]) -> Any:
+    """The state a router sees: `state` with this task's writes applied."""
+    for kind, key, value in list(writes):
+        if kind != WRITE_KEY:
+            continue
+        name = graph.key_names[key]
+        reducer = graph.reducers[key]
+        state[name] = reducer(state[name], value) if reducer and name in state else value
+    if graph.state_coerce is not None:
+        state = graph.state_coerce(state)
+    return state
+
+
+def update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],
+                    single_key: str | None = None) -> Any:
+    """The `updates`-mode value of one task: its writes to output keys (None: no writes)."""
+    writes = [(k, v) for k, v in result_writes if k in keys]
+    if not writes:
+        return None
+    if single_key is not None:
+        return writes[-1][1]
+    names = [k for k, _ in writes]
+    if len(set(names)) == len(names):
+        return dict(writes)
+    return [{k: v} for k, v in writes]
+
+
+def result_dict(writes: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in writes:
+        if key in result:
+            existing = result[key]
+            if isinstance(existing, dict) and "$writes" in existing:
+                existing["$writes"].append(value)
+            else:
+                result[key] = {"$writes": [existing, value]}
+        else:
+            result[key] = value
+    return result
+

@@ -1,0 +1,409 @@
+"""`CompiledStateGraph`: a compiled graph, the runtime's front (LangGraph's `Pregel`).
+
+It holds what a run needs from the builder's output (the Rust plan, key and node tables,
+node runners, routers, per-node task metadata) and gives LangGraph's run API: `invoke`,
+`stream`, `ainvoke`, `astream`, `get_graph`. Each call picks a driver: `invoke` the Rust one
+(`_direct`) when it can, else a `GraphRun` (`_loop`) driven by `_sync` or `_async`, its
+items shaped for the caller by `_stream`. A graph run as a node of another (a subgraph)
+runs nested in its parent's run, streaming into the parent's channel when asked to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
+from typing import Any, Literal
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import ensure_config, var_child_runnable_config
+from langchain_core.runnables.graph import Graph as DrawableGraph
+
+from ferrograph._core import GraphPlan
+from ferrograph._schema import make_coercer, read_schema, schema_defaults
+from ferrograph.constants import END, START
+from ferrograph.pregel import _sync
+from ferrograph.pregel._async import AsyncDriver
+from ferrograph.pregel._call import NodeRunner
+from ferrograph.pregel._direct import build_direct_graph, invoke_direct
+from ferrograph.pregel._loop import DEFAULT_RECURSION_LIMIT, GraphRun, Task
+from ferrograph.pregel._stream import (
+    CHANNEL_CAPACITY,
+    MODE_FORWARD,
+    MODE_IDS,
+    ItemShape,
+    RunStream,
+    StreamSpec,
+    resolve_stream_spec,
+)
+from ferrograph.runtime import Runtime
+from ferrograph.types import GraphOutput
+
+
+def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
+    """The run's config, completed as LangGraph does (its own default recursion limit, not
+    langchain-core's 25, unless the caller or an enclosing run set one)."""
+    limit = (config or {}).get("recursion_limit")
+    if limit is None and (parent := var_child_runnable_config.get()):
+        limit = parent.get("recursion_limit")
+    config = ensure_config(config)
+    config["recursion_limit"] = DEFAULT_RECURSION_LIMIT if limit is None else limit
+    return config
+
+
+class CompiledStateGraph(Runnable[Any, Any]):
+    """A compiled `StateGraph`: run it with `invoke` or `stream`. `builder` is the
+    `StateGraph` it was compiled from, `plan` the Rust plan of its channels and triggers."""
+
+    stream_mode = "updates"
+
+    def __init__(self, builder: Any, plan: GraphPlan, *, name: str, store: Any,
+                 checkpointer: Any, debug: bool) -> None:
+        self.builder = builder
+        self.plan = plan
+        self.name = name
+        self.store = store
+        self.checkpointer = checkpointer
+        self.debug = debug
+        keys = list(builder.keys.values())
+        self.key_ids = {k.name: i for i, k in enumerate(keys)}
+        self.key_names = [k.name for k in keys]
+        self.reducers = [k.reducer for k in keys]
+        self._start = [k.start for k in keys]
+        self.output_keys = [k.name for k in read_schema(builder.output_schema)]
+        ids = [self.key_ids[k] for k in self.key_names]
+        self.default_output = (list(self.key_names), ids, frozenset(ids),
+                               frozenset(self.key_names),
+                               [self.key_ids[k] for k in self.output_keys])
+        """A run's output names and ids when no `output_keys` are given (see GraphRun)."""
+        self.default_runtime = Runtime(store=store)
+        """The runtime of runs without a context (immutable, so shared)."""
+        self.output_key_set = frozenset(self.key_ids)
+        self.input_key_set = frozenset(k.name for k in read_schema(builder.input_schema))
+        self.node_names = plan.node_names
+        self.triggers = [plan.trigger_names(i) for i in range(len(self.node_names))]
+        self.runners = {
+            name: NodeRunner(spec, self.key_ids, isinstance(spec.action, CompiledStateGraph))
+            for name, spec in builder.nodes.items()}
+        self.has_async_nodes = any(r.on_loop for r in self.runners.values())
+        self.node_ids = {name: plan.node_id(name) for name in self.node_names}
+        self.interrupt_before = frozenset(
+            i for i in range(len(self.node_names)) if plan.interrupts_before(i))
+        self.interrupt_after = frozenset(
+            i for i in range(len(self.node_names)) if plan.interrupts_after(i))
+        self.branches = {
+            source: list(by_name.items()) for source, by_name in builder.branches.items()
+        }
+        self.state_coerce = make_coercer(builder.state_schema)
+        self.defaults = schema_defaults(builder.state_schema)
+        self.task_metadata = [self._task_metadata(i) for i in range(len(self.node_names))]
+        """Per node id: the metadata its pull and push tasks start from (the node's own and
+        the `langgraph_*` keys that are the same for all its tasks; a push task's
+        `langgraph_path` is its own)."""
+        self.direct = build_direct_graph(self)
+        """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
+
+    def _task_metadata(self, node_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        name = self.node_names[node_id]
+        runner = self.runners.get(name)
+        node_metadata = {**(runner.metadata if runner is not None else {}),
+                         "langgraph_node": name}
+        return ({**node_metadata, "langgraph_triggers": self.triggers[node_id],
+                 "langgraph_path": ("__pregel_pull", name)},
+                {**node_metadata, "langgraph_triggers": ("__pregel_push",)})
+
+    # -- what the run loop asks of the graph -------------------------------------------------
+
+    def start_values(self) -> list[Any]:
+        return [start() if start is not None else None for start in self._start]
+
+    def _context(self, context: Any) -> Any:
+        """The run context, built from a dict when the graph declares a context class."""
+        schema = self.builder.context_schema
+        if isinstance(context, dict) and schema is not None and make_coercer(schema):
+            return schema(**context)
+        return context
+
+    def _check_nodes(self, nodes: Sequence[str]) -> None:
+        resolve_stream_spec(self, frozenset(), False, nodes)
+
+    # -- the public API ---------------------------------------------------------------------
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return name or self.name
+
+    @property
+    def InputType(self) -> Any:  # noqa: N802 - Runnable's name
+        return self.builder.input_schema
+
+    @property
+    def OutputType(self) -> Any:  # noqa: N802 - Runnable's name
+        return self.builder.output_schema
+
+    def stream(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str | Sequence[str] | None = None,
+        print_mode: str | Sequence[str] = (),
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        durability: Any = None,
+        subgraphs: bool = False,
+        debug: bool | None = None,
+        version: Literal["v1", "v2"] = "v1",
+        nodes: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        buffer_size: int = CHANNEL_CAPACITY,
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Runs the graph, yielding what `stream_mode` asks for as it happens.
+
+        `nodes=` (ferrograph) keeps only items from those nodes, and is applied where items
+        are produced: a model in a node nobody listens to is not asked to stream at all.
+        `buffer_size` (ferrograph) bounds the items waiting for the consumer; producers wait
+        when it is full.
+        """
+        if stream_mode is None:
+            stream_mode = self.stream_mode
+        single = isinstance(stream_mode, str)
+        modes = [stream_mode] if single else list(stream_mode)
+        for mode in modes:
+            if mode not in MODE_IDS:
+                raise ValueError(
+                    f"Invalid stream_mode {mode!r}: expected one of "
+                    f"{', '.join(repr(m) for m in MODE_IDS)}"
+                )
+        if version not in ("v1", "v2"):
+            raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
+        config = _run_config(config)
+        spec = resolve_stream_spec(self, frozenset(modes), subgraphs, nodes)
+        if tags is not None:
+            tags = [tags] if isinstance(tags, str) else list(tags)
+            if not all(isinstance(t, str) for t in tags):
+                raise TypeError(f"tags= takes tag names (str), got {tags!r}")
+            spec.tags = frozenset(tags)
+        spec.state_objects = version == "v2"
+        run = GraphRun(self, input, config, spec, context=self._context(context),
+                       output_keys=output_keys, buffer_size=buffer_size,
+                       interrupt_before=self._breakpoints(interrupt_before),
+                       interrupt_after=self._breakpoints(interrupt_after))
+        return RunStream.over(run, _sync.batches(run), ItemShape(modes, single, subgraphs, version))
+
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None,
+                      **kwargs: Any) -> AsyncIterator[Any]:
+        """`stream` for asyncio callers, run on this event loop: async nodes are tasks of the
+        loop, sync nodes run on worker threads, items are handed over a batch at a time
+        with at most `buffer_size` waiting. Leaving the loop, `aclose()` or cancelling stops
+        the run and cancels the nodes still running."""
+        stream = self.stream(input, config, **kwargs)
+        shape = stream.shape
+        stream.close()  # nothing of it ran: the run is driven by `abatches` below
+        async with aclosing(AsyncDriver(stream.run).batches()) as batches:
+            async for batch in batches:
+                for item in shape.format(batch):
+                    yield item
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str = "values",
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        version: Literal["v1", "v2"] = "v1",
+        **kwargs: Any,
+    ) -> Any:
+        """`invoke` for asyncio callers, run on this event loop: async nodes are awaited as
+        tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
+        them all), sync nodes run on worker threads."""
+        config = _run_config(config)
+        if stream_mode != "values":  # as `invoke` does: the streamed items, as a list
+            return [item async for item in self.astream(
+                input, config, context=context, stream_mode=stream_mode,
+                output_keys=output_keys, interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after, **kwargs)]
+        configurable = config.get("configurable", {})
+        parent = configurable.get("__pregel_stream")
+        parent_task = configurable.get("__pregel_task")
+        single_key = isinstance(output_keys, str)
+        keys = [output_keys] if single_key else output_keys
+        if parent is not None and parent_task is not None and _on_its_loop(parent):
+            # A subgraph node of an `astream` run: it runs on the same loop, so cancelling
+            # or failing the enclosing run reaches its nodes too.
+            result = await self._ainvoke_nested(input, config, parent, parent_task, keys)
+            return self._result(result, output_keys if single_key else None, version)
+        if not self.has_async_nodes or parent is not None:
+            # A graph of sync nodes only goes off the loop in one hop rather than one per
+            # node; so does a subgraph feeding a sync run's stream (it pushes there from a
+            # worker thread, where waiting for room blocks nobody).
+            return await asyncio.to_thread(
+                self.invoke, input, config, context=context, stream_mode=stream_mode,
+                output_keys=output_keys, interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after, version=version, **kwargs)
+        run = GraphRun(self, input, config, StreamSpec(frozenset()),
+                       context=self._context(context), output_keys=keys,
+                       interrupt_before=self._breakpoints(interrupt_before),
+                       interrupt_after=self._breakpoints(interrupt_after))
+        await AsyncDriver(run).run_to_end()
+        return self._result(run.final_values, output_keys if single_key else None, version)
+
+    def _breakpoints(self, names: Any) -> frozenset[int] | None:
+        """Node ids of per-run breakpoints (None: the compiled ones). As in LangGraph, names
+        that are not nodes are ignored here."""
+        if names is None:
+            return None
+        if names == "*":
+            return frozenset(range(1, len(self.node_names)))
+        return frozenset(i for n in names if (i := self.node_ids.get(n)) not in (None, 0))
+
+    def _result(self, values: dict[str, Any], single_key: str | None, version: str) -> Any:
+        result = values.get(single_key) if single_key is not None else values
+        return GraphOutput(result) if version == "v2" else result
+
+    def invoke(
+        self,
+        input: Any,
+        config: RunnableConfig | None = None,
+        *,
+        context: Any = None,
+        stream_mode: str = "values",
+        output_keys: str | Sequence[str] | None = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
+        version: Literal["v1", "v2"] = "v1",
+        **kwargs: Any,
+    ) -> Any:
+        """Runs the graph to the end and returns its final state (output keys only)."""
+        config = _run_config(config)
+        parent = config.get("configurable", {}).get("__pregel_stream")
+        parent_task = config.get("configurable", {}).get("__pregel_task")
+        single_key = isinstance(output_keys, str)
+        keys = [output_keys] if single_key else output_keys
+        if stream_mode != "values":
+            return list(self.stream(input, config, context=context, stream_mode=stream_mode,
+                                    output_keys=output_keys, interrupt_before=interrupt_before,
+                                    interrupt_after=interrupt_after, **kwargs))
+        if parent is not None and parent_task is not None:
+            result = self._invoke_nested(input, config, parent, parent_task, keys)
+        elif (parent is None and interrupt_before is None and interrupt_after is None
+              and not (self.interrupt_before or self.interrupt_after)
+              and not config.get("callbacks")):
+            result = invoke_direct(self, input, config, self._context(context), keys)
+        else:
+            run = GraphRun(self, input, config, StreamSpec(frozenset()),
+                           context=self._context(context), output_keys=keys,
+                           interrupt_before=self._breakpoints(interrupt_before),
+                           interrupt_after=self._breakpoints(interrupt_after))
+            _sync.run_to_end(run)
+            result = run.final_values
+        return self._result(result, output_keys if single_key else None, version)
+
+    def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                       parent_task: Task, keys: Sequence[str] | None) -> Any:
+        """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
+        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        if producer is not None and _on_its_loop(parent):
+            # Called synchronously by a node running on the parent's event loop: a push
+            # that waited for room there would stop the very loop that makes room.
+            producer = parent.aloop.outlet_of(parent_task, producer)  # type: ignore[union-attr]
+        for batch in _sync.batches(run):
+            if producer is not None:
+                for item in batch:
+                    producer.push(MODE_FORWARD, item)
+        return run.final_values
+
+    async def _ainvoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                              parent_task: Task, keys: Sequence[str] | None) -> Any:
+        """`_invoke_nested` on the loop of a parent run by `astream`."""
+        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        if producer is None:
+            await AsyncDriver(run).run_to_end()
+            return run.final_values
+        outlet = parent.aloop.outlet_of(parent_task, producer)  # type: ignore[union-attr]
+        async with aclosing(AsyncDriver(run).batches()) as batches:
+            async for batch in batches:
+                for item in batch:
+                    outlet.push(MODE_FORWARD, item)
+                if outlet.backlog:
+                    await outlet.flush()  # the parent's consumer is behind: wait for it
+        return run.final_values
+
+    def _nested_run(self, input: Any, config: RunnableConfig, parent: GraphRun,
+                    parent_task: Task, keys: Sequence[str] | None) -> tuple[GraphRun, Any]:
+        """The run of this graph as a node of `parent`, and the producer its items are
+        forwarded through (None when the parent does not stream them)."""
+        configurable = {k: v for k, v in config.get("configurable", {}).items()
+                        if k not in ("__pregel_stream", "__pregel_task")}
+        config = {**config, "configurable": configurable}
+        namespace = (*parent.namespace, f"{parent_task.name}:{parent_task.id}")
+        if parent.spec.forwards(parent_task.name):
+            inner = parent.spec.inner.get(parent_task.name)
+            spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags,
+                              state_objects=parent.spec.state_objects)
+            producer = parent.channel.producer(parent_task.node_id, parent_task.index)
+        else:
+            spec, producer = StreamSpec(frozenset()), None
+        run = GraphRun(self, input, config, spec, namespace=namespace,
+                       context=parent.context, output_keys=keys,
+                       seen_messages=parent.seen_messages, strict_input=False)
+        return run, producer
+
+    def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
+                  ) -> DrawableGraph:
+        """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`)."""
+        builder = self.builder
+        edges: set[tuple[str, str, bool, str | None]] = set()
+        for source, target in builder._all_edges:
+            edges.add((source, target, False, None))
+        for source, by_name in builder.branches.items():
+            for branch in by_name.values():
+                if branch.ends is not None:
+                    for label, target in branch.ends.items():
+                        label = str(label)
+                        edges.add((source, target, True, label if label != target else None))
+                else:
+                    for target in [*builder.nodes, END]:
+                        if target != source:
+                            edges.add((source, target, True, None))
+        for name, spec in builder.nodes.items():
+            ends = spec.destinations
+            pairs = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
+            for target, label in pairs:
+                edges.add((name, target, True, label if label != target else None))
+        # Nodes nothing leads away from end the run; those edges are drawn last.
+        termini = {t for _, t, _, _ in edges if t != END} - {s for s, _, _, _ in edges}
+        ordered = sorted(edges, key=lambda e: (e[0], e[1]))
+        ordered += [(t, END, False, None) for t in sorted(termini)]
+
+        graph = DrawableGraph()
+        drawn = {START: graph.add_node(None, START)}
+        for name, spec in builder.nodes.items():
+            metadata = dict(spec.metadata or {})
+            if spec.defer:
+                metadata["defer"] = True
+            node_id = self.node_ids[name]
+            before = self.plan.interrupts_before(node_id)
+            after = self.plan.interrupts_after(node_id)
+            if before or after:
+                metadata["__interrupt"] = ",".join(
+                    w for w, on in (("before", before), ("after", after)) if on)
+            drawn[name] = graph.add_node(spec.action, name, metadata=metadata or None)
+        for source, target, conditional, label in ordered:
+            if target not in drawn:
+                drawn[target] = graph.add_node(None, target)
+            graph.add_edge(drawn[source], drawn[target], label, conditional)
+        return graph
+
+
+def _on_its_loop(run: GraphRun) -> bool:
+    """Whether `run` is driven on the event loop running now (a node of an `astream` run
+    calling a subgraph from that loop)."""
+    return run.aloop is not None and run.aloop.on_this_loop()
