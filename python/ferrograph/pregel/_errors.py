@@ -27,8 +27,14 @@ def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> 
     _note(e, f"Before task with name '{name}' and path '{path}'")
 
 
+def reports_failure(e: BaseException) -> bool:
+    """Whether `e` is a task's failure (noted, and streamed as the task's result), rather
+    than a signal for an enclosing graph, KeyboardInterrupt or StreamClosed."""
+    return isinstance(e, Exception) and not isinstance(e, GraphBubbleUp)
+
+
 def _note(e: BaseException, note: str) -> None:
-    if isinstance(e, Exception) and not isinstance(e, GraphBubbleUp) and hasattr(e, "add_note"):
+    if reports_failure(e) and hasattr(e, "add_note"):
         e.add_note(note)
 
 

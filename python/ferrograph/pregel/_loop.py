@@ -40,6 +40,7 @@ from ferrograph.pregel._errors import (
     note_preparing_error,
     note_task_error,
     recursion_error,
+    reports_failure,
 )
 from ferrograph.pregel._messages import (
     AsyncTaskMessages,
@@ -322,23 +323,36 @@ class GraphRun:
                 yield self.emit("debug", debug_item("task", step, payload))
 
     def task_end_items(self, t: Task, step: int) -> Iterator[Any]:
+        """The items of a task's end: its update, and its result in `tasks`/`debug` modes
+        (for a failed task, only the result, with its error, as LangGraph streams it before
+        raising)."""
         spec = self.spec
         if t.node_id == 0:
             return
-        if spec.wants("updates", t.name):
+        error = t.error
+        if error is not None and not reports_failure(error):
+            return
+        if error is None and spec.wants("updates", t.name):
             yield self.emit("updates", {t.name: t.update})
         if "tasks" in spec.modes or "debug" in spec.modes:
             payload = {
                 "id": t.id,
                 "name": t.name,
-                "error": None,
-                "result": result_dict(t.result_writes),
+                "error": error,
+                "result": result_dict(t.result_writes) if error is None else {},
                 "interrupts": [],
             }
             if spec.wants("tasks", t.name):
                 yield self.emit("tasks", payload)
             if spec.wants("debug", t.name):
                 yield self.emit("debug", debug_item("task_result", step, payload))
+
+    def reports_end(self, t: Task) -> bool:
+        """Whether the consumer is handed an item when the task ends (so its end must not
+        wait behind a sibling running on the consumer's thread)."""
+        spec, name = self.spec, t.name
+        return spec.wants("updates", name) or spec.wants("tasks", name) \
+            or spec.wants("debug", name)
 
     def streams_live(self, t: Task) -> bool:
         """Whether a task produces items while it runs (so it must not run on this thread)."""
@@ -358,10 +372,10 @@ class GraphRun:
         try:
             for _task_key, mode, payload in batch:
                 if mode == MODE_DONE:
+                    items.extend(self.task_end_items(payload, step))
                     if payload.error is not None:
                         raise payload.error
                     task_ended()
-                    items.extend(self.task_end_items(payload, step))
                 elif mode == MODE_FORWARD:
                     items.append(payload)  # already (namespace, mode, item)
                 else:

@@ -60,12 +60,13 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
     if len(tasks) == 1 and not run.streams_live(tasks[0]):
         t = tasks[0]  # most steps: no crew to gather, the task runs right here
         run.run_task(t)
-        if t.error is not None:
-            raise t.error
         if items := list(run.task_end_items(t, step)):
             yield items
+        if t.error is not None:
+            raise t.error
         return
-    if not any(run.streams_live(t) for t in tasks):
+    if not any(run.streams_live(t) or run.reports_end(t) for t in tasks):
+        # Nothing is handed over before the step ends: this thread may run tasks too.
         yield from _execute_sharing(run, tasks, channel, control, step)
         return
 

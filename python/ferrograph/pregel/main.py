@@ -21,6 +21,7 @@ from langchain_core.runnables.graph import Graph as DrawableGraph
 
 from ferrograph._core import GraphPlan
 from ferrograph._schema import make_coercer, read_schema, schema_defaults
+from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.constants import END, START
 from ferrograph.pregel import _sync
 from ferrograph.pregel._async import AsyncDriver
@@ -117,8 +118,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
     def start_values(self) -> list[Any]:
         return [start() if start is not None else None for start in self._start]
 
-    def _context(self, context: Any) -> Any:
-        """The run context, built from a dict when the graph declares a context class."""
+    def _context(self, context: Any, config: RunnableConfig) -> Any:
+        """The run context, built from a dict when the graph declares a context class. A
+        graph called by a node without a context of its own gets its caller's, as in
+        LangGraph (the caller's runtime rides in the config)."""
+        if context is None:
+            runtime = config.get("configurable", {}).get(CONFIG_KEY_RUNTIME)
+            return None if runtime is None else runtime.context
         schema = self.builder.context_schema
         if isinstance(context, dict) and schema is not None and make_coercer(schema):
             return schema(**context)
@@ -187,7 +193,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 raise TypeError(f"tags= takes tag names (str), got {tags!r}")
             spec.tags = frozenset(tags)
         spec.state_objects = version == "v2"
-        run = GraphRun(self, input, config, spec, context=self._context(context),
+        run = GraphRun(self, input, config, spec, context=self._context(context, config),
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after))
@@ -249,7 +255,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 output_keys=output_keys, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, version=version, **kwargs)
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
-                       context=self._context(context), output_keys=keys,
+                       context=self._context(context, config), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after))
         await AsyncDriver(run).run_to_end()
@@ -296,10 +302,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and not (self.interrupt_before or self.interrupt_after)
               and not config.get("callbacks")):
-            result = invoke_direct(self, input, config, self._context(context), keys)
+            result = invoke_direct(self, input, config, self._context(context, config), keys)
         else:
             run = GraphRun(self, input, config, StreamSpec(frozenset()),
-                           context=self._context(context), output_keys=keys,
+                           context=self._context(context, config), output_keys=keys,
                            interrupt_before=self._breakpoints(interrupt_before),
                            interrupt_after=self._breakpoints(interrupt_after))
             _sync.run_to_end(run)
