@@ -106,14 +106,52 @@ class DirectGraph:
         """Runs the graph to the end; raises `OutOfSteps`, `ConcurrentUpdate` or a task's
         own exception."""
 
+# -- a step's crew (rust/src/python/crew.rs) ----------------------------------------------
+
 @final
 class StepCrew:
-    """A worker's (or the scout's) handle on a step the direct driver shares out."""
+    """A worker's (or the scout's) weak handle on a step shared out by its crew: it does
+    not keep the step alive, and does nothing once the step has ended."""
 
     def work(self) -> None:
-        """On a worker: runs unclaimed tasks until none is left."""
+        """On a worker: runs unclaimed tasks until none is left, recruiting two more workers
+        before each."""
     def __call__(self) -> None:
-        """For the scout: recruits workers if tasks are still waiting."""
+        """For the scout: recruits two workers if tasks are still waiting."""
+
+@final
+class Crew:
+    """The runners of one step: the calling thread, which takes tasks with `claim()`, and
+    the workers recruited once the step proves slow. The scout, given `scout_handle()`,
+    recruits two workers if tasks are still unclaimed when it looks; each worker recruits
+    two more before each task it claims. At most `limit` runners (the caller included;
+    None: no cap) run the `count` tasks, each exactly once.
+
+    Workers call `run(index)`, which must report its own outcome and not raise (an error
+    escaping it is printed as unraisable and the worker goes on). `submit(fn)` starts `fn`
+    on a worker thread (`WorkerPool.submit`). Dropping the `Crew` ends the step for the
+    scout's handle and for workers not started yet."""
+
+    def __init__(
+        self,
+        count: int,
+        limit: int | None,
+        run: Callable[[int], None],
+        submit: Callable[[Callable[[], None]], None],
+    ) -> None:
+        """`count` tasks, indexes `0..count`; a `limit` below 1 counts as 1."""
+    @property
+    def helpers(self) -> int:
+        """How many workers the crew may recruit: `min(limit, count) - 1`, at least 0."""
+    def claim(self) -> int | None:
+        """The next unclaimed task index, now claimed by the calling thread; None once
+        every task is claimed (or after `close()`)."""
+    def scout_handle(self) -> StepCrew:
+        """The weak handle to pass to the scout's `watch`; calling it recruits two workers
+        while tasks are waiting."""
+    def close(self) -> None:
+        """Clears the unclaimed tasks: nothing more starts (after a failure or an early
+        exit)."""
 
 # -- the chunk channel (rust/src/python/chunks.rs) -----------------------------------------
 

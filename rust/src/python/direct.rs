@@ -9,13 +9,12 @@
 //! `config`; a return value that is not a dict; conditional edges; input that is not a dict),
 //! so both drivers share one definition of those behaviours.
 //!
-//! A step with several tasks is shared out as the streaming loop does (`_Crew` there): the
-//! calling thread runs tasks itself, and workers are recruited only once the step proves slow
-//! (the scout, polling, finds it still running), each worker bringing in two more.
+//! A step with several tasks is shared out by the policy the streaming loop uses too
+//! ([`super::crew`]): the calling thread runs tasks itself, and workers are recruited only once
+//! the step proves slow (the scout, polling, finds it still running), each worker bringing in
+//! two more.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -23,6 +22,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
+use super::crew::{Crew, CrewWork, StepCrew};
 use super::engine::{apply_error, engine_write, read_state, GraphPlan, OutOfSteps, PyReducers};
 use crate::plan::START_NODE;
 use crate::schedule::{RunState, Task, TaskPath, TaskWrites, Write};
@@ -530,14 +530,11 @@ impl DirectGraph {
 struct SharedStep {
     graph: Py<DirectGraph>,
     tasks: Vec<Prepared>,
-    /// Indexes of the tasks no thread has taken yet.
-    unclaimed: Mutex<VecDeque<usize>>,
+    /// Who runs which task, and how many workers may be recruited.
+    crew: Crew,
     outcomes: Vec<Mutex<Option<PyResult<Writes>>>>,
     progress: Mutex<Progress>,
     changed: Condvar,
-    /// Workers asked for so far; `helpers` is the cap (`max_concurrency` less the caller).
-    hired: AtomicUsize,
-    helpers: usize,
     caller: Caller,
 }
 
@@ -573,12 +570,8 @@ impl Progress {
 }
 
 impl SharedStep {
-    fn claim(&self) -> Option<usize> {
-        self.unclaimed.lock().pop_front()
-    }
-
     /// Runs task `index` and records its outcome; true when it failed.
-    fn run(&self, py: Python<'_>, index: usize) -> bool {
+    fn run_recorded(&self, py: Python<'_>, index: usize) -> bool {
         let outcome = self
             .graph
             .get()
@@ -594,56 +587,16 @@ impl SharedStep {
         self.changed.notify_all();
         failed
     }
-
-    /// Asks the pool for up to `wanted` workers while tasks are waiting.
-    fn recruit(self: &Arc<Self>, py: Python<'_>, wanted: usize) -> PyResult<()> {
-        let submit = self.graph.get().hooks.submit.bind(py);
-        for _ in 0..wanted {
-            if self.unclaimed.lock().is_empty()
-                || self.hired.fetch_add(1, Ordering::Relaxed) >= self.helpers
-            {
-                return Ok(());
-            }
-            let worker = Bound::new(
-                py,
-                StepCrew {
-                    step: Arc::downgrade(self),
-                },
-            )?;
-            submit.call1((worker.getattr(intern!(py, "work"))?,))?;
-        }
-        Ok(())
-    }
 }
 
-/// The handle workers and the scout hold on a [`SharedStep`]. Weak: the scout looks at a
-/// step a little after it was asked to, and a step that has ended by then (most of them)
-/// must not be kept alive, inputs, configs and outcomes, for the collector to find.
-#[pyclass(frozen, module = "ferrograph._core")]
-pub struct StepCrew {
-    step: Weak<SharedStep>,
-}
-
-#[pymethods]
-impl StepCrew {
-    /// On a worker: runs unclaimed tasks until none is left, recruiting as it goes.
-    fn work(&self, py: Python<'_>) {
-        let Some(step) = self.step.upgrade() else {
-            return; // the step ended before this worker started
-        };
-        while let Some(index) = step.claim() {
-            // A worker that cannot recruit still runs its task; the step is not lost.
-            let _ = step.recruit(py, 2);
-            step.run(py, index);
-        }
+impl CrewWork for SharedStep {
+    fn crew(&self) -> &Crew {
+        &self.crew
     }
 
-    /// For the scout (which calls the crew itself: no bound method to allocate and keep):
-    /// workers for whatever is still waiting.
-    fn __call__(&self, py: Python<'_>) {
-        if let Some(step) = self.step.upgrade() {
-            let _ = step.recruit(py, 2);
-        }
+    /// On a worker: a failure is recorded for the caller, which stops the step.
+    fn run(&self, py: Python<'_>, index: usize) {
+        self.run_recorded(py, index);
     }
 }
 
@@ -661,27 +614,24 @@ fn run_shared(
         graph: graph.clone().unbind(),
         outcomes: (0..count).map(|_| Mutex::new(None)).collect(),
         tasks,
-        unclaimed: Mutex::new((0..count).collect()),
+        crew: Crew::new(
+            count,
+            max_concurrency,
+            graph.get().hooks.submit.clone_ref(py),
+        ),
         progress: Mutex::new(Progress {
             pending: count,
             failed: None,
         }),
         changed: Condvar::new(),
-        hired: AtomicUsize::new(0),
-        helpers: max_concurrency.unwrap_or(count).clamp(1, count) - 1,
         caller: run.caller.clone_ref(py),
     });
-    if step.helpers > 0 {
-        let crew = Bound::new(
-            py,
-            StepCrew {
-                step: Arc::downgrade(&step),
-            },
-        )?;
+    if step.crew.helpers() > 0 {
+        let crew = Bound::new(py, StepCrew::of(&step))?;
         graph.get().hooks.watch.bind(py).call1((crew,))?;
     }
     let outcome = drive_step(py, &step);
-    step.unclaimed.lock().clear(); // after a failure or Ctrl-C nothing more starts
+    step.crew.close(); // after a failure or Ctrl-C nothing more starts
     outcome?;
     let tasks = step.tasks.iter().map(|t| t.task).collect::<Vec<_>>();
     tasks
@@ -697,8 +647,8 @@ fn run_shared(
 /// The calling thread's share of a step: tasks until none is unclaimed, then a wait for the
 /// workers' (with the GIL released, waking to look at signals).
 fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
-    while let Some(index) = step.claim() {
-        if step.run(py, index) {
+    while let Some(index) = step.crew.claim() {
+        if step.run_recorded(py, index) {
             return Err(take_failure(step, index));
         }
     }
@@ -745,7 +695,6 @@ fn new_task_id() -> String {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     task_id::reseed();
     m.add_class::<DirectGraph>()?;
-    m.add_class::<StepCrew>()?;
     m.add_function(wrap_pyfunction!(new_task_id, m)?)?;
     m.add_function(wrap_pyfunction!(reseed_task_ids, m)?)?;
     Ok(())

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod chunks;
+mod crew;
 mod direct;
 mod engine;
 
@@ -11,6 +12,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     engine::register(m)?;
     chunks::register(m)?;
+    crew::register(m)?;
     direct::register(m)?;
     Ok(())
 }
