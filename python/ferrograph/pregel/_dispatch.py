@@ -1,20 +1,17 @@
-"""How a step's tasks are started: all at once, ramped, or shared with a crew.
+"""How the tasks of a step whose items are read as they come are started.
 
-`Dispatch` starts the tasks of a step whose items the consumer reads as they come (at most
-`max_concurrency` at once, and, for tasks on threads, only as many as the GIL has room
-for); `Crew` shares a step where nothing streams live between the calling thread and the
-workers it turns out to need. The drivers (`_sync`, `_async`) decide which a step gets.
+`Dispatch` starts them at most `max_concurrency` at once and, for tasks on threads, only as
+many as the GIL has room for. A step where nothing is handed over before it ends is shared
+instead between the calling thread and a crew of workers (`Crew`, in Rust:
+`rust/src/python/crew.rs`, the policy the Rust `invoke` driver uses too). The drivers
+(`_sync`, `_async`) decide which a step gets.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-
-from ferrograph.pregel._executor import DEFAULT_POOL
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import Task
@@ -99,47 +96,4 @@ class Dispatch:
             self.allowed = min(self.limit, 2 * self.allowed if idle else self.allowed + 1)
             self._progressed = now
             self._fill()
-
-
-class Crew:
-    """The runners of a step that `execute_sharing` (in `_sync`) runs: the consumer thread and the
-    workers it recruits, all taking tasks from `unclaimed`.
-
-    The consumer starts no worker itself: it asks the scout (`DEFAULT_SCOUT`) to look at
-    the crew, which the scout does a poll later, and only once it has the GIL: when the
-    consumer blocks in a node (or after the switch interval). If tasks are still unclaimed
-    by then the step is slow, and the scout recruits two workers; each worker that gets a task recruits two more before
-    running it, so the crew doubles while work is waiting: 1,000 blocking branches are all
-    running after about ten wake-ups, and a cheap step costs no wake-up at all.
-    `max_concurrency` caps the runners, the consumer included."""
-
-    __slots__ = ("unclaimed", "helpers", "hired", "run")
-
-    def __init__(self, tasks: list[Task], limit: int | None,
-                 run: Callable[[Task], None]) -> None:
-        self.unclaimed = deque(tasks)
-        self.helpers = min(limit or len(tasks), len(tasks)) - 1
-        self.hired = itertools.count()  # `next` is atomic: no lock to respect the cap
-        self.run = run
-
-    def __call__(self) -> None:
-        """For the scout (which calls the crew itself): workers for whatever is still
-        waiting."""
-        self.recruit(2)
-
-    def recruit(self, wanted: int) -> None:
-        for _ in range(wanted):
-            if not self.unclaimed or next(self.hired) >= self.helpers:
-                return
-            DEFAULT_POOL.submit(self.work)
-
-    def work(self) -> None:
-        """On a worker: runs unclaimed tasks until none is left."""
-        while True:
-            try:
-                t = self.unclaimed.popleft()
-            except IndexError:
-                return
-            self.recruit(2)
-            self.run(t)
 

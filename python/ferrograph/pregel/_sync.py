@@ -11,13 +11,8 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-from ferrograph._core import ChunkChannel
-from ferrograph.pregel._dispatch import (
-    DRAIN_BATCH,
-    DRAIN_WAIT_SECONDS,
-    Crew,
-    Dispatch,
-)
+from ferrograph._core import ChunkChannel, Crew
+from ferrograph.pregel._dispatch import DRAIN_BATCH, DRAIN_WAIT_SECONDS, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import GraphRun, Item, Step, Task
 from ferrograph.pregel._stream import CONTROL_NODE
@@ -87,15 +82,18 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
 
 def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
                      step: int) -> Iterator[list[Item]]:
-    """A step in which no task streams while it runs: this thread runs tasks too,
-    taking them from the queue the workers take from (see `Crew`). Cheap nodes are all
-    done here before a worker has even woken, with no hand-over per task, while slow or
-    blocking ones still run side by side."""
-    crew = Crew(tasks, run.max_concurrency, functools.partial(run.run_and_report,
-                                                                control=control))
-    unclaimed = crew.unclaimed
+    """A step in which nothing is handed over before it ends: this thread runs tasks too,
+    claiming them from the queue the workers claim from (see `Crew` in
+    `rust/src/python/crew.rs`, which recruits them only once the step proves slow). Cheap
+    nodes are all done here before a worker has even woken, with no hand-over per task,
+    while slow or blocking ones still run side by side."""
+
+    def run_index(i: int) -> None:  # on a worker
+        run.run_and_report(tasks[i], control)
+
+    crew = Crew(len(tasks), run.max_concurrency, run_index, DEFAULT_POOL.submit)
     if crew.helpers:
-        DEFAULT_SCOUT.watch(crew)
+        DEFAULT_SCOUT.watch(crew.scout_handle())
     elsewhere = len(tasks)  # tasks whose end arrives through the channel
 
     def ended_elsewhere() -> None:
@@ -103,17 +101,12 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
         elsewhere -= 1
 
     try:
-        while unclaimed:
-            try:
-                t = unclaimed.popleft()
-            except IndexError:  # a worker took the last one
-                break
+        while (i := crew.claim()) is not None:
+            t = tasks[i]
             elsewhere -= 1
             run.run_task(t)
             if t.error is not None:
                 raise t.error
-            if items := list(run.task_end_items(t, step)):
-                yield items
         while elsewhere:
             # A bounded wait, so Ctrl-C (delivered only between bytecodes) is seen.
             batch = channel.drain(DRAIN_BATCH, DRAIN_WAIT_SECONDS)
@@ -121,4 +114,4 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
                 raise RuntimeError("the stream channel closed while tasks were running")
             yield from run.batch_items(batch, step, ended_elsewhere)
     finally:
-        unclaimed.clear()  # after a failure or an early exit, nothing more starts
+        crew.close()  # after a failure or an early exit, nothing more starts

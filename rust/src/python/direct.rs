@@ -71,16 +71,16 @@ pub struct DirectGraph {
     hooks: Hooks,
 }
 
-/// The Python side's helpers (see the module doc). The graph's own methods are held unbound
-/// and called with the graph the run is given, so the graph and this object form no cycle.
+/// The Python side's helpers (see the module doc): module functions called with the graph the
+/// run is given, so the graph and this object form no cycle.
 struct Hooks {
     /// langchain-core's `var_child_runnable_config`.
     context_var: Py<PyAny>,
-    /// `CompiledStateGraph.map_input(graph, value, strict)`.
+    /// `pregel._write.map_input(graph, value, strict)`.
     map_input: Py<PyAny>,
-    /// `CompiledStateGraph.output_writes(graph, name, output)` -> `(writes, pairs)`.
+    /// `pregel._write.output_writes(graph, name, output)` -> `(writes, pairs)`.
     output_writes: Py<PyAny>,
-    /// `CompiledStateGraph.branch_writes(graph, name, config, state, writes)` -> writes.
+    /// `pregel._write.branch_writes(graph, name, config, state, writes)` -> writes.
     branch_writes: Py<PyAny>,
     /// `note_task_error(error, name, task_id)`.
     note_error: Py<PyAny>,
