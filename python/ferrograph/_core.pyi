@@ -86,10 +86,11 @@ class DirectGraph:
         key_ids: dict[str, int],
         input_keys: list[bool],
         reducers: list[Any | None],
-        hooks: tuple[Any, Callable[..., Any], Callable[..., Any], Callable[..., Any],
-                     Callable[..., Any], Callable[..., Any], Callable[..., Any],
-                     Callable[..., Any]],
-    ) -> None: ...
+        hooks: dict[str, Any],
+    ) -> None:
+        """`hooks`: `context_var`, `map_input`, `output_writes`, `branch_writes`,
+        `note_error`, `own_command`, `note_preparing_error`, `submit`, `watch` (see
+        `pregel/_direct.py`)."""
     def invoke(
         self,
         graph: Any,
@@ -102,9 +103,11 @@ class DirectGraph:
         metadata: dict[str, Any] | None,
         result_keys: list[int],
         max_concurrency: int | None,
+        stop_check: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Runs the graph to the end; raises `OutOfSteps`, `ConcurrentUpdate` or a task's
-        own exception."""
+        own exception. `stop_check` is called before each step; what it raises stops the
+        run."""
 
 # -- a step's crew (rust/src/python/crew.rs) ----------------------------------------------
 

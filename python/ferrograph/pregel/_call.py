@@ -201,18 +201,13 @@ class NodeRunner:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
-                try:
-                    return self.action.invoke(input, config)
-                except ParentCommand as e:
-                    if self.is_subgraph:
-                        command = e.args[0]
-                        return Command(update=command.update, goto=command.goto,
-                                       resume=command.resume)
-                    raise
+                return self.action.invoke(input, config)
             result = self.action(input, **self._injected(config))
             if self.is_async:
                 result = run_blocking(result)
             return result
+        except ParentCommand as e:
+            return own_command(e)
         finally:
             var_child_runnable_config.reset(token)
 
@@ -234,15 +229,10 @@ class NodeRunner:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
-                try:
-                    return await self.action.ainvoke(input, config)
-                except ParentCommand as e:
-                    if self.is_subgraph:
-                        command = e.args[0]
-                        return Command(update=command.update, goto=command.goto,
-                                       resume=command.resume)
-                    raise
+                return await self.action.ainvoke(input, config)
             return await self.action(input, **self._injected(config))
+        except ParentCommand as e:
+            return own_command(e)
         finally:
             var_child_runnable_config.reset(token)
 
@@ -250,3 +240,11 @@ class NodeRunner:
         return injected_values(self.inject, config) if self.inject else {}
 
 
+def own_command(e: BaseException) -> Command:
+    """A node's failure that is a `Command(graph=PARENT)` raised by a graph the node ran (as
+    a subgraph node, or by calling it): the command is the node's own result, applied to
+    this graph as LangGraph applies it. Any other error is raised again."""
+    if not isinstance(e, ParentCommand):
+        raise e
+    command = e.args[0]
+    return Command(update=command.update, goto=command.goto, resume=command.resume)

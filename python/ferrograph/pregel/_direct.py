@@ -10,13 +10,14 @@ both drivers behave alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
 from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
     concurrent_update_error,
     note_preparing_error,
@@ -49,14 +50,19 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
     return DirectGraph(
         graph.plan, nodes, graph.key_ids,
         [name in graph.input_key_set for name in graph.key_names], graph.reducers,
-        (var_child_runnable_config, map_input, output_writes, branch_writes,
-         note_task_error, note_preparing_error, DEFAULT_POOL.submit, DEFAULT_SCOUT.watch))
+        {"context_var": var_child_runnable_config, "map_input": map_input,
+         "output_writes": output_writes, "branch_writes": branch_writes,
+         "note_error": note_task_error, "own_command": own_command,
+         "note_preparing_error": note_preparing_error, "submit": DEFAULT_POOL.submit,
+         "watch": DEFAULT_SCOUT.watch})
 
 
 def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any], context: Any,
-                  result_keys: Sequence[str] | None) -> dict[str, Any]:
+                  result_keys: Sequence[str] | None,
+                  stop_check: Callable[[], None] | None = None) -> dict[str, Any]:
     """`invoke` without a `GraphRun`: the Rust driver runs the whole graph. What tasks see
-    (config, metadata, errors) is as under `GraphRun`."""
+    (config, metadata, errors) is as under `GraphRun`. `stop_check` is called before each
+    step; what it raises ends the run there."""
     limit = recursion_limit(config)
     if result_keys is None:
         *_, result_ids = graph.default_output
@@ -72,7 +78,8 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     try:
         return graph.direct.invoke(
             graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
-            configurable, metadata, result_ids, config.get("max_concurrency") or None)
+            configurable, metadata, result_ids, config.get("max_concurrency") or None,
+            stop_check)
     except OutOfSteps:
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:

@@ -167,8 +167,11 @@ class GraphRun:
         buffer_size: int = CHANNEL_CAPACITY,
         interrupt_before: frozenset[int] | None = None,
         interrupt_after: frozenset[int] | None = None,
+        stop_check: Callable[[], None] | None = None,
     ) -> None:
         self.graph = graph
+        self.stop_check = stop_check
+        """Called before each step; what it raises stops the run there."""
         # Per-run breakpoints replace the compiled ones, as in LangGraph.
         self.interrupt_before = (graph.interrupt_before if interrupt_before is None
                                  else interrupt_before)
@@ -244,6 +247,8 @@ class GraphRun:
 
     def _plan_step(self) -> list[Task]:
         """The tasks of the next superstep (none: the run is over)."""
+        if self.stop_check is not None:
+            self.stop_check()
         run = self.run
         try:
             planned = run.next_tasks()

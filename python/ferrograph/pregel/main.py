@@ -11,7 +11,8 @@ runs nested in its parent's run, streaming into the parent's channel when asked 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -250,10 +251,21 @@ class CompiledStateGraph(Runnable[Any, Any]):
             # A graph of sync nodes only goes off the loop in one hop rather than one per
             # node; so does a subgraph feeding a sync run's stream (it pushes there from a
             # worker thread, where waiting for room blocks nobody).
-            return await asyncio.to_thread(
-                self.invoke, input, config, context=context, stream_mode=stream_mode,
-                output_keys=output_keys, interrupt_before=interrupt_before,
-                interrupt_after=interrupt_after, version=version, **kwargs)
+            # Cancelling the caller cannot stop the node running on that thread, but the
+            # run stops there: no further step starts, as in LangGraph.
+            cancelled = threading.Event()
+
+            def stop_check() -> None:
+                if cancelled.is_set():
+                    raise asyncio.CancelledError
+
+            try:
+                return await asyncio.to_thread(
+                    self._invoke, input, config, context, output_keys, interrupt_before,
+                    interrupt_after, version, stop_check)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context, config), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
@@ -289,25 +301,36 @@ class CompiledStateGraph(Runnable[Any, Any]):
     ) -> Any:
         """Runs the graph to the end and returns its final state (output keys only)."""
         config = _run_config(config)
-        parent = config.get("configurable", {}).get("__pregel_stream")
-        parent_task = config.get("configurable", {}).get("__pregel_task")
-        single_key = isinstance(output_keys, str)
-        keys = [output_keys] if single_key else output_keys
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     output_keys=output_keys, interrupt_before=interrupt_before,
                                     interrupt_after=interrupt_after, **kwargs))
+        return self._invoke(input, config, context, output_keys, interrupt_before,
+                            interrupt_after, version)
+
+    def _invoke(self, input: Any, config: dict[str, Any], context: Any,
+                output_keys: str | Sequence[str] | None, interrupt_before: Any,
+                interrupt_after: Any, version: str,
+                stop_check: Callable[[], None] | None = None) -> Any:
+        """`invoke` of the final values, on whichever driver the run allows; `stop_check`
+        is called before each step and what it raises stops the run there."""
+        parent = config.get("configurable", {}).get("__pregel_stream")
+        parent_task = config.get("configurable", {}).get("__pregel_task")
+        single_key = isinstance(output_keys, str)
+        keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and not (self.interrupt_before or self.interrupt_after)
               and not config.get("callbacks")):
-            result = invoke_direct(self, input, config, self._context(context, config), keys)
+            result = invoke_direct(self, input, config, self._context(context, config), keys,
+                                   stop_check)
         else:
             run = GraphRun(self, input, config, StreamSpec(frozenset()),
                            context=self._context(context, config), output_keys=keys,
                            interrupt_before=self._breakpoints(interrupt_before),
-                           interrupt_after=self._breakpoints(interrupt_after))
+                           interrupt_after=self._breakpoints(interrupt_after),
+                           stop_check=stop_check)
             _sync.run_to_end(run)
             result = run.final_values
         return self._result(result, output_keys if single_key else None, version)

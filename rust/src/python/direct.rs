@@ -71,8 +71,11 @@ pub struct DirectGraph {
     hooks: Hooks,
 }
 
-/// The Python side's helpers (see the module doc): module functions called with the graph the
-/// run is given, so the graph and this object form no cycle.
+/// The Python side's helpers (see the module doc), passed as a dict keyed by field name:
+/// module functions called with the graph the run is given, so the graph and this object form
+/// no cycle.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
 struct Hooks {
     /// langchain-core's `var_child_runnable_config`.
     context_var: Py<PyAny>,
@@ -84,6 +87,9 @@ struct Hooks {
     branch_writes: Py<PyAny>,
     /// `note_task_error(error, name, task_id)`.
     note_error: Py<PyAny>,
+    /// `own_command(error)`: a node's failure that is a `ParentCommand` from a graph the node
+    /// called, as the node's own `Command`; re-raises any other error.
+    own_command: Py<PyAny>,
     /// `note_preparing_error(error, name, path)`: for a failure reading a task's input.
     note_preparing_error: Py<PyAny>,
     /// The worker pool's `submit(fn)`.
@@ -101,18 +107,6 @@ type NodeArgs = (
     Py<PyDict>,
     Py<PyDict>,
     bool,
-);
-
-/// The hooks as the Python side passes them, in [`Hooks`]' order.
-type HookArgs = (
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
-    Py<PyAny>,
 );
 
 /// What is fixed for one run: the config every task's config is copied from.
@@ -150,7 +144,7 @@ impl DirectGraph {
         key_ids: Py<PyDict>,
         input_keys: Vec<bool>,
         reducers: Vec<Option<Py<PyAny>>>,
-        hooks: HookArgs,
+        hooks: Hooks,
     ) -> PyResult<Self> {
         let compiled = plan.get();
         if nodes.len() != compiled.plan.nodes.len() {
@@ -183,32 +177,13 @@ impl DirectGraph {
                 },
             )
             .collect();
-        let (
-            context_var,
-            map_input,
-            output_writes,
-            branch_writes,
-            note_error,
-            note_preparing_error,
-            submit,
-            watch,
-        ) = hooks;
         Ok(DirectGraph {
             plan,
             nodes,
             key_ids,
             input_keys,
             reducers,
-            hooks: Hooks {
-                context_var,
-                map_input,
-                output_writes,
-                branch_writes,
-                note_error,
-                note_preparing_error,
-                submit,
-                watch,
-            },
+            hooks,
         })
     }
 
@@ -216,8 +191,10 @@ impl DirectGraph {
     /// returns the values of `result_keys`.
     /// Raises `OutOfSteps` past the recursion limit, `ConcurrentUpdate` for two writes to a
     /// last-value key in one step, and a task's own exception (with its note) when it fails.
+    /// `stop_check`, when given, is called before each step and raises to stop the run there
+    /// (an `ainvoke` whose caller was cancelled while a sync node ran).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency))]
+    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency, stop_check=None))]
     fn invoke<'py>(
         slf: &Bound<'py, Self>,
         graph: Py<PyAny>,
@@ -230,6 +207,7 @@ impl DirectGraph {
         metadata: Option<Bound<'py, PyDict>>,
         result_keys: Vec<usize>,
         max_concurrency: Option<usize>,
+        stop_check: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
         let caller = Caller { graph, strict };
@@ -251,6 +229,9 @@ impl DirectGraph {
         };
         let mut state = RunState::new(plan, initial, recursion_limit);
         loop {
+            if let Some(check) = &stop_check {
+                check.call0()?;
+            }
             let tasks = state
                 .next_tasks(plan)
                 .map_err(|_| OutOfSteps::new_err(()))?;
@@ -408,7 +389,12 @@ impl DirectGraph {
                 let token = var.call_method1(intern!(py, "set"), (config,))?;
                 let output = f.bind(py).call1((input,));
                 var.call_method1(intern!(py, "reset"), (token,))?;
-                output?
+                match output {
+                    Ok(output) => output,
+                    // A `Command(graph=PARENT)` from a graph the node called is this node's
+                    // result (the hook re-raises anything else).
+                    Err(e) => self.hooks.own_command.bind(py).call1((e.value(py),))?,
+                }
             }
             (Some(NodeCall::Runner(f)), Some(config)) => f.bind(py).call1((input, config))?,
             (Some(_), None) => unreachable!("nodes other than the start node have a config"),
