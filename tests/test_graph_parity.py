@@ -629,6 +629,18 @@ def test_stream(scenario: Scenario, shape: Shape, candidate: Lib, oracle: Lib) -
     assert got == expected
 
 
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.parallel], ids=str)
+def test_stream_mode_tuple(scenario: Scenario, subgraphs: bool, candidate: Lib,
+                           oracle: Lib) -> None:
+    """A tuple of modes streams each of them, as bare items (only a list pairs them with
+    their mode): LangGraph's behaviour."""
+    got, expected = (
+        normalise(scenario.stream(lib, stream_mode=("updates", "values"), subgraphs=subgraphs))
+        for lib in (candidate, oracle))
+    assert got == expected
+
+
 @pytest.mark.parametrize(
     "scenario", [s for s in SCENARIOS if s.name in ("chain", "fan_out_join", "subgraph")], ids=str
 )

@@ -176,8 +176,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """
         if stream_mode is None:
             stream_mode = self.stream_mode
-        single = isinstance(stream_mode, str)
-        modes = [stream_mode] if single else list(stream_mode)
+        modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
+        # As in LangGraph, only a list of modes makes `(mode, item)` pairs: a single mode or
+        # a tuple of them yields bare items.
+        single = not isinstance(stream_mode, list)
         for mode in modes:
             if mode not in MODE_IDS:
                 raise ValueError(
