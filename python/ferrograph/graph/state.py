@@ -21,7 +21,7 @@ from typing import (
     get_type_hints,
 )
 
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableLambda
 
 from ferrograph._core import GraphPlan, validate_node_name
 from ferrograph._schema import KeySchema, read_schema, schema_hints
@@ -56,6 +56,38 @@ def _first_param_schema(action: Any) -> Any:
     hint = hints.get(first) if first else None
     if isinstance(hint, type) and schema_hints(hint):
         return hint
+    return None
+
+
+def _branch_input_schema(path: Any) -> Any:
+    """The schema class a router annotates its first parameter with, as LangGraph finds it:
+    on a function or method, on a callable object's `__call__`, on a `RunnableLambda`'s
+    function; None for other runnables and unannotated routers."""
+    if isinstance(path, RunnableLambda):
+        candidates = [getattr(path, "func", None), getattr(path, "afunc", None)]
+    elif isinstance(path, Runnable):
+        return None
+    else:
+        candidates = [path]
+    fn = None
+    for candidate in candidates:
+        if inspect.isfunction(candidate) or inspect.ismethod(candidate):
+            fn = candidate
+        elif inspect.ismethod(call := getattr(candidate, "__call__", None)):  # noqa: B004
+            fn = call
+        if fn is not None:
+            break
+    if fn is None:
+        return None
+    try:
+        hints = get_type_hints(fn)
+        if not hints:
+            return None
+        hint = hints.get(next(iter(inspect.signature(fn).parameters)))
+        if isinstance(hint, type) and get_type_hints(hint):
+            return hint
+    except Exception:  # unresolvable annotations, no parameters: no schema
+        return None
     return None
 
 
@@ -206,7 +238,10 @@ class StateGraph(Generic[StateT, ContextT]):
             ends = {n: n for n in path_map}
         else:
             ends = _ends_from_return_hint(path)
-        branches[name] = BranchSpec(path, ends)
+        schema = _branch_input_schema(path)
+        if schema is not None:  # its keys are state keys, private ones included
+            self._add_schema(schema)
+        branches[name] = BranchSpec(path, ends, schema)
         return self
 
     def add_sequence(self, nodes: Sequence[Any]) -> StateGraph[StateT, ContextT]:

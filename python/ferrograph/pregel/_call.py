@@ -109,11 +109,14 @@ def run_blocking(awaitable: Any) -> Any:
 
 
 class BranchSpec:
-    """A conditional edge: a routing function and, optionally, its declared targets."""
+    """A conditional edge: a routing function, optionally its declared targets, and the
+    schema it reads the state through (its first parameter's annotation, if a schema)."""
 
-    def __init__(self, path: Any, ends: dict[Hashable, str] | None) -> None:
+    def __init__(self, path: Any, ends: dict[Hashable, str] | None,
+                 input_schema: Any = None) -> None:
         self.path = path
         self.ends = ends
+        self.input_schema = input_schema
         self.inject = () if isinstance(path, Runnable) else injected_params(path)
 
     def route(self, state: Any, config: RunnableConfig) -> list[Any]:

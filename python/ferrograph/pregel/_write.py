@@ -139,8 +139,9 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for _name, branch in graph.branches[name]:
-            _route(graph, name, branch.route(state, config), writes, "Branch")
+        for branch, keys, coerce in graph.branches[name]:
+            value = _router_input(state, keys, coerce)
+            _route(graph, name, branch.route(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
     return writes
@@ -152,25 +153,31 @@ async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableC
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for _name, branch in graph.branches[name]:
-            destinations = await branch.aroute(state, config)
-            _route(graph, name, destinations, writes, "Branch")
+        for branch, keys, coerce in graph.branches[name]:
+            value = _router_input(state, keys, coerce)
+            _route(graph, name, await branch.aroute(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
 
 
 def _branch_state(graph: CompiledStateGraph, state: dict[str, Any],
-                  writes: list[Any]) -> Any:
-    """The state a router sees: `state` with this task's writes applied."""
+                  writes: list[Any]) -> dict[str, Any]:
+    """The state routers read: `state` with this task's writes applied."""
     for kind, key, value in list(writes):
         if kind != WRITE_KEY:
             continue
         name = graph.key_names[key]
         reducer = graph.reducers[key]
         state[name] = reducer(state[name], value) if reducer and name in state else value
-    if graph.state_coerce is not None:
-        state = graph.state_coerce(state)
     return state
+
+
+def _router_input(state: dict[str, Any], keys: list[str] | None, coerce: Any) -> Any:
+    """What one router is given: the keys of its schema that have values (`keys` None: the
+    whole state), made into its schema's object when that is a class (`coerce`)."""
+    if keys is not None:
+        state = {k: state[k] for k in keys if k in state}
+    return state if coerce is None else coerce(state)
 
 
 def update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],

@@ -94,8 +94,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.interrupt_after = frozenset(
             i for i in range(len(self.node_names)) if plan.interrupts_after(i))
         self.branches = {
-            source: list(by_name.items()) for source, by_name in builder.branches.items()
+            source: [self._router(source, branch) for branch in by_name.values()]
+            for source, by_name in builder.branches.items()
         }
+        """Per source node, its conditional edges as `(branch, keys, coerce)`: the state
+        keys its router reads (None: all of them, in state order) and how that dict becomes
+        what the router is given (None: as is)."""
         self.state_coerce = make_coercer(builder.state_schema)
         self.defaults = schema_defaults(builder.state_schema)
         self.task_metadata = [self._task_metadata(i) for i in range(len(self.node_names))]
@@ -104,6 +108,18 @@ class CompiledStateGraph(Runnable[Any, Any]):
         `langgraph_path` is its own)."""
         self.direct = build_direct_graph(self)
         """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
+
+    def _router(self, source: str, branch: Any) -> tuple[Any, list[str] | None, Any]:
+        """How `branch`, leaving `source`, reads the state, as LangGraph reads it: through
+        the router's own input schema, else its node's, else the state schema."""
+        builder = self.builder
+        schema = branch.input_schema
+        if schema is None:
+            node = builder.nodes.get(source)
+            schema = node.input_schema if node is not None else builder.state_schema
+        keys = [k.name for k in read_schema(schema) if k.name in self.key_ids]
+        return (branch, None if not keys or keys == self.key_names else keys,
+                make_coercer(schema))
 
     def _task_metadata(self, node_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         name = self.node_names[node_id]
