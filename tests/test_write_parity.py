@@ -244,6 +244,53 @@ def router_only_private_key(lib: Lib, log: list[Any]) -> Any:
     return b.compile()
 
 
+def router_of_node_schema(lib: Lib, log: list[Any]) -> Any:
+    """An unannotated router reads its node's input schema (here a private one), with the
+    node's other returned keys passed through."""
+
+    def node_1(state: Overall) -> dict[str, Any]:
+        return {"foo": 1, "baz": "x"}
+
+    def node_2(state: Private) -> dict[str, Any]:
+        return {"foo": 5, "bar": state["baz"], "extra": [1]}
+
+    def router(state):  # noqa: ANN001, ANN202 - unannotated on purpose
+        log.append(seen(state))
+        return lib.END
+
+    b = lib.StateGraph(Overall)
+    b.add_node(node_1)
+    b.add_node(node_2)
+    b.add_edge(lib.START, "node_1")
+    b.add_edge("node_1", "node_2")
+    b.add_conditional_edges("node_2", router)
+    return b.compile()
+
+
+def router_without_private_keys(lib: Lib, log: list[Any]) -> Any:
+    """Private keys (from a node's input schema) are not part of what a router of a state
+    schema node reads, except as the node's own returned keys."""
+
+    def node_1(state: Overall) -> dict[str, Any]:
+        return {"foo": 1, "baz": "secret"}
+
+    def node_2(state: Node2State) -> dict[str, Any]:
+        return {"foo": 1, "bar": state["baz"]}
+
+    def router(state: dict) -> str:
+        log.append(seen(state))
+        return lib.END
+
+    b = lib.StateGraph(Overall)
+    b.add_node(node_1)
+    b.add_node(node_2)
+    b.add_edge(lib.START, "node_1")
+    b.add_edge("node_1", "node_2")
+    b.add_conditional_edges("node_1", lambda s: log.append(seen(s)) or "node_2")
+    b.add_conditional_edges("node_2", router)
+    return b.compile()
+
+
 def router_model_schema(lib: Lib, log: list[Any]) -> Any:
     """A router annotated with a Pydantic model over a dict state gets that model."""
 
@@ -358,7 +405,112 @@ router_forms.async_only = True  # type: ignore[attr-defined]
 
 @pytest.mark.parametrize("build", [
     router_with_state_schema, router_with_private_schema, router_only_private_key,
-    router_model_schema, router_model_over_model_state, entry_router_schema, router_forms,
+    router_of_node_schema, router_without_private_keys, router_model_schema,
+    router_model_over_model_state, entry_router_schema, router_forms,
 ], ids=lambda f: f.__name__)
 def test_router_input_schema(build: Build, candidate: Lib, oracle: Lib) -> None:
+    check(build, {"foo": 0}, candidate, oracle)
+
+
+# ----------------------------------------------------------------------------- 12: extra keys
+
+
+def packets(lib: Lib, log: list[Any]) -> Any:
+    """LangGraph's test_state_graph_packets, without a model: the agent's extra key reaches
+    its router (not the state), which fans out with Send until the third turn."""
+
+    def agent(data: Packets) -> dict[str, Any]:
+        turn = data.get("turns", 0) + 1
+        return {"log": [f"agent {turn}"], "turns": turn, "something_extra": "hi there"}
+
+    def should_continue(data: dict) -> Any:
+        log.append(seen(data))
+        assert data["something_extra"] == "hi there"
+        if data["turns"] < 3:
+            return [lib.Send("tools", {"call": i}) for i in range(data["turns"])]
+        return lib.END
+
+    def tools(call: dict) -> dict[str, Any]:
+        return {"log": [f"tool {call['call']}"]}
+
+    b = lib.StateGraph(Packets)
+    b.add_node("agent", agent)
+    b.add_node("tools", tools)
+    b.set_entry_point("agent")
+    b.add_conditional_edges("agent", should_continue)
+    b.add_edge("tools", "agent")
+    return b.compile()
+
+
+def extra_keys_forms(lib: Lib, log: list[Any]) -> Any:
+    """Extra keys reach unannotated routers of dict results only: not through a `Command`,
+    not to an annotated router, and the state values win over the returned ones."""
+
+    def node_1(state: Overall) -> dict[str, Any]:
+        return {"foo": 5, "bar": "b", "extra": {"k": 1}}
+
+    def node_2(state: Overall) -> Any:
+        return lib.Command(update={"foo": 1, "extra": "lost"})
+
+    async def node_3(state: Overall) -> dict[str, Any]:
+        return {"extra": 3}
+
+    def annotated(state: Overall) -> list[str]:
+        log.append(seen(state))
+        return []
+
+    b = lib.StateGraph(Overall)
+    b.add_node(node_1)
+    b.add_node(node_2)
+    b.add_node(node_3)
+    b.add_edge(lib.START, "node_1")
+    b.add_conditional_edges("node_1", lambda s: log.append(seen(s)) or "node_2")
+    b.add_conditional_edges("node_1", annotated)
+    b.add_conditional_edges("node_2", lambda s: log.append(seen(s)) or "node_3")
+    b.add_conditional_edges("node_3", lambda s: log.append(seen(s)) or lib.END)
+    return b.compile()
+
+
+extra_keys_forms.async_only = True  # type: ignore[attr-defined]
+
+
+def extra_keys_model_state(lib: Lib, log: list[Any]) -> Any:
+    """A Pydantic state's routers get the model: a node's extra keys are not in it."""
+
+    def node_1(state: Counted) -> dict[str, Any]:
+        return {"foo": 1, "extra": True}
+
+    b = lib.StateGraph(Counted)
+    b.add_node(node_1)
+    b.add_edge(lib.START, "node_1")
+    b.add_conditional_edges("node_1", lambda s: log.append(seen(s)) or lib.END)
+    return b.compile()
+
+
+def extra_input_keys_in_subgraph(lib: Lib, log: list[Any]) -> Any:
+    """A subgraph's entry router sees the keys of the parent's state it was given."""
+
+    def entry(state):  # noqa: ANN001, ANN202 - unannotated on purpose
+        log.append(seen(state))
+        return "inner"
+
+    sub = lib.StateGraph(FooOnly)
+    sub.add_node("inner", lambda s: {"foo": 100})
+    sub.set_conditional_entry_point(entry)
+    b = lib.StateGraph(Overall)
+    b.add_node("prep", lambda s: {"bar": "from parent"})
+    b.add_node("sub", sub.compile())
+    b.add_edge(lib.START, "prep")
+    b.add_edge("prep", "sub")
+    return b.compile()
+
+
+def test_extra_keys_reach_the_router(candidate: Lib, oracle: Lib) -> None:
+    check(packets, {"log": [], "turns": 0}, candidate, oracle, parallel=True)
+
+
+@pytest.mark.parametrize("build", [
+    extra_keys_forms, extra_keys_model_state, extra_input_keys_in_subgraph,
+], ids=lambda f: f.__name__)
+def test_extra_keys_forms(build: Build, candidate: Lib, oracle: Lib) -> None:
     check(build, {"foo": 0}, candidate, oracle)

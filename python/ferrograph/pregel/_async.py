@@ -234,7 +234,8 @@ class AsyncDriver:
         run = self.run
         run.take_output(t, output)
         if t.name in run.graph.branches:
-            await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes)
+            await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes,
+                                 output)
         run.emit_output(t, output)
 
 

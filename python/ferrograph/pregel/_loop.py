@@ -525,7 +525,8 @@ class GraphRun:
         """Turns what the node returned into the task's writes, routes and messages."""
         self.take_output(t, output)
         if t.name in self.graph.branches:
-            branch_writes(self.graph, t.name, t.config, self.run.read(None), t.writes)
+            branch_writes(self.graph, t.name, t.config, self.run.read(None), t.writes,
+                          t.input if t.runner is None else output)
         self.emit_output(t, output)
 
     def take_output(self, t: Task, output: Any) -> None:

@@ -132,15 +132,15 @@ def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],
 
 
 def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
-                  state: dict[str, Any], writes: list[Any]) -> list[Any]:
-    """Evaluates the conditional edges leaving node `name` (whose task wrote `writes`,
-    extended in place and returned) against `state`, the state at the step's start, as
-    it would be with this task's writes (and only this task's) applied."""
+                  state: dict[str, Any], writes: list[Any], result: Any = None) -> list[Any]:
+    """Evaluates the conditional edges leaving node `name` (whose task returned `result`
+    and wrote `writes`, extended in place and returned) against `state`, the state at the
+    step's start, as it would be with this task's writes (and only this task's) applied."""
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce in graph.branches[name]:
-            value = _router_input(state, keys, coerce)
+        for branch, keys, coerce, extra in graph.branches[name]:
+            value = _router_input(state, keys, coerce, result if extra else None)
             _route(graph, name, branch.route(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
@@ -148,13 +148,13 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
 
 
 async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
-                         state: dict[str, Any], writes: list[Any]) -> None:
+                         state: dict[str, Any], writes: list[Any], result: Any = None) -> None:
     """`branch_writes` on an event loop, awaiting async routing functions there."""
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce in graph.branches[name]:
-            value = _router_input(state, keys, coerce)
+        for branch, keys, coerce, extra in graph.branches[name]:
+            value = _router_input(state, keys, coerce, result if extra else None)
             _route(graph, name, await branch.aroute(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
@@ -172,12 +172,20 @@ def _branch_state(graph: CompiledStateGraph, state: dict[str, Any],
     return state
 
 
-def _router_input(state: dict[str, Any], keys: list[str] | None, coerce: Any) -> Any:
+def _router_input(state: dict[str, Any], keys: list[str] | None, coerce: Any,
+                  result: Any) -> Any:
     """What one router is given: the keys of its schema that have values (`keys` None: the
-    whole state), made into its schema's object when that is a class (`coerce`)."""
+    whole state), made into its schema's object when that is a class (`coerce`). A dict
+    `result` of the node (given for unannotated routers of dict schemas) adds the keys it
+    returned that are not among those, state keys or not: LangGraph's way for a node to
+    pass its router something it does not keep."""
     if keys is not None:
         state = {k: state[k] for k in keys if k in state}
-    return state if coerce is None else coerce(state)
+    if coerce is not None:
+        return coerce(state)
+    if result and isinstance(result, dict):
+        return {**result, **state}
+    return state
 
 
 def update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],

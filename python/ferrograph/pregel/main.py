@@ -97,9 +97,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
             source: [self._router(source, branch) for branch in by_name.values()]
             for source, by_name in builder.branches.items()
         }
-        """Per source node, its conditional edges as `(branch, keys, coerce)`: the state
-        keys its router reads (None: all of them, in state order) and how that dict becomes
-        what the router is given (None: as is)."""
+        """Per source node, its conditional edges as `(branch, keys, coerce, extra)`: the
+        state keys its router reads (None: all of them, in state order), how that dict
+        becomes what the router is given (None: as is), and whether the router also sees
+        the extra keys of the node's dict result."""
         self.state_coerce = make_coercer(builder.state_schema)
         self.defaults = schema_defaults(builder.state_schema)
         self.task_metadata = [self._task_metadata(i) for i in range(len(self.node_names))]
@@ -109,17 +110,19 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.direct = build_direct_graph(self)
         """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
 
-    def _router(self, source: str, branch: Any) -> tuple[Any, list[str] | None, Any]:
+    def _router(self, source: str, branch: Any) -> tuple[Any, list[str] | None, Any, bool]:
         """How `branch`, leaving `source`, reads the state, as LangGraph reads it: through
-        the router's own input schema, else its node's, else the state schema."""
+        the router's own input schema, else its node's, else the state schema; an
+        unannotated router reading a dict also gets the keys the node returned."""
         builder = self.builder
         schema = branch.input_schema
         if schema is None:
             node = builder.nodes.get(source)
             schema = node.input_schema if node is not None else builder.state_schema
         keys = [k.name for k in read_schema(schema) if k.name in self.key_ids]
-        return (branch, None if not keys or keys == self.key_names else keys,
-                make_coercer(schema))
+        coerce = make_coercer(schema)
+        return (branch, None if not keys or keys == self.key_names else keys, coerce,
+                branch.input_schema is None and coerce is None)
 
     def _task_metadata(self, node_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         name = self.node_names[node_id]

@@ -83,7 +83,7 @@ struct Hooks {
     map_input: Py<PyAny>,
     /// `pregel._write.output_writes(graph, name, output)` -> `(writes, pairs)`.
     output_writes: Py<PyAny>,
-    /// `pregel._write.branch_writes(graph, name, config, state, writes)` -> writes.
+    /// `pregel._write.branch_writes(graph, name, config, state, writes, result)` -> writes.
     branch_writes: Py<PyAny>,
     /// `note_task_error(error, name, task_id)`.
     note_error: Py<PyAny>,
@@ -402,7 +402,10 @@ impl DirectGraph {
         let mut writes = self.output_writes(py, caller, node, &output)?;
         if node.branches {
             let state = task.state.as_ref().expect("prepared with its state");
-            writes = self.branch_writes(py, caller, node, config, state.bind(py), writes)?;
+            // Routers also see the extra keys of a dict result (the start node's: the input).
+            let result = if node.call.is_none() { input } else { &output };
+            writes =
+                self.branch_writes(py, caller, node, config, state.bind(py), writes, result)?;
         }
         Ok(writes)
     }
@@ -470,7 +473,9 @@ impl DirectGraph {
         self.engine_writes(&described.get_item(0)?)
     }
 
-    /// `writes` extended with the routes of the node's conditional edges.
+    /// `writes` extended with the routes of the node's conditional edges; `result` is what
+    /// the node returned.
+    #[allow(clippy::too_many_arguments)]
     fn branch_writes(
         &self,
         py: Python<'_>,
@@ -479,6 +484,7 @@ impl DirectGraph {
         config: Option<&Bound<'_, PyDict>>,
         state: &Bound<'_, PyDict>,
         writes: Writes,
+        result: &Bound<'_, PyAny>,
     ) -> PyResult<Writes> {
         let described = PyList::empty(py);
         for write in writes {
@@ -495,6 +501,7 @@ impl DirectGraph {
             config,
             state,
             described,
+            result,
         ))?;
         self.engine_writes(&routed)
     }
