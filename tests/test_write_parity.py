@@ -514,3 +514,79 @@ def test_extra_keys_reach_the_router(candidate: Lib, oracle: Lib) -> None:
 ], ids=lambda f: f.__name__)
 def test_extra_keys_forms(build: Build, candidate: Lib, oracle: Lib) -> None:
     check(build, {"foo": 0}, candidate, oracle)
+
+
+# ----------------------------------------------------------------------------- 8, 13: updates
+
+
+def mutation(state_class: type[BaseModel], command: bool) -> Build:
+    """LangGraph's test_pydantic_state_mutation (and _command): a defaulted nested field
+    mutated in place and returned with the state (or as a `Command`'s update)."""
+
+    def build(lib: Lib, log: list[Any]) -> Any:
+        def my_node(state: Any) -> Any:
+            state.inner.a = 5
+            state.outer = 10
+            return lib.Command(update=state) if command else state
+
+        b = lib.StateGraph(state_class)
+        b.add_node("my_node", my_node)
+        b.add_edge(lib.START, "my_node")
+        b.add_conditional_edges("my_node", lambda s: log.append(seen(s)) or lib.END)
+        return b.compile()
+
+    build.__name__ = f"{state_class.__name__}{'_command' if command else ''}"
+    return build
+
+
+@pytest.mark.parametrize("build", [
+    mutation(MutableState, False), mutation(MutableState, True),
+    mutation(FactoryState, False), mutation(FactoryState, True),
+], ids=lambda f: f.__name__)
+def test_pydantic_state_mutation(build: Build, candidate: Lib, oracle: Lib) -> None:
+    # A fresh default each run: LangGraph's node mutates the class default in place.
+    MutableState.model_fields["inner"].default.a = 0
+    check(build, {"outer": 1}, candidate, oracle)
+
+
+def update_objects(lib: Lib, log: list[Any]) -> Any:
+    """From ...waiting_edge_custom_state_class_pydantic2: update objects whose None
+    defaults are left out, whose default_factory and non-None defaults are written, and
+    whose fields set to None are written; a dataclass update writes every field."""
+
+    def rewrite(state: Docs) -> Any:
+        return QueryUpdate(query=f"analyzed: {state.query}")
+
+    def retrieve_1(state: Docs) -> Any:
+        return {"docs": ["doc1", "doc2"]}
+
+    def retrieve_2(state: Docs) -> Any:
+        return DocsUpdate()
+
+    def note(state: Docs) -> Any:
+        return lib.Command(update=NoteUpdate(answer=None))
+
+    def clear(state: Docs) -> Any:
+        return NoteUpdate(note=None, count=0)
+
+    def data(state: Docs) -> Any:
+        return DataUpdate(answer=",".join(state.docs))
+
+    b = lib.StateGraph(Docs)
+    b.add_node("rewrite", rewrite)
+    b.add_node("retrieve_1", retrieve_1)
+    b.add_node("retrieve_2", retrieve_2)
+    b.add_node("note", note)
+    b.add_node("clear", clear)
+    b.add_node("data", data)
+    b.add_edge(lib.START, "rewrite")
+    b.add_edge("rewrite", "retrieve_1")
+    b.add_edge("retrieve_1", "retrieve_2")
+    b.add_edge("retrieve_2", "note")
+    b.add_edge("note", "clear")
+    b.add_conditional_edges("clear", lambda s: log.append(seen(s)) or "data")
+    return b.compile()
+
+
+def test_pydantic_update_objects(candidate: Lib, oracle: Lib) -> None:
+    check(update_objects, {"query": "weather"}, candidate, oracle)

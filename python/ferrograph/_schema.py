@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import inspect
+import types
 import typing
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
@@ -132,3 +134,55 @@ def input_as_pairs(value: Any) -> list[tuple[str, Any]] | None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
     return None
+
+
+_ANNOTATED_KEYS: weakref.WeakKeyDictionary[type, tuple[str, ...]] = weakref.WeakKeyDictionary()
+_NONE_DEFAULTS: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
+
+
+def annotated_keys(cls: type) -> tuple[str, ...]:
+    """The names annotated on `cls` and its bases, base first (LangGraph's test of an
+    object being a state update, and the keys a `Command`'s update object writes).
+    Worked out once per class."""
+    try:
+        return _ANNOTATED_KEYS[cls]
+    except KeyError:
+        pass
+    except TypeError:  # not a class that can be weakly referenced: nothing annotated
+        return ()
+    keys: list[str] = []
+    for base in reversed(cls.__mro__):
+        ann = base.__dict__.get("__annotations__")
+        if ann is None:  # Python 3.14's Pydantic models keep them behind a descriptor
+            ann = getattr(base, "__annotations__", None)
+        if ann is None or isinstance(ann, types.GetSetDescriptorType):
+            continue
+        keys.extend(ann)
+    return _ANNOTATED_KEYS.setdefault(cls, tuple(dict.fromkeys(keys)))
+
+
+def _none_defaults(cls: type[BaseModel]) -> frozenset[str]:
+    """The fields of a Pydantic model whose default is None (once per class)."""
+    found = _NONE_DEFAULTS.get(cls)
+    if found is None:
+        found = frozenset(name for name, field in cls.model_fields.items()
+                          if field.default is None)
+        _NONE_DEFAULTS[cls] = found
+    return found
+
+
+def object_update(obj: Any, keys: typing.Iterable[str]) -> list[tuple[str, Any]]:
+    """The `(key, value)` writes of a state object (Pydantic model, dataclass, annotated
+    class) returned as an update, for those of `keys` it has, as LangGraph writes them:
+    every value, except a Pydantic field left at a None default (unless it was set). So a
+    default mutated in place, or made by a default factory, is written too."""
+    skip: typing.Container[str] = ()
+    if isinstance(obj, BaseModel):
+        skip = _none_defaults(type(obj)) - obj.model_fields_set
+    pairs = []
+    for key in keys:
+        value = getattr(obj, key, MISSING)
+        if value is MISSING or (value is None and key in skip):
+            continue
+        pairs.append((key, value))
+    return pairs

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
+
+from ferrograph._schema import annotated_keys, object_update
 
 StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
 """What `stream()` emits; see README for each mode's item shape."""
@@ -48,12 +50,8 @@ def update_as_pairs(update: Any) -> list[tuple[str, Any]]:
         isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) for t in update
     ):
         return list(update)
-    fields_set = getattr(update, "model_fields_set", None)
-    if fields_set is not None:  # a Pydantic model: the fields that were given
-        return [(name, getattr(update, name)) for name in type(update).model_fields
-                if name in fields_set]
-    if is_dataclass(update) and not isinstance(update, type):
-        return [(f.name, getattr(update, f.name)) for f in fields(update)]
+    if keys := annotated_keys(type(update)):  # a state object: Pydantic, dataclass, ...
+        return object_update(update, keys)
     return [("__root__", update)]
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
-from ferrograph._schema import input_as_pairs, schema_hints
+from ferrograph._schema import annotated_keys, input_as_pairs, object_update
 from ferrograph.constants import END, START
 from ferrograph.errors import (
     EmptyInputError,
@@ -90,11 +90,11 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
     ):
         for item in output:
             _collect_writes(graph, node, item, writes, pairs)
-    elif schema_hints(type(output)) and not isinstance(output, (str, bytes)):
-        for k, v in update_as_pairs(output):
-            if k in key_ids:
-                writes.append((WRITE_KEY, key_ids[k], v))
-                pairs.append((k, v))
+    elif annotated_keys(type(output)) and not isinstance(output, (str, bytes)):
+        # A state object: LangGraph reads each state key off it, in state order.
+        for k, v in object_update(output, graph.key_names):
+            writes.append((WRITE_KEY, key_ids[k], v))
+            pairs.append((k, v))
     else:
         raise InvalidUpdateError(
             create_error_message(
