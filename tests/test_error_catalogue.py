@@ -1,10 +1,12 @@
-"""README's table of errors, row by row: each case is triggered here and must raise the type
-and message the table promises."""
+"""README's tables of errors and warnings, row by row: each case is triggered here and must
+raise (or warn with) the type and message the table promises."""
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -109,6 +111,8 @@ def readme_rows() -> list[tuple[str, str, str]]:
 
 
 ROWS = readme_rows()
+ERROR_ROWS = [row for row in ROWS if not row[1].endswith("Warning")]
+WARNING_ROWS = [row for row in ROWS if row[1].endswith("Warning")]
 
 
 def test_every_row_has_a_trigger_and_back():
@@ -118,13 +122,36 @@ def test_every_row_has_a_trigger_and_back():
 
 
 @pytest.mark.parametrize(("case", "raised", "message"),
-                         [row for row in ROWS if row[0] != "node-raises"],
-                         ids=[row[0] for row in ROWS if row[0] != "node-raises"])
+                         [row for row in ERROR_ROWS if row[0] != "node-raises"],
+                         ids=[row[0] for row in ERROR_ROWS if row[0] != "node-raises"])
 def test_readme_row_is_true(case: str, raised: str, message: str):
     with pytest.raises(Exception) as caught:  # noqa: B017 - the type is checked below
         TRIGGERS[case]()
     assert type(caught.value).__name__ == raised
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+@pytest.mark.parametrize(("case", "warned", "message"), WARNING_ROWS,
+                         ids=[row[0] for row in WARNING_ROWS])
+def test_readme_warning_row_is_true(case: str, warned: str, message: str):
+    assert WARNING_ROWS, "the parse found the warnings table"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TRIGGERS[case]()
+    [warning] = [w for w in caught if w.category.__name__ == warned]
+    assert str(warning.message).startswith(message), str(warning.message)
+
+
+def test_unknown_input_keys_are_dropped_with_a_warning_naming_them():
+    graph = one(lambda s: {"x": s["x"] + 1}).compile()
+    for call in (graph.invoke, lambda v: list(graph.stream(v, stream_mode="values"))[-1],
+                 lambda v: asyncio.run(graph.ainvoke(v))):
+        with pytest.warns(UserWarning) as caught:
+            assert call({"x": 1, "typo": 2, "log": [], "other": 3}) == {"x": 2, "log": []}
+        assert [str(w.message) for w in caught] == [
+            "Unknown key(s) in the graph input: 'typo', 'other' (dropped); the graph's state "
+            "keys are: 'x', 'log'"
+        ]
 
 
 def test_node_router_and_reducer_errors_are_the_same_object():

@@ -15,13 +15,13 @@ from typing import (
     Any,
     Generic,
     Literal,
-    TypeVar,
     get_args,
     get_origin,
     get_type_hints,
 )
 
 from langchain_core.runnables import Runnable, RunnableLambda
+from typing_extensions import TypeVar
 
 from ferrograph._core import GraphPlan, validate_node_name
 from ferrograph._schema import KeySchema, read_schema, schema_hints
@@ -33,8 +33,11 @@ from ferrograph.types import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
+# As in LangGraph: StateGraph[State] and StateGraph[State, Context] are valid type expressions.
 StateT = TypeVar("StateT")
-ContextT = TypeVar("ContextT")
+ContextT = TypeVar("ContextT", default=None)
+InputT = TypeVar("InputT", default=StateT)
+OutputT = TypeVar("OutputT", default=StateT)
 
 
 def _node_name(action: Any) -> str:
@@ -45,13 +48,16 @@ def _node_name(action: Any) -> str:
 
 
 def _first_param_schema(action: Any) -> Any:
-    """The schema class a function node annotates its first parameter with, if any."""
-    if not (inspect.isfunction(action) or inspect.ismethod(action)):
+    """The schema class (a class with annotated keys) that the first parameter of a function,
+    method or callable object's `__call__` is annotated with, as LangGraph finds it; None
+    for anything else."""
+    call = getattr(action, "__call__", None)  # noqa: B004 - the method itself, as LangGraph
+    if not (inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(call)):
         return None
     try:
-        hints = get_type_hints(action)
+        hints = (get_type_hints(call) if inspect.ismethod(call) else {}) or get_type_hints(action)
         first = next(iter(inspect.signature(action).parameters), None)
-    except Exception:
+    except Exception:  # unresolvable annotations: no schema
         return None
     hint = hints.get(first) if first else None
     if isinstance(hint, type) and schema_hints(hint):
@@ -60,35 +66,13 @@ def _first_param_schema(action: Any) -> Any:
 
 
 def _branch_input_schema(path: Any) -> Any:
-    """The schema class a router annotates its first parameter with, as LangGraph finds it:
-    on a function or method, on a callable object's `__call__`, on a `RunnableLambda`'s
-    function; None for other runnables and unannotated routers."""
+    """The schema class a router annotates its first parameter with (`_first_param_schema`;
+    for a `RunnableLambda`, its function's); None for other runnables."""
     if isinstance(path, RunnableLambda):
-        candidates = [getattr(path, "func", None), getattr(path, "afunc", None)]
+        path = getattr(path, "func", None) or getattr(path, "afunc", None)
     elif isinstance(path, Runnable):
         return None
-    else:
-        candidates = [path]
-    fn = None
-    for candidate in candidates:
-        if inspect.isfunction(candidate) or inspect.ismethod(candidate):
-            fn = candidate
-        elif inspect.ismethod(call := getattr(candidate, "__call__", None)):  # noqa: B004
-            fn = call
-        if fn is not None:
-            break
-    if fn is None:
-        return None
-    try:
-        hints = get_type_hints(fn)
-        if not hints:
-            return None
-        hint = hints.get(next(iter(inspect.signature(fn).parameters)))
-        if isinstance(hint, type) and get_type_hints(hint):
-            return hint
-    except Exception:  # unresolvable annotations, no parameters: no schema
-        return None
-    return None
+    return _first_param_schema(path)
 
 
 class NodeSpec:
@@ -108,7 +92,7 @@ class NodeSpec:
         """The parameters the node is given by name (see `injected_params`)."""
 
 
-class StateGraph(Generic[StateT, ContextT]):
+class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
     """A graph whose nodes read and update a shared state (LangGraph's `StateGraph`)."""
 
     def __init__(

@@ -10,6 +10,7 @@ start node's writes, and a node's conditional edges add the routes they pick. Bo
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
@@ -33,10 +34,13 @@ WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
 
 
 def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> Any:
-    """The state writes of the graph's input. `strict` (a caller's own input, not a
-    parent graph's state handed to a subgraph) refuses keys the input schema lacks."""
+    """The state writes of the graph's input. Keys the input schema lacks are dropped, as
+    in LangGraph; under `strict` (a caller's own input, not a parent graph's state handed
+    to a subgraph) with a warning naming those that are no state key at all (typos)."""
     if value is None:
         raise EmptyInputError(f"Received no input for {START}")
+    if isinstance(value, Command):
+        return _command_input(graph, value)
     pairs = input_as_pairs(value)
     if pairs is None:
         raise InvalidUpdateError(
@@ -46,11 +50,29 @@ def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> An
             )
         )
     if strict and (unknown := [k for k, _ in pairs if k not in graph.key_ids]):
-        raise InvalidUpdateError(
-            f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))}; the "
-            f"graph's state keys are: {', '.join(map(repr, graph.key_names))}"
+        warnings.warn(
+            f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))} "
+            f"(dropped); the graph's state keys are: {', '.join(map(repr, graph.key_names))}",
+            stacklevel=2,
         )
     return {k: v for k, v in pairs if k in graph.input_key_set}
+
+
+def _command_input(graph: CompiledStateGraph, command: Command) -> Command:
+    """A `Command` given as the run's input, as LangGraph applies it without a checkpointer:
+    the start node returns it, so its update is written and its goto routes (beside START's
+    edges). LangGraph also writes the update once before the first step, which only reducer
+    keys show: they get it twice."""
+    if command.resume is not None:
+        raise RuntimeError("Cannot use Command(resume=...) without checkpointer")
+    if command.graph == Command.PARENT:
+        raise InvalidUpdateError("There is no parent graph")
+    pairs = update_as_pairs(command.update)
+    if not pairs and not command.goto:
+        raise EmptyInputError("Received empty Command input")
+    twice = [(k, v) for k, v in pairs
+             if k in graph.key_ids and graph.reducers[graph.key_ids[k]] is not None]
+    return Command(update=pairs + twice, goto=command.goto)
 
 
 def output_writes(graph: CompiledStateGraph, node: str,
