@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel
+from typing_extensions import NotRequired, Required
 
 MISSING = object()
 """Marks a key with no start value."""
@@ -27,18 +28,24 @@ class KeySchema:
     """Makes the start value of a reducer key (e.g. `list` for `Annotated[list, add]`)."""
 
 
-def _is_reducer(meta: Any) -> bool:
+def _reducer_of(extras: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
+    """The reducer an `Annotated` key declares, by LangGraph's rule: its last extra, when it
+    is a function (or other callable object), taking exactly two positional parameters.
+    Another arity is an error, raised when the schema is read (as LangGraph raises it at
+    `StateGraph(...)`). Classes are not reducers."""
+    meta = extras[-1] if extras else None
     if not callable(meta) or isinstance(meta, type):
-        return False
+        return None
     try:
-        params = inspect.signature(meta).parameters
-    except (TypeError, ValueError):  # builtins such as operator.add have no signature
-        return True
-    positional = [
-        p for p in params.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in positional)
+        sig = inspect.signature(meta)
+    except (TypeError, ValueError):  # a builtin with no signature: taken at its word
+        return meta
+    positional = sum(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in sig.parameters.values()
+    )
+    if positional != 2:
+        raise ValueError(f"Invalid reducer signature. Expected (a, b) -> c. Got {sig}")
+    return meta
 
 
 _ABSTRACT_TO_CONCRETE = {
@@ -74,6 +81,13 @@ def schema_hints(schema: Any) -> dict[str, Any]:
         return dict(getattr(schema, "__annotations__", {}))
 
 
+def _unwrap_required(hint: Any) -> Any:
+    """`X` for `Required[X]` / `NotRequired[X]` (TypedDict markers), else `hint`."""
+    while get_origin(hint) in (Required, NotRequired):
+        hint = get_args(hint)[0]
+    return hint
+
+
 def read_schema(schema: Any) -> list[KeySchema]:
     """The state keys a schema declares, in declaration order."""
     keys = []
@@ -82,13 +96,12 @@ def read_schema(schema: Any) -> list[KeySchema]:
             continue
         reducer = None
         start = None
+        hint = _unwrap_required(hint)
         if get_origin(hint) is Annotated:
             base, *extras = get_args(hint)
-            for meta in reversed(extras):
-                if _is_reducer(meta):
-                    reducer = meta
-                    start = _start_factory(base)
-                    break
+            reducer = _reducer_of(tuple(extras))
+            if reducer is not None:
+                start = _start_factory(_unwrap_required(base))
         keys.append(KeySchema(name, reducer, start))
     return keys
 
