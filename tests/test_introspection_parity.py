@@ -1,16 +1,19 @@
 """What a graph says about itself, differentially: each graph is built with langgraph (the
 oracle) and with the candidate through `lib.*` only, and what the two answer must be equal.
 
-- reducer signatures checked at `StateGraph(...)`.
+- reducer signatures checked at `StateGraph(...)`;
+- the input, output and context JSON schemas (`get_input_jsonschema`, ...).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 import pytest
-from typing_extensions import NotRequired
+from pydantic import BaseModel
+from typing_extensions import NotRequired, Required, TypedDict  # Pydantic's, on 3.10/3.11
 
 from tests.parity import Lib
 
@@ -114,3 +117,128 @@ def test_which_annotation_is_the_reducer(schema: Any, candidate: Lib, oracle: Li
         return builder.compile().invoke({"items": [0]})
 
     assert _outcome(lambda: run(candidate)) == _outcome(lambda: run(oracle))
+
+
+# ------------------------------------------------------------------------ JSON schemas
+
+
+class _Parent(TypedDict):
+    inherited: str
+    inherited_optional: str | None
+
+
+class _Total(_Parent):
+    plain: int
+    optional: str | None
+    required: Required[str]
+    not_required: NotRequired[dict]
+    annotated_required: Annotated[Required[str], "doc"]
+    annotated_not_required: Annotated[NotRequired[str], "doc"]
+    summed: Annotated[list[int], operator.add]
+
+
+class _Partial(_Parent, total=False):
+    plain: int
+    required: Required[str]
+    summed: Annotated[list[int], operator.add]
+
+
+class _Out(TypedDict):
+    plain: int
+    extra: str
+
+
+@dataclasses.dataclass
+class _DataDefaults:
+    val1: str
+    val2: int | None
+    val3: Annotated[float | None, "optional annotated"]
+    val4: str | None = None
+    val5: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 3])
+    val7: str = dataclasses.field(default=...)
+    val8: Annotated[int, "some metadata"] = 42
+    val9: Annotated[str, "more metadata"] = dataclasses.field(default="some foo")
+    val10: Annotated[list[str], operator.add] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(kw_only=True)
+class _DataKwOnly:
+    first: str
+    second: int = 2
+    _private: str = "p"
+    schema: str = "a reserved pydantic name"
+
+
+class _Model(BaseModel):
+    plain: int
+    defaulted: str = "d"
+    summed: Annotated[list[int], operator.add] = []
+
+
+class _PlainClass:
+    plain: int
+    optional: str | None
+
+
+class _ContextTD(TypedDict):
+    model: str
+    temperature: NotRequired[float]
+
+
+@dataclasses.dataclass
+class _ContextDC:
+    model: str
+    temperature: float = 0.5
+
+
+class _ContextModel(BaseModel):
+    model: str = "m"
+
+
+SCHEMA_CASES: dict[str, dict[str, Any]] = {
+    "typeddict_total": {"state": _Total},
+    "typeddict_partial": {"state": _Partial},
+    "typeddict_in_out": {"state": _Total, "input_schema": _Partial, "output_schema": _Out},
+    "dataclass_defaults": {"state": _DataDefaults},
+    "dataclass_kw_only": {"state": _DataKwOnly},
+    "dataclass_output_of_typeddict_state": {"state": _Total, "output_schema": _DataDefaults},
+    "pydantic": {"state": _Model},
+    "pydantic_in_typeddict_out": {"state": _Model, "output_schema": _Out},
+    "plain_class": {"state": _PlainClass},
+    "context_typeddict": {"state": _Total, "context_schema": _ContextTD},
+    "context_dataclass": {"state": _Total, "context_schema": _ContextDC},
+    "context_pydantic": {"state": _Total, "context_schema": _ContextModel},
+    "named_lower": {"state": _DataDefaults, "name": "my_graph"},
+    "named_upper": {"state": _DataDefaults, "name": "MyGraph"},
+}
+
+
+def _schemas(lib: Lib, case: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {k: v for k, v in case.items() if k not in ("state", "name")}
+    builder = lib.StateGraph(case["state"], **kwargs)
+    builder.add_node("n", lambda s: {})
+    builder.add_edge(lib.START, "n")
+    graph = builder.compile(name=case.get("name"))
+    return {
+        "input": _outcome(graph.get_input_jsonschema),
+        "output": _outcome(graph.get_output_jsonschema),
+        "context": _outcome(graph.get_context_jsonschema),
+        "input_model": _outcome(lambda: graph.get_input_schema().model_json_schema()),
+        "output_model": _outcome(lambda: graph.get_output_schema().model_json_schema()),
+    }
+
+
+@pytest.mark.parametrize("case", list(SCHEMA_CASES), ids=str)
+def test_json_schemas(case: str, candidate: Lib, oracle: Lib) -> None:
+    expected = _schemas(oracle, SCHEMA_CASES[case])
+    assert _schemas(candidate, SCHEMA_CASES[case]) == expected
+
+
+def test_dataclass_defaults_make_keys_optional(candidate: Lib) -> None:
+    """LangGraph's own check (test_state_schema_default_values): only keys without a
+    default that do not admit None are required."""
+    graph = _schemas(candidate, {"state": _DataDefaults})
+    for which in ("input", "output"):
+        outcome, schema = graph[which]
+        assert outcome == "ok"
+        assert set(schema["required"]) == {"val1", "val7"}

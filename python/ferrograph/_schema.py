@@ -11,8 +11,9 @@ import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel
-from typing_extensions import NotRequired, Required
+from langchain_core.utils.pydantic import create_model_v2
+from pydantic import BaseModel, TypeAdapter
+from typing_extensions import NotRequired, Required, is_typeddict
 
 MISSING = object()
 """Marks a key with no start value."""
@@ -26,6 +27,9 @@ class KeySchema:
     reducer: Callable[[Any, Any], Any] | None
     start: Callable[[], Any] | None
     """Makes the start value of a reducer key (e.g. `list` for `Annotated[list, add]`)."""
+    annotation: Any = Any
+    """The key's annotation, `Required`/`NotRequired` taken off (the type LangGraph gives
+    the key's channel, which its JSON schemas show)."""
 
 
 def _reducer_of(extras: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
@@ -102,8 +106,88 @@ def read_schema(schema: Any) -> list[KeySchema]:
             reducer = _reducer_of(tuple(extras))
             if reducer is not None:
                 start = _start_factory(_unwrap_required(base))
-        keys.append(KeySchema(name, reducer, start))
+        keys.append(KeySchema(name, reducer, start, hint))
     return keys
+
+
+def _is_optional(hint: Any) -> bool:
+    """Whether `hint` admits None (`X | None`, `Optional[X]`, through `Annotated`)."""
+    if hint is None or hint is type(None):
+        return True
+    origin = get_origin(hint)
+    if origin is Annotated:
+        return _is_optional(get_args(hint)[0])
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return any(_is_optional(arg) for arg in get_args(hint))
+    bound = getattr(hint, "__bound__", None)
+    if isinstance(hint, typing.TypeVar) and bound is not None:
+        return _is_optional(bound)
+    return False
+
+
+def _required_marker(hint: Any) -> bool | None:
+    """True for `Required[...]`, False for `NotRequired[...]` (also inside `Annotated`),
+    None when neither marks the key."""
+    origin = get_origin(hint)
+    if origin is Required:
+        return True
+    if origin is NotRequired:
+        return False
+    if origin is Annotated:
+        return _required_marker(get_args(hint)[0])
+    return None
+
+
+def _field_default(name: str, hint: Any, schema: Any) -> Any:
+    """The default a key of a dataclass (or other annotated class) schema has in its JSON
+    schema, as LangGraph derives it: `...` (required) unless the key is marked optional,
+    has a dataclass default, or admits None."""
+    marker = _required_marker(hint)
+    if name in getattr(schema, "__optional_keys__", ()):
+        return ... if marker else None
+    if marker is not None:
+        return ... if marker else None
+    if dataclasses.is_dataclass(schema):
+        for f in dataclasses.fields(schema):
+            if f.name != name:
+                continue
+            if f.default is not dataclasses.MISSING and f.default is not ...:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    return None if _is_optional(hint) else ...
+
+
+def json_schema(schema: Any, key_types: dict[str, Any], name: str) -> dict[str, Any]:
+    """The JSON schema of a graph's input or output `schema`, as LangGraph's
+    `get_input_jsonschema` gives it: a Pydantic model's own, a TypedDict's from Pydantic,
+    else (dataclasses, plain classes) a model named `name` of the schema's keys, each typed
+    as `key_types` says (the type of the key's channel, which the graph's first schema
+    naming the key decides)."""
+    if is_model(schema):
+        return schema.model_json_schema()
+    if is_typeddict(schema):
+        return TypeAdapter(schema).json_schema()
+    fields = {
+        key.name: (key_types.get(key.name, key.annotation),
+                   _field_default(key.name, key_types.get(key.name, key.annotation), schema))
+        for key in read_schema(schema)
+    }
+    return create_model_v2(name, field_definitions=fields).model_json_schema()
+
+
+def context_json_schema(schema: Any) -> dict[str, Any] | None:
+    """The JSON schema of a graph's context class (None without one), as LangGraph's
+    `get_context_jsonschema` gives it."""
+    if schema is None:
+        return None
+    if is_model(schema):
+        return schema.model_json_schema()
+    if is_typeddict(schema) or dataclasses.is_dataclass(schema):
+        return TypeAdapter(schema).json_schema()
+    raise ValueError(
+        f"Invalid context schema type: {schema}. Must be a BaseModel, TypedDict or dataclass."
+    )
 
 
 def is_model(schema: Any) -> bool:

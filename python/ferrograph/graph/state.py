@@ -113,12 +113,15 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.waiting_edges: set[tuple[tuple[str, ...], str]] = set()
         self.branches: dict[str, dict[str, BranchSpec]] = {}
         self.keys: dict[str, KeySchema] = {}
+        self.key_types: dict[str, Any] = {}
+        """Per key, the type of its channel: its annotation in the first schema naming it."""
         self.compiled = False
         for schema in (state_schema, self.input_schema, self.output_schema):
             self._add_schema(schema)
 
     def _add_schema(self, schema: Any) -> None:
         for key in read_schema(schema):
+            self.key_types.setdefault(key.name, key.annotation)
             existing = self.keys.get(key.name)
             if existing is None or (existing.reducer is None and key.reducer is not None):
                 self.keys[key.name] = key

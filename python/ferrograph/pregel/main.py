@@ -19,9 +19,17 @@ from typing import Any, Literal
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
 from langchain_core.runnables.graph import Graph as DrawableGraph
+from langchain_core.utils.pydantic import create_model_v2
+from pydantic import BaseModel
 
 from ferrograph._core import GraphPlan
-from ferrograph._schema import make_coercer, read_schema, schema_defaults
+from ferrograph._schema import (
+    context_json_schema,
+    json_schema,
+    make_coercer,
+    read_schema,
+    schema_defaults,
+)
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.constants import END, START
 from ferrograph.pregel import _sync
@@ -155,9 +163,6 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     # -- the public API ---------------------------------------------------------------------
 
-    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
-        return name or self.name
-
     @property
     def InputType(self) -> Any:  # noqa: N802 - Runnable's name
         return self.builder.input_schema
@@ -165,6 +170,23 @@ class CompiledStateGraph(Runnable[Any, Any]):
     @property
     def OutputType(self) -> Any:  # noqa: N802 - Runnable's name
         return self.builder.output_schema
+
+    def get_input_jsonschema(self, config: RunnableConfig | None = None) -> dict[str, Any]:
+        return json_schema(self.builder.input_schema, self.builder.key_types,
+                           self.get_name("Input"))
+
+    def get_output_jsonschema(self, config: RunnableConfig | None = None) -> dict[str, Any]:
+        return json_schema(self.builder.output_schema, self.builder.key_types,
+                           self.get_name("Output"))
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        """A model of the output keys, each optional (LangGraph's, for a graph with keys)."""
+        types = self.builder.key_types
+        return create_model_v2(self.get_name("Output"), field_definitions={
+            k: (types.get(k, Any), None) for k in self.output_keys})
+
+    def get_context_jsonschema(self) -> dict[str, Any] | None:
+        return context_json_schema(self.builder.context_schema)
 
     def stream(
         self,
