@@ -2,20 +2,27 @@
 oracle) and with the candidate through `lib.*` only, and what the two answer must be equal.
 
 - reducer signatures checked at `StateGraph(...)`;
-- the input, output and context JSON schemas (`get_input_jsonschema`, ...).
+- the input, output and context JSON schemas (`get_input_jsonschema`, ...);
+- drawings (`get_graph(xray=...)`): JSON, Mermaid and ASCII output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import operator
-from typing import Annotated, Any
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import pytest
+from langchain_core.runnables import RunnableLambda
 from pydantic import BaseModel
 from typing_extensions import NotRequired, Required, TypedDict  # Pydantic's, on 3.10/3.11
 
 from tests.parity import Lib
+from tests.test_graph_parity import SCENARIOS
 
 # ------------------------------------------------------------------ reducer signatures
 
@@ -242,3 +249,418 @@ def test_dataclass_defaults_make_keys_optional(candidate: Lib) -> None:
         outcome, schema = graph[which]
         assert outcome == "ok"
         assert set(schema["required"]) == {"val1", "val7"}
+
+
+# --------------------------------------------------------------------------- drawings
+
+
+def drawings(graph: Any, xray: int | bool = False) -> dict[str, Any]:
+    """Everything a drawing prints: JSON, Mermaid (styled and plain) and ASCII (an error
+    outcome when grandalf is missing: the same on both sides)."""
+    drawn = graph.get_graph(xray=xray)
+    return {
+        "json": json.dumps(drawn.to_json(), indent=2, default=str),
+        "mermaid": drawn.draw_mermaid(),
+        "mermaid_plain": drawn.draw_mermaid(with_styles=False),
+        "ascii": _ascii(drawn),
+    }
+
+
+def _ascii(drawn: Any) -> Any:
+    """What `draw_ascii()` shows that does not vary from call to call on LangGraph alone:
+    its layout does (grandalf places siblings, and draws one of two overlapping edges over
+    the other, in an order that changes between calls), so the boxes drawn, and whether it
+    fails. The picture is drawn from the nodes and edges the JSON comparison covers."""
+    outcome, text = _outcome(drawn.draw_ascii)
+    return outcome, sorted(re.findall(r"\| (\S+) \|", text)) if outcome == "ok" else None
+
+
+def _noop(state: Any) -> dict[str, Any]:
+    return {}
+
+
+def _nodes(builder: Any, *names: str) -> Any:
+    for name in names:
+        builder.add_node(name, _noop)
+    return builder
+
+
+def _router(*targets: Any) -> Callable[[Any], Any]:
+    def route(state: Any) -> Any:
+        return list(targets)
+
+    return route
+
+
+def draw_conditional_no_path_map(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", _router("b", "c"))
+    b.add_edge("b", lib.END)
+    return b.compile()
+
+
+def draw_conditional_path_map_dict(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "agent", "tools")
+    b.add_edge(lib.START, "agent")
+    b.add_conditional_edges("agent", _router("continue"),
+                            {"continue": "tools", "exit": lib.END})
+    b.add_edge("tools", "agent")
+    return b.compile()
+
+
+def draw_conditional_path_map_list(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", _router("b"), ["b", "c", lib.END])
+    return b.compile()
+
+
+def draw_conditional_literal_hint(lib: Lib) -> Any:
+    def route(state: Any) -> Literal["b", "c"]:
+        return "b"
+
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", route)
+    b.add_edge("c", "b")
+    return b.compile()
+
+
+def draw_conditional_bool_labels(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", lambda s: True, {True: "b", False: lib.END})
+    b.add_edge("b", "a")
+    return b.compile()
+
+
+def draw_conditional_entry_point(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b")
+    b.set_conditional_entry_point(_router("a"), {"go a": "a", "go b": "b"})
+    b.add_edge("a", lib.END)
+    b.set_finish_point("b")
+    return b.compile()
+
+
+def draw_conditional_entry_no_map(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b")
+    b.set_conditional_entry_point(_router("a", "b"))
+    b.add_edge("a", "b")
+    return b.compile()
+
+
+def draw_two_branches_one_source(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c", "d")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", _router("b"), {"x": "b", "y": "c"})
+
+    def second(state: Any) -> Any:
+        return "d"
+
+    b.add_conditional_edges("a", second, ["c", "d"])
+    return b.compile()
+
+
+def draw_send_no_path_map(lib: Lib) -> Any:
+    def fan(state: Any) -> Any:
+        return [lib.Send("worker", {"plain": i}) for i in range(2)]
+
+    b = _nodes(lib.StateGraph(_Total), "a", "worker", "after")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", fan)
+    b.add_edge("worker", "after")
+    return b.compile()
+
+
+def draw_send_with_path_map(lib: Lib) -> Any:
+    def fan(state: Any) -> Any:
+        return [lib.Send("worker", {"plain": 1})]
+
+    b = _nodes(lib.StateGraph(_Total), "a", "worker")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", fan, ["worker"])
+    return b.compile()
+
+
+def draw_command_destinations_tuple(lib: Lib) -> Any:
+    b = lib.StateGraph(_Total)
+    b.add_node("a", _noop, destinations=("b", lib.END))
+    _nodes(b, "b")
+    b.add_edge(lib.START, "a")
+    return b.compile()
+
+
+def draw_command_destinations_dict(lib: Lib) -> Any:
+    b = lib.StateGraph(_Total)
+    b.add_node("a", _noop, destinations={"b": "to b", "c": "to c"})
+    _nodes(b, "b", "c")
+    b.add_edge(lib.START, "a")
+    b.add_edge("b", "c")
+    return b.compile()
+
+
+def draw_command_annotation(lib: Lib) -> Any:
+    def decide(state: Any) -> Any:
+        return lib.Command(goto="b")
+
+    decide.__annotations__["return"] = lib.Command[Literal["b", "__end__"]]
+
+    def loop(state: Any) -> Any:
+        return lib.Command(goto="decide")
+
+    loop.__annotations__["return"] = lib.Command[Literal["decide"]] | None
+
+    b = lib.StateGraph(_Total)
+    b.add_node("decide", decide)
+    b.add_node("b", loop)
+    b.add_edge(lib.START, "decide")
+    return b.compile()
+
+
+def draw_waiting_edge(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c", "d")
+    b.add_edge(lib.START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("a", "c")
+    b.add_edge(["b", "c"], "d")
+    b.add_edge("d", lib.END)
+    return b.compile()
+
+
+def draw_waiting_edge_via_branch(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "rewrite", "analyze", "r1", "r2", "qa")
+    b.add_edge(lib.START, "rewrite")
+    b.add_edge("rewrite", "analyze")
+    b.add_edge("analyze", "r1")
+    b.add_conditional_edges("rewrite", _router("r2"))
+    b.add_edge(["r1", "r2"], "qa")
+    b.set_finish_point("qa")
+    return b.compile()
+
+
+def draw_deferred(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c", "d")
+    b.add_node("last", _noop, defer=True)
+    b.add_edge(lib.START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("a", "c")
+    b.add_edge("c", "d")
+    b.add_edge("b", "last")
+    b.add_edge("d", "last")
+    b.add_edge("last", lib.END)
+    return b.compile()
+
+
+def draw_deferred_waiting(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "b", "c")
+    b.add_node("join", _noop, defer=True)
+    b.add_edge(lib.START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("a", "c")
+    b.add_edge(["b", "c"], "join")
+    return b.compile()
+
+
+def draw_loop(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "human", "agent")
+    b.add_edge(lib.START, "human")
+    b.add_edge("human", "agent")
+    b.add_edge("agent", "human")
+    return b.compile()
+
+
+def draw_self_loop(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a")
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", _router("a"), ["a", lib.END])
+    return b.compile()
+
+
+def draw_nonterminal_last_step_source(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "human", "chatbot", "tools")
+    b.add_edge(lib.START, "human")
+    b.add_conditional_edges("human", _router("chatbot"), ["chatbot", lib.END])
+    b.add_conditional_edges("chatbot", _router("tools"), ["tools", "human"])
+    b.add_edge("tools", "chatbot")
+    return b.compile()
+
+
+def draw_multiple_sinks(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "up", "down", "other")
+    b.add_edge(lib.START, "up")
+    b.add_conditional_edges("up", _router("down"))
+    b.add_edge("up", "other")
+    return b.compile()
+
+
+def draw_start_to_end(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a")
+    b.add_edge(lib.START, "a")
+    b.add_edge(lib.START, lib.END)
+    return b.compile()
+
+
+def draw_node_kinds(lib: Lib) -> Any:
+    async def async_node(state: Any) -> dict[str, Any]:
+        return {}
+
+    class Callable_:
+        def __call__(self, state: Any) -> dict[str, Any]:
+            return {}
+
+    b = lib.StateGraph(_Total)
+    b.add_node("function", _noop, metadata={"team": "x", "n": 1})
+    b.add_node("lambda", lambda s: {})
+    b.add_node("async_node", async_node)
+    b.add_node("callable_object", Callable_())
+    b.add_node("runnable", RunnableLambda(_noop))
+    b.add_node("sequence", RunnableLambda(_noop) | RunnableLambda(_noop))
+    b.add_edge(lib.START, "function")
+    for s, t in [("function", "lambda"), ("lambda", "async_node"),
+                 ("async_node", "callable_object"), ("callable_object", "runnable"),
+                 ("runnable", "sequence")]:
+        b.add_edge(s, t)
+    return b.compile()
+
+
+def draw_tool_node(lib: Lib) -> Any:
+    from langchain_core.tools import tool
+    from langgraph.prebuilt import ToolNode
+
+    @tool
+    def search(query: str) -> str:
+        """Looks it up."""
+        return query
+
+    b = _nodes(lib.StateGraph(lib.MessagesState), "agent")
+    b.add_node("tools", ToolNode([search]))
+    b.add_edge(lib.START, "agent")
+    b.add_conditional_edges("agent", _router("tools"), ["tools", lib.END])
+    b.add_edge("tools", "agent")
+    return b.compile()
+
+
+def _interrupts(before: Any, after: Any) -> Callable[[Lib], Any]:
+    def build(lib: Lib) -> Any:
+        b = _nodes(lib.StateGraph(_Total), "a", "b", "c")
+        b.add_edge(lib.START, "a")
+        b.add_edge("a", "b")
+        b.add_edge("b", "c")
+        return b.compile(interrupt_before=before, interrupt_after=after)
+
+    return build
+
+
+def _child(lib: Lib, inner: Any = None) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "one", "two")
+    if inner is not None:
+        b.add_node("inner", inner)
+        b.add_edge("two", "inner")
+    b.add_edge(lib.START, "one")
+    b.add_conditional_edges("one", _router("two"), {"more": "two", "done": lib.END})
+    return b.compile()
+
+
+def draw_subgraph(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "a", "z")
+    b.add_node("child", _child(lib))
+    b.add_edge(lib.START, "a")
+    b.add_edge("a", "child")
+    b.add_edge("child", "z")
+    return b.compile()
+
+
+def draw_subgraph_first_and_last(lib: Lib) -> Any:
+    b = lib.StateGraph(_Total)
+    b.add_node("child", _child(lib))
+    b.add_edge(lib.START, "child")
+    return b.compile()
+
+
+def draw_nested_subgraphs(lib: Lib) -> Any:
+    grandchild = _child(lib)
+    b = _nodes(lib.StateGraph(_Total), "a")
+    b.add_node("child", _child(lib, inner=grandchild))
+    b.add_edge(lib.START, "a")
+    b.add_conditional_edges("a", _router("child"), ["child", lib.END])
+    return b.compile()
+
+
+def draw_subgraph_called_in_node(lib: Lib) -> Any:
+    sub = _child(lib)
+
+    def call(state: Any) -> Any:
+        return sub.invoke(state)
+
+    b = lib.StateGraph(_Total)
+    b.add_node("call", call)
+    b.add_edge(lib.START, "call")
+    return b.compile()
+
+
+def draw_subgraph_without_checkpointing(lib: Lib) -> Any:
+    b = _nodes(lib.StateGraph(_Total), "child")
+    b.add_edge(lib.START, "child")
+    inner = _nodes(lib.StateGraph(_Total), "x")
+    inner.add_edge(lib.START, "x")
+    b.add_node("opaque", inner.compile(checkpointer=False))
+    b.add_edge("child", "opaque")
+    return b.compile()
+
+
+DRAWINGS: dict[str, Callable[[Lib], Any]] = {
+    name.removeprefix("draw_"): fn for name, fn in list(globals().items())
+    if name.startswith("draw_") and callable(fn)
+}
+DRAWINGS.update({
+    "interrupt_lists": _interrupts(["a"], ["a", "c"]),
+    "interrupt_all": _interrupts("*", "*"),
+})
+XRAY = [False, True, 1, 2]
+
+
+@pytest.mark.parametrize("xray", XRAY, ids=lambda x: f"xray={x}")
+@pytest.mark.parametrize("graph", list(DRAWINGS), ids=str)
+def test_drawing(graph: str, xray: Any, candidate: Lib, oracle: Lib) -> None:
+    expected = _outcome(lambda: drawings(DRAWINGS[graph](oracle), xray))
+    assert expected[0] == "ok", expected
+    got = _outcome(lambda: drawings(DRAWINGS[graph](candidate), xray))
+    assert got == expected
+
+
+@pytest.mark.parametrize("xray", [False, True], ids=lambda x: f"xray={x}")
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_drawing_of_parity_scenarios(scenario: Any, xray: bool, candidate: Lib,
+                                     oracle: Lib) -> None:
+    """Every graph of the run parity suite draws the same."""
+    expected = _outcome(lambda: drawings(scenario.build(oracle), xray))
+    assert _outcome(lambda: drawings(scenario.build(candidate), xray)) == expected
+
+
+def test_aget_graph(candidate: Lib, oracle: Lib) -> None:
+    async def drawn(lib: Lib) -> str:
+        graph = await draw_nested_subgraphs(lib).aget_graph(xray=True)
+        return json.dumps(graph.to_json(), default=str)
+
+    assert asyncio.run(drawn(candidate)) == asyncio.run(drawn(oracle))
+
+
+def test_command_annotation_targets_are_checked_at_compile(candidate: Lib,
+                                                           oracle: Lib) -> None:
+    """The destinations inferred from `Command[Literal[...]]` are edges, so compile checks
+    them as LangGraph does."""
+
+    def build(lib: Lib) -> Any:
+        def decide(state: Any) -> Any:
+            return lib.Command(goto="ghost")
+
+        decide.__annotations__["return"] = lib.Command[Literal["ghost"]]
+        b = lib.StateGraph(_Total)
+        b.add_node("decide", decide)
+        b.add_edge(lib.START, "decide")
+        return b.compile()
+
+    expected = _outcome(lambda: build(oracle))
+    assert expected[0] == "ValueError"
+    assert _outcome(lambda: build(candidate)) == expected

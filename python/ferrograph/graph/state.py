@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import types
 from collections.abc import Callable, Hashable, Sequence
 from typing import (
     Any,
     Generic,
     Literal,
+    Union,
     get_args,
     get_origin,
     get_type_hints,
@@ -29,7 +31,7 @@ from ferrograph.constants import END, START
 from ferrograph.errors import GraphRecursionError
 from ferrograph.pregel._call import BranchSpec, injected_params
 from ferrograph.pregel.main import CompiledStateGraph
-from ferrograph.types import RetryPolicy
+from ferrograph.types import Command, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +49,28 @@ def _node_name(action: Any) -> str:
     return name if name is not None else action.__class__.__name__
 
 
-def _first_param_schema(action: Any) -> Any:
-    """The schema class (a class with annotated keys) that the first parameter of a function,
-    method or callable object's `__call__` is annotated with, as LangGraph finds it; None
-    for anything else."""
+def _callable_hints(action: Any) -> dict[str, Any] | None:
+    """The type hints of a function, method or callable object's `__call__`, as LangGraph
+    reads them for a node or router; None for anything else or unresolvable annotations."""
     call = getattr(action, "__call__", None)  # noqa: B004 - the method itself, as LangGraph
     if not (inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(call)):
         return None
     try:
-        hints = (get_type_hints(call) if inspect.ismethod(call) else {}) or get_type_hints(action)
+        return (get_type_hints(call) if inspect.ismethod(call) else {}) or get_type_hints(action)
+    except Exception:  # unresolvable annotations: as if there were none
+        return None
+
+
+def _first_param_schema(action: Any) -> Any:
+    """The schema class (a class with annotated keys) that the first parameter of a function,
+    method or callable object's `__call__` is annotated with, as LangGraph finds it; None
+    for anything else."""
+    hints = _callable_hints(action)
+    if not hints:
+        return None
+    try:
         first = next(iter(inspect.signature(action).parameters), None)
-    except Exception:  # unresolvable annotations: no schema
+    except (TypeError, ValueError):
         return None
     hint = hints.get(first) if first else None
     if isinstance(hint, type) and schema_hints(hint):
@@ -75,6 +88,29 @@ def _branch_input_schema(path: Any) -> Any:
     return _first_param_schema(path)
 
 
+def _command_ends(action: Any) -> tuple[str, ...]:
+    """The destinations a node declares with a return annotation `Command[Literal[...]]`
+    (also inside a Union); () without one."""
+    hints = _callable_hints(action)
+    if not hints:
+        return ()
+    returned = hints.get("return")
+    if get_origin(returned) in (Union, types.UnionType):
+        returned = next((a for a in get_args(returned) if _is_command(get_origin(a))),
+                        returned)
+    if _is_command(get_origin(returned)) and (args := get_args(returned)) \
+            and get_origin(args[0]) is Literal:
+        return get_args(args[0])
+    return ()
+
+
+def _is_command(origin: Any) -> bool:
+    """ferrograph's `Command`, or LangGraph's in a graph that mixes the two."""
+    return origin is Command or (
+        isinstance(origin, type) and origin.__name__ == "Command"
+        and origin.__module__.startswith("langgraph."))
+
+
 class NodeSpec:
     """A node as declared with `add_node`."""
 
@@ -88,6 +124,9 @@ class NodeSpec:
         self.retry_policy = retry_policy
         self.defer = defer
         self.destinations = destinations
+        self.ends = destinations if destinations is not None else _command_ends(action)
+        """Where its `Command`s may go: `destinations`, else the `Literal` of a return
+        annotation `Command[Literal[...]]`, as LangGraph infers them."""
         self.inject = () if isinstance(action, Runnable) else injected_params(action)
         """The parameters the node is given by name (see `injected_params`)."""
 
@@ -125,10 +164,6 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             existing = self.keys.get(key.name)
             if existing is None or (existing.reducer is None and key.reducer is not None):
                 self.keys[key.name] = key
-
-    @property
-    def _all_edges(self) -> set[tuple[str, str]]:
-        return self.edges | {(s, e) for starts, e in self.waiting_edges for s in starts}
 
     def add_node(
         self,
@@ -290,7 +325,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         after = ["*"] if interrupt_after == "*" else list(interrupt_after or ())
         node_specs = []
         for spec in self.nodes.values():
-            ends = spec.destinations
+            ends = spec.ends
             if isinstance(ends, dict):
                 ends = tuple(ends)
             node_specs.append((spec.name, spec.defer, list(ends or ())))
@@ -310,7 +345,8 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         )
         self.compiled = True
         return CompiledStateGraph(self, plan, name=name or "LangGraph", store=store,
-                                  checkpointer=checkpointer, debug=debug)
+                                  checkpointer=checkpointer, debug=debug,
+                                  interrupt_before_nodes=before, interrupt_after_nodes=after)
 
 
 def _ends_from_return_hint(path: Any) -> dict[Hashable, str] | None:

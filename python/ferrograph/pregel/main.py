@@ -2,10 +2,11 @@
 
 It holds what a run needs from the builder's output (the Rust plan, key and node tables,
 node runners, routers, per-node task metadata) and gives LangGraph's run API: `invoke`,
-`stream`, `ainvoke`, `astream`, `get_graph`. Each call picks a driver: `invoke` the Rust one
-(`_direct`) when it can, else a `GraphRun` (`_loop`) driven by `_sync` or `_async`, its
-items shaped for the caller by `_stream`. A graph run as a node of another (a subgraph)
-runs nested in its parent's run, streaming into the parent's channel when asked to.
+`stream`, `ainvoke`, `astream`, `get_graph` (drawn by `_draw`), the JSON schemas. Each call
+picks a driver: `invoke` the Rust one (`_direct`) when it can, else a `GraphRun` (`_loop`)
+driven by `_sync` or `_async`, its items shaped for the caller by `_stream`. A graph run as
+a node of another (a subgraph) runs nested in its parent's run, streaming into the parent's
+channel when asked to.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ from ferrograph._schema import (
     schema_defaults,
 )
 from ferrograph.config import CONFIG_KEY_RUNTIME
-from ferrograph.constants import END, START
 from ferrograph.pregel import _sync
 from ferrograph.pregel._async import AsyncDriver
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
+from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import DEFAULT_RECURSION_LIMIT, GraphRun, Task
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
@@ -68,8 +69,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
     stream_mode = "updates"
 
     def __init__(self, builder: Any, plan: GraphPlan, *, name: str, store: Any,
-                 checkpointer: Any, debug: bool) -> None:
+                 checkpointer: Any, debug: bool, interrupt_before_nodes: Sequence[str] = (),
+                 interrupt_after_nodes: Sequence[str] = ()) -> None:
         self.builder = builder
+        self.interrupt_before_nodes = interrupt_before_nodes
+        self.interrupt_after_nodes = interrupt_after_nodes
+        """The breakpoints as given to `compile` (`["*"]` for all nodes)."""
         self.plan = plan
         self.name = name
         self.store = store
@@ -430,49 +435,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:
-        """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`)."""
-        builder = self.builder
-        edges: set[tuple[str, str, bool, str | None]] = set()
-        for source, target in builder._all_edges:
-            edges.add((source, target, False, None))
-        for source, by_name in builder.branches.items():
-            for branch in by_name.values():
-                if branch.ends is not None:
-                    for label, target in branch.ends.items():
-                        label = str(label)
-                        edges.add((source, target, True, label if label != target else None))
-                else:
-                    for target in [*builder.nodes, END]:
-                        if target != source:
-                            edges.add((source, target, True, None))
-        for name, spec in builder.nodes.items():
-            ends = spec.destinations
-            pairs = ends.items() if isinstance(ends, dict) else ((e, e) for e in ends or ())
-            for target, label in pairs:
-                edges.add((name, target, True, label if label != target else None))
-        # Nodes nothing leads away from end the run; those edges are drawn last.
-        termini = {t for _, t, _, _ in edges if t != END} - {s for s, _, _, _ in edges}
-        ordered = sorted(edges, key=lambda e: (e[0], e[1]))
-        ordered += [(t, END, False, None) for t in sorted(termini)]
+        """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`), as
+        LangGraph draws it; `xray` expands subgraph nodes that many levels (True: all)."""
+        return draw(self, config, xray)
 
-        graph = DrawableGraph()
-        drawn = {START: graph.add_node(None, START)}
-        for name, spec in builder.nodes.items():
-            metadata = dict(spec.metadata or {})
-            if spec.defer:
-                metadata["defer"] = True
-            node_id = self.node_ids[name]
-            before = self.plan.interrupts_before(node_id)
-            after = self.plan.interrupts_after(node_id)
-            if before or after:
-                metadata["__interrupt"] = ",".join(
-                    w for w, on in (("before", before), ("after", after)) if on)
-            drawn[name] = graph.add_node(spec.action, name, metadata=metadata or None)
-        for source, target, conditional, label in ordered:
-            if target not in drawn:
-                drawn[target] = graph.add_node(None, target)
-            graph.add_edge(drawn[source], drawn[target], label, conditional)
-        return graph
+    async def aget_graph(self, config: RunnableConfig | None = None, *,
+                         xray: int | bool = False) -> DrawableGraph:
+        return draw(self, config, xray)
 
 
 def _on_its_loop(run: GraphRun) -> bool:
