@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from ferrograph.graph import END, START, StateGraph
+from ferrograph.managed import ManagedValue
 from ferrograph.types import Command, Send
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -79,6 +80,7 @@ TRIGGERS: dict[str, Callable[[], Any]] = {
     "interrupt-node": lambda: one().compile(interrupt_before=["ghost"]),
     "empty-sequence": lambda: StateGraph(S).add_sequence([]),
     "checkpointer": lambda: one().compile(checkpointer=object()),
+    "managed-value": lambda: StateGraph(WithCustom),
     "stream-mode": lambda: list(one().compile().stream({"x": 0}, stream_mode="value")),
     "filter-node": lambda: list(one().compile().stream({"x": 0}, nodes=["ghost"])),
     "filter-type": lambda: list(one().compile().stream({"x": 0}, nodes=[1])),
@@ -99,6 +101,17 @@ TRIGGERS: dict[str, Callable[[], Any]] = {
     "branch-none": lambda: run(routed(lambda s: None)),
     "recursion": lambda: run(looping(), config={"recursion_limit": 3}),
 }
+
+
+class Custom(ManagedValue[int]):
+    @staticmethod
+    def get(scratchpad: Any) -> int:
+        return 0
+
+
+class WithCustom(TypedDict):
+    x: int
+    custom: Annotated[int, Custom]
 
 
 def readme_rows() -> list[tuple[str, str, str]]:

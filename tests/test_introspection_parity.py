@@ -3,7 +3,8 @@ oracle) and with the candidate through `lib.*` only, and what the two answer mus
 
 - reducer signatures checked at `StateGraph(...)`;
 - the input, output and context JSON schemas (`get_input_jsonschema`, ...);
-- drawings (`get_graph(xray=...)`): JSON, Mermaid and ASCII output.
+- drawings (`get_graph(xray=...)`): JSON, Mermaid and ASCII output;
+- managed values (`RemainingSteps`, `IsLastStep`): recognised, and what nodes see of them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 import pytest
 from langchain_core.runnables import RunnableLambda
+from langgraph.managed import IsLastStep, RemainingSteps
 from pydantic import BaseModel
 from typing_extensions import NotRequired, Required, TypedDict  # Pydantic's, on 3.10/3.11
 
@@ -664,3 +666,185 @@ def test_command_annotation_targets_are_checked_at_compile(candidate: Lib,
     expected = _outcome(lambda: build(oracle))
     assert expected[0] == "ValueError"
     assert _outcome(lambda: build(candidate)) == expected
+
+
+# ---------------------------------------------------------------------- managed values
+
+
+class _Managed(TypedDict):
+    x: int
+    remaining: RemainingSteps
+    last: IsLastStep
+
+
+class _ManagedNotRequired(TypedDict):
+    x: int
+    remaining: NotRequired[RemainingSteps]
+
+
+class _ManagedRequired(TypedDict):
+    x: int
+    remaining: Required[RemainingSteps]
+
+
+class _ManagedModel(BaseModel):
+    x: int = 0
+    remaining: RemainingSteps = 0
+    last: IsLastStep = False
+
+
+@dataclasses.dataclass
+class _ManagedData:
+    x: int = 0
+    remaining: RemainingSteps = 0
+    last: IsLastStep = False
+
+
+@pytest.mark.parametrize("schema", [_Managed, _ManagedNotRequired, _ManagedRequired],
+                         ids=lambda s: s.__name__)
+def test_managed_values_recognized(schema: Any, candidate: Lib, oracle: Lib) -> None:
+    """LangGraph's own test (test_managed_values_recognized), and what it implies: the
+    managed keys are no state keys, so not in the JSON schemas' models either."""
+
+    def seen(lib: Lib) -> Any:
+        builder = lib.StateGraph(schema)
+        builder.add_node("n", _noop)
+        builder.add_edge(lib.START, "n")
+        graph = builder.compile()
+        return (sorted(builder.managed), _outcome(graph.get_input_jsonschema),
+                _outcome(lambda: graph.get_output_schema().model_json_schema()))
+
+    expected = seen(oracle)
+    assert "remaining" in expected[0]
+    assert seen(candidate) == expected
+
+
+def _looping(lib: Lib, schema: Any, seen: list[Any]) -> Any:
+    """A node that loops until its router sees the last step; both record what they see."""
+
+    def node(state: Any) -> Any:
+        seen.append(("node", _plain(state)))
+        return {"x": _get(state, "x") + 1, "remaining": 1000}  # a write that is ignored
+
+    def route(state: Any) -> str:
+        seen.append(("router", _plain(state)))
+        done = _get(state, "x") >= 4 or _get(state, "last") or _get(state, "remaining") <= 2
+        return lib.END if done else "node"
+
+    builder = lib.StateGraph(schema)
+    builder.add_node("node", node)
+    builder.add_edge(lib.START, "node")
+    builder.add_conditional_edges("node", route)
+    return builder.compile()
+
+
+def _get(state: Any, key: str) -> Any:
+    return state[key] if isinstance(state, dict) else getattr(state, key)
+
+
+def _plain(state: Any) -> Any:
+    if isinstance(state, BaseModel):
+        return ("model", state.model_dump())
+    if dataclasses.is_dataclass(state):
+        return ("dataclass", dataclasses.asdict(state))
+    return state
+
+
+@pytest.mark.parametrize("limit", [3, 5, None], ids=lambda n: f"limit={n}")
+@pytest.mark.parametrize("schema", [_Managed, _ManagedModel, _ManagedData],
+                         ids=lambda s: s.__name__)
+def test_managed_values_in_a_run(schema: Any, limit: Any, candidate: Lib,
+                                 oracle: Lib) -> None:
+    """Nodes and routers see the steps left and whether this is the last; the input's and
+    the nodes' writes to those keys are ignored; the output does not show them."""
+    config = None if limit is None else {"recursion_limit": limit}
+
+    def run(lib: Lib) -> Any:
+        seen: list[Any] = []
+        graph = _looping(lib, schema, seen)
+        result = _outcome(lambda: graph.invoke({"x": 0, "remaining": 99}, config))
+        streamed = _outcome(lambda: list(graph.stream(
+            {"x": 0}, config, stream_mode=["values", "updates"])))
+        return _plain(result[1]) if result[0] == "ok" else result, streamed, seen
+
+    assert run(candidate) == run(oracle)
+
+
+def test_managed_values_in_an_async_run(candidate: Lib, oracle: Lib) -> None:
+    def run(lib: Lib) -> Any:
+        seen: list[Any] = []
+
+        async def node(state: Any) -> Any:
+            seen.append(dict(state))
+            return {"x": state["x"] + 1}
+
+        builder = lib.StateGraph(_Managed)
+        builder.add_node("node", node)
+        builder.add_edge(lib.START, "node")
+        builder.add_conditional_edges(
+            "node", lambda s: lib.END if s["last"] else "node")
+        result = asyncio.run(builder.compile().ainvoke({"x": 0}, {"recursion_limit": 4}))
+        return result, seen
+
+    assert run(candidate) == run(oracle)
+
+
+def test_managed_values_in_a_subgraph(candidate: Lib, oracle: Lib) -> None:
+    """A subgraph counts its own steps against the limit it is given."""
+
+    def run(lib: Lib) -> Any:
+        seen: list[Any] = []
+        parent = lib.StateGraph(_Managed)
+        parent.add_node("first", lambda s: seen.append(("first", dict(s))) or {"x": 1})
+        parent.add_node("child", _looping(lib, _Managed, seen))
+        parent.add_edge(lib.START, "first")
+        parent.add_edge("first", "child")
+        return parent.compile().invoke({"x": 0}, {"recursion_limit": 6}), seen
+
+    assert run(candidate) == run(oracle)
+
+
+def test_ferrograph_managed_values_are_langgraphs(candidate: Lib, oracle: Lib) -> None:
+    """`ferrograph.managed.RemainingSteps` / `IsLastStep` behave as LangGraph's own."""
+    from ferrograph import managed
+
+    mine = TypedDict("mine", {  # noqa: UP013 - annotations evaluated here, not as text
+        "x": int, "remaining": managed.RemainingSteps, "last": managed.IsLastStep})
+
+    def run(lib: Lib, schema: Any) -> Any:
+        seen: list[Any] = []
+        result = _looping(lib, schema, seen).invoke({"x": 0}, {"recursion_limit": 5})
+        return result, seen
+
+    assert run(candidate, mine) == run(oracle, _Managed)
+
+
+class _ManagedInput(TypedDict):
+    x: int
+    remaining: RemainingSteps
+
+
+def test_managed_values_refused_in_input_and_output_schemas(candidate: Lib,
+                                                           oracle: Lib) -> None:
+    for key in ("input_schema", "output_schema"):
+        expected = _outcome(lambda k=key: oracle.StateGraph(_Total, **{k: _ManagedInput}))
+        assert expected[0] == "ValueError"
+        got = _outcome(lambda k=key: candidate.StateGraph(_Total, **{k: _ManagedInput}))
+        assert got == expected
+
+
+def test_unsupported_managed_value_is_refused(candidate: Lib) -> None:
+    """A managed value other than RemainingSteps / IsLastStep needs LangGraph's scratchpad:
+    ferrograph refuses it rather than running without it."""
+    if candidate.name != "ferrograph":
+        pytest.skip("ferrograph's own limit")
+    from langgraph.managed.base import ManagedValue
+
+    class Custom(ManagedValue[int]):
+        @staticmethod
+        def get(scratchpad: Any) -> int:
+            return 0
+
+    state = TypedDict("state", {"x": int, "custom": Annotated[int, Custom]})  # noqa: UP013
+    with pytest.raises(NotImplementedError, match="managed value Custom"):
+        candidate.StateGraph(state)

@@ -92,11 +92,75 @@ def _unwrap_required(hint: Any) -> Any:
     return hint
 
 
+_MANAGED_BASES = {("langgraph.managed.base", "ManagedValue"),
+                  ("ferrograph.managed", "ManagedValue")}
+_SUPPORTED_MANAGED = {
+    (module, name)
+    for module in ("langgraph.managed.is_last_step", "ferrograph.managed")
+    for name in ("IsLastStepManager", "RemainingStepsManager")
+}
+
+
+def is_managed(value: Any) -> bool:
+    """Whether `value` is a managed value class (LangGraph's or ferrograph's)."""
+    return isinstance(value, type) and any(
+        (c.__module__, c.__qualname__) in _MANAGED_BASES for c in value.__mro__)
+
+
+def managed_of(hint: Any) -> type | None:
+    """The managed value class a key's annotation names, by LangGraph's rule: the last
+    `Annotated` extra, looked for through the first argument of wrappers such as
+    `NotRequired[...]`."""
+    meta = getattr(hint, "__metadata__", None)
+    if meta:
+        kind = get_origin(meta[-1]) or meta[-1]
+        if is_managed(kind):
+            return kind
+    if get_origin(hint) is not None and (args := get_args(hint)) and _truthy(args[0]):
+        return managed_of(args[0])
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    try:
+        return bool(value)
+    except Exception:  # noqa: BLE001 - an annotation argument with an odd __bool__
+        return False
+
+
+def read_managed(schema: Any) -> dict[str, type]:
+    """The managed keys a schema declares (see `ferrograph.managed`), in declaration
+    order. A kind other than `RemainingSteps` and `IsLastStep` is refused: computing it
+    needs LangGraph's scratchpad, which ferrograph does not keep."""
+    managed = {}
+    for name, hint in schema_hints(schema).items():
+        if (kind := managed_of(_unwrap_required(hint))) is None:
+            continue
+        if (kind.__module__, kind.__qualname__) not in _SUPPORTED_MANAGED:
+            raise NotImplementedError(
+                f"ferrograph does not support the managed value {kind.__name__} (state "
+                f"key '{name}'): it computes RemainingSteps and IsLastStep only")
+        managed[name] = kind
+    return managed
+
+
+def managed_values(managed: dict[str, type], step: int, stop: int) -> dict[str, Any]:
+    """The values of `managed` keys for a task of `step` in a run whose last step is
+    `stop` (its recursion limit)."""
+    from ferrograph.managed import Steps
+
+    steps = Steps(step, stop)
+    return {name: kind.get(steps) for name, kind in managed.items()}  # type: ignore[attr-defined]
+
+
 def read_schema(schema: Any) -> list[KeySchema]:
-    """The state keys a schema declares, in declaration order."""
+    """The state keys a schema declares, in declaration order (managed keys are not
+    state keys: see `read_managed`)."""
     keys = []
     for name, hint in schema_hints(schema).items():
         if name.startswith("__") or get_origin(hint) is typing.ClassVar:
+            continue
+        if managed_of(_unwrap_required(hint)) is not None:
             continue
         reducer = None
         start = None

@@ -26,7 +26,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from typing_extensions import TypeVar
 
 from ferrograph._core import GraphPlan, validate_node_name
-from ferrograph._schema import KeySchema, read_schema, schema_hints
+from ferrograph._schema import KeySchema, read_managed, read_schema, schema_hints
 from ferrograph.constants import END, START
 from ferrograph.errors import GraphRecursionError
 from ferrograph.pregel._call import BranchSpec, injected_params
@@ -154,11 +154,32 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.keys: dict[str, KeySchema] = {}
         self.key_types: dict[str, Any] = {}
         """Per key, the type of its channel: its annotation in the first schema naming it."""
+        self.managed: dict[str, type] = {}
+        """Managed keys (`RemainingSteps`, `IsLastStep`: see `ferrograph.managed`) and
+        their kinds; they are not state keys."""
         self.compiled = False
-        for schema in (state_schema, self.input_schema, self.output_schema):
-            self._add_schema(schema)
+        self._schemas: set[Any] = set()
+        self._add_schema(state_schema)
+        self._add_schema(self.input_schema, allow_managed=False)
+        self._add_schema(self.output_schema, allow_managed=False)
 
-    def _add_schema(self, schema: Any) -> None:
+    def _add_schema(self, schema: Any, allow_managed: bool = True) -> None:
+        try:
+            if schema in self._schemas:
+                return
+            self._schemas.add(schema)
+        except TypeError:  # an unhashable schema: read every time
+            pass
+        managed = read_managed(schema)
+        if managed and not allow_managed:
+            raise ValueError(
+                f"Invalid managed channels detected in {getattr(schema, '__name__', '')}: "
+                f"{', '.join(managed)}. Managed channels are not permitted in Input/Output "
+                "schema."
+            )
+        for name, kind in managed.items():
+            if self.managed.setdefault(name, kind) is not kind:
+                raise ValueError(f"Managed value '{name}' already exists with a different type")
         for key in read_schema(schema):
             self.key_types.setdefault(key.name, key.annotation)
             existing = self.keys.get(key.name)

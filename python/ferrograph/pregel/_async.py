@@ -235,7 +235,7 @@ class AsyncDriver:
         run.take_output(t, output)
         if t.name in run.graph.branches:
             await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes,
-                                 output)
+                                 output, run.router_managed(t))
         run.emit_output(t, output)
 
 

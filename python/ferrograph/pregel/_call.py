@@ -20,7 +20,7 @@ from typing import Any, Optional, Union, get_args, get_origin
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
-from ferrograph._schema import make_coercer, read_schema
+from ferrograph._schema import make_coercer, managed_values, read_managed, read_schema
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import ParentCommand
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
@@ -172,6 +172,8 @@ class NodeRunner:
         input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
         self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
         self.coerce = make_coercer(spec.input_schema)
+        self.managed = read_managed(spec.input_schema)
+        """Managed keys of its input (see `ferrograph.managed`), computed per task."""
         policy = spec.retry_policy
         self.retry: tuple[RetryPolicy, ...] = (
             () if policy is None else (policy,) if isinstance(policy, RetryPolicy)
@@ -180,8 +182,11 @@ class NodeRunner:
         if not self.retry:  # one coroutine frame less per task on the event loop
             self.acall = self._acall_once  # type: ignore[method-assign]
 
-    def read_input(self, run: Any) -> Any:
+    def read_input(self, run: Any, step: int, stop: int) -> Any:
+        """The node's input in `run` at `step` (of a run whose recursion limit is `stop`)."""
         values = run.read(self.input_ids)
+        if self.managed:
+            values.update(managed_values(self.managed, step, stop))
         return self.coerce(values) if self.coerce is not None else values
 
     def call(self, input: Any, config: RunnableConfig) -> Any:

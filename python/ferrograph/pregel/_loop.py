@@ -34,6 +34,7 @@ from ferrograph._core import (
     new_task_id,
     reseed_task_ids,
 )
+from ferrograph._schema import managed_values
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -443,7 +444,8 @@ class GraphRun:
         node_id, name, step = task.node_id, task.name, task.step
         pull = task.path[0] == "__pregel_pull"
         if pull and node_id != 0:
-            task.input = task.runner.read_input(self.run)  # type: ignore[union-attr]
+            task.input = task.runner.read_input(  # type: ignore[union-attr]
+                self.run, step, self.recursion_limit)
         checkpoint_ns = f"{name}:{task.id}"
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
@@ -526,8 +528,14 @@ class GraphRun:
         self.take_output(t, output)
         if t.name in self.graph.branches:
             branch_writes(self.graph, t.name, t.config, self.run.read(None), t.writes,
-                          t.input if t.runner is None else output)
+                          t.input if t.runner is None else output, self.router_managed(t))
         self.emit_output(t, output)
+
+    def router_managed(self, t: Task) -> dict[str, Any] | None:
+        """The graph's managed values as routers after task `t` see them (None: the graph
+        has none); each router takes those its schema names."""
+        managed = self.graph.managed
+        return managed_values(managed, t.step, self.recursion_limit) if managed else None
 
     def take_output(self, t: Task, output: Any) -> None:
         writes, result_writes = output_writes(self.graph, t.name, output)

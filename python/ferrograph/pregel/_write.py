@@ -49,7 +49,8 @@ def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> An
                 error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
             )
         )
-    if strict and (unknown := [k for k, _ in pairs if k not in graph.key_ids]):
+    if strict and (unknown := [k for k, _ in pairs
+                               if k not in graph.key_ids and k not in graph.managed]):
         warnings.warn(
             f"Unknown key(s) in the graph input: {', '.join(map(repr, unknown))} "
             f"(dropped); the graph's state keys are: {', '.join(map(repr, graph.key_names))}",
@@ -154,15 +155,18 @@ def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],
 
 
 def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
-                  state: dict[str, Any], writes: list[Any], result: Any = None) -> list[Any]:
+                  state: dict[str, Any], writes: list[Any], result: Any = None,
+                  managed: dict[str, Any] | None = None) -> list[Any]:
     """Evaluates the conditional edges leaving node `name` (whose task returned `result`
     and wrote `writes`, extended in place and returned) against `state`, the state at the
-    step's start, as it would be with this task's writes (and only this task's) applied."""
+    step's start, as it would be with this task's writes (and only this task's) applied,
+    and the task's `managed` values."""
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce, extra in graph.branches[name]:
-            value = _router_input(state, keys, coerce, result if extra else None)
+        for branch, keys, coerce, extra, managed_keys in graph.branches[name]:
+            value = _router_input(state, keys, coerce, result if extra else None,
+                                  _managed_for(managed, managed_keys))
             _route(graph, name, branch.route(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
@@ -170,13 +174,15 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
 
 
 async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
-                         state: dict[str, Any], writes: list[Any], result: Any = None) -> None:
+                         state: dict[str, Any], writes: list[Any], result: Any = None,
+                         managed: dict[str, Any] | None = None) -> None:
     """`branch_writes` on an event loop, awaiting async routing functions there."""
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce, extra in graph.branches[name]:
-            value = _router_input(state, keys, coerce, result if extra else None)
+        for branch, keys, coerce, extra, managed_keys in graph.branches[name]:
+            value = _router_input(state, keys, coerce, result if extra else None,
+                                  _managed_for(managed, managed_keys))
             _route(graph, name, await branch.aroute(value, config), writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
@@ -194,15 +200,25 @@ def _branch_state(graph: CompiledStateGraph, state: dict[str, Any],
     return state
 
 
+def _managed_for(managed: dict[str, Any] | None,
+                 keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The task's `managed` values a router reads (its schema's managed `keys`)."""
+    if not managed or not keys:
+        return None
+    return {k: managed[k] for k in keys if k in managed}
+
+
 def _router_input(state: dict[str, Any], keys: list[str] | None, coerce: Any,
-                  result: Any) -> Any:
+                  result: Any, managed: dict[str, Any] | None) -> Any:
     """What one router is given: the keys of its schema that have values (`keys` None: the
-    whole state), made into its schema's object when that is a class (`coerce`). A dict
-    `result` of the node (given for unannotated routers of dict schemas) adds the keys it
-    returned that are not among those, state keys or not: LangGraph's way for a node to
-    pass its router something it does not keep."""
+    whole state) and the `managed` values it reads, made into its schema's object when that
+    is a class (`coerce`). A dict `result` of the node (given for unannotated routers of
+    dict schemas) adds the keys it returned that are not among those, state keys or not:
+    LangGraph's way for a node to pass its router something it does not keep."""
     if keys is not None:
         state = {k: state[k] for k in keys if k in state}
+    if managed:
+        state = {**state, **managed}
     if coerce is not None:
         return coerce(state)
     if result and isinstance(result, dict):

@@ -28,6 +28,7 @@ from ferrograph._schema import (
     context_json_schema,
     json_schema,
     make_coercer,
+    read_managed,
     read_schema,
     schema_defaults,
 )
@@ -110,10 +111,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
             source: [self._router(source, branch) for branch in by_name.values()]
             for source, by_name in builder.branches.items()
         }
-        """Per source node, its conditional edges as `(branch, keys, coerce, extra)`: the
-        state keys its router reads (None: all of them, in state order), how that dict
-        becomes what the router is given (None: as is), and whether the router also sees
-        the extra keys of the node's dict result."""
+        """Per source node, its conditional edges as `(branch, keys, coerce, extra,
+        managed)`: the state keys its router reads (None: all of them, in state order), how
+        that dict becomes what the router is given (None: as is), whether the router also
+        sees the extra keys of the node's dict result, and the managed keys it reads."""
+        self.managed = builder.managed
+        """Managed keys (computed per task, not stored): runs go by the Python driver."""
         self.state_coerce = make_coercer(builder.state_schema)
         self.defaults = schema_defaults(builder.state_schema)
         self.task_metadata = [self._task_metadata(i) for i in range(len(self.node_names))]
@@ -123,7 +126,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.direct = build_direct_graph(self)
         """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
 
-    def _router(self, source: str, branch: Any) -> tuple[Any, list[str] | None, Any, bool]:
+    def _router(self, source: str,
+                branch: Any) -> tuple[Any, list[str] | None, Any, bool, tuple[str, ...]]:
         """How `branch`, leaving `source`, reads the state, as LangGraph reads it: through
         the router's own input schema, else its node's, else the state schema; an
         unannotated router reading a dict also gets the keys the node returned."""
@@ -135,7 +139,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         keys = [k.name for k in read_schema(schema) if k.name in self.key_ids]
         coerce = make_coercer(schema)
         return (branch, None if not keys or keys == self.key_names else keys, coerce,
-                branch.input_schema is None and coerce is None)
+                branch.input_schema is None and coerce is None, tuple(read_managed(schema)))
 
     def _task_metadata(self, node_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
         name = self.node_names[node_id]
@@ -369,7 +373,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys)
         elif (parent is None and interrupt_before is None and interrupt_after is None
-              and not (self.interrupt_before or self.interrupt_after)
+              and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks")):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check)
