@@ -220,8 +220,10 @@ class AsyncDriver:
                 await self._finish_task(t, output)
                 if t.outlet is not None:
                     await t.outlet.flush()
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as e:
+                if not _raised_by_the_node():
+                    raise
+                run.record_error(t, e)  # LangGraph's NodeCancelledError
             except BaseException as e:  # noqa: BLE001 - recorded like the sync path does
                 run.record_error(t, e)
         else:
@@ -237,6 +239,16 @@ class AsyncDriver:
             await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes,
                                  output, run.router_managed(t))
         run.emit_output(t, output)
+
+
+def _raised_by_the_node() -> bool:
+    """Whether the `CancelledError` being handled on the loop was raised by the node's own
+    code rather than by a cancellation of its task (the caller's, or the run stopping its
+    siblings), told apart as LangGraph does: cancelling a task counts in `cancelling()`.
+    Before Python 3.11 there is no telling: it is a cancellation."""
+    task = asyncio.current_task()
+    return task is not None and getattr(task, "cancelling", None) is not None \
+        and task.cancelling() == 0
 
 
 def _wake_loop(loop: asyncio.AbstractEventLoop, loop_thread: int,

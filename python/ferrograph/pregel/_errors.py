@@ -3,6 +3,7 @@ errors for the engine's own failures (recursion limit, concurrent writes)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ferrograph.errors import (
@@ -10,15 +11,24 @@ from ferrograph.errors import (
     GraphBubbleUp,
     GraphRecursionError,
     InvalidUpdateError,
+    NodeCancelledError,
     create_error_message,
 )
 
 
-def note_task_error(e: BaseException, name: str, task_id: str) -> None:
-    """As LangGraph does: the exception itself reaches the caller, with a note saying in
-    which task (and, through subgraphs, which enclosing tasks) it happened. Signals for an
-    enclosing graph, KeyboardInterrupt and StreamClosed pass as they are."""
+def note_task_error(e: BaseException, name: str, task_id: str) -> BaseException:
+    """The error a failed task reports. As LangGraph does: the exception itself reaches the
+    caller, with a note saying in which task (and, through subgraphs, which enclosing tasks)
+    it happened. Signals for an enclosing graph, KeyboardInterrupt and StreamClosed pass as
+    they are. An `asyncio.CancelledError` that the node raised itself (always so for a sync
+    node; on the loop, the async driver tells) becomes LangGraph's `NodeCancelledError`, so
+    that it fails the run rather than pass for a cancellation."""
+    if isinstance(e, asyncio.CancelledError):
+        error = NodeCancelledError(name)
+        error.__cause__ = e
+        return error
     _note(e, f"During task with name '{name}' and id '{task_id}'")
+    return e
 
 
 def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> None:

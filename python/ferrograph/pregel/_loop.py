@@ -551,8 +551,7 @@ class GraphRun:
 
     @staticmethod
     def record_error(t: Task, e: BaseException) -> None:
-        note_task_error(e, t.name, t.id)
-        t.error = e
+        t.error = note_task_error(e, t.name, t.id)
 
 
     # -- shared with the drivers --------------------------------------------------------------

@@ -85,7 +85,7 @@ struct Hooks {
     output_writes: Py<PyAny>,
     /// `pregel._write.branch_writes(graph, name, config, state, writes, result)` -> writes.
     branch_writes: Py<PyAny>,
-    /// `note_task_error(error, name, task_id)`.
+    /// `note_task_error(error, name, task_id)` -> the error the task reports.
     note_error: Py<PyAny>,
     /// `own_command(error)`: a node's failure that is a `ParentCommand` from a graph the node
     /// called, as the node's own `Command`; re-raises any other error.
@@ -366,15 +366,20 @@ impl DirectGraph {
     }
 
     /// Runs a prepared task: calls its node and turns what it returned (and its conditional
-    /// edges) into writes. A failure gets its task note, as in the streaming loop.
+    /// edges) into writes. A failure is the error `note_task_error` makes of it (noted with
+    /// its task), as in the streaming loop.
     fn run_task(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
-        self.run_node(py, task, caller).inspect_err(|e| {
+        self.run_node(py, task, caller).map_err(|e| {
             let node = &self.nodes[task.task.node];
-            // The note is best effort: the task's own error is what the caller gets.
-            let _ = self
+            // Best effort: if the hook fails, the task's own error is what the caller gets.
+            match self
                 .hooks
                 .note_error
-                .call1(py, (e.value(py), node.name.bind(py), task.id.bind(py)));
+                .call1(py, (e.value(py), node.name.bind(py), task.id.bind(py)))
+            {
+                Ok(error) => PyErr::from_value(error.into_bound(py)),
+                Err(_) => e,
+            }
         })
     }
 
