@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 import ferrograph.pregel.main as main_module
 from ferrograph._core import new_task_id
-from ferrograph.config import get_config
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_TASK, get_config
 from ferrograph.graph import START, StateGraph
 from ferrograph.runtime import Runtime
 from ferrograph.types import RetryPolicy, Send
@@ -109,14 +109,14 @@ def _normalised(config: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
         return value.replace(task_id, stand_in) if isinstance(value, str) else value
 
     configurable = {k: fix(v) for k, v in config["configurable"].items()
-                    if k not in ("__pregel_task", "__pregel_stream")}
+                    if k not in (CONFIG_KEY_TASK, CONFIG_KEY_RUN)}
     return {
         **{k: v for k, v in config.items() if k not in ("metadata", "configurable")},
         "callbacks": type(config.get("callbacks")).__name__,
         "metadata": {k: fix(v) for k, v in config["metadata"].items()},
         "configurable": configurable,
-        "has_task_entries": ("__pregel_task" in config["configurable"],
-                             "__pregel_stream" in config["configurable"]),
+        "has_task_entries": (CONFIG_KEY_TASK in config["configurable"],
+                             CONFIG_KEY_RUN in config["configurable"]),
     }
 
 

@@ -11,7 +11,18 @@ if TYPE_CHECKING:
     from ferrograph.types import StreamWriter
 
 CONFIG_KEY_RUNTIME = "__pregel_runtime"
-"""Where a task's `Runtime` lives in `config["configurable"]` (LangGraph's key)."""
+"""Where a task's `Runtime` lives in `config["configurable"]` (LangGraph's key, with the same
+meaning: a graph compiled by LangGraph that a task runs reads its context and store there)."""
+CONFIG_KEY_TASK_ID = "__pregel_task_id"
+"""The running task's id (LangGraph's key: a graph run with it present runs as a task's)."""
+CONFIG_KEY_STREAM = "__pregel_stream"
+"""LangGraph's key for the stream a nested LangGraph run also sends its items to: set for a
+task whose graph's items stream to the caller (`stream(subgraphs=True)`), never otherwise."""
+CONFIG_KEY_RUN = "__ferrograph_run"
+"""The ferrograph run (`GraphRun`) a task belongs to, when it streams (else None): a
+ferrograph graph the task runs streams into it."""
+CONFIG_KEY_TASK = "__ferrograph_task"
+"""The ferrograph task itself (None for tasks of the Rust `invoke` driver)."""
 
 
 def get_config() -> RunnableConfig:

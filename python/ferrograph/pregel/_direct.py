@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
-from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
 from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -73,8 +73,8 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
         result_ids = [graph.key_ids[k] for k in result_keys]
     configurable, metadata, runtime, strict = task_bases(graph, config, context)
     configurable[CONFIG_KEY_RUNTIME] = runtime
-    configurable["__pregel_stream"] = None
-    configurable["__pregel_task"] = None
+    configurable[CONFIG_KEY_RUN] = None
+    configurable[CONFIG_KEY_TASK] = None
     try:
         return graph.direct.invoke(
             graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},

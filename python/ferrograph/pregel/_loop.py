@@ -35,7 +35,12 @@ from ferrograph._core import (
     reseed_task_ids,
 )
 from ferrograph._schema import managed_values
-from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.config import (
+    CONFIG_KEY_RUN,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_TASK,
+    CONFIG_KEY_TASK_ID,
+)
 from ferrograph.pregel._errors import (
     concurrent_update_error,
     note_preparing_error,
@@ -128,7 +133,8 @@ def task_bases(graph: CompiledStateGraph, config: dict[str, Any],
     as LangGraph does), the runtime; and whether the run's input is the caller's own (a
     graph run as a node gets its parent's whole state: extra keys are expected there)."""
     configurable = config.get("configurable", {})
-    base_configurable = {k: v for k, v in configurable.items() if not k.startswith("__pregel_")}
+    base_configurable = {k: v for k, v in configurable.items()
+                         if not k.startswith(("__pregel_", "__ferrograph_"))}
     metadata = dict(config.get("metadata") or {})
     if base_configurable:
         for key in PROPAGATED_TO_METADATA:
@@ -137,7 +143,7 @@ def task_bases(graph: CompiledStateGraph, config: dict[str, Any],
                 metadata[key] = value
     runtime = (graph.default_runtime if context is None
                else Runtime(context=context, store=graph.store))
-    return base_configurable, metadata, runtime, "__pregel_task" not in configurable
+    return base_configurable, metadata, runtime, CONFIG_KEY_TASK not in configurable
 
 
 @dataclass(slots=True)
@@ -470,9 +476,9 @@ class GraphRun:
                 **self._base_configurable,
                 "checkpoint_ns": checkpoint_ns,
                 CONFIG_KEY_RUNTIME: runtime,
-                "__pregel_task_id": task.id,
-                "__pregel_stream": self if self.spec.modes else None,
-                "__pregel_task": task,
+                CONFIG_KEY_TASK_ID: task.id,
+                CONFIG_KEY_RUN: self if self.spec.modes else None,
+                CONFIG_KEY_TASK: task,
             },
         }
 

@@ -32,7 +32,7 @@ from ferrograph._schema import (
     read_schema,
     schema_defaults,
 )
-from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
 from ferrograph.pregel import _sync
 from ferrograph.pregel._async import AsyncDriver
 from ferrograph.pregel._call import NodeRunner
@@ -290,8 +290,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 output_keys=output_keys, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, **kwargs)]
         configurable = config.get("configurable", {})
-        parent = configurable.get("__pregel_stream")
-        parent_task = configurable.get("__pregel_task")
+        parent = configurable.get(CONFIG_KEY_RUN)
+        parent_task = configurable.get(CONFIG_KEY_TASK)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None and _on_its_loop(parent):
@@ -366,8 +366,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 stop_check: Callable[[], None] | None = None) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
-        parent = config.get("configurable", {}).get("__pregel_stream")
-        parent_task = config.get("configurable", {}).get("__pregel_task")
+        configurable = config.get("configurable", {})
+        parent = configurable.get(CONFIG_KEY_RUN)
+        parent_task = configurable.get(CONFIG_KEY_TASK)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
@@ -422,7 +423,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """The run of this graph as a node of `parent`, and the producer its items are
         forwarded through (None when the parent does not stream them)."""
         configurable = {k: v for k, v in config.get("configurable", {}).items()
-                        if k not in ("__pregel_stream", "__pregel_task")}
+                        if k not in (CONFIG_KEY_RUN, CONFIG_KEY_TASK)}
         config = {**config, "configurable": configurable}
         namespace = (*parent.namespace, f"{parent_task.name}:{parent_task.id}")
         if parent.spec.forwards(parent_task.name):

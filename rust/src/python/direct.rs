@@ -116,7 +116,9 @@ struct RunArgs<'py> {
     caller: Caller,
     /// The run's config with `callbacks` cleared; `metadata` and `configurable` are replaced.
     config: Bound<'py, PyDict>,
-    /// `configurable` less the task's own entries (`checkpoint_ns`, `__pregel_task_id`).
+    /// `configurable` less the task's own entries (`checkpoint_ns`, `__pregel_task_id`): the
+    /// caller's, the run's `Runtime` (`__pregel_runtime`), and `__ferrograph_run` /
+    /// `__ferrograph_task` set to None (no `GraphRun`, no streaming).
     configurable: Bound<'py, PyDict>,
     /// Run metadata that goes under every task's own (None: there is none).
     metadata: Option<Bound<'py, PyDict>>,
