@@ -19,7 +19,7 @@ from langchain_core.runnables import RunnableConfig, RunnableLambda
 
 import ferrograph.pregel.main as main_module
 from ferrograph._core import new_task_id
-from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_TASK, get_config
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, get_config
 from ferrograph.graph import START, StateGraph
 from ferrograph.runtime import Runtime
 from ferrograph.types import RetryPolicy, Send
@@ -110,6 +110,8 @@ def _normalised(config: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
 
     configurable = {k: fix(v) for k, v in config["configurable"].items()
                     if k not in (CONFIG_KEY_TASK, CONFIG_KEY_RUN)}
+    # Each run has a drain control of its own: the same in both, but not the same object.
+    configurable[CONFIG_KEY_RUNTIME] = configurable[CONFIG_KEY_RUNTIME].override(control=None)
     return {
         **{k: v for k, v in config.items() if k not in ("metadata", "configurable")},
         "callbacks": type(config.get("callbacks")).__name__,

@@ -104,10 +104,12 @@ class DirectGraph:
         result_keys: list[int],
         max_concurrency: int | None,
         stop_check: Callable[[], None] | None = None,
+        control: Any = None,
     ) -> dict[str, Any]:
         """Runs the graph to the end; raises `OutOfSteps`, `ConcurrentUpdate` or a task's
-        own exception. `stop_check` is called before each step; what it raises stops the
-        run."""
+        own exception. Before each step that has tasks, a drain requested of `control` (a
+        `RunControl`) stops the run with `GraphDrained`, and `stop_check` is called: what it
+        raises stops the run."""
 
 # -- a step's crew (rust/src/python/crew.rs) ----------------------------------------------
 

@@ -55,7 +55,12 @@ class GraphBubbleUp(Exception):
 
 
 class GraphDrained(GraphBubbleUp):
-    """The run stopped between steps because a drain was requested."""
+    """The run stopped between steps because a drain was requested
+    (`RunControl.request_drain`)."""
+
+    def __init__(self, reason: str = "shutdown") -> None:
+        self.reason = reason
+        super().__init__(f"Graph drained: {reason}")
 
 
 class GraphRecursionError(RecursionError):

@@ -23,6 +23,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 from ferrograph._schema import make_coercer, managed_values, read_managed, read_schema
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import ParentCommand
+from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
 
 _EMPTY = inspect.Parameter.empty
@@ -66,9 +67,18 @@ def injected_params(fn: Any) -> tuple[str, ...]:
 def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str, Any]:
     """The keyword arguments for `params` (from `injected_params`) in a task's `config`."""
     runtime = config["configurable"][CONFIG_KEY_RUNTIME]
-    values = {"config": config, "writer": runtime.stream_writer, "runtime": runtime,
-              "store": runtime.store}
+    values = {"config": config, "writer": runtime.stream_writer, "store": runtime.store}
+    if "runtime" in params:  # the run's, with the task's execution info
+        values["runtime"] = task_runtime(config)
     return {param: values[param] for param in params}
+
+
+def _attempt_config(config: RunnableConfig, attempt: int, first_time: float) -> RunnableConfig:
+    """The task's config for one attempt under a retry policy: its runtime's execution info
+    numbers the attempt, as LangGraph's does."""
+    configurable = config["configurable"]
+    runtime = task_runtime(config, attempt, first_time)
+    return {**config, "configurable": {**configurable, CONFIG_KEY_RUNTIME: runtime}}
 
 
 def _is_store_class(annotation: Any) -> bool:
@@ -194,11 +204,11 @@ class NodeRunner:
         and returns what it returned."""
         if not self.retry:
             return self._call_once(input, config)
-        attempt = 0
+        attempt, first_time = 0, time.time()
         while True:
             attempt += 1
             try:
-                return self._call_once(input, config)
+                return self._call_once(input, _attempt_config(config, attempt, first_time))
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
@@ -222,11 +232,11 @@ class NodeRunner:
     async def acall(self, input: Any, config: RunnableConfig) -> Any:
         """`call` on the event loop: async nodes are awaited in place, sync ones run on a
         worker thread."""
-        attempt = 0
+        attempt, first_time = 0, time.time()
         while True:
             attempt += 1
             try:
-                return await self._acall_once(input, config)
+                return await self._acall_once(input, _attempt_config(config, attempt, first_time))
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:

@@ -17,6 +17,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
 from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
+from ferrograph.errors import GraphDrained
 from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -30,6 +31,7 @@ from ferrograph.pregel._write import branch_writes, map_input, output_writes
 
 if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
+    from ferrograph.runtime import RunControl
 
 
 def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
@@ -54,15 +56,22 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
          "output_writes": output_writes, "branch_writes": branch_writes,
          "note_error": note_task_error, "own_command": own_command,
          "note_preparing_error": note_preparing_error, "submit": DEFAULT_POOL.submit,
-         "watch": DEFAULT_SCOUT.watch})
+         "watch": DEFAULT_SCOUT.watch, "drained": raise_drained})
+
+
+def raise_drained(control: RunControl) -> None:
+    """Stops a run whose control was asked to drain (between two steps)."""
+    raise GraphDrained(control.drain_reason or "shutdown")
 
 
 def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any], context: Any,
                   result_keys: Sequence[str] | None,
-                  stop_check: Callable[[], None] | None = None) -> dict[str, Any]:
+                  stop_check: Callable[[], None] | None = None,
+                  control: RunControl | None = None) -> dict[str, Any]:
     """`invoke` without a `GraphRun`: the Rust driver runs the whole graph. What tasks see
     (config, metadata, errors) is as under `GraphRun`. `stop_check` is called before each
-    step; what it raises ends the run there."""
+    step; what it raises ends the run there. A drain requested of the run's control stops
+    it there too (`GraphDrained`)."""
     limit = recursion_limit(config)
     if result_keys is None:
         *_, result_ids = graph.default_output
@@ -71,15 +80,16 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
             if key not in graph.key_ids:
                 raise ValueError(f"Key {key} not in channels")
         result_ids = [graph.key_ids[k] for k in result_keys]
-    configurable, metadata, runtime, strict = task_bases(graph, config, context)
+    configurable, metadata, runtime, strict = task_bases(graph, config, context, control)
     configurable[CONFIG_KEY_RUNTIME] = runtime
+
     configurable[CONFIG_KEY_RUN] = None
     configurable[CONFIG_KEY_TASK] = None
     try:
         return graph.direct.invoke(
             graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
             configurable, metadata, result_ids, config.get("max_concurrency") or None,
-            stop_check)
+            stop_check, runtime.control)
     except OutOfSteps:
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:

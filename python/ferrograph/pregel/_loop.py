@@ -41,6 +41,7 @@ from ferrograph.config import (
     CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
 )
+from ferrograph.errors import GraphDrained
 from ferrograph.pregel._errors import (
     concurrent_update_error,
     note_preparing_error,
@@ -73,7 +74,7 @@ from ferrograph.pregel._write import (
     result_dict,
     update_payload,
 )
-from ferrograph.runtime import Runtime
+from ferrograph.runtime import RunControl, Runtime, run_runtime, server_info_of
 
 if TYPE_CHECKING:
     from ferrograph.pregel._async import AsyncDriver
@@ -126,12 +127,16 @@ def recursion_limit(config: dict[str, Any]) -> int:
     return limit
 
 
-def task_bases(graph: CompiledStateGraph, config: dict[str, Any],
-               context: Any) -> tuple[dict[str, Any], dict[str, Any], Runtime, bool]:
+def task_bases(graph: CompiledStateGraph, config: dict[str, Any], context: Any,
+               control: RunControl | None = None,
+               ) -> tuple[dict[str, Any], dict[str, Any], Runtime, bool]:
     """What every task config of a run starts from: the caller's `configurable` without the
     engine's own keys, the run's metadata (with the run identifiers found in `configurable`,
     as LangGraph does), the runtime; and whether the run's input is the caller's own (a
-    graph run as a node gets its parent's whole state: extra keys are expected there)."""
+    graph run as a node gets its parent's whole state: extra keys are expected there).
+
+    The runtime's drain control is `control`, else the calling task's run's (a graph a node
+    runs drains with its caller), else a new one."""
     configurable = config.get("configurable", {})
     base_configurable = {k: v for k, v in configurable.items()
                          if not k.startswith(("__pregel_", "__ferrograph_"))}
@@ -141,8 +146,11 @@ def task_bases(graph: CompiledStateGraph, config: dict[str, Any],
             value = base_configurable.get(key)
             if value and key not in metadata:
                 metadata[key] = value
-    runtime = (graph.default_runtime if context is None
-               else Runtime(context=context, store=graph.store))
+    server_info = server_info_of(configurable) if configurable else None
+    if (parent := configurable.get(CONFIG_KEY_RUNTIME)) is not None:  # a graph a task runs
+        server_info = server_info or getattr(parent, "server_info", None)
+        control = control or getattr(parent, "control", None)
+    runtime = run_runtime(context, graph.store, server_info, control or RunControl())
     return base_configurable, metadata, runtime, CONFIG_KEY_TASK not in configurable
 
 
@@ -175,6 +183,7 @@ class GraphRun:
         interrupt_before: frozenset[int] | None = None,
         interrupt_after: frozenset[int] | None = None,
         stop_check: Callable[[], None] | None = None,
+        control: RunControl | None = None,
     ) -> None:
         self.graph = graph
         self.stop_check = stop_check
@@ -224,7 +233,9 @@ class GraphRun:
         self.interrupted = False
         self.user_callbacks = without_our_handlers(config.get("callbacks"))
         (self._base_configurable, self.base_metadata, self._runtime,
-         is_callers_input) = task_bases(graph, config, context)
+         is_callers_input) = task_bases(graph, config, context, control)
+        self.control: RunControl = self._runtime.control  # type: ignore[assignment]
+        """Asked before each step whether to stop there (`RunControl.request_drain`)."""
         self.strict_input = is_callers_input if strict_input is None else strict_input
         self.seen_messages: set[str] = seen_messages if seen_messages is not None else set()
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
@@ -293,6 +304,8 @@ class GraphRun:
         """The items before a step's tasks run, and whether the run stops there."""
         if self._interrupts(tasks, self.interrupt_before):
             return list(self._interrupt_items()), True
+        if self.control.drain_requested:  # after breakpoints, as in LangGraph
+            raise GraphDrained(self.control.drain_reason or "shutdown")
         if not self._prepare_early:  # no `tasks` or `debug` mode: no start items
             return [], False
         return list(self._task_start_items([t for t in tasks if t.node_id != 0], step)), False

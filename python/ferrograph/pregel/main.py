@@ -48,7 +48,7 @@ from ferrograph.pregel._stream import (
     StreamSpec,
     resolve_stream_spec,
 )
-from ferrograph.runtime import Runtime
+from ferrograph.runtime import RunControl
 from ferrograph.types import GraphOutput
 
 
@@ -92,8 +92,6 @@ class CompiledStateGraph(Runnable[Any, Any]):
                                frozenset(self.key_names),
                                [self.key_ids[k] for k in self.output_keys])
         """A run's output names and ids when no `output_keys` are given (see GraphRun)."""
-        self.default_runtime = Runtime(store=store)
-        """The runtime of runs without a context (immutable, so shared)."""
         self.output_key_set = frozenset(self.key_ids)
         self.input_key_set = frozenset(k.name for k in read_schema(builder.input_schema))
         self.node_names = plan.node_names
@@ -209,6 +207,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         interrupt_before: Any = None,
         interrupt_after: Any = None,
         durability: Any = None,
+        control: RunControl | None = None,
         subgraphs: bool = False,
         debug: bool | None = None,
         version: Literal["v1", "v2"] = "v1",
@@ -222,7 +221,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         `nodes=` (ferrograph) keeps only items from those nodes, and is applied where items
         are produced: a model in a node nobody listens to is not asked to stream at all.
         `buffer_size` (ferrograph) bounds the items waiting for the consumer; producers wait
-        when it is full.
+        when it is full. `control` (a `RunControl`) stops the run before its next step, with
+        `GraphDrained`, once a drain is requested.
         """
         if stream_mode is None:
             stream_mode = self.stream_mode
@@ -249,7 +249,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         run = GraphRun(self, input, config, spec, context=self._context(context, config),
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
-                       interrupt_after=self._breakpoints(interrupt_after))
+                       interrupt_after=self._breakpoints(interrupt_after), control=control)
         return RunStream.over(run, _sync.batches(run), ItemShape(modes, single, subgraphs, version))
 
 
@@ -277,6 +277,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         output_keys: str | Sequence[str] | None = None,
         interrupt_before: Any = None,
         interrupt_after: Any = None,
+        control: RunControl | None = None,
         version: Literal["v1", "v2"] = "v1",
         **kwargs: Any,
     ) -> Any:
@@ -288,7 +289,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             return [item async for item in self.astream(
                 input, config, context=context, stream_mode=stream_mode,
                 output_keys=output_keys, interrupt_before=interrupt_before,
-                interrupt_after=interrupt_after, **kwargs)]
+                interrupt_after=interrupt_after, control=control, **kwargs)]
         configurable = config.get("configurable", {})
         parent = configurable.get(CONFIG_KEY_RUN)
         parent_task = configurable.get(CONFIG_KEY_TASK)
@@ -297,7 +298,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if parent is not None and parent_task is not None and _on_its_loop(parent):
             # A subgraph node of an `astream` run: it runs on the same loop, so cancelling
             # or failing the enclosing run reaches its nodes too.
-            result = await self._ainvoke_nested(input, config, parent, parent_task, keys)
+            result = await self._ainvoke_nested(input, config, parent, parent_task, keys,
+                                                control)
             return self._result(result, output_keys if single_key else None, version)
         if not self.has_async_nodes or parent is not None:
             # A graph of sync nodes only goes off the loop in one hop rather than one per
@@ -314,14 +316,14 @@ class CompiledStateGraph(Runnable[Any, Any]):
             try:
                 return await asyncio.to_thread(
                     self._invoke, input, config, context, output_keys, interrupt_before,
-                    interrupt_after, version, stop_check)
+                    interrupt_after, version, stop_check, control)
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context, config), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
-                       interrupt_after=self._breakpoints(interrupt_after))
+                       interrupt_after=self._breakpoints(interrupt_after), control=control)
         await AsyncDriver(run).run_to_end()
         return self._result(run.final_values, output_keys if single_key else None, version)
 
@@ -348,6 +350,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         output_keys: str | Sequence[str] | None = None,
         interrupt_before: Any = None,
         interrupt_after: Any = None,
+        control: RunControl | None = None,
         version: Literal["v1", "v2"] = "v1",
         **kwargs: Any,
     ) -> Any:
@@ -356,14 +359,16 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     output_keys=output_keys, interrupt_before=interrupt_before,
-                                    interrupt_after=interrupt_after, **kwargs))
+                                    interrupt_after=interrupt_after, control=control,
+                                    **kwargs))
         return self._invoke(input, config, context, output_keys, interrupt_before,
-                            interrupt_after, version)
+                            interrupt_after, version, control=control)
 
     def _invoke(self, input: Any, config: dict[str, Any], context: Any,
                 output_keys: str | Sequence[str] | None, interrupt_before: Any,
                 interrupt_after: Any, version: str,
-                stop_check: Callable[[], None] | None = None) -> Any:
+                stop_check: Callable[[], None] | None = None,
+                control: RunControl | None = None) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
         configurable = config.get("configurable", {})
@@ -372,26 +377,27 @@ class CompiledStateGraph(Runnable[Any, Any]):
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
-            result = self._invoke_nested(input, config, parent, parent_task, keys)
+            result = self._invoke_nested(input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks")):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
-                                   stop_check)
+                                   stop_check, control)
         else:
             run = GraphRun(self, input, config, StreamSpec(frozenset()),
                            context=self._context(context, config), output_keys=keys,
                            interrupt_before=self._breakpoints(interrupt_before),
                            interrupt_after=self._breakpoints(interrupt_after),
-                           stop_check=stop_check)
+                           stop_check=stop_check, control=control)
             _sync.run_to_end(run)
             result = run.final_values
         return self._result(result, output_keys if single_key else None, version)
 
     def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                       parent_task: Task, keys: Sequence[str] | None) -> Any:
+                       parent_task: Task, keys: Sequence[str] | None,
+                       control: RunControl | None) -> Any:
         """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
-        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        run, producer = self._nested_run(input, config, parent, parent_task, keys, control)
         if producer is not None and _on_its_loop(parent):
             # Called synchronously by a node running on the parent's event loop: a push
             # that waited for room there would stop the very loop that makes room.
@@ -403,9 +409,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         return run.final_values
 
     async def _ainvoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                              parent_task: Task, keys: Sequence[str] | None) -> Any:
+                              parent_task: Task, keys: Sequence[str] | None,
+                              control: RunControl | None) -> Any:
         """`_invoke_nested` on the loop of a parent run by `astream`."""
-        run, producer = self._nested_run(input, config, parent, parent_task, keys)
+        run, producer = self._nested_run(input, config, parent, parent_task, keys, control)
         if producer is None:
             await AsyncDriver(run).run_to_end()
             return run.final_values
@@ -419,7 +426,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         return run.final_values
 
     def _nested_run(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                    parent_task: Task, keys: Sequence[str] | None) -> tuple[GraphRun, Any]:
+                    parent_task: Task, keys: Sequence[str] | None,
+                    control: RunControl | None) -> tuple[GraphRun, Any]:
         """The run of this graph as a node of `parent`, and the producer its items are
         forwarded through (None when the parent does not stream them)."""
         configurable = {k: v for k, v in config.get("configurable", {}).items()
@@ -435,7 +443,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
             spec, producer = StreamSpec(frozenset()), None
         run = GraphRun(self, input, config, spec, namespace=namespace,
                        context=parent.context, output_keys=keys,
-                       seen_messages=parent.seen_messages, strict_input=False)
+                       seen_messages=parent.seen_messages, strict_input=False,
+                       control=control)
         return run, producer
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False

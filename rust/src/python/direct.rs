@@ -96,6 +96,9 @@ struct Hooks {
     submit: Py<PyAny>,
     /// The scout's `watch(fn)`.
     watch: Py<PyAny>,
+    /// `raise_drained(control)`: raises `GraphDrained` for a run whose `RunControl` was asked
+    /// to drain.
+    drained: Py<PyAny>,
 }
 
 /// A node as the Python side describes it to [`DirectGraph::new`].
@@ -193,10 +196,12 @@ impl DirectGraph {
     /// returns the values of `result_keys`.
     /// Raises `OutOfSteps` past the recursion limit, `ConcurrentUpdate` for two writes to a
     /// last-value key in one step, and a task's own exception (with its note) when it fails.
-    /// `stop_check`, when given, is called before each step and raises to stop the run there
-    /// (an `ainvoke` whose caller was cancelled while a sync node ran).
+    /// Before each step that has tasks to run, the run stops with `GraphDrained` when its
+    /// `control` (a `RunControl`) was asked to drain, and `stop_check`, when given, is called:
+    /// what it raises stops the run there (an `ainvoke` whose caller was cancelled while a
+    /// sync node ran).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency, stop_check=None))]
+    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency, stop_check=None, control=None))]
     fn invoke<'py>(
         slf: &Bound<'py, Self>,
         graph: Py<PyAny>,
@@ -210,6 +215,7 @@ impl DirectGraph {
         result_keys: Vec<usize>,
         max_concurrency: Option<usize>,
         stop_check: Option<Bound<'py, PyAny>>,
+        control: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
         let caller = Caller { graph, strict };
@@ -231,14 +237,23 @@ impl DirectGraph {
         };
         let mut state = RunState::new(plan, initial, recursion_limit);
         loop {
-            if let Some(check) = &stop_check {
-                check.call0()?;
-            }
             let tasks = state
                 .next_tasks(plan)
                 .map_err(|_| OutOfSteps::new_err(()))?;
             if tasks.is_empty() {
                 break;
+            }
+            if let Some(control) = &control {
+                // A property read, not a call into Python per step.
+                if control
+                    .getattr(intern!(py, "drain_requested"))?
+                    .is_truthy()?
+                {
+                    graph.hooks.drained.call1(py, (control,))?;
+                }
+            }
+            if let Some(check) = &stop_check {
+                check.call0()?;
             }
             let step = state.step();
             let prepared = tasks
