@@ -23,6 +23,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 from ferrograph._schema import make_coercer, managed_values, read_managed, read_schema
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import ParentCommand
+from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
 
@@ -171,6 +172,8 @@ class NodeRunner:
         self.metadata = spec.metadata
         self.is_runnable = isinstance(spec.action, Runnable)
         self.is_subgraph = is_subgraph
+        self.is_langgraph = self.is_runnable and is_langgraph_graph(spec.action)
+        """Whether the action is a graph compiled by LangGraph (see `_interop`)."""
         fn = spec.action if not self.is_runnable else None
         self.is_async = fn is not None and (
             inspect.iscoroutinefunction(fn)
@@ -219,6 +222,8 @@ class NodeRunner:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
+                if self.is_langgraph:
+                    return self.action.invoke(input, langgraph_task_config(config))
                 return self.action.invoke(input, config)
             result = self.action(input, **self._injected(config))
             if self.is_async:
@@ -247,6 +252,8 @@ class NodeRunner:
         token = var_child_runnable_config.set(config)
         try:
             if self.is_runnable:
+                if self.is_langgraph:
+                    return await self.action.ainvoke(input, langgraph_task_config(config))
                 return await self.action.ainvoke(input, config)
             return await self.action(input, **self._injected(config))
         except ParentCommand as e:

@@ -38,6 +38,7 @@ from ferrograph._schema import managed_values
 from ferrograph.config import (
     CONFIG_KEY_RUN,
     CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_STREAM,
     CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
 )
@@ -49,6 +50,7 @@ from ferrograph.pregel._errors import (
     recursion_error,
     reports_failure,
 )
+from ferrograph.pregel._interop import ForeignStream, foreign_namespace
 from ferrograph.pregel._messages import (
     AsyncTaskMessages,
     LoopProducer,
@@ -477,30 +479,33 @@ class GraphRun:
         }
         if not pull:
             metadata["langgraph_path"] = task.path
+        configurable = {
+            **self._base_configurable,
+            "checkpoint_ns": checkpoint_ns,
+            CONFIG_KEY_RUNTIME: self._runtime,  # shared unless the task streams custom items
+            CONFIG_KEY_TASK_ID: task.id,
+            CONFIG_KEY_RUN: self if self.spec.modes else None,
+            CONFIG_KEY_TASK: task,
+        }
         callbacks = self.user_callbacks
-        runtime = self._runtime  # shared unless the task streams: its writer discards
         if task.runner is not None and self.spec.modes:
-            callbacks, runtime = self._stream_outlets(task, callbacks, runtime, step)
+            callbacks = self._stream_outlets(task, callbacks, configurable, checkpoint_ns, step)
         task.config = {
             **self.config,
             "metadata": metadata,
             "callbacks": callbacks,
-            "configurable": {
-                **self._base_configurable,
-                "checkpoint_ns": checkpoint_ns,
-                CONFIG_KEY_RUNTIME: runtime,
-                CONFIG_KEY_TASK_ID: task.id,
-                CONFIG_KEY_RUN: self if self.spec.modes else None,
-                CONFIG_KEY_TASK: task,
-            },
+            "configurable": configurable,
         }
 
-    def _stream_outlets(self, task: Task, callbacks: Any, runtime: Runtime,
-                        step: int) -> tuple[Any, Runtime]:
-        """Gives a subscribed task its ways to stream: the messages handler (added to its
-        callbacks) and the custom writer (in its runtime)."""
+    def _stream_outlets(self, task: Task, callbacks: Any, configurable: dict[str, Any],
+                        checkpoint_ns: str, step: int) -> Any:
+        """Gives a subscribed task its ways to stream: the messages handler (added to the
+        callbacks returned), the custom writer (in its runtime) and, when its subgraphs'
+        items stream, the stream a graph compiled by LangGraph sends its items to (see
+        `_interop`)."""
         spec, name, runner = self.spec, task.name, task.runner
         wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
+        forwards = spec.forwards(name)
         if (wants_messages or wants_custom) and self.aloop is not None \
                 and runner.on_loop:  # type: ignore[union-attr]
             self.aloop.outlet_of(task, self.channel.producer(task.node_id, task.index, step))
@@ -508,16 +513,25 @@ class GraphRun:
             seen = self.seen_messages
             seen.update(m.id for m in iter_messages(task.input) if m.id is not None)
             if task.outlet is not None:
-                task.messages = AsyncTaskMessages(task.outlet, seen, spec.tags)
+                task.messages = AsyncTaskMessages(task.outlet, seen, spec.tags, checkpoint_ns,
+                                                  self.namespace, forwards)
             else:
                 producer = self.channel.producer(task.node_id, task.index, step)
-                task.messages = TaskMessages(producer, seen, spec.tags)
+                task.messages = TaskMessages(producer, seen, spec.tags, checkpoint_ns,
+                                             self.namespace, forwards)
             callbacks = with_handler(callbacks, task.messages)
         if wants_custom:
-            runtime = runtime.override(stream_writer=self._writer_for(task))
-        return callbacks, runtime
+            writer = self._writer_for(task, checkpoint_ns if forwards else None)
+            configurable[CONFIG_KEY_RUNTIME] = self._runtime.override(stream_writer=writer)
+        if forwards:
+            configurable[CONFIG_KEY_STREAM] = ForeignStream(self, task)
+        return callbacks
 
-    def _writer_for(self, task: Task) -> Callable[[Any], None]:
+    def _writer_for(self, task: Task, forwarding_ns: str | None) -> Callable[[Any], None]:
+        """The task's custom writer. With `forwarding_ns` (the task's namespace, when its
+        subgraphs' items stream), items written by a graph compiled by LangGraph that the
+        task runs (whose nodes call this writer, their caller's) go out under their own
+        namespace, as LangGraph's writer sends them."""
         producer = task.outlet or self.channel.producer(task.node_id, task.index)
 
         def write(item: Any) -> None:
@@ -526,7 +540,20 @@ class GraphRun:
             except ChannelClosed:
                 raise StreamClosed from None  # nobody reads this stream any more
 
-        return write
+        if forwarding_ns is None:
+            return write
+
+        def write_any(item: Any) -> None:
+            ns = foreign_namespace(forwarding_ns)
+            if ns is None:
+                write(item)
+                return
+            try:
+                producer.push(MODE_FORWARD, (ns, "custom", item))
+            except ChannelClosed:
+                raise StreamClosed from None
+
+        return write_any
 
     def run_task(self, t: Task) -> None:
         """Runs a task to completion, recording its writes or its error (never raises)."""

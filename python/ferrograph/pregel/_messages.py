@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import fields, is_dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID, uuid4
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -21,7 +21,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResul
 from pydantic import BaseModel
 
 from ferrograph._core import ChannelClosed
-from ferrograph.constants import TAG_NOSTREAM
+from ferrograph.constants import TAG_HIDDEN, TAG_NOSTREAM
 
 try:
     from langchain_core.tracers._streaming import _StreamingCallbackHandler
@@ -31,7 +31,10 @@ except ImportError:  # older langchain-core: chat models then stream only when a
 if TYPE_CHECKING:
     from ferrograph._core import ChunkProducer
 
+T = TypeVar("T")
 MODE_MESSAGES = 2
+MODE_FORWARD = 8
+"""Internal: an item from a subgraph (payload: `(namespace, mode, item)`)."""
 
 
 class StreamClosed(BaseException):  # noqa: N818 - a signal, like GeneratorExit
@@ -113,37 +116,88 @@ class LoopProducer:
             raise StreamClosed from None
 
 
+def graph_namespace(metadata: Mapping[str, Any]) -> tuple[str, ...]:
+    """The namespace of the graph a task runs in, from the task's run metadata (LangGraph's
+    rule: the task's own segment dropped, and one more per enclosing functional-API call)."""
+    ns = tuple(str(metadata["langgraph_checkpoint_ns"]).split("|"))
+    path = metadata.get("langgraph_path", ())
+    drop = 1
+    while len(path) == 4 and path[0] == "__pregel_push" and path[-1] is True:
+        drop += 1
+        path = path[1]
+    return ns[:-drop]
+
+
 class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
-    """Streams one task's chat-model tokens and output messages into the chunk channel."""
+    """Streams one task's chat-model tokens and output messages into the chunk channel.
+
+    A ferrograph graph the task runs streams through handlers of its own (this one is taken
+    out of its callbacks), but a graph compiled by LangGraph inherits this handler: its
+    models' calls and its nodes' runs reach it with their own namespace in their metadata.
+    Those are streamed as LangGraph's handler streams them: under that namespace when the
+    task's subgraph items stream (`forwards`), not at all otherwise."""
 
     run_inline = True  # called on the producing thread: no extra hop per token
     raise_error = True  # a failing push must reach the model call, not be logged and ignored
     ignore_llm = False  # asked per token: a class attribute, not the base class's property
 
     def __init__(self, producer: ChunkProducer | LoopProducer, seen: set[str],
-                 tags: frozenset[str] | None = None) -> None:
+                 tags: frozenset[str] | None = None, checkpoint_ns: str | None = None,
+                 namespace: tuple[str, ...] = (), forwards: bool = False) -> None:
         self.producer = producer
         self.tags = tags
         """Only model calls carrying one of these tags stream (None: every call)."""
         self.seen = seen
         """Ids of messages not to emit again: the node's input and what was streamed."""
-        self._runs: dict[UUID, dict[str, Any]] = {}
-        # The run the last token came from, and its metadata: a model streams a run's tokens
-        # back to back, and a UUID's hash is computed in Python, per lookup.
-        self._last_run: UUID | None = None
-        self._last_metadata: dict[str, Any] | None = None
+        self.checkpoint_ns = checkpoint_ns
+        """The task's own namespace (`langgraph_checkpoint_ns` of its model calls)."""
+        self.namespace = namespace
+        """The namespace of the task's graph (its items' namespace)."""
+        self.forwards = forwards
+        """Whether items of graphs the task runs stream (`stream(subgraphs=True)`)."""
+        self._runs: dict[UUID, tuple[tuple[str, ...] | None, dict[str, Any]]] = {}
+        """Per model call: its namespace when it is not the task's graph's, its metadata."""
+        self._nodes: dict[UUID, tuple[tuple[str, ...], dict[str, Any]]] = {}
+        """Node runs of a LangGraph graph the task runs, whose output messages stream."""
+        # The run the last token came from, and its entry: a model streams a run's tokens
+        # back to back, and a UUID's hash is computed in Python, per lookup. One attribute,
+        # read and replaced whole: a LangGraph graph's parallel nodes call this handler from
+        # several threads at once.
+        self._last: tuple[UUID | None, Any] = (None, None)
 
-    def emit(self, message: BaseMessage, metadata: dict[str, Any], *, dedupe: bool) -> None:
+    def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:
+        return output  # a streaming handler's hook: the output passes through untouched
+
+    def tap_output_iter(self, run_id: UUID, output: Iterator[T]) -> Iterator[T]:
+        return output
+
+    def _foreign(self, metadata: dict[str, Any]) -> tuple[str, ...] | None | bool:
+        """For a call or run with `metadata`: None when it is the task's own, the namespace
+        it streams under when it is a LangGraph graph's that streams, False when it is one
+        that does not stream."""
+        ns_key = metadata.get("langgraph_checkpoint_ns")
+        if ns_key is None or ns_key == self.checkpoint_ns or self.checkpoint_ns is None:
+            return None
+        ns = graph_namespace(metadata)
+        if ns == self.namespace:
+            return None
+        return ns if self.forwards else False
+
+    def emit(self, message: BaseMessage, metadata: dict[str, Any], *, dedupe: bool,
+             ns: tuple[str, ...] | None = None) -> None:
         if dedupe and message.id in self.seen:
             return
         if message.id is None:
             message.id = str(uuid4())
         self.seen.add(message.id)
-        self._push((message, metadata))
+        self._push(ns, (message, metadata))
 
-    def _push(self, item: tuple[BaseMessage, dict[str, Any]]) -> None:
+    def _push(self, ns: tuple[str, ...] | None, item: tuple[BaseMessage, dict[str, Any]]) -> None:
         try:
-            self.producer.push(MODE_MESSAGES, item)
+            if ns is None:
+                self.producer.push(MODE_MESSAGES, item)
+            else:
+                self.producer.push(MODE_FORWARD, (ns, "messages", item))
         except ChannelClosed:
             raise StreamClosed from None  # nobody reads this stream any more
 
@@ -159,27 +213,30 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
     ) -> None:
         if metadata is None or (tags and TAG_NOSTREAM in tags):
             return
+        if (ns := self._foreign(metadata)) is False:
+            return
         if self.tags is not None and self.tags.isdisjoint(tags or ()):
             return
         if (kept := user_tags(tags)) is not None:
             metadata["tags"] = kept
-        self._runs[run_id] = metadata
-        self._last_run = None
+        self._runs[run_id] = (ns, metadata)  # type: ignore[assignment]
+        self._last = (None, None)
 
-    def _token_item(self, chunk: Any, run_id: UUID) -> tuple[BaseMessage, dict[str, Any]] | None:
-        """The `messages` item of a streamed token, or None when its call does not stream."""
-        if run_id is self._last_run:
-            metadata = self._last_metadata
-        else:
-            metadata = self._last_metadata = self._runs.get(run_id)
-            self._last_run = run_id
-        if metadata is None or not isinstance(chunk, ChatGenerationChunk):
+    def _token_item(self, chunk: Any, run_id: UUID
+                    ) -> tuple[tuple[str, ...] | None, tuple[BaseMessage, dict[str, Any]]] | None:
+        """The namespace (None: the task's graph's) and `messages` item of a streamed token,
+        or None when its call does not stream."""
+        last_run, entry = self._last
+        if run_id is not last_run:
+            entry = self._runs.get(run_id)
+            self._last = (run_id, entry)
+        if entry is None or not isinstance(chunk, ChatGenerationChunk):
             return None
         message = chunk.message
         if message.id is None:
             message.id = str(uuid4())
         self.seen.add(message.id)  # so the call's final message is not emitted again
-        return message, metadata
+        return entry[0], (message, entry[1])
 
     def on_llm_new_token(
         self,
@@ -189,35 +246,70 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        if (item := self._token_item(chunk, run_id)) is not None:
-            self._push(item)
+        if (token_item := self._token_item(chunk, run_id)) is not None:
+            self._push(*token_item)
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        self._last_run = None
-        metadata = self._runs.pop(run_id, None)
-        if metadata is not None and response.generations and response.generations[0]:
+        self._last = (None, None)
+        entry = self._runs.pop(run_id, None)
+        if entry is not None and response.generations and response.generations[0]:
             generation = response.generations[0][0]
             if isinstance(generation, ChatGeneration):
-                self.emit(generation.message, metadata, dedupe=True)
+                self.emit(generation.message, entry[1], dedupe=True, ns=entry[0])
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._last_run = None
+        self._last = (None, None)
         self._runs.pop(run_id, None)
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: Any,
+        *,
+        run_id: UUID,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A node run of a LangGraph graph the task runs: its output messages stream at its
+        end (the task's own output is `emit_output`'s)."""
+        if not metadata or kwargs.get("name") != metadata.get("langgraph_node") \
+                or (tags and TAG_HIDDEN in tags) or self.tags is not None:
+            return
+        ns = self._foreign(metadata)
+        if ns is None or ns is False:  # the task's own run, or one not streamed
+            return
+        self._nodes[run_id] = (ns, metadata)  # type: ignore[assignment]
+        self.seen.update(m.id for m in iter_messages(inputs) if m.id is not None)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        if self._nodes and (entry := self._nodes.pop(run_id, None)) is not None:
+            ns, metadata = entry
+            for update in _updates(outputs):
+                for message in iter_messages(update):
+                    self.emit(message, metadata, dedupe=True, ns=ns)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        if self._nodes:
+            self._nodes.pop(run_id, None)
 
     def emit_output(self, output: Any, metadata: dict[str, Any]) -> None:
         """Emits the messages a node returned that were neither its input nor streamed.
 
         With a `tags=` filter only tagged model calls stream, so node outputs are left out."""
-        from ferrograph.types import Command
-
         if self.tags is not None:
             return
-        updates = output if isinstance(output, (list, tuple)) else [output]
-        for update in updates:
-            if isinstance(update, Command):
-                update = update.update
+        for update in _updates(output):
             for message in iter_messages(update):
                 self.emit(message, metadata, dedupe=True)
+
+
+def _updates(output: Any) -> list[Any]:
+    """The updates a node's output stands for (a `Command`'s update, each of a list's)."""
+    from ferrograph.types import Command
+
+    updates = output if isinstance(output, (list, tuple)) else [output]
+    return [u.update if isinstance(u, Command) else u for u in updates]
 
 
 class AsyncTaskMessages(TaskMessages):
@@ -235,7 +327,7 @@ class AsyncTaskMessages(TaskMessages):
         run_id: UUID,
         **kwargs: Any,
     ) -> None:
-        if (item := self._token_item(chunk, run_id)) is not None:
-            self._push(item)
+        if (token_item := self._token_item(chunk, run_id)) is not None:
+            self._push(*token_item)
             if self.producer.backlog:
                 await self.producer.flush()

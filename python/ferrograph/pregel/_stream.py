@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import ChunkChannel
-from ferrograph.pregel._messages import MODE_MESSAGES
+from ferrograph.pregel._messages import MODE_FORWARD, MODE_MESSAGES
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun
@@ -30,8 +30,6 @@ MODE_TASKS = 4
 MODE_DEBUG = 5
 MODE_DONE = 7
 """Internal: a task finished (payload: its outcome)."""
-MODE_FORWARD = 8
-"""Internal: an item from a subgraph (payload: `(namespace, mode, item)`)."""
 
 MODE_IDS = {
     "values": MODE_VALUES,
@@ -97,6 +95,11 @@ def resolve_stream_spec(graph: CompiledStateGraph, modes: frozenset[str], subgra
         if not rest:
             own.add(head)
             continue
+        if runner.is_langgraph:
+            raise ValueError(
+                f"Unsupported node {path!r} in nodes=: {head!r} is a graph compiled by "
+                f"LangGraph, whose own nodes cannot be picked; name {head!r} to stream all "
+                "of it")
         if not runner.is_subgraph:
             raise ValueError(f"Unknown node {path!r} in nodes=: {head!r} is not a subgraph")
         runner.action._check_nodes([rest])

@@ -32,7 +32,12 @@ from ferrograph._schema import (
     read_schema,
     schema_defaults,
 )
-from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
+from ferrograph.config import (
+    CONFIG_KEY_RUN,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_TASK,
+    CONFIG_KEY_TASK_ID,
+)
 from ferrograph.pregel import _sync
 from ferrograph.pregel._async import AsyncDriver
 from ferrograph.pregel._call import NodeRunner
@@ -290,9 +295,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 input, config, context=context, stream_mode=stream_mode,
                 output_keys=output_keys, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, control=control, **kwargs)]
-        configurable = config.get("configurable", {})
-        parent = configurable.get(CONFIG_KEY_RUN)
-        parent_task = configurable.get(CONFIG_KEY_TASK)
+        parent, parent_task = _calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None and _on_its_loop(parent):
@@ -371,9 +374,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 control: RunControl | None = None) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
-        configurable = config.get("configurable", {})
-        parent = configurable.get(CONFIG_KEY_RUN)
-        parent_task = configurable.get(CONFIG_KEY_TASK)
+        parent, parent_task = _calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
@@ -456,6 +457,18 @@ class CompiledStateGraph(Runnable[Any, Any]):
     async def aget_graph(self, config: RunnableConfig | None = None, *,
                          xray: int | bool = False) -> DrawableGraph:
         return draw(self, config, xray)
+
+
+def _calling_task(config: RunnableConfig) -> tuple[GraphRun | None, Task | None]:
+    """The ferrograph run (None when it streams nothing) and task calling this graph (None
+    for a task of the Rust driver). Neither when the config is not the task's own but that
+    of a task of a graph compiled by LangGraph which the task runs (LangGraph hands its
+    tasks the config it was given, our keys included): that graph runs in between."""
+    configurable = config.get("configurable", {})
+    task = configurable.get(CONFIG_KEY_TASK)
+    if task is not None and configurable.get(CONFIG_KEY_TASK_ID) != task.id:
+        return None, None
+    return configurable.get(CONFIG_KEY_RUN), task
 
 
 def _on_its_loop(run: GraphRun) -> bool:
