@@ -4,9 +4,6 @@ test builds the same graph with `langgraph.graph` (the oracle) and `ferrograph.g
 asserts that ferrograph does what LangGraph does; the expected value is computed by running
 LangGraph, never written down.
 
-A difference not fixed yet is marked `xfail(strict=True)`: fixing it turns the test into an
-unexpected pass, which fails until the marker is removed.
-
 Ordering and cancellation tests synchronise on threading.Event, never on sleeps; every wait
 has a generous timeout so that a regression fails instead of hanging.
 """
@@ -25,10 +22,6 @@ from pydantic import BaseModel, Field
 from tests.parity import Lib, Raised, drain, normalise, outcome
 
 WAIT = 30.0  # seconds: a wait that only a regression can exhaust
-
-
-def xfail(number: int, reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 17 #{number}: {reason}")
 
 
 def both(run: Any, candidate: Lib, oracle: Lib) -> tuple[Any, Any]:
@@ -786,7 +779,6 @@ def test_pydantic_update_object_keeps_its_defaulted_fields(candidate: Lib, oracl
 
 @pytest.mark.parametrize("how", ["invoke", "stream"])
 @pytest.mark.parametrize("where", ["called_in_a_node", "added_as_a_node"])
-@xfail(14, "a graph compiled by LangGraph fails inside a ferrograph graph")
 def test_langgraph_subgraph_inside_the_graph(
     where: str, how: str, candidate: Lib, oracle: Lib
 ) -> None:
