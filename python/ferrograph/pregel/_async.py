@@ -30,14 +30,17 @@ from ferrograph.pregel._write import abranch_writes
 class AsyncDriver:
     """Drives one `GraphRun` on the running event loop."""
 
+    __slots__ = ("run", "loop", "_wake", "_ended", "_room_waiters")
+
     def __init__(self, run: GraphRun) -> None:
         self.run = run
         self.loop = asyncio.get_running_loop()
+        # The consumer's state under `batches` (made there: `run_to_end` needs none of it).
         self._wake: asyncio.Future[None] | None = None
-        """The future the consumer sleeps on (under `batches`)."""
-        self._ended: deque[Task] = deque()
+        """The future the consumer sleeps on."""
+        self._ended: deque[Task]
         """Async tasks that ended; their chunks are all queued by then."""
-        self._room_waiters: deque[asyncio.Future[None]] = deque()
+        self._room_waiters: deque[asyncio.Future[None]]
         """Backlogged producers on the loop, waiting for the consumer to drain."""
 
     # -- astream ------------------------------------------------------------------------------
@@ -48,6 +51,7 @@ class AsyncDriver:
         closed and every task still running is cancelled and awaited."""
         run, loop = self.run, self.loop
         run.aloop = self
+        self._ended, self._room_waiters = deque(), deque()
         channel = run.open_channel()
         channel.set_waker(functools.partial(_wake_loop, loop, threading.get_ident(),
                                             self._wake_up))
@@ -164,16 +168,19 @@ class AsyncDriver:
         run = self.run
         trace = start_trace(run)
         try:
-            for part in run.supersteps():
-                if type(part) is not Step:
-                    continue
-                tasks = part.tasks
+            # `GraphRun.supersteps` without its items (none are streamed).
+            while tasks := run.plan_step():
+                if run.before_step(tasks, run.run.step)[1]:
+                    return end_trace(run, trace, None)
                 if len(tasks) == 1:  # most steps: no fan-out to manage
                     await self._run_task(tasks[0])
                     if tasks[0].error is not None:
                         raise tasks[0].error
                 else:
                     await self._execute(tasks)
+                if run.after_step(tasks)[1]:
+                    return end_trace(run, trace, None)
+            run.final_values = run.run.read(run.result_ids)
         except BaseException as e:
             end_trace(run, trace, e)
             raise

@@ -96,6 +96,8 @@ ENGINE_METADATA_KEYS = frozenset((
 
 Item = tuple[tuple[str, ...], str, Any]
 """A run's stream item: `(namespace, mode, payload)`."""
+_NO_ITEMS: tuple[()] = ()
+"""What a step hands on when it has no items (most steps of most runs): no list made."""
 
 
 @dataclass(slots=True)
@@ -226,6 +228,7 @@ class GraphRun:
         self.buffer_size = buffer_size
         self.max_concurrency = config.get("max_concurrency") or None
         self._wants_updates = "updates" in spec.modes
+        self._wants_values = "values" in spec.modes
         self._prepare_early = "tasks" in spec.modes or "debug" in spec.modes
         """Whether a step's tasks are all prepared when it is planned: its start items show
         each task's input and metadata."""
@@ -249,23 +252,27 @@ class GraphRun:
     def supersteps(self) -> Iterator[list[Item] | Step]:
         """The run, step after step: lists of items to hand on, and for each step a `Step`
         that the driver executes before it asks for what follows (the items after the step,
-        its writes applied). Ends when no task is left, or at a breakpoint."""
-        while tasks := self._plan_step():
+        its writes applied). Ends when no task is left, or at a breakpoint.
+
+        A step is `plan_step`, `before_step`, the driver's execution, `after_step`; a driver
+        that hands on no items (`ainvoke`) calls those three itself rather than pay for a
+        generator."""
+        while tasks := self.plan_step():
             number = self.run.step
-            items, stop = self._before_step(tasks, number)
+            items, stop = self.before_step(tasks, number)
             if items:
                 yield items
             if stop:
                 return
             yield Step(tasks, number)
-            items, stop = self._after_step(tasks)
+            items, stop = self.after_step(tasks)
             if items:
                 yield items
             if stop:
                 return
         self.final_values = self.run.read(self.result_ids)
 
-    def _plan_step(self) -> list[Task]:
+    def plan_step(self) -> list[Task]:
         """The tasks of the next superstep (none: the run is over)."""
         if self.stop_check is not None:
             self.stop_check()
@@ -302,28 +309,26 @@ class GraphRun:
             return True
         return False
 
-    def _before_step(self, tasks: list[Task], step: int) -> tuple[list[Any], bool]:
+    def before_step(self, tasks: list[Task], step: int) -> tuple[list[Any] | tuple[()], bool]:
         """The items before a step's tasks run, and whether the run stops there."""
         if self._interrupts(tasks, self.interrupt_before):
             return list(self._interrupt_items()), True
         if self.control.drain_requested:  # after breakpoints, as in LangGraph
             raise GraphDrained(self.control.drain_reason or "shutdown")
         if not self._prepare_early:  # no `tasks` or `debug` mode: no start items
-            return [], False
+            return _NO_ITEMS, False
         return list(self._task_start_items([t for t in tasks if t.node_id != 0], step)), False
 
-    def _after_step(self, tasks: list[Task]) -> tuple[list[Any], bool]:
+    def after_step(self, tasks: list[Task]) -> tuple[list[Any] | tuple[()], bool]:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
         written = self._apply_step(tasks)
-        items = []
-        if "values" in spec.modes and self.output_id_set.intersection(written):
+        items: list[Any] | tuple[()] = _NO_ITEMS
+        if self._wants_values and self.output_id_set.intersection(written):
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
-                items.append(self.emit("values",
-                                       self.values_item(self.run.read(self.output_ids))))
+                items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
         if self._interrupts(tasks, self.interrupt_after):
-            items.extend(self._interrupt_items())
-            return items, True
+            return [*items, *self._interrupt_items()], True
         return items, False
 
     def _interrupt_items(self) -> Iterator[Any]:
