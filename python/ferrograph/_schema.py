@@ -18,6 +18,10 @@ from typing_extensions import NotRequired, Required, is_typeddict
 MISSING = object()
 """Marks a key with no start value."""
 
+ROOT = "__root__"
+"""The one key of a graph whose state schema is not a class of keys (`StateGraph(list)`,
+`StateGraph(Annotated[list, add])`): LangGraph's root channel."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class KeySchema:
@@ -153,24 +157,42 @@ def managed_values(managed: dict[str, type], step: int, stop: int) -> dict[str, 
     return {name: kind.get(steps) for name, kind in managed.items()}  # type: ignore[attr-defined]
 
 
+def root_value(state: dict[str, Any]) -> Any:
+    """What a node or router of a root graph is given: the root value itself."""
+    return state.get(ROOT)
+
+
+def is_root_schema(schema: Any) -> bool:
+    """Whether `schema` is no class of keys but the type of the whole state (LangGraph's
+    test: it has no `__annotations__`), so the state is its one root key `ROOT`."""
+    return schema is not None and not hasattr(schema, "__annotations__")
+
+
+def _key_of(name: str, hint: Any) -> KeySchema:
+    reducer = None
+    start = None
+    hint = _unwrap_required(hint)
+    if get_origin(hint) is Annotated:
+        base, *extras = get_args(hint)
+        reducer = _reducer_of(tuple(extras))
+        if reducer is not None:
+            start = _start_factory(_unwrap_required(base))
+    return KeySchema(name, reducer, start, hint)
+
+
 def read_schema(schema: Any) -> list[KeySchema]:
     """The state keys a schema declares, in declaration order (managed keys are not
-    state keys: see `read_managed`)."""
+    state keys: see `read_managed`). A root schema (`is_root_schema`) has the one key
+    `ROOT`, typed by the schema itself."""
+    if is_root_schema(schema):
+        return [_key_of(ROOT, schema)]
     keys = []
     for name, hint in schema_hints(schema).items():
-        if name.startswith("__") or get_origin(hint) is typing.ClassVar:
+        if (name.startswith("__") and name != ROOT) or get_origin(hint) is typing.ClassVar:
             continue
         if managed_of(_unwrap_required(hint)) is not None:
             continue
-        reducer = None
-        start = None
-        hint = _unwrap_required(hint)
-        if get_origin(hint) is Annotated:
-            base, *extras = get_args(hint)
-            reducer = _reducer_of(tuple(extras))
-            if reducer is not None:
-                start = _start_factory(_unwrap_required(base))
-        keys.append(KeySchema(name, reducer, start, hint))
+        keys.append(_key_of(name, hint))
     return keys
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any, Literal, TypedDict, Union
@@ -17,6 +18,8 @@ from langchain_core.messages import (
     convert_to_openai_messages,
     message_chunk_to_message,
 )
+
+from ferrograph.graph.state import StateGraph
 
 Messages = Union[list[MessageLikeRepresentation], MessageLikeRepresentation]  # noqa: UP007
 
@@ -102,3 +105,28 @@ class MessagesState(TypedDict):
 
 __all__ = ["REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages"]
 
+
+
+def _deprecation_category() -> type[Warning]:
+    """LangGraph's own warning class when it is installed (so filters on it apply), else a
+    plain `DeprecationWarning`."""
+    try:
+        from langgraph.warnings import LangGraphDeprecatedSinceV10
+    except ImportError:
+        return DeprecationWarning
+    return LangGraphDeprecatedSinceV10
+
+
+
+class MessageGraph(StateGraph):  # type: ignore[type-arg]
+    """LangGraph's deprecated `MessageGraph`: a `StateGraph` whose whole state is one list
+    of messages, merged with `add_messages` (its root key)."""
+
+    def __init__(self) -> None:
+        warnings.warn(
+            "MessageGraph is deprecated in LangGraph v1.0.0, to be removed in v2.0.0. "
+            "Please use StateGraph with a `messages` key instead.",
+            category=_deprecation_category(),
+            stacklevel=2,
+        )
+        super().__init__(Annotated[list[AnyMessage], add_messages])

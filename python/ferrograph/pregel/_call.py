@@ -20,7 +20,14 @@ from typing import Any, Optional, Union, get_args, get_origin
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
-from ferrograph._schema import make_coercer, managed_values, read_managed, read_schema
+from ferrograph._schema import (
+    ROOT,
+    make_coercer,
+    managed_values,
+    read_managed,
+    read_schema,
+    root_value,
+)
 from ferrograph.config import CONFIG_KEY_RUNTIME
 from ferrograph.errors import ParentCommand
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
@@ -164,9 +171,11 @@ class BranchSpec:
 class NodeRunner:
     """How one node is called: its input keys, injected parameters and retry policy."""
 
-    def __init__(self, spec: Any, key_ids: dict[str, int], is_subgraph: bool) -> None:
+    def __init__(self, spec: Any, key_ids: dict[str, int], is_subgraph: bool,
+                 root: bool = False) -> None:
         """`spec` is the builder's declaration of the node (`NodeSpec`); `is_subgraph`, whether
-        its action is a compiled graph (run as a nested run of the calling one)."""
+        its action is a compiled graph (run as a nested run of the calling one); `root`,
+        whether the graph's state is its root key (the node is given the bare value)."""
         self.name = spec.name
         self.action = spec.action
         self.metadata = spec.metadata
@@ -185,6 +194,9 @@ class NodeRunner:
         input_keys = [k.name for k in read_schema(spec.input_schema)] or list(key_ids)
         self.input_ids = [key_ids[k] for k in input_keys if k in key_ids]
         self.coerce = make_coercer(spec.input_schema)
+        if root:
+            self.input_ids = [key_ids[ROOT]]
+            self.coerce = root_value
         self.managed = read_managed(spec.input_schema)
         """Managed keys of its input (see `ferrograph.managed`), computed per task."""
         policy = spec.retry_policy

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
-from ferrograph._schema import annotated_keys, input_as_pairs, object_update
+from ferrograph._schema import ROOT, annotated_keys, input_as_pairs, object_update
 from ferrograph.constants import END, START
 from ferrograph.errors import (
     EmptyInputError,
@@ -41,6 +41,8 @@ def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> An
         raise EmptyInputError(f"Received no input for {START}")
     if isinstance(value, Command):
         return _command_input(graph, value)
+    if graph.root:  # the input is the root value (made writes as a node's update would be)
+        return Command(update=[(ROOT, value)])
     pairs = input_as_pairs(value)
     if pairs is None:
         raise InvalidUpdateError(
@@ -89,6 +91,9 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
                     writes: list[Any], pairs: list[tuple[str, Any]]) -> None:
     if output is None:
         return
+    if graph.root:
+        _collect_root_writes(graph, node, output, writes, pairs)
+        return
     key_ids = graph.key_ids
     if isinstance(output, dict):
         for k, v in output.items():
@@ -125,6 +130,35 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
                 error_code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
             )
         )
+
+
+def _collect_root_writes(graph: CompiledStateGraph, node: str, output: Any,
+                         writes: list[Any], pairs: list[tuple[str, Any]]) -> None:
+    """`_collect_writes` for a graph whose state is its root key: whatever the node returns
+    (other than None, a `Command` or a list holding commands) is the root's update, as in
+    LangGraph (its `_get_root`)."""
+    if isinstance(output, Command):
+        if output.graph == Command.PARENT:
+            raise ParentCommand(Command(update=output.update, goto=output.goto,
+                                        resume=output.resume))
+        key_ids = graph.key_ids
+        for k, v in update_as_pairs(output.update):
+            if k in key_ids:
+                writes.append((WRITE_KEY, key_ids[k], v))
+                pairs.append((k, v))
+        goto = output.goto
+        if isinstance(goto, (str, Send)):
+            goto = [goto]
+        _route(graph, node, list(goto), writes, "Command")
+    elif isinstance(output, (list, tuple)) and output and any(
+        isinstance(i, Command) for i in output
+    ):
+        for item in output:
+            if item is not None:
+                _collect_root_writes(graph, node, item, writes, pairs)
+    else:
+        writes.append((WRITE_KEY, 0, output))
+        pairs.append((ROOT, output))
 
 
 def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],

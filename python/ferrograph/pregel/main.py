@@ -25,11 +25,13 @@ from pydantic import BaseModel
 
 from ferrograph._core import GraphPlan
 from ferrograph._schema import (
+    ROOT,
     context_json_schema,
     json_schema,
     make_coercer,
     read_managed,
     read_schema,
+    root_value,
     schema_defaults,
 )
 from ferrograph.config import (
@@ -101,8 +103,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.input_key_set = frozenset(k.name for k in read_schema(builder.input_schema))
         self.node_names = plan.node_names
         self.triggers = [plan.trigger_names(i) for i in range(len(self.node_names))]
+        self.root = self.key_names == [ROOT]
+        """Whether the state is the root key alone (a state schema such as `list` or
+        `Annotated[list, add]`): nodes and routers are given its bare value and return
+        its update, runs take it and give it back bare (as `output_keys=ROOT` does)."""
         self.runners = {
-            name: NodeRunner(spec, self.key_ids, isinstance(spec.action, CompiledStateGraph))
+            name: NodeRunner(spec, self.key_ids, isinstance(spec.action, CompiledStateGraph),
+                             self.root)
             for name, spec in builder.nodes.items()}
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
@@ -134,6 +141,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """How `branch`, leaving `source`, reads the state, as LangGraph reads it: through
         the router's own input schema, else its node's, else the state schema; an
         unannotated router reading a dict also gets the keys the node returned."""
+        if self.root:
+            return (branch, None, root_value, False, ())
         builder = self.builder
         schema = branch.input_schema
         if schema is None:
@@ -231,6 +240,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """
         if stream_mode is None:
             stream_mode = self.stream_mode
+        if output_keys is None and self.root:
+            output_keys = ROOT
         modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
         # As in LangGraph, only a list of modes makes `(mode, item)` pairs: a single mode or
         # a tuple of them yields bare items.
@@ -290,6 +301,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
         them all), sync nodes run on worker threads."""
         config = _run_config(config)
+        if output_keys is None and self.root:
+            output_keys = ROOT
         if stream_mode != "values":  # as `invoke` does: the streamed items, as a list
             return [item async for item in self.astream(
                 input, config, context=context, stream_mode=stream_mode,
@@ -374,6 +387,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 control: RunControl | None = None) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
+        if output_keys is None and self.root:
+            output_keys = ROOT
         parent, parent_task = _calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
@@ -381,7 +396,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             result = self._invoke_nested(input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
-              and not config.get("callbacks")):
+              and not config.get("callbacks") and not self.root):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:
