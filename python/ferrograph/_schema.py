@@ -254,6 +254,11 @@ def json_schema(schema: Any, key_types: dict[str, Any], name: str) -> dict[str, 
         return schema.model_json_schema()
     if is_typeddict(schema):
         return TypeAdapter(schema).json_schema()
+    if [key.name for key in read_schema(schema)] == [ROOT]:  # a root schema: its value's
+        typ = key_types.get(ROOT, schema)
+        if get_origin(typ) is Annotated:
+            typ = get_args(typ)[0]
+        return create_model_v2(name, root=(typ, None)).model_json_schema()
     fields = {
         key.name: (key_types.get(key.name, key.annotation),
                    _field_default(key.name, key_types.get(key.name, key.annotation), schema))

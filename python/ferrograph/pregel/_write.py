@@ -266,8 +266,8 @@ def update_payload(result_writes: list[tuple[str, Any]], keys: frozenset[str],
     writes = [(k, v) for k, v in result_writes if k in keys]
     if not writes:
         return None
-    if single_key is not None:
-        return writes[-1][1]
+    if single_key is not None:  # bare values, as LangGraph gives a single output channel's
+        return writes[0][1] if len(writes) == 1 else [v for _, v in writes]
     names = [k for k, _ in writes]
     if len(set(names)) == len(names):
         return dict(writes)
