@@ -446,6 +446,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
                     control: RunControl | None) -> tuple[GraphRun, Any]:
         """The run of this graph as a node of `parent`, and the producer its items are
         forwarded through (None when the parent does not stream them)."""
+        if self.root and keys == [ROOT]:  # its items are bare values too
+            keys = ROOT  # type: ignore[assignment]
         configurable = {k: v for k, v in config.get("configurable", {}).items()
                         if k not in (CONFIG_KEY_RUN, CONFIG_KEY_TASK)}
         config = {**config, "configurable": configurable}
