@@ -200,6 +200,42 @@ def messages_root(lib: Lib) -> Any:
     return b.compile()
 
 
+def async_nodes(lib: Lib) -> Any:
+    """Async nodes and an async router on a root list."""
+
+    async def first(state: list) -> list:
+        await asyncio.sleep(0)
+        return [f"first:{len(state)}"]
+
+    async def route(state: list) -> str:
+        return "second" if len(state) < 4 else lib.END
+
+    b = lib.StateGraph(Annotated[list, operator.add])
+    b.add_node("first", first)
+    b.add_node("second", lambda s: ["second"])
+    b.add_edge(lib.START, "first")
+    b.add_conditional_edges("first", route, ["second", lib.END])
+    b.add_edge("second", "first")
+    return b.compile()
+
+
+def dict_parent_root_child(lib: Lib) -> Any:
+    """A root graph as a node of a dict graph: it is given the parent's state dict as its
+    root value and its result is the parent node's update."""
+
+    class Parent(TypedDict):
+        x: int
+        log: Annotated[list, operator.add]
+
+    child = lib.StateGraph(dict)
+    child.add_node("inner", lambda d: {"x": d["x"] + 1, "log": [f"inner saw {d['x']}"]})
+    child.add_edge(lib.START, "inner")
+    parent = lib.StateGraph(Parent)
+    parent.add_node("child", child.compile())
+    parent.add_edge(lib.START, "child")
+    return parent.compile()
+
+
 SCENARIOS = [
     Scenario("added_list", added_list, ["start"]),
     Scenario("last_value_int", last_value_int, 1),
@@ -211,7 +247,11 @@ SCENARIOS = [
     Scenario("root_subgraph", root_subgraph, ["in"]),
     Scenario("custom_writer", custom_writer, 41),
     Scenario("messages_root", messages_root, [HumanMessage(content="hi", id="h-1")]),
+    Scenario("dict_parent_root_child", dict_parent_root_child, {"x": 1, "log": []}),
 ]
+
+ASYNC_ONLY = [Scenario("async_nodes", async_nodes, ["in"])]
+"""Run by `ainvoke`/`astream` only (LangGraph's `invoke` refuses async nodes)."""
 
 SHAPES = [
     Shape(mode, subgraphs, version)
@@ -253,7 +293,8 @@ def test_stream(scenario: Scenario, shape: Shape, candidate: Lib, oracle: Lib) -
     assert got == expected
 
 
-@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.parallel], ids=str)
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if not s.parallel] + ASYNC_ONLY,
+                         ids=str)
 def test_ainvoke_and_astream(scenario: Scenario, candidate: Lib, oracle: Lib) -> None:
     async def run(lib: Lib) -> Any:
         graph = scenario.build(lib)
@@ -271,6 +312,20 @@ def test_output_keys_root(scenario: Scenario, candidate: Lib, oracle: Lib) -> No
     got, expected = (outcome(lambda lib=lib: scenario.invoke(lib, output_keys="__root__"))
                      for lib in (candidate, oracle))
     assert got == expected
+
+
+def test_command_input(candidate: Lib, oracle: Lib) -> None:
+    """A `Command` as a root graph's input: its bare update (written twice to a reducer
+    root, as LangGraph does without a checkpointer) and its goto."""
+
+    def run(lib: Lib) -> Any:
+        graph = added_list(lib)
+        return (outcome(lambda: graph.invoke(lib.Command(update=["cmd"]))),
+                outcome(lambda: graph.invoke(lib.Command(update=["cmd"], goto="c"))),
+                outcome(lambda: list(graph.stream(lib.Command(update=["cmd"]),
+                                                  stream_mode=["values", "updates"]))))
+
+    assert run(candidate) == run(oracle)
 
 
 def test_messages_mode(candidate: Lib, oracle: Lib) -> None:
