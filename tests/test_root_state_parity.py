@@ -451,9 +451,12 @@ def test_get_graph_root_channel(candidate: Lib, oracle: Lib) -> None:
     assert drawings(build(candidate)) == drawings(build(oracle))
 
 
-def test_json_schemas(candidate: Lib, oracle: Lib) -> None:
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+def test_json_schemas(scenario: Scenario, candidate: Lib, oracle: Lib) -> None:
     def schemas(lib: Lib) -> Any:
-        graph = added_list(lib)
-        return (outcome(graph.get_input_jsonschema), outcome(graph.get_output_jsonschema))
+        graph = scenario.build(lib)
+        return (outcome(graph.get_input_jsonschema), outcome(graph.get_output_jsonschema),
+                outcome(lambda: graph.get_input_schema().model_json_schema()),
+                outcome(lambda: graph.get_output_schema().model_json_schema()))
 
     assert schemas(candidate) == schemas(oracle)

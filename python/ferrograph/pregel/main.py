@@ -15,7 +15,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config, var_child_runnable_config
@@ -202,6 +202,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
         """A model of the output keys, each optional (LangGraph's, for a graph with keys)."""
+        if self.root:  # a model of the root value (its channel's type), as LangGraph's
+            typ = self.builder.key_types.get(ROOT, Any)
+            if get_origin(typ) is Annotated:
+                typ = get_args(typ)[0]
+            return create_model_v2(self.get_name("Output"), root=typ)
         types = self.builder.key_types
         return create_model_v2(self.get_name("Output"), field_definitions={
             k: (types.get(k, Any), None) for k in self.output_keys})
