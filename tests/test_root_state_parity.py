@@ -184,6 +184,16 @@ def custom_writer(lib: Lib) -> Any:
     return b.compile()
 
 
+def bare_send(lib: Lib) -> Any:
+    """A node of a plain root returning a bare `Send`: LangGraph writes it as the value and
+    sends it as well."""
+    b = lib.StateGraph(object)
+    b.add_node("a", lambda s: lib.Send("b", f"from a ({s})"))
+    b.add_node("b", lambda s: f"b got {s}")
+    b.add_edge(lib.START, "a")
+    return b.compile()
+
+
 def messages_root(lib: Lib) -> Any:
     """`StateGraph(Annotated[list, add_messages])` (MessageGraph's state) with a model."""
     model = GenericFakeChatModel(messages=itertools.cycle(
@@ -312,6 +322,21 @@ def test_output_keys_root(scenario: Scenario, candidate: Lib, oracle: Lib) -> No
     got, expected = (outcome(lambda lib=lib: scenario.invoke(lib, output_keys="__root__"))
                      for lib in (candidate, oracle))
     assert got == expected
+
+
+def test_bare_send(candidate: Lib, oracle: Lib) -> None:
+    """`bare_send`: the run and its values (a `Send` shown as its node and arg: LangGraph's
+    has a `timeout` field more)."""
+
+    def shown(value: Any) -> Any:
+        return ("Send", value.node, value.arg) if type(value).__name__ == "Send" else value
+
+    def run(lib: Lib) -> Any:
+        graph = bare_send(lib)
+        return (outcome(lambda: graph.invoke("input")),
+                [shown(v) for v in graph.stream("input", stream_mode="values")])
+
+    assert run(candidate) == run(oracle)
 
 
 def test_command_input(candidate: Lib, oracle: Lib) -> None:

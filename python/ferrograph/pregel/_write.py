@@ -159,6 +159,8 @@ def _collect_root_writes(graph: CompiledStateGraph, node: str, output: Any,
     else:
         writes.append((WRITE_KEY, 0, output))
         pairs.append((ROOT, output))
+        if isinstance(output, Send):  # LangGraph both writes it and sends it
+            _route(graph, node, [output], writes, "Send")
 
 
 def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],
