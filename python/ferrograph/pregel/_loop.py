@@ -68,6 +68,7 @@ from ferrograph.pregel._stream import (
     StreamSpec,
     open_channel,
 )
+from ferrograph.pregel._tools import TaskTools
 from ferrograph.pregel._trace import traced_call, with_handler, without_our_handlers
 from ferrograph.pregel._write import (
     branch_writes,
@@ -392,7 +393,8 @@ class GraphRun:
         # subgraph streaming every subscribed node counts as live.
         spec, name = self.spec, t.name
         return t.runner is not None and (spec.wants("messages", name)
-                                         or spec.wants("custom", name) or spec.forwards(name))
+                                         or spec.wants("custom", name)
+                                         or spec.wants("tools", name) or spec.forwards(name))
 
     def batch_items(self, batch: Iterable[tuple[int, int, Any]], step: int,
                      task_ended: Callable[[], None]) -> Iterator[list[Any]]:
@@ -504,14 +506,15 @@ class GraphRun:
 
     def _stream_outlets(self, task: Task, callbacks: Any, configurable: dict[str, Any],
                         checkpoint_ns: str, step: int) -> Any:
-        """Gives a subscribed task its ways to stream: the messages handler (added to the
-        callbacks returned), the custom writer (in its runtime) and, when its subgraphs'
+        """Gives a subscribed task its ways to stream: the messages and tools handlers (added
+        to the callbacks returned), the custom writer (in its runtime) and, when its subgraphs'
         items stream, the stream a graph compiled by LangGraph sends its items to (see
         `_interop`)."""
         spec, name, runner = self.spec, task.name, task.runner
         wants_messages, wants_custom = spec.wants("messages", name), spec.wants("custom", name)
+        wants_tools = spec.wants("tools", name)
         forwards = spec.forwards(name)
-        if (wants_messages or wants_custom) and self.aloop is not None \
+        if (wants_messages or wants_custom or wants_tools) and self.aloop is not None \
                 and runner.on_loop:  # type: ignore[union-attr]
             self.aloop.outlet_of(task, self.channel.producer(task.node_id, task.index, step))
         if wants_messages:
@@ -525,6 +528,10 @@ class GraphRun:
                 task.messages = TaskMessages(producer, seen, spec.tags, checkpoint_ns,
                                              self.namespace, forwards)
             callbacks = with_handler(callbacks, task.messages)
+        if wants_tools:
+            producer = task.outlet or self.channel.producer(task.node_id, task.index, step)
+            callbacks = with_handler(callbacks, TaskTools(producer, checkpoint_ns,
+                                                          self.namespace, forwards))
         if wants_custom:
             writer = self._writer_for(task, checkpoint_ns if forwards else None)
             configurable[CONFIG_KEY_RUNTIME] = self._runtime.override(stream_writer=writer)

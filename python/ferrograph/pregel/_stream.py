@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import ChunkChannel
 from ferrograph.pregel._messages import MODE_FORWARD, MODE_MESSAGES
+from ferrograph.pregel._tools import MODE_TOOLS
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun
@@ -39,6 +40,7 @@ MODE_IDS = {
     "tasks": MODE_TASKS,
     "debug": MODE_DEBUG,
     "checkpoints": 6,
+    "tools": MODE_TOOLS,
 }
 MODE_NAMES = {v: k for k, v in MODE_IDS.items()}
 CONTROL_NODE = 0xFFFF_FFFF

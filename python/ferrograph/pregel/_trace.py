@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import CallbackManager
 
 from ferrograph.pregel._messages import TaskMessages
+from ferrograph.pregel._tools import TaskTools
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun, Task
@@ -63,7 +64,7 @@ def traced_call(t: Task) -> Any:
     return output
 
 
-def with_handler(callbacks: Any, handler: TaskMessages) -> Any:
+def with_handler(callbacks: Any, handler: TaskMessages | TaskTools) -> Any:
     """The user's callbacks (a list or a callback manager) plus `handler`, inherited by
     everything the node runs."""
     if callbacks is None or isinstance(callbacks, list):
@@ -73,18 +74,21 @@ def with_handler(callbacks: Any, handler: TaskMessages) -> Any:
     return manager
 
 
+_OURS = (TaskMessages, TaskTools)
+
+
 def without_our_handlers(callbacks: Any) -> Any:
     """The user's callbacks, without streaming handlers of an enclosing ferrograph run."""
     if callbacks is None:
         return None
     if isinstance(callbacks, list):
-        kept = [h for h in callbacks if not isinstance(h, TaskMessages)]
+        kept = [h for h in callbacks if not isinstance(h, _OURS)]
         return kept or None
     handlers = getattr(callbacks, "handlers", None)
-    if handlers is not None and any(isinstance(h, TaskMessages) for h in handlers):
+    if handlers is not None and any(isinstance(h, _OURS) for h in handlers):
         manager = callbacks.copy()
         for h in list(manager.handlers):
-            if isinstance(h, TaskMessages):
+            if isinstance(h, _OURS):
                 manager.remove_handler(h)
         return manager
     return callbacks

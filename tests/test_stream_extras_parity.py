@@ -1,0 +1,313 @@
+"""LangGraph 1.2's streaming extras, compared with LangGraph: `stream_mode="tools"`,
+`push_message` and `TracePolicy`. Each scenario builds the same graph with `langgraph.graph`
+and `ferrograph.graph`, runs it by `stream` and by `astream`, and compares what came out
+after normalising ids (see `parity.normalise`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, TypedDict
+
+import langgraph.graph as lg_graph
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import tool
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, ToolRuntime
+
+import ferrograph.graph as fg_graph
+from tests.parity import normalise
+
+IMPLS = {"langgraph": lg_graph, "ferrograph": fg_graph}
+DRIVERS = ["sync", "async"]
+
+
+class State(TypedDict):
+    messages: Annotated[list, add_messages]
+
+
+@tool
+def echo(text: str) -> str:
+    """Echoes the text."""
+    return f"echoed:{text}"
+
+
+@tool
+def streaming_echo(text: str, runtime: ToolRuntime) -> str:
+    """Streams the text a piece at a time, then returns it."""
+    for piece in ("a", "b", "c"):
+        runtime.emit_output_delta(f"{text}-{piece}")
+    return text
+
+
+@tool
+def boom() -> str:
+    """Fails."""
+    raise ValueError("nope")
+
+
+@tool
+async def aecho(text: str, runtime: ToolRuntime) -> str:
+    """Async echo, streaming its text once."""
+    runtime.emit_output_delta(text)
+    await asyncio.sleep(0)
+    return f"got:{text}"
+
+
+def calls(*specs: tuple[str, dict[str, Any], str]) -> Any:
+    """A node asking for the given tool calls, as a model would."""
+
+    def caller(state: State) -> dict:
+        return {"messages": [AIMessage(
+            content="", id="ai-1",
+            tool_calls=[{"name": n, "args": a, "id": i} for n, a, i in specs])]}
+
+    return caller
+
+
+def tool_graph(lib: Any, caller: Any, tools: list[Any]) -> Any:
+    return (lib.StateGraph(State)
+            .add_node("caller", caller)
+            .add_node("tools", ToolNode(tools))
+            .add_edge(lib.START, "caller")
+            .add_edge("caller", "tools")
+            .add_edge("tools", lib.END)
+            .compile())
+
+
+def chat_and_echo(state: State) -> dict:
+    """A node calling a tool directly, then a model."""
+    echo.invoke({"text": "done"})
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two", id="m-1")]))
+    return {"messages": [model.invoke("hi")]}
+
+
+async def achat_and_echo(state: State) -> dict:
+    await echo.ainvoke({"text": "done"})
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="one two", id="m-1")]))
+    return {"messages": [await model.ainvoke("hi")]}
+
+
+def one_node(lib: Any, node: Any, name: str = "node") -> Any:
+    return lib.StateGraph(State).add_node(name, node).add_edge(lib.START, name).compile()
+
+
+def wrapped(lib: Any, inner: Any, name: str = "sub") -> Any:
+    return lib.StateGraph(State).add_node(name, inner).add_edge(lib.START, name).compile()
+
+
+def collect(graph: Any, driver: str, inp: Any, **kwargs: Any) -> tuple[list[Any], Any]:
+    """What `stream` (or `astream`) yielded, normalised, and the error it raised (if any)."""
+    if driver == "sync":
+        out: list[Any] = []
+        try:
+            for item in graph.stream(inp, **kwargs):
+                out.append(item)
+        except Exception as e:  # noqa: BLE001 - compared
+            return normalise(out), (type(e).__name__, str(e))
+        return normalise(out), None
+
+    async def run() -> tuple[list[Any], Any]:
+        out: list[Any] = []
+        try:
+            async for item in graph.astream(inp, **kwargs):
+                out.append(item)
+        except Exception as e:  # noqa: BLE001 - compared
+            return out, (type(e).__name__, str(e))
+        return out, None
+
+    items, error = asyncio.run(run())
+    return normalise(items), error
+
+
+def both(build: Any, driver: str, inp: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    """(langgraph's, ferrograph's) outcome of the graph `build(lib)` makes."""
+    inp = {"messages": []} if inp is None else inp
+    return tuple(collect(build(lib), driver, inp, **kwargs)  # type: ignore[return-value]
+                 for lib in IMPLS.values())
+
+
+# ------------------------------------------------------------------------------ tools mode
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("shape", [
+    {"stream_mode": "tools"},
+    {"stream_mode": ["tools"], "subgraphs": True},
+    {"stream_mode": ["tools", "updates"]},
+    {"stream_mode": ["tools", "messages", "values"], "version": "v2"},
+    {"stream_mode": "tools", "subgraphs": True, "version": "v2"},
+], ids=["single", "subgraphs", "with_updates", "v2_mixed", "v2_subgraphs"])
+def test_tool_node_events_match_langgraph(driver: str, shape: dict[str, Any]) -> None:
+    expected, got = both(lambda lib: tool_graph(lib, calls(("echo", {"text": "hi"}, "tc1")),
+                                                [echo]), driver, **shape)
+    assert got == expected
+    assert expected[0], "the scenario streams tool events"
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_output_deltas_match_langgraph(driver: str) -> None:
+    expected, got = both(lambda lib: tool_graph(
+        lib, calls(("streaming_echo", {"text": "x"}, "tc1")), [streaming_echo]),
+        driver, stream_mode=["tools"], subgraphs=True)
+    assert got == expected
+    assert [p["event"] for _, _, p in got[0]] == [
+        "tool-started", "tool-output-delta", "tool-output-delta", "tool-output-delta",
+        "tool-finished"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_async_tool_events_match_langgraph(driver: str) -> None:
+    expected, got = both(lambda lib: tool_graph(
+        lib, calls(("aecho", {"text": "hi"}, "tc1")), [aecho]), driver, stream_mode="tools")
+    if driver == "sync":  # an async-only tool cannot run in a sync stream: both fail alike
+        assert got[1] is not None
+    assert got == expected
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_tool_error_event_matches_langgraph(driver: str) -> None:
+    expected, got = both(lambda lib: tool_graph(lib, calls(("boom", {}, "tc1")), [boom]),
+                         driver, stream_mode=["tools"], subgraphs=True)
+    assert got == expected
+    assert [p["event"] for _, _, p in got[0]] == ["tool-started", "tool-error"]
+    assert got[1] == ("ValueError", "nope")
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_parallel_tool_calls_do_not_bleed(driver: str) -> None:
+    """ToolNode runs the calls side by side: per call, the events match LangGraph's."""
+    build = lambda lib: tool_graph(lib, calls(  # noqa: E731
+        ("streaming_echo", {"text": "A"}, "a"), ("streaming_echo", {"text": "B"}, "b")),
+        [streaming_echo])
+    expected, got = both(build, driver, stream_mode="tools")
+
+    def per_call(items: list[Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        for item in items:
+            out.setdefault(item["tool_call_id"], []).append(item)
+        return out
+
+    assert per_call(got[0]) == per_call(expected[0])
+    assert len(per_call(got[0])["a"]) == 5
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_tools_called_in_a_node_and_its_model_match_langgraph(driver: str,
+                                                              subgraphs: bool) -> None:
+    node = chat_and_echo if driver == "sync" else achat_and_echo
+    expected, got = both(lambda lib: one_node(lib, node), driver,
+                         stream_mode=["messages", "tools"], subgraphs=subgraphs, version="v2")
+    assert got == expected
+    assert [p["type"] for p in got[0]] == ["tools", "tools", "messages", "messages",
+                                           "messages"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_subgraph_tools_match_langgraph(driver: str, subgraphs: bool) -> None:
+    """Tools of a subgraph stream under its namespace, and only with `subgraphs=True`."""
+    expected, got = both(lambda lib: wrapped(lib, tool_graph(
+        lib, calls(("echo", {"text": "x"}, "tc1")), [echo])), driver,
+        stream_mode=["tools", "updates"], subgraphs=subgraphs)
+    assert got == expected
+    if subgraphs:
+        assert [ns[0].split(":")[0] for ns, mode, _ in got[0] if mode == "tools"] == ["sub"] * 2
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_langgraph_subgraph_tools_stream_through_ferrograph(driver: str) -> None:
+    """A graph compiled by LangGraph, as a node of a ferrograph graph, reports its tools
+    under its namespace as it does inside a LangGraph graph."""
+
+    def build(lib: Any) -> Any:
+        inner = tool_graph(lg_graph, calls(("streaming_echo", {"text": "x"}, "tc1")),
+                           [streaming_echo])
+        return wrapped(lib, inner)
+
+    for subgraphs in (False, True):
+        expected, got = both(build, driver, stream_mode="tools", subgraphs=subgraphs)
+        assert got == expected
+    assert len(got[0]) == 5
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_nostream_tag_silences_a_tool_as_in_langgraph(driver: str) -> None:
+    def node(state: State) -> dict:
+        echo.invoke({"text": "quiet"}, {"tags": ["nostream"]})
+        echo.invoke({"text": "loud"})
+        return {}
+
+    expected, got = both(lambda lib: one_node(lib, node), driver, stream_mode="tools")
+    assert got == expected
+    assert len(got[0]) == 2
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_no_tool_events_without_tools_mode(driver: str) -> None:
+    expected, got = both(lambda lib: tool_graph(lib, calls(("echo", {"text": "hi"}, "tc1")),
+                                                [echo]),
+                         driver, stream_mode=["values", "messages"], subgraphs=True)
+    assert got == expected
+    assert all(mode != "tools" for _, mode, _ in got[0])
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_nodes_filter_is_pushed_down_to_tool_calls(driver: str) -> None:
+    """With `nodes=` only the subscribed nodes' tools report: a tool in another node finds
+    no handler at all (ferrograph's filter; LangGraph's unfiltered stream is the oracle for
+    the subscribed node's items)."""
+    seen_handlers: dict[str, int] = {}
+
+    def probe(name: str) -> Any:
+        def node(state: State, config: RunnableConfig) -> dict:
+            from ferrograph.pregel._tools import TaskTools
+
+            handlers = config["callbacks"]
+            handlers = getattr(handlers, "handlers", handlers) or []
+            seen_handlers[name] = sum(isinstance(h, TaskTools) for h in handlers)
+            echo.invoke({"type": "tool_call", "name": "echo", "args": {"text": name},
+                         "id": f"call-{name}"})
+            return {}
+        return node
+
+    def build(lib: Any) -> Any:
+        return (lib.StateGraph(State).add_node("a", probe("a")).add_node("b", probe("b"))
+                .add_edge(lib.START, "a").add_edge(lib.START, "b").compile())
+
+    expected, _ = collect(build(lg_graph), driver, {"messages": []}, stream_mode="tools")
+    got, _ = collect(build(fg_graph), driver, {"messages": []}, stream_mode="tools",
+                     nodes=["b"])
+    assert got == [e for e in expected if e["tool_call_id"] == "call-b"]
+    assert len(got) == 2
+    assert seen_handlers == {"a": 0, "b": 1}
+
+
+def test_tools_in_a_child_graph_streamed_by_a_node_go_to_that_node() -> None:
+    """A node streaming a graph itself gets that graph's tool events; the outer stream,
+    without `subgraphs`, none of them."""
+    received: dict[str, list[Any]] = {}
+
+    def build(lib: Any) -> Any:
+        child = one_node(lib, chat_and_echo)
+        name = lib.__name__.split(".")[0]
+
+        def node(state: State) -> dict:
+            received[name] = normalise(list(child.stream(
+                {"messages": []}, stream_mode=["messages", "tools"])))
+            return {}
+
+        return one_node(lib, node)
+
+    expected, got = both(build, "sync", stream_mode=["messages", "tools"])
+    assert got == expected == ([], None)
+    assert [m for m, _ in received["ferrograph"]] == [m for m, _ in received["langgraph"]]
+    # The tool items match exactly (the messages' metadata does not: LangGraph gives the
+    # child's tasks a `langgraph_checkpoint_ns` nested under the calling task's, ferrograph
+    # one of the child's own, as before `tools` mode).
+    tools = {name: [i for m, i in items if m == "tools"] for name, items in received.items()}
+    assert tools["ferrograph"] == tools["langgraph"]
+    assert len(received["ferrograph"]) == 5
