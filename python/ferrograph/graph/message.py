@@ -103,7 +103,37 @@ class MessagesState(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-__all__ = ["REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages"]
+def push_message(message: MessageLikeRepresentation | BaseMessageChunk, *,
+                 state_key: str | None = "messages") -> AnyMessage:
+    """Streams `message` in `messages` mode from the running node (as LangGraph's
+    `push_message`: under the namespace of the node's graph, to every stream subscribed to
+    the node) and, unless `state_key` is None, writes it to that state key as part of the
+    node's update (before what the node returns). The message needs an id."""
+    from langchain_core.callbacks import BaseCallbackManager
+
+    from ferrograph.config import get_config
+    from ferrograph.pregel._messages import TaskMessages
+    from ferrograph.pregel._write import push_write
+
+    config = get_config()
+    message = next(iter(convert_to_messages([message])))
+    if message.id is None:
+        raise ValueError("Message ID is required")
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        handlers = callbacks.handlers
+    else:
+        handlers = callbacks if isinstance(callbacks, list) else ()
+    metadata = config.get("metadata") or {}
+    for handler in handlers:
+        if isinstance(handler, TaskMessages):
+            handler.push(message, metadata)
+    if state_key:
+        push_write(config, state_key, message)
+    return message
+
+
+__all__ = ["REMOVE_ALL_MESSAGES", "Messages", "MessagesState", "add_messages", "push_message"]
 
 
 

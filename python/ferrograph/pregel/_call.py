@@ -28,9 +28,10 @@ from ferrograph._schema import (
     read_schema,
     root_value,
 )
-from ferrograph.config import CONFIG_KEY_RUNTIME
+from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID
 from ferrograph.errors import ParentCommand
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
+from ferrograph.pregel._write import PUSHED_WRITES
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
 
@@ -79,6 +80,11 @@ def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str
     if "runtime" in params:  # the run's, with the task's execution info
         values["runtime"] = task_runtime(config)
     return {param: values[param] for param in params}
+
+
+def _forget_pushed(config: RunnableConfig) -> None:
+    if PUSHED_WRITES:
+        PUSHED_WRITES.pop(config["configurable"].get(CONFIG_KEY_TASK_ID), None)
 
 
 def _attempt_config(config: RunnableConfig, attempt: int, first_time: float) -> RunnableConfig:
@@ -228,6 +234,7 @@ class NodeRunner:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
                     raise
+                _forget_pushed(config)  # a failed attempt's pushed writes are not applied
                 time.sleep(policy.delay(attempt))
 
     def _call_once(self, input: Any, config: RunnableConfig) -> Any:
@@ -258,6 +265,7 @@ class NodeRunner:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
                     raise
+                _forget_pushed(config)  # a failed attempt's pushed writes are not applied
                 await asyncio.sleep(policy.delay(attempt))
 
     async def _acall_once(self, input: Any, config: RunnableConfig) -> Any:

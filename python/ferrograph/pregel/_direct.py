@@ -27,7 +27,7 @@ from ferrograph.pregel._errors import (
 )
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import recursion_limit, task_bases
-from ferrograph.pregel._write import branch_writes, map_input, output_writes
+from ferrograph.pregel._write import PUSHED_WRITES, branch_writes, map_input, output_writes
 
 if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
@@ -56,7 +56,8 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
          "output_writes": output_writes, "branch_writes": branch_writes,
          "note_error": note_task_error, "own_command": own_command,
          "note_preparing_error": note_preparing_error, "submit": DEFAULT_POOL.submit,
-         "watch": DEFAULT_SCOUT.watch, "drained": raise_drained})
+         "watch": DEFAULT_SCOUT.watch, "drained": raise_drained,
+         "pushed_writes": PUSHED_WRITES})
 
 
 def raise_drained(control: RunControl) -> None:

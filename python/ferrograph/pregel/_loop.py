@@ -71,11 +71,13 @@ from ferrograph.pregel._stream import (
 from ferrograph.pregel._tools import TaskTools
 from ferrograph.pregel._trace import traced_call, with_handler, without_our_handlers
 from ferrograph.pregel._write import (
+    PUSHED_WRITES,
     branch_writes,
     map_input,
     output_writes,
     result_dict,
     update_payload,
+    with_pushed,
 )
 from ferrograph.runtime import RunControl, Runtime, run_runtime, server_info_of
 
@@ -596,6 +598,8 @@ class GraphRun:
         return managed_values(managed, t.step, self.recursion_limit) if managed else None
 
     def take_output(self, t: Task, output: Any) -> None:
+        if PUSHED_WRITES:
+            output = with_pushed(t.id, output)
         writes, result_writes = output_writes(self.graph, t.name, output)
         t.result_writes = result_writes
         if self._wants_updates:
@@ -609,6 +613,8 @@ class GraphRun:
 
     @staticmethod
     def record_error(t: Task, e: BaseException) -> None:
+        if PUSHED_WRITES:
+            PUSHED_WRITES.pop(t.id, None)
         t.error = note_task_error(e, t.name, t.id)
 
 

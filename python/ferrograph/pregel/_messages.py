@@ -293,6 +293,14 @@ class TaskMessages(BaseCallbackHandler, _StreamingCallbackHandler):
         if self._nodes:
             self._nodes.pop(run_id, None)
 
+    def push(self, message: BaseMessage, metadata: dict[str, Any]) -> None:
+        """A message the node pushed (`push_message`): streamed now, even if seen before,
+        under the namespace of the task's graph (or, from a graph compiled by LangGraph that
+        the task runs, under that graph's when its items stream, as LangGraph's does)."""
+        ns = self._foreign(metadata)
+        if ns is not False:
+            self.emit(message, metadata, dedupe=False, ns=ns)  # type: ignore[arg-type]
+
     def emit_output(self, output: Any, metadata: dict[str, Any]) -> None:
         """Emits the messages a node returned that were neither its input nor streamed.
 

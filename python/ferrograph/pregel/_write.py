@@ -78,6 +78,32 @@ def _command_input(graph: CompiledStateGraph, command: Command) -> Command:
     return Command(update=pairs + twice, goto=command.goto)
 
 
+PUSHED_WRITES: dict[str, Command] = {}
+"""Per running task id: the state writes its node made with `push_message`, as a `Command`
+applied before what the node returns (taken by the driver when the node ends)."""
+
+
+def push_write(config: RunnableConfig, key: str, value: Any) -> None:
+    """Records a write of the running node (`config` is its task's, or a runnable's inside
+    it), applied with its update. Inside a graph compiled by LangGraph, LangGraph's own."""
+    configurable = config.get("configurable") or {}
+    send = configurable.get("__pregel_send")
+    if send is not None:
+        send([(key, value)])
+        return
+    task_id = configurable.get("__pregel_task_id")
+    if task_id is None:
+        raise RuntimeError("push_message with a state_key must be called from a node")
+    PUSHED_WRITES.setdefault(task_id, Command(update=[])).update.append((key, value))
+
+
+def with_pushed(task_id: str, output: Any) -> Any:
+    """The node's result with the writes it pushed first (as a list of updates)."""
+    if PUSHED_WRITES and (pushed := PUSHED_WRITES.pop(task_id, None)) is not None:
+        return [pushed, output]
+    return output
+
+
 def output_writes(graph: CompiledStateGraph, node: str,
                   output: Any) -> tuple[list[Any], list[tuple[str, Any]]]:
     """Turns a node's return value into engine writes and `(key, value)` state writes."""

@@ -99,6 +99,9 @@ struct Hooks {
     /// `raise_drained(control)`: raises `GraphDrained` for a run whose `RunControl` was asked
     /// to drain.
     drained: Py<PyAny>,
+    /// `pregel._write.PUSHED_WRITES`: per task id, the writes its node made with
+    /// `push_message`, applied before what it returned.
+    pushed_writes: Py<PyDict>,
 }
 
 /// A node as the Python side describes it to [`DirectGraph::new`].
@@ -387,6 +390,8 @@ impl DirectGraph {
     /// its task), as in the streaming loop.
     fn run_task(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
         self.run_node(py, task, caller).map_err(|e| {
+            // A failed node's pushed writes are dropped with its other writes.
+            let _ = self.take_pushed(py, task);
             let node = &self.nodes[task.task.node];
             // Best effort: if the hook fails, the task's own error is what the caller gets.
             match self
@@ -398,6 +403,24 @@ impl DirectGraph {
                 Err(_) => e,
             }
         })
+    }
+
+    /// The writes the task's node pushed (`push_message`), taken out of `PUSHED_WRITES`.
+    fn take_pushed<'py>(
+        &self,
+        py: Python<'py>,
+        task: &Prepared,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let pushed = self.hooks.pushed_writes.bind(py);
+        if pushed.is_empty() {
+            return Ok(None);
+        }
+        let id = task.id.bind(py);
+        let found = pushed.get_item(id)?;
+        if found.is_some() {
+            pushed.del_item(id)?;
+        }
+        Ok(found)
     }
 
     fn run_node(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
@@ -421,7 +444,15 @@ impl DirectGraph {
             (Some(NodeCall::Runner(f)), Some(config)) => f.bind(py).call1((input, config))?,
             (Some(_), None) => unreachable!("nodes other than the start node have a config"),
         };
-        let mut writes = self.output_writes(py, caller, node, &output)?;
+        let pushed = self.take_pushed(py, task)?;
+        let mut writes = match pushed {
+            // What the node pushed comes first, as the update of a `Command` in a list.
+            Some(pushed) => {
+                let combined = PyList::new(py, [pushed, output.clone()])?;
+                self.output_writes(py, caller, node, combined.as_any())?
+            }
+            None => self.output_writes(py, caller, node, &output)?,
+        };
         if node.branches {
             let state = task.state.as_ref().expect("prepared with its state");
             // Routers also see the extra keys of a dict result (the start node's: the input).
