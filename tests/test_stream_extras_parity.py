@@ -12,10 +12,12 @@ import langgraph.graph as lg_graph
 import langgraph.graph.message as lg_message
 import langgraph.types as lg_types
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
+from langchain_core.tracers import BaseTracer
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, ToolRuntime
 
@@ -106,12 +108,13 @@ def wrapped(lib: Any, inner: Any, name: str = "sub") -> Any:
     return lib.StateGraph(State).add_node(name, inner).add_edge(lib.START, name).compile()
 
 
-def collect(graph: Any, driver: str, inp: Any, **kwargs: Any) -> tuple[list[Any], Any]:
+def collect(graph: Any, driver: str, inp: Any, config: Any = None,
+            **kwargs: Any) -> tuple[list[Any], Any]:
     """What `stream` (or `astream`) yielded, normalised, and the error it raised (if any)."""
     if driver == "sync":
         out: list[Any] = []
         try:
-            for item in graph.stream(inp, **kwargs):
+            for item in graph.stream(inp, config, **kwargs):
                 out.append(item)
         except Exception as e:  # noqa: BLE001 - compared
             return normalise(out), (type(e).__name__, str(e))
@@ -120,7 +123,7 @@ def collect(graph: Any, driver: str, inp: Any, **kwargs: Any) -> tuple[list[Any]
     async def run() -> tuple[list[Any], Any]:
         out: list[Any] = []
         try:
-            async for item in graph.astream(inp, **kwargs):
+            async for item in graph.astream(inp, config, **kwargs):
                 out.append(item)
         except Exception as e:  # noqa: BLE001 - compared
             return out, (type(e).__name__, str(e))
@@ -443,3 +446,182 @@ def test_pushed_writes_of_a_failed_attempt_are_dropped_as_in_langgraph() -> None
     got = run(fg_graph)
     assert got == run(lg_graph)
     assert [m["content"] for m in got["messages"]] == ["try 2"]
+
+
+# ------------------------------------------------------------------------------ TracePolicy
+
+TYPES = {"langgraph": lg_types, "ferrograph": fg_types}
+
+
+class Recorder(BaseTracer):
+    """A tracer keeping what each chain run recorded (name, inputs, outputs), and the names
+    of the runs nested under each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended: list[tuple[str, Any, Any]] = []
+        self.children: dict[str, list[str]] = {}
+
+    def _persist_run(self, run: Any) -> None:
+        pass
+
+    def _on_chain_end(self, run: Any) -> None:
+        self.ended.append((run.name, run.inputs, run.outputs))
+        self.children[run.name] = [c.name for c in run.child_runs]
+
+    def _on_chain_error(self, run: Any) -> None:
+        self.ended.append((run.name, run.inputs, "error"))
+
+
+class Watcher(BaseCallbackHandler):
+    """A custom handler (not a tracer) with a streaming handler's tap methods: it sees the
+    node's real payloads."""
+
+    def __init__(self) -> None:
+        self.payloads: list[Any] = []
+        self.node_runs: set[Any] = set()
+
+    def tap_output_iter(self, run_id: Any, output: Any) -> Any:
+        return output
+
+    async def tap_output_aiter(self, run_id: Any, output: Any) -> Any:
+        async for chunk in output:
+            yield chunk
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
+                       **kwargs: Any) -> None:
+        if kwargs.get("name") == "n":
+            self.node_runs.add(run_id)
+            self.payloads.append(inputs)
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        if run_id in self.node_runs:
+            self.payloads.append(outputs)
+
+
+class ValueState(TypedDict):
+    value: int
+
+
+def incr(state: ValueState) -> dict:
+    return {"value": state["value"] + 1}
+
+
+async def aincr(state: ValueState) -> dict:
+    await asyncio.sleep(0)
+    return {"value": state["value"] + 1}
+
+
+def boom_processor(value: Any) -> Any:
+    raise RuntimeError("processor failed")
+
+
+POLICIES = {
+    "inputs": {"process_inputs": lambda v: {"scrubbed_in": True}},
+    "outputs": {"process_outputs": lambda v: {"scrubbed_out": True}},
+    "both": {"process_inputs": lambda v: {"recorded": "inputs"},
+             "process_outputs": lambda v: {"recorded": "outputs"}},
+    "omit": "omit",
+    "raising": {"process_inputs": boom_processor},
+    "none": None,
+}
+
+
+def policy_graph(lib: Any, policy: Any, node: Any = incr) -> Any:
+    types = TYPES[lib_name(lib)]
+    if policy == "omit":
+        trace_policy = types.TracePolicy(process_inputs=types.omit_payload,
+                                         process_outputs=types.omit_payload)
+    else:
+        trace_policy = None if policy is None else types.TracePolicy(**policy)
+    return (lib.StateGraph(ValueState)
+            .add_node("n", node, trace_policy=trace_policy)
+            .add_edge(lib.START, "n").add_edge("n", lib.END).compile())
+
+
+def traced_run(lib: Any, policy: Any, how: str, node: Any = incr) -> tuple[Any, ...]:
+    graph = policy_graph(lib, policy, node)
+    tracer, watcher = Recorder(), Watcher()
+    config = {"callbacks": [watcher, tracer]}
+    if how == "invoke":
+        result = graph.invoke({"value": 1}, config)
+    elif how == "ainvoke":
+        result = asyncio.run(graph.ainvoke({"value": 1}, config))
+    elif how == "stream":
+        result = list(graph.stream({"value": 1}, config, stream_mode="updates"))
+    else:
+        async def collect_async() -> list[Any]:
+            return [i async for i in graph.astream({"value": 1}, config, stream_mode="updates")]
+        result = asyncio.run(collect_async())
+    return result, tracer.ended, watcher.payloads
+
+
+@pytest.mark.parametrize("how", ["invoke", "ainvoke", "stream", "astream"])
+@pytest.mark.parametrize("policy", list(POLICIES), ids=list(POLICIES))
+def test_trace_policy_reaches_tracers_only_as_in_langgraph(how: str, policy: str,
+                                                           caplog: Any) -> None:
+    expected = traced_run(lg_graph, POLICIES[policy], how)
+    got = traced_run(fg_graph, POLICIES[policy], how)
+    assert got == expected
+    result, ended, payloads = got
+    assert payloads == [{"value": 1}, {"value": 2}]  # custom handlers see the real values
+    node_run = next(r for r in ended if r[0] == "n")
+    if policy == "both":
+        assert node_run[1:] == ({"recorded": "inputs"}, {"recorded": "outputs"})
+    if policy == "raising":
+        assert node_run[1] == {"value": 1}
+        assert "processor raised" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["ainvoke", "astream"])
+def test_trace_policy_of_an_async_node_matches_langgraph(how: str) -> None:
+    expected = traced_run(lg_graph, POLICIES["both"], how, aincr)
+    got = traced_run(fg_graph, POLICIES["both"], how, aincr)
+    assert got == expected
+    assert ("n", {"recorded": "inputs"}, {"recorded": "outputs"}) in got[1]
+
+
+def test_trace_policy_processor_failing_without_callbacks_leaves_the_run_alone() -> None:
+    for lib in IMPLS.values():
+        graph = policy_graph(lib, {"process_inputs": boom_processor})
+        assert graph.invoke({"value": 1}) == {"value": 2}
+
+
+def test_langgraph_trace_policy_works_in_a_ferrograph_graph() -> None:
+    graph = (fg_graph.StateGraph(ValueState)
+             .add_node("n", incr, trace_policy=lg_types.TracePolicy(
+                 process_inputs=lg_types.omit_payload))
+             .add_edge(fg_graph.START, "n").compile())
+    tracer = Recorder()
+    graph.invoke({"value": 1}, {"callbacks": [tracer]})
+    assert ("n", {}, {"value": 2}) in tracer.ended
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_trace_policy_scrubs_the_tracer_not_the_messages_stream(driver: str) -> None:
+    def build(lib: Any) -> Any:
+        model = GenericFakeChatModel(messages=iter([AIMessage("model reply", id="ai-model")]))
+
+        def chat(state: State) -> dict:
+            reply = model.invoke(state["messages"])
+            return {"messages": [*state["messages"], reply,
+                                 AIMessage("from node", id="ai-node")]}
+
+        policy = TYPES[lib_name(lib)].TracePolicy(
+            process_inputs=lambda _: {"recorded": "inputs"},
+            process_outputs=lambda _: {"recorded": "outputs"})
+        return (lib.StateGraph(State).add_node("chat", chat, trace_policy=policy)
+                .add_edge(lib.START, "chat").compile())
+
+    results = {}
+    for name, lib in IMPLS.items():
+        tracer = Recorder()
+        items, error = collect(build(lib), driver,
+                               {"messages": [HumanMessage("hello", id="h-1")]},
+                               config={"callbacks": [tracer]}, stream_mode="messages")
+        results[name] = (items, error, tracer.ended, tracer.children.get("chat"))
+    assert results["ferrograph"] == results["langgraph"]
+    items, _, ended, children = results["ferrograph"]
+    assert [m["content"] for m, _ in items] == ["model", " ", "reply", "from node"]
+    assert ("chat", {"recorded": "inputs"}, {"recorded": "outputs"}) in normalise(ended)
+    assert children == ["GenericFakeChatModel"]

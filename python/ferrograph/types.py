@@ -188,6 +188,25 @@ StreamPart = (
     | DebugStreamPart
 )
 
+@dataclass(frozen=True, slots=True)
+class TracePolicy:
+    """How a node's own run is traced (LangGraph 1.2's `TracePolicy`).
+
+    `process_inputs` / `process_outputs` get the node's real input / output and return what
+    the user's tracers (`BaseTracer` callbacks) record on the node's run instead. Other
+    callback handlers, the `messages` stream and the node itself see the real values; the
+    node's child runs and the graph's own run are not affected. A processor that raises is
+    logged and the real value recorded. Not meant for redacting secrets."""
+
+    process_inputs: Callable[[Any], Any] | None = None
+    process_outputs: Callable[[Any], Any] | None = None
+
+
+def omit_payload(_value: Any) -> dict[str, Any]:
+    """A `TracePolicy` processor recording an empty payload (the run and its timing kept)."""
+    return {}
+
+
 __all__ = [
     "All",
     "Command",
@@ -201,7 +220,9 @@ __all__ = [
     "StreamPart",
     "StreamWriter",
     "TasksStreamPart",
+    "TracePolicy",
     "UpdatesStreamPart",
     "ValuesStreamPart",
     "default_retry_on",
+    "omit_payload",
 ]

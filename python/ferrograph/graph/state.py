@@ -116,8 +116,10 @@ class NodeSpec:
 
     def __init__(self, name: str, action: Any, *, metadata: dict[str, Any] | None,
                  input_schema: Any, retry_policy: Any, defer: bool,
-                 destinations: tuple[str, ...] | dict[str, str] | None) -> None:
+                 destinations: tuple[str, ...] | dict[str, str] | None,
+                 trace_policy: Any = None) -> None:
         self.name = name
+        self.trace_policy = trace_policy
         self.action = action
         self.metadata = metadata or {}
         self.input_schema = input_schema
@@ -197,9 +199,12 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: Any = None,
         destinations: dict[str, str] | tuple[str, ...] | None = None,
+        trace_policy: Any = None,
         **kwargs: Any,
     ) -> StateGraph[StateT, ContextT]:
-        """Adds a node: a function or runnable of the state, named by `node` or itself."""
+        """Adds a node: a function or runnable of the state, named by `node` or itself.
+        `trace_policy` (a `TracePolicy`, ferrograph's or LangGraph's) sets what the user's
+        tracers record on the node's run."""
         if not isinstance(node, str):
             action = node
             node = _node_name(action)
@@ -227,6 +232,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.nodes[node] = NodeSpec(
             node, action, metadata=metadata, input_schema=schema or self.state_schema,
             retry_policy=retry_policy, defer=defer, destinations=destinations,
+            trace_policy=trace_policy,
         )
         return self
 

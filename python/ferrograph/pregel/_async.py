@@ -23,7 +23,7 @@ from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._loop import GraphRun, Item, Step, Task
 from ferrograph.pregel._messages import LoopProducer
 from ferrograph.pregel._stream import CONTROL_NODE, MODE_DONE
-from ferrograph.pregel._trace import end_trace, start_trace
+from ferrograph.pregel._trace import atraced_call, end_trace, start_trace
 from ferrograph.pregel._write import abranch_writes
 
 
@@ -223,7 +223,8 @@ class AsyncDriver:
             if not run.prepared(t):
                 return
             try:
-                output = await runner.acall(t.input, t.config)
+                output = (await runner.acall(t.input, t.config) if run.user_callbacks is None
+                          else await atraced_call(t))
                 await self._finish_task(t, output)
                 if t.outlet is not None:
                     await t.outlet.flush()

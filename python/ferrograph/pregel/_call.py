@@ -185,6 +185,9 @@ class NodeRunner:
         self.name = spec.name
         self.action = spec.action
         self.metadata = spec.metadata
+        policy = getattr(spec, "trace_policy", None)
+        self.trace_policy = policy if policy is not None and (
+            policy.process_inputs is not None or policy.process_outputs is not None) else None
         self.is_runnable = isinstance(spec.action, Runnable)
         self.is_subgraph = is_subgraph
         self.is_langgraph = self.is_runnable and is_langgraph_graph(spec.action)

@@ -6,15 +6,21 @@ directly."""
 
 from __future__ import annotations
 
+import copy
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManager
+from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+from langchain_core.tracers import BaseTracer
 
-from ferrograph.pregel._messages import TaskMessages
+from ferrograph.pregel._messages import TaskMessages, _StreamingCallbackHandler
 from ferrograph.pregel._tools import TaskTools
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun, Task
+
+logger = logging.getLogger(__name__)
 
 
 def start_trace(run: GraphRun) -> Any:
@@ -44,23 +50,103 @@ def end_trace(run: GraphRun, trace: Any, error: BaseException | None) -> None:
         trace.on_chain_error(error)
 
 
-def traced_call(t: Task) -> Any:
-    """Calls the task's node inside a chain run of its own, so the user's callbacks and
-    tracers see one run per node (named after it) with the node's model calls nested below."""
-    manager = CallbackManager.configure(
+def _recorded(value: Any, process: Callable[[Any], Any] | None) -> Any:
+    """What the tracers record for `value` under a `TracePolicy` processor: the processor's
+    result, or `value` itself when there is none or it raised (logged, as LangGraph does)."""
+    if process is None:
+        return value
+    try:
+        return process(value)
+    except Exception:
+        logger.exception("trace input/output processor raised; recording untransformed payload")
+        return value
+
+
+def _split(manager: Any) -> tuple[Any, Any]:
+    """`manager` as two: one for every handler but the user's tracers, one for the tracers
+    (a streaming handler that is a tracer, `astream_log`'s, counts as a handler), as
+    LangGraph splits them for a `TracePolicy`."""
+    real, tracers = copy.copy(manager), copy.copy(manager)
+    tracers.handlers = [h for h in manager.handlers if isinstance(h, BaseTracer)
+                        and _StreamingCallbackHandler not in type(h).__mro__]
+    real.handlers = [h for h in manager.handlers if h not in tracers.handlers]
+    return real, tracers
+
+
+def _as_inputs(value: Any) -> Any:
+    return value if isinstance(value, dict) else {"input": value}
+
+
+def _as_outputs(value: Any) -> Any:
+    return value if isinstance(value, dict) else {"output": value}
+
+
+def _node_manager(t: Task, cls: Any) -> Any:
+    return cls.configure(
         inheritable_callbacks=t.config["callbacks"],
         inheritable_tags=t.config.get("tags"),
         inheritable_metadata=t.config["metadata"],
     )
-    inputs = t.input if isinstance(t.input, dict) else {"input": t.input}
-    run = manager.on_chain_start(None, inputs, name=t.name)
+
+
+def traced_call(t: Task) -> Any:
+    """Calls the task's node inside a chain run of its own, so the user's callbacks and
+    tracers see one run per node (named after it) with the node's model calls nested below.
+    Under the node's `TracePolicy`, the tracers record what its processors make of the
+    node's input and output; every other handler sees the real ones."""
+    policy = t.runner.trace_policy  # type: ignore[union-attr]
+    manager = _node_manager(t, CallbackManager)
+    inputs = _as_inputs(t.input)
+    recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
+    if recorded is t.input:
+        run = manager.on_chain_start(None, inputs, name=t.name)
+    else:
+        real, tracers = _split(manager)
+        run = real.on_chain_start(None, inputs, name=t.name)
+        tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
+        run.handlers = manager.handlers
     t.config = {**t.config, "callbacks": run.get_child()}
     try:
         output = t.runner.call(t.input, t.config)  # type: ignore[union-attr]
     except BaseException as e:
         run.on_chain_error(e)
         raise
-    run.on_chain_end(output if isinstance(output, dict) else {"output": output})
+    recorded = output if policy is None else _recorded(output, policy.process_outputs)
+    if recorded is output:
+        run.on_chain_end(_as_outputs(output))
+    else:
+        real, tracers = _split(run)
+        tracers.on_chain_end(recorded)
+        real.on_chain_end(_as_outputs(output))
+    return output
+
+
+async def atraced_call(t: Task) -> Any:
+    """`traced_call` for a task on the event loop (an async node of `astream`/`ainvoke`)."""
+    policy = t.runner.trace_policy  # type: ignore[union-attr]
+    manager = _node_manager(t, AsyncCallbackManager)
+    inputs = _as_inputs(t.input)
+    recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
+    if recorded is t.input:
+        run = await manager.on_chain_start(None, inputs, name=t.name)
+    else:
+        real, tracers = _split(manager)
+        run = await real.on_chain_start(None, inputs, name=t.name)
+        await tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
+        run.handlers = manager.handlers
+    t.config = {**t.config, "callbacks": run.get_child()}
+    try:
+        output = await t.runner.acall(t.input, t.config)  # type: ignore[union-attr]
+    except BaseException as e:
+        await run.on_chain_error(e)
+        raise
+    recorded = output if policy is None else _recorded(output, policy.process_outputs)
+    if recorded is output:
+        await run.on_chain_end(_as_outputs(output))
+    else:
+        real, tracers = _split(run)
+        await tracers.on_chain_end(recorded)  # tracers first, as LangGraph does
+        await real.on_chain_end(_as_outputs(output))
     return output
 
 
