@@ -625,3 +625,39 @@ def test_trace_policy_scrubs_the_tracer_not_the_messages_stream(driver: str) -> 
     assert [m["content"] for m, _ in items] == ["model", " ", "reply", "from node"]
     assert ("chat", {"recorded": "inputs"}, {"recorded": "outputs"}) in normalise(ended)
     assert children == ["GenericFakeChatModel"]
+
+
+# ------------------------------------------- graphs a node runs with a config of their own
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize("child_config", [
+    None, {"configurable": {"thread_id": "child"}}, {"configurable": {"thread_id": "parent"}},
+], ids=["no_config", "own_thread", "caller_thread"])
+def test_graph_a_node_invokes_streams_its_tools_and_tokens_as_in_langgraph(
+        driver: str, subgraphs: bool, child_config: Any) -> None:
+    """A graph a node invokes streams its tool calls and tokens to a caller streaming
+    subgraphs: under the node's namespace when it runs as the node's subgraph, at the root
+    when it is called with a config of its own (a graph of its own, as LangGraph has it)."""
+
+    def build(lib: Any) -> Any:
+        if driver == "sync":
+            child = one_node(lib, chat_and_echo)
+
+            def node(state: State) -> dict:
+                child.invoke({"messages": []}, child_config)
+                return {}
+        else:
+            child = one_node(lib, achat_and_echo)
+
+            async def node(state: State) -> dict:  # type: ignore[misc]
+                await child.ainvoke({"messages": []}, child_config)
+                return {}
+
+        return one_node(lib, node)
+
+    expected, got = both(build, driver, config={"configurable": {"thread_id": "parent"}},
+                         stream_mode=["messages", "tools"], subgraphs=subgraphs, version="v2")
+    assert got == expected
+    assert len(got[0]) == (5 if subgraphs else 0)

@@ -239,7 +239,10 @@ class GraphRun:
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
         self.interrupted = False
-        self.user_callbacks = without_our_handlers(config.get("callbacks"))
+        # Run from a task with a config of its own (the task's keys gone): a graph of its
+        # own, whose items a caller streaming subgraphs still takes, as in LangGraph.
+        own_graph = not namespace and CONFIG_KEY_TASK not in config.get("configurable", {})
+        self.user_callbacks = without_our_handlers(config.get("callbacks"), own_graph)
         (self._base_configurable, self.base_metadata, self._runtime,
          is_callers_input) = task_bases(graph, config, context, control)
         self.control: RunControl = self._runtime.control  # type: ignore[assignment]

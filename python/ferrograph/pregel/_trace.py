@@ -163,18 +163,27 @@ def with_handler(callbacks: Any, handler: TaskMessages | TaskTools) -> Any:
 _OURS = (TaskMessages, TaskTools)
 
 
-def without_our_handlers(callbacks: Any) -> Any:
-    """The user's callbacks, without streaming handlers of an enclosing ferrograph run."""
+def without_our_handlers(callbacks: Any, keep_forwarding: bool = False) -> Any:
+    """The user's callbacks, without streaming handlers of an enclosing ferrograph run.
+
+    With `keep_forwarding` (a graph run from a task as a graph of its own, not as the task's
+    subgraph: called with a config of its own), the handlers of a task whose subgraph items
+    stream are kept, so the graph's model tokens and tool calls reach that stream under the
+    graph's own (root) namespace, as LangGraph's handlers with `subgraphs` take them."""
     if callbacks is None:
         return None
+
+    def dropped(h: Any) -> bool:
+        return isinstance(h, _OURS) and not (keep_forwarding and h.forwards)
+
     if isinstance(callbacks, list):
-        kept = [h for h in callbacks if not isinstance(h, _OURS)]
+        kept = [h for h in callbacks if not dropped(h)]
         return kept or None
     handlers = getattr(callbacks, "handlers", None)
-    if handlers is not None and any(isinstance(h, _OURS) for h in handlers):
+    if handlers is not None and any(dropped(h) for h in handlers):
         manager = callbacks.copy()
         for h in list(manager.handlers):
-            if isinstance(h, _OURS):
+            if dropped(h):
                 manager.remove_handler(h)
         return manager
     return callbacks
