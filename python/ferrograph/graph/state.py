@@ -117,7 +117,8 @@ class NodeSpec:
     def __init__(self, name: str, action: Any, *, metadata: dict[str, Any] | None,
                  input_schema: Any, retry_policy: Any, defer: bool,
                  destinations: tuple[str, ...] | dict[str, str] | None,
-                 trace_policy: Any = None) -> None:
+                 trace_policy: Any = None, error_handler_node: str | None = None,
+                 is_error_handler: bool = False) -> None:
         self.name = name
         self.trace_policy = trace_policy
         self.action = action
@@ -131,6 +132,10 @@ class NodeSpec:
         annotation `Command[Literal[...]]`, as LangGraph infers them."""
         self.inject = () if isinstance(action, Runnable) else injected_params(action)
         """The parameters the node is given by name (see `injected_params`)."""
+        self.error_handler_node = error_handler_node
+        """The node that handles its failures (LangGraph's `__error_handler__<name>`)."""
+        self.is_error_handler = is_error_handler
+        """Whether it is such a node: run only for a failed node, never handled itself."""
 
 
 class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
@@ -200,11 +205,17 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         cache_policy: Any = None,
         destinations: dict[str, str] | tuple[str, ...] | None = None,
         trace_policy: Any = None,
+        error_handler: Any = None,
         **kwargs: Any,
     ) -> StateGraph[StateT, ContextT]:
         """Adds a node: a function or runnable of the state, named by `node` or itself.
+
         `trace_policy` (a `TracePolicy`, ferrograph's or LangGraph's) sets what the user's
-        tracers record on the node's run."""
+        tracers record on the node's run. `error_handler` (as in LangGraph 1.2) is called,
+        with the node's input (and its `error: NodeError` parameter, if it has one), when the
+        node fails after its retries; it becomes the node `__error_handler__<node>`, whose
+        result stands in for the node's (its update applied, its `Command` routing; the
+        node's own edges are not taken). Its failure fails the run."""
         if not isinstance(node, str):
             action = node
             node = _node_name(action)
@@ -227,12 +238,22 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             raise NotImplementedError("ferrograph does not cache node results yet: "
                                       f"add node `{node}` without `cache_policy`")
         schema = input_schema or _first_param_schema(action)
+        handler_name = None
+        if error_handler is not None:
+            handler_name = f"__error_handler__{node}"
+            if handler_name in self.nodes:
+                raise ValueError(
+                    f"Auto-generated error handler node `{handler_name}` already exists.")
+            self.nodes[handler_name] = NodeSpec(
+                handler_name, error_handler, metadata=None,
+                input_schema=schema or self.state_schema, retry_policy=None, defer=False,
+                destinations=None, is_error_handler=True)
         if schema is not None:
             self._add_schema(schema)
         self.nodes[node] = NodeSpec(
             node, action, metadata=metadata, input_schema=schema or self.state_schema,
             retry_policy=retry_policy, defer=defer, destinations=destinations,
-            trace_policy=trace_policy,
+            trace_policy=trace_policy, error_handler_node=handler_name,
         )
         return self
 

@@ -28,10 +28,10 @@ from ferrograph._schema import (
     read_schema,
     root_value,
 )
-from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID
-from ferrograph.errors import ParentCommand
+from ferrograph.config import CONFIG_KEY_NODE_ERROR, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID
+from ferrograph.errors import GraphBubbleUp, NodeError, ParentCommand
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
-from ferrograph.pregel._write import PUSHED_WRITES
+from ferrograph.pregel._write import PUSHED_WRITES, Handled, with_pushed
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
 
@@ -42,6 +42,7 @@ _INJECTABLE: dict[str, tuple[Any, ...] | None] = {
     "writer": (StreamWriter, "StreamWriter", _EMPTY),
     "runtime": None,
     "store": ("BaseStore", "Optional[BaseStore]", _EMPTY),
+    "error": (NodeError, "NodeError"),
 }
 """The parameters a node (or router) is given by name, and the annotations under which it
 is (None: any). As in LangGraph, a parameter annotated otherwise is left to its default."""
@@ -79,12 +80,20 @@ def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str
     values = {"config": config, "writer": runtime.stream_writer, "store": runtime.store}
     if "runtime" in params:  # the run's, with the task's execution info
         values["runtime"] = task_runtime(config)
+    if "error" in params:  # an error handler's failure (None for any other node, as LangGraph)
+        values["error"] = config["configurable"].get(CONFIG_KEY_NODE_ERROR)
     return {param: values[param] for param in params}
 
 
 def _forget_pushed(config: RunnableConfig) -> None:
     if PUSHED_WRITES:
         PUSHED_WRITES.pop(config["configurable"].get(CONFIG_KEY_TASK_ID), None)
+
+
+def _with_own_pushed(config: RunnableConfig, output: Any) -> Any:
+    """`output` with what was pushed (`push_message`) under the task's id first: an error
+    handler's pushes, kept inside its `Handled` result."""
+    return with_pushed(config["configurable"].get(CONFIG_KEY_TASK_ID), output)
 
 
 def _attempt_config(config: RunnableConfig, attempt: int, first_time: float) -> RunnableConfig:
@@ -215,6 +224,58 @@ class NodeRunner:
         )
         if not self.retry:  # one coroutine frame less per task on the event loop
             self.acall = self._acall_once  # type: ignore[method-assign]
+        self.error_handler_node: str | None = getattr(spec, "error_handler_node", None)
+        """The node (LangGraph's `__error_handler__<name>`) that handles its failures."""
+        self.handler: NodeRunner | None = None
+
+    def attach_handler(self, handler: NodeRunner) -> None:
+        """Makes `handler` (the runner of `error_handler_node`) handle this node's failures:
+        `call`/`acall` then return its result as a `Handled` when the node fails (after its
+        retries) with anything but a signal (`GraphBubbleUp`). Only such nodes pay for it."""
+        self.handler = handler
+        self._call_unhandled, self._acall_unhandled = self.call, self.acall
+        self.call = self._call_handled  # type: ignore[method-assign]
+        self.acall = self._acall_handled  # type: ignore[method-assign]
+
+    def _call_handled(self, input: Any, config: RunnableConfig) -> Any:
+        try:
+            return self._call_unhandled(input, config)
+        except GraphBubbleUp:
+            raise
+        except Exception as e:  # noqa: BLE001 - handed to the handler below
+            error = e
+        _forget_pushed(config)  # what the failed node pushed is not applied
+        handler = self.handler
+        assert handler is not None
+        output = handler.call(input, self._handler_config(config, error))
+        return Handled(handler.name, _with_own_pushed(config, output), error)
+
+    async def _acall_handled(self, input: Any, config: RunnableConfig) -> Any:
+        try:
+            return await self._acall_unhandled(input, config)
+        except GraphBubbleUp:
+            raise
+        except Exception as e:  # noqa: BLE001 - handed to the handler below
+            error = e
+        _forget_pushed(config)  # what the failed node pushed is not applied
+        handler = self.handler
+        assert handler is not None
+        config = self._handler_config(config, error)
+        if handler.on_loop:
+            output = await handler.acall(input, config)
+        else:
+            output = await asyncio.get_running_loop().run_in_executor(
+                None, handler.call, input, config)
+        return Handled(handler.name, _with_own_pushed(config, output), error)
+
+    def _handler_config(self, config: RunnableConfig, error: BaseException) -> RunnableConfig:
+        """The failed task's config as its error handler's: told the failure (`NodeError`,
+        injected as its `error` parameter) and named as the handler's node."""
+        name = self.handler.name  # type: ignore[union-attr]
+        return {**config,
+                "metadata": {**config.get("metadata", {}), "langgraph_node": name},
+                "configurable": {**config["configurable"],
+                                 CONFIG_KEY_NODE_ERROR: NodeError(self.name, error)}}
 
     def read_input(self, run: Any, step: int, stop: int) -> Any:
         """The node's input in `run` at `step` (of a run whose recursion limit is `stop`)."""

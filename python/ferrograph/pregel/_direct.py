@@ -44,7 +44,7 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
             call, plain, input_ids, coerce = None, False, [], None
         else:
             plain = not (runner.is_runnable or runner.is_async or runner.inject
-                         or runner.retry)
+                         or runner.retry or runner.handler is not None)
             call = runner.action if plain else runner.call
             input_ids, coerce = runner.input_ids, runner.coerce
         nodes.append((call, plain, input_ids, coerce, pull_metadata, push_metadata,

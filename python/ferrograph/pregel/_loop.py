@@ -72,6 +72,7 @@ from ferrograph.pregel._tools import TaskTools
 from ferrograph.pregel._trace import traced_call, with_handler, without_our_handlers
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
+    Handled,
     branch_writes,
     map_input,
     output_writes,
@@ -125,6 +126,8 @@ class Task:
     """The `updates`-mode payload of this task."""
     result_writes: list[tuple[str, Any]] = field(default_factory=list)
     error: BaseException | None = None
+    handled: Handled | None = None
+    """When the node failed and its error handler recovered: the handler's result."""
 
 
 def recursion_limit(config: dict[str, Any]) -> int:
@@ -370,6 +373,9 @@ class GraphRun:
         error = t.error
         if error is not None and not reports_failure(error):
             return
+        if t.handled is not None:
+            yield from self._handled_end_items(t, step)
+            return
         if error is None and spec.wants("updates", t.name):
             yield self.emit("updates", {t.name: t.update})
         if "tasks" in spec.modes or "debug" in spec.modes:
@@ -384,6 +390,30 @@ class GraphRun:
                 yield self.emit("tasks", payload)
             if spec.wants("debug", t.name):
                 yield self.emit("debug", debug_item("task_result", step, payload))
+
+    def _handled_end_items(self, t: Task, step: int) -> Iterator[Any]:
+        """The end items of a task whose node failed and whose error handler recovered, as
+        LangGraph streams its two tasks: the node's failure, then the handler's update and
+        result, under the handler's name."""
+        spec, handled = self.spec, t.handled
+        assert handled is not None
+        both = "tasks" in spec.modes or "debug" in spec.modes
+        if both:
+            yield from self._result_items(t, step, t.id, t.name, handled.error, {})
+        if spec.wants("updates", t.name):
+            yield self.emit("updates", {handled.node: t.update})
+        if both:
+            yield from self._result_items(t, step, new_task_id(), handled.node, None,
+                                          result_dict(t.result_writes))
+
+    def _result_items(self, t: Task, step: int, task_id: str, name: str,
+                      error: BaseException | None, result: Any) -> Iterator[Any]:
+        payload = {"id": task_id, "name": name, "error": error, "result": result,
+                   "interrupts": []}
+        if self.spec.wants("tasks", t.name):
+            yield self.emit("tasks", payload)
+        if self.spec.wants("debug", t.name):
+            yield self.emit("debug", debug_item("task_result", step, payload))
 
     def reports_end(self, t: Task) -> bool:
         """Whether the consumer is handed an item when the task ends (so its end must not
@@ -601,7 +631,9 @@ class GraphRun:
         return managed_values(managed, t.step, self.recursion_limit) if managed else None
 
     def take_output(self, t: Task, output: Any) -> None:
-        if PUSHED_WRITES:
+        if type(output) is Handled:  # its pushes are inside (see `NodeRunner`)
+            t.handled = output
+        elif PUSHED_WRITES:
             output = with_pushed(t.id, output)
         writes, result_writes = output_writes(self.graph, t.name, output)
         t.result_writes = result_writes
@@ -612,6 +644,8 @@ class GraphRun:
     @staticmethod
     def emit_output(t: Task, output: Any) -> None:
         if t.messages is not None:
+            if type(output) is Handled:
+                output = output.output
             t.messages.emit_output(output, {**t.config["metadata"], "ls_integration": "langgraph"})
 
     @staticmethod

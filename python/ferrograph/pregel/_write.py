@@ -30,7 +30,23 @@ from ferrograph.types import Command, Send, update_as_pairs
 if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
 
-WRITE_KEY, WRITE_GOTO, WRITE_SEND = 0, 1, 2
+WRITE_KEY, WRITE_GOTO, WRITE_SEND, WRITE_HANDLED = 0, 1, 2, 3
+HANDLED_WRITE = (WRITE_HANDLED, 0, None)
+"""Marks the writes of a task whose node failed and whose error handler recovered: the
+node's edges do not fire (only the handler's routes), as in LangGraph."""
+
+
+class Handled:
+    """What a node with an error handler returns when it failed and its handler (the node
+    `node`, LangGraph's `__error_handler__<name>`) returned `output` for it; `error` is the
+    node's failure."""
+
+    __slots__ = ("node", "output", "error")
+
+    def __init__(self, node: str, output: Any, error: BaseException) -> None:
+        self.node = node
+        self.output = output
+        self.error = error
 
 
 def map_input(graph: CompiledStateGraph, value: Any, strict: bool = False) -> Any:
@@ -109,6 +125,10 @@ def output_writes(graph: CompiledStateGraph, node: str,
     """Turns a node's return value into engine writes and `(key, value)` state writes."""
     writes: list[Any] = []
     pairs: list[tuple[str, Any]] = []
+    if type(output) is Handled:  # its error handler's result stands in, under its name
+        _collect_writes(graph, output.node, output.output, writes, pairs)
+        writes.append(HANDLED_WRITE)
+        return writes, pairs
     _collect_writes(graph, node, output, writes, pairs)
     return writes, pairs
 
@@ -223,6 +243,8 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
     and wrote `writes`, extended in place and returned) against `state`, the state at the
     step's start, as it would be with this task's writes (and only this task's) applied,
     and the task's `managed` values."""
+    if type(result) is Handled:  # the node failed: its conditional edges are not taken
+        return writes
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:
@@ -239,6 +261,8 @@ async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableC
                          state: dict[str, Any], writes: list[Any], result: Any = None,
                          managed: dict[str, Any] | None = None) -> None:
     """`branch_writes` on an event loop, awaiting async routing functions there."""
+    if type(result) is Handled:
+        return
     state = _branch_state(graph, state, writes)
     token = var_child_runnable_config.set(config)
     try:

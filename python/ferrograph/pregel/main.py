@@ -111,6 +111,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
             name: NodeRunner(spec, self.key_ids, isinstance(spec.action, CompiledStateGraph),
                              self.root)
             for name, spec in builder.nodes.items()}
+        for runner in self.runners.values():
+            if runner.error_handler_node is not None:
+                runner.attach_handler(self.runners[runner.error_handler_node])
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
         self.interrupt_before = frozenset(

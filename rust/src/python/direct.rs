@@ -545,6 +545,7 @@ impl DirectGraph {
                 Write::Key(key, value) => (super::engine::WRITE_KEY, key, value),
                 Write::Goto(node) => (super::engine::WRITE_GOTO, node, py.None()),
                 Write::Send(node, arg) => (super::engine::WRITE_SEND, node, arg),
+                Write::Handled => (super::engine::WRITE_HANDLED, 0, py.None()),
             };
             described.append((kind, target, value))?;
         }

@@ -172,6 +172,8 @@ type PyTaskWrites = (usize, Vec<(u8, usize, Py<PyAny>)>);
 pub(crate) const WRITE_KEY: u8 = 0;
 pub(crate) const WRITE_GOTO: u8 = 1;
 pub(crate) const WRITE_SEND: u8 = 2;
+/// The task's node failed and its error handler's writes stand in (see `Write::Handled`).
+pub(crate) const WRITE_HANDLED: u8 = 3;
 
 /// The state of one run of a [`GraphPlan`].
 #[pyclass(module = "ferrograph._core")]
@@ -300,6 +302,7 @@ pub(crate) fn engine_write(
         WRITE_KEY if target < plan.keys => Ok(Write::Key(target, value)),
         WRITE_GOTO if target < plan.nodes.len() => Ok(Write::Goto(target)),
         WRITE_SEND if target < plan.nodes.len() => Ok(Write::Send(target, value)),
+        WRITE_HANDLED => Ok(Write::Handled),
         _ => Err(PyValueError::new_err(format!(
             "invalid write ({kind}, {target})"
         ))),

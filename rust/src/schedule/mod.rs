@@ -41,6 +41,9 @@ pub enum Write<V> {
     Goto(NodeId),
     /// Start a push task of `node` with this argument in the next step.
     Send(NodeId, V),
+    /// The task's node failed and its error handler's writes stand in for its own: the
+    /// node's edges do not fire (only the handler's routes do), as in LangGraph.
+    Handled,
 }
 
 /// The writes of one finished task.
@@ -273,6 +276,7 @@ impl<V> RunState<V> {
         let mut touched = vec![false; plan.channels.len()];
         let mut sends = Vec::new();
         for result in results {
+            let mut handled = false;
             for write in result.writes {
                 match write {
                     Write::Key(key, value) => {
@@ -286,7 +290,11 @@ impl<V> RunState<V> {
                         touched[entry] |= self.arrive(entry, None);
                     }
                     Write::Send(node, arg) => sends.push((node, arg)),
+                    Write::Handled => handled = true,
                 }
+            }
+            if handled {
+                continue;
             }
             for edge in &plan.nodes[result.task.node].edge_writes {
                 match *edge {

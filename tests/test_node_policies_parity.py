@@ -1,0 +1,294 @@
+"""LangGraph 1.2's node policies, differentially: node error handlers (`add_node(...,
+error_handler=...)`), `StateGraph.set_node_defaults` and timeouts (`TimeoutPolicy`,
+`add_node(timeout=...)`, `Send(..., timeout=...)`, `step_timeout`). Each test builds the same
+graph with `langgraph.graph` (the oracle) and `ferrograph.graph` and runs it under `invoke`,
+`stream`, `ainvoke` and `astream`; the expected value is LangGraph's, computed by running it.
+
+No timing is asserted: a node that must time out blocks on an event far longer than its
+timeout (the event is set when the test ends, so nothing is left waiting).
+"""
+
+import asyncio
+import importlib
+import operator
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from tests.parity import Lib, Raised, drain, normalise, outcome, sort_key
+
+HOWS = ["invoke", "ainvoke", "stream", "astream"]
+MODES = ["updates", "values"]
+WAIT = 30.0  # seconds: a wait that only a regression (or a timeout that never fires) exhausts
+
+
+class State(TypedDict):
+    x: str
+    log: Annotated[list, operator.add]
+
+
+INPUT = {"x": "", "log": []}
+
+
+def types_of(lib: Lib) -> Any:
+    return importlib.import_module(f"{lib.name}.types")
+
+
+def run(graph: Any, how: str, input: Any = INPUT, modes: Any = MODES, **kwargs: Any) -> Any:
+    """The normalised outcome of running `graph` one way: the result (or what it raised),
+    or every item streamed and what the stream raised. Items of one step are compared in
+    order except that, for `updates` of tasks running concurrently, completion order is
+    not LangGraph's to fix: those are sorted when `kwargs` asks (`sort=True`)."""
+    sort = kwargs.pop("sort", False)
+    if how == "invoke":
+        return outcome(lambda: graph.invoke(input, **kwargs))
+    if how == "ainvoke":
+        return outcome(lambda: asyncio.run(graph.ainvoke(input, **kwargs)))
+    if how == "stream":
+        items, raised = drain(graph.stream(input, stream_mode=modes, **kwargs))
+    else:
+        async def collect() -> tuple[list[Any], Raised | None]:
+            out: list[Any] = []
+            try:
+                async for item in graph.astream(input, stream_mode=modes, **kwargs):
+                    out.append(item)
+            except Exception as e:  # noqa: BLE001 - compared
+                return out, Raised.of(e)
+            return out, None
+
+        items, raised = asyncio.run(collect())
+    items = normalise(items)
+    if sort:
+        items = sorted(items, key=sort_key)
+    return items, raised
+
+
+def same(build: Callable[[Lib], Any], how: str, candidate: Lib, oracle: Lib,
+         **kwargs: Any) -> Any:
+    """Asserts that the graph `build(lib)` runs alike on both; returns LangGraph's outcome."""
+    expected = run(build(oracle), how, **kwargs)
+    got = run(build(candidate), how, **kwargs)
+    assert got == expected
+    return expected
+
+
+# ------------------------------------------------------------------------ error handlers
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_handler_recovers_and_the_nodes_edges_are_not_taken(
+        how: str, is_async: bool, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_graph_error_handler_runs_after_retry_exhaustion (and the handler's
+    update standing in for the node's, its `NodeError`, under both kinds of node)."""
+    if is_async and how in ("invoke", "stream"):
+        pytest.skip("LangGraph runs async nodes only under ainvoke/astream")
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError("boom")
+
+        async def afailing(state: State) -> dict[str, Any]:
+            raise ValueError("boom")
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"x": f"{error.node}:{error.error!r}", "log": ["handled"]}
+
+        async def ahandler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return handler(state, error)
+
+        return (lib.StateGraph(State)
+                .add_node("failing", afailing if is_async else failing,
+                          error_handler=ahandler if is_async else handler)
+                .add_node("after", lambda s: {"log": ["after"]})
+                .add_edge(lib.START, "failing")
+                .add_edge("failing", "after")
+                .compile())
+
+    expected = same(build, how, candidate, oracle)
+    assert "after" not in repr(expected)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_handler_routes_with_a_command(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_graph_error_handler_can_route_with_command"""
+
+    def build(lib: Lib) -> Any:
+        attempts = []
+
+        def failing(state: State) -> dict[str, Any]:
+            attempts.append(1)
+            raise ValueError("Always fails")
+
+        def handler(state: State) -> Any:
+            return lib.Command(update={"x": f"handled after {len(attempts)}"}, goto="next")
+
+        policy = lib.RetryPolicy(max_attempts=3, initial_interval=0.0, jitter=False,
+                                 retry_on=ValueError)
+        return (lib.StateGraph(State)
+                .add_node("failing", failing, retry_policy=policy, error_handler=handler)
+                .add_node("next", lambda s: {"log": [s["x"]]})
+                .add_edge(lib.START, "failing")
+                .compile())
+
+    expected = same(build, how, candidate, oracle)
+    assert "handled after 3" in repr(expected)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_handler_failure_fails_the_run(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_graph_error_handler_failure_fails_run"""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError("Always fails")
+
+        def handler(state: State) -> dict[str, Any]:
+            raise RuntimeError("handler failed")
+
+        return (lib.StateGraph(State)
+                .add_node("failing", failing, error_handler=handler)
+                .add_edge(lib.START, "failing")
+                .compile())
+
+    expected = same(build, how, candidate, oracle)
+    assert "handler failed" in repr(expected)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_handlers_route_to_the_failed_nodes_own(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_node_error_handlers_route_to_matching_handler; the failed node's
+    conditional edges are not taken either."""
+
+    def build(lib: Lib) -> Any:
+        def fail_a(state: State) -> dict[str, Any]:
+            raise ValueError("a failed")
+
+        def fail_b(state: State) -> dict[str, Any]:
+            raise RuntimeError("b failed")
+
+        def handler_a(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [f"a:{error.node}"]}
+
+        def handler_b(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [f"b:{error.node}"]}
+
+        return (lib.StateGraph(State)
+                .add_node("route", lambda s: {"log": ["route"]})
+                .add_node("fail_a", fail_a, error_handler=handler_a)
+                .add_node("fail_b", fail_b, error_handler=handler_b)
+                .add_node("never", lambda s: {"log": ["never"]})
+                .add_edge(lib.START, "route")
+                .add_conditional_edges("route", lambda s: ["fail_a", "fail_b"])
+                .add_conditional_edges("fail_a", lambda s: "never")
+                .compile())
+
+    expected = same(build, how, candidate, oracle, sort=True)
+    assert "never'" not in repr(expected)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_handler_of_a_send_task_gets_its_arg(how: str, candidate: Lib, oracle: Lib) -> None:
+    """A pushed task's handler is given the `Send` argument, as LangGraph gives it."""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError(state["x"])
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [f"{state['x']}:{error.error}"]}
+
+        def fan_out(state: State) -> list[Any]:
+            return [lib.Send("failing", {"x": f"s{i}", "log": []}) for i in range(3)]
+
+        return (lib.StateGraph(State)
+                .add_node("failing", failing, error_handler=handler)
+                .add_conditional_edges(lib.START, fan_out)
+                .compile())
+
+    same(build, how, candidate, oracle, sort=True)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_node_without_a_handler_still_fails(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_node_without_error_handler_still_fails_run (beside a handled one)"""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError("unhandled")
+
+        return (lib.StateGraph(State)
+                .add_node("handled", failing, error_handler=lambda s: {"log": ["h"]})
+                .add_node("unhandled", failing)
+                .add_edge(lib.START, "handled")
+                .add_edge("handled", "unhandled")
+                .add_edge(lib.START, "unhandled")
+                .compile())
+
+    expected = same(build, how, candidate, oracle, modes=["values"])
+    assert "unhandled" in repr(expected)
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_handler_catches_a_subgraphs_failure(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_graph_error_handler_handles_subgraph_internal_failure, and a
+    handler inside the subgraph (streamed with subgraphs=True)."""
+
+    def build(lib: Lib) -> Any:
+        def boom(state: State) -> dict[str, Any]:
+            raise ValueError("subgraph boom")
+
+        inner = (lib.StateGraph(State)
+                 .add_node("inner_ok", boom, error_handler=lambda s: {"log": ["inner"]})
+                 .add_node("inner_fail", boom)
+                 .add_edge(lib.START, "inner_ok")
+                 .add_edge("inner_ok", "inner_fail")
+                 .add_edge(lib.START, "inner_fail")
+                 .compile())
+
+        def parent_handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"x": f"{error.node}:{error.error}", "log": ["parent"]}
+
+        return (lib.StateGraph(State)
+                .add_node("sub", inner, error_handler=parent_handler)
+                .add_edge(lib.START, "sub")
+                .compile())
+
+    same(build, how, candidate, oracle)
+    if how in ("stream", "astream"):
+        same(build, how, candidate, oracle, modes=["values"], subgraphs=True)
+
+
+@pytest.mark.parametrize("how", ["stream", "astream"])
+@pytest.mark.parametrize("mode", ["tasks", "debug", "custom"])
+def test_handled_failure_in_tasks_and_debug_items(
+        how: str, mode: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_graph_error_handler_recovers_on_the_executor_path: the node's
+    failure and the handler's result as LangGraph streams them."""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            lib.get_stream_writer()("before")
+            raise ValueError("boom")
+
+        def handler(state: State) -> Any:
+            return lib.Command(update={"x": "handled"}, goto=lib.END)
+
+        return (lib.StateGraph(State)
+                .add_node("failing", failing, error_handler=handler)
+                .add_edge(lib.START, "failing")
+                .compile())
+
+    same(build, how, candidate, oracle, modes=[mode, "values", "updates"])
+
+
+def test_handler_node_name_collision(candidate: Lib, oracle: Lib) -> None:
+    """add_node refuses a handler whose generated node name is taken, as LangGraph does."""
+
+    def build(lib: Lib) -> Any:
+        return (lib.StateGraph(State)
+                .add_node("__error_handler__a", lambda s: {})
+                .add_node("a", lambda s: {}, error_handler=lambda s: {}))
+
+    assert outcome(lambda: build(candidate)) == outcome(lambda: build(oracle))
