@@ -292,3 +292,115 @@ def test_handler_node_name_collision(candidate: Lib, oracle: Lib) -> None:
                 .add_node("a", lambda s: {}, error_handler=lambda s: {}))
 
     assert outcome(lambda: build(candidate)) == outcome(lambda: build(oracle))
+
+
+# ------------------------------------------------------------------------ set_node_defaults
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_default_error_handler_catches_every_node(
+        how: str, order: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_set_node_defaults_error_handler_catches_all_nodes and
+    test_set_node_defaults_chaining: set before or after the nodes are added."""
+
+    def build(lib: Lib) -> Any:
+        def fail(state: State) -> dict[str, Any]:
+            raise RuntimeError(f"boom {len(state['log'])}")
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [f"{error.node}: {error.error}"]}
+
+        builder = lib.StateGraph(State)
+        if order == "before":
+            builder = builder.set_node_defaults(error_handler=handler)
+        builder = (builder
+                   .add_node("a", fail)
+                   .add_node("b", fail)
+                   .add_node("c", lambda s: {"log": ["c"]})
+                   .add_edge(lib.START, "a")
+                   .add_edge(lib.START, "c")
+                   .add_edge("c", "b"))
+        if order == "after":
+            builder = builder.set_node_defaults(error_handler=handler)
+        return builder.compile()
+
+    same(build, how, candidate, oracle, sort=True)
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("case", ["node_wins", "node_handler_fails", "default_fails"])
+def test_default_error_handler_and_a_nodes_own(
+        how: str, case: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_set_node_defaults_error_handler_overridden_by_node_handler,
+    ..._skips_per_node_handler_nodes and ..._failure_fails_run"""
+
+    def build(lib: Lib) -> Any:
+        def fail(state: State) -> dict[str, Any]:
+            raise RuntimeError("node boom")
+
+        def own(state: State) -> dict[str, Any]:
+            if case == "node_handler_fails":
+                raise RuntimeError("handler boom")
+            return {"log": ["own"]}
+
+        def default(state: State) -> dict[str, Any]:
+            if case == "default_fails":
+                raise RuntimeError("default handler boom")
+            return {"log": ["default"]}
+
+        builder = lib.StateGraph(State).set_node_defaults(error_handler=default)
+        if case == "default_fails":
+            builder.add_node("a", fail)
+        else:
+            builder.add_node("a", fail, error_handler=own)
+        return builder.add_edge(lib.START, "a").compile()
+
+    same(build, how, candidate, oracle)
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("own_policy", [False, True])
+def test_default_retry_policy(how: str, own_policy: bool, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_set_node_defaults_retry_policy, ..._per_node_wins and
+    ..._combined_retry_and_error_handler: retries (a handler's too) are spent first."""
+
+    def build(lib: Lib) -> Any:
+        attempts: list[str] = []
+
+        def flaky(state: State) -> dict[str, Any]:
+            attempts.append("a")
+            raise ValueError(f"attempt {len(attempts)}")
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            attempts.append("h")
+            if attempts.count("h") < 2:
+                raise ValueError("handler flaky")
+            return {"log": [f"{error.error} after {attempts}"]}
+
+        def policy(n: int) -> Any:
+            return lib.RetryPolicy(max_attempts=n, initial_interval=0.0, jitter=False,
+                                   retry_on=ValueError)
+
+        builder = (lib.StateGraph(State)
+                   .set_node_defaults(retry_policy=policy(3), error_handler=handler))
+        if own_policy:
+            builder.add_node("a", flaky, retry_policy=policy(2))
+        else:
+            builder.add_node("a", flaky)
+        return builder.add_edge(lib.START, "a").compile()
+
+    same(build, how, candidate, oracle)
+
+
+def test_default_error_handler_name_collision(candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_set_node_defaults_error_handler_collides_with_user_node"""
+
+    def build(lib: Lib) -> Any:
+        return (lib.StateGraph(State)
+                .set_node_defaults(error_handler=lambda s: {})
+                .add_node("__default_error_handler__", lambda s: s)
+                .add_edge(lib.START, "__default_error_handler__")
+                .compile())
+
+    assert outcome(lambda: build(candidate)) == outcome(lambda: build(oracle))

@@ -111,6 +111,14 @@ def _is_command(origin: Any) -> bool:
         and origin.__module__.startswith("langgraph."))
 
 
+DEFAULT_ERROR_HANDLER_NODE = "__default_error_handler__"
+
+
+def _timeout_policy(value: Any) -> Any:
+    """`value` (seconds, a `timedelta` or a `TimeoutPolicy`) as a `TimeoutPolicy`."""
+    return value
+
+
 class NodeSpec:
     """A node as declared with `add_node`."""
 
@@ -118,7 +126,7 @@ class NodeSpec:
                  input_schema: Any, retry_policy: Any, defer: bool,
                  destinations: tuple[str, ...] | dict[str, str] | None,
                  trace_policy: Any = None, error_handler_node: str | None = None,
-                 is_error_handler: bool = False) -> None:
+                 is_error_handler: bool = False, timeout: Any = None) -> None:
         self.name = name
         self.trace_policy = trace_policy
         self.action = action
@@ -136,6 +144,8 @@ class NodeSpec:
         """The node that handles its failures (LangGraph's `__error_handler__<name>`)."""
         self.is_error_handler = is_error_handler
         """Whether it is such a node: run only for a failed node, never handled itself."""
+        self.timeout = timeout
+        """Its `TimeoutPolicy` (None: none)."""
 
 
 class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
@@ -165,10 +175,62 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         """Managed keys (`RemainingSteps`, `IsLastStep`: see `ferrograph.managed`) and
         their kinds; they are not state keys."""
         self.compiled = False
+        self._node_defaults: dict[str, Any] = dict.fromkeys(
+            ("retry_policy", "error_handler", "timeout"))
+        """What `set_node_defaults` set (None: no default)."""
         self._schemas: set[Any] = set()
         self._add_schema(state_schema)
         self._add_schema(self.input_schema, allow_managed=False)
         self._add_schema(self.output_schema, allow_managed=False)
+
+    def set_node_defaults(
+        self,
+        *,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        cache_policy: Any = None,
+        error_handler: Any = None,
+        timeout: Any = None,
+    ) -> StateGraph[StateT, ContextT]:
+        """Sets policies for every node of this graph (not its subgraphs), as LangGraph 1.2
+        does: applied at `compile()`, to nodes added before or after; a node's own
+        `add_node` values win. `retry_policy` and `timeout` also apply to error-handler
+        nodes; `error_handler` only to the other nodes (the node
+        `__default_error_handler__`). Arguments left None keep the earlier default."""
+        if cache_policy is not None:
+            raise NotImplementedError("ferrograph does not cache node results yet: "
+                                      "set no default `cache_policy`")
+        defaults = self._node_defaults
+        if retry_policy is not None:
+            defaults["retry_policy"] = retry_policy
+        if error_handler is not None:
+            defaults["error_handler"] = error_handler
+        if timeout is not None:
+            defaults["timeout"] = _timeout_policy(timeout)
+        return self
+
+    def _apply_node_defaults(self) -> None:
+        """Gives the nodes the defaults of `set_node_defaults` (where they have none), as
+        LangGraph's `compile()` does."""
+        defaults = self._node_defaults
+        handler_name = None
+        if defaults["error_handler"] is not None:
+            handler_name = DEFAULT_ERROR_HANDLER_NODE
+            existing = self.nodes.get(handler_name)
+            if existing is not None and not existing.is_error_handler:
+                raise ValueError(f"Auto-generated default error handler node "
+                                 f"`{handler_name}` already exists.")
+            self.nodes[handler_name] = NodeSpec(  # a later compile's default replaces it
+                handler_name, defaults["error_handler"], metadata=None,
+                input_schema=self.state_schema, retry_policy=None, defer=False,
+                destinations=None, is_error_handler=True)
+        for spec in self.nodes.values():
+            if (handler_name is not None and not spec.is_error_handler
+                    and spec.error_handler_node is None):
+                spec.error_handler_node = handler_name
+            if defaults["retry_policy"] is not None and spec.retry_policy is None:
+                spec.retry_policy = defaults["retry_policy"]
+            if defaults["timeout"] is not None and spec.timeout is None:
+                spec.timeout = defaults["timeout"]
 
     def _add_schema(self, schema: Any, allow_managed: bool = True) -> None:
         try:
@@ -369,6 +431,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         if cache is not None:
             raise NotImplementedError("ferrograph does not cache node results yet: "
                                       "compile without `cache`")
+        self._apply_node_defaults()
         before = ["*"] if interrupt_before == "*" else list(interrupt_before or ())
         after = ["*"] if interrupt_after == "*" else list(interrupt_after or ())
         node_specs = []
