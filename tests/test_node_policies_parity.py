@@ -404,3 +404,236 @@ def test_default_error_handler_name_collision(candidate: Lib, oracle: Lib) -> No
                 .compile())
 
     assert outcome(lambda: build(candidate)) == outcome(lambda: build(oracle))
+
+
+# ------------------------------------------------------------------------ timeouts
+
+ASYNC_HOWS = ["ainvoke", "astream"]
+
+
+def timeout_outcome(graph: Any, how: str, input: Any = INPUT) -> Any:
+    """`run`'s outcome, with a `NodeTimeoutError` (whose message tells the elapsed time)
+    reduced to what LangGraph fixes: its class, node, kind and timeouts."""
+    if how == "ainvoke":
+        call: Callable[[], Any] = lambda: asyncio.run(graph.ainvoke(input))  # noqa: E731
+    elif how == "astream":
+        async def collect() -> list[Any]:
+            return [item async for item in graph.astream(input, stream_mode=MODES)]
+
+        call = lambda: asyncio.run(collect())  # noqa: E731
+    elif how == "invoke":
+        call = lambda: graph.invoke(input)  # noqa: E731
+    else:
+        call = lambda: list(graph.stream(input, stream_mode=MODES))  # noqa: E731
+    try:
+        return normalise(call())
+    except Exception as e:  # noqa: BLE001 - compared
+        if type(e).__name__ == "NodeTimeoutError":
+            return ("NodeTimeoutError", e.node, e.kind, e.timeout, e.run_timeout,
+                    e.idle_timeout)
+        return Raised.of(e)
+
+
+def same_timeout(build: Callable[[Lib], Any], how: str, candidate: Lib, oracle: Lib) -> Any:
+    expected = timeout_outcome(build(oracle), how)
+    assert timeout_outcome(build(candidate), how) == expected
+    return expected
+
+
+async def hang(state: State) -> dict[str, Any]:
+    await asyncio.sleep(WAIT)  # cancelled by the timeout long before
+    return {"log": ["too late"]}
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("timeout", ["seconds", "timedelta", "run", "idle", "both"])
+def test_node_timeout(how: str, timeout: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_state_graph_add_node_timeout_e2e; under invoke/stream LangGraph
+    refuses a timed task (sync execution cannot be cancelled)."""
+    import datetime
+
+    def build(lib: Lib) -> Any:
+        policy = {"seconds": 0.05, "timedelta": datetime.timedelta(milliseconds=50),
+                  "run": types_of(lib).TimeoutPolicy(run_timeout=0.05),
+                  "idle": types_of(lib).TimeoutPolicy(idle_timeout=0.05),
+                  "both": types_of(lib).TimeoutPolicy(run_timeout=0.05, idle_timeout=WAIT),
+                  }[timeout]
+        return (lib.StateGraph(State)
+                .add_node("slow", hang, timeout=policy)
+                .add_edge(lib.START, "slow")
+                .compile())
+
+    expected = same_timeout(build, how, candidate, oracle)
+    assert "NodeTimeoutError" in repr(expected) or "only supported for async" in repr(expected)
+
+
+@pytest.mark.parametrize("how", ASYNC_HOWS)
+def test_node_in_time_is_not_cut(how: str, candidate: Lib, oracle: Lib) -> None:
+    """A timed node that ends in time (heartbeats and custom items on the way) is not cut."""
+
+    def build(lib: Lib) -> Any:
+        async def quick(state: State, runtime: lib.Runtime) -> dict[str, Any]:
+            runtime.heartbeat()
+            runtime.stream_writer("progress")
+            return {"log": ["quick"]}
+
+        return (lib.StateGraph(State)
+                .add_node("quick", quick,
+                          timeout=types_of(lib).TimeoutPolicy(run_timeout=WAIT,
+                                                              idle_timeout=WAIT))
+                .add_edge(lib.START, "quick")
+                .compile())
+
+    same_timeout(build, how, candidate, oracle)
+
+
+@pytest.mark.parametrize("how", ASYNC_HOWS)
+def test_send_timeout_replaces_the_nodes(how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_send_timeout_overrides_target_node_timeout"""
+
+    def build(lib: Lib) -> Any:
+        types = types_of(lib)
+
+        def route(state: State) -> list[Any]:
+            return [lib.Send("slow", state, timeout=types.TimeoutPolicy(idle_timeout=0.05))]
+
+        return (lib.StateGraph(State)
+                .add_node("slow", hang, timeout=types.TimeoutPolicy(idle_timeout=WAIT))
+                .add_conditional_edges(lib.START, route)
+                .compile())
+
+    expected = same_timeout(build, how, candidate, oracle)
+    assert expected[:3] == ("NodeTimeoutError", "slow", "idle")
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_timeout_composes_with_retry_and_error_handler(
+        how: str, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_state_graph_add_node_timeout_composes_with_retry; a timeout
+    that outlasts the retries goes to the error handler."""
+
+    def build(lib: Lib) -> Any:
+        attempts: list[int] = []
+
+        async def flaky(state: State) -> dict[str, Any]:
+            attempts.append(1)
+            if len(attempts) < 2:
+                await asyncio.sleep(WAIT)
+            return {"log": [f"attempt {len(attempts)}"]}
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [f"{error.node}: {type(error.error).__name__}"]}
+
+        policy = lib.RetryPolicy(max_attempts=3, initial_interval=0.0, jitter=False,
+                                 retry_on=lib.errors.NodeTimeoutError)
+        return (lib.StateGraph(State)
+                .add_node("flaky", flaky, timeout=0.05, retry_policy=policy)
+                .add_node("hang", hang, timeout=0.05, error_handler=handler)
+                .add_edge(lib.START, "flaky")
+                .add_edge("flaky", "hang")
+                .compile())
+
+    same_timeout(build, how, candidate, oracle)
+
+
+def test_timeout_validation(candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_timeout_validation_is_eager_across_apis,
+    test_state_graph_compile_rejects_sync_node_timeout, test_send_timeout_round_trips...:
+    what is refused, and when; `Send` and `TimeoutPolicy` as values."""
+    import datetime
+
+    def sync(state: State) -> dict[str, Any]:
+        return {}
+
+    def cases(lib: Lib) -> list[Any]:
+        types = types_of(lib)
+        return [
+            outcome(lambda: lib.StateGraph(State).add_node("a", sync, timeout=0)),
+            outcome(lambda: lib.Send("a", {}, timeout=-1)),
+            outcome(lambda: types.TimeoutPolicy.coerce(types.TimeoutPolicy(idle_timeout=0))),
+            outcome(lambda: types.TimeoutPolicy.coerce(types.TimeoutPolicy(refresh_on="x"))),
+            outcome(lambda: (lib.StateGraph(State).add_node("a", sync, timeout=1)
+                             .add_edge(lib.START, "a").compile())),
+            outcome(lambda: (lib.StateGraph(State).set_node_defaults(timeout=1)
+                             .add_node("a", sync).add_edge(lib.START, "a").compile())),
+            repr(lib.Send("a", 1, timeout=datetime.timedelta(seconds=2))),
+            repr(lib.Send("a", 1)),
+            lib.Send("a", 1, timeout=2) == lib.Send("a", 1, timeout=2.0),
+            lib.Send("a", 1, timeout=2) == lib.Send("a", 1),
+            repr(types.TimeoutPolicy.coerce(3)),
+            repr(types.TimeoutPolicy.coerce(types.TimeoutPolicy(idle_timeout=1))),
+            types.TimeoutPolicy.coerce(None),
+        ]
+
+    assert cases(candidate) == cases(oracle)
+
+
+@pytest.mark.parametrize("how", ASYNC_HOWS)
+@pytest.mark.parametrize("own", [False, True])
+def test_default_timeout(how: str, own: bool, candidate: Lib, oracle: Lib) -> None:
+    """test_retry.py::test_set_node_defaults_timeout and ..._timeout_per_node_wins"""
+
+    def build(lib: Lib) -> Any:
+        async def quick(state: State) -> dict[str, Any]:
+            await asyncio.sleep(0)
+            return {"log": ["quick"]}
+
+        builder = lib.StateGraph(State).set_node_defaults(timeout=0.05)
+        if own:
+            builder.add_node("node", quick, timeout=WAIT)
+        else:
+            builder.add_node("node", hang)
+        return builder.add_edge(lib.START, "node").compile()
+
+    same_timeout(build, how, candidate, oracle)
+
+
+@pytest.fixture
+def release() -> Any:
+    """Makes threading.Events that blocked sync nodes wait on; all set when the test ends."""
+    import threading
+
+    events: list[threading.Event] = []
+
+    def make() -> threading.Event:
+        events.append(threading.Event())
+        return events[-1]
+
+    yield make
+    for event in events:
+        event.set()
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_step_timeout(how: str, release: Any, candidate: Lib, oracle: Lib) -> None:
+    """test_pregel_async.py::test_step_timeout_on_stream_hang: a step that takes longer
+    than the graph's `step_timeout` fails the run with TimeoutError (its async tasks
+    cancelled). A sync node cannot be stopped: LangGraph waits for it before raising
+    (ferrograph does not), so LangGraph's is released after a while, ferrograph's when
+    the test ends."""
+    import threading
+
+    def build(lib: Lib) -> Any:
+        event = release()
+        if lib is oracle and how not in ASYNC_HOWS:
+            threading.Timer(0.5, event.set).start()
+
+        def blocked(state: State) -> dict[str, Any]:
+            event.wait(WAIT)
+            return {"log": ["released"]}
+
+        async def quick(state: State) -> dict[str, Any]:
+            return {"log": ["quick"]}
+
+        slow = hang if how in ASYNC_HOWS else blocked
+        graph = (lib.StateGraph(State)
+                 .add_node("slow", slow)
+                 .add_node("quick", quick if how in ASYNC_HOWS else (lambda s: {"log": ["q"]}))
+                 .add_edge(lib.START, "slow")
+                 .add_edge(lib.START, "quick")
+                 .compile())
+        graph.step_timeout = 0.05
+        return graph
+
+    expected = same_timeout(build, how, candidate, oracle)
+    assert "TimeoutError" in repr(expected)

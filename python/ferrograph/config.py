@@ -20,6 +20,8 @@ CONFIG_KEY_STREAM = "__pregel_stream"
 task whose graph's items stream to the caller (`stream(subgraphs=True)`), never otherwise."""
 CONFIG_KEY_NODE_ERROR = "__pregel_node_error"
 """In an error handler's config: the `NodeError` it handles (LangGraph's key)."""
+CONFIG_KEY_TIMEOUT = "__ferrograph_timeout"
+"""In a pushed task's config: the `TimeoutPolicy` of its `Send` (replacing its node's)."""
 CONFIG_KEY_RUN = "__ferrograph_run"
 """The ferrograph run (`GraphRun`) a task belongs to, when it streams (else None): a
 ferrograph graph the task runs streams into it."""

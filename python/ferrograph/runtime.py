@@ -83,7 +83,7 @@ def _discard(_: Any) -> None:
 
 
 def _no_op_heartbeat() -> None:
-    """The heartbeat outside an idle-timed attempt (ferrograph has no idle timeouts)."""
+    """The heartbeat outside an idle-timed attempt (a `TimeoutPolicy` with `idle_timeout`)."""
 
 
 @dataclass(kw_only=True, slots=True, frozen=True)
@@ -97,7 +97,7 @@ class Runtime(Generic[ContextT]):
     stream_writer: StreamWriter = field(default=_discard)
     """Writes `custom` stream items (discards them when nobody streams that mode)."""
     heartbeat: Callable[[], None] = field(default=_no_op_heartbeat)
-    """Progress signal for idle timeouts: a no-op (ferrograph has no idle timeouts)."""
+    """Progress signal for idle timeouts (a no-op outside an idle-timed attempt)."""
     previous: Any = None
     """The previous return value for the thread (functional API with a checkpointer)."""
     execution_info: ExecutionInfo | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
 
 from ferrograph._schema import annotated_keys, object_update
@@ -18,23 +19,71 @@ StreamWriter = Callable[[Any], None]
 All = Literal["*"]
 
 
+def _timeout_seconds(value: float | timedelta | None, *, field: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"{field} must be greater than 0")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutPolicy:
+    """How long one attempt of a node may run (LangGraph 1.2's): `run_timeout`, a hard
+    wall-clock cap; `idle_timeout`, the longest time without progress (a
+    `runtime.heartbeat()`, or under `refresh_on="auto"` also a custom stream item). When
+    one is exceeded the attempt is cancelled with `NodeTimeoutError` (which the retry
+    policy may retry). Only async nodes can be timed: sync code cannot be cancelled."""
+
+    run_timeout: float | timedelta | None = None
+    idle_timeout: float | timedelta | None = None
+    refresh_on: Literal["auto", "heartbeat"] = "auto"
+
+    @classmethod
+    def coerce(cls, value: float | timedelta | TimeoutPolicy | None) -> TimeoutPolicy | None:
+        """`value` as a policy of positive seconds: a number or `timedelta` is a
+        `run_timeout`; None (or a policy without timeouts) is None."""
+        if value is None:
+            return None
+        if not isinstance(value, TimeoutPolicy):
+            value = cls(run_timeout=value)
+        if value.refresh_on not in ("auto", "heartbeat"):
+            raise ValueError("refresh_on must be 'auto' or 'heartbeat'")
+        run_timeout = _timeout_seconds(value.run_timeout, field="run_timeout")
+        idle_timeout = _timeout_seconds(value.idle_timeout, field="idle_timeout")
+        if run_timeout is None and idle_timeout is None:
+            return None
+        if all(v is None or type(v) is float for v in (value.run_timeout, value.idle_timeout)):
+            return value  # already coerced (frozen, so shared)
+        return cls(run_timeout=run_timeout, idle_timeout=idle_timeout,
+                   refresh_on=value.refresh_on)
+
+
 class Send:
-    """Run `node` in the next step with `arg` as its whole input (map-reduce fan-out)."""
+    """Run `node` in the next step with `arg` as its whole input (map-reduce fan-out);
+    `timeout` (seconds, a `timedelta` or a `TimeoutPolicy`) replaces the node's own for
+    that task."""
 
-    __slots__ = ("node", "arg")
+    __slots__ = ("node", "arg", "timeout")
 
-    def __init__(self, /, node: str, arg: Any) -> None:
+    def __init__(self, /, node: str, arg: Any,
+                 timeout: float | timedelta | TimeoutPolicy | None = None) -> None:
         self.node = node
         self.arg = arg
+        self.timeout = TimeoutPolicy.coerce(timeout)
 
     def __hash__(self) -> int:
-        return hash((self.node, self.arg))
+        return hash((self.node, self.arg, self.timeout))
 
     def __repr__(self) -> str:
-        return f"Send(node={self.node!r}, arg={self.arg!r})"
+        if self.timeout is None:
+            return f"Send(node={self.node!r}, arg={self.arg!r})"
+        return f"Send(node={self.node!r}, arg={self.arg!r}, timeout={self.timeout!r})"
 
     def __eq__(self, value: object) -> bool:
-        return isinstance(value, Send) and self.node == value.node and self.arg == value.arg
+        return (isinstance(value, Send) and self.node == value.node
+                and self.arg == value.arg and self.timeout == value.timeout)
 
 
 N = TypeVar("N", bound=Hashable)
@@ -220,6 +269,7 @@ __all__ = [
     "StreamPart",
     "StreamWriter",
     "TasksStreamPart",
+    "TimeoutPolicy",
     "TracePolicy",
     "UpdatesStreamPart",
     "ValuesStreamPart",

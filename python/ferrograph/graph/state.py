@@ -12,6 +12,7 @@ import inspect
 import logging
 import types
 from collections.abc import Callable, Hashable, Sequence
+from datetime import timedelta
 from typing import (
     Any,
     Generic,
@@ -30,8 +31,9 @@ from ferrograph._schema import KeySchema, read_managed, read_schema, schema_hint
 from ferrograph.constants import END, START
 from ferrograph.errors import GraphRecursionError
 from ferrograph.pregel._call import BranchSpec, injected_params
+from ferrograph.pregel._write import sync_timeout_unsupported
 from ferrograph.pregel.main import CompiledStateGraph
-from ferrograph.types import Command, RetryPolicy
+from ferrograph.types import Command, RetryPolicy, TimeoutPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +116,18 @@ def _is_command(origin: Any) -> bool:
 DEFAULT_ERROR_HANDLER_NODE = "__default_error_handler__"
 
 
-def _timeout_policy(value: Any) -> Any:
+def _timeout_policy(value: Any) -> TimeoutPolicy | None:
     """`value` (seconds, a `timedelta` or a `TimeoutPolicy`) as a `TimeoutPolicy`."""
-    return value
+    return TimeoutPolicy.coerce(value)
+
+
+def _can_be_timed(action: Any) -> bool:
+    """Whether a node can run under a timeout: an async function, or a runnable (which
+    runs with `ainvoke`; a `RunnableLambda` only of an async function)."""
+    if isinstance(action, RunnableLambda):
+        return hasattr(action, "afunc")
+    return isinstance(action, Runnable) or inspect.iscoroutinefunction(action) or \
+        inspect.iscoroutinefunction(type(action).__call__)
 
 
 class NodeSpec:
@@ -268,6 +279,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         destinations: dict[str, str] | tuple[str, ...] | None = None,
         trace_policy: Any = None,
         error_handler: Any = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
         **kwargs: Any,
     ) -> StateGraph[StateT, ContextT]:
         """Adds a node: a function or runnable of the state, named by `node` or itself.
@@ -277,7 +289,13 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         with the node's input (and its `error: NodeError` parameter, if it has one), when the
         node fails after its retries; it becomes the node `__error_handler__<node>`, whose
         result stands in for the node's (its update applied, its `Command` routing; the
-        node's own edges are not taken). Its failure fails the run."""
+        node's own edges are not taken). Its failure fails the run.
+
+        `timeout` (seconds or a `timedelta`: a run timeout; or a `TimeoutPolicy`) bounds each
+        attempt of an async node, which fails with `NodeTimeoutError` when exceeded (its
+        retry policy and error handler then apply); `compile()` refuses it on a sync node,
+        as LangGraph does."""
+        timeout = _timeout_policy(timeout)
         if not isinstance(node, str):
             action = node
             node = _node_name(action)
@@ -315,7 +333,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         self.nodes[node] = NodeSpec(
             node, action, metadata=metadata, input_schema=schema or self.state_schema,
             retry_policy=retry_policy, defer=defer, destinations=destinations,
-            trace_policy=trace_policy, error_handler_node=handler_name,
+            trace_policy=trace_policy, error_handler_node=handler_name, timeout=timeout,
         )
         return self
 
@@ -432,6 +450,9 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             raise NotImplementedError("ferrograph does not cache node results yet: "
                                       "compile without `cache`")
         self._apply_node_defaults()
+        for spec in self.nodes.values():
+            if spec.timeout is not None and not _can_be_timed(spec.action):
+                raise sync_timeout_unsupported(spec.name)
         before = ["*"] if interrupt_before == "*" else list(interrupt_before or ())
         after = ["*"] if interrupt_after == "*" else list(interrupt_after or ())
         node_specs = []

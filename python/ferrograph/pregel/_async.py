@@ -97,7 +97,11 @@ class AsyncDriver:
                 DEFAULT_POOL.submit(functools.partial(run.run_and_report, t, control))
 
         dispatch = Dispatch(tasks, run.max_concurrency, launch)
+        step_timeout = run.graph.step_timeout
+        deadline = loop.time() + step_timeout if step_timeout else None
         while dispatch.pending:
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError  # the caller cancels the step's tasks
             batch = channel.drain(DRAIN_BATCH, 0.0)
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
@@ -114,7 +118,10 @@ class AsyncDriver:
                 wake = self._wake = loop.create_future()
                 if channel.arm():
                     try:
-                        await wake
+                        if deadline is None:
+                            await wake
+                        else:
+                            await asyncio.wait((wake,), timeout=deadline - loop.time())
                     finally:
                         self._wake = None
 
@@ -172,7 +179,9 @@ class AsyncDriver:
             while tasks := run.plan_step():
                 if run.before_step(tasks, run.run.step)[1]:
                     return end_trace(run, trace, None)
-                if len(tasks) == 1:  # most steps: no fan-out to manage
+                if run.graph.step_timeout:
+                    await self._execute_timed(tasks, run.graph.step_timeout)
+                elif len(tasks) == 1:  # most steps: no fan-out to manage
                     await self._run_task(tasks[0])
                     if tasks[0].error is not None:
                         raise tasks[0].error
@@ -185,6 +194,16 @@ class AsyncDriver:
             end_trace(run, trace, e)
             raise
         end_trace(run, trace, None)
+
+    async def _execute_timed(self, tasks: list[Task], step_timeout: float) -> None:
+        """`_execute` under the graph's `step_timeout`: past it, the step's tasks are
+        cancelled and the run fails with LangGraph's `TimeoutError("Timed out")`."""
+        try:
+            await asyncio.wait_for(self._execute(tasks), step_timeout)
+        except TimeoutError:
+            if any(t.error is not None for t in tasks):
+                raise
+            raise TimeoutError from None  # LangGraph's (asyncio's) has no message
 
     async def _execute(self, tasks: list[Task]) -> None:
         """Runs a step's tasks at once (at most `max_concurrency`); the first failure

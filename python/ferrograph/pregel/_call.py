@@ -28,12 +28,29 @@ from ferrograph._schema import (
     read_schema,
     root_value,
 )
-from ferrograph.config import CONFIG_KEY_NODE_ERROR, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID
-from ferrograph.errors import GraphBubbleUp, NodeError, ParentCommand
+from ferrograph.config import (
+    CONFIG_KEY_NODE_ERROR,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_TASK_ID,
+    CONFIG_KEY_TIMEOUT,
+)
+from ferrograph.errors import GraphBubbleUp, NodeError, NodeTimeoutError, ParentCommand
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
-from ferrograph.pregel._write import PUSHED_WRITES, Handled, with_pushed
+from ferrograph.pregel._write import (
+    PUSHED_WRITES,
+    Handled,
+    TimedArg,
+    sync_timeout_unsupported,
+    with_pushed,
+)
 from ferrograph.runtime import task_runtime
-from ferrograph.types import Command, RetryPolicy, Send, StreamWriter
+from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
 
 _EMPTY = inspect.Parameter.empty
 _INJECTABLE: dict[str, tuple[Any, ...] | None] = {
@@ -222,6 +239,13 @@ class NodeRunner:
             () if policy is None else (policy,) if isinstance(policy, RetryPolicy)
             else tuple(policy)
         )
+        self.timeout: TimeoutPolicy | None = getattr(spec, "timeout", None)
+        """Its timeout policy (only async nodes and runnables can have one)."""
+        if self.on_loop:  # may be timed (its own policy, or a `Send`'s): see `_timed`
+            self._acall_untimed = self._acall_once
+            self._acall_once = self._acall_timed  # type: ignore[method-assign]
+            self._call_unchecked = self.call
+            self.call = self._call_checked  # type: ignore[method-assign]
         if not self.retry:  # one coroutine frame less per task on the event loop
             self.acall = self._acall_once  # type: ignore[method-assign]
         self.error_handler_node: str | None = getattr(spec, "error_handler_node", None)
@@ -267,6 +291,68 @@ class NodeRunner:
             output = await asyncio.get_running_loop().run_in_executor(
                 None, handler.call, input, config)
         return Handled(handler.name, _with_own_pushed(config, output), error)
+
+    def _call_checked(self, input: Any, config: RunnableConfig) -> Any:
+        """`call` of a node that can be timed: as in LangGraph, a timed task cannot run
+        synchronously (`invoke`/`stream`)."""
+        if self.timeout is not None or type(input) is TimedArg \
+                or CONFIG_KEY_TIMEOUT in config["configurable"]:
+            raise sync_timeout_unsupported(self.name)
+        return self._call_unchecked(input, config)
+
+    async def _acall_timed(self, input: Any, config: RunnableConfig) -> Any:
+        """One attempt, under the task's timeout policy (a `Send`'s, else the node's)."""
+        policy = config["configurable"].get(CONFIG_KEY_TIMEOUT) or self.timeout
+        if policy is None:
+            return await self._acall_untimed(input, config)
+        return await self._timed(input, config, policy)
+
+    async def _timed(self, input: Any, config: RunnableConfig, policy: TimeoutPolicy) -> Any:
+        """Runs one attempt as its own asyncio task, cancelled with `NodeTimeoutError` once
+        it has run `run_timeout` seconds, or gone `idle_timeout` seconds without progress:
+        a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream item."""
+        loop = asyncio.get_running_loop()
+        run_s, idle_s = policy.run_timeout, policy.idle_timeout
+        start = loop.time()
+        last = [start]
+        if idle_s is not None:
+            def touch() -> None:
+                last[0] = loop.time()
+
+            runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+            overrides: dict[str, Any] = {"heartbeat": touch}
+            if policy.refresh_on == "auto":
+                writer = runtime.stream_writer
+
+                def write(item: Any) -> None:
+                    touch()
+                    writer(item)
+
+                overrides["stream_writer"] = write
+            config = {**config, "configurable": {**config["configurable"],
+                                                 CONFIG_KEY_RUNTIME: runtime.override(
+                                                     **overrides)}}
+        attempt = asyncio.ensure_future(self._acall_untimed(input, config))
+        try:
+            while True:
+                deadline, kind = min(
+                    (d, k) for d, k in ((start + run_s if run_s is not None else None, "run"),
+                                        (last[0] + idle_s if idle_s is not None else None,
+                                         "idle"))
+                    if d is not None)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, _ = await asyncio.wait((attempt,), timeout=remaining)
+                if done:
+                    return attempt.result()
+        except BaseException:
+            attempt.cancel()
+            raise
+        attempt.cancel()  # abandoned: what it ends with is dropped
+        attempt.add_done_callback(_drop_outcome)
+        raise NodeTimeoutError(self.name, loop.time() - start, kind=kind,  # type: ignore[arg-type]
+                               idle_timeout=idle_s, run_timeout=run_s)
 
     def _handler_config(self, config: RunnableConfig, error: BaseException) -> RunnableConfig:
         """The failed task's config as its error handler's: told the failure (`NodeError`,

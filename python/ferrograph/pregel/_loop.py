@@ -41,6 +41,7 @@ from ferrograph.config import (
     CONFIG_KEY_STREAM,
     CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
+    CONFIG_KEY_TIMEOUT,
 )
 from ferrograph.errors import GraphDrained
 from ferrograph.pregel._errors import (
@@ -73,6 +74,7 @@ from ferrograph.pregel._trace import traced_call, with_handler, without_our_hand
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
     Handled,
+    TimedArg,
     branch_writes,
     map_input,
     output_writes,
@@ -128,6 +130,8 @@ class Task:
     error: BaseException | None = None
     handled: Handled | None = None
     """When the node failed and its error handler recovered: the handler's result."""
+    timeout: Any = None
+    """A pushed task's own `TimeoutPolicy` (its `Send`'s)."""
 
 
 def recursion_limit(config: dict[str, Any]) -> int:
@@ -478,8 +482,13 @@ class GraphRun:
         else:
             path = ("__pregel_push", push, False)
             triggers = ("__pregel_push",)
+        timeout = None
+        if type(arg) is TimedArg:
+            arg, timeout = arg.arg, arg.timeout
         task = Task(index, node_id, name, new_task_id(), path, triggers,
                     self.input if node_id == 0 else arg, None, graph.runners.get(name), step)
+        if timeout is not None:
+            task.timeout = timeout
         if node_id == 0 and name not in graph.branches:
             task.config = {}  # the start node only maps the input: no node code sees a config
         return task
@@ -529,6 +538,8 @@ class GraphRun:
             CONFIG_KEY_RUN: self if self.spec.modes else None,
             CONFIG_KEY_TASK: task,
         }
+        if task.timeout is not None:
+            configurable[CONFIG_KEY_TIMEOUT] = task.timeout
         callbacks = self.user_callbacks
         if task.runner is not None and self.spec.modes:
             callbacks = self._stream_outlets(task, callbacks, configurable, checkpoint_ns, step)

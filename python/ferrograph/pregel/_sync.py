@@ -8,6 +8,7 @@ and drains the chunk channel into batches of items for `RunStream`.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +53,10 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
              step: int) -> Iterator[list[Item]]:
     """Runs one step's tasks, yielding what they produce and their end items; the first
     task to fail raises its error (after the items produced before it)."""
+    step_timeout = run.graph.step_timeout
+    if step_timeout:
+        yield from _execute_timed(run, tasks, channel, control, step, step_timeout)
+        return
     if len(tasks) == 1 and not run.streams_live(tasks[0]):
         t = tasks[0]  # most steps: no crew to gather, the task runs right here
         run.run_task(t)
@@ -79,6 +84,28 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
         yield from run.batch_items(batch, step, dispatch.task_ended)
         del batch  # handed over: not kept alive through the next wait
         dispatch.adapt(channel.take_gil_wait())
+
+def _execute_timed(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
+                   step: int, step_timeout: float) -> Iterator[list[Item]]:
+    """`_execute` under the graph's `step_timeout`: every task on a worker, and the step
+    failing with LangGraph's `TimeoutError("Timed out")` once it has taken longer (time
+    the caller spends between items counts). Sync nodes cannot be stopped: they run on."""
+    deadline = time.monotonic() + step_timeout
+
+    def launch(t: Task) -> None:
+        DEFAULT_POOL.submit(functools.partial(run.run_and_report, t, control))
+
+    dispatch = Dispatch(tasks, run.max_concurrency, launch, ramp=True)
+    while dispatch.pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("Timed out")
+        batch = channel.drain(DRAIN_BATCH, min(dispatch.wait_seconds(), remaining))
+        if batch is None:
+            raise RuntimeError("the stream channel closed while tasks were running")
+        yield from run.batch_items(batch, step, dispatch.task_ended)
+        del batch
+
 
 def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
                      step: int) -> Iterator[list[Item]]:

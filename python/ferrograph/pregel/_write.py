@@ -10,6 +10,7 @@ start node's writes, and a node's conditional edges add the routes they pick. Bo
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._schema import ROOT, annotated_keys, input_as_pairs, object_update
+from ferrograph.config import CONFIG_KEY_RUN
 from ferrograph.constants import END, START
 from ferrograph.errors import (
     EmptyInputError,
@@ -25,7 +27,7 @@ from ferrograph.errors import (
     ParentCommand,
     create_error_message,
 )
-from ferrograph.types import Command, Send, update_as_pairs
+from ferrograph.types import Command, Send, TimeoutPolicy, update_as_pairs
 
 if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
@@ -34,6 +36,41 @@ WRITE_KEY, WRITE_GOTO, WRITE_SEND, WRITE_HANDLED = 0, 1, 2, 3
 HANDLED_WRITE = (WRITE_HANDLED, 0, None)
 """Marks the writes of a task whose node failed and whose error handler recovered: the
 node's edges do not fire (only the handler's routes), as in LangGraph."""
+
+
+SYNC_TIMEOUT = ("Node timeouts are only supported for async nodes because sync Python "
+                "execution cannot be safely cancelled in-process.")
+
+
+def sync_timeout_unsupported(name: str) -> ValueError:
+    """LangGraph's error for a timeout on a node that runs synchronously."""
+    return ValueError(f"{SYNC_TIMEOUT} Node {name!r} is sync.")
+
+
+
+
+def _in_async_run() -> bool:
+    """Whether the routing task belongs to a run driven on an event loop (it routes on
+    the loop, or its streaming run says so)."""
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    config = var_child_runnable_config.get()
+    run = config.get("configurable", {}).get(CONFIG_KEY_RUN) if config else None
+    return getattr(run, "aloop", None) is not None
+
+
+class TimedArg:
+    """A `Send`'s argument with the timeout (`Send(..., timeout=...)`) of its task, as the
+    engine carries it to the task (unwrapped when the task is planned)."""
+
+    __slots__ = ("arg", "timeout")
+
+    def __init__(self, arg: Any, timeout: TimeoutPolicy) -> None:
+        self.arg = arg
+        self.timeout = timeout
 
 
 class Handled:
@@ -221,7 +258,16 @@ def _route(graph: CompiledStateGraph, source: str, destinations: list[Any],
                     f"{via} at node '{source}' sent a packet to unknown node "
                     f"'{dest.node}'; the graph's nodes are: {', '.join(graph.runners)}"
                 )
-            writes.append((WRITE_SEND, node_id, dest.arg))
+            if dest.timeout is None:
+                writes.append((WRITE_SEND, node_id, dest.arg))
+            elif not graph.runners[dest.node].on_loop:
+                # A sync node cannot be timed: LangGraph refuses it under invoke/stream and
+                # runs it untimed under ainvoke/astream.
+                if not _in_async_run():
+                    raise sync_timeout_unsupported(dest.node)
+                writes.append((WRITE_SEND, node_id, dest.arg))
+            else:  # the task's own timeout rides with its argument (see `TimedArg`)
+                writes.append((WRITE_SEND, node_id, TimedArg(dest.arg, dest.timeout)))
         elif dest == END:
             continue
         elif dest is None or dest == START:

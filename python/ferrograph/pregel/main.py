@@ -75,6 +75,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
     `StateGraph` it was compiled from, `plan` the Rust plan of its channels and triggers."""
 
     stream_mode = "updates"
+    step_timeout: float | None = None
+    """Seconds a superstep may take (LangGraph's attribute): past it the run fails with
+    `TimeoutError` ("Timed out"), the step's async tasks cancelled (sync ones cannot be)."""
 
     def __init__(self, builder: Any, plan: GraphPlan, *, name: str, store: Any,
                  checkpointer: Any, debug: bool, interrupt_before_nodes: Sequence[str] = (),
@@ -404,7 +407,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
             result = self._invoke_nested(input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
-              and not config.get("callbacks") and not self.root):
+              and not config.get("callbacks") and not self.root
+              and self.step_timeout is None):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:
