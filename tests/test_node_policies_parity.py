@@ -283,6 +283,27 @@ def test_handled_failure_in_tasks_and_debug_items(
     same(build, how, candidate, oracle, modes=[mode, "values", "updates"])
 
 
+@pytest.mark.parametrize("how", ["ainvoke", "astream"])
+def test_handler_gets_a_nodes_own_cancellation(how: str, candidate: Lib, oracle: Lib) -> None:
+    """A node raising asyncio.CancelledError itself fails with NodeCancelledError, which its
+    error handler handles, as in LangGraph."""
+
+    def build(lib: Lib) -> Any:
+        async def cancels(state: State) -> dict[str, Any]:
+            raise asyncio.CancelledError()
+
+        def handler(state: State, error: lib.errors.NodeError) -> dict[str, Any]:
+            return {"log": [type(error.error).__name__, str(error.error)]}
+
+        return (lib.StateGraph(State)
+                .add_node("cancels", cancels, error_handler=handler)
+                .add_edge(lib.START, "cancels")
+                .compile())
+
+    expected = same(build, how, candidate, oracle)
+    assert "NodeCancelledError" in repr(expected)
+
+
 def test_handler_node_name_collision(candidate: Lib, oracle: Lib) -> None:
     """add_node refuses a handler whose generated node name is taken, as LangGraph does."""
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ferrograph._core import ChunkChannel
+from ferrograph.pregel._call import raised_by_the_node as _raised_by_the_node
 from ferrograph.pregel._dispatch import DRAIN_BATCH, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._loop import GraphRun, Item, Step, Task
@@ -266,16 +267,6 @@ class AsyncDriver:
             await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes,
                                  output, run.router_managed(t))
         run.emit_output(t, output)
-
-
-def _raised_by_the_node() -> bool:
-    """Whether the `CancelledError` being handled on the loop was raised by the node's own
-    code rather than by a cancellation of its task (the caller's, or the run stopping its
-    siblings), told apart as LangGraph does: cancelling a task counts in `cancelling()`.
-    Before Python 3.11 there is no telling: it is a cancellation."""
-    task = asyncio.current_task()
-    return task is not None and getattr(task, "cancelling", None) is not None \
-        and task.cancelling() == 0
 
 
 def _wake_loop(loop: asyncio.AbstractEventLoop, loop_thread: int,

@@ -34,7 +34,13 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
-from ferrograph.errors import GraphBubbleUp, NodeError, NodeTimeoutError, ParentCommand
+from ferrograph.errors import (
+    GraphBubbleUp,
+    NodeCancelledError,
+    NodeError,
+    NodeTimeoutError,
+    ParentCommand,
+)
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
@@ -45,6 +51,16 @@ from ferrograph.pregel._write import (
 )
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
+
+
+def raised_by_the_node() -> bool:
+    """Whether the `CancelledError` being handled on the loop was raised by the node's own
+    code rather than by a cancellation of its task (the caller's, or the run stopping its
+    siblings), told apart as LangGraph does: cancelling a task counts in `cancelling()`.
+    Before Python 3.11 there is no telling: it is a cancellation."""
+    task = asyncio.current_task()
+    return task is not None and getattr(task, "cancelling", None) is not None \
+        and task.cancelling() == 0
 
 
 def _drop_outcome(future: asyncio.Future[Any]) -> None:
@@ -279,6 +295,10 @@ class NodeRunner:
             return await self._acall_unhandled(input, config)
         except GraphBubbleUp:
             raise
+        except asyncio.CancelledError:
+            if not raised_by_the_node():
+                raise
+            error: Exception = NodeCancelledError(self.name)  # handled, as in LangGraph
         except Exception as e:  # noqa: BLE001 - handed to the handler below
             error = e
         _forget_pushed(config)  # what the failed node pushed is not applied
