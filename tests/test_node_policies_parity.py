@@ -157,6 +157,82 @@ def test_handler_failure_fails_the_run(how: str, candidate: Lib, oracle: Lib) ->
 
 
 @pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("nested", [False, True])
+def test_handler_failure_is_noted_in_the_handlers_task(
+        how: str, nested: bool, candidate: Lib, oracle: Lib) -> None:
+    """A failing handler's error carries LangGraph's notes: its own task's (not the failed
+    node's), then the enclosing tasks'."""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError("boom")
+
+        def handler(state: State) -> dict[str, Any]:
+            raise RuntimeError("handler failed")
+
+        graph = (lib.StateGraph(State)
+                 .add_node("failing", failing, error_handler=handler)
+                 .add_edge(lib.START, "failing")
+                 .compile())
+        if nested:
+            graph = (lib.StateGraph(State).add_node("sub", graph)
+                     .add_edge(lib.START, "sub").compile())
+        return graph
+
+    def notes(graph: Any) -> Any:
+        try:
+            run_raw(graph, how)
+        except RuntimeError as e:
+            return normalise(getattr(e, "__notes__", None))
+        return None
+
+    expected = notes(build(oracle))
+    assert expected is not None
+    assert notes(build(candidate)) == expected
+
+
+def run_raw(graph: Any, how: str) -> None:
+    """Runs `graph` one way, letting what it raises through."""
+    if how == "invoke":
+        graph.invoke(INPUT)
+    elif how == "stream":
+        list(graph.stream(INPUT))
+    elif how == "ainvoke":
+        asyncio.run(graph.ainvoke(INPUT))
+    else:
+        async def collect() -> None:
+            async for _ in graph.astream(INPUT):
+                pass
+
+        asyncio.run(collect())
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("push", [False, True])
+def test_handler_runs_as_a_task_of_its_own(
+        how: str, push: bool, candidate: Lib, oracle: Lib) -> None:
+    """What the handler sees of its task: LangGraph's `langgraph_*` metadata for it."""
+
+    def build(lib: Lib) -> Any:
+        def failing(state: State) -> dict[str, Any]:
+            raise ValueError("boom")
+
+        def handler(state: State) -> dict[str, Any]:
+            metadata = lib.get_config()["metadata"]
+            seen = {k: v for k, v in metadata.items() if k.startswith("langgraph_")}
+            return {"log": [repr(sorted(seen.items()))]}
+
+        builder = lib.StateGraph(State).add_node("failing", failing, error_handler=handler)
+        if push:
+            builder.add_conditional_edges(lib.START, lambda s: [lib.Send("failing", s)])
+        else:
+            builder.add_edge(lib.START, "failing")
+        return builder.compile()
+
+    same(build, how, candidate, oracle)
+
+
+@pytest.mark.parametrize("how", HOWS)
 def test_handlers_route_to_the_failed_nodes_own(how: str, candidate: Lib, oracle: Lib) -> None:
     """test_retry.py::test_node_error_handlers_route_to_matching_handler; the failed node's
     conditional edges are not taken either."""

@@ -20,6 +20,7 @@ from typing import Any, Optional, Union, get_args, get_origin
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
+from ferrograph._core import new_task_id
 from ferrograph._schema import (
     ROOT,
     make_coercer,
@@ -41,6 +42,7 @@ from ferrograph.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
+from ferrograph.pregel._errors import note_task_error, skip_next_note
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
@@ -287,7 +289,12 @@ class NodeRunner:
         _forget_pushed(config)  # what the failed node pushed is not applied
         handler = self.handler
         assert handler is not None
-        output = handler.call(input, self._handler_config(config, error))
+        config = self._handler_config(config, error)
+        try:
+            output = handler.call(input, config)
+        except Exception as e:
+            self._handler_failed(e, config)
+            raise
         return Handled(handler.name, _with_own_pushed(config, output), error)
 
     async def _acall_handled(self, input: Any, config: RunnableConfig) -> Any:
@@ -305,11 +312,15 @@ class NodeRunner:
         handler = self.handler
         assert handler is not None
         config = self._handler_config(config, error)
-        if handler.on_loop:
-            output = await handler.acall(input, config)
-        else:
-            output = await asyncio.get_running_loop().run_in_executor(
-                None, handler.call, input, config)
+        try:
+            if handler.on_loop:
+                output = await handler.acall(input, config)
+            else:
+                output = await asyncio.get_running_loop().run_in_executor(
+                    None, handler.call, input, config)
+        except Exception as e:
+            self._handler_failed(e, config)
+            raise
         return Handled(handler.name, _with_own_pushed(config, output), error)
 
     def _call_checked(self, input: Any, config: RunnableConfig) -> Any:
@@ -375,13 +386,31 @@ class NodeRunner:
                                idle_timeout=idle_s, run_timeout=run_s)
 
     def _handler_config(self, config: RunnableConfig, error: BaseException) -> RunnableConfig:
-        """The failed task's config as its error handler's: told the failure (`NodeError`,
-        injected as its `error` parameter) and named as the handler's node."""
+        """The config of the failed task's error handler, a task of its own as in LangGraph
+        (its id, namespace under the failed task's, `langgraph_*` metadata), told the
+        failure (`NodeError`, injected as its `error` parameter)."""
         name = self.handler.name  # type: ignore[union-attr]
+        configurable = config["configurable"]
+        metadata = config.get("metadata", {})
+        task_id = new_task_id()
+        parent_ns = configurable.get("checkpoint_ns")
+        ns = f"{parent_ns}|{name}:{task_id}" if parent_ns else f"{name}:{task_id}"
         return {**config,
-                "metadata": {**config.get("metadata", {}), "langgraph_node": name},
-                "configurable": {**config["configurable"],
+                "metadata": {**metadata, "langgraph_node": name,
+                             "langgraph_triggers": ("__pregel_push",),
+                             "langgraph_path": (*metadata.get("langgraph_path", ())[:3],
+                                                "node_error_handler", False),
+                             "langgraph_checkpoint_ns": ns},
+                "configurable": {**configurable, "checkpoint_ns": ns,
+                                 CONFIG_KEY_TASK_ID: task_id,
                                  CONFIG_KEY_NODE_ERROR: NodeError(self.name, error)}}
+
+    def _handler_failed(self, e: BaseException, config: RunnableConfig) -> None:
+        """Notes a failure of the error handler as LangGraph does: in the handler's task
+        (the failed node's task then adds no note of its own)."""
+        note_task_error(e, self.handler.name,  # type: ignore[union-attr]
+                        config["configurable"][CONFIG_KEY_TASK_ID])
+        skip_next_note(e)
 
     def read_input(self, run: Any, step: int, stop: int) -> Any:
         """The node's input in `run` at `step` (of a run whose recursion limit is `stop`)."""

@@ -27,8 +27,23 @@ def note_task_error(e: BaseException, name: str, task_id: str) -> BaseException:
         error = NodeCancelledError(name)
         error.__cause__ = e
         return error
+    if getattr(e, _SKIP_NOTE, False):  # noted by the error handler's task it failed in
+        delattr(e, _SKIP_NOTE)
+        return e
     _note(e, f"During task with name '{name}' and id '{task_id}'")
     return e
+
+
+_SKIP_NOTE = "_ferrograph_skip_note"
+
+
+def skip_next_note(e: BaseException) -> None:
+    """`note_task_error` leaves `e` as it is once: it was noted in a task of its own (an
+    error handler's) inside the task that reports it."""
+    try:
+        setattr(e, _SKIP_NOTE, True)
+    except (AttributeError, TypeError):
+        pass
 
 
 def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> None:
