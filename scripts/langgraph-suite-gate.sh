@@ -43,13 +43,16 @@ rm -f "$out/outcomes.tsv" "$out/summary.md" "$out/baseline.xml" "$out/ferro.xml"
 
 started=$SECONDS
 rc=0
+# run.sh's own output (LangGraph's pytest summaries, failures included by design) goes to a
+# log: what this gate reports is the count below.
 (cd "$ROOT" && PEER="$peer" FERRO_SRC="$ROOT" PYTHONPYCACHEPREFIX="$peer/pycache" \
-  bash "$RUN") || rc=$?
+  bash "$RUN") > "$peer/run.log" 2>&1 || rc=$?
 elapsed=$((SECONDS - started))
 
 tsv="$out/outcomes.tsv"
 if [ "$rc" -ne 0 ] || [ ! -s "$tsv" ] || [ ! -s "$out/ferro.xml" ]; then
-  fail "run.sh failed (exit $rc) or wrote no outcomes.tsv/ferro.xml; see $peer (kept)"
+  tail -n 40 "$peer/run.log" >&2
+  fail "run.sh failed (exit $rc) or wrote no outcomes.tsv/ferro.xml; see $peer/run.log (kept)"
 fi
 
 # Columns are found by their header names, not their positions.
