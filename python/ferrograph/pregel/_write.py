@@ -184,18 +184,7 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
                 writes.append((WRITE_KEY, key_ids[k], v))
                 pairs.append((k, v))
     elif isinstance(output, Command):
-        if output.graph == Command.PARENT:
-            # Addressed to the enclosing graph, which applies it as its own node's result.
-            raise ParentCommand(Command(update=output.update, goto=output.goto,
-                                        resume=output.resume))
-        for k, v in update_as_pairs(output.update):
-            if k in key_ids:
-                writes.append((WRITE_KEY, key_ids[k], v))
-                pairs.append((k, v))
-        goto = output.goto
-        if isinstance(goto, (str, Send)):
-            goto = [goto]
-        _route(graph, node, list(goto), writes, "Command")
+        _command_writes(graph, node, output, writes, pairs)
     elif isinstance(output, (list, tuple)) and output and any(
         isinstance(i, Command) for i in output
     ):
@@ -215,24 +204,32 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
         )
 
 
+def _command_writes(graph: CompiledStateGraph, node: str, command: Command,
+                    writes: list[Any], pairs: list[tuple[str, Any]]) -> None:
+    """The writes of a `Command` a node returned: its update's state keys, and its goto as
+    routes. One addressed to the enclosing graph is raised to it (`ParentCommand`), which
+    applies it as its own node's result."""
+    if command.graph == Command.PARENT:
+        raise ParentCommand(Command(update=command.update, goto=command.goto,
+                                    resume=command.resume))
+    key_ids = graph.key_ids
+    for k, v in update_as_pairs(command.update):
+        if k in key_ids:
+            writes.append((WRITE_KEY, key_ids[k], v))
+            pairs.append((k, v))
+    goto = command.goto
+    if isinstance(goto, (str, Send)):
+        goto = [goto]
+    _route(graph, node, list(goto), writes, "Command")
+
+
 def _collect_root_writes(graph: CompiledStateGraph, node: str, output: Any,
                          writes: list[Any], pairs: list[tuple[str, Any]]) -> None:
     """`_collect_writes` for a graph whose state is its root key: whatever the node returns
     (other than None, a `Command` or a list holding commands) is the root's update, as in
     LangGraph (its `_get_root`)."""
     if isinstance(output, Command):
-        if output.graph == Command.PARENT:
-            raise ParentCommand(Command(update=output.update, goto=output.goto,
-                                        resume=output.resume))
-        key_ids = graph.key_ids
-        for k, v in update_as_pairs(output.update):
-            if k in key_ids:
-                writes.append((WRITE_KEY, key_ids[k], v))
-                pairs.append((k, v))
-        goto = output.goto
-        if isinstance(goto, (str, Send)):
-            goto = [goto]
-        _route(graph, node, list(goto), writes, "Command")
+        _command_writes(graph, node, output, writes, pairs)
     elif isinstance(output, (list, tuple)) and output and any(
         isinstance(i, Command) for i in output
     ):
