@@ -79,7 +79,6 @@ TRIGGERS: dict[str, Callable[[], Any]] = {
     .add_conditional_edges("a", route),
     "interrupt-node": lambda: one().compile(interrupt_before=["ghost"]),
     "empty-sequence": lambda: StateGraph(S).add_sequence([]),
-    "checkpointer": lambda: one().compile(checkpointer=object()),
     "managed-value": lambda: StateGraph(WithCustom),
     "stream-mode": lambda: list(one().compile().stream({"x": 0}, stream_mode="value")),
     "filter-node": lambda: list(one().compile().stream({"x": 0}, nodes=["ghost"])),

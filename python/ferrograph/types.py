@@ -251,6 +251,85 @@ class TracePolicy:
     process_outputs: Callable[[Any], Any] | None = None
 
 
+_PLACEHOLDER_INTERRUPT_ID = "placeholder-id"
+
+
+@dataclass(init=False, slots=True)
+class Interrupt:
+    """A question a node asked with `interrupt()`: its `value`, and the `id` a resume may
+    answer it by (`Command(resume={id: answer})`)."""
+
+    value: Any
+    id: str
+    response_schema: Any = None
+
+    def __init__(self, value: Any, id: str = _PLACEHOLDER_INTERRUPT_ID, *,
+                 response_schema: Any = None) -> None:
+        self.value = value
+        self.id = id
+        self.response_schema = response_schema
+
+
+class PregelTask(NamedTuple):
+    """A task of a saved step, as `get_state` shows it."""
+
+    id: str
+    name: str
+    path: tuple[Any, ...]
+    error: Exception | None = None
+    interrupts: tuple[Interrupt, ...] = ()
+    state: Any = None
+    result: Any | None = None
+
+
+class StateSnapshot(NamedTuple):
+    """A thread's state at one checkpoint (`get_state`, `get_state_history`)."""
+
+    values: dict[str, Any] | Any
+    next: tuple[str, ...]
+    config: dict[str, Any]
+    metadata: dict[str, Any] | None
+    created_at: str | None
+    parent_config: dict[str, Any] | None
+    tasks: tuple[PregelTask, ...]
+    interrupts: tuple[Interrupt, ...]
+
+
+def interrupt(value: Any, *, response_schema: Any = None) -> Any:
+    """Pauses the run at this point of the node, handing `value` to the caller (under
+    `__interrupt__`); the node runs again from its start when the thread is resumed with
+    `Command(resume=answer)`, and this call then returns the answer. Several calls in one
+    node are answered in order. Needs a checkpointer."""
+    from ferrograph.config import CONFIG_KEY_TASK, get_config
+    from ferrograph.errors import GraphInterrupt
+
+    conf = get_config()["configurable"]
+    task = conf.get(CONFIG_KEY_TASK)
+    pad = getattr(task, "scratchpad", None)
+    if pad is None:
+        raise RuntimeError("Called interrupt() outside the context of a graph run with a "
+                           "checkpointer (compile the graph with checkpointer=...)")
+    adapter = None
+    if response_schema is not None and not isinstance(response_schema, dict):
+        from pydantic import TypeAdapter
+        adapter = TypeAdapter(response_schema)
+    index = pad.next_index()
+    if index < len(pad.resume):
+        pad.resume_written = pad.resume[: index + 1]
+        answer = pad.resume[index]
+        return adapter.validate_python(answer) if adapter else answer
+    answer = pad.take_null_resume()
+    if answer is not None:
+        pad.resume.append(answer)
+        pad.resume_written = list(pad.resume)
+        return adapter.validate_python(answer) if adapter else answer
+    from ferrograph.pregel._checkpoint import interrupt_id
+    schema = adapter.json_schema() if adapter else response_schema
+    raise GraphInterrupt((Interrupt(value, interrupt_id(conf["checkpoint_ns"],
+                                                        len(pad.resume)),
+                                    response_schema=schema),))
+
+
 def omit_payload(_value: Any) -> dict[str, Any]:
     """A `TracePolicy` processor recording an empty payload (the run and its timing kept)."""
     return {}
@@ -262,9 +341,12 @@ __all__ = [
     "CustomStreamPart",
     "DebugStreamPart",
     "GraphOutput",
+    "Interrupt",
     "MessagesStreamPart",
+    "PregelTask",
     "RetryPolicy",
     "Send",
+    "StateSnapshot",
     "StreamMode",
     "StreamPart",
     "StreamWriter",
@@ -274,5 +356,6 @@ __all__ = [
     "UpdatesStreamPart",
     "ValuesStreamPart",
     "default_retry_on",
+    "interrupt",
     "omit_payload",
 ]

@@ -441,11 +441,6 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         name: str | None = None,
     ) -> CompiledStateGraph:
         """Validates the graph and compiles it into a runnable graph."""
-        if checkpointer not in (None, False, True):
-            raise NotImplementedError(
-                "ferrograph does not persist runs yet: compile without a checkpointer "
-                f"(got {type(checkpointer).__name__})"
-            )
         if cache is not None:
             raise NotImplementedError("ferrograph does not cache node results yet: "
                                       "compile without `cache`")

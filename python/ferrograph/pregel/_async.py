@@ -77,6 +77,7 @@ class AsyncDriver:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
+            run.ended()
             end_trace(run, trace, error)
 
     async def _execute_streaming(self, tasks: list[Task], channel: ChunkChannel,
@@ -175,6 +176,13 @@ class AsyncDriver:
         """Runs the graph to the end (or a breakpoint), streaming nothing."""
         run = self.run
         trace = start_trace(run)
+        try:
+            await self._steps_to_end(trace)
+        finally:
+            run.ended()
+
+    async def _steps_to_end(self, trace: Any) -> None:
+        run = self.run
         try:
             # `GraphRun.supersteps` without its items (none are streamed).
             while tasks := run.plan_step():

@@ -43,7 +43,8 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
-from ferrograph.errors import GraphDrained
+from ferrograph.errors import GraphDrained, GraphInterrupt
+from ferrograph.pregel._checkpoint import Persistence
 from ferrograph.pregel._errors import (
     concurrent_update_error,
     note_preparing_error,
@@ -132,6 +133,13 @@ class Task:
     """When the node failed and its error handler recovered: the handler's result."""
     timeout: Any = None
     """A pushed task's own `TimeoutPolicy` (its `Send`'s)."""
+    saved_writes: list[tuple[str, Any]] | None = None
+    """With a checkpointer: the writes this task saved before it was interrupted (it does
+    not run again; they stand in for its result)."""
+    scratchpad: Any = None
+    """With a checkpointer: the task's answers to its interrupts (`_checkpoint.Scratchpad`)."""
+    interrupts: tuple[Any, ...] = ()
+    """The interrupts the node raised (the task paused; it runs again on resume)."""
 
 
 def recursion_limit(config: dict[str, Any]) -> int:
@@ -198,6 +206,7 @@ class GraphRun:
         interrupt_after: frozenset[int] | None = None,
         stop_check: Callable[[], None] | None = None,
         control: RunControl | None = None,
+        durability: Any = None,
     ) -> None:
         self.graph = graph
         self.stop_check = stop_check
@@ -242,7 +251,6 @@ class GraphRun:
         self._prepare_early = "tasks" in spec.modes or "debug" in spec.modes
         """Whether a step's tasks are all prepared when it is planned: its start items show
         each task's input and metadata."""
-        self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
         self.interrupted = False
@@ -259,6 +267,14 @@ class GraphRun:
         """Ids of messages already emitted in `messages` mode, shared with subgraph runs."""
         self.aloop: AsyncDriver | None = None
         """The driver, when this run is driven on an event loop (`astream`, `ainvoke`)."""
+        self.saving: Persistence | None = None
+        """The run's thread, when the graph has a checkpointer (see `_checkpoint`)."""
+        saver = graph.checkpointer
+        if saver not in (None, True, False) and not namespace and own_graph:
+            self.saving = Persistence(graph, saver, config, durability)
+            self.run = self.saving.start(self, input)
+        else:
+            self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
 
     # -- the superstep loop, as every driver runs it ------------------------------------------
 
@@ -297,6 +313,8 @@ class GraphRun:
         step = run.step
         tasks = [self._new_task(i, node_id, push, arg, step)
                  for i, (node_id, push, arg) in enumerate(planned)]
+        if self.saving is not None and tasks:
+            self.saving.name_tasks(tasks, step)
         if self._prepare_early:
             for t in tasks:
                 if not self.prepared(t):
@@ -317,7 +335,8 @@ class GraphRun:
                 t.config = {}
 
     def _interrupts(self, tasks: list[Task], which: frozenset[int]) -> bool:
-        if which and any(t.node_id in which for t in tasks if t.node_id != 0):
+        if which and any(t.node_id in which for t in tasks if t.node_id != 0) and (
+                self.saving is None or self.saving.should_interrupt(self.run)):
             self.interrupted = True
             return True
         return False
@@ -335,7 +354,19 @@ class GraphRun:
     def after_step(self, tasks: list[Task]) -> tuple[list[Any] | tuple[()], bool]:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
+        paused = [i for t in tasks for i in t.interrupts]
         written = self._apply_step(tasks)
+        if paused:
+            # The step stays open in the thread (its writes are saved); the caller sees
+            # the state with them applied, and the questions, as from LangGraph.
+            self.interrupted = True
+            self.final_values = {**self.run.read(self.result_ids), "__interrupt__": paused}
+            if self._wants_values and self.output_id_set.intersection(written):
+                return [self.emit("values", self.values_item(
+                    self.run.read(self.output_ids)))], True
+            return _NO_ITEMS, True
+        if self.saving is not None:
+            self.saving.save(self.run, "loop")
         items: list[Any] | tuple[()] = _NO_ITEMS
         if self._wants_values and self.output_id_set.intersection(written):
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
@@ -374,6 +405,9 @@ class GraphRun:
         spec = self.spec
         if t.node_id == 0:
             return
+        if t.interrupts:
+            yield from self._paused_items(t, step)
+            return
         error = t.error
         if error is not None and not reports_failure(error):
             return
@@ -390,6 +424,24 @@ class GraphRun:
                 "result": result_dict(t.result_writes) if error is None else {},
                 "interrupts": [],
             }
+            if spec.wants("tasks", t.name):
+                yield self.emit("tasks", payload)
+            if spec.wants("debug", t.name):
+                yield self.emit("debug", debug_item("task_result", step, payload))
+
+    def _paused_items(self, t: Task, step: int) -> Iterator[Any]:
+        """The items of a task that paused at `interrupt()`, as LangGraph streams them."""
+        spec, paused = self.spec, {"__interrupt__": t.interrupts}
+        if spec.wants("updates", t.name):
+            yield self.emit("updates", paused)
+        if spec.wants("values", t.name):
+            if self.single_key is not None:
+                yield self.emit("values", paused)
+            else:
+                yield self.emit("values", {**self.run.read(self.output_ids), **paused})
+        if "tasks" in spec.modes or "debug" in spec.modes:
+            payload = {"id": t.id, "name": t.name, "error": None, "result": {},
+                       "interrupts": list(t.interrupts)}
             if spec.wants("tasks", t.name):
                 yield self.emit("tasks", payload)
             if spec.wants("debug", t.name):
@@ -617,6 +669,9 @@ class GraphRun:
         """Runs a task to completion, recording its writes or its error (never raises)."""
         if not self.prepared(t):
             return
+        if t.saved_writes is not None:
+            self.reuse_saved(t)
+            return
         try:
             if t.node_id == 0:
                 output = map_input(self.graph, t.input, strict=self.strict_input)
@@ -641,6 +696,16 @@ class GraphRun:
         managed = self.graph.managed
         return managed_values(managed, t.step, self.recursion_limit) if managed else None
 
+    def reuse_saved(self, t: Task) -> None:
+        """A task that finished before the thread was interrupted: its saved writes stand
+        in for running it."""
+        saved = t.saved_writes or []
+        t.writes = self.saving.engine_writes(saved)  # type: ignore[union-attr]
+        graph = self.graph
+        t.result_writes = [(c, v) for c, v in saved if c in graph.key_ids]
+        if self._wants_updates:
+            t.update = update_payload(t.result_writes, self.output_name_set, self.single_key)
+
     def take_output(self, t: Task, output: Any) -> None:
         if type(output) is Handled:  # its pushes are inside (see `NodeRunner`)
             t.handled = output
@@ -651,6 +716,8 @@ class GraphRun:
         if self._wants_updates:
             t.update = update_payload(result_writes, self.output_name_set, self.single_key)
         t.writes = writes
+        if self.saving is not None:
+            self.saving.task_ended(t)
 
     @staticmethod
     def emit_output(t: Task, output: Any) -> None:
@@ -659,11 +726,23 @@ class GraphRun:
                 output = output.output
             t.messages.emit_output(output, {**t.config["metadata"], "ls_integration": "langgraph"})
 
-    @staticmethod
-    def record_error(t: Task, e: BaseException) -> None:
+    def record_error(self, t: Task, e: BaseException) -> None:
         if PUSHED_WRITES:
             PUSHED_WRITES.pop(t.id, None)
+        if self.saving is not None and isinstance(e, GraphInterrupt) and e.args \
+                and e.args[0]:
+            t.interrupts = tuple(e.args[0])  # a pause, not a failure: siblings run on
+            t.writes = []
+            self.saving.task_ended(t)
+            return
         t.error = note_task_error(e, t.name, t.id)
+        if self.saving is not None and reports_failure(t.error):
+            self.saving.task_ended(t)
+
+    def ended(self) -> None:
+        """The run is over (done, paused or failed): what the thread still owes is saved."""
+        if self.saving is not None:
+            self.saving.finish()
 
 
     # -- shared with the drivers --------------------------------------------------------------

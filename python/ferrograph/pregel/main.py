@@ -119,6 +119,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 runner.attach_handler(self.runners[runner.error_handler_node])
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
+        self.channel_names = plan.channel_names
+        self.static_writes = [
+            [(channel, value) for channel, value in plan.static_writes(i)]
+            for i in range(len(self.node_names))]
+        """Per node id: what it writes each time it completes (its static edges), as
+        LangGraph saves it among a task's writes."""
         self.interrupt_before = frozenset(
             i for i in range(len(self.node_names)) if plan.interrupts_before(i))
         self.interrupt_after = frozenset(
@@ -276,7 +282,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         run = GraphRun(self, input, config, spec, context=self._context(context, config),
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
-                       interrupt_after=self._breakpoints(interrupt_after), control=control)
+                       interrupt_after=self._breakpoints(interrupt_after), control=control,
+                       durability=durability)
         return RunStream.over(run, _sync.batches(run), ItemShape(modes, single, subgraphs, version))
 
 
@@ -306,6 +313,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         interrupt_after: Any = None,
         control: RunControl | None = None,
         version: Literal["v1", "v2"] = "v1",
+        durability: Any = None,
         **kwargs: Any,
     ) -> Any:
         """`invoke` for asyncio callers, run on this event loop: async nodes are awaited as
@@ -318,7 +326,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
             return [item async for item in self.astream(
                 input, config, context=context, stream_mode=stream_mode,
                 output_keys=output_keys, interrupt_before=interrupt_before,
-                interrupt_after=interrupt_after, control=control, **kwargs)]
+                interrupt_after=interrupt_after, control=control, durability=durability,
+                **kwargs)]
         parent, parent_task = _calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
@@ -343,14 +352,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
             try:
                 return await asyncio.to_thread(
                     self._invoke, input, config, context, output_keys, interrupt_before,
-                    interrupt_after, version, stop_check, control)
+                    interrupt_after, version, stop_check, control, durability)
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context, config), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
-                       interrupt_after=self._breakpoints(interrupt_after), control=control)
+                       interrupt_after=self._breakpoints(interrupt_after), control=control,
+                       durability=durability)
         await AsyncDriver(run).run_to_end()
         return self._result(run.final_values, output_keys if single_key else None, version)
 
@@ -379,6 +389,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         interrupt_after: Any = None,
         control: RunControl | None = None,
         version: Literal["v1", "v2"] = "v1",
+        durability: Any = None,
         **kwargs: Any,
     ) -> Any:
         """Runs the graph to the end and returns its final state (output keys only)."""
@@ -387,15 +398,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     output_keys=output_keys, interrupt_before=interrupt_before,
                                     interrupt_after=interrupt_after, control=control,
-                                    **kwargs))
+                                    durability=durability, **kwargs))
         return self._invoke(input, config, context, output_keys, interrupt_before,
-                            interrupt_after, version, control=control)
+                            interrupt_after, version, control=control, durability=durability)
 
     def _invoke(self, input: Any, config: dict[str, Any], context: Any,
                 output_keys: str | Sequence[str] | None, interrupt_before: Any,
                 interrupt_after: Any, version: str,
                 stop_check: Callable[[], None] | None = None,
-                control: RunControl | None = None) -> Any:
+                control: RunControl | None = None, durability: Any = None) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
         if output_keys is None and self.root:
@@ -406,6 +417,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if parent is not None and parent_task is not None:
             result = self._invoke_nested(input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
+              and self.checkpointer in (None, True, False)
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks") and not self.root
               and self.step_timeout is None):
@@ -416,7 +428,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                            context=self._context(context, config), output_keys=keys,
                            interrupt_before=self._breakpoints(interrupt_before),
                            interrupt_after=self._breakpoints(interrupt_after),
-                           stop_check=stop_check, control=control)
+                           stop_check=stop_check, control=control, durability=durability)
             _sync.run_to_end(run)
             result = run.final_values
         return self._result(result, output_keys if single_key else None, version)

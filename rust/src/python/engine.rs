@@ -7,10 +7,13 @@
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyAnyMethods, PyDict, PyList, PySet, PyString, PyTuple};
 
 use crate::plan::{self, BranchSpec, GraphSpec, KeyKind, KeySpec, NodeSpec, Plan, PlanError};
-use crate::schedule::{ApplyError, Reduce, RunState, Task, TaskPath, TaskWrites, Write};
+use crate::plan::{ChannelKind, EdgeWrite};
+use crate::schedule::{
+    ApplyError, Mark, Reduce, RunState, Saved, Task, TaskPath, TaskWrites, Write,
+};
 
 create_exception!(
     _core,
@@ -113,6 +116,25 @@ impl GraphPlan {
 
     fn node_id(&self, name: &str) -> Option<usize> {
         self.plan.node_id(name)
+    }
+
+    /// What a node writes every time it completes (its static edges), as LangGraph records
+    /// them among the task's writes: `(channel, None)` for a trigger, `(channel, node)` for
+    /// a barrier.
+    fn static_writes(&self, node: usize) -> PyResult<Vec<(String, Option<String>)>> {
+        let plan = &self.plan;
+        let name = &self.node(node)?.name;
+        Ok(self
+            .node(node)?
+            .edge_writes
+            .iter()
+            .map(|edge| match *edge {
+                EdgeWrite::Trigger(c) => (plan.channels[c].name.clone(), None),
+                EdgeWrite::Barrier { channel, .. } => {
+                    (plan.channels[channel].name.clone(), Some(name.clone()))
+                }
+            })
+            .collect())
     }
 
     fn interrupts_before(&self, node: usize) -> PyResult<bool> {
@@ -262,6 +284,234 @@ impl Run {
             .map_err(|e| apply_error(py, plan_ref, e))
     }
 
+    /// Each channel's version (0: never written), by channel id.
+    #[getter]
+    fn channel_versions(&self) -> Vec<u64> {
+        let channels = self.plan.get().plan.channels.len();
+        (0..channels).map(|c| self.state.channel_version(c)).collect()
+    }
+
+    /// The newest version given to a channel (versions are 1, 2, ... in apply order).
+    #[getter]
+    fn latest_version(&self) -> u64 {
+        self.state.latest_version()
+    }
+
+    /// The run as a checkpoint records it, in LangGraph's terms:
+    /// `(channel_values, channel_versions, versions_seen, sends)`. `version_names[v]` is the
+    /// saver's name for version `v`; `start_value` is what the start channel holds when set
+    /// (the run's input). `sends` is `[(node name, arg), ...]`.
+    fn checkpoint<'py>(
+        &self,
+        py: Python<'py>,
+        version_names: Vec<Py<PyAny>>,
+        start_value: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let plan = &self.plan.get().plan;
+        let state = &self.state;
+        let name_of = |v: u64| -> PyResult<&Py<PyAny>> {
+            version_names.get(v as usize).ok_or_else(|| {
+                PyValueError::new_err(format!("no name for channel version {v}"))
+            })
+        };
+        let values = PyDict::new(py);
+        let versions = PyDict::new(py);
+        let sources = barrier_sources(plan);
+        let start = plan.nodes[crate::plan::START_NODE].entry;
+        for (c, channel) in plan.channels.iter().enumerate() {
+            let version = state.channel_version(c);
+            if version == 0 {
+                continue;
+            }
+            let name = channel.name.as_str();
+            versions.set_item(name, name_of(version)?.bind(py))?;
+            if c < plan.keys {
+                if let Some(value) = state.value(c) {
+                    values.set_item(name, value.bind(py))?;
+                }
+                continue;
+            }
+            match state.mark(c) {
+                Mark::Unset => {}
+                Mark::Set if c == start => values.set_item(name, start_value.bind(py))?,
+                Mark::Set => values.set_item(name, py.None())?,
+                Mark::AfterFinish { finished } => {
+                    values.set_item(name, (py.None(), finished))?;
+                }
+                Mark::Barrier { arrived, finished } => {
+                    let names = PySet::empty(py)?;
+                    for (slot, &did) in arrived.iter().enumerate() {
+                        if did {
+                            names.add(sources[c][slot].as_str())?;
+                        }
+                    }
+                    match channel.kind {
+                        ChannelKind::Barrier {
+                            after_finish: true, ..
+                        } => values.set_item(name, (names, finished))?,
+                        _ => values.set_item(name, names)?,
+                    }
+                }
+            }
+        }
+        let seen = PyDict::new(py);
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let node_seen = PyDict::new(py);
+            for (&c, &v) in node.triggers.iter().zip(state.seen_versions(n)) {
+                if v != 0 {
+                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?.bind(py))?;
+                }
+            }
+            if !node_seen.is_empty() {
+                seen.set_item(node.name.as_str(), node_seen)?;
+            }
+        }
+        let sends = PyList::empty(py);
+        for (node, arg) in state.sends() {
+            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
+        }
+        PyTuple::new(
+            py,
+            [
+                values.into_any(),
+                versions.into_any(),
+                seen.into_any(),
+                sends.into_any(),
+            ],
+        )
+    }
+
+    /// A run continuing from a checkpoint saved at `step`: `channel_values` as
+    /// `checkpoint()` returns them, versions as integers (`channel_versions[name]`,
+    /// `versions_seen[node][channel]`), `sends` as `[(node id, arg), ...]`. Channels and
+    /// nodes the plan does not have are ignored.
+    #[staticmethod]
+    #[allow(clippy::too_many_arguments)]
+    fn restore(
+        plan: Py<GraphPlan>,
+        reducers: Vec<Option<Py<PyAny>>>,
+        channel_values: Bound<'_, PyDict>,
+        channel_versions: Bound<'_, PyDict>,
+        versions_seen: Bound<'_, PyDict>,
+        sends: Vec<(usize, Py<PyAny>)>,
+        step: i64,
+        recursion_limit: i64,
+    ) -> PyResult<Self> {
+        let p = &plan.get().plan;
+        if reducers.len() != p.keys {
+            return Err(PyValueError::new_err(format!(
+                "expected {} reducers",
+                p.keys
+            )));
+        }
+        let sources = barrier_sources(p);
+        let mut values = Vec::with_capacity(p.keys);
+        let mut marks = Vec::with_capacity(p.channels.len());
+        let mut versions = Vec::with_capacity(p.channels.len());
+        for (c, channel) in p.channels.iter().enumerate() {
+            let name = channel.name.as_str();
+            versions.push(match channel_versions.get_item(name)? {
+                Some(v) => v.extract::<u64>()?,
+                None => 0,
+            });
+            let value = channel_values.get_item(name)?;
+            if c < p.keys {
+                values.push(value.map(Bound::unbind));
+                marks.push(Mark::Unset);
+                continue;
+            }
+            marks.push(match (&channel.kind, value) {
+                (_, None) => Mark::Unset,
+                (ChannelKind::Ephemeral, Some(_)) => Mark::Set,
+                (ChannelKind::AfterFinish, Some(v)) => Mark::AfterFinish {
+                    finished: v.get_item(1)?.is_truthy()?,
+                },
+                (ChannelKind::Barrier { after_finish, .. }, Some(v)) => {
+                    let (names, finished) = if *after_finish {
+                        (v.get_item(0)?, v.get_item(1)?.is_truthy()?)
+                    } else {
+                        (v, false)
+                    };
+                    let arrived = sources[c]
+                        .iter()
+                        .map(|s| names.contains(s.as_str()))
+                        .collect::<PyResult<Vec<bool>>>()?;
+                    Mark::Barrier { arrived, finished }
+                }
+                (ChannelKind::Key(_), Some(_)) => unreachable!("state keys come first"),
+            });
+        }
+        let mut seen = Vec::with_capacity(p.nodes.len());
+        for node in &p.nodes {
+            let node_seen = versions_seen.get_item(node.name.as_str())?;
+            let mut row = Vec::with_capacity(node.triggers.len());
+            for &c in &node.triggers {
+                let v = match &node_seen {
+                    Some(d) => match d.get_item(p.channels[c].name.as_str()) {
+                        Ok(v) => v.extract::<u64>()?,
+                        Err(_) => 0,
+                    },
+                    None => 0,
+                };
+                row.push(v);
+            }
+            seen.push(row);
+        }
+        for (node, _) in &sends {
+            if *node >= p.nodes.len() {
+                return Err(PyValueError::new_err(format!("no node {node}")));
+            }
+        }
+        let saved = Saved {
+            values,
+            marks,
+            versions,
+            seen,
+            sends,
+            step,
+        };
+        let state = RunState::restore(p, saved, recursion_limit);
+        Ok(Run {
+            plan,
+            state,
+            reducers,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// Writes a new input into a restored run (see `RunState::write_input`).
+    fn write_input(&mut self) {
+        self.state.write_input(&self.plan.get().plan);
+    }
+
+    /// Applies writes made from outside a step (`update_state`, a resume's `Command`), as
+    /// `apply` takes one task's; with `as_node`, that node's static edges fire too. Returns
+    /// the ids of the keys written.
+    #[pyo3(signature = (writes, as_node=None))]
+    fn apply_external(
+        &mut self,
+        py: Python<'_>,
+        writes: Vec<(u8, usize, Py<PyAny>)>,
+        as_node: Option<usize>,
+    ) -> PyResult<Vec<usize>> {
+        let plan_ref = self.plan.get();
+        let plan = &plan_ref.plan;
+        if as_node.is_some_and(|n| n >= plan.nodes.len()) {
+            return Err(PyValueError::new_err("no such node"));
+        }
+        let writes = writes
+            .into_iter()
+            .map(|(kind, target, value)| engine_write(plan, kind, target, value))
+            .collect::<PyResult<Vec<_>>>()?;
+        let mut reducers = PyReducers {
+            py,
+            reducers: &self.reducers,
+        };
+        self.state
+            .apply_external(plan, writes, as_node, &mut reducers)
+            .map_err(|e| apply_error(py, plan_ref, e))
+    }
+
     /// The current values of `keys` (all keys when None) as a dict; empty keys are left out.
     #[pyo3(signature = (keys=None))]
     fn read<'py>(&self, py: Python<'py>, keys: Option<Vec<usize>>) -> PyResult<Bound<'py, PyDict>> {
@@ -271,6 +521,26 @@ impl Run {
             None => read_state(py, plan, &self.state, 0..plan.key_names.len()),
         }
     }
+}
+
+/// Per barrier channel, the names of its sources in slot order (empty for other channels).
+fn barrier_sources(plan: &Plan) -> Vec<Vec<String>> {
+    let mut sources: Vec<Vec<String>> = plan
+        .channels
+        .iter()
+        .map(|c| match c.kind {
+            ChannelKind::Barrier { sources, .. } => vec![String::new(); sources],
+            _ => Vec::new(),
+        })
+        .collect();
+    for node in &plan.nodes {
+        for edge in &node.edge_writes {
+            if let EdgeWrite::Barrier { channel, slot } = *edge {
+                sources[channel][slot] = node.name.clone();
+            }
+        }
+    }
+    sources
 }
 
 /// The values of `keys` in `state` as a dict keyed by name; empty keys are left out.

@@ -16,6 +16,9 @@
 
 use crate::plan::{ChannelId, ChannelKind, EdgeWrite, KeyKind, NodeId, Plan, START_NODE};
 
+mod saved;
+pub use saved::{Mark, Saved};
+
 /// Where a task comes from; also the order in which a step's writes are applied
 /// (pull tasks by node name, then push tasks by the order their `Send`s were written).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,0 +1,537 @@
+"""A run's thread: loading its checkpoint into the run, saving one after each step, and the
+writes of each task, all in LangGraph's checkpoint format on any LangGraph saver.
+
+`Persistence` is the part of a `GraphRun` that talks to the saver. It starts the run from the
+thread's checkpoint (or a fresh one), names each task as LangGraph names it (task ids are a
+hash of the checkpoint id, so a thread's pending writes find their task again, whichever
+engine resumes it), saves each finished task's writes as the task ends, and a checkpoint
+after each step. What a checkpoint holds comes from the Rust run in one call
+(`Run.checkpoint`); a checkpoint is read back into a Rust run the same way
+(`Run.restore`).
+
+Versions: the engine counts channel versions 1, 2, ... (one per applied step); the saver
+names them (`get_next_version`), and `Versions` keeps the names. A thread's versions are
+read back in order, so comparisons mean the same on both sides.
+"""
+
+from __future__ import annotations
+
+import binascii
+import importlib.util
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from xxhash import xxh3_128_hexdigest
+
+from ferrograph._core import Run
+from ferrograph.errors import EmptyInputError, InvalidUpdateError
+from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
+from ferrograph.types import Command, Interrupt, Send
+
+if TYPE_CHECKING:
+    from ferrograph.pregel._loop import GraphRun, Task
+    from ferrograph.pregel.main import CompiledStateGraph
+
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+INPUT = "__input__"
+INTERRUPT = "__interrupt__"
+RESUME = "__resume__"
+ERROR = "__error__"
+ERROR_SOURCE_NODE = "__error_source_node__"
+NO_WRITES = "__no_writes__"
+RETURN = "__return__"
+TASKS = "__pregel_tasks"
+PULL = "__pregel_pull"
+PUSH = "__pregel_push"
+CONTROL_WRITES = frozenset((ERROR, ERROR_SOURCE_NODE, INTERRUPT, RESUME))
+NOT_STATE = frozenset((*CONTROL_WRITES, NO_WRITES, RETURN))
+CHECKPOINT_FORMAT = 4
+"""LangGraph 1.2's checkpoint `v`."""
+
+Durability = Literal["sync", "async", "exit"]
+
+
+def task_id(checkpoint_id: str, *parts: str) -> str:
+    """LangGraph's task id: a uuid-shaped XXH3-128 of the checkpoint id and the task's
+    namespace, step, name and path, so the same task of the same checkpoint has the same
+    id in any process and either engine."""
+    digest = xxh3_128_hexdigest(binascii.unhexlify(checkpoint_id.replace("-", ""))
+                                + "".join(parts).encode())
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def interrupt_id(task_ns: str, answered: int) -> str:
+    """LangGraph's interrupt id: by the task's namespace and how many answers it has."""
+    return xxh3_128_hexdigest((f"{task_ns}|{answered}" if answered else task_ns).encode())
+
+
+@dataclass(slots=True)
+class TaskStatus:
+    """What a task's saved writes say of it (LangGraph's reading: finished iff it has an
+    output write)."""
+
+    output: list[tuple[str, Any]] = field(default_factory=list)
+    interrupts: list[Any] = field(default_factory=list)
+    resume: list[Any] | None = None
+    error: BaseException | None = None
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.output)
+
+
+def task_statuses(writes: Iterable[tuple[str, str, Any]]) -> dict[str, TaskStatus]:
+    statuses: dict[str, TaskStatus] = {}
+    for tid, channel, value in writes:
+        if tid == NULL_TASK_ID:
+            continue
+        status = statuses.setdefault(tid, TaskStatus())
+        if channel == INTERRUPT:
+            status.interrupts.extend(
+                _ours(i) for i in (value if isinstance(value, Sequence) else [value]))
+        elif channel == ERROR:
+            status.error = status.error or value
+        elif channel == RESUME:
+            status.resume = value if isinstance(value, list) else [value]
+        elif channel not in CONTROL_WRITES:
+            status.output.append((channel, value))
+    return statuses
+
+
+class Versions:
+    """The saver's names of the engine's channel versions (index: engine version)."""
+
+    __slots__ = ("names", "saver")
+
+    def __init__(self, saver: Any, names: list[Any] | None = None) -> None:
+        self.saver = saver
+        self.names: list[Any] = names if names is not None else [None]
+
+    def cover(self, latest: int) -> list[Any]:
+        """The names, with one made for each engine version up to `latest`."""
+        names = self.names
+        while len(names) <= latest:
+            names.append(self.saver.get_next_version(names[-1], None))
+        return names
+
+    @classmethod
+    def read(cls, saver: Any, checkpoint: dict[str, Any]
+             ) -> tuple[Versions, dict[str, int], dict[str, dict[str, int]]]:
+        """The names found in `checkpoint`, and its versions as engine versions (in order)."""
+        channel_versions = checkpoint.get("channel_versions") or {}
+        versions_seen = checkpoint.get("versions_seen") or {}
+        found = set(channel_versions.values())
+        for seen in versions_seen.values():
+            found.update(seen.values())
+        ordered = sorted(found)
+        rank = {name: i + 1 for i, name in enumerate(ordered)}
+        return (cls(saver, [None, *ordered]),
+                {c: rank[v] for c, v in channel_versions.items()},
+                {n: {c: rank[v] for c, v in seen.items()} for n, seen in versions_seen.items()})
+
+
+class Scratchpad:
+    """A task's answers to its interrupts: those saved for it, the run's resume value (taken
+    by the first interrupt that has no saved answer), and the count of interrupts called."""
+
+    __slots__ = ("resume", "counter", "_null", "_persistence", "resume_written")
+
+    def __init__(self, resume: list[Any], null: Persistence | None) -> None:
+        self.resume = resume
+        self.counter = 0
+        self._persistence = null
+        self.resume_written: list[Any] | None = None
+        """The answers the task used, saved with its writes (LangGraph's RESUME write)."""
+
+    def next_index(self) -> int:
+        index = self.counter
+        self.counter += 1
+        return index
+
+    def take_null_resume(self) -> Any:
+        return None if self._persistence is None else self._persistence.take_null_resume()
+
+
+class Persistence:
+    """The saver's side of one run (see the module doc)."""
+
+    def __init__(self, graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
+                 durability: Durability | None) -> None:
+        configurable = config.get("configurable") or {}
+        if not configurable.get("thread_id") and configurable.get("thread_id") != 0:
+            raise ValueError(
+                "Checkpointer requires one or more of the following 'configurable' keys: "
+                "thread_id, checkpoint_ns, checkpoint_id")
+        self.graph = graph
+        self.saver = saver
+        self.durability: Durability = durability or "async"
+        if self.durability not in ("sync", "async", "exit"):
+            raise ValueError(f"Invalid durability {self.durability!r}")
+        self.ns = configurable.get("checkpoint_ns", "")
+        self.config: dict[str, Any] = {"configurable": {
+            k: v for k, v in configurable.items() if not k.startswith("__")}}
+        self.config["configurable"].setdefault("checkpoint_ns", self.ns)
+        self.checkpoint: dict[str, Any] = empty_checkpoint()
+        self.metadata: dict[str, Any] = {"step": -2}
+        self.parent_config: dict[str, Any] | None = None
+        self.pending: list[tuple[str, str, Any]] = []
+        """The writes saved against the current checkpoint (loaded, then this run's)."""
+        self.versions = Versions(saver)
+        self.interrupt_seen: dict[str, int] = {}
+        self.null_resume: tuple[Any] | None = None
+        self.resume_map: dict[str, Any] | None = None
+        self.saved_id: str | None = None
+        """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
+        self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.reapply = True
+        """Whether loaded writes of finished tasks stand in for running them again."""
+
+    # -- starting -----------------------------------------------------------------------------
+
+    def start(self, run: GraphRun, input: Any) -> Run:
+        """The Rust run this run continues from: the thread's checkpoint with `input`
+        written in (a new input), or as it was (None or a `Command`: a resume)."""
+        graph, saver = self.graph, self.saver
+        saved: CheckpointTuple | None = saver.get_tuple(self.config)
+        if saved is None and self.config["configurable"].get("checkpoint_id"):
+            raise ValueError(
+                f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
+                f"{self.config['configurable'].get('thread_id')!r}")
+        is_command = isinstance(input, Command)
+        if saved is not None:
+            self.checkpoint = saved.checkpoint
+            self.metadata = dict(saved.metadata or {})
+            self.parent_config = saved.parent_config
+            self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
+            self.saved_id = saved.checkpoint["id"]
+            self.config = {**self.config, "configurable": {
+                **self.config["configurable"], **saved.config["configurable"]}}
+            self.versions, versions, seen = Versions.read(saver, saved.checkpoint)
+            self.interrupt_seen = dict(
+                saved.checkpoint.get("versions_seen", {}).get(INTERRUPT) or {})
+            seen.pop(INTERRUPT, None)
+            seen.pop(INPUT, None)
+            values = saved.checkpoint.get("channel_values") or {}
+            sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
+                     if getattr(s, "node", None) in graph.node_ids]
+            rust = Run.restore(graph.plan, graph.reducers, values, versions, seen, sends,
+                               self.metadata.get("step", -1), run.recursion_limit)
+        else:
+            self.versions.cover(1)
+            rust = Run(graph.plan, graph.reducers, graph.start_values(), run.recursion_limit)
+        resuming = saved is not None and (input is None or is_command)
+        if resuming:
+            if self.config["configurable"].get("checkpoint_id"):
+                # Time travel: the writes saved against that checkpoint are rerun.
+                self.reapply = False
+                self.pending = [w for w in self.pending if w[1] != RESUME]
+            if is_command:
+                self._take_command(rust, input)
+            null_writes = [(c, v) for t, c, v in self.pending if t == NULL_TASK_ID
+                           and c not in NOT_STATE]
+            if null_writes:
+                rust.apply_external(self.engine_writes(null_writes))
+            # Breakpoints already passed do not stop the resumed run again.
+            self.interrupt_seen = self._versions_now(rust)
+            run.input = None
+            return rust
+        if is_command:
+            if input.resume is not None:
+                raise RuntimeError("Cannot resume: the thread has no checkpoint to resume from")
+            raise EmptyInputError("Received empty Command input")
+        if input is None:
+            raise EmptyInputError("Received no input for __start__")
+        if saved is not None:
+            rust.write_input()
+            self.pending = []
+        self.save(rust, "input", start_value=input)
+        return rust
+
+    def _take_command(self, rust: Run, command: Command) -> None:
+        """A resume's `Command`: its answer(s) for the pending interrupts, its update and
+        route, saved as the null task's writes (LangGraph's place for them)."""
+        writes: list[tuple[str, Any]] = []
+        resume = command.resume
+        if resume is not None:
+            if isinstance(resume, dict) and resume and all(
+                    _is_interrupt_id(k) for k in resume):
+                self.resume_map = dict(resume)
+            else:
+                pending = self.pending_interrupts()
+                if len(pending) > 1:
+                    raise RuntimeError(
+                        "When there are multiple pending interrupts, you must specify the "
+                        "interrupt id when resuming. Docs: https://docs.langchain.com/oss/"
+                        "python/langgraph/interrupts#handling-multiple-interrupts.")
+                writes.append((RESUME, resume))
+        for key, value in command._update_as_tuples():
+            writes.append((key, value))
+        goto = command.goto
+        for dest in ([goto] if isinstance(goto, (str, Send)) else goto or ()):
+            if isinstance(dest, Send):
+                writes.append((TASKS, WireSend(dest.node, dest.arg)))
+            else:
+                writes.append((f"branch:to:{dest}", None))
+        if not writes and self.resume_map is None:
+            raise EmptyInputError("Received empty Command input")
+        if writes:
+            self.put_writes(NULL_TASK_ID, writes)
+
+    def pending_interrupts(self) -> list[Any]:
+        return [i for s in task_statuses(self.pending).values() if not s.finished
+                for i in s.interrupts]
+
+    def take_null_resume(self) -> Any:
+        """The run's resume value, for the first interrupt that asks for it (and only it)."""
+        for i, (tid, channel, value) in enumerate(self.pending):
+            if tid == NULL_TASK_ID and channel == RESUME:
+                del self.pending[i]
+                return value
+        return None
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def name_tasks(self, tasks: list[Task], step: int) -> None:
+        """Gives a step's tasks LangGraph's ids, and hands the tasks that finished before
+        (their writes were saved) those writes, so they do not run again."""
+        checkpoint_id = self.checkpoint["id"]
+        ns = self.ns
+        graph = self.graph
+        statuses = task_statuses(self.pending) if self.pending else {}
+        for t in tasks:
+            task_ns = f"{ns}|{t.name}" if ns else t.name
+            if t.path[0] == PULL:
+                t.id = task_id(checkpoint_id, task_ns, str(step), t.name, PULL,
+                               *graph.triggers[t.node_id])
+            else:
+                t.id = task_id(checkpoint_id, task_ns, str(step), t.name, PUSH,
+                               str(t.path[1]))
+            status = statuses.get(t.id)
+            if status is None:
+                continue
+            if status.finished and self.reapply:
+                t.saved_writes = status.output
+            else:
+                resume = list(status.resume or ())
+                t.scratchpad = Scratchpad(resume, self)
+        for t in tasks:
+            if t.saved_writes is None and t.scratchpad is None:
+                t.scratchpad = Scratchpad([], self)
+        if self.resume_map:  # answers by interrupt id: each task takes its own
+            for t in tasks:
+                if t.saved_writes is None:
+                    pad = t.scratchpad
+                    task_ns = f"{ns}|{t.name}:{t.id}" if ns else f"{t.name}:{t.id}"
+                    key = interrupt_id(task_ns, len(pad.resume))
+                    if key not in self.resume_map:
+                        key = interrupt_id(task_ns, 0)
+                    if key in self.resume_map:
+                        pad.resume.append(self.resume_map[key])
+
+    def task_writes(self, t: Task) -> list[tuple[str, Any]]:
+        """A finished task's writes as LangGraph saves them: state keys, routes, sends and
+        the node's static edges (`NO_WRITES` when there are none)."""
+        graph = self.graph
+        writes: list[tuple[str, Any]] = []
+        for kind, target, value in t.writes:
+            if kind == WRITE_KEY:
+                writes.append((graph.key_names[target], value))
+            elif kind == WRITE_GOTO:
+                writes.append((f"branch:to:{graph.node_names[target]}", None))
+            elif kind == WRITE_SEND:
+                writes.append((TASKS, WireSend(graph.node_names[target], value)))
+        if t.handled is None:
+            writes.extend(graph.static_writes[t.node_id])
+        pad = t.scratchpad
+        if pad is not None and pad.resume_written is not None:
+            writes.insert(0, (RESUME, pad.resume_written))
+        if not any(c not in CONTROL_WRITES for c, _ in writes):
+            writes.append((NO_WRITES, None))
+        return writes
+
+    def engine_writes(self, writes: Iterable[tuple[str, Any]]) -> list[tuple[int, int, Any]]:
+        """Saved writes as the engine applies them (static edges come from the plan)."""
+        graph = self.graph
+        out: list[tuple[int, int, Any]] = []
+        for channel, value in writes:
+            if channel in NOT_STATE:
+                continue
+            if (key := graph.key_ids.get(channel)) is not None:
+                out.append((WRITE_KEY, key, value))
+            elif channel == TASKS:
+                node = graph.node_ids.get(getattr(value, "node", None))
+                if node is not None:
+                    out.append((WRITE_SEND, node, value.arg))
+            elif channel.startswith("branch:to:"):
+                node = graph.node_ids.get(channel[len("branch:to:"):])
+                if node is not None:
+                    out.append((WRITE_GOTO, node, None))
+            elif not channel.startswith("join:"):
+                raise InvalidUpdateError(f"Unknown channel {channel!r} in saved writes")
+        return out
+
+    def task_ended(self, t: Task) -> None:
+        """Saves what a task left: its writes, its interrupt or its error (on the thread
+        that ran it, as it ends, so a crash later in the step loses nothing)."""
+        if t.saved_writes is not None:
+            return
+        if t.interrupts:
+            writes: list[tuple[str, Any]] = [(INTERRUPT, [
+                WireInterrupt(i.value, i.id, response_schema=i.response_schema)
+                for i in t.interrupts])]
+            pad = t.scratchpad
+            if pad is not None and pad.resume_written is not None:
+                writes.append((RESUME, pad.resume_written))
+        elif t.error is not None:
+            writes = [(ERROR, t.error)]
+        else:
+            writes = self.task_writes(t)
+        self.put_writes(t.id, writes)
+
+    def put_writes(self, tid: str, writes: list[tuple[str, Any]]) -> None:
+        if tid == NULL_TASK_ID:
+            special = {c for c, _ in writes if c in CONTROL_WRITES}
+            self.pending = [w for w in self.pending
+                            if not (w[0] == tid and w[1] in special)]
+        else:
+            self.pending = [w for w in self.pending if w[0] != tid]
+        self.pending.extend((tid, c, v) for c, v in writes)
+        if self.durability == "exit":
+            self.exit_writes.append((tid, writes))
+            return
+        self.saver.put_writes(self._at_checkpoint(), writes, tid)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def _versions_now(self, rust: Run) -> dict[str, Any]:
+        """Each written channel's version, by the saver's name."""
+        names = self.versions.cover(rust.latest_version)
+        return {channel: names[v] for channel, v in
+                zip(self.graph.channel_names, rust.channel_versions) if v}
+
+    def should_interrupt(self, rust: Run) -> bool:
+        """Whether a breakpoint may stop the run: a channel changed since the last stop
+        (LangGraph's rule, which lets a resumed run pass the breakpoint it stopped at)."""
+        seen = self.interrupt_seen
+        return any(channel not in seen or name > seen[channel]
+                   for channel, name in self._versions_now(rust).items())
+
+    def save(self, rust: Run, source: str, *, start_value: Any = None) -> None:
+        """Makes the run's current state the thread's newest checkpoint (saved unless the
+        run saves only on exit)."""
+        step = rust.step - 1 if source != "update" else self.metadata.get("step", -1) + 1
+        names = self.versions.cover(rust.latest_version)
+        values, versions, seen, sends = rust.checkpoint(names, start_value)
+        if self.interrupt_seen:
+            seen[INTERRUPT] = dict(self.interrupt_seen)
+        seen.setdefault(INPUT, {})
+        if sends:
+            values[TASKS] = [WireSend(node, arg) for node, arg in sends]
+            versions[TASKS] = names[rust.latest_version]
+        previous = self.checkpoint
+        self.checkpoint = {
+            "v": CHECKPOINT_FORMAT,
+            "id": str(uuid6(clock_seq=step)),
+            "ts": _now(),
+            "channel_values": values,
+            "channel_versions": versions,
+            "versions_seen": seen,
+            "updated_channels": sorted(
+                c for c, v in versions.items()
+                if v != previous.get("channel_versions", {}).get(c)),
+        }
+        self.metadata = {"source": source, "step": step, "parents": {}}
+        self.pending = []
+        self.exit_writes = []
+        if self.durability != "exit":
+            self._put(previous)
+
+    def _put(self, previous: dict[str, Any]) -> None:
+        config = self.config
+        if self.saved_id is not None:
+            config = {**config, "configurable": {**config["configurable"],
+                                                 "checkpoint_id": self.saved_id}}
+        else:
+            config = {**config, "configurable": {
+                k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
+        old = previous.get("channel_versions") or {}
+        new_versions = {c: v for c, v in self.checkpoint["channel_versions"].items()
+                        if old.get(c) != v}
+        self.parent_config = config if self.saved_id is not None else None
+        saved = self.saver.put(config, _copy(self.checkpoint), self.metadata, new_versions)
+        self.saved_id = self.checkpoint["id"]
+        self.config = {**self.config, "configurable": {
+            **self.config["configurable"], **saved["configurable"]}}
+
+    def _at_checkpoint(self) -> dict[str, Any]:
+        return {**self.config, "configurable": {
+            **self.config["configurable"], "checkpoint_ns": self.ns,
+            "checkpoint_id": self.checkpoint["id"]}}
+
+    def finish(self) -> None:
+        """At the run's end (finished, interrupted or failed): under `durability="exit"`,
+        saves the newest checkpoint and the writes made since."""
+        if self.durability != "exit" or self.saved_id == self.checkpoint["id"]:
+            if self.durability == "exit" and self.exit_writes:
+                self._flush_exit_writes()
+            return
+        self._put({"channel_versions": {}})
+        self._flush_exit_writes()
+
+    def _flush_exit_writes(self) -> None:
+        writes, self.exit_writes = self.exit_writes, []
+        for tid, ws in writes:
+            self.saver.put_writes(self._at_checkpoint(), ws, tid)
+
+
+def _wire_types() -> tuple[type[Interrupt], type[Send]]:
+    """The classes interrupts and sends are saved as. With LangGraph installed, they are
+    saved under LangGraph's names (the serializer records a class by module and name), so
+    the stored bytes are LangGraph's and a thread moves between the engines; our classes
+    otherwise. Nothing of LangGraph is imported here."""
+    if importlib.util.find_spec("langgraph") is None:
+        return Interrupt, Send
+
+    class WireInterrupt(Interrupt):
+        __slots__ = ()
+
+    class WireSend(Send):
+        __slots__ = ()
+
+    for cls, name in ((WireInterrupt, "Interrupt"), (WireSend, "Send")):
+        cls.__module__, cls.__name__, cls.__qualname__ = "langgraph.types", name, name
+    return WireInterrupt, WireSend
+
+
+WireInterrupt, WireSend = _wire_types()
+
+
+def _ours(interrupt: Any) -> Interrupt:
+    """A saved interrupt (LangGraph's class, when it was saved under its name) as ours."""
+    if type(interrupt) is Interrupt:
+        return interrupt
+    return Interrupt(interrupt.value, interrupt.id,
+                     response_schema=getattr(interrupt, "response_schema", None))
+
+
+def _is_interrupt_id(key: Any) -> bool:
+    return isinstance(key, str) and len(key) == 32 and all(
+        c in "0123456789abcdef" for c in key)
+
+
+def _copy(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    return {**checkpoint,
+            "channel_values": dict(checkpoint["channel_values"]),
+            "channel_versions": dict(checkpoint["channel_versions"]),
+            "versions_seen": {k: dict(v) for k, v in checkpoint["versions_seen"].items()}}
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat()
+
+
+__all__ = ["Interrupt", "Persistence"]
