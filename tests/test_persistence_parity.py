@@ -202,8 +202,18 @@ def both(run: Callable[[Lib], Any], candidate: Lib, oracle: Lib) -> tuple[Any, A
 
 def check(run: Callable[[Lib], Any], candidate: Lib, oracle: Lib) -> Any:
     got, expected = both(run, candidate, oracle)
-    assert got == expected
+    assert got == expected, _diff(expected, got)
     return expected
+
+
+def _diff(expected: Any, got: Any) -> str:
+    """A readable difference (langgraph's lines `-`, ferrograph's `+`)."""
+    import difflib
+    import pprint
+    return "\n" + "\n".join(difflib.unified_diff(
+        pprint.pformat(expected, width=110).splitlines(),
+        pprint.pformat(got, width=110).splitlines(), "langgraph", "ferrograph", lineterm="",
+        n=1))
 
 
 # --------------------------------------------------------------------------- graphs

@@ -282,6 +282,14 @@ class PregelTask(NamedTuple):
     result: Any | None = None
 
 
+class StateUpdate(NamedTuple):
+    """One update of `bulk_update_state`: `values` written as if `as_node` returned them."""
+
+    values: dict[str, Any] | None
+    as_node: str | None = None
+    task_id: str | None = None
+
+
 class StateSnapshot(NamedTuple):
     """A thread's state at one checkpoint (`get_state`, `get_state_history`)."""
 
@@ -347,6 +355,7 @@ __all__ = [
     "RetryPolicy",
     "Send",
     "StateSnapshot",
+    "StateUpdate",
     "StreamMode",
     "StreamPart",
     "StreamWriter",

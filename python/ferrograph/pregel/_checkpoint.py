@@ -183,6 +183,10 @@ class Persistence:
         self.interrupt_seen: dict[str, int] = {}
         self.null_resume: tuple[Any] | None = None
         self.resume_map: dict[str, Any] | None = None
+        self.saved_step: int | None = None
+        """The step of the checkpoint this run started from (None: a new thread)."""
+        self.put_config: dict[str, Any] | None = None
+        """What the saver returned for the newest checkpoint it stored."""
         self.saved_id: str | None = None
         """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
         self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
@@ -194,34 +198,17 @@ class Persistence:
     def start(self, run: GraphRun, input: Any) -> Run:
         """The Rust run this run continues from: the thread's checkpoint with `input`
         written in (a new input), or as it was (None or a `Command`: a resume)."""
-        graph, saver = self.graph, self.saver
-        saved: CheckpointTuple | None = saver.get_tuple(self.config)
+        saved: CheckpointTuple | None = self.saver.get_tuple(self.config)
         if saved is None and self.config["configurable"].get("checkpoint_id"):
             raise ValueError(
                 f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
                 f"{self.config['configurable'].get('thread_id')!r}")
         is_command = isinstance(input, Command)
         if saved is not None:
-            self.checkpoint = saved.checkpoint
-            self.metadata = dict(saved.metadata or {})
-            self.parent_config = saved.parent_config
-            self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
-            self.saved_id = saved.checkpoint["id"]
-            self.config = {**self.config, "configurable": {
-                **self.config["configurable"], **saved.config["configurable"]}}
-            self.versions, versions, seen = Versions.read(saver, saved.checkpoint)
-            self.interrupt_seen = dict(
-                saved.checkpoint.get("versions_seen", {}).get(INTERRUPT) or {})
-            seen.pop(INTERRUPT, None)
-            seen.pop(INPUT, None)
-            values = saved.checkpoint.get("channel_values") or {}
-            sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
-                     if getattr(s, "node", None) in graph.node_ids]
-            rust = Run.restore(graph.plan, graph.reducers, values, versions, seen, sends,
-                               self.metadata.get("step", -1), run.recursion_limit)
+            rust = restore_run(self, saved, run.recursion_limit)
+            self.adopt(saved)
         else:
-            self.versions.cover(1)
-            rust = Run(graph.plan, graph.reducers, graph.start_values(), run.recursion_limit)
+            rust = self.fresh_run(run.recursion_limit)
         resuming = saved is not None and (input is None or is_command)
         if resuming:
             if self.config["configurable"].get("checkpoint_id"):
@@ -249,6 +236,23 @@ class Persistence:
             self.pending = []
         self.save(rust, "input", start_value=input)
         return rust
+
+    def adopt(self, saved: CheckpointTuple) -> None:
+        """Continues the thread from `saved` (its newest checkpoint, or the one asked for)."""
+        self.checkpoint = saved.checkpoint
+        self.metadata = dict(saved.metadata or {})
+        self.parent_config = saved.parent_config
+        self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
+        self.saved_id = saved.checkpoint["id"]
+        self.saved_step = self.metadata.get("step", -1)
+        self.config = {**self.config, "configurable": {
+            **self.config["configurable"], **saved.config["configurable"]}}
+
+    def fresh_run(self, recursion_limit: int) -> Run:
+        """The Rust run of a thread with no checkpoint yet."""
+        graph = self.graph
+        self.versions.cover(1)
+        return Run(graph.plan, graph.reducers, graph.start_values(), recursion_limit)
 
     def _take_command(self, rust: Run, command: Command) -> None:
         """A resume's `Command`: its answer(s) for the pending interrupts, its update and
@@ -421,8 +425,11 @@ class Persistence:
 
     def save(self, rust: Run, source: str, *, start_value: Any = None) -> None:
         """Makes the run's current state the thread's newest checkpoint (saved unless the
-        run saves only on exit)."""
-        step = rust.step - 1 if source != "update" else self.metadata.get("step", -1) + 1
+        run saves only on exit). An update takes the step after the one it updates."""
+        if source == "update":
+            step = (-1 if self.saved_step is None else self.saved_step) + 1
+        else:
+            step = rust.step - 1
         names = self.versions.cover(rust.latest_version)
         values, versions, seen, sends = rust.checkpoint(names, start_value)
         if self.interrupt_seen:
@@ -443,7 +450,8 @@ class Persistence:
                 c for c, v in versions.items()
                 if v != previous.get("channel_versions", {}).get(c)),
         }
-        self.metadata = {"source": source, "step": step, "parents": {}}
+        self.metadata = {"source": source, "step": step,
+                         "parents": self.metadata.get("parents") or {}}
         self.pending = []
         self.exit_writes = []
         if self.durability != "exit":
@@ -462,6 +470,7 @@ class Persistence:
                         if old.get(c) != v}
         self.parent_config = config if self.saved_id is not None else None
         saved = self.saver.put(config, _copy(self.checkpoint), self.metadata, new_versions)
+        self.put_config = saved
         self.saved_id = self.checkpoint["id"]
         self.config = {**self.config, "configurable": {
             **self.config["configurable"], **saved["configurable"]}}
@@ -485,6 +494,24 @@ class Persistence:
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
             self.saver.put_writes(self._at_checkpoint(), ws, tid)
+
+
+def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:
+    """The Rust run `saved` describes (its versions kept by `persistence`)."""
+    graph = persistence.graph
+    persistence.versions, versions, seen = Versions.read(persistence.saver, saved.checkpoint)
+    persistence.interrupt_seen = dict(
+        saved.checkpoint.get("versions_seen", {}).get(INTERRUPT) or {})
+    seen.pop(INTERRUPT, None)
+    seen.pop(INPUT, None)
+    values = saved.checkpoint.get("channel_values") or {}
+    # A key the checkpoint has no value for starts as in a new run (a reducer's empty value).
+    values = {**{k: v for k, v in zip(graph.key_names, graph.start_values()) if v is not None},
+              **values}
+    sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
+             if getattr(s, "node", None) in graph.node_ids]
+    return Run.restore(graph.plan, graph.reducers, values, versions, seen, sends,
+                       (saved.metadata or {}).get("step", -1), recursion_limit)
 
 
 def _wire_types() -> tuple[type[Interrupt], type[Send]]:

@@ -40,7 +40,7 @@ from ferrograph.config import (
     CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
 )
-from ferrograph.pregel import _sync
+from ferrograph.pregel import _state, _sync
 from ferrograph.pregel._async import AsyncDriver
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
@@ -56,7 +56,7 @@ from ferrograph.pregel._stream import (
     resolve_stream_spec,
 )
 from ferrograph.runtime import RunControl
-from ferrograph.types import GraphOutput
+from ferrograph.types import GraphOutput, StateSnapshot, StateUpdate
 
 
 def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
@@ -363,6 +363,51 @@ class CompiledStateGraph(Runnable[Any, Any]):
                        durability=durability)
         await AsyncDriver(run).run_to_end()
         return self._result(run.final_values, output_keys if single_key else None, version)
+
+    # -- the thread's state (with a checkpointer; see `_state`) ------------------------------
+
+    def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
+        """The thread's newest state (or the checkpoint `config` names)."""
+        return _state.get_state(self, config)
+
+    async def aget_state(self, config: RunnableConfig, *,
+                         subgraphs: bool = False) -> StateSnapshot:
+        return await asyncio.to_thread(_state.get_state, self, config)
+
+    def get_state_history(self, config: RunnableConfig, *, filter: dict[str, Any] | None = None,
+                          before: RunnableConfig | None = None,
+                          limit: int | None = None) -> Iterator[StateSnapshot]:
+        """The thread's checkpoints, newest first."""
+        return _state.get_state_history(self, config, filter=filter, before=before,
+                                        limit=limit)
+
+    async def aget_state_history(self, config: RunnableConfig, *,
+                                 filter: dict[str, Any] | None = None,
+                                 before: RunnableConfig | None = None,
+                                 limit: int | None = None) -> AsyncIterator[StateSnapshot]:
+        history = await asyncio.to_thread(lambda: list(_state.get_state_history(
+            self, config, filter=filter, before=before, limit=limit)))
+        for snapshot in history:
+            yield snapshot
+
+    def update_state(self, config: RunnableConfig, values: Any, as_node: str | None = None,
+                     task_id: str | None = None) -> RunnableConfig:
+        """Writes `values` into the thread as if node `as_node` had returned them (its edges
+        fire); returns the config of the new checkpoint."""
+        return _state.bulk_update_state(self, config, [[StateUpdate(values, as_node, task_id)]])
+
+    async def aupdate_state(self, config: RunnableConfig, values: Any,
+                            as_node: str | None = None,
+                            task_id: str | None = None) -> RunnableConfig:
+        return await asyncio.to_thread(self.update_state, config, values, as_node, task_id)
+
+    def bulk_update_state(self, config: RunnableConfig,
+                          supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
+        return _state.bulk_update_state(self, config, supersteps)
+
+    async def abulk_update_state(self, config: RunnableConfig,
+                                 supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
+        return await asyncio.to_thread(_state.bulk_update_state, self, config, supersteps)
 
     def _breakpoints(self, names: Any) -> frozenset[int] | None:
         """Node ids of per-run breakpoints (None: the compiled ones). As in LangGraph, names

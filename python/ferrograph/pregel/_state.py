@@ -1,0 +1,239 @@
+"""A thread's state as a caller reads and edits it: `get_state`, `get_state_history`,
+`update_state` and `bulk_update_state`, on the checkpoints `_checkpoint` saves.
+
+A snapshot is read by restoring the checkpoint into a Rust run (as a resume would) and
+planning its next step: that gives the tasks and their ids; the writes saved against the
+checkpoint give their results, errors and interrupts. An update is applied as LangGraph
+applies it: as if node `as_node` had returned `values` (its edges fire, its routers run),
+saved as a new checkpoint with `source="update"`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langgraph.checkpoint.base import CheckpointTuple
+
+from ferrograph._core import ConcurrentUpdate
+from ferrograph.errors import InvalidUpdateError
+from ferrograph.pregel._checkpoint import (
+    INTERRUPT,
+    NOT_STATE,
+    NULL_TASK_ID,
+    PULL,
+    PUSH,
+    Persistence,
+    restore_run,
+    task_id,
+    task_statuses,
+)
+from ferrograph.pregel._errors import concurrent_update_error
+from ferrograph.pregel._write import branch_writes, output_writes, result_dict
+from ferrograph.types import PregelTask, StateSnapshot
+
+if TYPE_CHECKING:
+    from ferrograph._core import Run
+    from ferrograph.pregel.main import CompiledStateGraph
+
+END = "__end__"
+SNAPSHOT_LIMIT = 1
+"""Steps a restored run may plan when it is only read (one: the next)."""
+
+
+def saver_of(graph: CompiledStateGraph) -> Any:
+    saver = graph.checkpointer
+    if saver in (None, True, False):
+        raise ValueError("No checkpointer set")
+    return saver
+
+
+def thread_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    configurable = dict((config or {}).get("configurable") or {})
+    if "thread_id" in configurable and not isinstance(configurable["thread_id"], str):
+        configurable["thread_id"] = str(configurable["thread_id"])
+    return {**(config or {}), "configurable": configurable}
+
+
+def _planned_tasks(graph: CompiledStateGraph, rust: Run, checkpoint_id: str, ns: str,
+                   step: int) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """The next step's tasks as `(id, name, path)`, named as LangGraph names them."""
+    out = []
+    for node_id, push, _arg in rust.next_tasks():
+        name = graph.node_names[node_id]
+        task_ns = f"{ns}|{name}" if ns else name
+        if push is None:
+            tid = task_id(checkpoint_id, task_ns, str(step), name, PULL,
+                          *graph.triggers[node_id])
+            out.append((tid, name, (PULL, name)))
+        else:
+            tid = task_id(checkpoint_id, task_ns, str(step), name, PUSH, str(push))
+            out.append((tid, name, (PUSH, push)))
+    return out
+
+
+def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
+             saved: CheckpointTuple | None, *, live: bool) -> StateSnapshot:
+    """The thread's state at `saved`. `live` (the thread's newest state, no checkpoint id
+    asked for): values include what finished tasks of the open step wrote, `next` only the
+    tasks still to run, and only unanswered interrupts."""
+    if saved is None:
+        return StateSnapshot({}, (), config, None, None, None, (), ())
+    persistence = Persistence(graph, saver, saved.config, None)
+    rust = restore_run(persistence, saved, SNAPSHOT_LIMIT)
+    pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
+    if null := [(c, v) for t, c, v in pending if t == NULL_TASK_ID and c not in NOT_STATE]:
+        rust.apply_external(persistence.engine_writes(null))
+    step = saved.metadata.get("step", -1) + 1
+    tasks = _planned_tasks(graph, rust, saved.checkpoint["id"],
+                           saved.config["configurable"].get("checkpoint_ns", ""), step)
+    statuses = task_statuses(pending)
+    done = {tid for tid, _, _ in tasks if tid in statuses and statuses[tid].finished}
+    if live and done:
+        finished = [(i, persistence.engine_writes(statuses[tid].output))
+                    for i, (tid, _, _) in enumerate(tasks) if tid in done]
+        try:
+            rust.apply(finished)
+        except ConcurrentUpdate as e:
+            raise concurrent_update_error(e.args[0]) from None
+    output_keys = set(graph.key_names)
+    shown = []
+    for tid, name, path in tasks:
+        status = statuses.get(tid)
+        if status is None:
+            shown.append(PregelTask(tid, name, path))
+            continue
+        result = result_dict([(c, v) for c, v in status.output if c in output_keys])
+        interrupts = () if live and status.finished else tuple(status.interrupts)
+        shown.append(PregelTask(tid, name, path, status.error, interrupts, None,
+                                result if status.finished else None))
+    values = rust.read(None)
+    if graph.root:
+        values = values.get("__root__")
+    return StateSnapshot(
+        values,
+        tuple(name for tid, name, _ in tasks if not (live and tid in done)),
+        saved.config,
+        saved.metadata,
+        saved.checkpoint["ts"],
+        saved.parent_config,
+        tuple(shown),
+        tuple(i for t in shown for i in t.interrupts),
+    )
+
+
+def get_state(graph: CompiledStateGraph, config: dict[str, Any]) -> StateSnapshot:
+    saver = saver_of(graph)
+    config = thread_config(config)
+    saved = saver.get_tuple(config)
+    return snapshot(graph, saver, config, saved,
+                    live=not config["configurable"].get("checkpoint_id"))
+
+
+def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
+                      filter: dict[str, Any] | None = None, before: Any = None,
+                      limit: int | None = None) -> Iterator[StateSnapshot]:
+    saver = saver_of(graph)
+    config = thread_config(config)
+    for saved in saver.list(config, filter=filter, before=before, limit=limit):
+        yield snapshot(graph, saver, saved.config, saved, live=False)
+
+
+def _infer_as_node(graph: CompiledStateGraph, versions_seen: dict[str, Any]) -> str | None:
+    """The node an update without `as_node` is made as: the one that ran last (LangGraph's
+    rule; None when two ran last together, or none ran)."""
+    if len(graph.node_names) == 1:
+        return graph.node_names[0]
+    seen = {n: s for n, s in versions_seen.items() if n in graph.node_ids}
+    last = sorted((v, n) for n, s in seen.items() for v in s.values())
+    if not last:
+        return None
+    if len(last) == 1 or last[-1][0] != last[-2][0]:
+        return last[-1][1]
+    return None
+
+
+def bulk_update_state(graph: CompiledStateGraph, config: dict[str, Any],
+                      supersteps: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """Applies each superstep's updates as one checkpoint (see the module doc)."""
+    saver = saver_of(graph)
+    if len(supersteps) == 0:
+        raise ValueError("No supersteps provided")
+    if any(len(u) == 0 for u in supersteps):
+        raise ValueError("No updates provided")
+    current = thread_config(config)
+    for updates in supersteps:
+        current = _update_step(graph, saver, current, [_as_update(u) for u in updates])
+    return current
+
+
+def _as_update(update: Any) -> tuple[Any, str | None, str | None]:
+    values, as_node, *rest = (*update, None, None)[:3] if isinstance(update, tuple) \
+        else (update.values, update.as_node, update.task_id)
+    return values, as_node, rest[0] if rest else None
+
+
+def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
+                 updates: list[tuple[Any, str | None, str | None]]) -> dict[str, Any]:
+    saved = saver.get_tuple(config)
+    persistence = Persistence(graph, saver, config, "sync")
+    if saved is not None:
+        rust = restore_run(persistence, saved, SNAPSHOT_LIMIT + 1)
+        persistence.adopt(saved)
+        versions_seen = saved.checkpoint.get("versions_seen") or {}
+    else:
+        rust = persistence.fresh_run(SNAPSHOT_LIMIT + 1)
+        versions_seen = {}
+    values, as_node, _ = updates[0]
+    if values is None and as_node == END:
+        if len(updates) > 1:
+            raise InvalidUpdateError("Cannot apply multiple updates when clearing state")
+        if saved is not None:
+            _finish_open_step(graph, persistence, rust, saved)
+        persistence.save(rust, "update")
+        return persistence.put_config  # type: ignore[return-value]
+    if len(updates) == 1:
+        if as_node is None:
+            as_node = _infer_as_node(graph, versions_seen)
+        if as_node is None:
+            raise InvalidUpdateError("Ambiguous update, specify as_node")
+        if as_node not in graph.node_ids:
+            raise InvalidUpdateError(f"Node {as_node} does not exist")
+    else:
+        for _values, node, _tid in updates:
+            if node is None:
+                raise InvalidUpdateError("as_node is required when applying multiple updates")
+            if node not in graph.node_ids:
+                raise InvalidUpdateError(f"Node {node} does not exist")
+    state = rust.read(None)
+    for values, node, _tid in updates:
+        node = node or as_node
+        writes: list[Any] = []
+        if node == "__start__":
+            writes, _ = output_writes(graph, node, values) if values is not None else ([], [])
+        elif values is not None:
+            writes, _ = output_writes(graph, node, values)
+        if node in graph.branches:
+            branch_writes(graph, node, config, state, writes, values)
+        try:
+            rust.apply_external(writes, graph.node_ids[node])
+        except ConcurrentUpdate as e:
+            raise concurrent_update_error(e.args[0]) from None
+    persistence.save(rust, "update")
+    return persistence.put_config  # type: ignore[return-value]
+
+
+def _finish_open_step(graph: CompiledStateGraph, persistence: Persistence, rust: Run,
+                      saved: CheckpointTuple) -> None:
+    """`update_state(None, as_node=END)`: the open step's finished tasks count as done."""
+    pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
+    if null := [(c, v) for t, c, v in pending if t == NULL_TASK_ID and c not in NOT_STATE]:
+        rust.apply_external(persistence.engine_writes(null))
+    step = saved.metadata.get("step", -1) + 1
+    tasks = _planned_tasks(graph, rust, saved.checkpoint["id"], persistence.ns, step)
+    statuses = task_statuses(pending)
+    rust.apply([(i, persistence.engine_writes(statuses[tid].output)
+                 if tid in statuses else []) for i, (tid, _, _) in enumerate(tasks)])
+
+
+__all__ = ["INTERRUPT", "bulk_update_state", "get_state", "get_state_history", "snapshot"]
