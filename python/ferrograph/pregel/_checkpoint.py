@@ -199,7 +199,8 @@ class Persistence:
         """The Rust run this run continues from: the thread's checkpoint with `input`
         written in (a new input), or as it was (None or a `Command`: a resume)."""
         saved: CheckpointTuple | None = self.saver.get_tuple(self.config)
-        if saved is None and self.config["configurable"].get("checkpoint_id"):
+        addressed = bool(self.config["configurable"].get("checkpoint_id"))
+        if saved is None and addressed:
             raise ValueError(
                 f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
                 f"{self.config['configurable'].get('thread_id')!r}")
@@ -211,7 +212,7 @@ class Persistence:
             rust = self.fresh_run(run.recursion_limit)
         resuming = saved is not None and (input is None or is_command)
         if resuming:
-            if self.config["configurable"].get("checkpoint_id"):
+            if addressed and not (is_command and input.resume is not None):
                 # Time travel: the writes saved against that checkpoint are rerun.
                 self.reapply = False
                 self.pending = [w for w in self.pending if w[1] != RESUME]
@@ -338,22 +339,28 @@ class Persistence:
     def task_writes(self, t: Task) -> list[tuple[str, Any]]:
         """A finished task's writes as LangGraph saves them: state keys, routes, sends and
         the node's static edges (`NO_WRITES` when there are none)."""
+        writes = self.saved_form(t.writes, None if t.handled is not None else t.node_id)
+        pad = t.scratchpad
+        if pad is not None and pad.resume_written is not None:
+            writes.insert(0, (RESUME, pad.resume_written))
+        if not any(c not in CONTROL_WRITES for c, _ in writes):
+            writes.append((NO_WRITES, None))
+        return writes
+
+    def saved_form(self, engine_writes: Iterable[tuple[int, int, Any]],
+                   node_id: int | None) -> list[tuple[str, Any]]:
+        """Engine writes as LangGraph saves them, with node `node_id`'s static edges."""
         graph = self.graph
         writes: list[tuple[str, Any]] = []
-        for kind, target, value in t.writes:
+        for kind, target, value in engine_writes:
             if kind == WRITE_KEY:
                 writes.append((graph.key_names[target], value))
             elif kind == WRITE_GOTO:
                 writes.append((f"branch:to:{graph.node_names[target]}", None))
             elif kind == WRITE_SEND:
                 writes.append((TASKS, WireSend(graph.node_names[target], value)))
-        if t.handled is None:
-            writes.extend(graph.static_writes[t.node_id])
-        pad = t.scratchpad
-        if pad is not None and pad.resume_written is not None:
-            writes.insert(0, (RESUME, pad.resume_written))
-        if not any(c not in CONTROL_WRITES for c, _ in writes):
-            writes.append((NO_WRITES, None))
+        if node_id is not None:
+            writes.extend(graph.static_writes[node_id])
         return writes
 
     def engine_writes(self, writes: Iterable[tuple[str, Any]]) -> list[tuple[int, int, Any]]:

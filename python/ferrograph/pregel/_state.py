@@ -11,6 +11,7 @@ saved as a new checkpoint with `source="update"`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from uuid import UUID, uuid5
 from typing import TYPE_CHECKING, Any
 
 from langgraph.checkpoint.base import CheckpointTuple
@@ -82,11 +83,13 @@ def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
     persistence = Persistence(graph, saver, saved.config, None)
     rust = restore_run(persistence, saved, SNAPSHOT_LIMIT)
     pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
-    if null := [(c, v) for t, c, v in pending if t == NULL_TASK_ID and c not in NOT_STATE]:
-        rust.apply_external(persistence.engine_writes(null))
     step = saved.metadata.get("step", -1) + 1
+    # The step's tasks are those of the checkpoint; the null task's writes (a resume's
+    # `Command`) show in the values only, as in LangGraph.
     tasks = _planned_tasks(graph, rust, saved.checkpoint["id"],
                            saved.config["configurable"].get("checkpoint_ns", ""), step)
+    if null := [(c, v) for t, c, v in pending if t == NULL_TASK_ID and c not in NOT_STATE]:
+        rust.apply_external(persistence.engine_writes(null))
     statuses = task_statuses(pending)
     done = {tid for tid, _, _ in tasks if tid in statuses and statuses[tid].finished}
     if live and done:
@@ -206,7 +209,17 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             if node not in graph.node_ids:
                 raise InvalidUpdateError(f"Node {node} does not exist")
     state = rust.read(None)
-    for values, node, _tid in updates:
+    planned: dict[str, list[str]] = {}
+    if saved is not None:
+        for tid, name, _ in _planned_tasks(graph, restore_run(
+                Persistence(graph, saver, saved.config, None), saved, SNAPSHOT_LIMIT),
+                saved.checkpoint["id"], persistence.ns, persistence.saved_step + 1):
+            planned.setdefault(name, []).append(tid)
+    # The update's writes are also saved against the checkpoint it builds on, under the
+    # task of `as_node` that was to run (as LangGraph keeps them), unless the thread has
+    # moved past that checkpoint.
+    keep_writes = saved is not None and _is_latest(saver, saved)
+    for i, (values, node, given_tid) in enumerate(updates):
         node = node or as_node
         writes: list[Any] = []
         if node == "__start__":
@@ -215,12 +228,30 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             writes, _ = output_writes(graph, node, values)
         if node in graph.branches:
             branch_writes(graph, node, config, state, writes, values)
+        if keep_writes:
+            tid = given_tid or (planned[node].pop(0) if planned.get(node)
+                                else _update_task_id(saved.checkpoint["id"], i))
+            if saved_form := persistence.saved_form(writes, graph.node_ids[node]):
+                saver.put_writes(saved.config, saved_form, tid)
         try:
             rust.apply_external(writes, graph.node_ids[node])
         except ConcurrentUpdate as e:
             raise concurrent_update_error(e.args[0]) from None
     persistence.save(rust, "update")
     return persistence.put_config  # type: ignore[return-value]
+
+
+def _is_latest(saver: Any, saved: CheckpointTuple) -> bool:
+    configurable = saved.config["configurable"]
+    latest = saver.get_tuple({"configurable": {
+        "thread_id": configurable["thread_id"],
+        "checkpoint_ns": configurable.get("checkpoint_ns", "")}})
+    return latest is not None and latest.checkpoint["id"] == saved.checkpoint["id"]
+
+
+def _update_task_id(checkpoint_id: str, i: int) -> str:
+    """LangGraph's task id for the `i`th update of a step with no task of its node."""
+    return str(uuid5(UUID(checkpoint_id), INTERRUPT if i == 0 else f"{INTERRUPT}:{i}"))
 
 
 def _finish_open_step(graph: CompiledStateGraph, persistence: Persistence, rust: Run,

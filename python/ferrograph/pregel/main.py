@@ -419,6 +419,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
         return frozenset(i for n in names if (i := self.node_ids.get(n)) not in (None, 0))
 
     def _result(self, values: dict[str, Any], single_key: str | None, version: str) -> Any:
+        if version == "v2" and "__interrupt__" in values:
+            values = dict(values)
+            interrupts = tuple(values.pop("__interrupt__"))
+            result = values.get(single_key) if single_key is not None else values
+            return GraphOutput(result, interrupts)
         result = values.get(single_key) if single_key is not None else values
         return GraphOutput(result) if version == "v2" else result
 
