@@ -417,6 +417,37 @@ class Persistence:
 
     # -- checkpoints --------------------------------------------------------------------------
 
+    def checkpoint_payload(self, values: Any, tasks: list[Task],
+                           output_keys: frozenset[str]) -> dict[str, Any]:
+        """The newest checkpoint as the `checkpoints` stream mode shows it."""
+        statuses = task_statuses(self.pending) if self.pending else {}
+        shown = []
+        for t in tasks:
+            status = statuses.get(t.id)
+            if status is not None and status.error is not None:
+                shown.append({"id": t.id, "name": t.name, "error": status.error,
+                              "state": None})
+                continue
+            interrupts = tuple(_as_dict(i) for i in status.interrupts) if status else ()
+            result = None
+            if status is not None and status.finished:
+                from ferrograph.pregel._write import result_dict
+                result = result_dict([(c, v) for c, v in status.output if c in output_keys])
+            if result:
+                shown.append({"id": t.id, "name": t.name, "result": result,
+                              "interrupts": interrupts, "state": None})
+            else:
+                shown.append({"id": t.id, "name": t.name, "interrupts": interrupts,
+                              "state": None})
+        return {
+            "config": self.put_config or self._at_checkpoint(),
+            "parent_config": self.parent_config,
+            "values": values,
+            "metadata": self.metadata,
+            "next": [t.name for t in tasks],
+            "tasks": shown,
+        }
+
     def _versions_now(self, rust: Run) -> dict[str, Any]:
         """Each written channel's version, by the saver's name."""
         names = self.versions.cover(rust.latest_version)
@@ -549,6 +580,11 @@ def _ours(interrupt: Any) -> Interrupt:
         return interrupt
     return Interrupt(interrupt.value, interrupt.id,
                      response_schema=getattr(interrupt, "response_schema", None))
+
+
+def _as_dict(interrupt: Any) -> dict[str, Any]:
+    return {"value": interrupt.value, "id": interrupt.id,
+            "response_schema": getattr(interrupt, "response_schema", None)}
 
 
 def _is_interrupt_id(key: Any) -> bool:

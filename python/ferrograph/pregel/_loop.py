@@ -248,6 +248,8 @@ class GraphRun:
         self.max_concurrency = config.get("max_concurrency") or None
         self._wants_updates = "updates" in spec.modes
         self._wants_values = "values" in spec.modes
+        self._streams_checkpoints = graph.checkpointer not in (None, True, False) and (
+            "checkpoints" in spec.modes or "debug" in spec.modes)
         self._prepare_early = "tasks" in spec.modes or "debug" in spec.modes
         """Whether a step's tasks are all prepared when it is planned: its start items show
         each task's input and metadata."""
@@ -288,6 +290,8 @@ class GraphRun:
         generator."""
         while tasks := self.plan_step():
             number = self.run.step
+            if self._streams_checkpoints:
+                yield list(self._checkpoint_items(tasks))
             items, stop = self.before_step(tasks, number)
             if items:
                 yield items
@@ -299,6 +303,8 @@ class GraphRun:
                 yield items
             if stop:
                 return
+        if self._streams_checkpoints:
+            yield list(self._checkpoint_items([]))
         self.final_values = self.run.read(self.result_ids)
 
     def plan_step(self) -> list[Task]:
@@ -372,8 +378,26 @@ class GraphRun:
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                 items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
         if self._interrupts(tasks, self.interrupt_after):
+            if self._streams_checkpoints:
+                following = self.plan_step()
+                items = [*items, *self._checkpoint_items(following)]
             return [*items, *self._interrupt_items()], True
         return items, False
+
+    def _checkpoint_items(self, tasks: list[Task]) -> Iterator[Any]:
+        """The `checkpoints` (and `debug`) item of the thread's newest checkpoint, with the
+        tasks of the step that starts from it, as LangGraph streams it."""
+        saving = self.saving
+        if saving is None:
+            return
+        payload = saving.checkpoint_payload(
+            self.values_item(self.run.read(self.output_ids)), tasks, self.output_name_set)
+        if "checkpoints" in self.spec.modes:
+            yield self.emit("checkpoints", payload)
+        if "debug" in self.spec.modes:
+            yield self.emit("debug", {"step": saving.metadata.get("step"),
+                                      "timestamp": saving.checkpoint["ts"],
+                                      "type": "checkpoint", "payload": payload})
 
     def _interrupt_items(self) -> Iterator[Any]:
         self.final_values = self.run.read(self.result_ids)
