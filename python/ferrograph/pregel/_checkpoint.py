@@ -190,6 +190,8 @@ class Persistence:
         self.saved_id: str | None = None
         """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
         self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.resumed = False
+        """Whether the run continues the thread's open step (None or `Command` input)."""
         self.reapply = True
         """Whether loaded writes of finished tasks stand in for running them again."""
 
@@ -222,6 +224,7 @@ class Persistence:
                            and c not in NOT_STATE]
             if null_writes:
                 rust.apply_external(self.engine_writes(null_writes))
+            self.resumed = True
             # Breakpoints already passed do not stop the resumed run again.
             self.interrupt_seen = self._versions_now(rust)
             run.input = None

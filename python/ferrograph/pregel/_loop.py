@@ -288,6 +288,9 @@ class GraphRun:
         A step is `plan_step`, `before_step`, the driver's execution, `after_step`; a driver
         that hands on no items (`ainvoke`) calls those three itself rather than pay for a
         generator."""
+        if self.saving is not None and self.saving.resumed and self._wants_values:
+            # A resumed run first shows the state it resumes from, as LangGraph's does.
+            yield [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
         while tasks := self.plan_step():
             number = self.run.step
             if self._streams_checkpoints:
@@ -465,7 +468,9 @@ class GraphRun:
                 yield self.emit("values", {**self.run.read(self.output_ids), **paused})
         if "tasks" in spec.modes or "debug" in spec.modes:
             payload = {"id": t.id, "name": t.name, "error": None, "result": {},
-                       "interrupts": list(t.interrupts)}
+                       "interrupts": [{"value": i.value, "id": i.id,
+                                       "response_schema": i.response_schema}
+                                      for i in t.interrupts]}
             if spec.wants("tasks", t.name):
                 yield self.emit("tasks", payload)
             if spec.wants("debug", t.name):
