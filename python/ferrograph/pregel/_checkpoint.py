@@ -229,10 +229,8 @@ class Persistence:
             self.interrupt_seen = self._versions_now(rust)
             run.input = None
             return rust
-        if is_command:
-            if input.resume is not None:
-                raise RuntimeError("Cannot resume: the thread has no checkpoint to resume from")
-            raise EmptyInputError("Received empty Command input")
+        # A `Command` on a thread with no checkpoint is the run's input (as in LangGraph:
+        # its resume value finds no interrupt to answer).
         if input is None:
             raise EmptyInputError("Received no input for __start__")
         if saved is not None:

@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 from ferrograph._core import ConcurrentUpdate
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.pregel._checkpoint import (
+    INPUT,
     INTERRUPT,
     NOT_STATE,
     NULL_TASK_ID,
@@ -194,6 +195,15 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
         if saved is not None:
             _finish_open_step(graph, persistence, rust, saved)
         persistence.save(rust, "update")
+        return persistence.put_config  # type: ignore[return-value]
+    if as_node == INPUT:  # as a new input: the run starts over from it
+        if len(updates) > 1:
+            raise InvalidUpdateError("Cannot apply multiple updates when updating as input")
+        if values is None:
+            raise InvalidUpdateError("Received no input writes for __start__")
+        if saved is not None:
+            rust.write_input()
+        persistence.save(rust, "input", start_value=values)
         return persistence.put_config  # type: ignore[return-value]
     if len(updates) == 1:
         if as_node is None:
