@@ -17,6 +17,7 @@ read back in order, so comparisons mean the same on both sides.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import importlib.util
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -470,7 +471,7 @@ class Persistence:
         else:
             step = rust.step - 1
         names = self.versions.cover(rust.latest_version)
-        values, versions, seen, sends = rust.checkpoint(names, start_value)
+        values, versions, seen, sends = rust.checkpoint(names, wire_value(start_value))
         if self.interrupt_seen:
             seen[INTERRUPT] = dict(self.interrupt_seen)
         seen.setdefault(INPUT, {})
@@ -553,13 +554,13 @@ def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limi
                        (saved.metadata or {}).get("step", -1), recursion_limit)
 
 
-def _wire_types() -> tuple[type[Interrupt], type[Send]]:
+def _wire_types() -> tuple[type[Interrupt], type[Send], type[Command]]:
     """The classes interrupts and sends are saved as. With LangGraph installed, they are
     saved under LangGraph's names (the serializer records a class by module and name), so
     the stored bytes are LangGraph's and a thread moves between the engines; our classes
     otherwise. Nothing of LangGraph is imported here."""
     if importlib.util.find_spec("langgraph") is None:
-        return Interrupt, Send
+        return Interrupt, Send, Command
 
     class WireInterrupt(Interrupt):
         __slots__ = ()
@@ -567,12 +568,25 @@ def _wire_types() -> tuple[type[Interrupt], type[Send]]:
     class WireSend(Send):
         __slots__ = ()
 
-    for cls, name in ((WireInterrupt, "Interrupt"), (WireSend, "Send")):
+    @dataclasses.dataclass(kw_only=True, slots=True, frozen=True)
+    class WireCommand(Command):
+        pass
+
+    for cls, name in ((WireInterrupt, "Interrupt"), (WireSend, "Send"),
+                      (WireCommand, "Command")):
         cls.__module__, cls.__name__, cls.__qualname__ = "langgraph.types", name, name
-    return WireInterrupt, WireSend
+    return WireInterrupt, WireSend, WireCommand
 
 
-WireInterrupt, WireSend = _wire_types()
+WireInterrupt, WireSend, WireCommand = _wire_types()
+
+
+def wire_value(value: Any) -> Any:
+    """`value` as it is saved (a `Command` under LangGraph's name, see `_wire_types`)."""
+    if type(value) is Command:
+        return WireCommand(graph=value.graph, update=value.update, resume=value.resume,
+                           goto=value.goto)
+    return value
 
 
 def _ours(interrupt: Any) -> Interrupt:

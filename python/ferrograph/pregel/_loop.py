@@ -19,6 +19,7 @@ after its writes are applied.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ from ferrograph.pregel._write import (
     with_pushed,
 )
 from ferrograph.runtime import RunControl, Runtime, run_runtime, server_info_of
+from ferrograph.types import Command
 
 if TYPE_CHECKING:
     from ferrograph.pregel._async import AsyncDriver
@@ -703,7 +705,12 @@ class GraphRun:
             return
         try:
             if t.node_id == 0:
-                output = map_input(self.graph, t.input, strict=self.strict_input)
+                input = t.input
+                if self.saving is not None and type(input) is Command and input.resume is not None:
+                    # A thread's first input may be a resume: it has nothing to answer.
+                    input = (dataclasses.replace(input, resume=None)
+                             if input.update is not None or input.goto else {})
+                output = map_input(self.graph, input, strict=self.strict_input)
             else:
                 output = (t.runner.call(t.input, t.config) if self.user_callbacks is None
                           else traced_call(t))
