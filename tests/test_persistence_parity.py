@@ -954,8 +954,9 @@ def test_async_interrupt_variants(kind: str, how: str, candidate: Lib, oracle: L
                 if isinstance(out, dict) and "__interrupt__" in out:
                     out = {**out, "__interrupt__": _by_value(out["__interrupt__"])}
                 return out
-            # astream of parallel interrupts: updates in completion order, so values only
-            mode = "values" if kind == "parallel" else ["updates", "values"]
+            # Parallel tasks' updates come in completion order: values only where a step
+            # has two tasks.
+            mode = "values" if kind in ("parallel", "update and goto") else ["updates", "values"]
             return await astream_all(graph.astream(input, thread(), stream_mode=mode,
                                                    subgraphs=kind == "subgraph"))
 

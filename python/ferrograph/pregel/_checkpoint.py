@@ -215,7 +215,8 @@ class Persistence:
             rust = self.fresh_run(run.recursion_limit)
         resuming = saved is not None and (input is None or is_command)
         if resuming:
-            if addressed and not (is_command and input.resume is not None):
+            time_travel = addressed and not (is_command and input.resume is not None)
+            if time_travel:
                 # Time travel: the writes saved against that checkpoint are rerun.
                 self.reapply = False
                 self.pending = [w for w in self.pending if w[1] != RESUME]
@@ -225,10 +226,18 @@ class Persistence:
                            and c not in NOT_STATE]
             if null_writes:
                 rust.apply_external(self.engine_writes(null_writes))
+            if time_travel and self.metadata.get("source") not in ("update", "fork"):
+                # Replaying a past checkpoint starts a branch of the thread: a fork
+                # checkpoint of its own (LangGraph's), which the replayed steps follow.
+                self.pending = [w for w in self.pending if w[1] != INTERRUPT]
+                self.save(rust, "fork")
+                rust.advance_step()
             self.resumed = True
             # Breakpoints already passed do not stop the resumed run again.
             self.interrupt_seen = self._versions_now(rust)
-            run.input = None
+            # The start node, when the thread stopped before it ran, maps the saved input.
+            run.input = _ours_command(
+                (saved.checkpoint.get("channel_values") or {}).get("__start__"))
             return rust
         # A `Command` on a thread with no checkpoint is the run's input (as in LangGraph:
         # its resume value finds no interrupt to answer).
@@ -468,6 +477,8 @@ class Persistence:
         run saves only on exit). An update takes the step after the one it updates."""
         if source == "update":
             step = (-1 if self.saved_step is None else self.saved_step) + 1
+        elif source == "fork":
+            step = rust.step
         else:
             step = rust.step - 1
         names = self.versions.cover(rust.latest_version)
@@ -600,6 +611,14 @@ def _ours(interrupt: Any) -> Interrupt:
 def _as_dict(interrupt: Any) -> dict[str, Any]:
     return {"value": interrupt.value, "id": interrupt.id,
             "response_schema": getattr(interrupt, "response_schema", None)}
+
+
+def _ours_command(value: Any) -> Any:
+    """A saved input: a `Command` saved under LangGraph's name comes back as ours."""
+    if type(value).__name__ == "Command" and not isinstance(value, Command):
+        return Command(graph=value.graph, update=value.update, resume=value.resume,
+                       goto=value.goto)
+    return value
 
 
 def _is_interrupt_id(key: Any) -> bool:

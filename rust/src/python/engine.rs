@@ -479,6 +479,12 @@ impl Run {
         })
     }
 
+    /// Moves on to the next step number without running a step (a fork checkpoint takes
+    /// the number of the step it was restored at).
+    fn advance_step(&mut self) {
+        self.state.advance_step();
+    }
+
     /// Writes a new input into a restored run (see `RunState::write_input`).
     fn write_input(&mut self) {
         self.state.write_input(&self.plan.get().plan);

@@ -129,6 +129,12 @@ impl<V> RunState<V> {
         state
     }
 
+    /// Moves to the next step number without running one (LangGraph's fork checkpoint
+    /// takes a step number of its own). The recursion limit still counts from the restore.
+    pub fn advance_step(&mut self) {
+        self.step += 1;
+    }
+
     /// Writes a new input into a restored run, as LangGraph's input step does: the tasks
     /// the checkpoint left pending are dropped (their triggers count as seen), as are
     /// pending `Send`s, and the start node is triggered. The step advances by one (the input
