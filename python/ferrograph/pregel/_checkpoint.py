@@ -138,12 +138,13 @@ class Scratchpad:
     """A task's answers to its interrupts: those saved for it, the run's resume value (taken
     by the first interrupt that has no saved answer), and the count of interrupts called."""
 
-    __slots__ = ("resume", "counter", "_null", "_persistence", "resume_written")
+    __slots__ = ("resume", "counter", "persistence", "resume_written")
 
-    def __init__(self, resume: list[Any], null: Persistence | None) -> None:
+    def __init__(self, resume: list[Any], persistence: Persistence | None) -> None:
         self.resume = resume
         self.counter = 0
-        self._persistence = null
+        self.persistence = persistence
+        """The thread of the task's run (a graph the task runs keeps its checkpoints there)."""
         self.resume_written: list[Any] | None = None
         """The answers the task used, saved with its writes (LangGraph's RESUME write)."""
 
@@ -153,7 +154,7 @@ class Scratchpad:
         return index
 
     def take_null_resume(self) -> Any:
-        return None if self._persistence is None else self._persistence.take_null_resume()
+        return None if self.persistence is None else self.persistence.take_null_resume()
 
 
 class Persistence:
@@ -191,6 +192,10 @@ class Persistence:
         self.saved_id: str | None = None
         """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
         self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.parent: Persistence | None = None
+        """The thread of the run whose task runs this graph (None: a top-level run)."""
+        self.parents: dict[str, str] = {}
+        """Checkpoint ids of the enclosing graphs, by namespace (LangGraph's `parents`)."""
         self.resumed = False
         """Whether the run continues the thread's open step (None or `Command` input)."""
         self.reapply = True
@@ -213,7 +218,8 @@ class Persistence:
             self.adopt(saved)
         else:
             rust = self.fresh_run(run.recursion_limit)
-        resuming = saved is not None and (input is None or is_command)
+        resuming = saved is not None and (
+            input is None or is_command or (self.parent is not None and self.parent.resumed))
         if resuming:
             time_travel = addressed and not (is_command and input.resume is not None)
             if time_travel:
@@ -301,12 +307,29 @@ class Persistence:
                 for i in s.interrupts]
 
     def take_null_resume(self) -> Any:
-        """The run's resume value, for the first interrupt that asks for it (and only it)."""
+        """The run's resume value, for the first interrupt that asks for it (and only it);
+        a graph run by a task takes its caller's when it has none of its own."""
         for i, (tid, channel, value) in enumerate(self.pending):
             if tid == NULL_TASK_ID and channel == RESUME:
                 del self.pending[i]
                 return value
-        return None
+        return None if self.parent is None else self.parent.take_null_resume()
+
+    def nested(self, graph: CompiledStateGraph, config: dict[str, Any]) -> Persistence:
+        """The thread of a graph run by one of this run's tasks (`config` is the task's):
+        the same saver and thread, under the task's namespace (without the task id for a
+        graph compiled with `checkpointer=True`, whose history is one per thread)."""
+        configurable = config.get("configurable") or {}
+        ns = configurable.get("checkpoint_ns", "")
+        if graph.checkpointer is True:
+            ns = "|".join(part.split(":")[0] for part in ns.split("|"))
+        child = Persistence(graph, self.saver, {"configurable": {
+            "thread_id": self.config["configurable"]["thread_id"], "checkpoint_ns": ns}},
+            self.durability)
+        child.parent = self
+        child.resume_map = self.resume_map
+        child.parents = {**self.parents, self.ns: self.checkpoint["id"]}
+        return child
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -502,7 +525,8 @@ class Persistence:
                 if v != previous.get("channel_versions", {}).get(c)),
         }
         self.metadata = {"source": source, "step": step,
-                         "parents": self.metadata.get("parents") or {}}
+                         "parents": dict(self.parents) if self.parent is not None
+                         else self.metadata.get("parents") or {}}
         self.pending = []
         self.exit_writes = []
         if self.durability != "exit":

@@ -209,6 +209,7 @@ class GraphRun:
         stop_check: Callable[[], None] | None = None,
         control: RunControl | None = None,
         durability: Any = None,
+        caller_thread: Persistence | None = None,
     ) -> None:
         self.graph = graph
         self.stop_check = stop_check
@@ -274,8 +275,14 @@ class GraphRun:
         self.saving: Persistence | None = None
         """The run's thread, when the graph has a checkpointer (see `_checkpoint`)."""
         saver = graph.checkpointer
-        if saver not in (None, True, False) and not namespace and own_graph:
+        caller = caller_thread or _calling_persistence(config)
+        if saver not in (None, True, False) and caller is None:
             self.saving = Persistence(graph, saver, config, durability)
+            self.run = self.saving.start(self, input)
+        elif caller is not None and saver is not False:
+            # A graph run by a task of a persisted run keeps its checkpoints in the same
+            # thread, under the task's namespace (LangGraph's subgraph persistence).
+            self.saving = caller.nested(graph, config)
             self.run = self.saving.start(self, input)
         else:
             self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
@@ -366,6 +373,12 @@ class GraphRun:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
         paused = [i for t in tasks for i in t.interrupts]
+        if paused and self.saving is not None and self.saving.parent is not None:
+            # A graph run by a task pauses that task: the question goes up to the run
+            # that has the caller (its thread holds this graph's checkpoints).
+            self._apply_step(tasks)
+            self.interrupted = True
+            raise GraphInterrupt(tuple(paused))
         written = self._apply_step(tasks)
         if paused:
             # The step stays open in the thread (its writes are saved); the caller sees
@@ -378,6 +391,7 @@ class GraphRun:
             return _NO_ITEMS, True
         if self.saving is not None:
             self.saving.save(self.run, "loop")
+            self.saving.resumed = False  # graphs its later tasks run start afresh
         items: list[Any] | tuple[()] = _NO_ITEMS
         if self._wants_values and self.output_id_set.intersection(written):
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
@@ -796,6 +810,16 @@ class GraphRun:
 
     def emit(self, mode: str, item: Any) -> Item:
         return (self.namespace, mode, item)
+
+
+def _calling_persistence(config: dict[str, Any]) -> Persistence | None:
+    """The thread of the persisted run whose task runs this graph (None: not run by one)."""
+    configurable = config.get("configurable") or {}
+    task = configurable.get(CONFIG_KEY_TASK)
+    if task is None or configurable.get(CONFIG_KEY_TASK_ID) != task.id:
+        return None
+    pad = task.scratchpad
+    return None if pad is None else pad.persistence
 
 
 def debug_item(kind: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:

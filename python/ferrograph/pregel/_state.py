@@ -75,7 +75,8 @@ def _planned_tasks(graph: CompiledStateGraph, rust: Run, checkpoint_id: str, ns:
 
 
 def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
-             saved: CheckpointTuple | None, *, live: bool) -> StateSnapshot:
+             saved: CheckpointTuple | None, *, live: bool,
+             subgraphs: bool = False) -> StateSnapshot:
     """The thread's state at `saved`. `live` (the thread's newest state, no checkpoint id
     asked for): values include what finished tasks of the open step wrote, `next` only the
     tasks still to run, and only unanswered interrupts."""
@@ -101,15 +102,17 @@ def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
         except ConcurrentUpdate as e:
             raise concurrent_update_error(e.args[0]) from None
     output_keys = set(graph.key_names)
+    ns = saved.config["configurable"].get("checkpoint_ns", "")
     shown = []
     for tid, name, path in tasks:
+        state = _subgraph_state(graph, saver, saved, ns, tid, name, subgraphs)
         status = statuses.get(tid)
         if status is None:
-            shown.append(PregelTask(tid, name, path))
+            shown.append(PregelTask(tid, name, path, state=state))
             continue
         result = result_dict([(c, v) for c, v in status.output if c in output_keys])
         interrupts = () if live and status.finished else tuple(status.interrupts)
-        shown.append(PregelTask(tid, name, path, status.error, interrupts, None,
+        shown.append(PregelTask(tid, name, path, status.error, interrupts, state,
                                 result if status.finished else None))
     values = rust.read(None)
     if graph.root:
@@ -126,12 +129,33 @@ def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
     )
 
 
-def get_state(graph: CompiledStateGraph, config: dict[str, Any]) -> StateSnapshot:
+def _subgraph_state(graph: CompiledStateGraph, saver: Any, saved: CheckpointTuple, ns: str,
+                    tid: str, name: str, recurse: bool) -> Any:
+    """A subgraph task's `state`: where its checkpoints are (its config), or with
+    `recurse` its own snapshot."""
+    runner = graph.runners.get(name)
+    if runner is None or not runner.is_subgraph:
+        return None
+    task_ns = f"{ns}|{name}:{tid}" if ns else f"{name}:{tid}"
+    config = {"configurable": {"thread_id": saved.config["configurable"]["thread_id"],
+                               "checkpoint_ns": task_ns}}
+    if not recurse:
+        return config
+    subgraph = runner.action
+    if subgraph.checkpointer is True:
+        config["configurable"]["checkpoint_ns"] = "|".join(
+            part.split(":")[0] for part in task_ns.split("|"))
+    return snapshot(subgraph, saver, config, saver.get_tuple(config), live=True,
+                    subgraphs=True)
+
+
+def get_state(graph: CompiledStateGraph, config: dict[str, Any], *,
+              subgraphs: bool = False) -> StateSnapshot:
     saver = saver_of(graph)
     config = thread_config(config)
     saved = saver.get_tuple(config)
     return snapshot(graph, saver, config, saved,
-                    live=not config["configurable"].get("checkpoint_id"))
+                    live=not config["configurable"].get("checkpoint_id"), subgraphs=subgraphs)
 
 
 def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
@@ -139,6 +163,7 @@ def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
                       limit: int | None = None) -> Iterator[StateSnapshot]:
     saver = saver_of(graph)
     config = thread_config(config)
+    config["configurable"].setdefault("checkpoint_ns", "")
     for saved in saver.list(config, filter=filter, before=before, limit=limit):
         yield snapshot(graph, saver, saved.config, saved, live=False)
 

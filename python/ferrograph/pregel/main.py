@@ -368,11 +368,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's newest state (or the checkpoint `config` names)."""
-        return _state.get_state(self, config)
+        return _state.get_state(self, config, subgraphs=subgraphs)
 
     async def aget_state(self, config: RunnableConfig, *,
                          subgraphs: bool = False) -> StateSnapshot:
-        return await asyncio.to_thread(_state.get_state, self, config)
+        return await asyncio.to_thread(self.get_state, config, subgraphs=subgraphs)
 
     def get_state_history(self, config: RunnableConfig, *, filter: dict[str, Any] | None = None,
                           before: RunnableConfig | None = None,
@@ -468,6 +468,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             result = self._invoke_nested(input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and self.checkpointer in (None, True, False)
+              and (parent_task is None or parent_task.scratchpad is None)
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks") and not self.root
               and self.step_timeout is None):
@@ -536,7 +537,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
         run = GraphRun(self, input, config, spec, namespace=namespace,
                        context=parent.context, output_keys=keys,
                        seen_messages=parent.seen_messages, strict_input=False,
-                       control=control)
+                       control=control, caller_thread=(
+                           None if parent_task.scratchpad is None
+                           else parent_task.scratchpad.persistence))
         return run, producer
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
