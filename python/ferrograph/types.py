@@ -314,13 +314,14 @@ def interrupt(value: Any, *, response_schema: Any = None) -> Any:
     conf = get_config()["configurable"]
     task = conf.get(CONFIG_KEY_TASK)
     pad = getattr(task, "scratchpad", None)
-    if pad is None:
-        raise RuntimeError("Called interrupt() outside the context of a graph run with a "
-                           "checkpointer (compile the graph with checkpointer=...)")
     adapter = None
     if response_schema is not None and not isinstance(response_schema, dict):
         from pydantic import TypeAdapter
         adapter = TypeAdapter(response_schema)
+    if pad is None:  # no checkpointer: the run stops here, with nothing to resume it by
+        from ferrograph.pregel._checkpoint import interrupt_id
+        raise GraphInterrupt((Interrupt(value, interrupt_id(conf.get("checkpoint_ns", ""), 0),
+                                        response_schema=response_schema),))
     index = pad.next_index()
     if index < len(pad.resume):
         pad.resume_written = pad.resume[: index + 1]

@@ -17,7 +17,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
 from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
-from ferrograph.errors import GraphDrained
+from ferrograph.errors import GraphDrained, GraphInterrupt
 from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -57,7 +57,15 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
          "note_error": note_task_error, "own_command": own_command,
          "note_preparing_error": note_preparing_error, "submit": DEFAULT_POOL.submit,
          "watch": DEFAULT_SCOUT.watch, "drained": raise_drained,
-         "pushed_writes": PUSHED_WRITES})
+         "pushed_writes": PUSHED_WRITES, "paused": paused})
+
+
+def paused(error: BaseException, into: list[Any]) -> bool:
+    """Whether a node's failure is a pause at `interrupt()` (its questions go `into`)."""
+    if isinstance(error, GraphInterrupt) and error.args and error.args[0]:
+        into.extend(error.args[0])
+        return True
+    return False
 
 
 def raise_drained(control: RunControl) -> None:
@@ -86,12 +94,18 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
 
     configurable[CONFIG_KEY_RUN] = None
     configurable[CONFIG_KEY_TASK] = None
+    questions: list[Any] = []
     try:
-        return graph.direct.invoke(
+        result = graph.direct.invoke(
             graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
             configurable, metadata, result_ids, config.get("max_concurrency") or None,
-            stop_check, runtime.control)
+            stop_check, runtime.control, questions)
     except OutOfSteps:
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:
         raise concurrent_update_error(e.args[0]) from None
+    if questions:
+        if not strict:  # run by a task: the pause is that task's
+            raise GraphInterrupt(tuple(questions))
+        result["__interrupt__"] = questions
+    return result

@@ -263,6 +263,7 @@ class GraphRun:
         # own, whose items a caller streaming subgraphs still takes, as in LangGraph.
         own_graph = not namespace and CONFIG_KEY_TASK not in config.get("configurable", {})
         self.user_callbacks = without_our_handlers(config.get("callbacks"), own_graph)
+        self._own_graph = own_graph
         (self._base_configurable, self.base_metadata, self._runtime,
          is_callers_input) = task_bases(graph, config, context, control)
         self.control: RunControl = self._runtime.control  # type: ignore[assignment]
@@ -373,7 +374,7 @@ class GraphRun:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
         paused = [i for t in tasks for i in t.interrupts]
-        if paused and self.saving is not None and self.saving.parent is not None:
+        if paused and (self.namespace or not self._own_graph):
             # A graph run by a task pauses that task: the question goes up to the run
             # that has the caller (its thread holds this graph's checkpoints).
             self._apply_step(tasks)
@@ -779,11 +780,11 @@ class GraphRun:
     def record_error(self, t: Task, e: BaseException) -> None:
         if PUSHED_WRITES:
             PUSHED_WRITES.pop(t.id, None)
-        if self.saving is not None and isinstance(e, GraphInterrupt) and e.args \
-                and e.args[0]:
+        if isinstance(e, GraphInterrupt) and e.args and e.args[0]:
             t.interrupts = tuple(e.args[0])  # a pause, not a failure: siblings run on
             t.writes = []
-            self.saving.task_ended(t)
+            if self.saving is not None:
+                self.saving.task_ended(t)
             return
         t.error = note_task_error(e, t.name, t.id)
         if self.saving is not None and reports_failure(t.error):

@@ -92,6 +92,10 @@ struct Hooks {
     own_command: Py<PyAny>,
     /// `note_preparing_error(error, name, path)`: for a failure reading a task's input.
     note_preparing_error: Py<PyAny>,
+    /// `paused(error, into) -> bool`: whether a node's failure is a pause at `interrupt()`
+    /// (its questions appended to the list `into`): the task then has no writes and the
+    /// run stops once the step is applied.
+    paused: Py<PyAny>,
     /// The worker pool's `submit(fn)`.
     submit: Py<PyAny>,
     /// The scout's `watch(fn)`.
@@ -204,7 +208,7 @@ impl DirectGraph {
     /// what it raises stops the run there (an `ainvoke` whose caller was cancelled while a
     /// sync node ran).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency, stop_check=None, control=None))]
+    #[pyo3(signature = (graph, input, strict, initial, recursion_limit, config, configurable, metadata, result_keys, max_concurrency, stop_check, control, paused))]
     fn invoke<'py>(
         slf: &Bound<'py, Self>,
         graph: Py<PyAny>,
@@ -219,9 +223,14 @@ impl DirectGraph {
         max_concurrency: Option<usize>,
         stop_check: Option<Bound<'py, PyAny>>,
         control: Option<Bound<'py, PyAny>>,
+        paused: Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
-        let caller = Caller { graph, strict };
+        let caller = Caller {
+            graph,
+            strict,
+            paused: paused.clone().unbind(),
+        };
         let graph = slf.get();
         let compiled = graph.plan.get();
         let plan = &compiled.plan;
@@ -280,6 +289,9 @@ impl DirectGraph {
             state
                 .apply(plan, results, &mut reducers)
                 .map_err(|e| apply_error(py, compiled, e))?;
+            if !paused.is_empty() {
+                break; // a node paused at `interrupt()`: the run stops after its step
+            }
         }
         read_state(py, compiled, &state, &result_keys)
     }
@@ -389,7 +401,18 @@ impl DirectGraph {
     /// edges) into writes. A failure is the error `note_task_error` makes of it (noted with
     /// its task), as in the streaming loop.
     fn run_task(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
-        self.run_node(py, task, caller).map_err(|e| {
+        let outcome = self.run_node(py, task, caller);
+        if let Err(e) = &outcome {
+            let paused = self
+                .hooks
+                .paused
+                .call1(py, (e.value(py), caller.paused.bind(py)))?;
+            if paused.is_truthy(py)? {
+                let _ = self.take_pushed(py, task);
+                return Ok(vec![Write::Handled]); // no writes; its edges do not fire
+            }
+        }
+        outcome.map_err(|e| {
             // A failed node's pushed writes are dropped with its other writes.
             let _ = self.take_pushed(py, task);
             let node = &self.nodes[task.task.node];
@@ -590,6 +613,8 @@ struct SharedStep {
 struct Caller {
     graph: Py<PyAny>,
     strict: bool,
+    /// The questions of the tasks that paused at `interrupt()` (the run stops after the step).
+    paused: Py<PyList>,
 }
 
 impl Caller {
@@ -597,6 +622,7 @@ impl Caller {
         Caller {
             graph: self.graph.clone_ref(py),
             strict: self.strict,
+            paused: self.paused.clone_ref(py),
         }
     }
 }

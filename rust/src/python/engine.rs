@@ -288,7 +288,9 @@ impl Run {
     #[getter]
     fn channel_versions(&self) -> Vec<u64> {
         let channels = self.plan.get().plan.channels.len();
-        (0..channels).map(|c| self.state.channel_version(c)).collect()
+        (0..channels)
+            .map(|c| self.state.channel_version(c))
+            .collect()
     }
 
     /// The newest version given to a channel (versions are 1, 2, ... in apply order).
@@ -310,9 +312,9 @@ impl Run {
         let plan = &self.plan.get().plan;
         let state = &self.state;
         let name_of = |v: u64| -> PyResult<&Py<PyAny>> {
-            version_names.get(v as usize).ok_or_else(|| {
-                PyValueError::new_err(format!("no name for channel version {v}"))
-            })
+            version_names
+                .get(v as usize)
+                .ok_or_else(|| PyValueError::new_err(format!("no name for channel version {v}")))
         };
         let values = PyDict::new(py);
         let versions = PyDict::new(py);

@@ -90,8 +90,16 @@ impl<V> RunState<V> {
     /// `recursion_limit` more steps, as LangGraph counts them.
     pub fn restore(plan: &Plan, saved: Saved<V>, recursion_limit: i64) -> Self {
         assert_eq!(saved.values.len(), plan.keys, "one value per state key");
-        assert_eq!(saved.marks.len(), plan.channels.len(), "one mark per channel");
-        assert_eq!(saved.versions.len(), plan.channels.len(), "one version per channel");
+        assert_eq!(
+            saved.marks.len(),
+            plan.channels.len(),
+            "one mark per channel"
+        );
+        assert_eq!(
+            saved.versions.len(),
+            plan.channels.len(),
+            "one version per channel"
+        );
         let mut values = saved.values;
         values.extend((plan.keys..plan.channels.len()).map(|_| None));
         let markers = plan
@@ -338,7 +346,10 @@ mod tests {
                 name: "n".into(),
                 kind: KeyKind::Reducer,
             }],
-            nodes: ["a", "b", "c"].iter().map(|n| NodeSpec::named(*n)).collect(),
+            nodes: ["a", "b", "c"]
+                .iter()
+                .map(|n| NodeSpec::named(*n))
+                .collect(),
             edges: [(START, "a"), ("a", "b"), ("b", "c"), ("c", END)]
                 .iter()
                 .map(|(x, y)| (x.to_string(), y.to_string()))
