@@ -486,7 +486,7 @@ class Persistence:
         """Each written channel's version, by the saver's name."""
         names = self.versions.cover(rust.latest_version)
         return {channel: names[v] for channel, v in
-                zip(self.graph.channel_names, rust.channel_versions) if v}
+                zip(self.graph.channel_names, rust.channel_versions, strict=True) if v}
 
     def should_interrupt(self, rust: Run) -> bool:
         """Whether a breakpoint may stop the run: a channel changed since the last stop
@@ -581,8 +581,8 @@ def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limi
     seen.pop(INPUT, None)
     values = saved.checkpoint.get("channel_values") or {}
     # A key the checkpoint has no value for starts as in a new run (a reducer's empty value).
-    values = {**{k: v for k, v in zip(graph.key_names, graph.start_values()) if v is not None},
-              **values}
+    starts = zip(graph.key_names, graph.start_values(), strict=True)
+    values = {**{k: v for k, v in starts if v is not None}, **values}
     sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
              if getattr(s, "node", None) in graph.node_ids]
     return Run.restore(graph.plan, graph.reducers, values, versions, seen, sends,

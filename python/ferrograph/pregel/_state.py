@@ -11,8 +11,8 @@ saved as a new checkpoint with `source="update"`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from uuid import UUID, uuid5
 from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid5
 
 from langgraph.checkpoint.base import CheckpointTuple
 
