@@ -61,7 +61,9 @@ class AsyncDriver:
         trace = start_trace(run)
         error: BaseException | None = None
         try:
+            await run.abegin()
             for part in run.supersteps():
+                await run.aflush()  # what the thread owes so far, before the run goes on
                 if type(part) is Step:
                     async for batch in self._execute_streaming(part.tasks, channel, control,
                                                                part.number, running):
@@ -77,7 +79,7 @@ class AsyncDriver:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
-            run.ended()
+            await run.aended()
             end_trace(run, trace, error)
 
     async def _execute_streaming(self, tasks: list[Task], channel: ChunkChannel,
@@ -177,9 +179,10 @@ class AsyncDriver:
         run = self.run
         trace = start_trace(run)
         try:
+            await run.abegin()
             await self._steps_to_end(trace)
         finally:
-            run.ended()
+            await run.aended()
 
     async def _steps_to_end(self, trace: Any) -> None:
         run = self.run
@@ -196,7 +199,9 @@ class AsyncDriver:
                         raise tasks[0].error
                 else:
                     await self._execute(tasks)
-                if run.after_step(tasks)[1]:
+                stop = run.after_step(tasks)[1]
+                await run.aflush()
+                if stop:
                     return end_trace(run, trace, None)
             run.final_values = run.run.read(run.result_ids)
         except BaseException as e:

@@ -192,6 +192,8 @@ class Persistence:
         self.saved_id: str | None = None
         """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
         self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.outbox: list[tuple[str, tuple[Any, ...]]] | None = None
+        """In a run driven on an event loop: saver calls waiting for the driver (`aflush`)."""
         self.parent: Persistence | None = None
         """The thread of the run whose task runs this graph (None: a top-level run)."""
         self.parents: dict[str, str] = {}
@@ -206,7 +208,31 @@ class Persistence:
     def start(self, run: GraphRun, input: Any) -> Run:
         """The Rust run this run continues from: the thread's checkpoint with `input`
         written in (a new input), or as it was (None or a `Command`: a resume)."""
-        saved: CheckpointTuple | None = self.saver.get_tuple(self.config)
+        return self._begin(run, input, self.saver.get_tuple(self.config))
+
+    async def astart(self, run: GraphRun, input: Any) -> Run:
+        """`start` for a run driven on an event loop: the saver's async methods, and from
+        now on its writes wait in `outbox` for the driver to `aflush` them."""
+        self.outbox = []
+        rust = self._begin(run, input, await self.saver.aget_tuple(self.config))
+        await self.aflush()
+        return rust
+
+    async def aflush(self) -> None:
+        """Hands the saver, in order, the writes waiting in `outbox` (async runs)."""
+        outbox = self.outbox
+        while outbox:
+            method, args = outbox.pop(0)
+            await getattr(self.saver, method)(*args)
+
+    def _put_writes(self, config: dict[str, Any], writes: list[tuple[str, Any]],
+                    tid: str) -> None:
+        if self.outbox is not None:
+            self.outbox.append(("aput_writes", (config, writes, tid)))
+        else:
+            self.saver.put_writes(config, writes, tid)
+
+    def _begin(self, run: GraphRun, input: Any, saved: CheckpointTuple | None) -> Run:
         addressed = bool(self.config["configurable"].get("checkpoint_id"))
         if saved is None and addressed:
             raise ValueError(
@@ -447,7 +473,7 @@ class Persistence:
         if self.durability == "exit":
             self.exit_writes.append((tid, writes))
             return
-        self.saver.put_writes(self._at_checkpoint(), writes, tid)
+        self._put_writes(self._at_checkpoint(), writes, tid)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -544,7 +570,15 @@ class Persistence:
         new_versions = {c: v for c, v in self.checkpoint["channel_versions"].items()
                         if old.get(c) != v}
         self.parent_config = config if self.saved_id is not None else None
-        saved = self.saver.put(config, _copy(self.checkpoint), self.metadata, new_versions)
+        if self.outbox is not None:  # an async run: saved when the driver flushes
+            self.outbox.append(("aput", (config, _copy(self.checkpoint), self.metadata,
+                                         new_versions)))
+            saved = {"configurable": {
+                "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": self.ns,
+                "checkpoint_id": self.checkpoint["id"]}}
+        else:
+            saved = self.saver.put(config, _copy(self.checkpoint), self.metadata,
+                                   new_versions)
         self.put_config = saved
         self.saved_id = self.checkpoint["id"]
         self.config = {**self.config, "configurable": {
@@ -568,7 +602,7 @@ class Persistence:
     def _flush_exit_writes(self) -> None:
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
-            self.saver.put_writes(self._at_checkpoint(), ws, tid)
+            self._put_writes(self._at_checkpoint(), ws, tid)
 
 
 def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:

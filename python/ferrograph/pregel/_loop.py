@@ -279,16 +279,26 @@ class GraphRun:
         caller = caller_thread or _calling_persistence(config)
         if saver not in (None, True, False) and caller is None:
             self.saving = Persistence(graph, saver, config, durability)
-            self.run = self.saving.start(self, input)
         elif caller is not None and saver is not False:
             # A graph run by a task of a persisted run keeps its checkpoints in the same
             # thread, under the task's namespace (LangGraph's subgraph persistence).
             self.saving = caller.nested(graph, config)
-            self.run = self.saving.start(self, input)
+        if self.saving is not None:
+            self.run = None  # type: ignore[assignment]  # the thread's: see `begin`
         else:
             self.run = Run(graph.plan, graph.reducers, graph.start_values(), limit)
 
     # -- the superstep loop, as every driver runs it ------------------------------------------
+
+    def begin(self) -> None:
+        """Loads the thread the run continues (a run with a checkpointer; the drivers call
+        this, or `abegin` on an event loop, before the first step)."""
+        if self.run is None:
+            self.run = self.saving.start(self, self.input)  # type: ignore[union-attr]
+
+    async def abegin(self) -> None:
+        if self.run is None:
+            self.run = await self.saving.astart(self, self.input)  # type: ignore[union-attr]
 
     def supersteps(self) -> Iterator[list[Item] | Step]:
         """The run, step after step: lists of items to hand on, and for each step a `Step`
@@ -298,6 +308,7 @@ class GraphRun:
         A step is `plan_step`, `before_step`, the driver's execution, `after_step`; a driver
         that hands on no items (`ainvoke`) calls those three itself rather than pay for a
         generator."""
+        self.begin()
         if self.saving is not None and self.saving.resumed and self._wants_values:
             # A resumed run first shows the state it resumes from, as LangGraph's does.
             yield [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
@@ -792,8 +803,17 @@ class GraphRun:
 
     def ended(self) -> None:
         """The run is over (done, paused or failed): what the thread still owes is saved."""
-        if self.saving is not None:
+        if self.saving is not None and self.run is not None:
             self.saving.finish()
+
+    async def aended(self) -> None:
+        """`ended` on an event loop: the saver's writes still waiting are handed over."""
+        self.ended()
+        await self.aflush()
+
+    async def aflush(self) -> None:
+        if self.saving is not None and self.saving.outbox:
+            await self.saving.aflush()
 
 
     # -- shared with the drivers --------------------------------------------------------------
