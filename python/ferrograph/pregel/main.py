@@ -337,7 +337,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
             result = await self._ainvoke_nested(input, config, parent, parent_task, keys,
                                                 control)
             return self._result(result, output_keys if single_key else None, version)
-        if not self.has_async_nodes or parent is not None:
+        if (not self.has_async_nodes or parent is not None) and (
+                self.checkpointer in (None, True, False) or parent_task is not None):
             # A graph of sync nodes only goes off the loop in one hop rather than one per
             # node; so does a subgraph feeding a sync run's stream (it pushes there from a
             # worker thread, where waiting for room blocks nobody).
