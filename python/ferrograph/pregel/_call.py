@@ -429,6 +429,8 @@ class NodeRunner:
             attempt += 1
             try:
                 return self._call_once(input, _attempt_config(config, attempt, first_time))
+            except GraphBubbleUp:
+                raise  # an interrupt or a drain is not a failure: never retried
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:
@@ -460,6 +462,8 @@ class NodeRunner:
             attempt += 1
             try:
                 return await self._acall_once(input, _attempt_config(config, attempt, first_time))
+            except GraphBubbleUp:
+                raise  # an interrupt or a drain is not a failure: never retried
             except Exception as exc:
                 policy = next((p for p in self.retry if p.should_retry(exc)), None)
                 if policy is None or attempt >= policy.max_attempts:

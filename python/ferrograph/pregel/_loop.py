@@ -258,6 +258,8 @@ class GraphRun:
         each task's input and metadata."""
         self.channel: ChunkChannel | None = None
         self.final_values: dict[str, Any] = {}
+        self.paused: list[Any] = []
+        """The questions of the nodes that paused the run at `interrupt()`."""
         self.interrupted = False
         # Run from a task with a config of its own (the task's keys gone): a graph of its
         # own, whose items a caller streaming subgraphs still takes, as in LangGraph.
@@ -396,7 +398,8 @@ class GraphRun:
             # The step stays open in the thread (its writes are saved); the caller sees
             # the state with them applied, and the questions, as from LangGraph.
             self.interrupted = True
-            self.final_values = {**self.run.read(self.result_ids), "__interrupt__": paused}
+            self.final_values = self.run.read(self.result_ids)
+            self.paused = paused
             if self._wants_values and self.output_id_set.intersection(written):
                 return [self.emit("values", self.values_item(
                     self.run.read(self.output_ids)))], True
@@ -800,6 +803,12 @@ class GraphRun:
         t.error = note_task_error(e, t.name, t.id)
         if self.saving is not None and reports_failure(t.error):
             self.saving.task_ended(t)
+
+    def output(self) -> dict[str, Any]:
+        """What `invoke` returns: the final values, and the questions of a paused run."""
+        if self.paused:
+            return {**self.final_values, "__interrupt__": self.paused}
+        return self.final_values
 
     def ended(self) -> None:
         """The run is over (done, paused or failed): what the thread still owes is saved."""

@@ -70,7 +70,7 @@ def _planned_tasks(graph: CompiledStateGraph, rust: Run, checkpoint_id: str, ns:
             out.append((tid, name, (PULL, name)))
         else:
             tid = task_id(checkpoint_id, task_ns, str(step), name, PUSH, str(push))
-            out.append((tid, name, (PUSH, push)))
+            out.append((tid, name, (PUSH, push, False)))
     return out
 
 

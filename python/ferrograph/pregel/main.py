@@ -363,7 +363,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                        interrupt_after=self._breakpoints(interrupt_after), control=control,
                        durability=durability)
         await AsyncDriver(run).run_to_end()
-        return self._result(run.final_values, output_keys if single_key else None, version)
+        return self._result(run.output(), output_keys if single_key else None, version)
 
     # -- the thread's state (with a checkpointer; see `_state`) ------------------------------
 
@@ -482,7 +482,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                            interrupt_after=self._breakpoints(interrupt_after),
                            stop_check=stop_check, control=control, durability=durability)
             _sync.run_to_end(run)
-            result = run.final_values
+            result = run.output()
         return self._result(result, output_keys if single_key else None, version)
 
     def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,

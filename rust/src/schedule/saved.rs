@@ -269,8 +269,10 @@ impl<V> RunState<V> {
         self.updated = (0..plan.channels.len())
             .filter(|&c| self.available(c))
             .collect();
-        if !sends.is_empty() {
-            self.sends.extend(sends);
+        // The pending `Send`s are replaced by those written (LangGraph's tasks channel takes
+        // one step's at a time); an update made as a node ends the step, dropping them.
+        if !sends.is_empty() || as_node.is_some() {
+            self.sends = sends;
         }
         Ok(written)
     }
