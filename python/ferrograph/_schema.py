@@ -34,6 +34,8 @@ class KeySchema:
     annotation: Any = Any
     """The key's annotation, `Required`/`NotRequired` taken off (the type LangGraph gives
     the key's channel, which its JSON schemas show)."""
+    untracked: bool = False
+    """`Annotated[..., UntrackedValue]` (LangGraph's channel): never saved in checkpoints."""
 
 
 def _reducer_of(extras: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
@@ -171,13 +173,16 @@ def is_root_schema(schema: Any) -> bool:
 def _key_of(name: str, hint: Any) -> KeySchema:
     reducer = None
     start = None
+    untracked = False
     hint = _unwrap_required(hint)
     if get_origin(hint) is Annotated:
         base, *extras = get_args(hint)
         reducer = _reducer_of(tuple(extras))
         if reducer is not None:
             start = _start_factory(_unwrap_required(base))
-    return KeySchema(name, reducer, start, hint)
+        untracked = any(getattr(e, "__name__", type(e).__name__) == "UntrackedValue"
+                        for e in extras)
+    return KeySchema(name, reducer, start, hint, untracked)
 
 
 def read_schema(schema: Any) -> list[KeySchema]:

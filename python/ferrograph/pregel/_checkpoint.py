@@ -412,16 +412,25 @@ class Persistence:
         """Engine writes as LangGraph saves them, with node `node_id`'s static edges."""
         graph = self.graph
         writes: list[tuple[str, Any]] = []
+        untracked = graph.untracked_keys
         for kind, target, value in engine_writes:
             if kind == WRITE_KEY:
-                writes.append((graph.key_names[target], value))
+                if graph.key_names[target] not in untracked:
+                    writes.append((graph.key_names[target], value))
             elif kind == WRITE_GOTO:
                 writes.append((f"branch:to:{graph.node_names[target]}", None))
             elif kind == WRITE_SEND:
-                writes.append((TASKS, WireSend(graph.node_names[target], value)))
+                writes.append((TASKS, WireSend(graph.node_names[target], self._tracked(value))))
         if node_id is not None:
             writes.extend(graph.static_writes[node_id])
         return writes
+
+    def _tracked(self, arg: Any) -> Any:
+        """A `Send`'s argument as saved: without untracked keys (LangGraph's rule)."""
+        untracked = self.graph.untracked_keys
+        if untracked and isinstance(arg, dict):
+            return {k: v for k, v in arg.items() if k not in untracked}
+        return arg
 
     def engine_writes(self, writes: Iterable[tuple[str, Any]]) -> list[tuple[int, int, Any]]:
         """Saved writes as the engine applies them (static edges come from the plan)."""
@@ -532,11 +541,13 @@ class Persistence:
             step = rust.step - 1
         names = self.versions.cover(rust.latest_version)
         values, versions, seen, sends = rust.checkpoint(names, wire_value(start_value))
+        for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
+            values.pop(key, None)
         if self.interrupt_seen:
             seen[INTERRUPT] = dict(self.interrupt_seen)
         seen.setdefault(INPUT, {})
         if sends:
-            values[TASKS] = [WireSend(node, arg) for node, arg in sends]
+            values[TASKS] = [WireSend(node, self._tracked(arg)) for node, arg in sends]
             versions[TASKS] = names[rust.latest_version]
         previous = self.checkpoint
         self.checkpoint = {

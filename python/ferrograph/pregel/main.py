@@ -95,6 +95,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.key_ids = {k.name: i for i, k in enumerate(keys)}
         self.key_names = [k.name for k in keys]
         self.reducers = [k.reducer for k in keys]
+        self.untracked_keys = frozenset(k.name for k in keys if k.untracked)
+        """Keys never saved in checkpoints (`UntrackedValue`)."""
         self._start = [k.start for k in keys]
         self.output_keys = [k.name for k in read_schema(builder.output_schema)]
         ids = [self.key_ids[k] for k in self.key_names]
