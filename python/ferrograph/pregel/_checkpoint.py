@@ -557,9 +557,10 @@ class Persistence:
             "channel_values": values,
             "channel_versions": versions,
             "versions_seen": seen,
+            # Channels this step wrote that hold something now (LangGraph's list).
             "updated_channels": sorted(
                 c for c, v in versions.items()
-                if v != previous.get("channel_versions", {}).get(c)),
+                if c in values and v != previous.get("channel_versions", {}).get(c)),
         }
         self.metadata = {"source": source, "step": step,
                          "parents": dict(self.parents) if self.parent is not None
