@@ -256,7 +256,6 @@ class AsyncDriver:
             if not run.prepared(t):
                 return
             if t.saved_writes is not None:  # it finished before the thread paused
-                run.reuse_saved(t)
                 return
             try:
                 output = (await runner.acall(t.input, t.config) if run.user_callbacks is None

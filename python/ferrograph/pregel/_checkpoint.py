@@ -486,6 +486,15 @@ class Persistence:
 
     # -- checkpoints --------------------------------------------------------------------------
 
+    def subgraph_config(self, name: str, tid: str) -> dict[str, Any] | None:
+        """Where the checkpoints of the graph task `tid` runs are (None: not a subgraph)."""
+        runner = self.graph.runners.get(name)
+        if runner is None or not runner.is_subgraph:
+            return None
+        ns = f"{self.ns}|{name}:{tid}" if self.ns else f"{name}:{tid}"
+        return {"configurable": {"thread_id": self.config["configurable"]["thread_id"],
+                                 "checkpoint_ns": ns}}
+
     def checkpoint_payload(self, values: Any, tasks: list[Task],
                            output_keys: frozenset[str]) -> dict[str, Any]:
         """The newest checkpoint as the `checkpoints` stream mode shows it."""
@@ -493,9 +502,10 @@ class Persistence:
         shown = []
         for t in tasks:
             status = statuses.get(t.id)
+            state = self.subgraph_config(t.name, t.id)
             if status is not None and status.error is not None:
                 shown.append({"id": t.id, "name": t.name, "error": status.error,
-                              "state": None})
+                              "state": state})
                 continue
             interrupts = tuple(_as_dict(i) for i in status.interrupts) if status else ()
             result = None
@@ -504,13 +514,14 @@ class Persistence:
                 result = result_dict([(c, v) for c, v in status.output if c in output_keys])
             if result:
                 shown.append({"id": t.id, "name": t.name, "result": result,
-                              "interrupts": interrupts, "state": None})
+                              "interrupts": interrupts, "state": state})
             else:
                 shown.append({"id": t.id, "name": t.name, "interrupts": interrupts,
-                              "state": None})
+                              "state": state})
         return {
-            "config": self.put_config or self._at_checkpoint(),
-            "parent_config": self.parent_config,
+            "config": with_checkpoint_map(self.put_config or self._at_checkpoint(),
+                                          self.metadata),
+            "parent_config": with_checkpoint_map(self.parent_config, self.metadata),
             "values": values,
             "metadata": self.metadata,
             "next": [t.name for t in tasks],
@@ -615,6 +626,18 @@ class Persistence:
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
             self._put_writes(self._at_checkpoint(), ws, tid)
+
+
+def with_checkpoint_map(config: dict[str, Any] | None,
+                         metadata: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A subgraph checkpoint's config names the checkpoints of the graphs around it
+    (`checkpoint_map`), as LangGraph's does."""
+    parents = (metadata or {}).get("parents")
+    if config is None or not parents:
+        return config
+    conf = config["configurable"]
+    return {**config, "configurable": {**conf, "checkpoint_map": {
+        **parents, conf["checkpoint_ns"]: conf["checkpoint_id"]}}}
 
 
 def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:

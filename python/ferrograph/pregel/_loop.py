@@ -37,6 +37,7 @@ from ferrograph._core import (
 )
 from ferrograph._schema import managed_values
 from ferrograph.config import (
+    CONFIG_KEY_NODE_FINISHED,
     CONFIG_KEY_RUN,
     CONFIG_KEY_RUNTIME,
     CONFIG_KEY_STREAM,
@@ -142,6 +143,9 @@ class Task:
     """With a checkpointer: the task's answers to its interrupts (`_checkpoint.Scratchpad`)."""
     interrupts: tuple[Any, ...] = ()
     """The interrupts the node raised (the task paused; it runs again on resume)."""
+    paused: bool = False
+    """The node paused the run: at `interrupt()` (`interrupts`), or at a breakpoint of a
+    graph it ran (no interrupts)."""
 
 
 def recursion_limit(config: dict[str, Any]) -> int:
@@ -251,8 +255,6 @@ class GraphRun:
         self.max_concurrency = config.get("max_concurrency") or None
         self._wants_updates = "updates" in spec.modes
         self._wants_values = "values" in spec.modes
-        self._streams_checkpoints = graph.checkpointer not in (None, True, False) and (
-            "checkpoints" in spec.modes or "debug" in spec.modes)
         self._prepare_early = "tasks" in spec.modes or "debug" in spec.modes
         """Whether a step's tasks are all prepared when it is planned: its start items show
         each task's input and metadata."""
@@ -265,7 +267,10 @@ class GraphRun:
         # own, whose items a caller streaming subgraphs still takes, as in LangGraph.
         own_graph = not namespace and CONFIG_KEY_TASK not in config.get("configurable", {})
         self.user_callbacks = without_our_handlers(config.get("callbacks"), own_graph)
-        self._own_graph = own_graph
+        self.node_finished = config.get("configurable", {}).get(CONFIG_KEY_NODE_FINISHED)
+        """LangGraph's node-finished callback, when the caller gave one."""
+        self._nested = bool(namespace) or not own_graph
+        """Run by a task: a pause (interrupt, breakpoint) pauses that task."""
         (self._base_configurable, self.base_metadata, self._runtime,
          is_callers_input) = task_bases(graph, config, context, control)
         self.control: RunControl = self._runtime.control  # type: ignore[assignment]
@@ -285,6 +290,8 @@ class GraphRun:
             # A graph run by a task of a persisted run keeps its checkpoints in the same
             # thread, under the task's namespace (LangGraph's subgraph persistence).
             self.saving = caller.nested(graph, config)
+        self._streams_checkpoints = self.saving is not None and (
+            "checkpoints" in spec.modes or "debug" in spec.modes)
         if self.saving is not None:
             self.run = None  # type: ignore[assignment]  # the thread's: see `begin`
         else:
@@ -376,34 +383,56 @@ class GraphRun:
     def before_step(self, tasks: list[Task], step: int) -> tuple[list[Any] | tuple[()], bool]:
         """The items before a step's tasks run, and whether the run stops there."""
         if self._interrupts(tasks, self.interrupt_before):
+            if self._nested:  # the breakpoint pauses the task that runs this graph
+                raise GraphInterrupt(())
             return list(self._interrupt_items()), True
         if self.control.drain_requested:  # after breakpoints, as in LangGraph
             raise GraphDrained(self.control.drain_reason or "shutdown")
-        if not self._prepare_early:  # no `tasks` or `debug` mode: no start items
-            return _NO_ITEMS, False
-        return list(self._task_start_items([t for t in tasks if t.node_id != 0], step)), False
+        items: list[Any] | tuple[()] = _NO_ITEMS
+        if self._prepare_early:  # `tasks` or `debug` mode: the start items
+            items = list(self._task_start_items([t for t in tasks if t.node_id != 0], step))
+        if self.saving is not None and any(t.saved_writes is not None for t in tasks):
+            items = [*items, *self._reused_items(tasks)]
+        return items, False
+
+    def _reused_items(self, tasks: list[Task]) -> Iterator[Any]:
+        """Tasks that finished before the thread paused take their saved writes now; their
+        updates go out first, marked as LangGraph marks them (`cached`)."""
+        for t in tasks:
+            if t.saved_writes is None:
+                continue
+            self.reuse_saved(t)
+            if self.spec.wants("updates", t.name) and t.node_id != 0:
+                yield self.emit("updates", {t.name: t.update,
+                                            "__metadata__": {"cached": True}})
 
     def after_step(self, tasks: list[Task]) -> tuple[list[Any] | tuple[()], bool]:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
-        paused = [i for t in tasks for i in t.interrupts]
-        if paused and (self.namespace or not self._own_graph):
+        if not any(t.paused for t in tasks):
+            paused = None
+        else:
+            paused = [i for t in tasks for i in t.interrupts]
+        if paused is not None and self._nested:
             # A graph run by a task pauses that task: the question goes up to the run
             # that has the caller (its thread holds this graph's checkpoints).
             self._apply_step(tasks)
             self.interrupted = True
             raise GraphInterrupt(tuple(paused))
         written = self._apply_step(tasks)
-        if paused:
+        if paused is not None:
             # The step stays open in the thread (its writes are saved); the caller sees
             # the state with them applied, and the questions, as from LangGraph.
             self.interrupted = True
             self.final_values = self.run.read(self.result_ids)
             self.paused = paused
+            items = []
             if self._wants_values and self.output_id_set.intersection(written):
-                return [self.emit("values", self.values_item(
-                    self.run.read(self.output_ids)))], True
-            return _NO_ITEMS, True
+                items.append(self.emit("values", self.values_item(
+                    self.run.read(self.output_ids))))
+            if not paused and "updates" in self.spec.modes:  # paused by a graph's breakpoint
+                items.append(self.emit("updates", {"__interrupt__": ()}))
+            return items, True
         if self.saving is not None:
             self.saving.save(self.run, "loop")
             self.saving.resumed = False  # graphs its later tasks run start afresh
@@ -412,6 +441,8 @@ class GraphRun:
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                 items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
         if self._interrupts(tasks, self.interrupt_after):
+            if self._nested:
+                raise GraphInterrupt(())
             if self._streams_checkpoints:
                 following = self.plan_step()
                 items = [*items, *self._checkpoint_items(following)]
@@ -461,9 +492,9 @@ class GraphRun:
         (for a failed task, only the result, with its error, as LangGraph streams it before
         raising)."""
         spec = self.spec
-        if t.node_id == 0:
+        if t.node_id == 0 or t.saved_writes is not None:  # (a reused task's went out first)
             return
-        if t.interrupts:
+        if t.paused:
             yield from self._paused_items(t, step)
             return
         error = t.error
@@ -490,6 +521,8 @@ class GraphRun:
     def _paused_items(self, t: Task, step: int) -> Iterator[Any]:
         """The items of a task that paused at `interrupt()`, as LangGraph streams them."""
         spec, paused = self.spec, {"__interrupt__": t.interrupts}
+        if not t.interrupts:  # a graph it ran stopped at a breakpoint: said once, at the end
+            return
         if spec.wants("updates", t.name):
             yield self.emit("updates", paused)
         if spec.wants("values", t.name):
@@ -652,6 +685,8 @@ class GraphRun:
         }
         if task.timeout is not None:
             configurable[CONFIG_KEY_TIMEOUT] = task.timeout
+        if self.node_finished is not None:
+            configurable[CONFIG_KEY_NODE_FINISHED] = self.node_finished
         callbacks = self.user_callbacks
         if task.runner is not None and self.spec.modes:
             callbacks = self._stream_outlets(task, callbacks, configurable, checkpoint_ns, step)
@@ -730,8 +765,7 @@ class GraphRun:
         if not self.prepared(t):
             return
         if t.saved_writes is not None:
-            self.reuse_saved(t)
-            return
+            return  # its saved writes stand in (see `_reused_items`)
         try:
             if t.node_id == 0:
                 input = t.input
@@ -783,6 +817,8 @@ class GraphRun:
         t.writes = writes
         if self.saving is not None:
             self.saving.task_ended(t)
+        if self.node_finished is not None and t.node_id != 0:
+            self.node_finished(t.name)
 
     @staticmethod
     def emit_output(t: Task, output: Any) -> None:
@@ -794,10 +830,11 @@ class GraphRun:
     def record_error(self, t: Task, e: BaseException) -> None:
         if PUSHED_WRITES:
             PUSHED_WRITES.pop(t.id, None)
-        if isinstance(e, GraphInterrupt) and e.args and e.args[0]:
-            t.interrupts = tuple(e.args[0])  # a pause, not a failure: siblings run on
+        if isinstance(e, GraphInterrupt):  # a pause, not a failure: siblings run on
+            t.paused = True
+            t.interrupts = tuple(e.args[0]) if e.args and e.args[0] else ()
             t.writes = []
-            if self.saving is not None:
+            if self.saving is not None and t.interrupts:
                 self.saving.task_ended(t)
             return
         t.error = note_task_error(e, t.name, t.id)

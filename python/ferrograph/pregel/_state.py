@@ -29,6 +29,7 @@ from ferrograph.pregel._checkpoint import (
     restore_run,
     task_id,
     task_statuses,
+    with_checkpoint_map,
 )
 from ferrograph.pregel._errors import concurrent_update_error
 from ferrograph.pregel._write import branch_writes, output_writes, result_dict
@@ -120,10 +121,10 @@ def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
     return StateSnapshot(
         values,
         tuple(name for tid, name, _ in tasks if not (live and tid in done)),
-        _with_checkpoint_map(saved.config, saved.metadata),
+        with_checkpoint_map(saved.config, saved.metadata),
         saved.metadata,
         saved.checkpoint["ts"],
-        _with_checkpoint_map(saved.parent_config, saved.metadata),
+        with_checkpoint_map(saved.parent_config, saved.metadata),
         tuple(shown),
         tuple(i for t in shown for i in t.interrupts),
     )
@@ -147,18 +148,6 @@ def _subgraph_state(graph: CompiledStateGraph, saver: Any, saved: CheckpointTupl
             part.split(":")[0] for part in task_ns.split("|"))
     return snapshot(subgraph, saver, config, saver.get_tuple(config), live=True,
                     subgraphs=True)
-
-
-def _with_checkpoint_map(config: dict[str, Any] | None,
-                         metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A subgraph checkpoint's config names the checkpoints of the graphs around it
-    (`checkpoint_map`), as LangGraph's does."""
-    parents = (metadata or {}).get("parents")
-    if config is None or not parents:
-        return config
-    conf = config["configurable"]
-    return {**config, "configurable": {**conf, "checkpoint_map": {
-        **parents, conf["checkpoint_ns"]: conf["checkpoint_id"]}}}
 
 
 def get_state(graph: CompiledStateGraph, config: dict[str, Any], *,

@@ -35,6 +35,7 @@ from ferrograph._schema import (
     schema_defaults,
 )
 from ferrograph.config import (
+    CONFIG_KEY_NODE_FINISHED,
     CONFIG_KEY_RUN,
     CONFIG_KEY_RUNTIME,
     CONFIG_KEY_TASK,
@@ -472,6 +473,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and self.checkpointer in (None, True, False)
               and (parent_task is None or parent_task.scratchpad is None)
+              and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks") and not self.root
               and self.step_timeout is None):
