@@ -1,0 +1,7 @@
+"""The in-memory store, LangGraph's own (`langgraph.store.memory`)."""
+
+from __future__ import annotations
+
+from langgraph.store.memory import InMemoryStore
+
+__all__ = ["InMemoryStore"]
