@@ -8,7 +8,8 @@ PostgreSQL refuses to run as root, so under root both run as the unprivileged sy
 
 No server outlives the tests: `stop()` shuts it down (fast, then immediate, then SIGKILL) and
 removes the directory, and the server is started through `setpriv --pdeathsig`, so that it also
-gets SIGQUIT (immediate shutdown) if the test process dies without running `stop()`."""
+gets SIGQUIT (immediate shutdown) if the test process dies without running `stop()`; the
+directory such a run leaves behind is removed by the next run."""
 
 from __future__ import annotations
 
@@ -87,6 +88,32 @@ def _ensure_system_user(name: str) -> pwd.struct_passwd:
         ) from None
 
 
+_DIR_PREFIX = "ferrograph-pg-"
+_OWNER_FILE = "owner.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_dirs() -> None:
+    """Remove the directories of earlier runs whose test process died without stop() (killed,
+    say); their servers are gone already (see setpriv --pdeathsig below)."""
+    for d in Path(tempfile.gettempdir()).glob(_DIR_PREFIX + "*"):
+        try:
+            owner = int((d / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # being set up right now, or not ours
+        if not _pid_alive(owner):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 class PostgresServer:
     """A throwaway PostgreSQL server; use as a context manager, or `start()` / `stop()`."""
 
@@ -132,7 +159,9 @@ class PostgresServer:
 
     def _start(self) -> None:
         root = os.geteuid() == 0
-        self.dir = Path(tempfile.mkdtemp(prefix="ferrograph-pg-"))
+        _remove_stale_dirs()
+        self.dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
+        (self.dir / _OWNER_FILE).write_text(str(os.getpid()))
         if root:
             user = _ensure_system_user(PG_USER)
             os.chown(self.dir, user.pw_uid, user.pw_gid)
