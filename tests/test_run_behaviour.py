@@ -181,13 +181,27 @@ def test_recursion_limit_below_one_is_rejected(limit: int):
         builder.compile().invoke({"log": []}, {"recursion_limit": limit})
 
 
-def test_unsupported_cache_options_are_refused_not_ignored():
+def test_cache_options_are_honoured_not_ignored():
+    """`cache_policy` caches a node's results only with `compile(cache=...)`, as in
+    LangGraph (differential tests: tests/test_cache_store_parity.py)."""
+    from langgraph.cache.memory import InMemoryCache
+
+    from ferrograph.types import CachePolicy
+
+    calls = []
     builder = StateGraph(Log)
-    builder.add_node("a", lambda s: {"log": ["a"]})
+    builder.add_node("a", lambda s: calls.append("a") or {"log": ["a"]},
+                     cache_policy=CachePolicy())
     builder.add_edge(START, "a")
-    with pytest.raises(NotImplementedError, match="cache_policy"):
-        builder.add_node("b", lambda s: {}, cache_policy=object())
-    assert builder.compile(checkpointer=None).invoke({"log": []}) == {"log": ["a"]}
+    uncached = builder.compile()
+    assert uncached.invoke({"log": []}) == uncached.invoke({"log": []}) == {"log": ["a"]}
+    assert len(calls) == 2
+    cached = builder.compile(cache=InMemoryCache())
+    assert cached.invoke({"log": []}) == cached.invoke({"log": []}) == {"log": ["a"]}
+    assert len(calls) == 3
+    cached.clear_cache()
+    cached.invoke({"log": []})
+    assert len(calls) == 4
 
 
 def test_worker_pool_shrinks_under_steady_load_after_a_burst():

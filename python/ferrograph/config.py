@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
@@ -44,4 +44,10 @@ def get_stream_writer() -> StreamWriter:
     return get_config()["configurable"][CONFIG_KEY_RUNTIME].stream_writer
 
 
-__all__ = ["get_config", "get_stream_writer"]
+def get_store() -> Any:
+    """The store of the running graph (`compile(store=...)`; a subgraph's is its caller's),
+    None without one, as LangGraph's `get_store`."""
+    return get_config()["configurable"][CONFIG_KEY_RUNTIME].store
+
+
+__all__ = ["get_config", "get_store", "get_stream_writer"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
 import random
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypedDict, TypeVar
@@ -165,6 +166,37 @@ class RetryPolicy(NamedTuple):
         interval = min(self.max_interval,
                        self.initial_interval * self.backoff_factor ** (attempt - 1))
         return interval + random.uniform(0, 1) if self.jitter else interval
+
+
+def _freeze(obj: Any, depth: int = 10) -> Hashable:
+    """`obj` made hashable for a cache key, as LangGraph freezes it (mappings sorted)."""
+    if isinstance(obj, Hashable) or depth <= 0:
+        return obj
+    if isinstance(obj, Mapping):
+        return tuple(sorted((k, _freeze(v, depth - 1)) for k, v in obj.items()))
+    if isinstance(obj, Sequence):
+        return tuple(_freeze(x, depth - 1) for x in obj)
+    if hasattr(obj, "tobytes"):  # numpy arrays and the like
+        return (type(obj).__name__, obj.tobytes(), obj.shape if hasattr(obj, "shape") else None)
+    return obj
+
+
+def default_cache_key(*args: Any, **kwargs: Any) -> str | bytes:
+    """LangGraph's default cache key of a node's input: the pickled, frozen arguments."""
+    return pickle.dumps((_freeze(args), _freeze(kwargs)), protocol=5, fix_imports=False)
+
+
+KeyFuncT = TypeVar("KeyFuncT", bound=Callable[..., "str | bytes"])
+
+
+@dataclass(kw_only=True, slots=True, frozen=True)
+class CachePolicy(Generic[KeyFuncT]):
+    """How a node's results are cached (`add_node(..., cache_policy=...)`, with
+    `compile(cache=...)`): `key_func` makes the key of the node's input (default: a hash of
+    the pickled input), `ttl` is how many seconds an entry lives (None: for ever)."""
+
+    key_func: KeyFuncT = default_cache_key  # type: ignore[assignment]
+    ttl: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +378,7 @@ def omit_payload(_value: Any) -> dict[str, Any]:
 
 __all__ = [
     "All",
+    "CachePolicy",
     "Command",
     "CustomStreamPart",
     "DebugStreamPart",
@@ -365,6 +398,7 @@ __all__ = [
     "TracePolicy",
     "UpdatesStreamPart",
     "ValuesStreamPart",
+    "default_cache_key",
     "default_retry_on",
     "interrupt",
     "omit_payload",

@@ -137,7 +137,8 @@ class NodeSpec:
                  input_schema: Any, retry_policy: Any, defer: bool,
                  destinations: tuple[str, ...] | dict[str, str] | None,
                  trace_policy: Any = None, error_handler_node: str | None = None,
-                 is_error_handler: bool = False, timeout: Any = None) -> None:
+                 is_error_handler: bool = False, timeout: Any = None,
+                 cache_policy: Any = None) -> None:
         self.name = name
         self.trace_policy = trace_policy
         self.action = action
@@ -157,6 +158,8 @@ class NodeSpec:
         """Whether it is such a node: run only for a failed node, never handled itself."""
         self.timeout = timeout
         """Its `TimeoutPolicy` (None: none)."""
+        self.cache_policy = cache_policy
+        """Its `CachePolicy` (None: its results are not cached; see `pregel/_cache.py`)."""
 
 
 class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
@@ -187,7 +190,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         their kinds; they are not state keys."""
         self.compiled = False
         self._node_defaults: dict[str, Any] = dict.fromkeys(
-            ("retry_policy", "error_handler", "timeout"))
+            ("retry_policy", "cache_policy", "error_handler", "timeout"))
         """What `set_node_defaults` set (None: no default)."""
         self._schemas: set[Any] = set()
         self._add_schema(state_schema)
@@ -206,13 +209,13 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         does: applied at `compile()`, to nodes added before or after; a node's own
         `add_node` values win. `retry_policy` and `timeout` also apply to error-handler
         nodes; `error_handler` only to the other nodes (the node
-        `__default_error_handler__`). Arguments left None keep the earlier default."""
-        if cache_policy is not None:
-            raise NotImplementedError("ferrograph does not cache node results yet: "
-                                      "set no default `cache_policy`")
+        `__default_error_handler__`); `cache_policy` too, as in LangGraph (an error
+        handler's result is never cached). Arguments left None keep the earlier default."""
         defaults = self._node_defaults
         if retry_policy is not None:
             defaults["retry_policy"] = retry_policy
+        if cache_policy is not None:
+            defaults["cache_policy"] = cache_policy
         if error_handler is not None:
             defaults["error_handler"] = error_handler
         if timeout is not None:
@@ -242,6 +245,9 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 spec.retry_policy = defaults["retry_policy"]
             if defaults["timeout"] is not None and spec.timeout is None:
                 spec.timeout = defaults["timeout"]
+            if (defaults["cache_policy"] is not None and not spec.is_error_handler
+                    and spec.cache_policy is None):  # never an error handler's, as LangGraph
+                spec.cache_policy = defaults["cache_policy"]
 
     def _add_schema(self, schema: Any, allow_managed: bool = True) -> None:
         try:
@@ -314,9 +320,6 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 "not be reflected in the compiled graph."
             )
         validate_node_name(node, list(self.nodes))
-        if cache_policy is not None:
-            raise NotImplementedError("ferrograph does not cache node results yet: "
-                                      f"add node `{node}` without `cache_policy`")
         schema = input_schema or _first_param_schema(action)
         handler_name = None
         if error_handler is not None:
@@ -334,6 +337,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             node, action, metadata=metadata, input_schema=schema or self.state_schema,
             retry_policy=retry_policy, defer=defer, destinations=destinations,
             trace_policy=trace_policy, error_handler_node=handler_name, timeout=timeout,
+            cache_policy=cache_policy,
         )
         return self
 
@@ -441,9 +445,6 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         name: str | None = None,
     ) -> CompiledStateGraph:
         """Validates the graph and compiles it into a runnable graph."""
-        if cache is not None:
-            raise NotImplementedError("ferrograph does not cache node results yet: "
-                                      "compile without `cache`")
         self._apply_node_defaults()
         for spec in self.nodes.values():
             if spec.timeout is not None and not _can_be_timed(spec.action):
@@ -471,7 +472,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             after,
         )
         self.compiled = True
-        return CompiledStateGraph(self, plan, name=name or "LangGraph", store=store,
+        return CompiledStateGraph(self, plan, name=name or "LangGraph", store=store, cache=cache,
                                   checkpointer=checkpointer, debug=debug,
                                   interrupt_before_nodes=before, interrupt_after_nodes=after)
 

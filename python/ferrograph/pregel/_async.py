@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ferrograph._core import ChunkChannel
+from ferrograph.pregel._cache import alookup, arun_step, astore
 from ferrograph.pregel._call import raised_by_the_node as _raised_by_the_node
 from ferrograph.pregel._dispatch import DRAIN_BATCH, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL
@@ -65,8 +66,14 @@ class AsyncDriver:
             for part in run.supersteps():
                 await run.aflush()  # what the thread owes so far, before the run goes on
                 if type(part) is Step:
-                    async for batch in self._execute_streaming(part.tasks, channel, control,
-                                                               part.number, running):
+                    if run.graph.cache_policies:  # looked up in the cache first
+                        steps = arun_step(run, part, functools.partial(
+                            self._execute_streaming, channel=channel, control=control,
+                            step=part.number, running=running))
+                    else:
+                        steps = self._execute_streaming(part.tasks, channel, control,
+                                                        part.number, running)
+                    async for batch in steps:
                         yield batch
                 else:
                     yield part
@@ -191,14 +198,21 @@ class AsyncDriver:
             while tasks := run.plan_step():
                 if run.before_step(tasks, run.run.step)[1]:
                     return end_trace(run, trace, None)
-                if run.graph.step_timeout:
-                    await self._execute_timed(tasks, run.graph.step_timeout)
-                elif len(tasks) == 1:  # most steps: no fan-out to manage
-                    await self._run_task(tasks[0])
-                    if tasks[0].error is not None:
-                        raise tasks[0].error
+                to_run, misses = tasks, None
+                if run.graph.cache_policies:  # looked up in the cache first (see `_cache`)
+                    to_run, _, misses = await alookup(run, tasks)
+                if not to_run:
+                    pass
+                elif run.graph.step_timeout:
+                    await self._execute_timed(to_run, run.graph.step_timeout)
+                elif len(to_run) == 1:  # most steps: no fan-out to manage
+                    await self._run_task(to_run[0])
+                    if to_run[0].error is not None:
+                        raise to_run[0].error
                 else:
-                    await self._execute(tasks)
+                    await self._execute(to_run)
+                if misses:
+                    await astore(run, misses)
                 stop = run.after_step(tasks)[1]
                 await run.aflush()
                 if stop:

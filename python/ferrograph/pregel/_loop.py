@@ -175,10 +175,12 @@ def task_bases(graph: CompiledStateGraph, config: dict[str, Any], context: Any,
             if value and key not in metadata:
                 metadata[key] = value
     server_info = server_info_of(configurable) if configurable else None
+    store = graph.store
     if (parent := configurable.get(CONFIG_KEY_RUNTIME)) is not None:  # a graph a task runs
         server_info = server_info or getattr(parent, "server_info", None)
         control = control or getattr(parent, "control", None)
-    runtime = run_runtime(context, graph.store, server_info, control or RunControl())
+        store = getattr(parent, "store", None)  # its caller's store, as in LangGraph
+    runtime = run_runtime(context, store, server_info, control or RunControl())
     return base_configurable, metadata, runtime, CONFIG_KEY_TASK not in configurable
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ferrograph._core import ChunkChannel, Crew
+from ferrograph.pregel._cache import run_step
 from ferrograph.pregel._dispatch import DRAIN_BATCH, DRAIN_WAIT_SECONDS, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import GraphRun, Item, Step, Task
@@ -30,7 +31,11 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
     try:
         for part in run.supersteps():
             if type(part) is Step:
-                yield from _execute(run, part.tasks, channel, control, part.number)
+                if run.graph.cache_policies:  # looked up in the cache first (see `_cache`)
+                    yield from run_step(run, part, functools.partial(
+                        _execute, run, channel=channel, control=control, step=part.number))
+                else:
+                    yield from _execute(run, part.tasks, channel, control, part.number)
             else:
                 yield part
     except BaseException as e:

@@ -43,6 +43,7 @@ from ferrograph.config import (
 )
 from ferrograph.pregel import _state, _sync
 from ferrograph.pregel._async import AsyncDriver
+from ferrograph.pregel._cache import cache_namespaces, node_policies
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
 from ferrograph.pregel._draw import draw
@@ -82,7 +83,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     def __init__(self, builder: Any, plan: GraphPlan, *, name: str, store: Any,
                  checkpointer: Any, debug: bool, interrupt_before_nodes: Sequence[str] = (),
-                 interrupt_after_nodes: Sequence[str] = ()) -> None:
+                 interrupt_after_nodes: Sequence[str] = (), cache: Any = None) -> None:
         self.builder = builder
         self.interrupt_before_nodes = interrupt_before_nodes
         self.interrupt_after_nodes = interrupt_after_nodes
@@ -90,6 +91,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.plan = plan
         self.name = name
         self.store = store
+        self.cache = cache
+        """The `BaseCache` of node results (`compile(cache=...)`; see `_cache`)."""
+        self.cache_policies = node_policies(builder) if cache is not None else {}
+        """Per node with a cache policy: the policy and its cache namespace."""
         self.checkpointer = checkpointer
         self.debug = debug
         keys = list(builder.keys.values())
@@ -476,7 +481,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
               and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks") and not self.root
-              and self.step_timeout is None):
+              and self.step_timeout is None and not self.cache_policies):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:
@@ -546,6 +551,16 @@ class CompiledStateGraph(Runnable[Any, Any]):
                            None if parent_task.scratchpad is None
                            else parent_task.scratchpad.persistence))
         return run, producer
+
+    def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """Clears the cached results of `nodes` (all nodes when None), as LangGraph does."""
+        namespaces = cache_namespaces(self, nodes)  # raises without a cache, as LangGraph
+        self.cache.clear(namespaces)
+
+    async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
+        """`clear_cache` with the cache's async method."""
+        namespaces = cache_namespaces(self, nodes)
+        await self.cache.aclear(namespaces)
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:
