@@ -24,10 +24,12 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.cache.memory import InMemoryCache
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
+from pydantic import BaseModel
 
 from tests.parity import Lib, Raised, drain, normalise, outcome, sort_key
 
@@ -391,6 +393,72 @@ def test_cached_items_of_subgraphs(how: str, kwargs: dict[str, Any], candidate: 
     expected = same(build, how, [{"x": 1, "log": []}] * 2, candidate, oracle, sort=True,
                     **kwargs)
     assert expected[-1][-1] == {"i": 1, "c": 1}
+
+
+class Model(BaseModel):
+    x: int = 0
+    log: Annotated[list, operator.add] = []
+
+
+def pydantic_state(lib: Lib, calls: Counter, policy: Any) -> tuple[Any, Any]:
+    graph = (lib.StateGraph(Model)
+             .add_node("a", counted(calls, "a", lambda s: {"x": s.x + 1, "log": ["a"]}, False),
+                       cache_policy=policy)
+             .add_edge(lib.START, "a"))
+    return graph, {"x": 1}
+
+
+def messages_state(lib: Lib, calls: Counter, policy: Any) -> tuple[Any, Any]:
+    graph = (lib.StateGraph(lib.MessagesState)
+             .add_node("a", counted(calls, "a", lambda s: {
+                 "messages": [AIMessage("hi", id="m1")]}, False), cache_policy=policy)
+             .add_edge(lib.START, "a"))
+    return graph, {"messages": [HumanMessage("q", id="h1")]}
+
+
+def root_state(lib: Lib, calls: Counter, policy: Any) -> tuple[Any, Any]:
+    graph = (lib.StateGraph(Annotated[list, operator.add])
+             .add_node("a", counted(calls, "a", lambda s: ["a"], False), cache_policy=policy)
+             .add_edge(lib.START, "a"))
+    return graph, []
+
+
+def command_result(lib: Lib, calls: Counter, policy: Any) -> tuple[Any, Any]:
+    graph = (lib.StateGraph(State)
+             .add_node("a", counted(calls, "a", lambda s: lib.Command(update={"x": 5}, goto="b"),
+                                    False), cache_policy=policy)
+             .add_node("b", lambda s: {"log": ["b"]})
+             .add_edge(lib.START, "a"))
+    return graph, {"x": 1, "log": []}
+
+
+def subgraph_with_a_cache(lib: Lib, calls: Counter, policy: Any) -> tuple[Any, Any]:
+    inner = (lib.StateGraph(State)
+             .add_node("i", counted(calls, "i", lambda s: {"log": ["i"]}, False),
+                       cache_policy=policy)
+             .add_edge(lib.START, "i").compile(cache=InMemoryCache()))
+    graph = lib.StateGraph(State).add_node("sub", inner).add_edge(lib.START, "sub")
+    return graph, {"x": 1, "log": []}
+
+
+@pytest.mark.parametrize("how", HOWS)
+@pytest.mark.parametrize("shape", [pydantic_state, messages_state, root_state, command_result,
+                                   subgraph_with_a_cache])
+def test_cached_writes_of_every_kind(shape: Any, how: str, candidate: Lib,
+                                     oracle: Lib) -> None:
+    """Cached writes of Pydantic states, messages, a root state, a `Command` (its route) and
+    of a subgraph's own cache (the parent caches no node: under `invoke` it runs the Rust
+    driver)."""
+    inputs = []
+
+    def build(lib: Lib, calls: Counter) -> Any:
+        graph, input = shape(lib, calls, types_of(lib).CachePolicy())
+        inputs.append(input)
+        return graph.compile(cache=InMemoryCache())
+
+    build(oracle, Counter())
+    expected = same(build, how, [inputs[0]] * 2, candidate, oracle, subgraphs=True)
+    assert sum(expected[-1][-1].values()) == 1
 
 
 def test_cache_policy_defaults(candidate: Lib, oracle: Lib) -> None:
