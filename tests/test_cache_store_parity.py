@@ -184,6 +184,27 @@ def test_sends_are_cached_per_argument(how: str, candidate: Lib, oracle: Lib) ->
 
 
 @pytest.mark.parametrize("how", HOWS)
+def test_tasks_of_one_key_in_a_step(how: str, candidate: Lib, oracle: Lib) -> None:
+    """Sends with equal arguments: LangGraph looks up only the last task of a key, the
+    others run again."""
+
+    def build(lib: Lib, calls: Counter) -> Any:
+        def fan(state: State) -> list[Any]:
+            return [lib.Send("work", {"x": 7, "log": []}) for _ in range(state["x"])]
+
+        return (lib.StateGraph(State)
+                .add_node("start", lambda s: {"log": ["start"]})
+                .add_node("work", counted(calls, "work", lambda s: {"log": [s["x"]]}, False),
+                          cache_policy=types_of(lib).CachePolicy())
+                .add_edge(lib.START, "start")
+                .add_conditional_edges("start", fan, ["work"])
+                .compile(cache=InMemoryCache()))
+
+    result = same(build, how, [{"x": 3, "log": []}] * 2, candidate, oracle, sort=True)
+    assert result[-1][-1]["work"] == 5
+
+
+@pytest.mark.parametrize("how", HOWS)
 def test_key_func_and_node_defaults(how: str, candidate: Lib, oracle: Lib) -> None:
     """`set_node_defaults(cache_policy=...)` caches every node but the error handler;
     a `key_func` that reads one key makes inputs differing elsewhere hit."""

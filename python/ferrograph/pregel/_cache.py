@@ -110,12 +110,16 @@ def _matched(run: GraphRun, tasks: list[Task],
             ns, key = full_key
             misses.extend((t, (tuple(ns), key), ttl) for t, ttl in entries)
             continue
-        for t, _ttl in entries:
-            hits.add(id(t))
-            _reuse(run, t, cached)
-            if run.spec.wants("updates", t.name):
-                items.append(run.emit("updates", {t.name: t.update,
-                                                  "__metadata__": {"cached": True}}))
+        # As in LangGraph, of the step's tasks with one key only the last is looked up:
+        # the others run (and store their writes) as on a miss.
+        *others, (t, _ttl) = entries
+        ns, key = full_key
+        misses.extend((other, (tuple(ns), key), ttl) for other, ttl in others)
+        hits.add(id(t))
+        _reuse(run, t, cached)
+        if run.spec.wants("updates", t.name):
+            items.append(run.emit("updates", {t.name: t.update,
+                                              "__metadata__": {"cached": True}}))
     return [t for t in tasks if id(t) not in hits], items, misses
 
 
