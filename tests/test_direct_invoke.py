@@ -315,3 +315,49 @@ def test_task_ids_are_unique_uuid_text_and_a_forked_child_draws_its_own() -> Non
     parent = new_task_id()
     assert child not in ids and child != parent
     assert child[:18] != parent[:18]  # a prefix of its own, not the parent's next counter
+
+
+def test_drain_of_a_run_control_subclass_is_asked_through_its_property(
+        no_graph_run: list[str]) -> None:
+    """The direct driver reads a `RunControl`'s drain state from its slot; a subclass that
+    answers `drain_requested` its own way is asked through that property, before each step."""
+    from ferrograph.errors import GraphDrained
+    from ferrograph.runtime import RunControl
+
+    class AfterTwoChecks(RunControl):
+        __slots__ = ("checks",)
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.checks = 0
+
+        @property
+        def drain_requested(self) -> bool:
+            self.checks += 1
+            return self.checks > 2
+
+    control = AfterTwoChecks()
+    with pytest.raises(GraphDrained):
+        chain().invoke({"log": []}, control=control)
+    assert control.checks == 3  # the start step, n0, then drained before n1
+    assert no_graph_run == []
+    plain = RunControl()
+    assert chain().invoke({"log": []}, control=plain) == {"log": [0, 1, 2]}
+    plain.request_drain("done")
+    with pytest.raises(GraphDrained, match="done"):
+        chain().invoke({"log": []}, control=plain)
+
+
+def test_a_run_runtime_is_a_frozen_runtime() -> None:
+    """`run_runtime` builds its `Runtime` unfrozen, then makes it one: what nodes get is
+    a `Runtime` as any other (frozen, equal to one built by its constructor)."""
+    from dataclasses import FrozenInstanceError
+
+    from ferrograph.runtime import RunControl, run_runtime
+
+    control = RunControl()
+    made = run_runtime("ctx", "store", None, control)
+    assert type(made) is Runtime
+    assert made == Runtime(context="ctx", store="store", control=control)
+    with pytest.raises(FrozenInstanceError):
+        made.context = "other"  # type: ignore[misc]

@@ -152,9 +152,35 @@ _INFO_SLOTS = tuple(ExecutionInfo.__dict__[f.name] for f in fields(ExecutionInfo
 _new = object.__new__
 
 
+class _UnfrozenRuntime(Generic[ContextT]):
+    """`Runtime`'s very layout (the same slots, in order, over the same base) without its
+    frozen `__setattr__`: a run's runtime is filled in as one of these with plain attribute
+    stores, then made a `Runtime` by `__class__` assignment, which CPython allows between
+    classes of one layout. That is a third of the cost of eight slot-setter calls, and
+    every run pays it (checked once at import; `_slow_run_runtime` otherwise)."""
+
+    __slots__ = Runtime.__slots__
+
+
 def run_runtime(context: Any, store: Any, server_info: ServerInfo | None,
                 control: RunControl) -> Runtime[Any]:
     """`Runtime(context=..., store=..., server_info=..., control=...)`, fast."""
+    runtime = _new(_UnfrozenRuntime)
+    runtime.context = context
+    runtime.store = store
+    runtime.stream_writer = _discard
+    runtime.heartbeat = _no_op_heartbeat
+    runtime.previous = None
+    runtime.execution_info = None
+    runtime.server_info = server_info
+    runtime.control = control
+    runtime.__class__ = Runtime  # type: ignore[assignment]
+    return runtime  # type: ignore[return-value]
+
+
+def _slow_run_runtime(context: Any, store: Any, server_info: ServerInfo | None,
+                      control: RunControl) -> Runtime[Any]:
+    """`run_runtime` through the slots' setters, where `__class__` assignment is refused."""
     runtime = _new(Runtime)
     _set_context(runtime, context)
     _set_store(runtime, store)
@@ -165,6 +191,13 @@ def run_runtime(context: Any, store: Any, server_info: ServerInfo | None,
     _set_server_info(runtime, server_info)
     _set_control(runtime, control)
     return runtime
+
+
+try:
+    if run_runtime(1, 2, None, None) != Runtime(context=1, store=2):  # type: ignore[arg-type]
+        run_runtime = _slow_run_runtime  # noqa: F811 - the fallback
+except TypeError:  # a layout CPython will not swap between
+    run_runtime = _slow_run_runtime  # noqa: F811 - the fallback
 
 
 def _with_execution_info(runtime: Runtime[Any], info: ExecutionInfo) -> Runtime[Any]:

@@ -274,7 +274,10 @@ class AsyncDriver:
             try:
                 output = (await runner.acall(t.input, t.config) if run.user_callbacks is None
                           else await atraced_call(t))
-                await self._finish_task(t, output)
+                if t.name in run.graph.branches:
+                    await self._finish_task(t, output)
+                else:  # no router to await: no coroutine to make for it
+                    run.finish_task(t, output)
                 if t.outlet is not None:
                     await t.outlet.flush()
             except asyncio.CancelledError as e:

@@ -13,7 +13,7 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
@@ -331,12 +331,14 @@ class NodeRunner:
             raise sync_timeout_unsupported(self.name)
         return self._call_unchecked(input, config)
 
-    async def _acall_timed(self, input: Any, config: RunnableConfig) -> Any:
-        """One attempt, under the task's timeout policy (a `Send`'s, else the node's)."""
+    def _acall_timed(self, input: Any, config: RunnableConfig) -> Awaitable[Any]:
+        """One attempt, under the task's timeout policy (a `Send`'s, else the node's). Not a
+        coroutine itself: it hands back the attempt's, so an untimed task (most) costs no
+        coroutine frame more than before timeouts existed."""
         policy = config["configurable"].get(CONFIG_KEY_TIMEOUT) or self.timeout
         if policy is None:
-            return await self._acall_untimed(input, config)
-        return await self._timed(input, config, policy)
+            return self._acall_untimed(input, config)
+        return self._timed(input, config, policy)
 
     async def _timed(self, input: Any, config: RunnableConfig, policy: TimeoutPolicy) -> Any:
         """Runs one attempt as its own asyncio task, cancelled with `NodeTimeoutError` once

@@ -28,10 +28,10 @@ from ferrograph.pregel._errors import (
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import recursion_limit, task_bases
 from ferrograph.pregel._write import PUSHED_WRITES, branch_writes, map_input, output_writes
+from ferrograph.runtime import RunControl
 
 if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
-    from ferrograph.runtime import RunControl
 
 
 def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
@@ -56,7 +56,7 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
          "output_writes": output_writes, "branch_writes": branch_writes,
          "note_error": note_task_error, "own_command": own_command,
          "note_preparing_error": note_preparing_error, "submit": DEFAULT_POOL.submit,
-         "watch": DEFAULT_SCOUT.watch, "drained": raise_drained,
+         "watch": DEFAULT_SCOUT.watch, "drained": raise_drained, "run_control": RunControl,
          "pushed_writes": PUSHED_WRITES, "paused": paused})
 
 
@@ -83,7 +83,7 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     it there too (`GraphDrained`)."""
     limit = recursion_limit(config)
     if result_keys is None:
-        *_, result_ids = graph.default_output
+        result_ids = graph.default_output[-1]
     else:
         for key in result_keys:
             if key not in graph.key_ids:

@@ -165,7 +165,10 @@ def task_bases(graph: CompiledStateGraph, config: dict[str, Any], context: Any,
 
     The runtime's drain control is `control`, else the calling task's run's (a graph a node
     runs drains with its caller), else a new one."""
-    configurable = config.get("configurable", {})
+    configurable = config.get("configurable")
+    if not configurable:  # most top-level runs: nothing to filter, propagate or inherit
+        return ({}, dict(config.get("metadata") or {}),
+                run_runtime(context, graph.store, None, control or RunControl()), True)
     base_configurable = {k: v for k, v in configurable.items()
                          if not k.startswith(("__pregel_", "__ferrograph_"))}
     metadata = dict(config.get("metadata") or {})
@@ -265,10 +268,12 @@ class GraphRun:
         self.paused: list[Any] = []
         """The questions of the nodes that paused the run at `interrupt()`."""
         self.interrupted = False
+        callbacks = config.get("callbacks")
         # Run from a task with a config of its own (the task's keys gone): a graph of its
         # own, whose items a caller streaming subgraphs still takes, as in LangGraph.
         own_graph = not namespace and CONFIG_KEY_TASK not in config.get("configurable", {})
-        self.user_callbacks = without_our_handlers(config.get("callbacks"), own_graph)
+        self.user_callbacks = None if callbacks is None else without_our_handlers(
+            callbacks, own_graph)
         self.node_finished = config.get("configurable", {}).get(CONFIG_KEY_NODE_FINISHED)
         """LangGraph's node-finished callback, when the caller gave one."""
         self._nested = bool(namespace) or not own_graph
@@ -384,7 +389,8 @@ class GraphRun:
 
     def before_step(self, tasks: list[Task], step: int) -> tuple[list[Any] | tuple[()], bool]:
         """The items before a step's tasks run, and whether the run stops there."""
-        if self._interrupts(tasks, self.interrupt_before):
+        # (Most runs have no breakpoints: no call to look for them.)
+        if self.interrupt_before and self._interrupts(tasks, self.interrupt_before):
             if self._nested:  # the breakpoint pauses the task that runs this graph
                 raise GraphInterrupt(())
             return list(self._interrupt_items()), True
@@ -442,7 +448,7 @@ class GraphRun:
         if self._wants_values and self.output_id_set.intersection(written):
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                 items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
-        if self._interrupts(tasks, self.interrupt_after):
+        if self.interrupt_after and self._interrupts(tasks, self.interrupt_after):
             if self._nested:
                 raise GraphInterrupt(())
             if self._streams_checkpoints:
@@ -623,15 +629,15 @@ class GraphRun:
         the first of hundreds starts (and streams) without waiting for the others'."""
         graph = self.graph
         name = graph.node_names[node_id]
+        timeout = None
         if push is None:
             path: tuple[Any, ...] = ("__pregel_pull", name)
             triggers = graph.triggers[node_id]
         else:
             path = ("__pregel_push", push, False)
             triggers = ("__pregel_push",)
-        timeout = None
-        if type(arg) is TimedArg:
-            arg, timeout = arg.arg, arg.timeout
+            if type(arg) is TimedArg:  # a `Send`'s argument with a timeout of its own
+                arg, timeout = arg.arg, arg.timeout
         task = Task(index, node_id, name, new_task_id(), path, triggers,
                     self.input if node_id == 0 else arg, None, graph.runners.get(name), step)
         if timeout is not None:

@@ -104,6 +104,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.untracked_keys = frozenset(k.name for k in keys if k.untracked)
         """Keys never saved in checkpoints (`UntrackedValue`)."""
         self._start = [k.start for k in keys]
+        self._no_starts = all(start is None for start in self._start)
         self.output_keys = [k.name for k in read_schema(builder.output_schema)]
         ids = [self.key_ids[k] for k in self.key_names]
         self.default_output = (list(self.key_names), ids, frozenset(ids),
@@ -185,6 +186,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
     # -- what the run loop asks of the graph -------------------------------------------------
 
     def start_values(self) -> list[Any]:
+        """Each key's value before the run writes it (fresh per run: a reducer's start)."""
+        if self._no_starts:  # no reducer with a start value: no list to walk
+            return [None] * len(self._start)
         return [start() if start is not None else None for start in self._start]
 
     def _context(self, context: Any, config: RunnableConfig) -> Any:
@@ -578,7 +582,9 @@ def _calling_task(config: RunnableConfig) -> tuple[GraphRun | None, Task | None]
     for a task of the Rust driver). Neither when the config is not the task's own but that
     of a task of a graph compiled by LangGraph which the task runs (LangGraph hands its
     tasks the config it was given, our keys included): that graph runs in between."""
-    configurable = config.get("configurable", {})
+    configurable = config.get("configurable")
+    if not configurable:  # a top-level run given no `configurable`: no caller
+        return None, None
     task = configurable.get(CONFIG_KEY_TASK)
     if task is not None and configurable.get(CONFIG_KEY_TASK_ID) != task.id:
         return None, None

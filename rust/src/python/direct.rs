@@ -103,6 +103,10 @@ struct Hooks {
     /// `raise_drained(control)`: raises `GraphDrained` for a run whose `RunControl` was asked
     /// to drain.
     drained: Py<PyAny>,
+    /// `ferrograph.runtime.RunControl`: a control of exactly this class is asked whether to
+    /// drain by reading its `_drain_reason` slot (a C-level read) rather than its
+    /// `drain_requested` property (a Python call per step).
+    run_control: Py<PyAny>,
     /// `pregel._write.PUSHED_WRITES`: per task id, the writes its node made with
     /// `push_message`, applied before what it returned.
     pushed_writes: Py<PyDict>,
@@ -247,6 +251,11 @@ impl DirectGraph {
             configurable,
             metadata: metadata.filter(|m| !m.is_empty()),
         };
+        // A `RunControl` itself (not a subclass, which may answer `drain_requested` its own
+        // way): its property is `_drain_reason is not None`, read here without the call.
+        let plain_control = control
+            .as_ref()
+            .is_some_and(|c| c.get_type().is(graph.hooks.run_control.bind(py)));
         let mut state = RunState::new(plan, initial, recursion_limit);
         loop {
             let tasks = state
@@ -256,11 +265,14 @@ impl DirectGraph {
                 break;
             }
             if let Some(control) = &control {
-                // A property read, not a call into Python per step.
-                if control
-                    .getattr(intern!(py, "drain_requested"))?
-                    .is_truthy()?
-                {
+                let drained = if plain_control {
+                    !control.getattr(intern!(py, "_drain_reason"))?.is_none()
+                } else {
+                    control
+                        .getattr(intern!(py, "drain_requested"))?
+                        .is_truthy()?
+                };
+                if drained {
                     graph.hooks.drained.call1(py, (control,))?;
                 }
             }
