@@ -78,6 +78,13 @@ class GraphInterrupt(GraphBubbleUp):
         super().__init__(interrupts)
 
 
+def is_interrupt(error: BaseException) -> bool:
+    """Whether `error` is a pause at an interrupt or a breakpoint: ours, or LangGraph's (a
+    graph compiled by LangGraph that a task ran), recognised by class name."""
+    return isinstance(error, GraphInterrupt) or any(
+        cls.__name__ == "GraphInterrupt" for cls in type(error).__mro__)
+
+
 class NodeInterrupt(GraphInterrupt):
     """Deprecated in LangGraph: raised by a node to pause the run."""
 

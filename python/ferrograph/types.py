@@ -345,6 +345,12 @@ def interrupt(value: Any, *, response_schema: Any = None) -> Any:
 
     conf = get_config()["configurable"]
     task = conf.get(CONFIG_KEY_TASK)
+    if task is None and conf.get("__pregel_scratchpad") is not None:
+        # Called in a task of a graph compiled by LangGraph (run by one of ours, or the
+        # other way round): LangGraph's run keeps the answers, so its interrupt asks.
+        from langgraph.types import interrupt as langgraph_interrupt
+        if langgraph_interrupt is not interrupt:  # (an import shim may map it to this one)
+            return langgraph_interrupt(value, response_schema=response_schema)
     pad = getattr(task, "scratchpad", None)
     adapter = None
     if response_schema is not None and not isinstance(response_schema, dict):

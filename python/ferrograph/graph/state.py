@@ -24,6 +24,7 @@ from typing import (
 )
 
 from langchain_core.runnables import Runnable, RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from typing_extensions import TypeVar
 
 from ferrograph._core import GraphPlan, validate_node_name
@@ -445,6 +446,13 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
         name: str | None = None,
     ) -> CompiledStateGraph:
         """Validates the graph and compiles it into a runnable graph."""
+        if checkpointer not in (None, True, False) and not isinstance(
+                checkpointer, BaseCheckpointSaver):
+            raise TypeError(
+                "Invalid checkpointer provided. Expected an instance of "
+                "`BaseCheckpointSaver`, `True`, `False`, or `None`. "
+                f"Received {type(checkpointer).__name__!s}. "
+                "Pass a proper saver (e.g., InMemorySaver, AsyncPostgresSaver).")
         self._apply_node_defaults()
         for spec in self.nodes.values():
             if spec.timeout is not None and not _can_be_timed(spec.action):

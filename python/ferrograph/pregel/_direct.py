@@ -17,7 +17,7 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
 from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
-from ferrograph.errors import GraphDrained, GraphInterrupt
+from ferrograph.errors import GraphDrained, GraphInterrupt, is_interrupt
 from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -62,7 +62,7 @@ def build_direct_graph(graph: CompiledStateGraph) -> DirectGraph:
 
 def paused(error: BaseException, into: list[Any]) -> bool:
     """Whether a node's failure is a pause at `interrupt()` (its questions go `into`)."""
-    if isinstance(error, GraphInterrupt) and error.args and error.args[0]:
+    if is_interrupt(error) and error.args and error.args[0]:
         into.extend(error.args[0])
         return True
     return False

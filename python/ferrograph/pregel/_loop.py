@@ -45,7 +45,7 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
-from ferrograph.errors import GraphDrained, GraphInterrupt
+from ferrograph.errors import GraphDrained, GraphInterrupt, is_interrupt
 from ferrograph.pregel._checkpoint import Persistence
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -838,7 +838,7 @@ class GraphRun:
     def record_error(self, t: Task, e: BaseException) -> None:
         if PUSHED_WRITES:
             PUSHED_WRITES.pop(t.id, None)
-        if isinstance(e, GraphInterrupt):  # a pause, not a failure: siblings run on
+        if is_interrupt(e):  # a pause, not a failure: siblings run on
             t.paused = True
             t.interrupts = tuple(e.args[0]) if e.args and e.args[0] else ()
             t.writes = []

@@ -32,7 +32,7 @@ from ferrograph.pregel._checkpoint import (
     with_checkpoint_map,
 )
 from ferrograph.pregel._errors import concurrent_update_error
-from ferrograph.pregel._write import branch_writes, output_writes, result_dict
+from ferrograph.pregel._write import branch_writes, map_input, output_writes, result_dict
 from ferrograph.types import PregelTask, StateSnapshot
 
 if TYPE_CHECKING:
@@ -176,8 +176,8 @@ def _infer_as_node(graph: CompiledStateGraph, versions_seen: dict[str, Any]) -> 
         return graph.node_names[0]
     seen = {n: s for n, s in versions_seen.items() if n in graph.node_ids}
     last = sorted((v, n) for n, s in seen.items() for v in s.values())
-    if not last:
-        return None
+    if not last:  # nothing ran yet: the update is the thread's input
+        return "__start__"
     if len(last) == 1 or last[-1][0] != last[-2][0]:
         return last[-1][1]
     return None
@@ -258,8 +258,9 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
     for i, (values, node, given_tid) in enumerate(updates):
         node = node or as_node
         writes: list[Any] = []
-        if node == "__start__":
-            writes, _ = output_writes(graph, node, values) if values is not None else ([], [])
+        if node == "__start__":  # as the thread's input, mapped as a run maps its input
+            writes = [] if values is None else output_writes(
+                graph, node, map_input(graph, values, strict=False))[0]
         elif values is not None:
             writes, _ = output_writes(graph, node, values)
         if node in graph.branches:
