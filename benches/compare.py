@@ -4,9 +4,12 @@
     python benches/compare.py --quick    # fewer repeats and smaller fan-outs
     python benches/compare.py --only chain100 msgs_one_256
     python benches/compare.py --quick --only amsgs_64,ainvoke_10000 --out /tmp/r.md
+    python benches/compare.py --only persistence --out /tmp/p.md
 
 `--only` takes scenario names (spaces or commas; a sized name such as `amsgs_512` builds that
-size even with `--quick`) and `rss_256` for the 256-branch memory rows alone. Every scenario
+size even with `--quick`), `rss_256` for the 256-branch memory rows alone and `persistence`
+for the checkpointer rows (`benches/persistence.py`; the `ckpt_pg_*` rows start a throwaway
+PostgreSQL with `tests/services.py`, and are skipped when it cannot start). Every scenario
 is checked for correctness on both implementations before it is timed. Timings are medians
 (and minimums) of interleaved repeats in one process; the machine is small and noisy, so read
 ratios, not absolute numbers.
@@ -84,12 +87,12 @@ class Fan(TypedDict):
     log: Annotated[list, operator.add]
 
 
-def chain_graph(L: Any, n: int) -> Any:
+def chain_graph(L: Any, n: int, checkpointer: Any = None) -> Any:
     b = L.StateGraph(Counter)
     for i in range(n):
         b.add_node(f"n{i}", lambda s: {"x": s["x"] + 1})
         b.add_edge(L.START if i == 0 else f"n{i - 1}", f"n{i}")
-    return b.compile()
+    return b.compile(checkpointer=checkpointer)
 
 
 def fanout_graph(L: Any, n: int = 5) -> Any:
@@ -750,6 +753,10 @@ def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats:
               "so. `_sync`: a graph of sync nodes only, which ferrograph runs in one hop to "
               "a worker thread (the loop's default executor) and langgraph node by node in "
               "the executor."]
+    import persistence
+
+    if any(s.name in persistence.NAMES for s in scenarios):
+        lines += persistence.NOTES
     return "\n".join(lines) + "\n"
 
 
@@ -766,15 +773,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the report (default benches/RESULTS.md)")
     parser.add_argument("--no-write", action="store_true", help="print, don't write a file")
     args = parser.parse_args(argv)
+    sys.modules.setdefault("compare", sys.modules[__name__])  # one module for persistence.py
+    import persistence
+
     only = [n for arg in args.only or () for n in arg.split(",") if n] or None
+    if only and "persistence" in only:
+        only = [n for n in only if n != "persistence"] + persistence.NAMES
     repeats = args.repeats or (3 if args.quick else 7)
     scenarios = build_scenarios(args.quick, only)
     from ferrograph.local_openai import LocalOpenAIServer
 
-    with LocalOpenAIServer() as server:
+    wanted = [n for n in persistence.NAMES if not only or n in only]
+    with LocalOpenAIServer() as server, persistence.services(wanted) as svc:
         scenarios += openai_scenarios(server)
+        scenarios += persistence.scenarios(svc, wanted)
         if only:
-            if unknown := set(only) - {s.name for s in scenarios} - {"rss_256"}:
+            known = {s.name for s in scenarios} | {"rss_256", *persistence.NAMES}
+            if unknown := set(only) - known:
                 parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
             scenarios = [s for s in scenarios if s.name in only]
         measure(scenarios, repeats)
