@@ -52,7 +52,10 @@ NOTES = [
     f"each next superstep ({CHAIN + 2} a run); `_exit`: `durability=\"exit\"`, the checkpoints "
     "built but one written, at the end. Savers: LangGraph's own for both engines "
     "(`InMemorySaver`; `SqliteSaver` on a file in a temporary directory; `PostgresSaver` on a "
-    "local throwaway PostgreSQL over TCP, `tests/services.py`).",
+    "local throwaway PostgreSQL over TCP, `tests/services.py`). Both engines make the same "
+    "saver calls (a `put` per checkpoint, a `put_writes` per task: 203 SQLite commits a "
+    "`_sync` run), so the `sqlite` and `pg` `_sync` rows mostly time the disk's syncs and the "
+    "server's round trips, and move with the machine's other disk traffic.",
     f"- `chat10_*`: {TURNS} `invoke`s on one new `thread_id` of a `MessagesState` graph whose "
     "node appends an `AIMessage` echoing the last human message (no model), default "
     "durability (`\"async\"`); the state grows by two messages a turn.",
