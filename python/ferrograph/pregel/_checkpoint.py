@@ -175,6 +175,8 @@ class Persistence:
         self.ns = configurable.get("checkpoint_ns", "")
         self.config: dict[str, Any] = {"configurable": {
             k: v for k, v in configurable.items() if not k.startswith("__")}}
+        if not isinstance(self.config["configurable"]["thread_id"], str):  # as LangGraph
+            self.config["configurable"]["thread_id"] = str(configurable["thread_id"])
         self.config["configurable"].setdefault("checkpoint_ns", self.ns)
         self.checkpoint: dict[str, Any] = empty_checkpoint()
         self.metadata: dict[str, Any] = {"step": -2}

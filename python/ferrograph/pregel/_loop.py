@@ -674,6 +674,8 @@ class GraphRun:
         checkpoint_ns = f"{name}:{task.id}"
         if self.namespace:
             checkpoint_ns = "|".join((*self.namespace, checkpoint_ns))
+        elif self.saving is not None and self.saving.ns:  # a thread's graph a task runs
+            checkpoint_ns = f"{self.saving.ns}|{checkpoint_ns}"
         pull_metadata, push_metadata = self.graph.task_metadata[node_id]
         metadata = {
             **self.base_metadata,
