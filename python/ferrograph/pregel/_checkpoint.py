@@ -490,8 +490,7 @@ class Persistence:
 
     def subgraph_config(self, name: str, tid: str) -> dict[str, Any] | None:
         """Where the checkpoints of the graph task `tid` runs are (None: not a subgraph)."""
-        runner = self.graph.runners.get(name)
-        if runner is None or not runner.is_subgraph:
+        if self.graph.subgraph_of(name) is None:
             return None
         ns = f"{self.ns}|{name}:{tid}" if self.ns else f"{name}:{tid}"
         return {"configurable": {"thread_id": self.config["configurable"]["thread_id"],

@@ -134,15 +134,14 @@ def _subgraph_state(graph: CompiledStateGraph, saver: Any, saved: CheckpointTupl
                     tid: str, name: str, recurse: bool) -> Any:
     """A subgraph task's `state`: where its checkpoints are (its config), or with
     `recurse` its own snapshot."""
-    runner = graph.runners.get(name)
-    if runner is None or not runner.is_subgraph:
+    subgraph = graph.subgraph_of(name)
+    if subgraph is None:
         return None
     task_ns = f"{ns}|{name}:{tid}" if ns else f"{name}:{tid}"
     config = {"configurable": {"thread_id": saved.config["configurable"]["thread_id"],
                                "checkpoint_ns": task_ns}}
     if not recurse:
         return config
-    subgraph = runner.action
     if subgraph.checkpointer is True:
         config["configurable"]["checkpoint_ns"] = "|".join(
             part.split(":")[0] for part in task_ns.split("|"))

@@ -12,6 +12,7 @@ channel when asked to.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
@@ -128,6 +129,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 runner.attach_handler(self.runners[runner.error_handler_node])
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
+        self._subgraphs: dict[str, Any] = {}
         self.channel_names = plan.channel_names
         self.static_writes = [
             [(channel, value) for channel, value in plan.static_writes(i)]
@@ -540,7 +542,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         configurable = {k: v for k, v in config.get("configurable", {}).items()
                         if k not in (CONFIG_KEY_RUN, CONFIG_KEY_TASK)}
         config = {**config, "configurable": configurable}
-        namespace = (*parent.namespace, f"{parent_task.name}:{parent_task.id}")
+        # A graph compiled with `checkpointer=True` keeps one history per thread: its items
+        # stream under the node's name alone, as LangGraph's do.
+        namespace = (*parent.namespace, parent_task.name if self.checkpointer is True
+                     else f"{parent_task.name}:{parent_task.id}")
         if parent.spec.forwards(parent_task.name):
             inner = parent.spec.inner.get(parent_task.name)
             spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags,
@@ -566,6 +571,17 @@ class CompiledStateGraph(Runnable[Any, Any]):
         namespaces = cache_namespaces(self, nodes)
         await self.cache.aclear(namespaces)
 
+    def subgraph_of(self, name: str) -> CompiledStateGraph | None:
+        """The graph node `name` runs, as LangGraph finds it (the node itself, or a graph its
+        function refers to), for the snapshots of the thread: None when it runs none, or
+        one compiled with `checkpointer=False`."""
+        found = self._subgraphs.get(name, ...)
+        if found is ...:
+            runner = self.runners.get(name)
+            found = None if runner is None else _find_graph(runner.action)
+            self._subgraphs[name] = found
+        return found
+
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:
         """The graph's topology, for drawing (e.g. `get_graph().draw_mermaid()`), as
@@ -575,6 +591,33 @@ class CompiledStateGraph(Runnable[Any, Any]):
     async def aget_graph(self, config: RunnableConfig | None = None, *,
                          xray: int | bool = False) -> DrawableGraph:
         return draw(self, config, xray)
+
+
+def _find_graph(action: Any) -> CompiledStateGraph | None:
+    """LangGraph's search for the graph a node runs: the node, the steps of a sequence, a
+    lambda's dependencies, and the values a function reads from its closure."""
+    from langchain_core.runnables import RunnableLambda, RunnableSequence
+    from langchain_core.runnables.utils import get_function_nonlocals
+
+    candidates, seen = [action], set()
+    for c in candidates:
+        if id(c) in seen:
+            continue
+        seen.add(id(c))
+        if isinstance(c, CompiledStateGraph):
+            if c.checkpointer is not False:
+                return c
+        elif isinstance(c, RunnableSequence):
+            candidates.extend(c.steps)
+        elif isinstance(c, RunnableLambda):
+            candidates.extend(c.deps)
+        elif callable(c) and (inspect.isfunction(c) or inspect.ismethod(c)):
+            try:
+                found = get_function_nonlocals(c)
+            except Exception:  # noqa: BLE001 - a function whose source cannot be read
+                found = []
+            candidates.extend(getattr(nl, "__self__", nl) for nl in found)
+    return None
 
 
 def _calling_task(config: RunnableConfig) -> tuple[GraphRun | None, Task | None]:
