@@ -44,6 +44,18 @@ SNAPSHOT_LIMIT = 1
 """Steps a restored run may plan when it is only read (one: the next)."""
 
 
+def graph_for(graph: CompiledStateGraph, config: dict[str, Any]) -> CompiledStateGraph:
+    """The graph whose thread `config` names: a subgraph's, when its `checkpoint_ns` is a
+    path of tasks (`inner:<id>|deeper:<id>`), as LangGraph hands it to that subgraph."""
+    ns = ((config or {}).get("configurable") or {}).get("checkpoint_ns") or ""
+    for part in filter(None, ns.split("|")):
+        subgraph = graph.subgraph_of(part.split(":")[0])
+        if subgraph is None:
+            raise ValueError(f"Subgraph {part.split(':')[0]} not found")
+        graph = subgraph
+    return graph
+
+
 def saver_of(graph: CompiledStateGraph) -> Any:
     saver = graph.checkpointer
     if saver in (None, True, False):
@@ -154,6 +166,7 @@ def get_state(graph: CompiledStateGraph, config: dict[str, Any], *,
     saver = saver_of(graph)
     config = thread_config(config)
     saved = saver.get_tuple(config)
+    graph = graph_for(graph, config)
     return snapshot(graph, saver, config, saved,
                     live=not config["configurable"].get("checkpoint_id"), subgraphs=subgraphs)
 
@@ -164,6 +177,7 @@ def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
     saver = saver_of(graph)
     config = thread_config(config)
     config["configurable"].setdefault("checkpoint_ns", "")
+    graph = graph_for(graph, config)
     for saved in saver.list(config, filter=filter, before=before, limit=limit):
         yield snapshot(graph, saver, saved.config, saved, live=False)
 
