@@ -78,6 +78,13 @@ class GraphInterrupt(GraphBubbleUp):
         super().__init__(interrupts)
 
 
+def overwritten_twice() -> InvalidUpdateError:
+    """Two `Overwrite` values for one key in one step (LangGraph's error)."""
+    return InvalidUpdateError(create_error_message(
+        message="Can receive only one Overwrite value per super-step.",
+        error_code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE))
+
+
 def is_interrupt(error: BaseException) -> bool:
     """Whether `error` is a pause at an interrupt or a breakpoint: ours, or LangGraph's (a
     graph compiled by LangGraph that a task ran), recognised by class name."""

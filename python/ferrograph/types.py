@@ -199,6 +199,14 @@ class CachePolicy(Generic[KeyFuncT]):
     ttl: int | None = None
 
 
+@dataclass(slots=True)
+class Overwrite:
+    """Written to a reducer key, replaces its value instead of going through the reducer
+    (LangGraph's). Two in one step for the same key are an `InvalidUpdateError`."""
+
+    value: Any
+
+
 @dataclass(frozen=True, slots=True)
 class GraphOutput(Generic[N]):
     """What `invoke(..., version="v2")` returns: the final output and any interrupts."""
@@ -391,6 +399,7 @@ __all__ = [
     "GraphOutput",
     "Interrupt",
     "MessagesStreamPart",
+    "Overwrite",
     "PregelTask",
     "RetryPolicy",
     "Send",

@@ -7,7 +7,9 @@
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyAnyMethods, PyDict, PyList, PySet, PyString, PyTuple};
+use pyo3::intern;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyAnyMethods, PyDict, PyList, PySet, PyString, PyTuple, PyType};
 
 use crate::plan::{self, BranchSpec, GraphSpec, KeyKind, KeySpec, NodeSpec, Plan, PlanError};
 use crate::plan::{ChannelKind, EdgeWrite};
@@ -174,17 +176,61 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
             .as_ref()
             .expect("reducer keys are given a reducer")
             .bind(self.py);
+        let py = self.py;
         let mut updates = updates.into_iter();
         // An empty key takes its first update as is, as LangGraph's reducer channels do.
         let mut acc = match current {
             Some(value) => value,
-            None => updates.next().expect("reduce is called with updates"),
+            None => {
+                let first = updates.next().expect("reduce is called with updates");
+                overwritten_value(py, &first)?.unwrap_or(first)
+            }
         };
+        // `Overwrite(value)` replaces the value; the step's other updates are then dropped.
+        let mut overwritten = false;
         for update in updates {
-            acc = reducer.call1((acc, update))?.unbind();
+            if let Some(value) = overwritten_value(py, &update)? {
+                if overwritten {
+                    let errors = py.import(intern!(py, "ferrograph.errors"))?;
+                    return Err(PyErr::from_value(
+                        errors.call_method0(intern!(py, "overwritten_twice"))?,
+                    ));
+                }
+                acc = value;
+                overwritten = true;
+            } else if !overwritten {
+                acc = reducer.call1((acc, update))?.unbind();
+            }
         }
         Ok(acc)
     }
+}
+
+/// The value of an `Overwrite` (ours, or the dict forms LangGraph also takes:
+/// `{"__overwrite__": v}`, `{"type": "__overwrite__", "value": v}`); None for any other value.
+fn overwritten_value(py: Python<'_>, value: &Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    static OVERWRITE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let value = value.bind(py);
+    if let Ok(dict) = value.cast::<PyDict>() {
+        if dict.len() == 1 {
+            if let Some(v) = dict.get_item(intern!(py, "__overwrite__"))? {
+                return Ok(Some(v.unbind()));
+            }
+        }
+        if let Some(kind) = dict.get_item(intern!(py, "type"))? {
+            if kind.eq(intern!(py, "__overwrite__"))? {
+                if let Some(v) = dict.get_item(intern!(py, "value"))? {
+                    return Ok(Some(v.unbind()));
+                }
+            }
+        }
+        return Ok(None);
+    }
+    let overwrite = OVERWRITE.import(py, "ferrograph.types", "Overwrite")?;
+    if value.is_instance(overwrite)? {
+        return Ok(Some(value.getattr(intern!(py, "value"))?.unbind()));
+    }
+    Ok(None)
 }
 
 /// One task's writes as handed to [`Run::apply`]: `(task_index, [(kind, target, value)])`.
