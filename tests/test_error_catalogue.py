@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
 from ferrograph.graph import END, START, StateGraph
@@ -58,6 +59,19 @@ def route(state: Any) -> str:
     return END
 
 
+def two_questions() -> Any:
+    """Two parallel nodes ask, then a resume names neither question."""
+    from ferrograph.types import Command, interrupt
+
+    graph = (StateGraph(S).add_node("p", lambda s: {"x": interrupt("p?")})
+             .add_node("q", lambda s: {"x": interrupt("q?")})
+             .add_edge(START, "p").add_edge(START, "q")
+             .compile(checkpointer=InMemorySaver()))
+    config = {"configurable": {"thread_id": "two"}}
+    graph.invoke({"x": 0}, config)
+    return graph.invoke(Command(resume="yes"), config)
+
+
 def looping() -> StateGraph:
     b = one()
     b.add_edge("a", "a")
@@ -86,6 +100,16 @@ TRIGGERS: dict[str, Callable[[], Any]] = {
     "recursion-limit-low": lambda: run(one(), config={"recursion_limit": 0}),
     "buffer-size": lambda: list(one().compile().stream({"x": 0}, buffer_size=0)),
     "input-none": lambda: one().compile().invoke(None),
+    "no-thread": lambda: one().compile(checkpointer=InMemorySaver()).invoke({"x": 0}),
+    "bad-checkpointer": lambda: one().compile(checkpointer=object()),
+    "unknown-checkpoint": lambda: one().compile(checkpointer=InMemorySaver()).invoke(
+        {"x": 0}, {"configurable": {"thread_id": "t",
+                                    "checkpoint_id": "1f1f0000-0000-6000-8000-000000000000"}}),
+    "update-unknown-node": lambda: one().compile(checkpointer=InMemorySaver()).update_state(
+        {"configurable": {"thread_id": "t"}}, {"x": 1}, as_node="ghost"),
+    "state-no-checkpointer": lambda: one().compile().get_state(
+        {"configurable": {"thread_id": "t"}}),
+    "resume-ambiguous": lambda: two_questions(),
     "input-type": lambda: one().compile().invoke("hello"),
     "input-keys": lambda: one().compile().invoke({"x": 0, "typo": 1}),
     "input-pydantic": lambda: StateGraph(P).add_node("a", lambda s: {"x": 1})
