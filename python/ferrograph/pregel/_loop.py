@@ -45,7 +45,7 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
-from ferrograph.errors import GraphDrained, GraphInterrupt, is_interrupt
+from ferrograph.errors import GraphDrained, GraphInterrupt, GraphRecursionError, is_interrupt
 from ferrograph.pregel._checkpoint import Persistence
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -328,7 +328,15 @@ class GraphRun:
         if self.saving is not None and self.saving.resumed and self._wants_values:
             # A resumed run first shows the state it resumes from, as LangGraph's does.
             yield [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
-        while tasks := self.plan_step():
+        while True:
+            try:
+                tasks = self.plan_step()
+            except GraphRecursionError:
+                if self._streams_checkpoints:  # the last checkpoint saved, as LangGraph does
+                    yield list(self._checkpoint_items([]))
+                raise
+            if not tasks:
+                break
             number = self.run.step
             if self._streams_checkpoints:
                 yield list(self._checkpoint_items(tasks))

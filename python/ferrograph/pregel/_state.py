@@ -205,6 +205,7 @@ def bulk_update_state(graph: CompiledStateGraph, config: dict[str, Any],
     if any(len(u) == 0 for u in supersteps):
         raise ValueError("No updates provided")
     current = thread_config(config)
+    graph = graph_for(graph, current)  # a subgraph's namespace: the update is that graph's
     for updates in supersteps:
         current = _update_step(graph, saver, current, [_as_update(u) for u in updates])
     return current
