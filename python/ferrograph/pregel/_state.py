@@ -124,6 +124,8 @@ def snapshot(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             shown.append(PregelTask(tid, name, path, state=state))
             continue
         result = result_dict([(c, v) for c, v in status.output if c in output_keys])
+        if graph.root:  # the root value itself, as the graph's output is
+            result = result.get("__root__")
         interrupts = () if live and status.finished else tuple(status.interrupts)
         shown.append(PregelTask(tid, name, path, status.error, interrupts, state,
                                 result if status.finished else None))
