@@ -86,7 +86,7 @@ class AsyncDriver:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
-            await run.aended()
+            await run.aended(error)
             end_trace(run, trace, error)
 
     async def _execute_streaming(self, tasks: list[Task], channel: ChunkChannel,
@@ -185,11 +185,15 @@ class AsyncDriver:
         """Runs the graph to the end (or a breakpoint), streaming nothing."""
         run = self.run
         trace = start_trace(run)
+        error: BaseException | None = None
         try:
             await run.abegin()
             await self._steps_to_end(trace)
+        except BaseException as e:
+            error = e
+            raise
         finally:
-            await run.aended()
+            await run.aended(error)
 
     async def _steps_to_end(self, trace: Any) -> None:
         run = self.run

@@ -613,9 +613,15 @@ class Persistence:
             **self.config["configurable"], "checkpoint_ns": self.ns,
             "checkpoint_id": self.checkpoint["id"]}}
 
-    def finish(self) -> None:
-        """At the run's end (finished, interrupted or failed): under `durability="exit"`,
-        saves the newest checkpoint and the writes made since."""
+    def finish(self, failed: bool) -> None:
+        """At the run's end (finished, paused or `failed`): under `durability="exit"`,
+        saves the newest checkpoint and the writes made since — except for a graph a task
+        ran that ended well (its caller's thread has the outcome; LangGraph's rule), unless
+        it keeps one history per thread (`checkpointer=True`: no task ids in its namespace)."""
+        if (self.durability == "exit" and self.parent is not None and not failed
+                and any(":" in part for part in self.ns.split("|"))):
+            self.exit_writes = []
+            return
         if self.durability != "exit" or self.saved_id == self.checkpoint["id"]:
             if self.durability == "exit" and self.exit_writes:
                 self._flush_exit_writes()

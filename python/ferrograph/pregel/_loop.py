@@ -865,14 +865,15 @@ class GraphRun:
             return {**self.final_values, "__interrupt__": self.paused}
         return self.final_values
 
-    def ended(self) -> None:
-        """The run is over (done, paused or failed): what the thread still owes is saved."""
+    def ended(self, error: BaseException | None = None) -> None:
+        """The run is over (done, paused or failed with `error`): what the thread still
+        owes is saved."""
         if self.saving is not None and self.run is not None:
-            self.saving.finish()
+            self.saving.finish(error is not None)
 
-    async def aended(self) -> None:
+    async def aended(self, error: BaseException | None = None) -> None:
         """`ended` on an event loop: the saver's writes still waiting are handed over."""
-        self.ended()
+        self.ended(error)
         await self.aflush()
 
     async def aflush(self) -> None:

@@ -45,7 +45,7 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
         # Wakes and fails every producer still running (a consumer that stopped early,
         # or a failed step): their models stop streaming instead of blocking forever.
         channel.close()
-        run.ended()
+        run.ended(error)
         end_trace(run, trace, error)
 
 
