@@ -19,11 +19,13 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import importlib.util
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from langgraph.checkpoint.base import CheckpointTuple, empty_checkpoint
+from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.checkpoint.base.id import uuid6
 from xxhash import xxh3_128_hexdigest
 
@@ -178,7 +180,10 @@ class Persistence:
         if not isinstance(self.config["configurable"]["thread_id"], str):  # as LangGraph
             self.config["configurable"]["thread_id"] = str(configurable["thread_id"])
         self.config["configurable"].setdefault("checkpoint_ns", self.ns)
-        self.checkpoint: dict[str, Any] = empty_checkpoint()
+        self.checkpoint: dict[str, Any] = _empty_checkpoint()
+        self._live_run: Run | None = None
+        self._live_versions: dict[str, Any] | None = None
+        """The Rust run and `channel_versions` dict `save` last updated (see `save`)."""
         self.metadata: dict[str, Any] = {"step": -2}
         self.parent_config: dict[str, Any] | None = None
         self.pending: list[tuple[str, str, Any]] = []
@@ -544,7 +549,11 @@ class Persistence:
 
     def save(self, rust: Run, source: str, *, start_value: Any = None) -> None:
         """Makes the run's current state the thread's newest checkpoint (saved unless the
-        run saves only on exit). An update takes the step after the one it updates."""
+        run saves only on exit). An update takes the step after the one it updates.
+
+        The checkpoint's dicts are kept from one checkpoint to the next and updated with
+        what changed (`Run.checkpoint_changes`); the saver gets shallow copies (the rows of
+        `versions_seen` are replaced, never changed, so sharing them is safe)."""
         if source == "update":
             step = (-1 if self.saved_step is None else self.saved_step) + 1
         elif source == "fork":
@@ -552,16 +561,49 @@ class Persistence:
         else:
             step = rust.step - 1
         names = self.versions.cover(rust.latest_version)
-        values, versions, seen, sends = rust.checkpoint(names, wire_value(start_value))
+        previous = self.checkpoint
+        old_versions = previous.get("channel_versions") or {}
+        reset = rust is not self._live_run or old_versions is not self._live_versions
+        if reset:
+            self._live_run = rust
+            values: dict[str, Any] = {}
+            versions: dict[str, Any] = {}
+            seen: dict[str, Any] = {}
+        else:
+            values = previous["channel_values"]
+            versions = old_versions
+            seen = previous["versions_seen"]
+        new_values, removed, new_versions, new_seen, sends = rust.checkpoint_changes(
+            names, wire_value(start_value), reset)
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
-            values.pop(key, None)
+            new_values.pop(key, None)
+        if sends:
+            new_values[TASKS] = [WireSend(node, self._tracked(arg)) for node, arg in sends]
+            new_versions[TASKS] = names[rust.latest_version]
+        else:
+            removed.append(TASKS)
+            versions.pop(TASKS, None)
+        for channel in removed:
+            values.pop(channel, None)
+        values.update(new_values)
+        if reset:
+            changed = {c: v for c, v in new_versions.items() if old_versions.get(c) != v}
+        else:  # the run reports versions that changed (the sends' one is always there)
+            changed = new_versions
+            if sends and old_versions.get(TASKS) == new_versions[TASKS]:
+                del changed[TASKS]
+        versions.update(new_versions)
+        for node, row in new_seen.items():
+            if row:
+                seen[node] = row
+            else:
+                seen.pop(node, None)
         if self.interrupt_seen:
             seen[INTERRUPT] = dict(self.interrupt_seen)
+        else:
+            seen.pop(INTERRUPT, None)
         seen.setdefault(INPUT, {})
-        if sends:
-            values[TASKS] = [WireSend(node, self._tracked(arg)) for node, arg in sends]
-            versions[TASKS] = names[rust.latest_version]
-        previous = self.checkpoint
+        self._live_versions = versions
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
             "id": str(uuid6(clock_seq=step)),
@@ -570,19 +612,21 @@ class Persistence:
             "channel_versions": versions,
             "versions_seen": seen,
             # Channels this step wrote that hold something now (LangGraph's list).
-            "updated_channels": sorted(
-                c for c, v in versions.items()
-                if c in values and v != previous.get("channel_versions", {}).get(c)),
+            "updated_channels": sorted(c for c in changed if c in values),
         }
+        if _CHECK_CHECKPOINTS:
+            _check_checkpoint(self, rust, names, start_value)
         self.metadata = {"source": source, "step": step,
                          "parents": dict(self.parents) if self.parent is not None
                          else self.metadata.get("parents") or {}}
         self.pending = []
         self.exit_writes = []
         if self.durability != "exit":
-            self._put(previous)
+            self._put(changed)
 
-    def _put(self, previous: dict[str, Any]) -> None:
+    def _put(self, new_versions: dict[str, Any]) -> None:
+        """Hands the saver the newest checkpoint (`new_versions`: the channel versions the
+        saver has not seen yet)."""
         config = self.config
         if self.saved_id is not None:
             config = {**config, "configurable": {**config["configurable"],
@@ -590,9 +634,6 @@ class Persistence:
         else:
             config = {**config, "configurable": {
                 k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
-        old = previous.get("channel_versions") or {}
-        new_versions = {c: v for c, v in self.checkpoint["channel_versions"].items()
-                        if old.get(c) != v}
         self.parent_config = config if self.saved_id is not None else None
         if self.outbox is not None:  # an async run: saved when the driver flushes
             self.outbox.append(("aput", (config, _copy(self.checkpoint), self.metadata,
@@ -626,7 +667,7 @@ class Persistence:
             if self.durability == "exit" and self.exit_writes:
                 self._flush_exit_writes()
             return
-        self._put({"channel_versions": {}})
+        self._put(dict(self.checkpoint["channel_versions"]))
         self._flush_exit_writes()
 
     def _flush_exit_writes(self) -> None:
@@ -727,15 +768,47 @@ def _is_interrupt_id(key: Any) -> bool:
 
 
 def _copy(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """What the saver gets: its own dicts (`Persistence.save` updates ours in place), which
+    share the rows of `versions_seen` (replaced, never changed)."""
     return {**checkpoint,
             "channel_values": dict(checkpoint["channel_values"]),
             "channel_versions": dict(checkpoint["channel_versions"]),
-            "versions_seen": {k: dict(v) for k, v in checkpoint["versions_seen"].items()}}
+            "versions_seen": dict(checkpoint["versions_seen"])}
+
+
+def _empty_checkpoint() -> dict[str, Any]:
+    """LangGraph's `empty_checkpoint()`, without its import per call."""
+    return {"v": CHECKPOINT_FORMAT, "id": str(uuid6(clock_seq=-2)), "ts": _now(),
+            "channel_values": {}, "channel_versions": {}, "versions_seen": {},
+            "pending_sends": [], "updated_channels": None}
 
 
 def _now() -> str:
-    from datetime import datetime, timezone
     return datetime.now(timezone.utc).isoformat()
+
+
+_CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
+"""Debugging: each checkpoint built from changes is compared with one built from scratch."""
+
+
+def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
+                      start_value: Any) -> None:
+    values, versions, seen, sends = rust.checkpoint(names, wire_value(start_value))
+    for key in persistence.graph.untracked_keys:
+        values.pop(key, None)
+    if persistence.interrupt_seen:
+        seen[INTERRUPT] = dict(persistence.interrupt_seen)
+    seen.setdefault(INPUT, {})
+    if sends:
+        values[TASKS] = [WireSend(node, persistence._tracked(arg)) for node, arg in sends]
+        versions[TASKS] = names[rust.latest_version]
+    checkpoint = persistence.checkpoint
+    for field_name, full in (("channel_values", values), ("channel_versions", versions),
+                             ("versions_seen", seen)):
+        built = checkpoint[field_name]
+        if built.keys() != full.keys() or any(
+                built[k] is not full[k] and built[k] != full[k] for k in full):
+            raise AssertionError(f"checkpoint {field_name}: built {built!r}, full {full!r}")
 
 
 __all__ = ["Interrupt", "Persistence"]

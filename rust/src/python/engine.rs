@@ -251,6 +251,15 @@ pub struct Run {
     reducers: Vec<Option<Py<PyAny>>>,
     /// The tasks returned by the last `next_tasks`, addressed by index in `apply`.
     tasks: Vec<Task>,
+    /// What the last `checkpoint_changes` reported (None: nothing yet).
+    reported: Option<Reported>,
+}
+
+/// The run as `checkpoint_changes` last reported it, to report only what changed since.
+struct Reported {
+    versions: Vec<u64>,
+    marks: Vec<Mark>,
+    seen: Vec<Vec<u64>>,
 }
 
 #[pymethods]
@@ -275,6 +284,7 @@ impl Run {
             state,
             reducers,
             tasks: Vec::new(),
+            reported: None,
         })
     }
 
@@ -429,6 +439,124 @@ impl Run {
         )
     }
 
+    /// What changed in the checkpoint (`checkpoint()`'s view) since the last call, or all of
+    /// it on the first call or with `reset`:
+    /// `(values, removed, versions, seen, sends)`: `values` the changed channel values
+    /// (`{name: value}`), `removed` the names of channels whose value is gone, `versions` the
+    /// changed channel versions (`{name: version name}`), `seen` the changed rows of
+    /// `versions_seen` (`{node: {channel: version name}}`, a new dict per row; an empty row:
+    /// the node is to be dropped), and `sends` as `checkpoint()` returns them.
+    fn checkpoint_changes<'py>(
+        &mut self,
+        py: Python<'py>,
+        version_names: Bound<'py, PyList>,
+        start_value: Py<PyAny>,
+        reset: bool,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let plan = &self.plan.get().plan;
+        let state = &self.state;
+        if reset {
+            self.reported = None;
+        }
+        let channels = plan.channels.len();
+        let mut reported = self.reported.take().unwrap_or_else(|| Reported {
+            versions: vec![0; channels],
+            marks: vec![Mark::Unset; channels],
+            seen: plan.nodes.iter().map(|n| vec![0; n.triggers.len()]).collect(),
+        });
+        let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
+            version_names
+                .get_item(v as usize)
+                .map_err(|_| PyValueError::new_err(format!("no name for channel version {v}")))
+        };
+        let values = PyDict::new(py);
+        let removed = PyList::empty(py);
+        let versions = PyDict::new(py);
+        let mut sources: Option<Vec<Vec<String>>> = None;
+        let start = plan.nodes[crate::plan::START_NODE].entry;
+        for (c, channel) in plan.channels.iter().enumerate() {
+            let version = state.channel_version(c);
+            if version == 0 {
+                continue;
+            }
+            let name = channel.name.as_str();
+            let version_changed = version != reported.versions[c];
+            if version_changed {
+                versions.set_item(name, name_of(version)?)?;
+                reported.versions[c] = version;
+            }
+            if c < plan.keys {
+                if version_changed {
+                    match state.value(c) {
+                        Some(value) => values.set_item(name, value.bind(py))?,
+                        None => removed.append(name)?,
+                    }
+                }
+                continue;
+            }
+            let mark = state.mark(c);
+            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set)
+            {
+                continue;
+            }
+            match &mark {
+                Mark::Unset => removed.append(name)?,
+                Mark::Set if c == start => values.set_item(name, start_value.bind(py))?,
+                Mark::Set => values.set_item(name, py.None())?,
+                Mark::AfterFinish { finished } => {
+                    values.set_item(name, (py.None(), *finished))?;
+                }
+                Mark::Barrier { arrived, finished } => {
+                    let sources = sources.get_or_insert_with(|| barrier_sources(plan));
+                    let names = PySet::empty(py)?;
+                    for (slot, &did) in arrived.iter().enumerate() {
+                        if did {
+                            names.add(sources[c][slot].as_str())?;
+                        }
+                    }
+                    match channel.kind {
+                        ChannelKind::Barrier {
+                            after_finish: true, ..
+                        } => values.set_item(name, (names, *finished))?,
+                        _ => values.set_item(name, names)?,
+                    }
+                }
+            }
+            reported.marks[c] = mark;
+        }
+        let seen = PyDict::new(py);
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let now = state.seen_versions(n);
+            if reported.seen[n].as_slice() == now {
+                continue;
+            }
+            let node_seen = PyDict::new(py);
+            for (&c, &v) in node.triggers.iter().zip(now) {
+                if v != 0 {
+                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
+                }
+            }
+            seen.set_item(node.name.as_str(), node_seen)?;
+            reported.seen[n].clear();
+            reported.seen[n].extend_from_slice(now);
+        }
+        self.reported = Some(reported);
+        let sends = PyList::empty(py);
+        for (node, arg) in state.sends() {
+            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
+        }
+        PyTuple::new(
+            py,
+            [
+                values.into_any(),
+                removed.into_any(),
+                versions.into_any(),
+                seen.into_any(),
+                sends.into_any(),
+            ],
+        )
+    }
+
     /// A run continuing from a checkpoint saved at `step`: `channel_values` as
     /// `checkpoint()` returns them, versions as integers (`channel_versions[name]`,
     /// `versions_seen[node][channel]`), `sends` as `[(node id, arg), ...]`. Channels and
@@ -524,6 +652,7 @@ impl Run {
             state,
             reducers,
             tasks: Vec::new(),
+            reported: None,
         })
     }
 
