@@ -20,13 +20,15 @@ import binascii
 import dataclasses
 import importlib.util
 import os
+import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.base import id as _uuid6_state
 from xxhash import xxh3_128_hexdigest
 
 from ferrograph._core import Run
@@ -64,6 +66,20 @@ def task_id(checkpoint_id: str, *parts: str) -> str:
     digest = xxh3_128_hexdigest(binascii.unhexlify(checkpoint_id.replace("-", ""))
                                 + "".join(parts).encode())
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def checkpoint_id(step: int) -> str:
+    """A new checkpoint id: LangGraph's `str(uuid6(clock_seq=step))` (a version 6 uuid of
+    the time, the step and random bits, later than any it made before in this process:
+    the last time is LangGraph's own), without building a `UUID` on the way."""
+    stamp = time.time_ns() // 100 + 0x01B21DD213814000
+    last = _uuid6_state._last_v6_timestamp
+    if last is not None and stamp <= last:
+        stamp = last + 1
+    _uuid6_state._last_v6_timestamp = stamp
+    h = "%032x" % (((stamp >> 12) & 0xFFFFFFFFFFFF) << 80 | (0x6000 | stamp & 0x0FFF) << 64
+                   | (0x8000 | step & 0x3FFF) << 48 | random.getrandbits(48))
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def interrupt_id(task_ns: str, answered: int) -> str:
@@ -606,7 +622,7 @@ class Persistence:
         self._live_versions = versions
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
-            "id": str(uuid6(clock_seq=step)),
+            "id": checkpoint_id(step),
             "ts": _now(),
             "channel_values": values,
             "channel_versions": versions,
@@ -777,15 +793,20 @@ def _copy(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def _empty_checkpoint() -> dict[str, Any]:
-    """LangGraph's `empty_checkpoint()`, without its import per call."""
-    return {"v": CHECKPOINT_FORMAT, "id": str(uuid6(clock_seq=-2)), "ts": _now(),
-            "channel_values": {}, "channel_versions": {}, "versions_seen": {},
-            "pending_sends": [], "updated_channels": None}
+    """LangGraph's `empty_checkpoint()`, the checkpoint of a run before it starts. Its id
+    and time are never saved nor used (a run saves or loads a checkpoint first), so they
+    are made once: a snapshot or an update builds a `Persistence` per checkpoint."""
+    return {**_EMPTY_CHECKPOINT, "channel_values": {}, "channel_versions": {},
+            "versions_seen": {}, "pending_sends": []}
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
+
+_EMPTY_CHECKPOINT: dict[str, Any] = {
+    "v": CHECKPOINT_FORMAT, "id": checkpoint_id(-2), "ts": _now(), "channel_values": {},
+    "channel_versions": {}, "versions_seen": {}, "pending_sends": [], "updated_channels": None}
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 """Debugging: each checkpoint built from changes is compared with one built from scratch."""
