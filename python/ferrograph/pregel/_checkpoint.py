@@ -199,6 +199,7 @@ class Persistence:
         self.checkpoint: dict[str, Any] = _empty_checkpoint()
         self._live_run: Run | None = None
         self._live_versions: dict[str, Any] | None = None
+        self._at: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
         """The Rust run and `channel_versions` dict `save` last updated (see `save`)."""
         self.metadata: dict[str, Any] = {"step": -2}
         self.parent_config: dict[str, Any] | None = None
@@ -645,8 +646,9 @@ class Persistence:
         saver has not seen yet)."""
         config = self.config
         if self.saved_id is not None:
-            config = {**config, "configurable": {**config["configurable"],
-                                                 "checkpoint_id": self.saved_id}}
+            if config["configurable"].get("checkpoint_id") != self.saved_id:
+                config = {**config, "configurable": {**config["configurable"],
+                                                     "checkpoint_id": self.saved_id}}
         else:
             config = {**config, "configurable": {
                 k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
@@ -666,9 +668,16 @@ class Persistence:
             **self.config["configurable"], **saved["configurable"]}}
 
     def _at_checkpoint(self) -> dict[str, Any]:
-        return {**self.config, "configurable": {
+        """The config of the newest checkpoint (the writes made against it are saved so);
+        one dict per checkpoint and config, shared by its writes (no saver changes it)."""
+        at = self._at
+        if at is not None and at[0] is self.config and at[1] is self.checkpoint:
+            return at[2]
+        config = {**self.config, "configurable": {
             **self.config["configurable"], "checkpoint_ns": self.ns,
             "checkpoint_id": self.checkpoint["id"]}}
+        self._at = (self.config, self.checkpoint, config)
+        return config
 
     def finish(self, failed: bool) -> None:
         """At the run's end (finished, paused or `failed`): under `durability="exit"`,

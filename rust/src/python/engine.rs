@@ -462,7 +462,11 @@ impl Run {
         let mut reported = self.reported.take().unwrap_or_else(|| Reported {
             versions: vec![0; channels],
             marks: vec![Mark::Unset; channels],
-            seen: plan.nodes.iter().map(|n| vec![0; n.triggers.len()]).collect(),
+            seen: plan
+                .nodes
+                .iter()
+                .map(|n| vec![0; n.triggers.len()])
+                .collect(),
         });
         let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
             version_names
@@ -495,8 +499,7 @@ impl Run {
                 continue;
             }
             let mark = state.mark(c);
-            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set)
-            {
+            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
                 continue;
             }
             match &mark {
