@@ -137,19 +137,24 @@ class Versions:
         return names
 
     @classmethod
+    def ranked(cls, saver: Any, checkpoint: dict[str, Any]
+               ) -> tuple[Versions, dict[Any, int]]:
+        """The names found in `checkpoint`, and each one's engine version (in order)."""
+        found = set((checkpoint.get("channel_versions") or {}).values())
+        for seen in (checkpoint.get("versions_seen") or {}).values():
+            found.update(seen.values())
+        ordered = sorted(found)
+        return cls(saver, [None, *ordered]), {name: i for i, name in enumerate(ordered, 1)}
+
+    @classmethod
     def read(cls, saver: Any, checkpoint: dict[str, Any]
              ) -> tuple[Versions, dict[str, int], dict[str, dict[str, int]]]:
         """The names found in `checkpoint`, and its versions as engine versions (in order)."""
-        channel_versions = checkpoint.get("channel_versions") or {}
-        versions_seen = checkpoint.get("versions_seen") or {}
-        found = set(channel_versions.values())
-        for seen in versions_seen.values():
-            found.update(seen.values())
-        ordered = sorted(found)
-        rank = {name: i + 1 for i, name in enumerate(ordered)}
-        return (cls(saver, [None, *ordered]),
-                {c: rank[v] for c, v in channel_versions.items()},
-                {n: {c: rank[v] for c, v in seen.items()} for n, seen in versions_seen.items()})
+        versions, rank = cls.ranked(saver, checkpoint)
+        return (versions,
+                {c: rank[v] for c, v in (checkpoint.get("channel_versions") or {}).items()},
+                {n: {c: rank[v] for c, v in seen.items()}
+                 for n, seen in (checkpoint.get("versions_seen") or {}).items()})
 
 
 class Scratchpad:
@@ -716,19 +721,21 @@ def with_checkpoint_map(config: dict[str, Any] | None,
 def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:
     """The Rust run `saved` describes (its versions kept by `persistence`)."""
     graph = persistence.graph
-    persistence.versions, versions, seen = Versions.read(persistence.saver, saved.checkpoint)
-    persistence.interrupt_seen = dict(
-        saved.checkpoint.get("versions_seen", {}).get(INTERRUPT) or {})
-    seen.pop(INTERRUPT, None)
-    seen.pop(INPUT, None)
-    values = saved.checkpoint.get("channel_values") or {}
+    checkpoint = saved.checkpoint
+    persistence.versions, rank = Versions.ranked(persistence.saver, checkpoint)
+    seen = checkpoint.get("versions_seen") or {}
+    persistence.interrupt_seen = dict(seen.get(INTERRUPT) or {})
+    values = checkpoint.get("channel_values") or {}
     # A key the checkpoint has no value for starts as in a new run (a reducer's empty value).
     starts = zip(graph.key_names, graph.start_values(), strict=True)
     values = {**{k: v for k, v in starts if v is not None}, **values}
     sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
              if getattr(s, "node", None) in graph.node_ids]
-    return Run.restore(graph.plan, graph.reducers, values, versions, seen, sends,
-                       (saved.metadata or {}).get("step", -1), recursion_limit)
+    # The saver's version names go as they are, with their ranks (nodes the plan does not
+    # have, like `__input__` and `__interrupt__`, are not read).
+    return Run.restore(graph.plan, graph.reducers, values,
+                       checkpoint.get("channel_versions") or {}, seen, sends,
+                       (saved.metadata or {}).get("step", -1), recursion_limit, rank)
 
 
 def _wire_types() -> tuple[type[Interrupt], type[Send], type[Command]]:

@@ -563,9 +563,11 @@ impl Run {
     /// A run continuing from a checkpoint saved at `step`: `channel_values` as
     /// `checkpoint()` returns them, versions as integers (`channel_versions[name]`,
     /// `versions_seen[node][channel]`), `sends` as `[(node id, arg), ...]`. Channels and
-    /// nodes the plan does not have are ignored.
+    /// nodes the plan does not have are ignored. With `rank`, versions are the saver's names
+    /// and `rank[name]` is each one's integer.
     #[staticmethod]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (plan, reducers, channel_values, channel_versions, versions_seen, sends, step, recursion_limit, rank=None))]
     fn restore(
         plan: Py<GraphPlan>,
         reducers: Vec<Option<Py<PyAny>>>,
@@ -575,7 +577,17 @@ impl Run {
         sends: Vec<(usize, Py<PyAny>)>,
         step: i64,
         recursion_limit: i64,
+        rank: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
+        let version = |v: Bound<'_, PyAny>| -> PyResult<u64> {
+            match &rank {
+                Some(rank) => match rank.get_item(v)? {
+                    Some(r) => r.extract::<u64>(),
+                    None => Err(PyValueError::new_err("a version with no rank")),
+                },
+                None => v.extract::<u64>(),
+            }
+        };
         let p = &plan.get().plan;
         if reducers.len() != p.keys {
             return Err(PyValueError::new_err(format!(
@@ -590,7 +602,7 @@ impl Run {
         for (c, channel) in p.channels.iter().enumerate() {
             let name = channel.name.as_str();
             versions.push(match channel_versions.get_item(name)? {
-                Some(v) => v.extract::<u64>()?,
+                Some(v) => version(v)?,
                 None => 0,
             });
             let value = channel_values.get_item(name)?;
@@ -627,7 +639,7 @@ impl Run {
             for &c in &node.triggers {
                 let v = match &node_seen {
                     Some(d) => match d.get_item(p.channels[c].name.as_str()) {
-                        Ok(v) => v.extract::<u64>()?,
+                        Ok(v) => version(v)?,
                         Err(_) => 0,
                     },
                     None => 0,
