@@ -634,7 +634,7 @@ class Persistence:
             "channel_versions": versions,
             "versions_seen": seen,
             # Channels this step wrote that hold something now (LangGraph's list).
-            "updated_channels": sorted(c for c in changed if c in values),
+            "updated_channels": sorted([c for c in changed if c in values]),
         }
         if _CHECK_CHECKPOINTS:
             _check_checkpoint(self, rust, names, start_value)
@@ -816,8 +816,8 @@ def _empty_checkpoint() -> dict[str, Any]:
             "versions_seen": {}, "pending_sends": []}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+def _now(now: Any = datetime.now, utc: timezone = timezone.utc) -> str:
+    return now(utc).isoformat()
 
 
 _EMPTY_CHECKPOINT: dict[str, Any] = {
