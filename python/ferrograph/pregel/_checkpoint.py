@@ -432,7 +432,10 @@ class Persistence:
         pad = t.scratchpad
         if pad is not None and pad.resume_written is not None:
             writes.insert(0, (RESUME, pad.resume_written))
-        if not any(c not in CONTROL_WRITES for c, _ in writes):
+        for c, _ in writes:
+            if c not in CONTROL_WRITES:
+                break
+        else:
             writes.append((NO_WRITES, None))
         return writes
 
@@ -505,9 +508,9 @@ class Persistence:
             special = {c for c, _ in writes if c in CONTROL_WRITES}
             self.pending = [w for w in self.pending
                             if not (w[0] == tid and w[1] in special)]
-        else:
+        elif self.pending:
             self.pending = [w for w in self.pending if w[0] != tid]
-        self.pending.extend((tid, c, v) for c, v in writes)
+        self.pending.extend([(tid, c, v) for c, v in writes])
         if self.durability == "exit":
             self.exit_writes.append((tid, writes))
             return
