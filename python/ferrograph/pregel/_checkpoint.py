@@ -5,9 +5,11 @@ writes of each task, all in LangGraph's checkpoint format on any LangGraph saver
 thread's checkpoint (or a fresh one), names each task as LangGraph names it (task ids are a
 hash of the checkpoint id, so a thread's pending writes find their task again, whichever
 engine resumes it), saves each finished task's writes as the task ends, and a checkpoint
-after each step. What a checkpoint holds comes from the Rust run in one call
-(`Run.checkpoint`); a checkpoint is read back into a Rust run the same way
-(`Run.restore`).
+after each step. What a checkpoint holds comes from the Rust run in one call per step,
+which returns only what changed since the last (`Run.checkpoint_changes`): the checkpoint's
+dicts are kept and updated, and the saver gets shallow copies of them. A checkpoint is read
+back into a Rust run in one call (`Run.restore`, with the saver's version names and their
+ranks).
 
 Versions: the engine counts channel versions 1, 2, ... (one per applied step); the saver
 names them (`get_next_version`), and `Versions` keeps the names. A thread's versions are
