@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from xxhash import xxh3_128_hexdigest
 
-from ferrograph.pregel._checkpoint import NOT_STATE, TASKS, WireSend
-from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND, update_payload
+from ferrograph.pregel._checkpoint import engine_writes, saved_form
+from ferrograph.pregel._write import update_payload
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun, Item, Step, Task
@@ -150,7 +150,7 @@ def _reuse(run: GraphRun, t: Task, cached: Any) -> None:
     """Cached writes stand in for running task `t`."""
     graph = run.graph
     cached = [(c, v) for c, v in cached]  # the serializer may give lists for tuples
-    t.writes = _engine_writes(graph, cached, t.node_id)
+    t.writes = engine_writes(graph, cached, skip={c for c, _ in graph.static_writes[t.node_id]})
     t.result_writes = [(c, v) for c, v in cached if c in graph.key_ids]
     if "updates" in run.spec.modes:
         t.update = update_payload(t.result_writes, run.output_name_set, run.single_key)
@@ -166,7 +166,7 @@ def _entries(run: GraphRun, misses: list[Miss]) -> dict[Any, Any]:
     for t, full_key, ttl in misses:
         if t.error is not None or t.interrupts or t.handled is not None:
             continue  # only a node that finished goes to the cache, as in LangGraph
-        writes = _saved_form(run.graph, t.writes, t.node_id)
+        writes = saved_form(run.graph, t.writes, t.node_id, tracked_only=False)
         if writes:
             entries[full_key] = (writes, ttl)
     return entries
@@ -215,37 +215,3 @@ async def arun_step(run: GraphRun, step: Step,
 # -- writes in LangGraph's form ---------------------------------------------------------------
 
 
-def _saved_form(graph: CompiledStateGraph, engine_writes: Iterable[tuple[int, int, Any]],
-                node_id: int) -> list[tuple[str, Any]]:
-    """A task's engine writes as LangGraph caches them (with its node's static edges)."""
-    writes: list[tuple[str, Any]] = []
-    for kind, target, value in engine_writes:
-        if kind == WRITE_KEY:
-            writes.append((graph.key_names[target], value))
-        elif kind == WRITE_GOTO:
-            writes.append((f"branch:to:{graph.node_names[target]}", None))
-        elif kind == WRITE_SEND:
-            writes.append((TASKS, WireSend(graph.node_names[target], value)))
-    writes.extend(graph.static_writes[node_id])
-    return writes
-
-
-def _engine_writes(graph: CompiledStateGraph, writes: Iterable[tuple[str, Any]],
-                   node_id: int) -> list[tuple[int, int, Any]]:
-    """Cached writes as the engine applies them (static edges come from the plan)."""
-    out: list[tuple[int, int, Any]] = []
-    static = {channel for channel, _ in graph.static_writes[node_id]}
-    for channel, value in writes:
-        if channel in NOT_STATE or channel in static:
-            continue
-        if (key := graph.key_ids.get(channel)) is not None:
-            out.append((WRITE_KEY, key, value))
-        elif channel == TASKS:
-            node = graph.node_ids.get(getattr(value, "node", None))
-            if node is not None:
-                out.append((WRITE_SEND, node, value.arg))
-        elif channel.startswith("branch:to:"):
-            node = graph.node_ids.get(channel[len("branch:to:"):])
-            if node is not None:
-                out.append((WRITE_GOTO, node, None))
-    return out

@@ -441,51 +441,12 @@ class Persistence:
             writes.append((NO_WRITES, None))
         return writes
 
-    def saved_form(self, engine_writes: Iterable[tuple[int, int, Any]],
+    def saved_form(self, writes: Iterable[tuple[int, int, Any]],
                    node_id: int | None) -> list[tuple[str, Any]]:
-        """Engine writes as LangGraph saves them, with node `node_id`'s static edges."""
-        graph = self.graph
-        writes: list[tuple[str, Any]] = []
-        untracked = graph.untracked_keys
-        for kind, target, value in engine_writes:
-            if kind == WRITE_KEY:
-                if graph.key_names[target] not in untracked:
-                    writes.append((graph.key_names[target], value))
-            elif kind == WRITE_GOTO:
-                writes.append((f"branch:to:{graph.node_names[target]}", None))
-            elif kind == WRITE_SEND:
-                writes.append((TASKS, WireSend(graph.node_names[target], self._tracked(value))))
-        if node_id is not None:
-            writes.extend(graph.static_writes[node_id])
-        return writes
-
-    def _tracked(self, arg: Any) -> Any:
-        """A `Send`'s argument as saved: without untracked keys (LangGraph's rule)."""
-        untracked = self.graph.untracked_keys
-        if untracked and isinstance(arg, dict):
-            return {k: v for k, v in arg.items() if k not in untracked}
-        return arg
+        return saved_form(self.graph, writes, node_id)
 
     def engine_writes(self, writes: Iterable[tuple[str, Any]]) -> list[tuple[int, int, Any]]:
-        """Saved writes as the engine applies them (static edges come from the plan)."""
-        graph = self.graph
-        out: list[tuple[int, int, Any]] = []
-        for channel, value in writes:
-            if channel in NOT_STATE:
-                continue
-            if (key := graph.key_ids.get(channel)) is not None:
-                out.append((WRITE_KEY, key, value))
-            elif channel == TASKS:
-                node = graph.node_ids.get(getattr(value, "node", None))
-                if node is not None:
-                    out.append((WRITE_SEND, node, value.arg))
-            elif channel.startswith("branch:to:"):
-                node = graph.node_ids.get(channel[len("branch:to:"):])
-                if node is not None:
-                    out.append((WRITE_GOTO, node, None))
-            elif not channel.startswith("join:"):
-                raise InvalidUpdateError(f"Unknown channel {channel!r} in saved writes")
-        return out
+        return engine_writes(self.graph, writes)
 
     def task_ended(self, t: Task) -> None:
         """Saves what a task left: its writes, its interrupt or its error (on the thread
@@ -605,7 +566,7 @@ class Persistence:
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
             new_values.pop(key, None)
         if sends:
-            new_values[TASKS] = [WireSend(node, self._tracked(arg)) for node, arg in sends]
+            new_values[TASKS] = [WireSend(node, _tracked(self.graph, arg)) for node, arg in sends]
             new_versions[TASKS] = names[rust.latest_version]
         else:
             removed.append(TASKS)
@@ -709,6 +670,59 @@ class Persistence:
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
             self._put_writes(self._at_checkpoint(), ws, tid)
+
+
+def saved_form(graph: CompiledStateGraph, writes: Iterable[tuple[int, int, Any]],
+               node_id: int | None, *, tracked_only: bool = True) -> list[tuple[str, Any]]:
+    """Engine writes as LangGraph saves (or caches) them — state keys, routes, sends — with
+    node `node_id`'s static edges. `tracked_only`: without `UntrackedValue` keys, also
+    inside `Send` arguments (what a checkpoint may hold)."""
+    untracked = graph.untracked_keys if tracked_only else frozenset()
+    out: list[tuple[str, Any]] = []
+    for kind, target, value in writes:
+        if kind == WRITE_KEY:
+            if graph.key_names[target] not in untracked:
+                out.append((graph.key_names[target], value))
+        elif kind == WRITE_GOTO:
+            out.append((f"branch:to:{graph.node_names[target]}", None))
+        elif kind == WRITE_SEND:
+            if untracked and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k not in untracked}
+            out.append((TASKS, WireSend(graph.node_names[target], value)))
+    if node_id is not None:
+        out.extend(graph.static_writes[node_id])
+    return out
+
+
+def engine_writes(graph: CompiledStateGraph, writes: Iterable[tuple[str, Any]],
+                  skip: frozenset[str] | set[str] = frozenset()) -> list[tuple[int, int, Any]]:
+    """Saved (or cached) writes as the engine applies them; the node's static edges come
+    from the plan (barrier arrivals and `skip` are left out)."""
+    out: list[tuple[int, int, Any]] = []
+    for channel, value in writes:
+        if channel in NOT_STATE or channel in skip:
+            continue
+        if (key := graph.key_ids.get(channel)) is not None:
+            out.append((WRITE_KEY, key, value))
+        elif channel == TASKS:
+            node = graph.node_ids.get(getattr(value, "node", None))
+            if node is not None:
+                out.append((WRITE_SEND, node, value.arg))
+        elif channel.startswith("branch:to:"):
+            node = graph.node_ids.get(channel[len("branch:to:"):])
+            if node is not None:
+                out.append((WRITE_GOTO, node, None))
+        elif not channel.startswith("join:"):
+            raise InvalidUpdateError(f"Unknown channel {channel!r} in saved writes")
+    return out
+
+
+def _tracked(graph: CompiledStateGraph, arg: Any) -> Any:
+    """A pending `Send`'s argument as saved: without untracked keys (LangGraph's rule)."""
+    untracked = graph.untracked_keys
+    if untracked and isinstance(arg, dict):
+        return {k: v for k, v in arg.items() if k not in untracked}
+    return arg
 
 
 def with_checkpoint_map(config: dict[str, Any] | None,
@@ -842,7 +856,7 @@ def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
         seen[INTERRUPT] = dict(persistence.interrupt_seen)
     seen.setdefault(INPUT, {})
     if sends:
-        values[TASKS] = [WireSend(node, persistence._tracked(arg)) for node, arg in sends]
+        values[TASKS] = [WireSend(node, _tracked(persistence.graph, arg)) for node, arg in sends]
         versions[TASKS] = names[rust.latest_version]
     checkpoint = persistence.checkpoint
     for field_name, full in (("channel_values", values), ("channel_versions", versions),

@@ -389,27 +389,14 @@ impl Run {
                 }
                 continue;
             }
-            match state.mark(c) {
-                Mark::Unset => {}
-                Mark::Set if c == start => values.set_item(name, start_value.bind(py))?,
-                Mark::Set => values.set_item(name, py.None())?,
-                Mark::AfterFinish { finished } => {
-                    values.set_item(name, (py.None(), finished))?;
-                }
-                Mark::Barrier { arrived, finished } => {
-                    let names = PySet::empty(py)?;
-                    for (slot, &did) in arrived.iter().enumerate() {
-                        if did {
-                            names.add(sources[c][slot].as_str())?;
-                        }
-                    }
-                    match channel.kind {
-                        ChannelKind::Barrier {
-                            after_finish: true, ..
-                        } => values.set_item(name, (names, finished))?,
-                        _ => values.set_item(name, names)?,
-                    }
-                }
+            let mark = state.mark(c);
+            let sources = &sources[c];
+            if let Some(value) =
+                mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
+                    sources.clone()
+                })?
+            {
+                values.set_item(name, value)?;
             }
         }
         let seen = PyDict::new(py);
@@ -502,28 +489,12 @@ impl Run {
             if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
                 continue;
             }
-            match &mark {
-                Mark::Unset => removed.append(name)?,
-                Mark::Set if c == start => values.set_item(name, start_value.bind(py))?,
-                Mark::Set => values.set_item(name, py.None())?,
-                Mark::AfterFinish { finished } => {
-                    values.set_item(name, (py.None(), *finished))?;
-                }
-                Mark::Barrier { arrived, finished } => {
-                    let sources = sources.get_or_insert_with(|| barrier_sources(plan));
-                    let names = PySet::empty(py)?;
-                    for (slot, &did) in arrived.iter().enumerate() {
-                        if did {
-                            names.add(sources[c][slot].as_str())?;
-                        }
-                    }
-                    match channel.kind {
-                        ChannelKind::Barrier {
-                            after_finish: true, ..
-                        } => values.set_item(name, (names, *finished))?,
-                        _ => values.set_item(name, names)?,
-                    }
-                }
+            let value = mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
+                sources.get_or_insert_with(|| barrier_sources(plan))[c].clone()
+            })?;
+            match value {
+                Some(value) => values.set_item(name, value)?,
+                None => removed.append(name)?,
             }
             reported.marks[c] = mark;
         }
@@ -719,6 +690,42 @@ impl Run {
             None => read_state(py, plan, &self.state, 0..plan.key_names.len()),
         }
     }
+}
+
+/// What a checkpoint holds for a trigger channel in state `mark` (None: nothing, it is
+/// unset), in LangGraph's terms: the run's input for the start channel, None for a set
+/// trigger, `(None, finished)` for a deferred node's, the set of arrived sources (with
+/// `finished` when it waits for the run's end) for a barrier. `sources` gives a barrier's
+/// source names in slot order.
+fn mark_value<'py>(
+    py: Python<'py>,
+    mark: &Mark,
+    kind: &ChannelKind,
+    is_start: bool,
+    start_value: &Py<PyAny>,
+    sources: impl FnOnce() -> Vec<String>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    Ok(Some(match mark {
+        Mark::Unset => return Ok(None),
+        Mark::Set if is_start => start_value.bind(py).clone(),
+        Mark::Set => py.None().into_bound(py),
+        Mark::AfterFinish { finished } => (py.None(), *finished).into_pyobject(py)?.into_any(),
+        Mark::Barrier { arrived, finished } => {
+            let sources = sources();
+            let names = PySet::empty(py)?;
+            for (slot, &did) in arrived.iter().enumerate() {
+                if did {
+                    names.add(sources[slot].as_str())?;
+                }
+            }
+            match kind {
+                ChannelKind::Barrier {
+                    after_finish: true, ..
+                } => (names, *finished).into_pyobject(py)?.into_any(),
+                _ => names.into_any(),
+            }
+        }
+    }))
 }
 
 /// Per barrier channel, the names of its sources in slot order (empty for other channels).

@@ -309,31 +309,9 @@ impl<V> RunState<V> {
             }
         }
 
-        let mut applied = Applied::default();
-        for (key, updates) in key_writes.into_iter().enumerate() {
-            if updates.is_empty() {
-                continue;
-            }
-            applied.written_keys.push(key);
-            let ChannelKind::Key(kind) = plan.channels[key].kind else {
-                unreachable!("state keys come first in the plan")
-            };
-            let value = match kind {
-                KeyKind::LastValue => {
-                    if updates.len() > 1 {
-                        return Err(ApplyError::ConcurrentUpdate { key });
-                    }
-                    updates.into_iter().next()
-                }
-                KeyKind::Reducer => Some(
-                    reducer
-                        .reduce(key, self.values[key].take(), updates)
-                        .map_err(ApplyError::Reducer)?,
-                ),
-            };
-            self.values[key] = value;
-            touched[key] = true;
-        }
+        let applied = Applied {
+            written_keys: self.write_keys(plan, key_writes, &mut touched, reducer)?,
+        };
 
         // Channels not written this step see the step end: ephemeral triggers expire.
         self.updated.clear();
@@ -372,6 +350,44 @@ impl<V> RunState<V> {
     }
 
     /// Records a write to a trigger or barrier channel; true if the channel changed.
+    /// Folds each state key's writes of one step into its value (one value for a last-value
+    /// key, the reducer for the others), marking the keys written in `touched`; returns
+    /// them in key order.
+    fn write_keys<R: Reduce<V>>(
+        &mut self,
+        plan: &Plan,
+        key_writes: Vec<Vec<V>>,
+        touched: &mut [bool],
+        reducer: &mut R,
+    ) -> Result<Vec<ChannelId>, ApplyError<R::Error>> {
+        let mut written = Vec::new();
+        for (key, updates) in key_writes.into_iter().enumerate() {
+            if updates.is_empty() {
+                continue;
+            }
+            let ChannelKind::Key(kind) = plan.channels[key].kind else {
+                unreachable!("state keys come first in the plan")
+            };
+            let value = match kind {
+                KeyKind::LastValue => {
+                    if updates.len() > 1 {
+                        return Err(ApplyError::ConcurrentUpdate { key });
+                    }
+                    updates.into_iter().next()
+                }
+                KeyKind::Reducer => Some(
+                    reducer
+                        .reduce(key, self.values[key].take(), updates)
+                        .map_err(ApplyError::Reducer)?,
+                ),
+            };
+            self.values[key] = value;
+            touched[key] = true;
+            written.push(key);
+        }
+        Ok(written)
+    }
+
     fn arrive(&mut self, channel: ChannelId, slot: Option<usize>) -> bool {
         match &mut self.markers[channel] {
             Marker::Ephemeral { set } => {

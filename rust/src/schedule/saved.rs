@@ -13,7 +13,7 @@
 //! `Command(update=...)`).
 
 use super::{Marker, Reduce, RunState, Write};
-use crate::plan::{ChannelId, ChannelKind, EdgeWrite, KeyKind, NodeId, Plan, START_NODE};
+use crate::plan::{ChannelId, ChannelKind, EdgeWrite, NodeId, Plan, START_NODE};
 
 /// The state of a channel that is not a state key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,31 +228,7 @@ impl<V> RunState<V> {
                 }
             }
         }
-        let mut written = Vec::new();
-        for (key, updates) in key_writes.into_iter().enumerate() {
-            if updates.is_empty() {
-                continue;
-            }
-            let ChannelKind::Key(kind) = plan.channels[key].kind else {
-                unreachable!("state keys come first in the plan")
-            };
-            let value = match kind {
-                KeyKind::LastValue => {
-                    if updates.len() > 1 {
-                        return Err(super::ApplyError::ConcurrentUpdate { key });
-                    }
-                    updates.into_iter().next()
-                }
-                KeyKind::Reducer => Some(
-                    reducer
-                        .reduce(key, self.values[key].take(), updates)
-                        .map_err(super::ApplyError::Reducer)?,
-                ),
-            };
-            self.values[key] = value;
-            touched[key] = true;
-            written.push(key);
-        }
+        let written = self.write_keys(plan, key_writes, &mut touched, reducer)?;
         self.updated.clear();
         for (c, &was_touched) in touched.iter().enumerate() {
             if was_touched {
@@ -331,7 +307,7 @@ fn marker_from(kind: &ChannelKind, mark: Mark) -> Marker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{GraphSpec, KeySpec, NodeSpec, END, START};
+    use crate::plan::{GraphSpec, KeyKind, KeySpec, NodeSpec, END, START};
     use crate::schedule::{TaskWrites, Write};
 
     struct Last;
