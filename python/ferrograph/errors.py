@@ -190,7 +190,9 @@ class NodeTimeoutError(Exception):
         self.idle_timeout = idle_timeout
 
 
-_INVALID_RESUME = "__ferrograph_invalid_resume__"
+_INVALID_RESUME = "_langgraph_invalid_resume"
+"""The mark of a refused resume value: LangGraph's attribute, so that its own code (a
+`ToolNode` in one of our graphs) tells our invalid resumes apart too."""
 
 
 def is_invalid_resume(error: BaseException) -> bool:

@@ -343,6 +343,21 @@ class StateSnapshot(NamedTuple):
     interrupts: tuple[Interrupt, ...]
 
 
+def _validated(adapter: Any, answer: Any) -> Any:
+    """A resume value checked against the interrupt's `response_schema` (None: as given); a
+    refused one raises the `ValidationError` marked as an invalid resume (`is_invalid_resume`)."""
+    if adapter is None:
+        return answer
+    from pydantic import ValidationError
+
+    from ferrograph.errors import _INVALID_RESUME
+    try:
+        return adapter.validate_python(answer)
+    except ValidationError as e:
+        setattr(e, _INVALID_RESUME, True)
+        raise
+
+
 def interrupt(value: Any, *, response_schema: Any = None) -> Any:
     """Pauses the run at this point of the node, handing `value` to the caller (under
     `__interrupt__`); the node runs again from its start when the thread is resumed with
@@ -372,12 +387,12 @@ def interrupt(value: Any, *, response_schema: Any = None) -> Any:
     if index < len(pad.resume):
         pad.resume_written = pad.resume[: index + 1]
         answer = pad.resume[index]
-        return adapter.validate_python(answer) if adapter else answer
+        return _validated(adapter, answer)
     answer = pad.take_null_resume()
     if answer is not None:
         pad.resume.append(answer)
         pad.resume_written = list(pad.resume)
-        return adapter.validate_python(answer) if adapter else answer
+        return _validated(adapter, answer)
     from ferrograph.pregel._checkpoint import interrupt_id
     schema = adapter.json_schema() if adapter else response_schema
     raise GraphInterrupt((Interrupt(value, interrupt_id(conf["checkpoint_ns"],
