@@ -38,6 +38,8 @@ class GraphPlan:
     def node_id(self, name: str) -> int | None: ...
     def interrupts_before(self, node: int) -> bool: ...
     def interrupts_after(self, node: int) -> bool: ...
+    def static_writes(self, node: int) -> list[tuple[str, str | None]]:
+        """The node's static edges as LangGraph saves them among a task's writes."""
 
 class Run:
     """One run's channel values, versions and pending sends."""
@@ -56,6 +58,40 @@ class Run:
     def apply(self, results: list[tuple[int, list[tuple[int, int, Any]]]]) -> list[int]:
         """Applies `(task_index, [(kind, target, value)])`; returns the written key ids."""
     def read(self, keys: list[int] | None = None) -> dict[str, Any]: ...
+    @property
+    def latest_version(self) -> int:
+        """The newest version given to a channel (1, 2, ... in apply order)."""
+    @property
+    def channel_versions(self) -> list[int]:
+        """Each channel's version (0: never written), by channel id."""
+    def checkpoint_changes(
+        self, version_names: list[Any], start_value: Any, reset: bool
+    ) -> tuple[dict[str, Any], list[str], dict[str, Any], dict[str, dict[str, Any]],
+               list[tuple[str, Any]]]:
+        """`(values, removed, versions, seen, sends)` changed since the last call (all of it
+        with `reset`), in a checkpoint's terms; versions named by `version_names[v]`."""
+    @staticmethod
+    def restore(
+        plan: GraphPlan,
+        reducers: list[Any | None],
+        channel_values: dict[str, Any],
+        channel_versions: dict[str, Any],
+        versions_seen: dict[str, dict[str, Any]],
+        sends: list[tuple[int, Any]],
+        step: int,
+        recursion_limit: int,
+        rank: dict[Any, int] | None = None,
+    ) -> Run:
+        """A run continuing from a checkpoint saved at `step` (versions as engine integers,
+        or as the saver's names ranked by `rank`)."""
+    def write_input(self) -> None:
+        """Writes a new input into a restored run (the pending tasks are dropped)."""
+    def advance_step(self) -> None:
+        """Moves to the next step number without running one (a fork checkpoint's)."""
+    def apply_external(self, writes: list[tuple[int, int, Any]],
+                       as_node: int | None = None) -> list[int]:
+        """Applies writes made outside a step (an update, a resume's `Command`), with
+        `as_node`'s static edges; returns the written key ids."""
 
 # -- the direct invoke driver (rust/src/python/direct.rs) ----------------------------------
 
@@ -103,13 +139,15 @@ class DirectGraph:
         metadata: dict[str, Any] | None,
         result_keys: list[int],
         max_concurrency: int | None,
-        stop_check: Callable[[], None] | None = None,
-        control: Any = None,
+        stop_check: Callable[[], None] | None,
+        control: Any,
+        paused: list[Any],
     ) -> dict[str, Any]:
         """Runs the graph to the end; raises `OutOfSteps`, `ConcurrentUpdate` or a task's
         own exception. Before each step that has tasks, a drain requested of `control` (a
         `RunControl`) stops the run with `GraphDrained`, and `stop_check` is called: what it
-        raises stops the run."""
+        raises stops the run. A node pausing at `interrupt()` adds its questions to
+        `paused`, and the run stops once that step is applied."""
 
 # -- a step's crew (rust/src/python/crew.rs) ----------------------------------------------
 

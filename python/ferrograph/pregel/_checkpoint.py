@@ -849,7 +849,11 @@ _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 
 def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
                       start_value: Any) -> None:
-    values, versions, seen, sends = rust.checkpoint(names, wire_value(start_value))
+    # From scratch (`reset`): all of it, nothing kept; what the next step reports is the
+    # change since now, which the kept dicts (just checked) equal.
+    values, _, versions, seen, sends = rust.checkpoint_changes(
+        names, wire_value(start_value), True)
+    seen = {node: row for node, row in seen.items() if row}
     for key in persistence.graph.untracked_keys:
         values.pop(key, None)
     if persistence.interrupt_seen:

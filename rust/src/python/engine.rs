@@ -355,84 +355,14 @@ impl Run {
         self.state.latest_version()
     }
 
-    /// The run as a checkpoint records it, in LangGraph's terms:
-    /// `(channel_values, channel_versions, versions_seen, sends)`. `version_names[v]` is the
-    /// saver's name for version `v`; `start_value` is what the start channel holds when set
-    /// (the run's input). `sends` is `[(node name, arg), ...]`.
-    fn checkpoint<'py>(
-        &self,
-        py: Python<'py>,
-        version_names: Vec<Py<PyAny>>,
-        start_value: Py<PyAny>,
-    ) -> PyResult<Bound<'py, PyTuple>> {
-        let plan = &self.plan.get().plan;
-        let state = &self.state;
-        let name_of = |v: u64| -> PyResult<&Py<PyAny>> {
-            version_names
-                .get(v as usize)
-                .ok_or_else(|| PyValueError::new_err(format!("no name for channel version {v}")))
-        };
-        let values = PyDict::new(py);
-        let versions = PyDict::new(py);
-        let sources = barrier_sources(plan);
-        let start = plan.nodes[crate::plan::START_NODE].entry;
-        for (c, channel) in plan.channels.iter().enumerate() {
-            let version = state.channel_version(c);
-            if version == 0 {
-                continue;
-            }
-            let name = channel.name.as_str();
-            versions.set_item(name, name_of(version)?.bind(py))?;
-            if c < plan.keys {
-                if let Some(value) = state.value(c) {
-                    values.set_item(name, value.bind(py))?;
-                }
-                continue;
-            }
-            let mark = state.mark(c);
-            let sources = &sources[c];
-            if let Some(value) =
-                mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
-                    sources.clone()
-                })?
-            {
-                values.set_item(name, value)?;
-            }
-        }
-        let seen = PyDict::new(py);
-        for (n, node) in plan.nodes.iter().enumerate() {
-            let node_seen = PyDict::new(py);
-            for (&c, &v) in node.triggers.iter().zip(state.seen_versions(n)) {
-                if v != 0 {
-                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?.bind(py))?;
-                }
-            }
-            if !node_seen.is_empty() {
-                seen.set_item(node.name.as_str(), node_seen)?;
-            }
-        }
-        let sends = PyList::empty(py);
-        for (node, arg) in state.sends() {
-            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
-        }
-        PyTuple::new(
-            py,
-            [
-                values.into_any(),
-                versions.into_any(),
-                seen.into_any(),
-                sends.into_any(),
-            ],
-        )
-    }
-
-    /// What changed in the checkpoint (`checkpoint()`'s view) since the last call, or all of
-    /// it on the first call or with `reset`:
+    /// What changed in the run as a checkpoint records it (LangGraph's terms) since the last
+    /// call, or all of it on the first call or with `reset`:
     /// `(values, removed, versions, seen, sends)`: `values` the changed channel values
-    /// (`{name: value}`), `removed` the names of channels whose value is gone, `versions` the
-    /// changed channel versions (`{name: version name}`), `seen` the changed rows of
-    /// `versions_seen` (`{node: {channel: version name}}`, a new dict per row; an empty row:
-    /// the node is to be dropped), and `sends` as `checkpoint()` returns them.
+    /// (`{name: value}`; `start_value` is what the start channel holds when set, the run's
+    /// input), `removed` the names of channels whose value is gone, `versions` the changed
+    /// channel versions (`{name: version_names[v]}`, the saver's names), `seen` the changed
+    /// rows of `versions_seen` (`{node: {channel: version name}}`, a new dict per row; an
+    /// empty row: the node is to be dropped), and `sends` as `[(node name, arg), ...]`.
     fn checkpoint_changes<'py>(
         &mut self,
         py: Python<'py>,
