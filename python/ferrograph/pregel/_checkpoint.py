@@ -870,5 +870,3 @@ def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
                 built[k] is not full[k] and built[k] != full[k] for k in full):
             raise AssertionError(f"checkpoint {field_name}: built {built!r}, full {full!r}")
 
-
-__all__ = ["Interrupt", "Persistence"]

@@ -261,11 +261,10 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             if node not in graph.node_ids:
                 raise InvalidUpdateError(f"Node {node} does not exist")
     state = rust.read(None)
-    planned: dict[str, list[str]] = {}
+    planned: dict[str, list[str]] = {}  # the tasks the checkpoint was to run, by node
     if saved is not None:
-        for tid, name, _ in _planned_tasks(graph, restore_run(
-                Persistence(graph, saver, saved.config, None), saved, SNAPSHOT_LIMIT),
-                saved.checkpoint["id"], persistence.ns, persistence.saved_step + 1):
+        for tid, name, _ in _planned_tasks(graph, rust, saved.checkpoint["id"],
+                                           persistence.ns, persistence.saved_step + 1):
             planned.setdefault(name, []).append(tid)
     # The update's writes are also saved against the checkpoint it builds on, under the
     # task of `as_node` that was to run (as LangGraph keeps them), unless the thread has
@@ -319,5 +318,3 @@ def _finish_open_step(graph: CompiledStateGraph, persistence: Persistence, rust:
     rust.apply([(i, persistence.engine_writes(statuses[tid].output)
                  if tid in statuses else []) for i, (tid, _, _) in enumerate(tasks)])
 
-
-__all__ = ["INTERRUPT", "bulk_update_state", "get_state", "get_state_history", "snapshot"]
