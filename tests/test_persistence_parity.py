@@ -327,6 +327,28 @@ def test_multi_turn_memory_and_isolated_threads(candidate: Lib, oracle: Lib) -> 
     assert len(expected["t2 turn 1"]["messages"]) == 2
 
 
+def test_with_config_carries_the_thread_and_limits(candidate: Lib, oracle: Lib) -> None:
+    """`with_config` gives a graph (not a binding) whose runs and thread reads start from the
+    bound config: the thread id, a recursion limit, and the caller's config over both."""
+    def run(lib: Lib) -> Any:
+        graph = chain(lib, saver())
+        bound = graph.with_config(configurable={"thread_id": "bound"})
+        seen: dict[str, Any] = {"type": type(bound).__name__ == type(graph).__name__}
+        seen["out"] = bound.invoke({"log": ["in"]})
+        seen["bound state"] = bound.get_state({"configurable": {}}).values
+        seen["by thread id"] = graph.get_state(thread("bound")).values
+        seen["caller's thread wins"] = bound.invoke({"log": ["x"]}, thread("own"))
+        seen["own state"] = graph.get_state(thread("own")).values
+        seen["history"] = len(list(bound.get_state_history(thread("bound"))))
+        limited = bound.with_config(recursion_limit=1)
+        seen["limited"] = attempt(lambda: limited.invoke({"log": []}, thread("lim")))
+        seen["stream"] = stream_all(bound.stream({"log": ["s"]}, stream_mode="updates"))
+        return seen
+
+    expected = check(run, candidate, oracle)
+    assert expected["type"] is True
+
+
 # ============================================================================ 2 state, history
 
 

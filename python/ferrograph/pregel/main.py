@@ -12,6 +12,7 @@ channel when asked to.
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -19,7 +20,11 @@ from contextlib import aclosing
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import ensure_config, var_child_runnable_config
+from langchain_core.runnables.config import (
+    ensure_config,
+    merge_configs,
+    var_child_runnable_config,
+)
 from langchain_core.runnables.graph import Graph as DrawableGraph
 from langchain_core.utils.pydantic import create_model_v2
 from pydantic import BaseModel
@@ -62,9 +67,13 @@ from ferrograph.runtime import RunControl
 from ferrograph.types import GraphOutput, StateSnapshot, StateUpdate
 
 
-def _run_config(config: RunnableConfig | None) -> dict[str, Any]:
-    """The run's config, completed as LangGraph does (its own default recursion limit, not
-    langchain-core's 25, unless the caller or an enclosing run set one)."""
+def _run_config(config: RunnableConfig | None,
+                base: RunnableConfig | None = None) -> dict[str, Any]:
+    """The run's config, completed as LangGraph does: `config` over the graph's own
+    (`base`, from `with_config`), and LangGraph's default recursion limit (not
+    langchain-core's 25) unless the caller, the graph or an enclosing run set one."""
+    if base:
+        config = merge_configs(base, config)
     limit = (config or {}).get("recursion_limit")
     if limit is None and (parent := var_child_runnable_config.get()):
         limit = parent.get("recursion_limit")
@@ -78,6 +87,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
     `StateGraph` it was compiled from, `plan` the Rust plan of its channels and triggers."""
 
     stream_mode = "updates"
+    config: RunnableConfig | None = None
+    """The config every run starts from (`with_config`), under the caller's."""
     step_timeout: float | None = None
     """Seconds a superstep may take (LangGraph's attribute): past it the run fails with
     `TimeoutError` ("Timed out"), the step's async tasks cancelled (sync ones cannot be)."""
@@ -285,7 +296,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 )
         if version not in ("v1", "v2"):
             raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
-        config = _run_config(config)
+        config = _run_config(config, self.config)
         spec = resolve_stream_spec(self, frozenset(modes), subgraphs, nodes)
         if tags is not None:
             tags = [tags] if isinstance(tags, str) else list(tags)
@@ -333,7 +344,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """`invoke` for asyncio callers, run on this event loop: async nodes are awaited as
         tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
         them all), sync nodes run on worker threads."""
-        config = _run_config(config)
+        config = _run_config(config, self.config)
         if output_keys is None and self.root:
             output_keys = ROOT
         if stream_mode != "values":  # as `invoke` does: the streamed items, as a list
@@ -381,9 +392,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     # -- the thread's state (with a checkpointer; see `_state`) ------------------------------
 
+    def _thread_config(self, config: RunnableConfig) -> RunnableConfig:
+        """`config` over the graph's own (`with_config`), as LangGraph reads a thread."""
+        return merge_configs(self.config, config) if self.config else config
+
     def get_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> StateSnapshot:
         """The thread's newest state (or the checkpoint `config` names)."""
-        return _state.get_state(self, config, subgraphs=subgraphs)
+        return _state.get_state(self, self._thread_config(config), subgraphs=subgraphs)
 
     async def aget_state(self, config: RunnableConfig, *,
                          subgraphs: bool = False) -> StateSnapshot:
@@ -393,7 +408,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                           before: RunnableConfig | None = None,
                           limit: int | None = None) -> Iterator[StateSnapshot]:
         """The thread's checkpoints, newest first."""
-        return _state.get_state_history(self, config, filter=filter, before=before,
+        return _state.get_state_history(self, self._thread_config(config), filter=filter, before=before,
                                         limit=limit)
 
     async def aget_state_history(self, config: RunnableConfig, *,
@@ -401,7 +416,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                                  before: RunnableConfig | None = None,
                                  limit: int | None = None) -> AsyncIterator[StateSnapshot]:
         history = await asyncio.to_thread(lambda: list(_state.get_state_history(
-            self, config, filter=filter, before=before, limit=limit)))
+            self, self._thread_config(config), filter=filter, before=before, limit=limit)))
         for snapshot in history:
             yield snapshot
 
@@ -409,7 +424,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
                      task_id: str | None = None) -> RunnableConfig:
         """Writes `values` into the thread as if node `as_node` had returned them (its edges
         fire); returns the config of the new checkpoint."""
-        return _state.bulk_update_state(self, config, [[StateUpdate(values, as_node, task_id)]])
+        return _state.bulk_update_state(self, self._thread_config(config),
+                                        [[StateUpdate(values, as_node, task_id)]])
 
     async def aupdate_state(self, config: RunnableConfig, values: Any,
                             as_node: str | None = None,
@@ -418,11 +434,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     def bulk_update_state(self, config: RunnableConfig,
                           supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
-        return _state.bulk_update_state(self, config, supersteps)
+        return _state.bulk_update_state(self, self._thread_config(config), supersteps)
 
     async def abulk_update_state(self, config: RunnableConfig,
                                  supersteps: Sequence[Sequence[StateUpdate]]) -> RunnableConfig:
-        return await asyncio.to_thread(_state.bulk_update_state, self, config, supersteps)
+        return await asyncio.to_thread(_state.bulk_update_state, self,
+                                       self._thread_config(config), supersteps)
 
     def _breakpoints(self, names: Any) -> frozenset[int] | None:
         """Node ids of per-run breakpoints (None: the compiled ones). As in LangGraph, names
@@ -458,7 +475,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         """Runs the graph to the end and returns its final state (output keys only)."""
-        config = _run_config(config)
+        config = _run_config(config, self.config)
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     output_keys=output_keys, interrupt_before=interrupt_before,
@@ -581,6 +598,15 @@ class CompiledStateGraph(Runnable[Any, Any]):
             found = None if runner is None else _find_graph(runner.action)
             self._subgraphs[name] = found
         return found
+
+    def with_config(self, config: RunnableConfig | None = None,
+                    **kwargs: Any) -> CompiledStateGraph:
+        """This graph with `config` (and `kwargs`, e.g. `recursion_limit=`) under every
+        run's own config: a copy, as LangGraph's `with_config` returns (not a binding, so
+        `stream(..., nodes=)`, `get_state` and the rest stay available)."""
+        graph = copy.copy(self)
+        graph.config = merge_configs(self.config, config, kwargs)
+        return graph
 
     def get_graph(self, config: RunnableConfig | None = None, *, xray: int | bool = False
                   ) -> DrawableGraph:
