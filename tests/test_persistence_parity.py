@@ -664,6 +664,33 @@ def test_update_state_as_node_then_continue(as_node: str | None, candidate: Lib,
     check(run, candidate, oracle)
 
 
+@pytest.mark.parametrize("values", ["plain copy", "copy and update", "two updates", "no such"])
+def test_update_state_copying_a_checkpoint(values: str, candidate: Lib, oracle: Lib) -> None:
+    """`as_node="__copy__"`: a past checkpoint copied as a fork (same parent), optionally
+    updated as its next tasks; the run continues from the copy."""
+    def run(lib: Lib) -> Any:
+        StateUpdate = types_of(lib).StateUpdate
+        graph = chain(lib, saver())
+        graph.invoke({"log": ["in"]}, thread())
+        past = list(graph.get_state_history(thread()))[2]  # before b ran
+        given: Any = {
+            "plain copy": None,
+            "copy and update": [StateUpdate({"log": ["b*"]}, "b")],
+            "two updates": [StateUpdate({"log": ["b1"]}, "b"), ({"log": ["b2"]}, "b")],
+            "no such": [StateUpdate({"log": ["x"]}, "ghost")],
+        }[values]
+        seen: dict[str, Any] = {"copied": attempt(
+            lambda: graph.update_state(past.config, given, as_node="__copy__"))}
+        if not isinstance(seen["copied"], Raised):
+            seen["continued"] = graph.invoke(None, seen["copied"])
+        seen.update(snapshot_view(graph, thread()))
+        seen["refused"] = attempt(lambda: graph.bulk_update_state(past.config, [[
+            StateUpdate(None, "__copy__"), StateUpdate(None, "__copy__")]]))
+        return seen
+
+    check(run, candidate, oracle)
+
+
 def test_update_state_of_a_fresh_thread(candidate: Lib, oracle: Lib) -> None:
     def run(lib: Lib) -> Any:
         graph = chain(lib, saver())

@@ -595,7 +595,7 @@ class Persistence:
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
             "id": checkpoint_id(step),
-            "ts": _now(),
+            "ts": now_iso(),
             "channel_values": values,
             "channel_versions": versions,
             "versions_seen": seen,
@@ -835,12 +835,12 @@ def _empty_checkpoint() -> dict[str, Any]:
             "versions_seen": {}, "pending_sends": []}
 
 
-def _now(now: Any = datetime.now, utc: timezone = timezone.utc) -> str:
+def now_iso(now: Any = datetime.now, utc: timezone = timezone.utc) -> str:
     return now(utc).isoformat()
 
 
 _EMPTY_CHECKPOINT: dict[str, Any] = {
-    "v": CHECKPOINT_FORMAT, "id": checkpoint_id(-2), "ts": _now(), "channel_values": {},
+    "v": CHECKPOINT_FORMAT, "id": checkpoint_id(-2), "ts": now_iso(), "channel_values": {},
     "channel_versions": {}, "versions_seen": {}, "pending_sends": [], "updated_channels": None}
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))

@@ -26,10 +26,14 @@ from ferrograph.pregel._checkpoint import (
     PULL,
     PUSH,
     Persistence,
+    now_iso,
     restore_run,
     task_id,
     task_statuses,
     with_checkpoint_map,
+)
+from ferrograph.pregel._checkpoint import (
+    checkpoint_id as new_checkpoint_id,
 )
 from ferrograph.pregel._errors import concurrent_update_error
 from ferrograph.pregel._write import branch_writes, map_input, output_writes, result_dict
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
     from ferrograph.pregel.main import CompiledStateGraph
 
 END = "__end__"
+COPY = "__copy__"
+"""`update_state`'s `as_node` that copies the checkpoint (a fork) before updating it."""
 SNAPSHOT_LIMIT = 1
 """Steps a restored run may plan when it is only read (one: the next)."""
 
@@ -222,6 +228,8 @@ def _as_update(update: Any) -> tuple[Any, str | None, str | None]:
 def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
                  updates: list[tuple[Any, str | None, str | None]]) -> dict[str, Any]:
     saved = saver.get_tuple(config)
+    if updates[0][1] == COPY:
+        return _copy_step(graph, saver, saved, updates)
     persistence = Persistence(graph, saver, config, "sync")
     if saved is not None:
         rust = restore_run(persistence, saved, SNAPSHOT_LIMIT + 1)
@@ -291,6 +299,43 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             raise concurrent_update_error(e.args[0]) from None
     persistence.save(rust, "update")
     return persistence.put_config  # type: ignore[return-value]
+
+
+def _copy_step(graph: CompiledStateGraph, saver: Any, saved: CheckpointTuple | None,
+               updates: list[tuple[Any, str | None, str | None]]) -> dict[str, Any]:
+    """`as_node="__copy__"`: the checkpoint copied as a sibling (same parent, `source`
+    "fork"), and, when `values` is a list of `(values, as_node)` updates, those applied to
+    the copy as one more step, each as the copy's next task of its node (LangGraph's)."""
+    if len(updates) > 1:
+        raise InvalidUpdateError("Cannot copy checkpoint with multiple updates")
+    if saved is None:
+        raise InvalidUpdateError("Cannot copy a non-existent checkpoint")
+    values = updates[0][0]
+    step = saved.metadata.get("step", -1)
+    copy = {**saved.checkpoint, "id": new_checkpoint_id(step), "ts": now_iso(),
+            "updated_channels": None}
+    parent = saved.parent_config or {**saved.config, "configurable": {
+        **saved.config["configurable"], "checkpoint_id": None}}
+    metadata = {"source": "fork", "step": step + 1,
+                "parents": saved.metadata.get("parents", {})}
+    copied = with_checkpoint_map(saver.put(parent, copy, metadata, {}), saved.metadata)
+    if not (isinstance(values, list) and values):
+        return copied  # type: ignore[return-value]
+    persistence = Persistence(graph, saver, copied, "sync")
+    rust = restore_run(persistence, saver.get_tuple(copied), SNAPSHOT_LIMIT + 1)
+    planned: dict[str, list[str]] = {}
+    for tid, name, _ in _planned_tasks(graph, rust, copy["id"], persistence.ns, step + 2):
+        planned.setdefault(name, []).append(tid)
+    grouped: dict[str | None, list[tuple[Any, str | None, str | None]]] = {}
+    for item in values:
+        if not isinstance(item, Sequence) or isinstance(item, str):
+            raise InvalidUpdateError(f"Invalid update item: {item} when copying checkpoint")
+        item_values, as_node = item[:2]
+        group = grouped.setdefault(as_node, [])
+        tids = planned.get(as_node, [])
+        group.append((item_values, as_node, tids[len(group)] if len(group) < len(tids)
+                      else None))
+    return _update_step(graph, saver, copied, [u for group in grouped.values() for u in group])
 
 
 def _is_latest(saver: Any, saved: CheckpointTuple) -> bool:
