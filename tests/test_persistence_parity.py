@@ -590,6 +590,48 @@ def test_interrupt_inside_a_subgraph(subgraphs: bool, candidate: Lib, oracle: Li
     assert expected["calls"] == ["inner before", "inner ask", "inner ask"]
 
 
+@pytest.mark.parametrize("how", ["invoke", "stream subgraphs"])
+def test_two_subgraphs_called_by_one_node_keep_separate_threads(how: str, candidate: Lib,
+                                                               oracle: Lib) -> None:
+    """A node that runs two graphs: the second keeps its checkpoints (and streams) under
+    the task's namespace plus `|1`, so resuming its interrupt does not resume the first."""
+    def run(lib: Lib) -> Any:
+        interrupt = interrupt_of(lib)
+
+        def first_step(state: Log) -> dict[str, Any]:
+            return {"log": ["first"]}
+
+        def second_step(state: Log) -> dict[str, Any]:
+            return {"log": [f"second:{interrupt('second?')}"]}
+
+        first = (lib.StateGraph(Log).add_node("first_step", first_step)
+                 .add_edge(lib.START, "first_step").compile())
+        second = (lib.StateGraph(Log).add_node("second_step", second_step)
+                  .add_edge(lib.START, "second_step").compile())
+
+        def both_graphs(state: Log) -> dict[str, Any]:
+            one = first.invoke({"log": list(state["log"])})
+            two = second.invoke({"log": one["log"]})
+            return {"log": two["log"]}
+
+        graph = (lib.StateGraph(Log).add_node("both_graphs", both_graphs)
+                 .add_edge(lib.START, "both_graphs").compile(checkpointer=saver()))
+
+        def go(value: Any) -> Any:
+            if how == "invoke":
+                return graph.invoke(value, thread())
+            return stream_all(graph.stream(value, thread(), stream_mode="updates",
+                                           subgraphs=True))
+
+        seen: dict[str, Any] = {"out": go({"log": ["in"]})}
+        seen["state"] = graph.get_state(thread(), subgraphs=True)
+        seen["resumed"] = go(lib.Command(resume="yes"))
+        seen.update(snapshot_view(graph, thread()))
+        return seen
+
+    check(run, candidate, oracle)
+
+
 @pytest.mark.parametrize("mode", ["updates", "values"])
 def test_stream_of_an_interrupt(mode: str, candidate: Lib, oracle: Lib) -> None:
     def run(lib: Lib) -> Any:

@@ -146,6 +146,14 @@ class Task:
     paused: bool = False
     """The node paused the run: at `interrupt()` (`interrupts`), or at a breakpoint of a
     graph it ran (no interrupts)."""
+    graphs_started: int = 0
+    """Graphs this task has run so far (LangGraph's subgraph counter): the second and later
+    keep their checkpoints and stream under the task's namespace plus their number."""
+
+    def next_graph_index(self) -> int:
+        index = self.graphs_started
+        self.graphs_started += 1
+        return index
 
 
 def recursion_limit(config: dict[str, Any]) -> int:
@@ -290,7 +298,10 @@ class GraphRun:
         self.saving: Persistence | None = None
         """The run's thread, when the graph has a checkpointer (see `_checkpoint`)."""
         saver = graph.checkpointer
-        caller = caller_thread or _calling_persistence(config)
+        caller = caller_thread
+        if caller is None and (calling := _calling_persisted_task(config)) is not None:
+            caller = calling.scratchpad.persistence
+            self.config = config = numbered_config(config, calling.next_graph_index())
         if saver not in (None, True, False) and caller is None:
             self.saving = Persistence(graph, saver, config, durability)
         elif caller is not None and saver is not False:
@@ -898,14 +909,24 @@ class GraphRun:
         return (self.namespace, mode, item)
 
 
-def _calling_persistence(config: dict[str, Any]) -> Persistence | None:
-    """The thread of the persisted run whose task runs this graph (None: not run by one)."""
+def _calling_persisted_task(config: dict[str, Any]) -> Task | None:
+    """The task of a persisted run that runs this graph (None: not run by one)."""
     configurable = config.get("configurable") or {}
     task = configurable.get(CONFIG_KEY_TASK)
     if task is None or configurable.get(CONFIG_KEY_TASK_ID) != task.id:
         return None
-    pad = task.scratchpad
-    return None if pad is None else pad.persistence
+    return None if task.scratchpad is None else task
+
+
+def numbered_config(config: dict[str, Any], index: int) -> dict[str, Any]:
+    """The config of the `index`th graph a task runs: from the second on, its checkpoint
+    namespace is the task's plus the number (`node:<id>|1`), as LangGraph numbers them."""
+    if not index:
+        return config
+    configurable = config.get("configurable") or {}
+    ns = configurable.get("checkpoint_ns", "")
+    return {**config, "configurable": {**configurable,
+                                       "checkpoint_ns": f"{ns}|{index}" if ns else str(index)}}
 
 
 def debug_item(kind: str, step: int, payload: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ from ferrograph.pregel._cache import cache_namespaces, node_policies
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
 from ferrograph.pregel._draw import draw
-from ferrograph.pregel._loop import DEFAULT_RECURSION_LIMIT, GraphRun, Task
+from ferrograph.pregel._loop import DEFAULT_RECURSION_LIMIT, GraphRun, Task, numbered_config
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
     MODE_FORWARD,
@@ -558,11 +558,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
             keys = ROOT  # type: ignore[assignment]
         configurable = {k: v for k, v in config.get("configurable", {}).items()
                         if k not in (CONFIG_KEY_RUN, CONFIG_KEY_TASK)}
-        config = {**config, "configurable": configurable}
+        index = parent_task.next_graph_index()
+        config = numbered_config({**config, "configurable": configurable}, index)
         # A graph compiled with `checkpointer=True` keeps one history per thread: its items
         # stream under the node's name alone, as LangGraph's do.
         namespace = (*parent.namespace, parent_task.name if self.checkpointer is True
-                     else f"{parent_task.name}:{parent_task.id}")
+                     else f"{parent_task.name}:{parent_task.id}",
+                     *((str(index),) if index else ()))
         if parent.spec.forwards(parent_task.name):
             inner = parent.spec.inner.get(parent_task.name)
             spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags,
