@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ferrograph._core import ChunkChannel
+from ferrograph.errors import is_invalid_resume
 from ferrograph.pregel._cache import alookup, arun_step, astore
 from ferrograph.pregel._call import raised_by_the_node as _raised_by_the_node
 from ferrograph.pregel._dispatch import DRAIN_BATCH, Dispatch
@@ -239,7 +240,9 @@ class AsyncDriver:
 
     async def _execute(self, tasks: list[Task]) -> None:
         """Runs a step's tasks at once (at most `max_concurrency`); the first failure
-        cancels the others."""
+        cancels the others, except a refused answer to an interrupt (`is_invalid_resume`):
+        it is raised once the others end, so a task answered in the same resume is not cut
+        off after its side effects (LangGraph's rule)."""
         limit_to = self.run.max_concurrency
         limit = asyncio.Semaphore(limit_to) if limit_to else None
 
@@ -252,7 +255,8 @@ class AsyncDriver:
         try:
             for future in asyncio.as_completed(running):
                 await future
-                failed = next((t for t in tasks if t.error is not None), None)
+                failed = next((t for t in tasks if t.error is not None
+                               and not is_invalid_resume(t.error)), None)
                 if failed is not None:
                     raise failed.error
         finally:

@@ -45,7 +45,13 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
-from ferrograph.errors import GraphDrained, GraphInterrupt, GraphRecursionError, is_interrupt
+from ferrograph.errors import (
+    GraphDrained,
+    GraphInterrupt,
+    GraphRecursionError,
+    is_interrupt,
+    is_invalid_resume,
+)
 from ferrograph.pregel._checkpoint import Persistence
 from ferrograph.pregel._errors import (
     concurrent_update_error,
@@ -618,8 +624,8 @@ class GraphRun:
             for _task_key, mode, payload in batch:
                 if mode == MODE_DONE:
                     items.extend(self.task_end_items(payload, step))
-                    if payload.error is not None:
-                        raise payload.error
+                    if payload.error is not None and not is_invalid_resume(payload.error):
+                        raise payload.error  # a refused answer waits: see `refused_answer`
                     task_ended()
                 elif mode == MODE_FORWARD:
                     items.append(payload)  # already (namespace, mode, item)
@@ -907,6 +913,16 @@ class GraphRun:
 
     def emit(self, mode: str, item: Any) -> Item:
         return (self.namespace, mode, item)
+
+
+def raise_refused_answer(tasks: Iterable[Task]) -> None:
+    """At the end of a step: a task's refused answer to an interrupt (`is_invalid_resume`)
+    fails the run only once the step's other tasks are done, so a task answered in the same
+    resume is not cut off after its side effects (LangGraph's rule); any other failure
+    stopped the step when it happened."""
+    for t in tasks:
+        if t.error is not None:
+            raise t.error
 
 
 def _calling_persisted_task(config: dict[str, Any]) -> Task | None:

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ferrograph._core import ChunkChannel, Crew
+from ferrograph.errors import is_invalid_resume
 from ferrograph.pregel._cache import run_step
 from ferrograph.pregel._dispatch import DRAIN_BATCH, DRAIN_WAIT_SECONDS, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
-from ferrograph.pregel._loop import GraphRun, Item, Step, Task
+from ferrograph.pregel._loop import GraphRun, Item, Step, Task, raise_refused_answer
 from ferrograph.pregel._stream import CONTROL_NODE
 from ferrograph.pregel._trace import end_trace, start_trace
 
@@ -90,6 +91,7 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
         yield from run.batch_items(batch, step, dispatch.task_ended)
         del batch  # handed over: not kept alive through the next wait
         dispatch.adapt(channel.take_gil_wait())
+    raise_refused_answer(tasks)
 
 def _execute_timed(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
                    step: int, step_timeout: float) -> Iterator[list[Item]]:
@@ -111,6 +113,7 @@ def _execute_timed(run: GraphRun, tasks: list[Task], channel: ChunkChannel, cont
             raise RuntimeError("the stream channel closed while tasks were running")
         yield from run.batch_items(batch, step, dispatch.task_ended)
         del batch
+    raise_refused_answer(tasks)
 
 
 def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
@@ -138,7 +141,7 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
             t = tasks[i]
             elsewhere -= 1
             run.run_task(t)
-            if t.error is not None:
+            if t.error is not None and not is_invalid_resume(t.error):
                 raise t.error
         while elsewhere:
             # A bounded wait, so Ctrl-C (delivered only between bytecodes) is seen.
@@ -146,5 +149,6 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
             if batch is None:
                 raise RuntimeError("the stream channel closed while tasks were running")
             yield from run.batch_items(batch, step, ended_elsewhere)
+        raise_refused_answer(tasks)
     finally:
         crew.close()  # after a failure or an early exit, nothing more starts
