@@ -32,6 +32,7 @@ from ferrograph._schema import (
 from ferrograph.config import (
     CONFIG_KEY_NODE_ERROR,
     CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
     CONFIG_KEY_TIMEOUT,
 )
@@ -42,7 +43,7 @@ from ferrograph.errors import (
     NodeTimeoutError,
     ParentCommand,
 )
-from ferrograph.pregel._errors import note_task_error, skip_next_note
+from ferrograph.pregel._errors import mark_handler_failure, note_task_error, skip_next_note
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
@@ -53,6 +54,13 @@ from ferrograph.pregel._write import (
 )
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
+
+
+def _failed_before(config: RunnableConfig) -> BaseException | None:
+    """The node's failure saved in the thread, when its error handler failed too: a resume
+    runs the handler again, not the node (see `Persistence.name_tasks`)."""
+    task = config["configurable"].get(CONFIG_KEY_TASK)
+    return None if task is None else task.failed_before
 
 
 def raised_by_the_node() -> bool:
@@ -280,12 +288,14 @@ class NodeRunner:
         self.acall = self._acall_handled  # type: ignore[method-assign]
 
     def _call_handled(self, input: Any, config: RunnableConfig) -> Any:
-        try:
-            return self._call_unhandled(input, config)
-        except GraphBubbleUp:
-            raise
-        except Exception as e:  # noqa: BLE001 - handed to the handler below
-            error = e
+        error = _failed_before(config)
+        if error is None:
+            try:
+                return self._call_unhandled(input, config)
+            except GraphBubbleUp:
+                raise
+            except Exception as e:  # noqa: BLE001 - handed to the handler below
+                error = e
         _forget_pushed(config)  # what the failed node pushed is not applied
         handler = self.handler
         assert handler is not None
@@ -298,16 +308,18 @@ class NodeRunner:
         return Handled(handler.name, _with_own_pushed(config, output), error)
 
     async def _acall_handled(self, input: Any, config: RunnableConfig) -> Any:
-        try:
-            return await self._acall_unhandled(input, config)
-        except GraphBubbleUp:
-            raise
-        except asyncio.CancelledError:
-            if not raised_by_the_node():
+        error = _failed_before(config)
+        if error is None:
+            try:
+                return await self._acall_unhandled(input, config)
+            except GraphBubbleUp:
                 raise
-            error: Exception = NodeCancelledError(self.name)  # handled, as in LangGraph
-        except Exception as e:  # noqa: BLE001 - handed to the handler below
-            error = e
+            except asyncio.CancelledError:
+                if not raised_by_the_node():
+                    raise
+                error = NodeCancelledError(self.name)  # handled, as in LangGraph
+            except Exception as e:  # noqa: BLE001 - handed to the handler below
+                error = e
         _forget_pushed(config)  # what the failed node pushed is not applied
         handler = self.handler
         assert handler is not None
@@ -409,10 +421,13 @@ class NodeRunner:
 
     def _handler_failed(self, e: BaseException, config: RunnableConfig) -> None:
         """Notes a failure of the error handler as LangGraph does: in the handler's task
-        (the failed node's task then adds no note of its own)."""
+        (the failed node's task then adds no note of its own), marked with the node's
+        failure it was handling (saved with it, for a resume to hand the handler again)."""
+        configurable = config["configurable"]
         note_task_error(e, self.handler.name,  # type: ignore[union-attr]
-                        config["configurable"][CONFIG_KEY_TASK_ID])
+                        configurable[CONFIG_KEY_TASK_ID])
         skip_next_note(e)
+        mark_handler_failure(e, configurable[CONFIG_KEY_NODE_ERROR])
 
     def read_input(self, run: Any, step: int, stop: int) -> Any:
         """The node's input in `run` at `step` (of a run whose recursion limit is `stop`)."""

@@ -35,6 +35,7 @@ from xxhash import xxh3_128_hexdigest
 
 from ferrograph._core import Run
 from ferrograph.errors import EmptyInputError, InvalidUpdateError
+from ferrograph.pregel._errors import handled_failure
 from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
 from ferrograph.types import Command, Interrupt, Send
 
@@ -98,6 +99,8 @@ class TaskStatus:
     interrupts: list[Any] = field(default_factory=list)
     resume: list[Any] | None = None
     error: BaseException | None = None
+    error_source: str | None = None
+    """The node whose failure the task's error handler was handling when it failed too."""
 
     @property
     def finished(self) -> bool:
@@ -117,6 +120,8 @@ def task_statuses(writes: Iterable[tuple[str, str, Any]]) -> dict[str, TaskStatu
             status.error = status.error or value
         elif channel == RESUME:
             status.resume = value if isinstance(value, list) else [value]
+        elif channel == ERROR_SOURCE_NODE:
+            status.error_source = str(value)
         elif channel not in CONTROL_WRITES:
             status.output.append((channel, value))
     return statuses
@@ -411,6 +416,10 @@ class Persistence:
             if status.finished and self.reapply:
                 t.saved_writes = status.output
             else:
+                if status.error_source is not None and status.error is not None:
+                    error = status.error
+                    t.failed_before = (error if isinstance(error, BaseException)
+                                       else Exception(str(error)))  # LangGraph's reading
                 resume = list(status.resume or ())
                 t.scratchpad = Scratchpad(resume, self)
         for t in tasks:
@@ -462,9 +471,21 @@ class Persistence:
                 writes.append((RESUME, pad.resume_written))
         elif t.error is not None:
             writes = [(ERROR, t.error)]
+            if (failure := handled_failure(t.error)) is not None:
+                # The error handler failed too: the node's failure is kept as LangGraph
+                # keeps it (with the node's name), the handler's under its own task.
+                writes = [(ERROR, failure.error), (ERROR_SOURCE_NODE, t.name)]
+                self.put_writes(self.handler_task_id(t), [(ERROR, t.error)])
         else:
             writes = self.task_writes(t)
         self.put_writes(t.id, writes)
+
+    def handler_task_id(self, t: Task) -> str:
+        """LangGraph's id of the task in which `t`'s error handler runs."""
+        name = t.runner.error_handler_node  # type: ignore[union-attr]
+        ns = f"{self.ns}|{name}" if self.ns else name
+        return task_id(self.checkpoint["id"], ns, str(t.step), name, PUSH,
+                       "node_error_handler", t.id)
 
     def put_writes(self, tid: str, writes: list[tuple[str, Any]]) -> None:
         if tid == NULL_TASK_ID:

@@ -46,6 +46,24 @@ def skip_next_note(e: BaseException) -> None:
         pass
 
 
+_HANDLED_FAILURE = "_ferrograph_handled_failure"
+
+
+def mark_handler_failure(e: BaseException, failure: Any) -> None:
+    """Marks `e`, raised by an error handler, with the node's failure it was handling (a
+    `NodeError`): a checkpointed run saves both, so a resume runs the handler again rather
+    than the node (LangGraph's rule)."""
+    try:
+        setattr(e, _HANDLED_FAILURE, failure)
+    except (AttributeError, TypeError):
+        pass
+
+
+def handled_failure(e: BaseException) -> Any:
+    """The node failure (`NodeError`) an error handler was handling when it raised `e`."""
+    return getattr(e, _HANDLED_FAILURE, None)
+
+
 def note_preparing_error(e: BaseException, name: str, path: tuple[Any, ...]) -> None:
     """`note_task_error` for a failure before the task ran: reading its input (a node's
     input schema refusing the state), noted with the task's path as LangGraph does."""

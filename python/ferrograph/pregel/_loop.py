@@ -152,6 +152,9 @@ class Task:
     paused: bool = False
     """The node paused the run: at `interrupt()` (`interrupts`), or at a breakpoint of a
     graph it ran (no interrupts)."""
+    failed_before: BaseException | None = None
+    """With a checkpointer: the node's failure saved in the thread when its error handler
+    failed too (the task runs the handler again, not the node)."""
     graphs_started: int = 0
     """Graphs this task has run so far (LangGraph's subgraph counter): the second and later
     keep their checkpoints and stream under the task's namespace plus their number."""
