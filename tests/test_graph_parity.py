@@ -201,12 +201,16 @@ def node_forms(lib: Lib) -> Any:
     b.add_node(positional_config)
     b.add_node("keyword_config", keyword_config)
     b.add_node("unannotated_config", unannotated_config)
+    # A dict is LangGraph's RunnableParallel: each value run on the state, the dict of
+    # their results the node's update.
+    b.add_node("parallel", {"x": lambda s: s["x"] * 10, "log": lambda s: ["parallel"]})
     b.add_edge(lib.START, "inferred")
     b.add_edge("inferred", "named")
     b.add_edge("named", "runnable")
     b.add_edge("runnable", "positional_config")
     b.add_edge("positional_config", "keyword_config")
     b.add_edge("keyword_config", "unannotated_config")
+    b.add_edge("unannotated_config", "parallel")
     return b.compile()
 
 

@@ -23,7 +23,7 @@ from typing import (
     get_type_hints,
 )
 
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from typing_extensions import TypeVar
 
@@ -310,6 +310,8 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
                 raise ValueError("Node name must be provided if action is not a function")
         if action is None:
             raise RuntimeError
+        if isinstance(action, dict):  # LangGraph's coercion: its values run in parallel
+            action = RunnableParallel(action)
         if not (callable(action) or isinstance(action, Runnable)):
             raise TypeError(
                 "Expected a Runnable, callable or dict.Instead got an unsupported type: "
