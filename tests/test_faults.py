@@ -251,3 +251,50 @@ def test_leaving_astream_closes_the_model_http_stream(leave: str):
         assert server.open_streams == 0, "the HTTP stream is still being sent"
         assert server.tokens_sent < reply_tokens / 2, (server.tokens_sent, reply_tokens)
     assert settle_threads(baseline) <= baseline
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+@pytest.mark.parametrize("saved", [False, True], ids=["no checkpointer", "checkpointer"])
+def test_a_failing_task_lets_its_running_sibling_end_first(how: str, saved: bool):
+    """When a task fails, a sibling already running ends before the error reaches the
+    caller (as LangGraph's executor waits on leaving): nothing runs on after the caller has
+    the error, and with a checkpointer the sibling's writes are in the thread (compared with
+    LangGraph). The failing node raises only once the sibling has started."""
+    import langgraph.graph as lg_graph
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    import ferrograph.graph as fg_graph
+
+    def outcome(graph_mod: Any) -> Any:
+        started, failing_now = threading.Event(), threading.Event()
+        calls: list[str] = []
+
+        def sibling(state: Out) -> dict[str, Any]:
+            started.set()
+            assert failing_now.wait(30)
+            calls.append("sibling")
+            return {"out": ["sibling"]}
+
+        def failing(state: Out) -> dict[str, Any]:
+            assert started.wait(30)
+            failing_now.set()
+            raise RuntimeError("boom")
+
+        graph = (graph_mod.StateGraph(Out)
+                 .add_node("sibling", sibling).add_node("failing", failing)
+                 .add_edge(graph_mod.START, "sibling").add_edge(graph_mod.START, "failing")
+                 .compile(checkpointer=InMemorySaver() if saved else None))
+        config = {"configurable": {"thread_id": "t"}}
+        with pytest.raises(RuntimeError, match="boom"):
+            if how == "invoke":
+                graph.invoke({"out": []}, config)
+            else:
+                list(graph.stream({"out": []}, config))
+        seen = list(calls)  # what had run when the caller got the error
+        tasks = ([(t.name, repr(t.error), t.result) for t in graph.get_state(config).tasks]
+                 if saved else None)
+        return seen, tasks
+
+    expected = outcome(lg_graph)
+    assert outcome(fg_graph) == expected
+    assert expected[0] == ["sibling"]

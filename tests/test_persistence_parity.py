@@ -349,6 +349,26 @@ def test_with_config_carries_the_thread_and_limits(candidate: Lib, oracle: Lib) 
     assert expected["type"] is True
 
 
+def test_snapshot_lists_next_tasks_in_the_order_nodes_were_added(candidate: Lib,
+                                                                  oracle: Lib) -> None:
+    """`next` and `tasks` of a snapshot follow the order nodes were added (not their names'),
+    sends first; a running step's order (by name) shows in the stream."""
+    def run(lib: Lib) -> Any:
+        graph = (lib.StateGraph(Log)
+                 .add_node("zeta", lambda s: {"log": ["zeta"]})
+                 .add_node("alpha", lambda s: {"log": ["alpha"]})
+                 .add_node("mid", lambda s: {"log": ["mid"]})
+                 .add_edge(lib.START, "zeta").add_edge(lib.START, "alpha")
+                 .add_edge(lib.START, "mid")
+                 .compile(checkpointer=saver(), interrupt_before=["zeta", "alpha", "mid"]))
+        graph.invoke({"log": []}, thread())
+        state = graph.get_state(thread())
+        return {"next": state.next, "tasks": [t.name for t in state.tasks],
+                "history": [s.next for s in graph.get_state_history(thread())]}
+
+    check(run, candidate, oracle)
+
+
 # ============================================================================ 2 state, history
 
 

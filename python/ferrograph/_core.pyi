@@ -192,9 +192,9 @@ class Crew:
     def scout_handle(self) -> StepCrew:
         """The weak handle to pass to the scout's `watch`; calling it recruits two workers
         while tasks are waiting."""
-    def close(self) -> None:
+    def close(self) -> int:
         """Clears the unclaimed tasks: nothing more starts (after a failure or an early
-        exit)."""
+        exit). Returns how many never will (the others were claimed and run to their end)."""
 
 # -- the chunk channel (rust/src/python/chunks.rs) -----------------------------------------
 

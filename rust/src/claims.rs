@@ -63,8 +63,12 @@ impl Claims {
     }
 
     /// Drops every unclaimed task: nothing more starts (after a failure, or an early exit).
-    pub fn close(&self) {
-        self.unclaimed.lock().clear();
+    /// Clears the unclaimed tasks; returns how many there were (tasks that never start).
+    pub fn close(&self) -> usize {
+        let mut unclaimed = self.unclaimed.lock();
+        let never = unclaimed.len();
+        unclaimed.clear();
+        never
     }
 }
 

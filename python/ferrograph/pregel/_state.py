@@ -90,6 +90,11 @@ def _planned_tasks(graph: CompiledStateGraph, rust: Run, checkpoint_id: str, ns:
         else:
             tid = task_id(checkpoint_id, task_ns, str(step), name, PUSH, str(push))
             out.append((tid, name, (PUSH, push, False)))
+    # As LangGraph lists a checkpoint's next tasks: sends first, then nodes in the order
+    # they were added (not by name, as a running step orders them).
+    added = graph.node_order
+    out.sort(key=lambda task: (task[2][0] == PULL, added.get(task[1], -1)
+                               if task[2][0] == PULL else 0))
     return out
 
 

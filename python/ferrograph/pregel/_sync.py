@@ -8,8 +8,9 @@ and drains the chunk channel into batches of items for `RunStream`.
 from __future__ import annotations
 
 import functools
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ferrograph._core import ChunkChannel, Crew
@@ -50,6 +51,33 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
         end_trace(run, trace, error)
 
 
+class StartedTasks:
+    """Counts the step's tasks that ended on workers. When a task fails, the step waits for
+    its siblings already running before the error goes on (as LangGraph's executor does on
+    leaving): their writes are saved, and none runs on once the caller has the error. Nothing
+    new starts meanwhile, and the channel is drained (the items dropped) so none waits on it.
+    A consumer that stops early or Ctrl-C does not wait."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = threading.Semaphore(0)
+
+    def track(self, work: Callable[..., None], *args: Any) -> Callable[..., None]:
+        def tracked(*more: Any) -> None:
+            try:
+                work(*args, *more)
+            finally:
+                self.ended.release()
+        return tracked
+
+    def wait(self, count: int, channel: ChunkChannel) -> None:
+        """Waits for `count` tasks started on workers (some may have ended already)."""
+        for _ in range(count):
+            while not self.ended.acquire(timeout=DRAIN_WAIT_SECONDS):
+                channel.drain(DRAIN_BATCH, 0.0)  # None once closed: nothing to free
+
+
 def run_to_end(run: GraphRun) -> None:
     """Runs `run` to its end (or breakpoint), dropping its items (`invoke`)."""
     for _ in batches(run):
@@ -77,20 +105,30 @@ def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: A
         yield from _execute_sharing(run, tasks, channel, control, step)
         return
 
+    started = StartedTasks()
+    launched = 0
+
     def launch(t: Task) -> None:
-        DEFAULT_POOL.submit(functools.partial(run.run_and_report, t, control))
+        nonlocal launched
+        launched += 1
+        DEFAULT_POOL.submit(started.track(run.run_and_report, t, control))
 
     # The tasks the consumer listens to start first (sorting is stable).
     tasks = sorted(tasks, key=lambda t: not run.streams_live(t))
     dispatch = Dispatch(tasks, run.max_concurrency, launch, ramp=True)
-    while dispatch.pending:
-        # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
-        batch = channel.drain(DRAIN_BATCH, dispatch.wait_seconds())
-        if batch is None:
-            raise RuntimeError("the stream channel closed while tasks were running")
-        yield from run.batch_items(batch, step, dispatch.task_ended)
-        del batch  # handed over: not kept alive through the next wait
-        dispatch.adapt(channel.take_gil_wait())
+    try:
+        while dispatch.pending:
+            # A bounded wait, so Ctrl-C (delivered only between Python bytecodes) is seen.
+            batch = channel.drain(DRAIN_BATCH, dispatch.wait_seconds())
+            if batch is None:
+                raise RuntimeError("the stream channel closed while tasks were running")
+            yield from run.batch_items(batch, step, dispatch.task_ended)
+            del batch  # handed over: not kept alive through the next wait
+            dispatch.adapt(channel.take_gil_wait())
+    except Exception:  # a task failed: the others already running end first
+        dispatch.queue.clear()
+        started.wait(launched, channel)
+        raise
     raise_refused_answer(tasks)
 
 def _execute_timed(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,
@@ -124,13 +162,16 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
     nodes are all done here before a worker has even woken, with no hand-over per task,
     while slow or blocking ones still run side by side."""
 
+    started = StartedTasks()
+
     def run_index(i: int) -> None:  # on a worker
         run.run_and_report(tasks[i], control)
 
-    crew = Crew(len(tasks), run.max_concurrency, run_index, DEFAULT_POOL.submit)
+    crew = Crew(len(tasks), run.max_concurrency, started.track(run_index), DEFAULT_POOL.submit)
     if crew.helpers:
         DEFAULT_SCOUT.watch(crew.scout_handle())
     elsewhere = len(tasks)  # tasks whose end arrives through the channel
+    here = 0  # tasks this thread claimed
 
     def ended_elsewhere() -> None:
         nonlocal elsewhere
@@ -140,6 +181,7 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
         while (i := crew.claim()) is not None:
             t = tasks[i]
             elsewhere -= 1
+            here += 1
             run.run_task(t)
             if t.error is not None and not is_invalid_resume(t.error):
                 raise t.error
@@ -150,5 +192,9 @@ def _execute_sharing(run: GraphRun, tasks: list[Task], channel: ChunkChannel, co
                 raise RuntimeError("the stream channel closed while tasks were running")
             yield from run.batch_items(batch, step, ended_elsewhere)
         raise_refused_answer(tasks)
+    except Exception:  # a task failed: the others already running end first
+        never_started = crew.close()
+        started.wait(len(tasks) - here - never_started, channel)
+        raise
     finally:
         crew.close()  # after a failure or an early exit, nothing more starts

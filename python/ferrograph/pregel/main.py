@@ -139,6 +139,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
             if runner.error_handler_node is not None:
                 runner.attach_handler(self.runners[runner.error_handler_node])
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
+        self.node_order = {name: i for i, name in enumerate(self.runners)}
+        """Each node's place in the order it was added (a snapshot lists tasks so)."""
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
         self._subgraphs: dict[str, Any] = {}
         self.channel_names = plan.channel_names

@@ -47,9 +47,9 @@ impl Crew {
         self.claims.claim()
     }
 
-    /// Clears the unclaimed tasks: nothing more starts.
-    pub fn close(&self) {
-        self.claims.close();
+    /// Clears the unclaimed tasks: nothing more starts. Returns how many never will.
+    pub fn close(&self) -> usize {
+        self.claims.close()
     }
 }
 
@@ -180,9 +180,10 @@ impl PyCrew {
         StepCrew::of(&self.step)
     }
 
-    /// Clears the unclaimed tasks: nothing more starts.
-    fn close(&self) {
-        self.step.crew.close();
+    /// Clears the unclaimed tasks: nothing more starts. Returns how many never will (the
+    /// rest were claimed: they run, or ran, to their end).
+    fn close(&self) -> usize {
+        self.step.crew.close()
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

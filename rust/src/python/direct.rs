@@ -716,7 +716,12 @@ fn run_shared(
         graph.get().hooks.watch.bind(py).call1((crew,))?;
     }
     let outcome = drive_step(py, &step);
-    step.crew.close(); // after a failure or Ctrl-C nothing more starts
+    let never_started = step.crew.close(); // after a failure or Ctrl-C nothing more starts
+    if outcome.is_err() && step.progress.lock().failed.is_some() {
+        // A task failed: as LangGraph's executor does on leaving, the tasks already running
+        // end before the error goes on (none runs on once the caller has it).
+        wait_for_running(py, &step, never_started)?;
+    }
     outcome?;
     let tasks = step.tasks.iter().map(|t| t.task).collect::<Vec<_>>();
     tasks
@@ -755,6 +760,24 @@ fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
             Some(Some(index)) => return Err(take_failure(step, index)),
             None => py.check_signals()?,
         }
+    }
+}
+
+/// Waits (the GIL released, waking to look at signals) until only the `never_started` tasks
+/// are still pending: every claimed task has ended.
+fn wait_for_running(py: Python<'_>, step: &Arc<SharedStep>, never_started: usize) -> PyResult<()> {
+    loop {
+        let running = py.detach(|| {
+            let mut progress = step.progress.lock();
+            if progress.pending > never_started {
+                step.changed.wait_for(&mut progress, SIGNAL_CHECK_INTERVAL);
+            }
+            progress.pending > never_started
+        });
+        if !running {
+            return Ok(());
+        }
+        py.check_signals()?;
     }
 }
 
