@@ -36,6 +36,9 @@ class KeySchema:
     the key's channel, which its JSON schemas show)."""
     untracked: bool = False
     """`Annotated[..., UntrackedValue]` (LangGraph's channel): never saved in checkpoints."""
+    ephemeral: bool = False
+    """`Annotated[..., EphemeralValue]` (LangGraph's channel): emptied by every step that
+    does not write it."""
 
 
 def _reducer_of(extras: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
@@ -173,16 +176,17 @@ def is_root_schema(schema: Any) -> bool:
 def _key_of(name: str, hint: Any) -> KeySchema:
     reducer = None
     start = None
-    untracked = False
+    untracked = ephemeral = False
     hint = _unwrap_required(hint)
     if get_origin(hint) is Annotated:
         base, *extras = get_args(hint)
         reducer = _reducer_of(tuple(extras))
         if reducer is not None:
             start = _start_factory(_unwrap_required(base))
-        untracked = any(getattr(e, "__name__", type(e).__name__) == "UntrackedValue"
-                        for e in extras)
-    return KeySchema(name, reducer, start, hint, untracked)
+        names = {getattr(e, "__name__", type(e).__name__) for e in extras}
+        untracked = "UntrackedValue" in names
+        ephemeral = reducer is None and "EphemeralValue" in names
+    return KeySchema(name, reducer, start, hint, untracked, ephemeral)
 
 
 def read_schema(schema: Any) -> list[KeySchema]:

@@ -480,6 +480,7 @@ class StateGraph(Generic[StateT, ContextT, InputT, OutputT]):
             branches,
             before,
             after,
+            [k.name for k in self.keys.values() if k.ephemeral],
         )
         self.compiled = True
         return CompiledStateGraph(self, plan, name=name or "LangGraph", store=store, cache=cache,

@@ -44,6 +44,13 @@ from ferrograph.errors import (
     ParentCommand,
 )
 from ferrograph.pregel._errors import mark_handler_failure, note_task_error, skip_next_note
+from ferrograph.pregel._foreign import (
+    foreign_task_config,
+    from_langgraph,
+    is_langgraph_callable,
+    own_signal,
+    reads_state_on_send,
+)
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
@@ -221,6 +228,8 @@ class BranchSpec:
     def _destinations(self, result: Any) -> list[Any]:
         if not isinstance(result, (list, tuple)):
             result = [result]
+        if not all(isinstance(r, (str, Send)) for r in result):
+            result = [from_langgraph(r) for r in result]  # LangGraph's `Send`s, as ours
         if self.ends:
             result = [r if isinstance(r, Send) else self.ends[r] for r in result]
         return list(result)
@@ -244,6 +253,11 @@ class NodeRunner:
         self.is_subgraph = is_subgraph
         self.is_langgraph = self.is_runnable and is_langgraph_graph(spec.action)
         """Whether the action is a graph compiled by LangGraph (see `_interop`)."""
+        self.is_foreign = self.is_runnable and not self.is_langgraph and \
+            is_langgraph_callable(spec.action)
+        """Whether the action is LangGraph's own `RunnableCallable` (see `_foreign`)."""
+        self.reads_state = self.is_foreign and reads_state_on_send(spec.action)
+        """Whether its pushed tasks are given a way to read the state (`_foreign`)."""
         fn = spec.action if not self.is_runnable else None
         self.is_async = fn is not None and (
             inspect.iscoroutinefunction(fn)
@@ -461,6 +475,8 @@ class NodeRunner:
             if self.is_runnable:
                 if self.is_langgraph:
                     return self.action.invoke(input, langgraph_task_config(config))
+                if self.is_foreign:
+                    return self._call_foreign(input, config)
                 return self.action.invoke(input, config)
             result = self.action(input, **self._injected(config))
             if self.is_async:
@@ -494,10 +510,42 @@ class NodeRunner:
             if self.is_runnable:
                 if self.is_langgraph:
                     return await self.action.ainvoke(input, langgraph_task_config(config))
+                if self.is_foreign:
+                    return await self._acall_foreign(input, config)
                 return await self.action.ainvoke(input, config)
             return await self.action(input, **self._injected(config))
         except ParentCommand as e:
             return own_command(e)
+        finally:
+            var_child_runnable_config.reset(token)
+
+    def _call_foreign(self, input: Any, config: RunnableConfig) -> Any:
+        """Calls LangGraph's own node code (see `_foreign`): in the config it reads, its
+        results and signals made ferrograph's."""
+        config = foreign_task_config(config)
+        token = var_child_runnable_config.set(config)
+        try:
+            return from_langgraph(self.action.invoke(input, config))
+        except GraphBubbleUp:
+            raise
+        except Exception as e:
+            if (signal := own_signal(e)) is e:
+                raise
+            raise signal from None
+        finally:
+            var_child_runnable_config.reset(token)
+
+    async def _acall_foreign(self, input: Any, config: RunnableConfig) -> Any:
+        config = foreign_task_config(config)
+        token = var_child_runnable_config.set(config)
+        try:
+            return from_langgraph(await self.action.ainvoke(input, config))
+        except GraphBubbleUp:
+            raise
+        except Exception as e:
+            if (signal := own_signal(e)) is e:
+                raise
+            raise signal from None
         finally:
             var_child_runnable_config.reset(token)
 

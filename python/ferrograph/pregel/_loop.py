@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import (
@@ -723,6 +724,10 @@ class GraphRun:
         }
         if task.timeout is not None:
             configurable[CONFIG_KEY_TIMEOUT] = task.timeout
+        if not pull and task.runner.reads_state:  # type: ignore[union-attr]
+            # LangGraph's ToolNode given tool calls reads the state (see `_foreign`)
+            configurable["__pregel_read_state"] = partial(
+                task.runner.read_input, self.run, step, self.recursion_limit)  # type: ignore[union-attr]
         if self.node_finished is not None:
             configurable[CONFIG_KEY_NODE_FINISHED] = self.node_finished
         callbacks = self.user_callbacks

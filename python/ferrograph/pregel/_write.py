@@ -27,6 +27,7 @@ from ferrograph.errors import (
     ParentCommand,
     create_error_message,
 )
+from ferrograph.pregel._foreign import from_langgraph
 from ferrograph.types import Command, Send, TimeoutPolicy, update_as_pairs
 
 if TYPE_CHECKING:
@@ -190,6 +191,10 @@ def _collect_writes(graph: CompiledStateGraph, node: str, output: Any,
     ):
         for item in output:
             _collect_writes(graph, node, item, writes, pairs)
+    elif (converted := from_langgraph(output)) is not output:
+        # LangGraph's `Command`s (a node of a graph LangGraph built, or code calling its
+        # prebuilt tools): as ours.
+        _collect_writes(graph, node, converted, writes, pairs)
     elif annotated_keys(type(output)) and not isinstance(output, (str, bytes)):
         # A state object: LangGraph reads each state key off it, in state order.
         for k, v in object_update(output, graph.key_names):

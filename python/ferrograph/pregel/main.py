@@ -141,6 +141,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.has_async_nodes = any(r.on_loop for r in self.runners.values())
         self.node_order = {name: i for i, name in enumerate(self.runners)}
         """Each node's place in the order it was added (a snapshot lists tasks so)."""
+        self.reads_state = any(r.reads_state for r in self.runners.values())
+        """Whether a node's pushed tasks read the state (LangGraph's `ToolNode`): such
+        runs go by `GraphRun`, whose tasks can."""
         self.node_ids = {name: plan.node_id(name) for name in self.node_names}
         self._subgraphs: dict[str, Any] = {}
         self.channel_names = plan.channel_names
@@ -506,7 +509,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
               and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
               and not (self.interrupt_before or self.interrupt_after) and not self.managed
               and not config.get("callbacks") and not self.root
-              and self.step_timeout is None and not self.cache_policies):
+              and self.step_timeout is None and not self.cache_policies
+              and not self.reads_state):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:

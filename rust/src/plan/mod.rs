@@ -38,6 +38,9 @@ pub enum KeyKind {
     LastValue,
     /// Values are folded into the current value by a binary reducer (held by the caller).
     Reducer,
+    /// As `LastValue`, but emptied at the end of every step that does not write it
+    /// (LangGraph's `EphemeralValue` state key).
+    Ephemeral,
 }
 
 #[derive(Debug, Clone)]

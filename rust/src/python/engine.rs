@@ -53,7 +53,7 @@ pub struct GraphPlan {
 impl GraphPlan {
     /// Validates the graph (LangGraph's messages on `ValueError`) and compiles it.
     #[new]
-    #[pyo3(signature = (keys, nodes, edges, waiting_edges, branches, interrupt_before, interrupt_after))]
+    #[pyo3(signature = (keys, nodes, edges, waiting_edges, branches, interrupt_before, interrupt_after, ephemeral_keys=Vec::new()))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn new(
         py: Python<'_>,
@@ -64,17 +64,20 @@ impl GraphPlan {
         branches: Vec<(String, String, Option<Vec<String>>)>,
         interrupt_before: Vec<String>,
         interrupt_after: Vec<String>,
+        ephemeral_keys: Vec<String>,
     ) -> PyResult<Self> {
         let spec = GraphSpec {
             keys: keys
                 .into_iter()
-                .map(|(name, reducer)| KeySpec {
-                    name,
-                    kind: if reducer {
+                .map(|(name, reducer)| {
+                    let kind = if reducer {
                         KeyKind::Reducer
+                    } else if ephemeral_keys.contains(&name) {
+                        KeyKind::Ephemeral
                     } else {
                         KeyKind::LastValue
-                    },
+                    };
+                    KeySpec { name, kind }
                 })
                 .collect(),
             nodes: nodes

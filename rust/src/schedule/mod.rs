@@ -321,11 +321,8 @@ impl<V> RunState<V> {
                 if self.available(c) {
                     self.updated.push(c);
                 }
-            } else if let Marker::Ephemeral { set } = &mut self.markers[c] {
-                if *set {
-                    *set = false;
-                    self.versions[c] = version;
-                }
+            } else {
+                self.expire(plan, c, version);
             }
         }
         self.sends = sends;
@@ -369,7 +366,7 @@ impl<V> RunState<V> {
                 unreachable!("state keys come first in the plan")
             };
             let value = match kind {
-                KeyKind::LastValue => {
+                KeyKind::LastValue | KeyKind::Ephemeral => {
                     if updates.len() > 1 {
                         return Err(ApplyError::ConcurrentUpdate { key });
                     }
@@ -386,6 +383,25 @@ impl<V> RunState<V> {
             written.push(key);
         }
         Ok(written)
+    }
+
+    /// The end of a step that did not write channel `c`: an ephemeral trigger, or an
+    /// ephemeral state key, loses its value (a new version, as LangGraph's step bump gives).
+    fn expire(&mut self, plan: &Plan, c: ChannelId, version: u64) {
+        match &mut self.markers[c] {
+            Marker::Ephemeral { set } if *set => {
+                *set = false;
+                self.versions[c] = version;
+            }
+            Marker::Key
+                if plan.channels[c].kind == ChannelKind::Key(KeyKind::Ephemeral)
+                    && self.values[c].is_some() =>
+            {
+                self.values[c] = None;
+                self.versions[c] = version;
+            }
+            _ => {}
+        }
     }
 
     fn arrive(&mut self, channel: ChannelId, slot: Option<usize>) -> bool {
@@ -537,6 +553,39 @@ mod tests {
 
     fn no_route(_: &str, _: &[String]) -> Vec<Write<Vec<String>>> {
         vec![]
+    }
+
+    #[test]
+    fn ephemeral_key_is_emptied_by_a_step_that_does_not_write_it() {
+        let mut s = spec(&["a", "b"], &[(START, "a"), ("a", "b")]);
+        s.keys[1].kind = KeyKind::Ephemeral;
+        let plan = Plan::compile(&s).unwrap();
+        let mut state: RunState<Vec<String>> = RunState::new(&plan, vec![None, None], 25);
+        let mut seen = Vec::new();
+        loop {
+            let tasks = state.next_tasks(&plan).unwrap();
+            if tasks.is_empty() {
+                break;
+            }
+            let results = tasks
+                .iter()
+                .map(|&task| TaskWrites {
+                    task,
+                    writes: if plan.nodes[task.node].name == "a" {
+                        vec![Write::Key(1, vec!["set".to_string()])]
+                    } else {
+                        vec![]
+                    },
+                })
+                .collect();
+            state.apply(&plan, results, &mut Concat).unwrap();
+            seen.push((state.value(1).cloned(), state.channel_version(1)));
+        }
+        // start; a writes it; b does not (emptied, with a new version).
+        assert_eq!(seen[0], (None, 0));
+        assert_eq!(seen[1].0, Some(vec!["set".to_string()]));
+        assert_eq!(seen[2].0, None);
+        assert!(seen[2].1 > seen[1].1);
     }
 
     #[test]

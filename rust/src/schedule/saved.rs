@@ -169,14 +169,8 @@ impl<V> RunState<V> {
         if dropped_any {
             // LangGraph's step bump: triggers nobody took are cleared.
             for c in 0..plan.channels.len() {
-                if c == start {
-                    continue;
-                }
-                if let Marker::Ephemeral { set } = &mut self.markers[c] {
-                    if *set {
-                        *set = false;
-                        self.versions[c] = version;
-                    }
+                if c != start {
+                    self.expire(plan, c, version);
                 }
             }
         }
@@ -234,12 +228,7 @@ impl<V> RunState<V> {
             if was_touched {
                 self.versions[c] = version;
             } else if as_node.is_some() {
-                if let Marker::Ephemeral { set } = &mut self.markers[c] {
-                    if *set {
-                        *set = false;
-                        self.versions[c] = version;
-                    }
-                }
+                self.expire(plan, c, version);
             }
         }
         self.updated = (0..plan.channels.len())

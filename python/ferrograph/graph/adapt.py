@@ -1,0 +1,242 @@
+"""`adapt`: a graph LangGraph built (by the user, or by a library: `create_react_agent`,
+`langchain.agents.create_agent`), rebuilt as the same graph on ferrograph's engine.
+
+A LangGraph `StateGraph` builder becomes a ferrograph `StateGraph` with the same schemas,
+nodes (with their policies and error handlers), edges, waiting edges and conditional edges
+(path maps included); a compiled graph is that builder compiled with the same checkpointer,
+store, cache, breakpoints, name and default config. Subgraph nodes are adapted in turn.
+
+Node and router code is LangGraph's own objects, kept as they are: a function LangGraph's
+builder merely wrapped (its `RunnableCallable` of one function) is unwrapped, so it runs as
+it would in a ferrograph graph; any other `RunnableCallable` (the prebuilt `ToolNode`, an
+agent's model node, middleware) runs through `pregel/_foreign.py`, which gives it the
+config LangGraph's engine would and makes its `Command`s, `Send`s and interrupts ours.
+
+What ferrograph cannot run the same way raises `UntranslatableGraphError` naming it (a
+channel type it lacks, a `Pregel` built by hand, the functional API's `@entrypoint`, ...),
+rather than running differently.
+
+LangGraph is not imported here: its objects are read by attribute and recognised by class
+name and module.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ferrograph.graph.state import NodeSpec, StateGraph
+from ferrograph.pregel._call import BranchSpec
+from ferrograph.pregel.main import CompiledStateGraph
+from ferrograph.types import CachePolicy, RetryPolicy, TimeoutPolicy
+
+
+class UntranslatableGraphError(NotImplementedError):
+    """A LangGraph graph uses something ferrograph does not run the same way."""
+
+
+_CHANNELS = {"LastValue", "BinaryOperatorAggregate", "EphemeralValue", "UntrackedValue"}
+"""LangGraph's state channel types ferrograph's state keys are."""
+
+
+def _langgraph_class(obj: Any, module: str, *names: str) -> bool:
+    """Whether `obj`'s class (or a base) is LangGraph's class of one of `names`, defined
+    under `module`."""
+    return any(c.__name__ in names and c.__module__.startswith(module)
+               for c in type(obj).__mro__)
+
+
+def adapt(graph: Any) -> Any:
+    """The LangGraph `graph` on ferrograph's engine: a compiled graph (`CompiledStateGraph`,
+    e.g. what `create_react_agent` or `create_agent` return) becomes ferrograph's compiled
+    graph; a `StateGraph` builder becomes ferrograph's builder, to compile as usual. A
+    ferrograph graph is returned as it is. Raises `UntranslatableGraphError` for a graph
+    ferrograph cannot run as LangGraph would."""
+    if isinstance(graph, (CompiledStateGraph, StateGraph)):
+        return graph
+    if _langgraph_class(graph, "langgraph.graph.state", "CompiledStateGraph"):
+        return _adapt_compiled(graph)
+    if _langgraph_class(graph, "langgraph.graph.state", "StateGraph"):
+        return _adapt_builder(graph)
+    if _langgraph_class(graph, "langgraph.pregel", "Pregel"):
+        kind = ("a graph of the functional API (`@entrypoint`)"
+                if any(getattr(n, "bound", None) is not None
+                       and type(n.bound).__name__ == "entrypoint"
+                       for n in getattr(graph, "nodes", {}).values())
+                else "a Pregel built by hand (not compiled from a StateGraph)")
+        raise UntranslatableGraphError(
+            f"ferrograph.adapt cannot translate {kind}: only graphs built with LangGraph's "
+            "StateGraph can be adapted")
+    raise TypeError(f"ferrograph.adapt expects a LangGraph StateGraph or compiled graph, "
+                    f"got {type(graph).__name__}")
+
+
+def _adapt_compiled(compiled: Any) -> CompiledStateGraph:
+    """A compiled LangGraph `StateGraph` as ferrograph's, compiled as it was."""
+    for attr, what in (("retry_policy", "a graph-wide retry policy"),
+                       ("cache_policy", "a graph-wide cache policy")):
+        if getattr(compiled, attr, None):
+            raise UntranslatableGraphError(
+                f"ferrograph.adapt cannot translate {what} set on the compiled graph "
+                f"({attr}); set it on the nodes instead")
+    builder = _adapt_builder(compiled.builder, compiled=True)
+    graph = builder.compile(
+        checkpointer=compiled.checkpointer, cache=compiled.cache, store=compiled.store,
+        interrupt_before=_breakpoints(compiled.interrupt_before_nodes),
+        interrupt_after=_breakpoints(compiled.interrupt_after_nodes),
+        debug=compiled.debug, name=compiled.name)
+    if compiled.config:
+        graph.config = compiled.config
+    if compiled.step_timeout is not None:
+        graph.step_timeout = compiled.step_timeout
+    if getattr(compiled, "stream_mode", "updates") != "updates":
+        graph.stream_mode = compiled.stream_mode
+    return graph
+
+
+def _breakpoints(nodes: Any) -> Any:
+    if nodes == "*" or nodes == ["*"]:
+        return "*"
+    return list(nodes) or None
+
+
+def _adapt_builder(lg: Any, compiled: bool = False) -> StateGraph:
+    """A LangGraph `StateGraph` builder as ferrograph's."""
+    _check_channels(lg)
+    try:
+        fg = StateGraph(lg.state_schema, lg.context_schema, input_schema=lg.input_schema,
+                        output_schema=lg.output_schema)
+        for schema in getattr(lg, "schemas", {}):
+            fg._add_schema(schema)
+    except NotImplementedError as e:  # a managed value ferrograph does not compute
+        raise UntranslatableGraphError(f"ferrograph.adapt: {e}") from None
+    defaults = getattr(lg, "_node_defaults", None)
+    if defaults is not None and not compiled:  # (a compiled builder's are applied already)
+        fg.set_node_defaults(
+            retry_policy=_retry(defaults.retry_policy),
+            cache_policy=_cache(defaults.cache_policy),
+            error_handler=(None if defaults.error_handler is None
+                           else unwrap(defaults.error_handler)),
+            timeout=_timeout(defaults.timeout))
+    for name, spec in lg.nodes.items():
+        _add_node(fg, name, spec)
+    for start, end in lg.edges:
+        fg.add_edge(start, end)
+    for starts, end in lg.waiting_edges:
+        fg.add_edge(list(starts), end)
+    for source, by_name in lg.branches.items():
+        for name, branch in by_name.items():
+            if branch.input_schema is not None:
+                fg._add_schema(branch.input_schema)
+            fg.branches.setdefault(source, {})[name] = BranchSpec(
+                unwrap(branch.path), dict(branch.ends) if branch.ends else None,
+                branch.input_schema)
+    _check_keys(lg, fg)
+    return fg
+
+
+def _add_node(fg: StateGraph, name: str, spec: Any) -> None:
+    action = spec.runnable
+    if _langgraph_class(action, "langgraph.graph.state", "CompiledStateGraph"):
+        action = _adapt_compiled(action)  # a subgraph node: adapted in turn
+    elif _langgraph_class(action, "langgraph.pregel", "Pregel"):
+        adapt(action)  # raises, naming what it is
+    action = unwrap(action)
+    ends = spec.ends or None
+    if getattr(spec, "is_error_handler", False):
+        fg.nodes[name] = NodeSpec(
+            name, action, metadata=spec.metadata, input_schema=spec.input_schema,
+            retry_policy=_retry(spec.retry_policy), defer=spec.defer, destinations=ends,
+            is_error_handler=True, timeout=_timeout(getattr(spec, "timeout", None)))
+        return
+    fg.add_node(name, action, defer=spec.defer, metadata=spec.metadata,
+                input_schema=spec.input_schema, retry_policy=_retry(spec.retry_policy),
+                cache_policy=_cache(spec.cache_policy), destinations=ends,
+                trace_policy=getattr(spec, "trace_policy", None),
+                timeout=_timeout(getattr(spec, "timeout", None)))
+    fg.nodes[name].error_handler_node = getattr(spec, "error_handler_node", None)
+
+
+def unwrap(runnable: Any) -> Any:
+    """The function behind LangGraph's `RunnableCallable`, when LangGraph's builder made it
+    of that one function (`coerce_to_runnable`: a sync function with a thread-pool async
+    twin, or an async function alone) and gives it nothing more; else `runnable` itself."""
+    if not (type(runnable).__name__ == "RunnableCallable"
+            and type(runnable).__module__.startswith("langgraph.")):
+        return runnable
+    if getattr(runnable, "kwargs", None) or getattr(runnable, "explode_args", False):
+        return runnable
+    func, afunc = runnable.func, runnable.afunc
+    if func is None:
+        return afunc
+    if isinstance(afunc, functools.partial) and afunc.args == (None, func) \
+            and getattr(afunc.func, "__name__", "") == "run_in_executor":
+        return func
+    return runnable
+
+
+def _retry(policy: Any) -> Any:
+    if policy is None:
+        return None
+    if isinstance(policy, (list, tuple)) and not hasattr(policy, "_asdict"):
+        return [_retry(p) for p in policy]
+    return policy if isinstance(policy, RetryPolicy) else RetryPolicy(**policy._asdict())
+
+
+def _cache(policy: Any) -> Any:
+    if policy is None or isinstance(policy, CachePolicy):
+        return policy
+    return CachePolicy(key_func=policy.key_func, ttl=policy.ttl)
+
+
+def _timeout(policy: Any) -> Any:
+    if policy is None or isinstance(policy, (TimeoutPolicy, int, float)):
+        return policy
+    if hasattr(policy, "run_timeout"):
+        return TimeoutPolicy(run_timeout=policy.run_timeout,
+                             idle_timeout=policy.idle_timeout, refresh_on=policy.refresh_on)
+    return policy  # a timedelta
+
+
+def _check_channels(lg: Any) -> None:
+    """Refuses state channels ferrograph's keys are not (see `_CHANNELS`)."""
+    for key, channel in lg.channels.items():
+        kind = type(channel).__name__
+        if kind not in _CHANNELS or not type(channel).__module__.startswith(
+                "langgraph.channels"):
+            raise UntranslatableGraphError(
+                f"ferrograph.adapt cannot translate the channel {kind} of state key "
+                f"{key!r}: ferrograph's state keys are LangGraph's "
+                f"{', '.join(sorted(_CHANNELS))}")
+        if getattr(channel, "guard", True) is False:
+            raise UntranslatableGraphError(
+                f"ferrograph.adapt cannot translate the unguarded {kind} of state key "
+                f"{key!r} (guard=False: several writes in one step)")
+
+
+def _check_keys(lg: Any, fg: StateGraph) -> None:
+    """Checks that ferrograph read the schemas into the very channels LangGraph did."""
+    if set(fg.keys) != set(lg.channels):
+        raise UntranslatableGraphError(
+            "ferrograph.adapt: the state keys differ from LangGraph's channels "
+            f"({sorted(fg.keys)} against {sorted(lg.channels)})")
+    for key, channel in lg.channels.items():
+        ours = fg.keys[key]
+        kind = type(channel).__name__
+        same = {
+            "BinaryOperatorAggregate": ours.reducer is not None,
+            "EphemeralValue": ours.ephemeral,
+            "UntrackedValue": ours.untracked and ours.reducer is None,
+            "LastValue": ours.reducer is None and not ours.ephemeral and not ours.untracked,
+        }[kind]
+        if not same:
+            raise UntranslatableGraphError(
+                f"ferrograph.adapt: state key {key!r} is LangGraph's {kind}, which "
+                "ferrograph read otherwise from its schema")
+    if set(fg.managed) != set(lg.managed):
+        raise UntranslatableGraphError(
+            f"ferrograph.adapt: managed values differ ({sorted(fg.managed)} against "
+            f"{sorted(lg.managed)})")
+
+
+__all__ = ["UntranslatableGraphError", "adapt"]
