@@ -60,9 +60,7 @@ def adapt(graph: Any) -> Any:
         return _adapt_builder(graph)
     if _langgraph_class(graph, "langgraph.pregel", "Pregel"):
         kind = ("a graph of the functional API (`@entrypoint`)"
-                if any(getattr(n, "bound", None) is not None
-                       and type(n.bound).__name__ == "entrypoint"
-                       for n in getattr(graph, "nodes", {}).values())
+                if "__previous__" in getattr(graph, "channels", {})  # its PREVIOUS channel
                 else "a Pregel built by hand (not compiled from a StateGraph)")
         raise UntranslatableGraphError(
             f"ferrograph.adapt cannot translate {kind}: only graphs built with LangGraph's "

@@ -868,7 +868,8 @@ class GraphRun:
         if t.messages is not None:
             if type(output) is Handled:
                 output = output.output
-            t.messages.emit_output(output, {**t.config["metadata"], "ls_integration": "langgraph"})
+            # LangGraph's run tags its metadata unless the caller's config did (create_agent)
+            t.messages.emit_output(output, {"ls_integration": "langgraph", **t.config["metadata"]})
 
     def record_error(self, t: Task, e: BaseException) -> None:
         if PUSHED_WRITES:
