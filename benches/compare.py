@@ -79,6 +79,47 @@ def fake_model(text: str = REPLY, on_loop: bool = False) -> GenericFakeChatModel
 # -- graphs -------------------------------------------------------------------------------
 
 
+class ToolCallingFakeChatModel(GenericFakeChatModel):
+    """A scripted model that takes tools (what `create_agent` binds them to)."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFakeChatModel:
+        return self
+
+
+AGENT_TOOL_CALLS = 10
+
+
+def agent_graph(impl: str) -> Any:
+    """`langchain.agents.create_agent` with one tool, its model calling the tool
+    `AGENT_TOOL_CALLS` times (one call a turn) before it answers; on ferrograph through
+    `ferrograph.adapt`."""
+    from langchain.agents import create_agent
+    from langchain_core.tools import tool
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Adds two numbers."""
+        return a + b
+
+    turns = [AIMessage("", tool_calls=[{"name": "add", "args": {"a": i, "b": 1},
+                                         "id": f"call-{i}", "type": "tool_call"}])
+             for i in range(AGENT_TOOL_CALLS)]
+    model = ToolCallingFakeChatModel(messages=itertools.cycle([*turns, AIMessage("done")]))
+    graph = create_agent(model, [add])
+    if impl == "ferrograph":
+        import ferrograph
+
+        graph = ferrograph.adapt(graph)
+    return graph
+
+
+def agent_checks(result: Any) -> bool:
+    """The run's messages: the question, a call and its answer per tool call, the answer."""
+    messages = result["messages"]
+    return len(messages) == 2 + 2 * AGENT_TOOL_CALLS and messages[-1].content == "done" \
+        and messages[-2].content == str(AGENT_TOOL_CALLS)
+
+
 class Counter(TypedDict):
     x: int
 
@@ -443,6 +484,14 @@ def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario
         {k: (lambda g=g: g.invoke({"log": []})) for k, g in graphs.items()},
         lambda r: sorted(r["log"][:5]) == [f"f{i}" for i in range(5)] and r["log"][5] == "join",
         inner=100))
+
+    graphs = {k: agent_graph(k) for k in IMPLS}
+    question = {"messages": [{"role": "user", "content": "add them up"}]}
+    out.append(Scenario(
+        "agent10", f"invoke a `create_agent` tool loop: {AGENT_TOOL_CALLS} tool calls a run "
+        "(ferrograph: `ferrograph.adapt`)",
+        {k: (lambda g=g: g.invoke(question)) for k, g in graphs.items()},
+        agent_checks, inner=5))
 
     for family, full, small in (("msgs", (1, 8, 64, 256), (1, 8, 64)),
                                 ("amsgs", (64, 256), (64,)), ("amsgs_loop", (64, 256), (64,)),

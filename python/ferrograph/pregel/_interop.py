@@ -4,7 +4,8 @@ LangGraph's run reads a few entries of the task config it is given, with LangGra
 `checkpoint_ns` and `__pregel_task_id` (it runs as that task's subgraph, its namespace below
 the task's), `__pregel_runtime` (our `Runtime`: its context and store), and `__pregel_stream`
 (`ForeignStream` below: the stream its items also go to). Those are the only LangGraph keys
-a task config carries; ferrograph's own objects live under `__ferrograph_*` keys.
+a task config carries (but for a node LangGraph's own code wrote: see `_foreign`);
+ferrograph's own objects live under `__ferrograph_*` keys.
 
 What reaches our run's stream from LangGraph's, when the caller streams subgraphs:
 - items of its stream modes (`values`, `updates`, `custom` of nodes using the writer LangGraph
