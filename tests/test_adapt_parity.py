@@ -379,3 +379,37 @@ def test_functional_api_is_refused() -> None:
 def test_not_a_graph_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="LangGraph StateGraph"):
         ferrograph.adapt(object())
+
+
+class Asked(TypedDict):
+    question: str
+    answer: str
+
+
+def asking_graph() -> Any:
+    """A user's LangGraph graph whose node calls LangGraph's `interrupt()` and is given its
+    `config`, `writer` and `runtime` by name."""
+    from langgraph.types import interrupt
+
+    def ask(state: Asked, config, writer, runtime) -> dict[str, Any]:
+        writer({"asking": state["question"], "thread": config["configurable"]["thread_id"]})
+        answer = interrupt(state["question"])
+        return {"answer": f"{answer} ({runtime.execution_info.node_attempt})"}
+
+    builder = LangGraphStateGraph(Asked)
+    builder.add_node("ask", ask)
+    builder.add_edge(START, "ask")
+    return builder.compile(checkpointer=InMemorySaver())
+
+
+def test_user_graph_interrupt_in_node_matches() -> None:
+    config = {"configurable": {"thread_id": "t"}}
+    ours, theirs = ferrograph.adapt(asking_graph()), asking_graph()
+    value = {"question": "why?", "answer": ""}
+    first = [plain(list(g.stream(value, config, stream_mode=["custom", "updates"])))
+             for g in (ours, theirs)]
+    assert first[0] == first[1]
+    assert plain(ours.get_state(config).interrupts) == plain(theirs.get_state(config).interrupts)
+    assert ours.invoke(Command(resume="because"), config) == \
+        theirs.invoke(LangGraphCommand(resume="because"), config) == \
+        {"question": "why?", "answer": "because (1)"}

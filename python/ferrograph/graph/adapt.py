@@ -6,11 +6,11 @@ nodes (with their policies and error handlers), edges, waiting edges and conditi
 (path maps included); a compiled graph is that builder compiled with the same checkpointer,
 store, cache, breakpoints, name and default config. Subgraph nodes are adapted in turn.
 
-Node and router code is LangGraph's own objects, kept as they are: a function LangGraph's
-builder merely wrapped (its `RunnableCallable` of one function) is unwrapped, so it runs as
-it would in a ferrograph graph; any other `RunnableCallable` (the prebuilt `ToolNode`, an
-agent's model node, middleware) runs through `pregel/_foreign.py`, which gives it the
-config LangGraph's engine would and makes its `Command`s, `Send`s and interrupts ours.
+Node and router code is kept as LangGraph's builder made it: its `RunnableCallable`s (around
+the user's functions, the prebuilt `ToolNode`, an agent's model node, middleware) run through
+`pregel/_foreign.py`, which gives them the config LangGraph's engine would and makes their
+`Command`s, `Send`s and interrupts ferrograph's. (A user's function is not unwrapped to run
+as a ferrograph node: it may call LangGraph's `interrupt()`, which needs that config.)
 
 What ferrograph cannot run the same way raises `UntranslatableGraphError` naming it (a
 channel type it lacks, a `Pregel` built by hand, the functional API's `@entrypoint`, ...),
@@ -22,7 +22,6 @@ name and module.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from ferrograph.graph.state import NodeSpec, StateGraph
@@ -114,7 +113,7 @@ def _adapt_builder(lg: Any, compiled: bool = False) -> StateGraph:
             retry_policy=_retry(defaults.retry_policy),
             cache_policy=_cache(defaults.cache_policy),
             error_handler=(None if defaults.error_handler is None
-                           else unwrap(defaults.error_handler)),
+                           else defaults.error_handler),
             timeout=_timeout(defaults.timeout))
     for name, spec in lg.nodes.items():
         _add_node(fg, name, spec)
@@ -127,7 +126,7 @@ def _adapt_builder(lg: Any, compiled: bool = False) -> StateGraph:
             if branch.input_schema is not None:
                 fg._add_schema(branch.input_schema)
             fg.branches.setdefault(source, {})[name] = BranchSpec(
-                unwrap(branch.path), dict(branch.ends) if branch.ends else None,
+                branch.path, dict(branch.ends) if branch.ends else None,
                 branch.input_schema)
     _check_keys(lg, fg)
     return fg
@@ -139,7 +138,6 @@ def _add_node(fg: StateGraph, name: str, spec: Any) -> None:
         action = _adapt_compiled(action)  # a subgraph node: adapted in turn
     elif _langgraph_class(action, "langgraph.pregel", "Pregel"):
         adapt(action)  # raises, naming what it is
-    action = unwrap(action)
     ends = spec.ends or None
     if getattr(spec, "is_error_handler", False):
         fg.nodes[name] = NodeSpec(
@@ -153,24 +151,6 @@ def _add_node(fg: StateGraph, name: str, spec: Any) -> None:
                 trace_policy=getattr(spec, "trace_policy", None),
                 timeout=_timeout(getattr(spec, "timeout", None)))
     fg.nodes[name].error_handler_node = getattr(spec, "error_handler_node", None)
-
-
-def unwrap(runnable: Any) -> Any:
-    """The function behind LangGraph's `RunnableCallable`, when LangGraph's builder made it
-    of that one function (`coerce_to_runnable`: a sync function with a thread-pool async
-    twin, or an async function alone) and gives it nothing more; else `runnable` itself."""
-    if not (type(runnable).__name__ == "RunnableCallable"
-            and type(runnable).__module__.startswith("langgraph.")):
-        return runnable
-    if getattr(runnable, "kwargs", None) or getattr(runnable, "explode_args", False):
-        return runnable
-    func, afunc = runnable.func, runnable.afunc
-    if func is None:
-        return afunc
-    if isinstance(afunc, functools.partial) and afunc.args == (None, func) \
-            and getattr(afunc.func, "__name__", "") == "run_in_executor":
-        return func
-    return runnable
 
 
 def _retry(policy: Any) -> Any:
