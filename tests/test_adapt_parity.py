@@ -14,7 +14,12 @@ from typing import Annotated, Any
 
 import pytest
 from langchain.agents import create_agent
-from langchain.agents.middleware import HumanInTheLoopMiddleware, ModelCallLimitMiddleware
+from langchain.agents.middleware import (
+    HumanInTheLoopMiddleware,
+    ModelCallLimitMiddleware,
+    ToolCallLimitMiddleware,
+)
+from langchain.agents.structured_output import ToolStrategy
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.messages.tool import tool_call_chunk
@@ -30,6 +35,7 @@ from langgraph.store.memory import InMemoryStore
 from langgraph.types import Command as LangGraphCommand
 from langgraph.types import RetryPolicy as LangGraphRetryPolicy
 from langgraph.types import Send as LangGraphSend
+from pydantic import BaseModel
 from typing_extensions import TypedDict
 
 import ferrograph
@@ -247,6 +253,43 @@ def test_agent_with_context_and_store_matches() -> None:
     theirs = build().invoke(INPUT, context=Context("u1"))
     assert normalise(ours) == normalise(theirs)
     assert ours["messages"][2].content == "Ada (c-1, 1)"
+
+
+class Answer(BaseModel):
+    value: int
+
+
+def call_limited_agent() -> Any:
+    """The model call limit ends the run through `jump_to` (an `EphemeralValue` key)."""
+    return create_agent(model(script(tool_rounds=4, calls_per_round=1)), [add],
+                        middleware=[ModelCallLimitMiddleware(run_limit=2, exit_behavior="end")])
+
+
+def tool_limited_agent() -> Any:
+    return create_agent(model(script(tool_rounds=3, calls_per_round=2)), [add],
+                        middleware=[ToolCallLimitMiddleware(run_limit=3)])
+
+
+def structured_agent() -> Any:
+    replies = [AIMessage("", id="a0", tool_calls=[call("add", "c0", a=1, b=2)]),
+               AIMessage("", id="a1", tool_calls=[call("Answer", "c1", value=3)])]
+    return create_agent(model(replies), [add], response_format=ToolStrategy(Answer))
+
+
+MIDDLEWARE_AGENTS = {"call limit": call_limited_agent, "tool limit": tool_limited_agent,
+                     "structured output": structured_agent}
+
+
+@pytest.mark.parametrize("agent", MIDDLEWARE_AGENTS)
+@pytest.mark.parametrize("mode", ["values", "updates"])
+def test_middleware_agent_matches(agent: str, mode: str) -> None:
+    oracle, adapted = both(MIDDLEWARE_AGENTS[agent])
+    ours, our_error = drain(adapted.stream(INPUT, stream_mode=mode))
+    theirs, their_error = drain(oracle.stream(INPUT, stream_mode=mode))
+    assert our_error == their_error
+    assert sorted(normalise(ours), key=sort_key) == sorted(normalise(theirs), key=sort_key)
+    if mode == "values":
+        assert normalise(ours[-1]) == normalise(theirs[-1])
 
 
 # --------------------------------------------------------------------------- user graphs

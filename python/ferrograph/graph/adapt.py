@@ -112,8 +112,7 @@ def _adapt_builder(lg: Any, compiled: bool = False) -> StateGraph:
         fg.set_node_defaults(
             retry_policy=_retry(defaults.retry_policy),
             cache_policy=_cache(defaults.cache_policy),
-            error_handler=(None if defaults.error_handler is None
-                           else defaults.error_handler),
+            error_handler=defaults.error_handler,
             timeout=_timeout(defaults.timeout))
     for name, spec in lg.nodes.items():
         _add_node(fg, name, spec)
