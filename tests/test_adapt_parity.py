@@ -177,6 +177,24 @@ def test_agent_tokens_of_one_node(agent: str) -> None:
     assert "".join(chunk.content for chunk, _ in ours) == "the answer is here"
 
 
+async def astreamed(graph: Any, **kwargs: Any) -> list[Any]:
+    return [item async for item in graph.astream(INPUT, stream_mode="messages", **kwargs)]
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_agent_async_messages_match(agent: str) -> None:
+    """`astream` in `messages` mode: every node's items, and one node's with `nodes=`."""
+    node = "agent" if agent == "create_react_agent" else "model"
+    oracle, adapted = both(AGENTS[agent])
+    assert ordered_by_step(asyncio.run(astreamed(adapted))) == \
+        ordered_by_step(asyncio.run(astreamed(oracle)))
+    oracle, adapted = both(AGENTS[agent])
+    ours = asyncio.run(astreamed(adapted, nodes=[node]))
+    theirs = [item for item in asyncio.run(astreamed(oracle))
+              if item[1]["langgraph_node"] == node]
+    assert ours and normalise(ours) == normalise(theirs)
+
+
 def test_create_react_agent_of_ferrograph_prebuilt_runs_on_ferrograph() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -231,6 +249,23 @@ def test_agent_interrupt_get_state_and_resume_match() -> None:
 @dataclass
 class Context:
     user: str
+
+
+def test_react_agent_breakpoint_and_history_match() -> None:
+    """`create_react_agent(checkpointer=..., interrupt_before=["tools"])`: the run stops
+    before each tool step; the thread's state and history are LangGraph's."""
+    config = {"configurable": {"thread_id": "t"}}
+    oracle, adapted = both(lambda: react_agent(  # a saver each
+        checkpointer=InMemorySaver(), interrupt_before=["tools"],
+        replies=script(tool_rounds=2, calls_per_round=1)))
+    for run_input in (INPUT, None, None):
+        assert plain(adapted.invoke(run_input, config)) == plain(oracle.invoke(run_input, config))
+        ours, theirs = adapted.get_state(config), oracle.get_state(config)
+        assert plain(ours.values) == plain(theirs.values)
+        assert ours.next == theirs.next
+        assert plain(ours.metadata) == plain(theirs.metadata)
+    assert [s.next for s in adapted.get_state_history(config)] == \
+        [s.next for s in oracle.get_state_history(config)]
 
 
 def test_agent_with_context_and_store_matches() -> None:
