@@ -25,7 +25,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.tools import tool
-from langgraph.channels import Topic
+from langgraph.channels import EphemeralValue, Topic
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START
 from langgraph.graph import StateGraph as LangGraphStateGraph
@@ -138,8 +138,8 @@ def test_agent_async_final_state_matches(agent: str) -> None:
 
 
 @pytest.mark.parametrize("agent", AGENTS)
-@pytest.mark.parametrize("mode", ["values", "updates"])
-def test_agent_stream_matches(agent: str, mode: str) -> None:
+@pytest.mark.parametrize("mode", ["values", "updates", "tools", ["updates", "tools"]])
+def test_agent_stream_matches(agent: str, mode: Any) -> None:
     oracle, adapted = both(AGENTS[agent], replies=script(tool_rounds=2, calls_per_round=1))
     ours, our_error = drain(adapted.stream(INPUT, stream_mode=mode))
     theirs, their_error = drain(oracle.stream(INPUT, stream_mode=mode))
@@ -491,3 +491,35 @@ def test_user_graph_interrupt_in_node_matches() -> None:
     assert ours.invoke(Command(resume="because"), config) == \
         theirs.invoke(LangGraphCommand(resume="because"), config) == \
         {"question": "why?", "answer": "because (1)"}
+
+
+class Flagged(TypedDict):
+    flag: Annotated[str | None, EphemeralValue]
+    log: Annotated[list[str], operator.add]
+
+
+def flagged_graph(lib: Any) -> Any:
+    """`flag` (an `EphemeralValue` key) is written by `a` only: `b` sees it, `c` (a step
+    later) does not; a checkpoint after `c`'s step holds no `flag`."""
+    builder = lib.StateGraph(Flagged)
+    builder.add_node("a", lambda s: {"flag": "up", "log": ["a"]})
+    builder.add_node("b", lambda s: {"log": [f"b:{s.get('flag')}"]})
+    builder.add_node("c", lambda s: {"log": [f"c:{s.get('flag')}"]})
+    builder.add_edge(lib.START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    return builder
+
+
+def test_ephemeral_value_key_matches(candidate: Any, oracle: Any) -> None:
+    config = {"configurable": {"thread_id": "t"}}
+    runs = {}
+    for lib in (candidate, oracle):
+        graph = flagged_graph(lib).compile(checkpointer=InMemorySaver())
+        items = list(graph.stream({"log": []}, config, stream_mode="values"))
+        runs[lib.name] = (items, graph.get_state(config).values,
+                          [s.values for s in graph.get_state_history(config)])
+    assert runs[candidate.name] == runs[oracle.name]
+    assert runs[candidate.name][0][-1] == {"log": ["a", "b:up", "c:None"]}
+    adapted = ferrograph.adapt(flagged_graph(oracle).compile())
+    assert adapted.invoke({"log": []}) == {"log": ["a", "b:up", "c:None"]}
