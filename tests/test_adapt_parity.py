@@ -389,6 +389,16 @@ def test_user_graph_matches(mode: str) -> None:
     assert key(ours) == key(theirs)
 
 
+@pytest.mark.parametrize("mode", ["values", "updates"])
+def test_user_graph_subgraph_items_match(mode: str) -> None:
+    """The subgraph node, adapted in turn, streams its items under LangGraph's namespaces."""
+    value = {"items": ["a", "b"], "results": [], "note": ""}
+    ours = list(ferrograph.adapt(user_graph()).stream(value, stream_mode=mode, subgraphs=True))
+    theirs = list(user_graph().stream(value, stream_mode=mode, subgraphs=True))
+    assert sorted(normalise(ours), key=sort_key) == sorted(normalise(theirs), key=sort_key)
+    assert any(namespace for namespace, _ in ours)
+
+
 def test_user_graph_builder_adapts_to_a_builder() -> None:
     builder = ferrograph.adapt(user_graph(compiled=False))
     value = {"items": ["a"], "results": [], "note": ""}
@@ -400,6 +410,8 @@ def test_user_graph_builder_adapts_to_a_builder() -> None:
 def test_user_graph_drawing_and_schemas_match() -> None:
     ours, theirs = ferrograph.adapt(user_graph()), user_graph()
     assert ours.get_graph().draw_mermaid() == theirs.get_graph().draw_mermaid()
+    assert ours.get_graph(xray=True).draw_mermaid() == \
+        theirs.get_graph(xray=True).draw_mermaid()
     assert ours.get_input_jsonschema() == theirs.get_input_jsonschema()
     assert ours.get_output_jsonschema() == theirs.get_output_jsonschema()
 
