@@ -203,5 +203,14 @@ def test_prebuilt_names_are_langgraph_objects() -> None:
                  "ToolRuntime", "ValidationNode"):
         assert getattr(ferrograph.prebuilt, name) is getattr(langgraph_prebuilt, name)
     assert callable(ferrograph.prebuilt.create_react_agent)
+    from langgraph.prebuilt import chat_agent_executor, tool_node
+
+    from ferrograph.prebuilt import chat_agent_executor as our_executor
+    from ferrograph.prebuilt import tool_node as our_tool_node
+
+    for name in our_tool_node.__all__:
+        assert getattr(our_tool_node, name) is getattr(tool_node, name)
+    assert our_executor.AgentState is chat_agent_executor.AgentState
+    assert our_executor.create_react_agent is ferrograph.prebuilt.create_react_agent
     with pytest.raises(AttributeError):
         ferrograph.prebuilt.no_such_name  # noqa: B018
