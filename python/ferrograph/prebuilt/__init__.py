@@ -4,7 +4,8 @@
 `ValidationNode` and `ToolCallTransformer` are LangGraph's own objects (package
 `langgraph-prebuilt`, not a dependency of ferrograph: imported when first asked for); they
 work as nodes and edges of a ferrograph `StateGraph`. `create_react_agent` builds LangGraph's
-agent and returns it on ferrograph's engine (`ferrograph.adapt`).
+agent and returns it on ferrograph's engine (`ferrograph.adapt`). The submodules
+`chat_agent_executor` and `tool_node` stand for LangGraph's of those names.
 """
 
 from __future__ import annotations
