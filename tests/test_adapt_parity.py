@@ -535,3 +535,25 @@ def test_ephemeral_value_key_matches(candidate: Any, oracle: Any) -> None:
     assert runs[candidate.name][0][-1] == {"log": ["a", "b:up", "c:None"]}
     adapted = ferrograph.adapt(flagged_graph(oracle).compile())
     assert adapted.invoke({"log": []}) == {"log": ["a", "b:up", "c:None"]}
+
+
+def test_langgraph_overwrite_matches() -> None:
+    """A node returning LangGraph's `Overwrite` for a reducer key replaces its value."""
+    from langgraph.types import Overwrite
+
+    class Log(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    def build() -> Any:
+        builder = LangGraphStateGraph(Log)
+        builder.add_node("a", lambda s: {"log": ["a"]})
+        builder.add_node("b", lambda s: {"log": Overwrite(["b only"])})
+        builder.add_edge(START, "a")
+        builder.add_edge("a", "b")
+        return builder.compile()
+
+    value = {"log": ["input"]}
+    assert ferrograph.adapt(build()).invoke(value) == build().invoke(value) == \
+        {"log": ["b only"]}
+    assert list(ferrograph.adapt(build()).stream(value, stream_mode="values")) == \
+        list(build().stream(value, stream_mode="values"))

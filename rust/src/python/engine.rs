@@ -209,8 +209,9 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
     }
 }
 
-/// The value of an `Overwrite` (ours, or the dict forms LangGraph also takes:
-/// `{"__overwrite__": v}`, `{"type": "__overwrite__", "value": v}`); None for any other value.
+/// The value of an `Overwrite` (ours, LangGraph's own class, or the dict forms LangGraph also
+/// takes: `{"__overwrite__": v}`, `{"type": "__overwrite__", "value": v}`); None for any other
+/// value.
 fn overwritten_value(py: Python<'_>, value: &Py<PyAny>) -> PyResult<Option<Py<PyAny>>> {
     static OVERWRITE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     let value = value.bind(py);
@@ -231,6 +232,12 @@ fn overwritten_value(py: Python<'_>, value: &Py<PyAny>) -> PyResult<Option<Py<Py
     }
     let overwrite = OVERWRITE.import(py, "ferrograph.types", "Overwrite")?;
     if value.is_instance(overwrite)? {
+        return Ok(Some(value.getattr(intern!(py, "value"))?.unbind()));
+    }
+    // LangGraph's (from a graph LangGraph built, run through `ferrograph.adapt`), by name:
+    // ferrograph does not import LangGraph.
+    let kind = value.get_type();
+    if kind.name()?.to_cow()? == "Overwrite" && kind.module()?.to_cow()? == "langgraph.types" {
         return Ok(Some(value.getattr(intern!(py, "value"))?.unbind()));
     }
     Ok(None)
