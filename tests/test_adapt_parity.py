@@ -557,3 +557,26 @@ def test_langgraph_overwrite_matches() -> None:
         {"log": ["b only"]}
     assert list(ferrograph.adapt(build()).stream(value, stream_mode="values")) == \
         list(build().stream(value, stream_mode="values"))
+
+
+def test_subgraph_command_to_parent_matches() -> None:
+    """A node of an adapted subgraph returns LangGraph's `Command(graph=PARENT, ...)`."""
+
+    class Log(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    def build() -> Any:
+        inner = LangGraphStateGraph(Log)
+        inner.add_node("hop", lambda s: LangGraphCommand(
+            graph=LangGraphCommand.PARENT, goto="target", update={"log": ["hop"]}))
+        inner.add_edge(START, "hop")
+        outer = LangGraphStateGraph(Log)
+        outer.add_node("sub", inner.compile(), destinations=("target",))
+        outer.add_node("target", lambda s: {"log": ["target"]})
+        outer.add_edge(START, "sub")
+        return outer.compile()
+
+    for mode in ("updates", "values"):
+        assert list(ferrograph.adapt(build()).stream({"log": []}, stream_mode=mode)) == \
+            list(build().stream({"log": []}, stream_mode=mode))
+    assert ferrograph.adapt(build()).invoke({"log": []}) == {"log": ["hop", "target"]}
