@@ -580,3 +580,43 @@ def test_subgraph_command_to_parent_matches() -> None:
         assert list(ferrograph.adapt(build()).stream({"log": []}, stream_mode=mode)) == \
             list(build().stream({"log": []}, stream_mode=mode))
     assert ferrograph.adapt(build()).invoke({"log": []}) == {"log": ["hop", "target"]}
+
+
+def _failing_graph(defaults: bool) -> Any:
+    """A node that fails, handled by an error handler given LangGraph's `NodeError` (its
+    own, or the builder's default with a retry policy)."""
+    from langgraph.errors import NodeError
+
+    class Log(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    def boom(state: Log) -> dict[str, Any]:
+        raise ValueError("boom")
+
+    def handler(state: Log, error: NodeError) -> dict[str, Any]:
+        return {"log": [f"handled {error.node}: {type(error.error).__name__} {error.error}"]}
+
+    builder = LangGraphStateGraph(Log)
+    if defaults:
+        builder.set_node_defaults(error_handler=handler, retry_policy=LangGraphRetryPolicy(
+            max_attempts=2, initial_interval=0.01, jitter=False, retry_on=ValueError))
+        builder.add_node("boom", boom)
+    else:
+        builder.add_node("boom", boom, error_handler=handler)
+    builder.add_node("after", lambda s: {"log": ["after"]})
+    builder.add_edge(START, "boom")
+    builder.add_edge("boom", "after")
+    return builder
+
+
+@pytest.mark.parametrize("defaults", [False, True])
+@pytest.mark.parametrize("adapted", ["compiled", "builder"])
+def test_error_handler_matches(defaults: bool, adapted: str) -> None:
+    ours = (ferrograph.adapt(_failing_graph(defaults).compile()) if adapted == "compiled"
+            else ferrograph.adapt(_failing_graph(defaults)).compile())
+    theirs = _failing_graph(defaults).compile()
+    value = {"log": []}
+    assert list(ours.stream(value, stream_mode="updates")) == \
+        list(theirs.stream(value, stream_mode="updates"))
+    assert ours.invoke(value) == theirs.invoke(value) == \
+        {"log": ["handled boom: ValueError boom"]}

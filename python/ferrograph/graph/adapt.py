@@ -112,7 +112,8 @@ def _adapt_builder(lg: Any, compiled: bool = False) -> StateGraph:
         fg.set_node_defaults(
             retry_policy=_retry(defaults.retry_policy),
             cache_policy=_cache(defaults.cache_policy),
-            error_handler=defaults.error_handler,
+            error_handler=_as_langgraph_node(defaults.error_handler,
+                                             "__default_error_handler__"),
             timeout=_timeout(defaults.timeout))
     for name, spec in lg.nodes.items():
         _add_node(fg, name, spec)
@@ -150,6 +151,16 @@ def _add_node(fg: StateGraph, name: str, spec: Any) -> None:
                 trace_policy=getattr(spec, "trace_policy", None),
                 timeout=_timeout(getattr(spec, "timeout", None)))
     fg.nodes[name].error_handler_node = getattr(spec, "error_handler_node", None)
+
+
+def _as_langgraph_node(action: Any, name: str) -> Any:
+    """`action` as LangGraph's compile makes a node of it (its `RunnableCallable`, which is
+    given LangGraph's `NodeError` as LangGraph gives it: see `_foreign`)."""
+    if action is None:
+        return None
+    from langgraph._internal._runnable import coerce_to_runnable  # a LangGraph graph's
+
+    return coerce_to_runnable(action, name=name, trace=False)
 
 
 def _retry(policy: Any) -> Any:
