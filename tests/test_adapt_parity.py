@@ -620,3 +620,33 @@ def test_error_handler_matches(defaults: bool, adapted: str) -> None:
         list(theirs.stream(value, stream_mode="updates"))
     assert ours.invoke(value) == theirs.invoke(value) == \
         {"log": ["handled boom: ValueError boom"]}
+
+
+class Counter(TypedDict):
+    x: int
+
+
+def test_timeouts_carried_over() -> None:
+    """A timed async node times out on ferrograph as on LangGraph; a timed sync node of a
+    builder is refused as LangGraph's compile refuses it."""
+
+    async def stuck(state: Counter) -> dict[str, Any]:
+        await asyncio.Event().wait()  # never set: only the timeout ends it
+        return {"x": 1}
+
+    builder = LangGraphStateGraph(Counter)
+    builder.add_node("stuck", stuck, timeout=0.05)
+    builder.add_edge(START, "stuck")
+    errors = []
+    for graph in (builder.compile(), ferrograph.adapt(builder.compile())):
+        with pytest.raises(Exception) as raised:
+            asyncio.run(graph.ainvoke({"x": 0}))
+        errors.append((type(raised.value).__name__, "exceeded its run timeout of 0.050s" in
+                       str(raised.value)))
+    assert errors[0] == errors[1] == ("NodeTimeoutError", True)
+
+    sync_builder = LangGraphStateGraph(Counter)
+    sync_builder.add_node("sync", lambda s: {"x": 2}, timeout=0.05)
+    sync_builder.add_edge(START, "sync")
+    with pytest.raises(ValueError, match="only supported for async nodes"):
+        ferrograph.adapt(sync_builder)

@@ -139,6 +139,12 @@ def _add_node(fg: StateGraph, name: str, spec: Any) -> None:
     elif _langgraph_class(action, "langgraph.pregel", "Pregel"):
         adapt(action)  # raises, naming what it is
     ends = spec.ends or None
+    if getattr(spec, "timeout", None) is not None:
+        # a timed sync node: refused as LangGraph's compile refuses it (a compiled graph's
+        # nodes passed this already)
+        from langgraph.pregel._utils import validate_timeout_supported
+
+        validate_timeout_supported(spec.runnable, name=name)
     if getattr(spec, "is_error_handler", False):
         fg.nodes[name] = NodeSpec(
             name, action, metadata=spec.metadata, input_schema=spec.input_schema,
