@@ -650,3 +650,28 @@ def test_timeouts_carried_over() -> None:
     sync_builder.add_edge(START, "sync")
     with pytest.raises(ValueError, match="only supported for async nodes"):
         ferrograph.adapt(sync_builder)
+
+
+def test_cache_policy_carried_over() -> None:
+    from langgraph.cache.memory import InMemoryCache
+    from langgraph.types import CachePolicy
+
+    calls: list[str] = []
+
+    def node(state: Counter) -> dict[str, Any]:
+        calls.append("n")
+        return {"x": state["x"] + 1}
+
+    def build() -> Any:
+        builder = LangGraphStateGraph(Counter)
+        builder.add_node("n", node, cache_policy=CachePolicy())
+        builder.add_edge(START, "n")
+        return builder.compile(cache=InMemoryCache())
+
+    runs = []
+    for graph in (build(), ferrograph.adapt(build())):
+        calls.clear()
+        runs.append(([list(graph.stream({"x": 1}, stream_mode="updates")) for _ in range(2)],
+                     len(calls)))
+    assert runs[0] == runs[1]
+    assert runs[1][0][1] == [{"n": {"x": 2}, "__metadata__": {"cached": True}}]
