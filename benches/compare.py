@@ -284,6 +284,18 @@ def aconsume_messages(graph: Any, inputs: Any) -> dict[str, tuple[str, int]]:
     return joined(asyncio.run(main()), counts=True)
 
 
+def aconsume_events(runnable: Any, inputs: Any) -> tuple[str, int]:
+    """`astream_events(version="v2")` on a fresh event loop, keeping every model chunk;
+    returns (text, chunk count)."""
+    async def main() -> list[str]:
+        return [e["data"]["chunk"].content
+                async for e in runnable.astream_events(inputs, version="v2")
+                if e["event"] == "on_chat_model_stream"]
+
+    chunks = asyncio.run(main())
+    return "".join(chunks), len(chunks)
+
+
 def no_graph(models: list[Any], via_invoke: bool = False) -> dict[str, str]:
     """The floor: the same models streamed from one thread each, consumed in one loop.
 
@@ -515,6 +527,13 @@ def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario
     out.append(Scenario("seed_poem", "the seed graph, keep write_poem (nograph: both models)",
                         runs, lambda r: list(r) == ["write_poem"],
                         checks={"nograph": lambda r: len(r) == 2}))
+    graphs = {k: branches_graph(L, 1, fake_model) for k, L in libs.items()}
+    runs = {k: (lambda g=g: aconsume_events(g, {"out": []})) for k, g in graphs.items()}
+    events_model = fake_model()
+    runs["nograph"] = lambda: aconsume_events(events_model, "go")
+    out.append(Scenario("events", f"`astream_events` v2 of one node streaming {WORDS} words "
+                        "(GenericFakeChatModel; nograph: the model's own `astream_events`)",
+                        runs, lambda r: r == (REPLY, CHUNKS), per=CHUNKS, unit="chunk"))
     n = 8 if quick else 256
     graphs = {k: branches_graph(L, n, fake_model) for k, L in libs.items()}
     runs = {k: (lambda g=g, k=k: first_token(g, {"out": []}, "branch_0", k))

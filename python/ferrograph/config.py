@@ -25,6 +25,9 @@ CONFIG_KEY_NODE_FINISHED = "__pregel_node_finished"
 the graphs its nodes run included)."""
 CONFIG_KEY_TIMEOUT = "__ferrograph_timeout"
 """In a pushed task's config: the `TimeoutPolicy` of its `Send` (replacing its node's)."""
+CONFIG_KEY_RUN_ID = "__ferrograph_run_id"
+"""The caller's `run_id` (its run's chain run takes it; a task's config does not, or the
+first model the task calls would take it too), for the task's `execution_info`."""
 CONFIG_KEY_RUN = "__ferrograph_run"
 """The ferrograph run (`GraphRun`) a task belongs to, when it streams (else None): a
 ferrograph graph the task runs streams into it."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, TypeVar
 
-from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID, get_config
+from ferrograph.config import CONFIG_KEY_RUN_ID, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID, get_config
 from ferrograph.types import StreamWriter
 
 ContextT = TypeVar("ContextT")
@@ -242,7 +242,7 @@ def task_runtime(config: dict[str, Any], attempt: int = 1,
     info = runtime.execution_info
     if info is not None and info.task_id == task_id:
         return runtime  # made for this task already (a retried attempt's)
-    run_id = config.get("run_id")
+    run_id = config.get("run_id") or configurable.get(CONFIG_KEY_RUN_ID)
     return _with_execution_info(runtime, _execution_info(
         configurable.get("checkpoint_id") or "",
         configurable.get("checkpoint_ns") or "",

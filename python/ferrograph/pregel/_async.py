@@ -26,7 +26,7 @@ from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._loop import GraphRun, Item, Step, Task
 from ferrograph.pregel._messages import LoopProducer
 from ferrograph.pregel._stream import CONTROL_NODE, MODE_DONE
-from ferrograph.pregel._trace import atraced_call, end_trace, start_trace
+from ferrograph.pregel._trace import aend_trace, areport_resume, astart_trace, atraced_task
 from ferrograph.pregel._write import abranch_writes
 
 
@@ -54,16 +54,18 @@ class AsyncDriver:
         closed and every task still running is cancelled and awaited."""
         run, loop = self.run, self.loop
         run.aloop = self
+        run.streams_outputs = True
         self._ended, self._room_waiters = deque(), deque()
         channel = run.open_channel()
         channel.set_waker(functools.partial(_wake_loop, loop, threading.get_ident(),
                                             self._wake_up))
         control = channel.producer(CONTROL_NODE, 0)
         running: set[asyncio.Task[None]] = set()
-        trace = start_trace(run)
+        await astart_trace(run)
         error: BaseException | None = None
         try:
             await run.abegin()
+            await areport_resume(run)
             for part in run.supersteps():
                 await run.aflush()  # what the thread owes so far, before the run goes on
                 if type(part) is Step:
@@ -87,8 +89,12 @@ class AsyncDriver:
                 task.cancel()
             if running:
                 await asyncio.wait(running)
-            await run.aended(error)
-            end_trace(run, trace, error)
+            try:
+                await run.aended(error)
+            except BaseException as e:  # a lifecycle handler that raises (`raise_error`)
+                await aend_trace(run, e)
+                raise
+            await aend_trace(run, error)
 
     async def _execute_streaming(self, tasks: list[Task], channel: ChunkChannel,
                                  control: Any, step: int,
@@ -185,48 +191,50 @@ class AsyncDriver:
     async def run_to_end(self) -> None:
         """Runs the graph to the end (or a breakpoint), streaming nothing."""
         run = self.run
-        trace = start_trace(run)
+        run.streams_outputs = True
+        await astart_trace(run)
         error: BaseException | None = None
         try:
             await run.abegin()
-            await self._steps_to_end(trace)
+            await areport_resume(run)
+            await self._steps_to_end()
         except BaseException as e:
             error = e
             raise
         finally:
-            await run.aended(error)
+            try:
+                await run.aended(error)
+            except BaseException as e:  # a lifecycle handler that raises (`raise_error`)
+                await aend_trace(run, e)
+                raise
+            await aend_trace(run, error)
 
-    async def _steps_to_end(self, trace: Any) -> None:
+    async def _steps_to_end(self) -> None:
         run = self.run
-        try:
-            # `GraphRun.supersteps` without its items (none are streamed).
-            while tasks := run.plan_step():
-                if run.before_step(tasks, run.run.step)[1]:
-                    return end_trace(run, trace, None)
-                to_run, misses = tasks, None
-                if run.graph.cache_policies:  # looked up in the cache first (see `_cache`)
-                    to_run, _, misses = await alookup(run, tasks)
-                if not to_run:
-                    pass
-                elif run.graph.step_timeout:
-                    await self._execute_timed(to_run, run.graph.step_timeout)
-                elif len(to_run) == 1:  # most steps: no fan-out to manage
-                    await self._run_task(to_run[0])
-                    if to_run[0].error is not None:
-                        raise to_run[0].error
-                else:
-                    await self._execute(to_run)
-                if misses:
-                    await astore(run, misses)
-                stop = run.after_step(tasks)[1]
-                await run.aflush()
-                if stop:
-                    return end_trace(run, trace, None)
-            run.final_values = run.run.read(run.result_ids)
-        except BaseException as e:
-            end_trace(run, trace, e)
-            raise
-        end_trace(run, trace, None)
+        # `GraphRun.supersteps` without its items (none are streamed).
+        while tasks := run.plan_step():
+            if run.before_step(tasks, run.run.step)[1]:
+                return
+            to_run, misses = tasks, None
+            if run.graph.cache_policies:  # looked up in the cache first (see `_cache`)
+                to_run, _, misses = await alookup(run, tasks)
+            if not to_run:
+                pass
+            elif run.graph.step_timeout:
+                await self._execute_timed(to_run, run.graph.step_timeout)
+            elif len(to_run) == 1:  # most steps: no fan-out to manage
+                await self._run_task(to_run[0])
+                if to_run[0].error is not None:
+                    raise to_run[0].error
+            else:
+                await self._execute(to_run)
+            if misses:
+                await astore(run, misses)
+            stop = run.after_step(tasks)[1]
+            await run.aflush()
+            if stop:
+                return
+        run.final_values = run.run.read(run.result_ids)
 
     async def _execute_timed(self, tasks: list[Task], step_timeout: float) -> None:
         """`_execute` under the graph's `step_timeout`: past it, the step's tasks are
@@ -280,8 +288,12 @@ class AsyncDriver:
             if t.saved_writes is not None:  # it finished before the thread paused
                 return
             try:
-                output = (await runner.acall(t.input, t.config) if run.user_callbacks is None
-                          else await atraced_call(t))
+                if run.user_callbacks is not None:  # its routers run inside its trace
+                    await atraced_task(t, self._finish_task, run.streams_outputs)
+                    if t.outlet is not None:
+                        await t.outlet.flush()
+                    return
+                output = await runner.acall(t.input, t.config)
                 if t.name in run.graph.branches:
                     await self._finish_task(t, output)
                 else:  # no router to await: no coroutine to make for it

@@ -203,20 +203,26 @@ class BranchSpec:
         self.inject = () if isinstance(path, Runnable) else injected_params(path)
 
     def route(self, state: Any, config: RunnableConfig) -> list[Any]:
-        result = self._call(state, config)
-        if inspect.isawaitable(result):
-            result = run_blocking(result)
-        return self._destinations(result)
+        return self.destinations(self.decide(state, config))
 
     async def aroute(self, state: Any, config: RunnableConfig) -> list[Any]:
         """`route` on an event loop: an async routing function is awaited there."""
+        return self.destinations(await self.adecide(state, config))
+
+    def decide(self, state: Any, config: RunnableConfig) -> Any:
+        """What the routing function returns (before `destinations` maps it)."""
+        result = self._call(state, config)
+        if inspect.isawaitable(result):
+            result = run_blocking(result)
+        return result
+
+    async def adecide(self, state: Any, config: RunnableConfig) -> Any:
         if isinstance(self.path, Runnable):
-            result = await self.path.ainvoke(state, config)
-        else:
-            result = self._call(state, config)
-            if inspect.isawaitable(result):
-                result = await result
-        return self._destinations(result)
+            return await self.path.ainvoke(state, config)
+        result = self._call(state, config)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     def _call(self, state: Any, config: RunnableConfig) -> Any:
         if isinstance(self.path, Runnable):
@@ -225,7 +231,7 @@ class BranchSpec:
             return self.path(state, **injected_values(self.inject, config))
         return self.path(state)
 
-    def _destinations(self, result: Any) -> list[Any]:
+    def destinations(self, result: Any) -> list[Any]:
         if not isinstance(result, (list, tuple)):
             result = [result]
         if not all(isinstance(r, (str, Send)) for r in result):

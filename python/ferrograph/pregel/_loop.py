@@ -37,9 +37,11 @@ from ferrograph._core import (
     reseed_task_ids,
 )
 from ferrograph._schema import managed_values
+from ferrograph.callbacks import GraphInterruptEvent, GraphResumeEvent
 from ferrograph.config import (
     CONFIG_KEY_NODE_FINISHED,
     CONFIG_KEY_RUN,
+    CONFIG_KEY_RUN_ID,
     CONFIG_KEY_RUNTIME,
     CONFIG_KEY_STREAM,
     CONFIG_KEY_TASK,
@@ -80,7 +82,17 @@ from ferrograph.pregel._stream import (
     open_channel,
 )
 from ferrograph.pregel._tools import TaskTools
-from ferrograph.pregel._trace import traced_call, with_handler, without_our_handlers
+from ferrograph.pregel._trace import (
+    RunTrace,
+    areport_pause,
+    report_pause,
+    report_resume,
+    traced_start,
+    traced_task,
+    with_handler,
+    without_our_handlers,
+    without_streaming,
+)
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
     Handled,
@@ -159,6 +171,8 @@ class Task:
     graphs_started: int = 0
     """Graphs this task has run so far (LangGraph's subgraph counter): the second and later
     keep their checkpoints and stream under the task's namespace plus their number."""
+    node_run: Any = None
+    """With user callbacks, while its routers run: the node's chain run (they nest in it)."""
 
     def next_graph_index(self) -> int:
         index = self.graphs_started
@@ -247,6 +261,17 @@ class GraphRun:
         self.interrupt_after = graph.interrupt_after if interrupt_after is None else interrupt_after
         self.input = input
         self.config = config
+        self.run_id = config.get("run_id")
+        """The id the run's chain run takes (the caller's `run_id`): not its tasks'."""
+        self._task_config = {k: v for k, v in config.items() if k not in ("run_id", "run_name")}
+        self.trace: RunTrace | None = None
+        """With user callbacks: the run's chain run (see `_trace`)."""
+        self.pause_status = "pending"
+        """LangGraph's loop status when the run paused (a breakpoint's, or `pending`)."""
+        self._resume_reported = False
+        self.streams_outputs = False
+        """Whether the caller's streaming handlers are handed each node's output: under the
+        async driver only, as LangGraph streams its nodes under `astream` only."""
         self.spec = spec
         self.namespace = namespace
         self.context = context
@@ -298,6 +323,8 @@ class GraphRun:
         """Run by a task: a pause (interrupt, breakpoint) pauses that task."""
         (self._base_configurable, self.base_metadata, self._runtime,
          is_callers_input) = task_bases(graph, config, context, control)
+        if self.run_id is not None:
+            self._base_configurable[CONFIG_KEY_RUN_ID] = self.run_id
         self.control: RunControl = self._runtime.control  # type: ignore[assignment]
         """Asked before each step whether to stop there (`RunControl.request_drain`)."""
         self.strict_input = is_callers_input if strict_input is None else strict_input
@@ -346,6 +373,7 @@ class GraphRun:
         that hands on no items (`ainvoke`) calls those three itself rather than pay for a
         generator."""
         self.begin()
+        report_resume(self)
         if self.saving is not None and self.saving.resumed and self._wants_values:
             # A resumed run first shows the state it resumes from, as LangGraph's does.
             yield [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
@@ -409,17 +437,19 @@ class GraphRun:
             for t in tasks:
                 t.config = {}
 
-    def _interrupts(self, tasks: list[Task], which: frozenset[int]) -> bool:
+    def _interrupts(self, tasks: list[Task], which: frozenset[int], status: str) -> bool:
         if which and any(t.node_id in which for t in tasks if t.node_id != 0) and (
                 self.saving is None or self.saving.should_interrupt(self.run)):
             self.interrupted = True
+            self.pause_status = status
             return True
         return False
 
     def before_step(self, tasks: list[Task], step: int) -> tuple[list[Any] | tuple[()], bool]:
         """The items before a step's tasks run, and whether the run stops there."""
         # (Most runs have no breakpoints: no call to look for them.)
-        if self.interrupt_before and self._interrupts(tasks, self.interrupt_before):
+        if self.interrupt_before and self._interrupts(tasks, self.interrupt_before,
+                                                           "interrupt_before"):
             if self._nested:  # the breakpoint pauses the task that runs this graph
                 raise GraphInterrupt(())
             return list(self._interrupt_items()), True
@@ -477,7 +507,8 @@ class GraphRun:
         if self._wants_values and self.output_id_set.intersection(written):
             if spec.nodes is None or any(spec.wants("values", t.name) for t in tasks):
                 items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
-        if self.interrupt_after and self._interrupts(tasks, self.interrupt_after):
+        if self.interrupt_after and self._interrupts(tasks, self.interrupt_after,
+                                                         "interrupt_after"):
             if self._nested:
                 raise GraphInterrupt(())
             if self._streams_checkpoints:
@@ -731,10 +762,15 @@ class GraphRun:
         if self.node_finished is not None:
             configurable[CONFIG_KEY_NODE_FINISHED] = self.node_finished
         callbacks = self.user_callbacks
+        if self.trace is not None:
+            callbacks = self.trace.step_callbacks(step)
+        if callbacks is not None and self.spec.nodes is not None \
+                and name not in self.spec.nodes and name not in self.spec.inner:
+            callbacks = without_streaming(callbacks)  # nobody listens: its models need not stream
         if task.runner is not None and self.spec.modes:
             callbacks = self._stream_outlets(task, callbacks, configurable, checkpoint_ns, step)
         task.config = {
-            **self.config,
+            **self._task_config,
             "metadata": metadata,
             "callbacks": callbacks,
             "configurable": configurable,
@@ -817,9 +853,14 @@ class GraphRun:
                     input = (dataclasses.replace(input, resume=None)
                              if input.update is not None or input.goto else {})
                 output = map_input(self.graph, input, strict=self.strict_input)
+                if self.trace is not None and t.name in self.graph.branches:
+                    traced_start(t, output, self.finish_task, self.streams_outputs)  # a run for its routers
+                    return
             else:
-                output = (t.runner.call(t.input, t.config) if self.user_callbacks is None
-                          else traced_call(t))
+                if self.user_callbacks is not None:
+                    traced_task(t, self.finish_task, self.streams_outputs)  # its routers run inside its trace
+                    return
+                output = t.runner.call(t.input, t.config)
             self.finish_task(t, output)
         except BaseException as e:  # noqa: BLE001 - recorded; the consumer raises it
             self.record_error(t, e)
@@ -896,11 +937,37 @@ class GraphRun:
         owes is saved."""
         if self.saving is not None and self.run is not None:
             self.saving.finish(error is not None)
+        if error is None:
+            report_pause(self)
 
     async def aended(self, error: BaseException | None = None) -> None:
         """`ended` on an event loop: the saver's writes still waiting are handed over."""
-        self.ended(error)
+        if self.saving is not None and self.run is not None:
+            self.saving.finish(error is not None)
         await self.aflush()
+        if error is None:
+            await areport_pause(self)
+
+    def resume_event(self) -> GraphResumeEvent | None:
+        """LangGraph's lifecycle event for a run that resumed its thread (once per run)."""
+        if self._resume_reported or self.saving is None or not self.saving.resumed:
+            return None
+        self._resume_reported = True
+        return GraphResumeEvent(None, "pending", self.saving.checkpoint["id"],
+                                self._checkpoint_ns())
+
+    def pause_event(self) -> GraphInterruptEvent | None:
+        """LangGraph's lifecycle event for a run that paused (a graph a task runs pauses
+        its caller instead: it reports nothing)."""
+        if self._nested or not self.interrupted:
+            return None
+        checkpoint_id = self.saving.checkpoint["id"] if self.saving is not None else ""
+        return GraphInterruptEvent(None, self.pause_status, checkpoint_id,  # type: ignore[arg-type]
+                                   self._checkpoint_ns(), tuple(self.paused))
+
+    def _checkpoint_ns(self) -> tuple[str, ...]:
+        ns = self.saving.ns if self.saving is not None else "|".join(self.namespace)
+        return tuple(ns.split("|")) if ns else ()
 
     async def aflush(self) -> None:
         if self.saving is not None and self.saving.outbox:

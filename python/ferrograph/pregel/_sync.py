@@ -28,7 +28,7 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
     generator hop per batch, not per item)."""
     channel = run.open_channel()
     control = channel.producer(CONTROL_NODE, 0)
-    trace = start_trace(run)
+    start_trace(run)
     error: BaseException | None = None
     try:
         for part in run.supersteps():
@@ -47,8 +47,12 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
         # Wakes and fails every producer still running (a consumer that stopped early,
         # or a failed step): their models stop streaming instead of blocking forever.
         channel.close()
-        run.ended(error)
-        end_trace(run, trace, error)
+        try:
+            run.ended(error)
+        except BaseException as e:  # a lifecycle handler that raises (`raise_error`)
+            end_trace(run, e)
+            raise
+        end_trace(run, error)
 
 
 class StartedTasks:

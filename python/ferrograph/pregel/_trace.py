@@ -1,5 +1,12 @@
-"""Callbacks: the user's tracers see the run and each node as chain runs, and a subscribed
-task's streaming handler rides along with them.
+"""Callbacks: the user's tracers see the run, each node and each router as chain runs, laid
+out as LangGraph lays them out (so `astream_events` and `astream_log`, which read them, give
+LangGraph's events), and a subscribed task's streaming handler rides along with them.
+
+The run's chain run takes the config's `run_id` and its tasks' configs do not (LangChain
+would give that id to the first model a node calls). Each step's nodes nest under it with
+LangGraph's `graph:step:<n>` tag; inside a node, its body is `seq:step:1` and its routers
+`seq:step:3`, `seq:step:4`, ... A streaming handler of the caller's (`astream_events`) is
+handed each node's output as a one-chunk stream (`on_chain_stream`).
 
 Without user callbacks nothing here runs: the run has no trace, and nodes are called
 directly."""
@@ -8,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
 from langchain_core.tracers import BaseTracer
 
+from ferrograph.callbacks import LifecycleReporter, graph_handlers
+from ferrograph.constants import TAG_HIDDEN
 from ferrograph.pregel._messages import TaskMessages, _StreamingCallbackHandler
 from ferrograph.pregel._tools import TaskTools
 
@@ -23,32 +32,105 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def start_trace(run: GraphRun) -> Any:
-    """With user callbacks, opens the run's own chain run (named after the graph), under
-    which every node's run nests; None without callbacks (nothing to report to)."""
-    if run.user_callbacks is None:
-        return None
-    manager = CallbackManager.configure(
+class RunTrace:
+    """A run's chain run (under which its nodes nest) and its lifecycle reporter."""
+
+    __slots__ = ("manager", "lifecycle")
+
+    def __init__(self, manager: Any, lifecycle: LifecycleReporter | None) -> None:
+        self.manager = manager
+        self.lifecycle = lifecycle
+
+    def step_callbacks(self, step: int) -> Any:
+        """The callbacks of a task of superstep `step` (LangGraph's tag for it)."""
+        return self.manager.get_child(f"graph:step:{step}")
+
+
+def _root_manager(run: GraphRun, cls: Any) -> Any:
+    manager = cls.configure(
         inheritable_callbacks=run.user_callbacks,
         inheritable_tags=run.config.get("tags"),
         inheritable_metadata=run.base_metadata,
     )
-    inputs = run.input if isinstance(run.input, dict) else {"input": run.input}
-    trace = manager.on_chain_start(None, inputs,
-                                   name=run.config.get("run_name") or run.graph.name)
-    run.user_callbacks = trace.get_child()
-    return trace
+    if "ls_integration" not in manager.metadata:
+        manager.add_metadata({"ls_integration": "langgraph"})
+    return manager
 
 
-def end_trace(run: GraphRun, trace: Any, error: BaseException | None) -> None:
+def _root_name(run: GraphRun) -> str:
+    return run.config.get("run_name") or run.graph.get_name()
+
+
+def _lifecycle(run: GraphRun, run_id: Any) -> LifecycleReporter | None:
+    handlers = graph_handlers(run.config.get("callbacks"))
+    return LifecycleReporter(handlers, run_id) if handlers else None
+
+
+def start_trace(run: GraphRun) -> None:
+    """With user callbacks, opens the run's own chain run (named after the graph), under
+    which every node's run nests (`run.trace`); nothing without callbacks."""
+    if run.user_callbacks is None:
+        return
+    manager = _root_manager(run, CallbackManager)
+    root = manager.on_chain_start(None, run.input, name=_root_name(run), run_id=run.run_id)
+    run.trace = RunTrace(root, _lifecycle(run, root.run_id))
+
+
+async def astart_trace(run: GraphRun) -> None:
+    """`start_trace` on an event loop (async handlers awaited there)."""
+    if run.user_callbacks is None:
+        return
+    manager = _root_manager(run, AsyncCallbackManager)
+    root = await manager.on_chain_start(None, run.input, name=_root_name(run),
+                                        run_id=run.run_id)
+    run.trace = RunTrace(root, _lifecycle(run, root.run_id))
+
+
+def end_trace(run: GraphRun, error: BaseException | None) -> None:
     """Closes the run's chain run opened by `start_trace` (if any), with its outcome."""
+    trace = run.trace
     if trace is None:
         return
     if error is None:
-        trace.on_chain_end(run.final_values)
+        trace.manager.on_chain_end(run.final_values)
     else:
-        trace.on_chain_error(error)
+        trace.manager.on_chain_error(error)
 
+
+async def aend_trace(run: GraphRun, error: BaseException | None) -> None:
+    trace = run.trace
+    if trace is None:
+        return
+    if error is None:
+        await trace.manager.on_chain_end(run.final_values)
+    else:
+        await trace.manager.on_chain_error(error)
+
+
+def report_resume(run: GraphRun) -> None:
+    """Tells the lifecycle handlers the run resumed its thread (if it did)."""
+    if run.trace is not None and run.trace.lifecycle is not None \
+            and (event := run.resume_event()) is not None:
+        run.trace.lifecycle.report(event)
+
+
+async def areport_resume(run: GraphRun) -> None:
+    if run.trace is not None and run.trace.lifecycle is not None \
+            and (event := run.resume_event()) is not None:
+        await run.trace.lifecycle.areport(event)
+
+
+def report_pause(run: GraphRun) -> None:
+    """Tells the lifecycle handlers the run paused (if it did)."""
+    if run.trace is not None and run.trace.lifecycle is not None \
+            and (event := run.pause_event()) is not None:
+        run.trace.lifecycle.report(event)
+
+
+async def areport_pause(run: GraphRun) -> None:
+    if run.trace is not None and run.trace.lifecycle is not None \
+            and (event := run.pause_event()) is not None:
+        await run.trace.lifecycle.areport(event)
 
 def _recorded(value: Any, process: Callable[[Any], Any] | None) -> Any:
     """What the tracers record for `value` under a `TracePolicy` processor: the processor's
@@ -73,14 +155,6 @@ def _split(manager: Any) -> tuple[Any, Any]:
     return real, tracers
 
 
-def _as_inputs(value: Any) -> Any:
-    return value if isinstance(value, dict) else {"input": value}
-
-
-def _as_outputs(value: Any) -> Any:
-    return value if isinstance(value, dict) else {"output": value}
-
-
 def _node_manager(t: Task, cls: Any) -> Any:
     return cls.configure(
         inheritable_callbacks=t.config["callbacks"],
@@ -89,65 +163,184 @@ def _node_manager(t: Task, cls: Any) -> Any:
     )
 
 
-def traced_call(t: Task) -> Any:
-    """Calls the task's node inside a chain run of its own, so the user's callbacks and
-    tracers see one run per node (named after it) with the node's model calls nested below.
-    Under the node's `TracePolicy`, the tracers record what its processors make of the
-    node's input and output; every other handler sees the real ones."""
+def _output_tappers(run: Any) -> list[Any]:
+    """The caller's streaming handlers (`astream_events`, `astream_log`): each node's output
+    is streamed to them, as LangGraph streams a node when one listens. Ours are not asked."""
+    return [h for h in run.handlers
+            if _StreamingCallbackHandler in type(h).__mro__ and not isinstance(h, _OURS)]
+
+
+def _tap(run: Any, output: Any) -> None:
+    if tappers := _output_tappers(run):
+        chunks: Iterator[Any] = iter((output,))
+        for h in tappers:
+            chunks = h.tap_output_iter(run.run_id, chunks)
+        for _ in chunks:
+            pass
+
+
+async def _one(value: Any) -> AsyncIterator[Any]:
+    yield value
+
+
+async def _atap(run: Any, output: Any) -> None:
+    if tappers := _output_tappers(run):
+        chunks: AsyncIterator[Any] = _one(output)
+        for h in tappers:
+            chunks = h.tap_output_aiter(run.run_id, chunks)
+        async for _ in chunks:
+            pass
+
+
+def traced_task(t: Task, finish: Callable[[Task, Any], None], stream_output: bool) -> None:
+    """Runs the task's node inside a chain run of its own, so the user's callbacks and
+    tracers see one run per node (named after it) with the node's model calls and then its
+    routers (run by `finish`, which turns the output into writes) nested below. Under the
+    node's `TracePolicy`, the tracers record what its processors make of the node's input
+    and output; every other handler sees the real ones. With `stream_output`, the
+    caller's streaming handlers are handed the output as a one-chunk stream."""
     policy = t.runner.trace_policy  # type: ignore[union-attr]
     manager = _node_manager(t, CallbackManager)
-    inputs = _as_inputs(t.input)
     recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
     if recorded is t.input:
-        run = manager.on_chain_start(None, inputs, name=t.name)
+        run = manager.on_chain_start(None, t.input, name=t.name)
     else:
         real, tracers = _split(manager)
-        run = real.on_chain_start(None, inputs, name=t.name)
+        run = real.on_chain_start(None, t.input, name=t.name)
         tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
         run.handlers = manager.handlers
-    t.config = {**t.config, "callbacks": run.get_child()}
+    t.config = {**t.config, "callbacks": run.get_child("seq:step:1")}
     try:
         output = t.runner.call(t.input, t.config)  # type: ignore[union-attr]
+        t.node_run = run
+        finish(t, output)
+        if stream_output:
+            _tap(run, output)
     except BaseException as e:
         run.on_chain_error(e)
         raise
+    finally:
+        t.node_run = None
     recorded = output if policy is None else _recorded(output, policy.process_outputs)
     if recorded is output:
-        run.on_chain_end(_as_outputs(output))
+        run.on_chain_end(output)
     else:
         real, tracers = _split(run)
         tracers.on_chain_end(recorded)
-        real.on_chain_end(_as_outputs(output))
-    return output
+        real.on_chain_end(output)
 
 
-async def atraced_call(t: Task) -> Any:
-    """`traced_call` for a task on the event loop (an async node of `astream`/`ainvoke`)."""
+async def atraced_task(t: Task, finish: Callable[[Task, Any], Any],
+                       stream_output: bool) -> None:
+    """`traced_task` for a task on the event loop (an async node of `astream`/`ainvoke`);
+    `finish` is awaited."""
     policy = t.runner.trace_policy  # type: ignore[union-attr]
     manager = _node_manager(t, AsyncCallbackManager)
-    inputs = _as_inputs(t.input)
     recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
     if recorded is t.input:
-        run = await manager.on_chain_start(None, inputs, name=t.name)
+        run = await manager.on_chain_start(None, t.input, name=t.name)
     else:
         real, tracers = _split(manager)
-        run = await real.on_chain_start(None, inputs, name=t.name)
+        run = await real.on_chain_start(None, t.input, name=t.name)
         await tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
         run.handlers = manager.handlers
-    t.config = {**t.config, "callbacks": run.get_child()}
+    t.config = {**t.config, "callbacks": run.get_child("seq:step:1")}
     try:
         output = await t.runner.acall(t.input, t.config)  # type: ignore[union-attr]
+        t.node_run = run
+        await finish(t, output)
+        if stream_output:
+            await _atap(run, output)
     except BaseException as e:
         await run.on_chain_error(e)
         raise
+    finally:
+        t.node_run = None
     recorded = output if policy is None else _recorded(output, policy.process_outputs)
     if recorded is output:
-        await run.on_chain_end(_as_outputs(output))
+        await run.on_chain_end(output)
     else:
         real, tracers = _split(run)
         await tracers.on_chain_end(recorded)  # tracers first, as LangGraph does
-        await real.on_chain_end(_as_outputs(output))
-    return output
+        await real.on_chain_end(output)
+
+
+def traced_start(t: Task, output: Any, finish: Callable[[Task, Any], None],
+                 stream_output: bool) -> None:
+    """The start node's routers (conditional edges from START) in a chain run of the start
+    node, hidden from tracing UIs as LangGraph hides it; its input passes through."""
+    t.config = {**t.config, "tags": [*(t.config.get("tags") or ()), TAG_HIDDEN]}
+    run = _node_manager(t, CallbackManager).on_chain_start(None, t.input, name=t.name)
+    try:
+        t.node_run = run
+        finish(t, output)
+        if stream_output:
+            _tap(run, t.input)
+    except BaseException as e:
+        run.on_chain_error(e)
+        raise
+    finally:
+        t.node_run = None
+    run.on_chain_end(t.input)
+
+
+def router_name(path: Any) -> str:
+    """A router's chain run name, as LangGraph names it: the function's, else its class's."""
+    get_name = getattr(path, "get_name", None)
+    if get_name is not None:
+        return get_name()
+    name = getattr(path, "__name__", None)
+    return name if name and name != "<lambda>" else "RunnableCallable"
+
+
+def _router_manager(node_run: Any, index: int, config: Any, cls: Any) -> Any:
+    return cls.configure(
+        inheritable_callbacks=node_run.get_child(f"seq:step:{index}"),
+        inheritable_tags=config.get("tags"),
+        inheritable_metadata=config.get("metadata"),
+    )
+
+
+def traced_route(node_run: Any, index: int, path: Any, value: Any, config: Any,
+                 call: Callable[[Any, Any], Any]) -> Any:
+    """Calls a router of the node (`call(value, config)`) in a chain run of its own under
+    the node's, tagged as LangGraph's sequence tags it (`seq:step:<index>`: 3 for a node's
+    first router, after the node and its writes; 2 for the start node's, which has no
+    body)."""
+    if _is_runnable(path):  # a runnable starts its own run: only the tag is ours
+        return call(value, {**config, "callbacks": node_run.get_child(f"seq:step:{index}")})
+    run = _router_manager(node_run, index, config, CallbackManager).on_chain_start(
+        None, value, name=router_name(path))
+    try:
+        result = call(value, {**config, "callbacks": run.get_child()})
+    except BaseException as e:
+        run.on_chain_error(e)
+        raise
+    run.on_chain_end(result)
+    return result
+
+
+async def atraced_route(node_run: Any, index: int, path: Any, value: Any, config: Any,
+                        call: Callable[[Any, Any], Any]) -> Any:
+    """`traced_route` on an event loop (`call` returns an awaitable)."""
+    if _is_runnable(path):
+        return await call(value, {**config,
+                                  "callbacks": node_run.get_child(f"seq:step:{index}")})
+    run = await _router_manager(node_run, index, config, AsyncCallbackManager).on_chain_start(
+        None, value, name=router_name(path))
+    try:
+        result = await call(value, {**config, "callbacks": run.get_child()})
+    except BaseException as e:
+        await run.on_chain_error(e)
+        raise
+    await run.on_chain_end(result)
+    return result
+
+
+def _is_runnable(path: Any) -> bool:
+    from langchain_core.runnables import Runnable
+
+    return isinstance(path, Runnable)
 
 
 def with_handler(callbacks: Any, handler: TaskMessages | TaskTools) -> Any:
@@ -161,6 +354,20 @@ def with_handler(callbacks: Any, handler: TaskMessages | TaskTools) -> Any:
 
 
 _OURS = (TaskMessages, TaskTools)
+
+
+def without_streaming(callbacks: Any) -> Any:
+    """`callbacks` without the caller's streaming handlers (`astream_events`'s): for a
+    task whose node the caller does not listen to (`nodes=`), so its models do not stream."""
+    if callbacks is None:
+        return None
+    if isinstance(callbacks, list):
+        return [h for h in callbacks if _StreamingCallbackHandler not in type(h).__mro__]
+    manager = callbacks.copy()
+    for h in list(manager.handlers):
+        if _StreamingCallbackHandler in type(h).__mro__:
+            manager.remove_handler(h)
+    return manager
 
 
 def without_our_handlers(callbacks: Any, keep_forwarding: bool = False) -> Any:

@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._schema import ROOT, annotated_keys, input_as_pairs, object_update
-from ferrograph.config import CONFIG_KEY_RUN
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_TASK
 from ferrograph.constants import END, START
 from ferrograph.errors import (
     EmptyInputError,
@@ -28,6 +28,7 @@ from ferrograph.errors import (
     create_error_message,
 )
 from ferrograph.pregel._foreign import from_langgraph
+from ferrograph.pregel._trace import atraced_route, traced_route
 from ferrograph.types import Command, Send, TimeoutPolicy, update_as_pairs
 
 if TYPE_CHECKING:
@@ -294,12 +295,18 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
     if type(result) is Handled:  # the node failed: its conditional edges are not taken
         return writes
     state = _branch_state(graph, state, writes)
+    node_run = _node_run(config)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce, extra, managed_keys in graph.branches[name]:
+        for i, (branch, keys, coerce, extra, managed_keys) in enumerate(graph.branches[name]):
             value = _router_input(state, keys, coerce, result if extra else None,
                                   _managed_for(managed, managed_keys))
-            _route(graph, name, branch.route(value, config), writes, "Branch")
+            if node_run is None:
+                destinations = branch.route(value, config)
+            else:  # in a chain run of its own, inside the node's
+                destinations = branch.destinations(traced_route(
+                    node_run, i + (2 if name == START else 3), branch.path, value, config, branch.decide))
+            _route(graph, name, destinations, writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
     return writes
@@ -312,14 +319,26 @@ async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableC
     if type(result) is Handled:
         return
     state = _branch_state(graph, state, writes)
+    node_run = _node_run(config)
     token = var_child_runnable_config.set(config)
     try:
-        for branch, keys, coerce, extra, managed_keys in graph.branches[name]:
+        for i, (branch, keys, coerce, extra, managed_keys) in enumerate(graph.branches[name]):
             value = _router_input(state, keys, coerce, result if extra else None,
                                   _managed_for(managed, managed_keys))
-            _route(graph, name, await branch.aroute(value, config), writes, "Branch")
+            if node_run is None:
+                destinations = await branch.aroute(value, config)
+            else:
+                destinations = branch.destinations(await atraced_route(
+                    node_run, i + (2 if name == START else 3), branch.path, value, config, branch.adecide))
+            _route(graph, name, destinations, writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
+
+
+def _node_run(config: RunnableConfig) -> Any:
+    """The chain run of the task whose routers run (None: the run is not traced)."""
+    task = config.get("configurable", {}).get(CONFIG_KEY_TASK) if config else None
+    return getattr(task, "node_run", None)
 
 
 def _branch_state(graph: CompiledStateGraph, state: dict[str, Any],

@@ -1,0 +1,345 @@
+"""`astream_events` (v1 and v2) compared with LangGraph's on the same graphs: every event's
+kind, name, tags, metadata, data and parent chain, in order (run ids and task ids, which
+differ from run to run, are numbered by first appearance); and the `nodes=` filter pushed
+down to the models of the nodes nobody listens to."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import operator
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+import langgraph.graph as lg_graph
+import langgraph.types as lg_types
+import pytest
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.tools import tool
+
+import ferrograph.graph as fg_graph
+import ferrograph.types as fg_types
+
+IMPLS = {"ferrograph": fg_graph, "langgraph": lg_graph}
+TYPES = {fg_graph: fg_types, lg_graph: lg_types}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_TASK_NS = re.compile(r"(:)[0-9a-f-]{36}")
+
+
+class CountingModel(GenericFakeChatModel):
+    """A fake chat model that counts the calls that took its streaming path."""
+
+    calls: dict[str, int]
+
+    def _stream(self, *args: Any, **kwargs: Any):
+        self.calls["stream"] += 1
+        yield from super()._stream(*args, **kwargs)
+
+
+def model(text: str = "the quick fox") -> CountingModel:
+    return CountingModel(messages=itertools.cycle([AIMessage(content=text)]),
+                         calls={"stream": 0})
+
+
+def _normalised(value: Any) -> Any:
+    """`value` with what differs from run to run (ids) left out; dicts stay dicts, so their
+    key order does not count."""
+    if isinstance(value, dict):
+        return {k: _normalised(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_normalised(v) for v in value)
+    if isinstance(value, BaseMessage):
+        return (type(value).__name__, _normalised(value.content),
+                _normalised(getattr(value, "tool_calls", None)))
+    if type(value).__name__ == "Interrupt":  # its id hashes the task's (engine-specific)
+        return ("Interrupt", _normalised(value.value))
+    if isinstance(value, str):
+        return _UUID.sub("<id>", value)
+    if isinstance(value, (int, float, bool, type(None))):
+        return value
+    return _UUID.sub("<id>", repr(value))
+
+
+def normalise(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    ids: dict[str, int] = {}
+
+    def num(run_id: str) -> int:
+        return ids.setdefault(run_id, len(ids))
+
+    out = []
+    for e in events:
+        metadata = {k: _TASK_NS.sub(r"\1<task>", v) if isinstance(v, str) else v
+                    for k, v in e.get("metadata", {}).items() if k != "lc_versions"}
+        out.append((e["event"], e["name"], num(e["run_id"]),
+                    tuple(num(p) for p in e.get("parent_ids", ())), tuple(e["tags"]),
+                    _normalised(metadata), _normalised(e["data"])))
+    return out
+
+
+def collect(graph: Any, input: Any, config: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        return [e async for e in graph.astream_events(input, config, **kwargs)]
+
+    return asyncio.run(run())
+
+
+def assert_same_events(build: Callable[[Any], Any], input: Any, config: Any = None,
+                       **kwargs: Any) -> list[dict[str, Any]]:
+    ours = collect(build(fg_graph), input, config, **kwargs)
+    theirs = collect(build(lg_graph), input, config, **kwargs)
+    assert normalise(ours) == normalise(theirs)
+    return ours
+
+
+class S(TypedDict):
+    topic: str
+    out: Annotated[list, operator.add]
+
+
+def model_and_router(lib: Any, chat: Any = None) -> Any:
+    chat = chat or model()
+
+    def call(state: S):
+        return {"out": [chat.invoke([HumanMessage(content=state["topic"])]).content]}
+
+    def other(state: S):
+        return {"out": ["other"]}
+
+    def route(state: S):
+        return "other" if len(state["out"]) < 2 else lib.END
+
+    b = lib.StateGraph(S)
+    b.add_node("call", call)
+    b.add_node("other", other)
+    b.add_edge(lib.START, "call")
+    b.add_conditional_edges("call", route, ["other", lib.END])
+    b.add_edge("other", lib.END)
+    return b.compile()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_nodes_models_and_routers_match_langgraph(version: str):
+    events = assert_same_events(lambda lib: model_and_router(lib), {"topic": "owls", "out": []},
+                                version=version)
+    kinds = [e["event"] for e in events]
+    assert kinds.count("on_chat_model_stream") == 5  # "the", " ", "quick", " ", "fox"
+    assert "on_chain_stream" in kinds
+
+
+def test_config_tags_metadata_and_run_name_match_langgraph():
+    config = {"tags": ["mine"], "metadata": {"who": "me"}, "run_name": "outer"}
+    assert_same_events(lambda lib: model_and_router(lib), {"topic": "owls", "out": []}, config,
+                       version="v2")
+
+
+def test_async_nodes_and_routers_match_langgraph():
+    def build(lib: Any) -> Any:
+        chat = model("a b")
+
+        async def call(state: S):
+            reply = await chat.ainvoke([HumanMessage(content=state["topic"])])
+            return {"out": [reply.content]}
+
+        async def route(state: S):
+            return "done"
+
+        async def done(state: S):
+            return {"out": ["done"]}
+
+        b = lib.StateGraph(S)
+        b.add_node("call", call)
+        b.add_node("done", done)
+        b.add_edge(lib.START, "call")
+        b.add_conditional_edges("call", route, ["done"])
+        return b.compile()
+
+    assert_same_events(build, {"topic": "owls", "out": []}, version="v2")
+
+
+def test_subgraph_node_matches_langgraph():
+    def build(lib: Any) -> Any:
+        chat = model("x y")
+
+        def inner_call(state: S):
+            return {"out": [chat.invoke("hi").content]}
+
+        inner = lib.StateGraph(S)
+        inner.add_node("inner_call", inner_call)
+        inner.add_edge(lib.START, "inner_call")
+        sub = inner.compile()
+
+        def first(state: S):
+            return {"out": ["first"]}
+
+        b = lib.StateGraph(S)
+        b.add_node("first", first)
+        b.add_node("sub", sub)
+        b.add_edge(lib.START, "first")
+        b.add_edge("first", "sub")
+        return b.compile()
+
+    assert_same_events(build, {"topic": "owls", "out": []}, version="v2")
+
+
+def test_tool_called_in_a_node_matches_langgraph():
+    @tool
+    def shout(text: str) -> str:
+        """Shouts the text."""
+        return text.upper()
+
+    def build(lib: Any) -> Any:
+        def call(state: S):
+            return {"out": [shout.invoke({"text": state["topic"]})]}
+
+        b = lib.StateGraph(S)
+        b.add_node("call", call)
+        b.add_edge(lib.START, "call")
+        return b.compile()
+
+    events = assert_same_events(build, {"topic": "owls", "out": []}, version="v2")
+    assert [e["event"] for e in events if "tool" in e["event"]] == ["on_tool_start",
+                                                                     "on_tool_end"]
+
+
+def test_conditional_start_and_include_exclude_filters_match_langgraph():
+    def build(lib: Any) -> Any:
+        chat = model("p q")
+
+        def pick(state: S):
+            return "call"
+
+        def call(state: S):
+            return {"out": [chat.invoke("hi", config={"tags": ["chatty"]}).content]}
+
+        b = lib.StateGraph(S)
+        b.add_node("call", call)
+        b.add_conditional_edges(lib.START, pick, ["call"])
+        return b.compile()
+
+    start = {"topic": "owls", "out": []}
+    assert_same_events(build, start, version="v2")
+    assert_same_events(build, start, version="v2", include_names=["call"])
+    assert_same_events(build, start, version="v2", include_types=["chat_model"])
+    assert_same_events(build, start, version="v2", include_tags=["chatty"])
+    assert_same_events(build, start, version="v2", exclude_names=["pick", "LangGraph"])
+    assert_same_events(build, start, version="v1", exclude_types=["chain"])
+
+
+def test_stream_mode_values_and_checkpointer_match_langgraph():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    def build(lib: Any) -> Any:
+        return model_and_router(lib).builder.compile(checkpointer=InMemorySaver())
+
+    assert_same_events(build, {"topic": "owls", "out": []},
+                       {"configurable": {"thread_id": "t"}}, version="v2", stream_mode="values")
+
+
+def test_send_and_a_graph_invoked_inside_a_node_match_langgraph():
+    def build(lib: Any) -> Any:
+        chat = model("m n")
+
+        def inner_call(state: S):
+            return {"out": [chat.invoke("hi").content]}
+
+        inner = lib.StateGraph(S)
+        inner.add_node("inner_call", inner_call)
+        inner.add_edge(lib.START, "inner_call")
+        sub = inner.compile()
+
+        def fan(state: S):
+            return [TYPES[lib].Send("worker", {"topic": "sent", "out": []})]
+
+        def worker(state: S):
+            return {"out": sub.invoke(state)["out"]}
+
+        b = lib.StateGraph(S)
+        b.add_node("worker", worker)
+        b.add_conditional_edges(lib.START, fan)
+        return b.compile()
+
+    assert_same_events(build, {"topic": "owls", "out": []}, version="v2")
+
+
+def test_interrupt_and_resume_match_langgraph():
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    savers: dict[Any, Any] = {}
+
+    def build(lib: Any) -> Any:
+        def ask(state: S):
+            return {"out": [TYPES[lib].interrupt("which?")]}
+
+        b = lib.StateGraph(S)
+        b.add_node("ask", ask)
+        b.add_edge(lib.START, "ask")
+        return b.compile(checkpointer=savers.setdefault(lib, InMemorySaver()))
+
+    config = {"configurable": {"thread_id": "1"}}
+    assert_same_events(build, {"topic": "owls", "out": []}, config, version="v2")
+    ours = collect(build(fg_graph), fg_types.Command(resume="owls"), config, version="v2")
+    theirs = collect(build(lg_graph), lg_types.Command(resume="owls"), config, version="v2")
+    assert normalise(ours) == normalise(theirs)
+
+
+def test_nodes_filter_keeps_other_models_from_streaming():
+    """ferrograph: `nodes=` keeps the events of the nodes listened to, and a model in any
+    other node is not asked to stream at all."""
+    joke, poem = model("ha ha"), model("roses are red")
+
+    class T(TypedDict):
+        joke: str
+        poem: str
+
+    def write_joke(state: T):
+        return {"joke": joke.invoke("joke").content}
+
+    def write_poem(state: T):
+        return {"poem": poem.invoke("poem").content}
+
+    b = fg_graph.StateGraph(T)
+    b.add_node(write_joke)
+    b.add_node(write_poem)
+    b.add_edge(fg_graph.START, "write_joke")
+    b.add_edge(fg_graph.START, "write_poem")
+    events = collect(b.compile(), {}, version="v2", nodes=["write_poem"])
+    streamed = "".join(e["data"]["chunk"].content for e in events
+                       if e["event"] == "on_chat_model_stream")
+    assert streamed == "roses are red"
+    assert {e["metadata"].get("langgraph_node") for e in events} == {None, "write_poem"}
+    assert joke.calls["stream"] == 0 and poem.calls["stream"] == 1
+
+
+def test_real_chat_openai_tokens_match_langgraph():
+    pytest.importorskip("langchain_openai")
+    from ferrograph.local_openai import LocalOpenAIServer, poem_about
+
+    with LocalOpenAIServer() as server:
+        def build(lib: Any) -> Any:
+            chat = server.chat_model()
+
+            def call(state: S):
+                return {"out": [chat.invoke(f"Write a short poem about {state['topic']}")
+                                .content]}
+
+            b = lib.StateGraph(S)
+            b.add_node("call", call)
+            b.add_edge(lib.START, "call")
+            return b.compile()
+
+        ours = collect(build(fg_graph), {"topic": "owls", "out": []}, version="v2")
+        theirs = collect(build(lg_graph), {"topic": "owls", "out": []}, version="v2")
+
+    def shape(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        # The server's completion ids and timings differ between the two calls: compare
+        # everything else.
+        return [(kind, name, tags, parents) for kind, name, _, parents, tags, _, _
+                in normalise(events)]
+
+    assert shape(ours) == shape(theirs)
+    tokens = [e["data"]["chunk"].content for e in ours if e["event"] == "on_chat_model_stream"]
+    assert "".join(tokens) == poem_about("owls") and len(tokens) > 3
+    model_md = next(e["metadata"] for e in ours if e["event"] == "on_chat_model_start")
+    assert model_md["langgraph_node"] == "call" and model_md["langgraph_step"] == 1
