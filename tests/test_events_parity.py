@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypedDict
 import langgraph.graph as lg_graph
 import langgraph.types as lg_types
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
@@ -343,3 +344,101 @@ def test_real_chat_openai_tokens_match_langgraph():
     assert "".join(tokens) == poem_about("owls") and len(tokens) > 3
     model_md = next(e["metadata"] for e in ours if e["event"] == "on_chat_model_start")
     assert model_md["langgraph_node"] == "call" and model_md["langgraph_step"] == 1
+
+
+def retried_graph(lib: Any, is_async: bool) -> Any:
+    attempts = {"n": 0}
+
+    def flaky(state: S):
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise ValueError("again")
+        return {"out": ["ok"]}
+
+    async def aflaky(state: S):
+        return flaky(state)
+
+    b = lib.StateGraph(S)
+    b.add_node("flaky", aflaky if is_async else flaky, retry_policy=TYPES[lib].RetryPolicy(
+        initial_interval=0, jitter=False, retry_on=ValueError))
+    b.add_edge(lib.START, "flaky")
+    b.add_conditional_edges("flaky", lambda state: lib.END)  # a lambda router: its name
+    return b.compile()
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_retried_node_runs_once_per_attempt_as_in_langgraph(is_async: bool):
+    events = assert_same_events(lambda lib: retried_graph(lib, is_async),
+                                {"topic": "owls", "out": []}, version="v2")
+    assert [e["name"] for e in events if e["event"] == "on_chain_start"][1:4] == ["flaky"] * 3
+
+
+class TreeRecorder(BaseCallbackHandler):
+    """Every chain run's name, tags and parent, as a tracer sees them."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Any, ...]] = []
+        self.ids: dict[Any, int] = {}
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any,
+                       parent_run_id: Any = None, tags: Any = None, name: Any = None,
+                       **kwargs: Any) -> None:
+        self.ids[run_id] = len(self.ids)
+        self.runs.append((name, tuple(tags or ()), self.ids.get(parent_run_id)))
+
+    def on_chain_end(self, outputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        self.runs.append(("end", self.ids[run_id], _normalised(outputs)))
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream", "ainvoke"])
+def test_sync_and_async_runs_trace_as_langgraph(how: str):
+    def trace(lib: Any) -> list[tuple[Any, ...]]:
+        recorder = TreeRecorder()
+        graph = retried_graph(lib, False)
+        config = {"callbacks": [recorder]}
+        start = {"topic": "owls", "out": []}
+        if how == "invoke":
+            graph.invoke(start, config)
+        elif how == "stream":
+            list(graph.stream(start, config))
+        else:
+            asyncio.run(graph.ainvoke(start, config))
+        return recorder.runs
+
+    assert trace(fg_graph) == trace(lg_graph)
+
+
+def by_run(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """Each run's events in order, keyed by its path of names (parallel nodes interleave
+    their events differently from run to run, in either implementation)."""
+    names = {e["run_id"]: e["name"] for e in events}
+    runs: dict[tuple[str, ...], list[Any]] = {}
+    for e in events:
+        path = (*(names[p] for p in e["parent_ids"]), e["name"])
+        runs.setdefault(path, []).append((e["event"], tuple(e["tags"]),
+                                          _normalised(e["data"])))
+    # The graph's own items come in the order its nodes end: any order.
+    root = next(path for path in runs if len(path) == 1)
+    runs[root] = sorted(runs[root], key=repr)
+    return sorted((path, tuple(kinds)) for path, kinds in runs.items())
+
+
+def test_parallel_nodes_match_langgraph_run_by_run():
+    def build(lib: Any) -> Any:
+        chat = model("a b c")
+
+        def branch(i: int) -> Any:
+            def run(state: S):
+                return {"out": [f"{i}:{chat.invoke(str(i)).content}"]}
+            return run
+
+        b = lib.StateGraph(S)
+        for i in range(4):
+            b.add_node(f"b{i}", branch(i))
+            b.add_edge(lib.START, f"b{i}")
+        return b.compile()
+
+    start = {"topic": "owls", "out": []}
+    ours = collect(build(fg_graph), start, version="v2")
+    theirs = collect(build(lg_graph), start, version="v2")
+    assert by_run(ours) == by_run(theirs)

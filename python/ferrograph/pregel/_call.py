@@ -135,6 +135,12 @@ def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str
     return {param: values[param] for param in params}
 
 
+def _traced_retry(config: RunnableConfig) -> Any:
+    """With user callbacks: the task's hook that opens its next attempt's chain run."""
+    task = config["configurable"].get(CONFIG_KEY_TASK)
+    return getattr(task, "on_retry", None)
+
+
 def _forget_pushed(config: RunnableConfig) -> None:
     if PUSHED_WRITES:
         PUSHED_WRITES.pop(config["configurable"].get(CONFIG_KEY_TASK_ID), None)
@@ -473,6 +479,8 @@ class NodeRunner:
                 if policy is None or attempt >= policy.max_attempts:
                     raise
                 _forget_pushed(config)  # a failed attempt's pushed writes are not applied
+                if (on_retry := _traced_retry(config)) is not None:
+                    config = on_retry(config, exc)  # the next attempt's chain run
                 time.sleep(policy.delay(attempt))
 
     def _call_once(self, input: Any, config: RunnableConfig) -> Any:
@@ -508,6 +516,8 @@ class NodeRunner:
                 if policy is None or attempt >= policy.max_attempts:
                     raise
                 _forget_pushed(config)  # a failed attempt's pushed writes are not applied
+                if (on_retry := _traced_retry(config)) is not None:
+                    config = await on_retry(config, exc)  # the next attempt's chain run
                 await asyncio.sleep(policy.delay(attempt))
 
     async def _acall_once(self, input: Any, config: RunnableConfig) -> Any:

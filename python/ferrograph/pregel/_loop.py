@@ -172,7 +172,14 @@ class Task:
     """Graphs this task has run so far (LangGraph's subgraph counter): the second and later
     keep their checkpoints and stream under the task's namespace plus their number."""
     node_run: Any = None
-    """With user callbacks, while its routers run: the node's chain run (they nest in it)."""
+    """With user callbacks, while the node runs: its chain run (its routers nest in it)."""
+    async_run: bool = False
+    """With user callbacks, while the node runs: whether its run is on the async driver
+    (where LangGraph runs routers through their async path, which names an unnamed one
+    differently)."""
+    on_retry: Any = None
+    """With user callbacks, while the node runs: what starts the chain run of its next
+    attempt under a retry policy, given the config and the error (returns the config)."""
 
     def next_graph_index(self) -> int:
         index = self.graphs_started
@@ -270,8 +277,9 @@ class GraphRun:
         """LangGraph's loop status when the run paused (a breakpoint's, or `pending`)."""
         self._resume_reported = False
         self.streams_outputs = False
-        """Whether the caller's streaming handlers are handed each node's output: under the
-        async driver only, as LangGraph streams its nodes under `astream` only."""
+        """Whether this is a run LangGraph makes through `astream` (`astream`, `ainvoke`):
+        the caller's streaming handlers are then handed each node's output, as LangGraph
+        streams its nodes there only (and its routers take their async path)."""
         self.spec = spec
         self.namespace = namespace
         self.context = context

@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler, CallbackManager
 from langchain_core.tracers import BaseTracer
 
 from ferrograph.callbacks import LifecycleReporter, graph_handlers
@@ -132,6 +132,77 @@ async def areport_pause(run: GraphRun) -> None:
             and (event := run.pause_event()) is not None:
         await run.trace.lifecycle.areport(event)
 
+try:
+    from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
+except ImportError:  # another langchain-core: its handler is called the usual way
+    _AstreamEventsCallbackHandler = None  # type: ignore[assignment,misc]
+
+_EVENTS = ("on_llm_start", "on_chat_model_start", "on_llm_new_token", "on_llm_end",
+           "on_llm_error", "on_chain_start", "on_chain_end", "on_chain_error", "on_tool_start",
+           "on_tool_end", "on_tool_error", "on_text", "on_retry", "on_agent_action",
+           "on_agent_finish", "on_retriever_start", "on_retriever_end", "on_retriever_error",
+           "on_custom_event", "on_stream_event")
+
+
+def _run_to_end(coroutine: Any) -> None:
+    """Runs a coroutine that never suspends, in place."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("astream_events' handler suspended: it cannot be run in place")
+
+
+class InlineEvents(BaseCallbackHandler, _StreamingCallbackHandler):
+    """`astream_events`' handler, called from sync code (a node on a worker thread, its
+    model's tokens). The handler's methods are coroutines that never suspend (each only
+    queues its event for the consumer's loop), so they are run to their end in place;
+    LangChain would make an event loop to run each on, per call: most of a token's cost."""
+
+    run_inline = True
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.raise_error = events.raise_error
+
+    def tap_output_iter(self, run_id: Any, output: Iterator[Any]) -> Iterator[Any]:
+        return self.events.tap_output_iter(run_id, output)
+
+    def tap_output_aiter(self, run_id: Any, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        return self.events.tap_output_aiter(run_id, output)
+
+
+def _forwarder(name: str) -> Callable[..., None]:
+    def forward(self: InlineEvents, *args: Any, **kwargs: Any) -> None:
+        _run_to_end(getattr(self.events, name)(*args, **kwargs))
+
+    forward.__name__ = name
+    return forward
+
+
+for _name in _EVENTS:
+    setattr(InlineEvents, _name, _forwarder(_name))
+for _name in ("ignore_llm", "ignore_chain", "ignore_agent", "ignore_retriever", "ignore_retry",
+              "ignore_chat_model", "ignore_custom_event"):
+    setattr(InlineEvents, _name, property(lambda self, n=_name: getattr(self.events, n)))
+
+
+def _inline_events(manager: Any) -> Any:
+    """`manager` with `astream_events`' handler called in place (see `InlineEvents`)."""
+    if _AstreamEventsCallbackHandler is None:
+        return manager
+
+    def swap(handlers: list[Any]) -> list[Any]:
+        return [InlineEvents(h) if type(h) is _AstreamEventsCallbackHandler else h
+                for h in handlers]
+
+    if any(type(h) is _AstreamEventsCallbackHandler for h in manager.handlers):
+        manager.handlers = swap(manager.handlers)
+        manager.inheritable_handlers = swap(manager.inheritable_handlers)
+    return manager
+
+
 def _recorded(value: Any, process: Callable[[Any], Any] | None) -> Any:
     """What the tracers record for `value` under a `TracePolicy` processor: the processor's
     result, or `value` itself when there is none or it raised (logged, as LangGraph does)."""
@@ -192,35 +263,34 @@ async def _atap(run: Any, output: Any) -> None:
             pass
 
 
-def traced_task(t: Task, finish: Callable[[Task, Any], None], stream_output: bool) -> None:
-    """Runs the task's node inside a chain run of its own, so the user's callbacks and
-    tracers see one run per node (named after it) with the node's model calls and then its
-    routers (run by `finish`, which turns the output into writes) nested below. Under the
-    node's `TracePolicy`, the tracers record what its processors make of the node's input
-    and output; every other handler sees the real ones. With `stream_output`, the
-    caller's streaming handlers are handed the output as a one-chunk stream."""
+def _start_node(t: Task, manager: Any) -> Any:
+    """Opens the node's chain run (one per attempt, as LangGraph's); under its
+    `TracePolicy` the tracers are given what its processor makes of the input."""
     policy = t.runner.trace_policy  # type: ignore[union-attr]
-    manager = _node_manager(t, CallbackManager)
     recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
     if recorded is t.input:
-        run = manager.on_chain_start(None, t.input, name=t.name)
-    else:
-        real, tracers = _split(manager)
-        run = real.on_chain_start(None, t.input, name=t.name)
-        tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
-        run.handlers = manager.handlers
-    t.config = {**t.config, "callbacks": run.get_child("seq:step:1")}
-    try:
-        output = t.runner.call(t.input, t.config)  # type: ignore[union-attr]
-        t.node_run = run
-        finish(t, output)
-        if stream_output:
-            _tap(run, output)
-    except BaseException as e:
-        run.on_chain_error(e)
-        raise
-    finally:
-        t.node_run = None
+        return manager.on_chain_start(None, t.input, name=t.name)
+    real, tracers = _split(manager)
+    run = real.on_chain_start(None, t.input, name=t.name)
+    tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
+    run.handlers = manager.handlers
+    return run
+
+
+async def _astart_node(t: Task, manager: Any) -> Any:
+    policy = t.runner.trace_policy  # type: ignore[union-attr]
+    recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
+    if recorded is t.input:
+        return await manager.on_chain_start(None, t.input, name=t.name)
+    real, tracers = _split(manager)
+    run = await real.on_chain_start(None, t.input, name=t.name)
+    await tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
+    run.handlers = manager.handlers
+    return run
+
+
+def _end_node(t: Task, run: Any, output: Any) -> None:
+    policy = t.runner.trace_policy  # type: ignore[union-attr]
     recorded = output if policy is None else _recorded(output, policy.process_outputs)
     if recorded is output:
         run.on_chain_end(output)
@@ -230,32 +300,8 @@ def traced_task(t: Task, finish: Callable[[Task, Any], None], stream_output: boo
         real.on_chain_end(output)
 
 
-async def atraced_task(t: Task, finish: Callable[[Task, Any], Any],
-                       stream_output: bool) -> None:
-    """`traced_task` for a task on the event loop (an async node of `astream`/`ainvoke`);
-    `finish` is awaited."""
+async def _aend_node(t: Task, run: Any, output: Any) -> None:
     policy = t.runner.trace_policy  # type: ignore[union-attr]
-    manager = _node_manager(t, AsyncCallbackManager)
-    recorded = t.input if policy is None else _recorded(t.input, policy.process_inputs)
-    if recorded is t.input:
-        run = await manager.on_chain_start(None, t.input, name=t.name)
-    else:
-        real, tracers = _split(manager)
-        run = await real.on_chain_start(None, t.input, name=t.name)
-        await tracers.on_chain_start(None, recorded, name=t.name, run_id=run.run_id)
-        run.handlers = manager.handlers
-    t.config = {**t.config, "callbacks": run.get_child("seq:step:1")}
-    try:
-        output = await t.runner.acall(t.input, t.config)  # type: ignore[union-attr]
-        t.node_run = run
-        await finish(t, output)
-        if stream_output:
-            await _atap(run, output)
-    except BaseException as e:
-        await run.on_chain_error(e)
-        raise
-    finally:
-        t.node_run = None
     recorded = output if policy is None else _recorded(output, policy.process_outputs)
     if recorded is output:
         await run.on_chain_end(output)
@@ -265,14 +311,73 @@ async def atraced_task(t: Task, finish: Callable[[Task, Any], Any],
         await real.on_chain_end(output)
 
 
+def traced_task(t: Task, finish: Callable[[Task, Any], None], stream_output: bool) -> None:
+    """Runs the task's node inside a chain run of its own, so the user's callbacks and
+    tracers see one run per node (named after it; one per attempt under a retry policy)
+    with the node's model calls and then its routers (run by `finish`, which turns the
+    output into writes) nested below. Under the node's `TracePolicy`, the tracers record
+    what its processors make of the node's input and output; every other handler sees the
+    real ones. With `stream_output`, the caller's streaming handlers are handed the output
+    as a one-chunk stream."""
+    manager = _inline_events(_node_manager(t, CallbackManager))
+    t.node_run = _start_node(t, manager)
+
+    def next_attempt(config: Any, error: BaseException) -> Any:
+        t.node_run.on_chain_error(error)
+        t.node_run = _start_node(t, manager)
+        return {**config, "callbacks": t.node_run.get_child("seq:step:1")}
+
+    t.on_retry, t.async_run = next_attempt, stream_output
+    t.config = {**t.config, "callbacks": t.node_run.get_child("seq:step:1")}
+    try:
+        output = t.runner.call(t.input, t.config)  # type: ignore[union-attr]
+        finish(t, output)
+        if stream_output:
+            _tap(t.node_run, output)
+    except BaseException as e:
+        t.node_run.on_chain_error(e)
+        raise
+    finally:
+        run, t.node_run, t.on_retry = t.node_run, None, None
+    _end_node(t, run, output)
+
+
+async def atraced_task(t: Task, finish: Callable[[Task, Any], Any],
+                       stream_output: bool) -> None:
+    """`traced_task` for a task on the event loop (an async node of `astream`/`ainvoke`);
+    `finish` is awaited."""
+    manager = _node_manager(t, AsyncCallbackManager)
+    t.node_run = await _astart_node(t, manager)
+
+    async def next_attempt(config: Any, error: BaseException) -> Any:
+        await t.node_run.on_chain_error(error)
+        t.node_run = await _astart_node(t, manager)
+        return {**config, "callbacks": t.node_run.get_child("seq:step:1")}
+
+    t.on_retry, t.async_run = next_attempt, stream_output
+    t.config = {**t.config, "callbacks": t.node_run.get_child("seq:step:1")}
+    try:
+        output = await t.runner.acall(t.input, t.config)  # type: ignore[union-attr]
+        await finish(t, output)
+        if stream_output:
+            await _atap(t.node_run, output)
+    except BaseException as e:
+        await t.node_run.on_chain_error(e)
+        raise
+    finally:
+        run, t.node_run, t.on_retry = t.node_run, None, None
+    await _aend_node(t, run, output)
+
+
 def traced_start(t: Task, output: Any, finish: Callable[[Task, Any], None],
                  stream_output: bool) -> None:
     """The start node's routers (conditional edges from START) in a chain run of the start
     node, hidden from tracing UIs as LangGraph hides it; its input passes through."""
     t.config = {**t.config, "tags": [*(t.config.get("tags") or ()), TAG_HIDDEN]}
-    run = _node_manager(t, CallbackManager).on_chain_start(None, t.input, name=t.name)
+    run = _inline_events(_node_manager(t, CallbackManager)).on_chain_start(
+        None, t.input, name=t.name)
     try:
-        t.node_run = run
+        t.node_run, t.async_run = run, stream_output
         finish(t, output)
         if stream_output:
             _tap(run, t.input)
@@ -284,13 +389,14 @@ def traced_start(t: Task, output: Any, finish: Callable[[Task, Any], None],
     run.on_chain_end(t.input)
 
 
-def router_name(path: Any) -> str:
-    """A router's chain run name, as LangGraph names it: the function's, else its class's."""
-    get_name = getattr(path, "get_name", None)
-    if get_name is not None:
-        return get_name()
+def router_name(path: Any, async_run: bool) -> str | None:
+    """A router's chain run name, as LangGraph names it: the function's; for a lambda or a
+    callable object, its wrapper's class on the sync path and none (shown as `Unnamed`) on
+    the async one."""
     name = getattr(path, "__name__", None)
-    return name if name and name != "<lambda>" else "RunnableCallable"
+    if name and name != "<lambda>":
+        return name
+    return None if async_run else "RunnableCallable"
 
 
 def _router_manager(node_run: Any, index: int, config: Any, cls: Any) -> Any:
@@ -302,7 +408,7 @@ def _router_manager(node_run: Any, index: int, config: Any, cls: Any) -> Any:
 
 
 def traced_route(node_run: Any, index: int, path: Any, value: Any, config: Any,
-                 call: Callable[[Any, Any], Any]) -> Any:
+                 call: Callable[[Any, Any], Any], async_run: bool) -> Any:
     """Calls a router of the node (`call(value, config)`) in a chain run of its own under
     the node's, tagged as LangGraph's sequence tags it (`seq:step:<index>`: 3 for a node's
     first router, after the node and its writes; 2 for the start node's, which has no
@@ -310,7 +416,7 @@ def traced_route(node_run: Any, index: int, path: Any, value: Any, config: Any,
     if _is_runnable(path):  # a runnable starts its own run: only the tag is ours
         return call(value, {**config, "callbacks": node_run.get_child(f"seq:step:{index}")})
     run = _router_manager(node_run, index, config, CallbackManager).on_chain_start(
-        None, value, name=router_name(path))
+        None, value, name=router_name(path, async_run))
     try:
         result = call(value, {**config, "callbacks": run.get_child()})
     except BaseException as e:
@@ -327,7 +433,7 @@ async def atraced_route(node_run: Any, index: int, path: Any, value: Any, config
         return await call(value, {**config,
                                   "callbacks": node_run.get_child(f"seq:step:{index}")})
     run = await _router_manager(node_run, index, config, AsyncCallbackManager).on_chain_start(
-        None, value, name=router_name(path))
+        None, value, name=router_name(path, True))
     try:
         result = await call(value, {**config, "callbacks": run.get_child()})
     except BaseException as e:

@@ -295,7 +295,8 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
     if type(result) is Handled:  # the node failed: its conditional edges are not taken
         return writes
     state = _branch_state(graph, state, writes)
-    node_run = _node_run(config)
+    task = config.get("configurable", {}).get(CONFIG_KEY_TASK) if config else None
+    node_run = getattr(task, "node_run", None)
     token = var_child_runnable_config.set(config)
     try:
         for i, (branch, keys, coerce, extra, managed_keys) in enumerate(graph.branches[name]):
@@ -305,7 +306,8 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
                 destinations = branch.route(value, config)
             else:  # in a chain run of its own, inside the node's
                 destinations = branch.destinations(traced_route(
-                    node_run, i + (2 if name == START else 3), branch.path, value, config, branch.decide))
+                    node_run, i + (2 if name == START else 3), branch.path, value, config,
+                    branch.decide, task.async_run))
             _route(graph, name, destinations, writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)

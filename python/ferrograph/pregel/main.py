@@ -383,7 +383,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
             try:
                 return await asyncio.to_thread(
                     self._invoke, input, config, context, output_keys, interrupt_before,
-                    interrupt_after, version, stop_check, control, durability)
+                    interrupt_after, version, stop_check, control, durability, True)
             except asyncio.CancelledError:
                 cancelled.set()
                 raise
@@ -493,7 +493,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 output_keys: str | Sequence[str] | None, interrupt_before: Any,
                 interrupt_after: Any, version: str,
                 stop_check: Callable[[], None] | None = None,
-                control: RunControl | None = None, durability: Any = None) -> Any:
+                control: RunControl | None = None, durability: Any = None,
+                for_ainvoke: bool = False) -> Any:
         """`invoke` of the final values, on whichever driver the run allows; `stop_check`
         is called before each step and what it raises stops the run there."""
         if output_keys is None and self.root:
@@ -519,6 +520,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                            interrupt_before=self._breakpoints(interrupt_before),
                            interrupt_after=self._breakpoints(interrupt_after),
                            stop_check=stop_check, control=control, durability=durability)
+            run.streams_outputs = for_ainvoke  # LangGraph's `ainvoke` is its `astream`
             _sync.run_to_end(run)
             result = run.output()
         return self._result(result, output_keys if single_key else None, version)
