@@ -261,3 +261,35 @@ def test_subgraph_invoked_synchronously_from_an_async_node_streams_without_deadl
     assert not runner.is_alive(), "the stream deadlocked"
     assert [value for _ns, value in items] == list(range(50))
     assert {ns[0].split(":")[0] for ns, _ in items} == {"calls_subgraph"}
+
+
+def test_a_script_ending_right_after_astream_exits_cleanly():
+    """A worker can still be finishing the push that reports its task's end when the run is
+    over; a script that exits right then must not abort (the interpreter stopping that
+    thread inside the extension's frames did, most of the time)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import asyncio
+        from typing import TypedDict
+        from ferrograph.graph import START, StateGraph
+
+        class S(TypedDict):
+            x: int
+
+        b = StateGraph(S)
+        b.add_node("node", lambda state: {"x": state["x"] + 1})
+        b.add_edge(START, "node")
+        graph = b.compile()
+
+        async def main():
+            async for _ in graph.astream({"x": 0}):
+                pass
+
+        asyncio.run(main())
+    """)
+    for _ in range(5):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]

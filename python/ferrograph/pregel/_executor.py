@@ -9,11 +9,14 @@ count returns to what the load needs.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 
+EXIT_WAIT_SECONDS = 1.0
+"""At exit, how long to wait for workers still finishing a task."""
 IDLE_LINGER_SECONDS = 2.0
 """How long an idle worker (or the scout) waits for more work before exiting."""
 SCOUT_POLL_SECONDS = 0.001
@@ -40,6 +43,10 @@ class WorkerPool:
     @property
     def thread_count(self) -> int:
         return self._threads
+
+    def busy(self) -> int:
+        """How many workers are running something."""
+        return self._threads - len(self._idle)
 
     def submit(self, fn: Callable[[], None]) -> None:
         """Runs `fn` on a worker; `fn` must not raise (it reports its own outcome)."""
@@ -126,3 +133,16 @@ class Scout:
 
 
 DEFAULT_SCOUT = Scout()
+
+
+
+@atexit.register
+def _let_workers_finish() -> None:
+    """At exit, before the interpreter stops its daemon threads: waits (briefly) for the
+    workers still finishing a task (the push that reports a task's end can still be under
+    way when its run is over). A daemon thread stopped by a finalizing interpreter while it
+    runs Python code called from the extension's Rust code unwinds through frames that
+    cannot let it through: the process would abort as it exits."""
+    deadline = time.monotonic() + EXIT_WAIT_SECONDS
+    while DEFAULT_POOL.busy() and time.monotonic() < deadline:
+        time.sleep(0.001)  # lets them have the GIL
