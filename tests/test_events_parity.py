@@ -442,3 +442,42 @@ def test_parallel_nodes_match_langgraph_run_by_run():
     ours = collect(build(fg_graph), start, version="v2")
     theirs = collect(build(lg_graph), start, version="v2")
     assert by_run(ours) == by_run(theirs)
+
+
+def runnable_nodes(lib: Any) -> Any:
+    """A sequence as a node (its steps become the node's), a lambda runnable, a router."""
+    from langchain_core.runnables import RunnableLambda
+
+    chat = model("r s")
+    sequence = (RunnableLambda(lambda state: state["topic"]) | chat
+                | RunnableLambda(lambda message: {"out": [message.content]}))
+
+    async def alam(state: S):
+        return {"out": ["lam"]}
+
+    b = lib.StateGraph(S)
+    b.add_node("sequence", sequence)
+    b.add_node("lam", RunnableLambda(lambda state: {"out": ["lam"]}, afunc=alam))
+    b.add_edge(lib.START, "sequence")
+    b.add_conditional_edges("sequence", lambda state: "lam", ["lam"])
+    return b.compile()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_runnable_nodes_match_langgraph(version: str):
+    assert_same_events(runnable_nodes, {"topic": "owls", "out": []}, version=version)
+
+
+@pytest.mark.parametrize("how", ["invoke", "ainvoke"])
+def test_runnable_nodes_trace_as_langgraph(how: str):
+    def trace(lib: Any) -> list[tuple[Any, ...]]:
+        recorder = TreeRecorder()
+        graph = runnable_nodes(lib)
+        start = {"topic": "owls", "out": []}
+        if how == "invoke":
+            graph.invoke(start, {"callbacks": [recorder]})
+        else:
+            asyncio.run(graph.ainvoke(start, {"callbacks": [recorder]}))
+        return recorder.runs
+
+    assert trace(fg_graph) == trace(lg_graph)

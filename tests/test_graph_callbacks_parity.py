@@ -117,3 +117,35 @@ def test_raising_handler_is_logged_unless_raise_error():
     config = {"configurable": {"thread_id": "u"}, "callbacks": [loud]}
     with pytest.raises(ValueError, match="boom"):
         app.invoke({"answer": None}, config)
+
+
+def test_subgraph_pause_and_resume_events_match_langgraph():
+    """The pause is the outer graph's; on resume, the subgraph reports its own resume too,
+    under its namespace."""
+    def run(lib: str, base: type) -> list[Any]:
+        graph, types = LIBS[lib]
+
+        def ask(state: S):
+            return {"answer": types.interrupt("which?")}
+
+        inner = graph.StateGraph(S)
+        inner.add_node("ask", ask)
+        inner.add_edge(graph.START, "ask")
+        b = graph.StateGraph(S)
+        b.add_node("sub", inner.compile())
+        b.add_edge(graph.START, "sub")
+        app = b.compile(checkpointer=InMemorySaver())
+        handler = recorder(base)
+        config = {"configurable": {"thread_id": "t"}, "callbacks": [handler]}
+        out = []
+        for input in ({"answer": None}, types.Command(resume="owls")):
+            handler.events.clear()
+            app.invoke(input, config)
+            out.append([(kind, e.status, tuple(p.split(":")[0] for p in e.checkpoint_ns),
+                         tuple(i.value for i in getattr(e, "interrupts", ())))
+                        for kind, e in handler.events])
+        return out
+
+    ours = run("ferrograph", fg_callbacks.GraphCallbackHandler)
+    assert ours == run("langgraph", lg_callbacks.GraphCallbackHandler)
+    assert ours[1] == [("resume", "pending", (), ()), ("resume", "pending", ("sub",), ())]

@@ -52,6 +52,7 @@ from ferrograph.pregel._foreign import (
     reads_state_on_send,
 )
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
+from ferrograph.pregel._trace import ainvoke_steps, invoke_steps, sequence_steps
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
     Handled,
@@ -135,10 +136,18 @@ def injected_values(params: tuple[str, ...], config: RunnableConfig) -> dict[str
     return {param: values[param] for param in params}
 
 
+def _node_task(config: RunnableConfig) -> Any:
+    return config["configurable"].get(CONFIG_KEY_TASK)
+
+
 def _traced_retry(config: RunnableConfig) -> Any:
     """With user callbacks: the task's hook that opens its next attempt's chain run."""
-    task = config["configurable"].get(CONFIG_KEY_TASK)
-    return getattr(task, "on_retry", None)
+    return getattr(_node_task(config), "on_retry", None)
+
+
+def _node_run(config: RunnableConfig) -> Any:
+    """With user callbacks: the chain run of the node's task (None: not traced)."""
+    return getattr(_node_task(config), "node_run", None)
 
 
 def _forget_pushed(config: RunnableConfig) -> None:
@@ -270,6 +279,14 @@ class NodeRunner:
         """Whether the action is LangGraph's own `RunnableCallable` (see `_foreign`)."""
         self.reads_state = self.is_foreign and reads_state_on_send(spec.action)
         """Whether its pushed tasks are given a way to read the state (`_foreign`)."""
+        self.steps: list[Runnable] = (
+            [] if not self.is_runnable or is_subgraph or self.is_langgraph or self.is_foreign
+            else sequence_steps(spec.action))
+        """A runnable node's steps as LangGraph runs them under callbacks: a sequence's
+        steps one by one, each a child run of the node's (`seq:step:<n>`)."""
+        self.step_count = len(self.steps) or 1
+        """How many `seq:step` children the node's body has (its routers come after those
+        and the node's writes)."""
         fn = spec.action if not self.is_runnable else None
         self.is_async = fn is not None and (
             inspect.iscoroutinefunction(fn)
@@ -491,6 +508,8 @@ class NodeRunner:
                     return self.action.invoke(input, langgraph_task_config(config))
                 if self.is_foreign:
                     return self._call_foreign(input, config)
+                if self.steps and (node_run := _node_run(config)) is not None:
+                    return invoke_steps(self.steps, input, config, node_run)
                 return self.action.invoke(input, config)
             result = self.action(input, **self._injected(config))
             if self.is_async:
@@ -528,6 +547,9 @@ class NodeRunner:
                     return await self.action.ainvoke(input, langgraph_task_config(config))
                 if self.is_foreign:
                     return await self._acall_foreign(input, config)
+                if self.steps and (node_run := _node_run(config)) is not None:
+                    return await ainvoke_steps(self.steps, input, config, node_run,
+                                               _node_task(config).async_run)
                 return await self.action.ainvoke(input, config)
             return await self.action(input, **self._injected(config))
         except ParentCommand as e:

@@ -369,6 +369,53 @@ async def atraced_task(t: Task, finish: Callable[[Task, Any], Any],
     await _aend_node(t, run, output)
 
 
+def sequence_steps(action: Any) -> list[Any]:
+    """The steps LangGraph makes of a runnable node: a sequence's own steps (flattened, as
+    its node sequence flattens them), else the runnable alone."""
+    from langchain_core.runnables import RunnableSequence
+
+    if isinstance(action, RunnableSequence):
+        return list(action.steps)
+    return [action]
+
+
+def invoke_steps(steps: list[Any], input: Any, config: Any, node_run: Any) -> Any:
+    """A traced runnable node's steps, each a child run of the node's run (`seq:step:<n>`),
+    as LangGraph's node sequence invokes them."""
+    value = input
+    for i, step in enumerate(steps, 1):
+        value = step.invoke(value, {**config, "callbacks": node_run.get_child(f"seq:step:{i}")})
+    return value
+
+
+async def ainvoke_steps(steps: list[Any], input: Any, config: Any, node_run: Any,
+                        async_run: bool) -> Any:
+    """`invoke_steps` on the event loop. When the caller streams node outputs
+    (`astream_events`), the steps stream into each other (`astream`, then `atransform`),
+    as LangGraph's node sequence streams them then, and the node's output is what its
+    chunks add up to."""
+    if not (async_run and _output_tappers(node_run)):
+        value = input
+        for i, step in enumerate(steps, 1):
+            value = await step.ainvoke(
+                value, {**config, "callbacks": node_run.get_child(f"seq:step:{i}")})
+        return value
+    chunks = steps[0].astream(input, {**config, "callbacks": node_run.get_child("seq:step:1")})
+    for i, step in enumerate(steps[1:], 2):
+        chunks = step.atransform(chunks, {**config,
+                                          "callbacks": node_run.get_child(f"seq:step:{i}")})
+    output, first = None, True
+    async for chunk in chunks:
+        if first:
+            output, first = chunk, False
+        else:
+            try:
+                output = output + chunk
+            except TypeError:
+                output = chunk
+    return output
+
+
 def traced_start(t: Task, output: Any, finish: Callable[[Task, Any], None],
                  stream_output: bool) -> None:
     """The start node's routers (conditional edges from START) in a chain run of the start

@@ -306,7 +306,7 @@ def branch_writes(graph: CompiledStateGraph, name: str, config: RunnableConfig,
                 destinations = branch.route(value, config)
             else:  # in a chain run of its own, inside the node's
                 destinations = branch.destinations(traced_route(
-                    node_run, i + (2 if name == START else 3), branch.path, value, config,
+                    node_run, i + (2 if name == START else graph.runners[name].step_count + 2), branch.path, value, config,
                     branch.decide, task.async_run))
             _route(graph, name, destinations, writes, "Branch")
     finally:
@@ -331,7 +331,7 @@ async def abranch_writes(graph: CompiledStateGraph, name: str, config: RunnableC
                 destinations = await branch.aroute(value, config)
             else:
                 destinations = branch.destinations(await atraced_route(
-                    node_run, i + (2 if name == START else 3), branch.path, value, config, branch.adecide))
+                    node_run, i + (2 if name == START else graph.runners[name].step_count + 2), branch.path, value, config, branch.adecide))
             _route(graph, name, destinations, writes, "Branch")
     finally:
         var_child_runnable_config.reset(token)
