@@ -481,3 +481,36 @@ def test_runnable_nodes_trace_as_langgraph(how: str):
         return recorder.runs
 
     assert trace(fg_graph) == trace(lg_graph)
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_callers_run_id_and_run_name_are_the_graphs_not_its_models(how: str):
+    """The config's `run_id` and `run_name` name the graph's run; a model a node calls (here
+    with a handler of its own, so even a run without graph callbacks shows it) gets its own."""
+    import uuid
+
+    def seen(lib: Any) -> list[Any]:
+        calls: list[Any] = []
+
+        class ModelRuns(BaseCallbackHandler):
+            def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any,
+                                    name: Any = None, **kwargs: Any) -> None:
+                calls.append((run_id == given, name))
+
+        chat = model("x")
+
+        def call(state: S):
+            return {"out": [chat.invoke("hi", config={"callbacks": [ModelRuns()]}).content]}
+
+        b = lib.StateGraph(S)
+        b.add_node("call", call)
+        b.add_edge(lib.START, "call")
+        config = {"run_id": given, "run_name": "outer"}
+        if how == "invoke":
+            b.compile().invoke({"topic": "owls", "out": []}, config)
+        else:
+            list(b.compile().stream({"topic": "owls", "out": []}, config))
+        return calls
+
+    given = uuid.uuid4()
+    assert seen(fg_graph) == seen(lg_graph) == [(False, None)]  # "outer" if it leaked

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectGraph, OutOfSteps
-from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
+from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUN_ID, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK
 from ferrograph.errors import GraphDrained, GraphInterrupt, is_interrupt
 from ferrograph.pregel._call import own_command
 from ferrograph.pregel._errors import (
@@ -94,10 +94,13 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
 
     configurable[CONFIG_KEY_RUN] = None
     configurable[CONFIG_KEY_TASK] = None
+    if (run_id := config.get("run_id")) is not None:  # the tasks' runtimes have it,
+        configurable[CONFIG_KEY_RUN_ID] = run_id  # not their configs (see `GraphRun`)
+    task_config = {k: v for k, v in config.items() if k not in ("run_id", "run_name")}
     questions: list[Any] = []
     try:
         result = graph.direct.invoke(
-            graph, input, strict, graph.start_values(), limit, {**config, "callbacks": None},
+            graph, input, strict, graph.start_values(), limit, {**task_config, "callbacks": None},
             configurable, metadata, result_ids, config.get("max_concurrency") or None,
             stop_check, runtime.control, questions)
     except OutOfSteps:
