@@ -37,7 +37,6 @@ from ferrograph._core import (
     reseed_task_ids,
 )
 from ferrograph._schema import managed_values
-from ferrograph.callbacks import GraphInterruptEvent, GraphResumeEvent
 from ferrograph.config import (
     CONFIG_KEY_NODE_FINISHED,
     CONFIG_KEY_RUN,
@@ -275,7 +274,8 @@ class GraphRun:
         """With user callbacks: the run's chain run (see `_trace`)."""
         self.pause_status = "pending"
         """LangGraph's loop status when the run paused (a breakpoint's, or `pending`)."""
-        self._resume_reported = False
+        self.resume_reported = False
+        """Whether the lifecycle handlers were told the run resumed (see `_trace`)."""
         self.streams_outputs = False
         """Whether this is a run LangGraph makes through `astream` (`astream`, `ainvoke`):
         the caller's streaming handlers are then handed each node's output, as LangGraph
@@ -327,7 +327,7 @@ class GraphRun:
             callbacks, own_graph)
         self.node_finished = config.get("configurable", {}).get(CONFIG_KEY_NODE_FINISHED)
         """LangGraph's node-finished callback, when the caller gave one."""
-        self._nested = bool(namespace) or not own_graph
+        self.nested = bool(namespace) or not own_graph
         """Run by a task: a pause (interrupt, breakpoint) pauses that task."""
         (self._base_configurable, self.base_metadata, self._runtime,
          is_callers_input) = task_bases(graph, config, context, control)
@@ -458,7 +458,7 @@ class GraphRun:
         # (Most runs have no breakpoints: no call to look for them.)
         if self.interrupt_before and self._interrupts(tasks, self.interrupt_before,
                                                            "interrupt_before"):
-            if self._nested:  # the breakpoint pauses the task that runs this graph
+            if self.nested:  # the breakpoint pauses the task that runs this graph
                 raise GraphInterrupt(())
             return list(self._interrupt_items()), True
         if self.control.drain_requested:  # after breakpoints, as in LangGraph
@@ -488,7 +488,7 @@ class GraphRun:
             paused = None
         else:
             paused = [i for t in tasks for i in t.interrupts]
-        if paused is not None and self._nested:
+        if paused is not None and self.nested:
             # A graph run by a task pauses that task: the question goes up to the run
             # that has the caller (its thread holds this graph's checkpoints).
             self._apply_step(tasks)
@@ -517,7 +517,7 @@ class GraphRun:
                 items = [self.emit("values", self.values_item(self.run.read(self.output_ids)))]
         if self.interrupt_after and self._interrupts(tasks, self.interrupt_after,
                                                          "interrupt_after"):
-            if self._nested:
+            if self.nested:
                 raise GraphInterrupt(())
             if self._streams_checkpoints:
                 following = self.plan_step()
@@ -955,27 +955,6 @@ class GraphRun:
         await self.aflush()
         if error is None:
             await areport_pause(self)
-
-    def resume_event(self) -> GraphResumeEvent | None:
-        """LangGraph's lifecycle event for a run that resumed its thread (once per run)."""
-        if self._resume_reported or self.saving is None or not self.saving.resumed:
-            return None
-        self._resume_reported = True
-        return GraphResumeEvent(None, "pending", self.saving.checkpoint["id"],
-                                self._checkpoint_ns())
-
-    def pause_event(self) -> GraphInterruptEvent | None:
-        """LangGraph's lifecycle event for a run that paused (a graph a task runs pauses
-        its caller instead: it reports nothing)."""
-        if self._nested or not self.interrupted:
-            return None
-        checkpoint_id = self.saving.checkpoint["id"] if self.saving is not None else ""
-        return GraphInterruptEvent(None, self.pause_status, checkpoint_id,  # type: ignore[arg-type]
-                                   self._checkpoint_ns(), tuple(self.paused))
-
-    def _checkpoint_ns(self) -> tuple[str, ...]:
-        ns = self.saving.ns if self.saving is not None else "|".join(self.namespace)
-        return tuple(ns.split("|")) if ns else ()
 
     async def aflush(self) -> None:
         if self.saving is not None and self.saving.outbox:

@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler, CallbackManager
 from langchain_core.tracers import BaseTracer
 
-from ferrograph.callbacks import LifecycleReporter, graph_handlers
+from ferrograph.callbacks import (
+    GraphInterruptEvent,
+    GraphResumeEvent,
+    LifecycleReporter,
+    graph_handlers,
+)
 from ferrograph.constants import TAG_HIDDEN
 from ferrograph.pregel._messages import TaskMessages, _StreamingCallbackHandler
 from ferrograph.pregel._tools import TaskTools
@@ -107,30 +112,50 @@ async def aend_trace(run: GraphRun, error: BaseException | None) -> None:
         await trace.manager.on_chain_error(error)
 
 
+def _resume_event(run: GraphRun) -> GraphResumeEvent | None:
+    """LangGraph's lifecycle event for a run that resumed its thread (once per run)."""
+    if run.trace is None or run.trace.lifecycle is None or run.resume_reported \
+            or run.saving is None or not run.saving.resumed:
+        return None
+    run.resume_reported = True
+    return GraphResumeEvent(None, "pending", run.saving.checkpoint["id"], _checkpoint_ns(run))
+
+
+def _pause_event(run: GraphRun) -> GraphInterruptEvent | None:
+    """LangGraph's lifecycle event for a run that paused (a graph a task runs pauses its
+    caller instead: it reports nothing)."""
+    if run.trace is None or run.trace.lifecycle is None or run.nested or not run.interrupted:
+        return None
+    checkpoint_id = run.saving.checkpoint["id"] if run.saving is not None else ""
+    return GraphInterruptEvent(None, run.pause_status, checkpoint_id,  # type: ignore[arg-type]
+                               _checkpoint_ns(run), tuple(run.paused))
+
+
+def _checkpoint_ns(run: GraphRun) -> tuple[str, ...]:
+    ns = run.saving.ns if run.saving is not None else "|".join(run.namespace)
+    return tuple(ns.split("|")) if ns else ()
+
+
 def report_resume(run: GraphRun) -> None:
     """Tells the lifecycle handlers the run resumed its thread (if it did)."""
-    if run.trace is not None and run.trace.lifecycle is not None \
-            and (event := run.resume_event()) is not None:
-        run.trace.lifecycle.report(event)
+    if (event := _resume_event(run)) is not None:
+        run.trace.lifecycle.report(event)  # type: ignore[union-attr]
 
 
 async def areport_resume(run: GraphRun) -> None:
-    if run.trace is not None and run.trace.lifecycle is not None \
-            and (event := run.resume_event()) is not None:
-        await run.trace.lifecycle.areport(event)
+    if (event := _resume_event(run)) is not None:
+        await run.trace.lifecycle.areport(event)  # type: ignore[union-attr]
 
 
 def report_pause(run: GraphRun) -> None:
     """Tells the lifecycle handlers the run paused (if it did)."""
-    if run.trace is not None and run.trace.lifecycle is not None \
-            and (event := run.pause_event()) is not None:
-        run.trace.lifecycle.report(event)
+    if (event := _pause_event(run)) is not None:
+        run.trace.lifecycle.report(event)  # type: ignore[union-attr]
 
 
 async def areport_pause(run: GraphRun) -> None:
-    if run.trace is not None and run.trace.lifecycle is not None \
-            and (event := run.pause_event()) is not None:
-        await run.trace.lifecycle.areport(event)
+    if (event := _pause_event(run)) is not None:
+        await run.trace.lifecycle.areport(event)  # type: ignore[union-attr]
 
 try:
     from langchain_core.tracers.event_stream import _AstreamEventsCallbackHandler
