@@ -518,3 +518,40 @@ def test_callers_run_id_and_run_name_are_the_graphs_not_its_models(how: str):
 
     given = uuid.uuid4()
     assert seen(fg_graph) == seen(lg_graph) == [(False, None)]  # "outer" if it leaked
+
+
+def test_nodes_filter_leaves_the_users_own_streaming_handler_alone():
+    """`nodes=` narrows the call's own stream; a streaming handler the caller passed in the
+    config still hears every model."""
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler
+
+    class Tokens(BaseCallbackHandler, _StreamingCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+
+        def tap_output_aiter(self, run_id: Any, output: Any) -> Any:
+            return output
+
+        def tap_output_iter(self, run_id: Any, output: Any) -> Any:
+            return output
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.tokens.append(token)
+
+    joke, poem = model("ha"), model("ro")
+
+    class T(TypedDict):
+        joke: str
+        poem: str
+
+    b = fg_graph.StateGraph(T)
+    b.add_node("write_joke", lambda state: {"joke": joke.invoke("joke").content})
+    b.add_node("write_poem", lambda state: {"poem": poem.invoke("poem").content})
+    b.add_edge(fg_graph.START, "write_joke")
+    b.add_edge(fg_graph.START, "write_poem")
+    handler = Tokens()
+    events = collect(b.compile(), {}, {"callbacks": [handler]}, version="v2",
+                     nodes=["write_poem"])
+    assert [e["data"]["chunk"].content for e in events
+            if e["event"] == "on_chat_model_stream"] == ["ro"]
+    assert sorted(handler.tokens) == ["ha", "ro"]

@@ -534,16 +534,26 @@ def with_handler(callbacks: Any, handler: TaskMessages | TaskTools) -> Any:
 _OURS = (TaskMessages, TaskTools)
 
 
+def _call_stream(handler: Any) -> bool:
+    """Whether `handler` is the stream of this very call (`astream_events`' handler, or
+    `astream_log`'s), which `nodes=` narrows; the user's own handlers are left alone."""
+    return type(handler).__name__ in ("_AstreamEventsCallbackHandler",
+                                      "LogStreamCallbackHandler") \
+        and type(handler).__module__.startswith("langchain_core.tracers.")
+
+
 def without_streaming(callbacks: Any) -> Any:
-    """`callbacks` without the caller's streaming handlers (`astream_events`'s): for a
-    task whose node the caller does not listen to (`nodes=`), so its models do not stream."""
+    """`callbacks` without the call's own event stream (see `_call_stream`): for a task
+    whose node the caller does not listen to (`nodes=`), so its models do not stream."""
     if callbacks is None:
         return None
     if isinstance(callbacks, list):
-        return [h for h in callbacks if _StreamingCallbackHandler not in type(h).__mro__]
+        return [h for h in callbacks if not _call_stream(h)]
+    if not any(_call_stream(h) for h in callbacks.handlers):
+        return callbacks
     manager = callbacks.copy()
     for h in list(manager.handlers):
-        if _StreamingCallbackHandler in type(h).__mro__:
+        if _call_stream(h):
             manager.remove_handler(h)
     return manager
 
