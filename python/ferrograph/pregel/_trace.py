@@ -4,9 +4,12 @@ LangGraph's events), and a subscribed task's streaming handler rides along with 
 
 The run's chain run takes the config's `run_id` and its tasks' configs do not (LangChain
 would give that id to the first model a node calls). Each step's nodes nest under it with
-LangGraph's `graph:step:<n>` tag; inside a node, its body is `seq:step:1` and its routers
-`seq:step:3`, `seq:step:4`, ... A streaming handler of the caller's (`astream_events`) is
-handed each node's output as a one-chunk stream (`on_chain_stream`).
+LangGraph's `graph:step:<n>` tag (one run per attempt under a retry policy); inside a node,
+its body is `seq:step:1` (a runnable sequence's steps `seq:step:1..n`) and its routers come
+after it and the node's writes. Under `astream`/`ainvoke` a streaming handler of the
+caller's (`astream_events`) is handed each node's output as a one-chunk stream
+(`on_chain_stream`); called from worker threads, `astream_events`' handler runs in place
+(`InlineEvents`). The run's lifecycle handlers are told of its pauses and resumes here too.
 
 Without user callbacks nothing here runs: the run has no trace, and nodes are called
 directly."""
