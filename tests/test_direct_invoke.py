@@ -236,7 +236,7 @@ def test_ctrl_c_reaches_a_caller_waiting_for_workers() -> None:
         handed_over.set()
         time.sleep(0.1)  # the caller is waiting for this task by now
         _thread.interrupt_main()
-        release.wait(5)
+        release.wait(30)
         return {"log": ["late"]}
 
     b = StateGraph(Log)
@@ -247,7 +247,7 @@ def test_ctrl_c_reaches_a_caller_waiting_for_workers() -> None:
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         b.compile().invoke({"log": []})
-    assert time.monotonic() - start < 3
+    assert time.monotonic() - start < 20  # not held until the worker's 30 s wait ends
     release.set()
     assert settle_threads(baseline) <= baseline
 
