@@ -627,6 +627,45 @@ def test_node_in_time_is_not_cut(how: str, candidate: Lib, oracle: Lib) -> None:
 
 
 @pytest.mark.parametrize("how", ASYNC_HOWS)
+@pytest.mark.parametrize("refresh_on", ["auto", "heartbeat"])
+def test_idle_timeout_and_a_models_tokens(refresh_on: str, how: str, candidate: Lib,
+                                          oracle: Lib) -> None:
+    """test_retry.py::test_idle_timeout_resets_on_message_stream_callbacks: under
+    `refresh_on="auto"` a model's tokens are progress, so a node streaming for longer than
+    its idle timeout (4 tokens 1 s apart, idle timeout 2 s: margins far past the machine's
+    noise) is not cut; under `"heartbeat"` it is."""
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, AIMessageChunk
+    from langchain_core.outputs import ChatGenerationChunk
+
+    class SlowTokens(GenericFakeChatModel):
+        async def _astream(self, messages: Any, stop: Any = None, run_manager: Any = None,
+                           **kwargs: Any) -> Any:
+            for i in range(4):
+                if i:
+                    await asyncio.sleep(1.0)
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=str(i)))
+                if run_manager is not None:
+                    await run_manager.on_llm_new_token(str(i), chunk=chunk)
+                yield chunk
+
+    def build(lib: Lib) -> Any:
+        model = SlowTokens(messages=iter([AIMessage(content="unused")]))
+
+        async def call_model(state: State) -> dict[str, Any]:
+            return {"log": [chunk.content async for chunk in model.astream("hi")]}
+
+        return (lib.StateGraph(State)
+                .add_node("call_model", call_model, timeout=types_of(lib).TimeoutPolicy(
+                    idle_timeout=2.0, refresh_on=refresh_on))
+                .add_edge(lib.START, "call_model")
+                .compile())
+
+    expected = same_timeout(build, how, candidate, oracle)
+    assert ("NodeTimeoutError" in repr(expected)) == (refresh_on == "heartbeat")
+
+
+@pytest.mark.parametrize("how", ASYNC_HOWS)
 def test_send_timeout_replaces_the_nodes(how: str, candidate: Lib, oracle: Lib) -> None:
     """test_retry.py::test_send_timeout_overrides_target_node_timeout"""
 

@@ -13,12 +13,13 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import var_child_runnable_config
+from langchain_core.runnables.config import merge_configs, var_child_runnable_config
 
 from ferrograph._core import new_task_id
 from ferrograph._schema import (
@@ -62,6 +63,21 @@ from ferrograph.pregel._write import (
 )
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
+
+
+class _IdleProgress(BaseCallbackHandler):
+    """Under an idle timeout with `refresh_on="auto"`: a model's callbacks in the node's
+    attempt (inherited through its config, so siblings' do not count) restart the clock."""
+
+    run_inline = True  # in emission order, on the thread that emits
+
+    def __init__(self, touch: Callable[[], None]) -> None:
+        self._touch = touch
+
+    def _progress(self, *args: Any, **kwargs: Any) -> None:
+        self._touch()
+
+    on_llm_start = on_chat_model_start = on_llm_new_token = on_llm_end = _progress
 
 
 def _failed_before(config: RunnableConfig) -> BaseException | None:
@@ -398,7 +414,8 @@ class NodeRunner:
     async def _timed(self, input: Any, config: RunnableConfig, policy: TimeoutPolicy) -> Any:
         """Runs one attempt as its own asyncio task, cancelled with `NodeTimeoutError` once
         it has run `run_timeout` seconds, or gone `idle_timeout` seconds without progress:
-        a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream item."""
+        a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream item or a
+        callback of a model the node runs (its start, tokens, end), as LangGraph counts."""
         loop = asyncio.get_running_loop()
         run_s, idle_s = policy.run_timeout, policy.idle_timeout
         start = loop.time()
@@ -420,6 +437,8 @@ class NodeRunner:
             config = {**config, "configurable": {**config["configurable"],
                                                  CONFIG_KEY_RUNTIME: runtime.override(
                                                      **overrides)}}
+            if policy.refresh_on == "auto":  # a model's callbacks are progress too
+                config = merge_configs(config, {"callbacks": [_IdleProgress(touch)]})
         attempt = asyncio.ensure_future(self._acall_untimed(input, config))
         try:
             while True:
