@@ -1,4 +1,5 @@
-"""`ferrograph demo`: the joke/poem graph from the how-to, streaming chosen nodes' tokens live."""
+"""The `ferrograph` command: `demo` (the joke/poem graph from the how-to, streaming chosen
+nodes' tokens live) and `serve` (the LangGraph Server API on ferrograph, see `server/`)."""
 
 from __future__ import annotations
 
@@ -210,14 +211,41 @@ def parser() -> argparse.ArgumentParser:
                    help="pause between tokens of the embedded server (default: %(default)s)")
     d.add_argument("--model", default="gpt-4o-mini",
                    help="OpenAI model when OPENAI_API_KEY is set (default: %(default)s)")
+    s = sub.add_parser(
+        "serve", help="serve a langgraph.json's graphs with the LangGraph Server API",
+        description="Serves the graphs of a langgraph.json (as `langgraph dev` does) with the "
+                    "LangGraph Server API, on ferrograph's engine; langgraph-sdk and "
+                    "RemoteGraph talk to it unchanged. Needs the `server` extra.")
+    s.add_argument("--config", default="langgraph.json",
+                   help="the langgraph.json to serve (default: %(default)s)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    s.add_argument("--port", type=int, default=2024, help="port (default: %(default)s)")
+    s.add_argument("--db", default=":memory:", metavar="PATH|:memory:",
+                   help="SQLite file for threads and checkpoints (default: %(default)s)")
     return top
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ferrograph._extras import missing_extra
+
+    try:
+        from ferrograph.server import GraphLoadError
+        from ferrograph.server import serve as run_server
+    except ImportError as exc:
+        raise missing_extra("server", "ferrograph serve", exc) from exc
+    try:
+        run_server(args.config, host=args.host, port=args.port, db=args.db)
+    except GraphLoadError as e:
+        print(f"ferrograph serve: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """The `ferrograph` console script."""
     args = parser().parse_args(argv)
     try:
-        return demo(args)
+        return serve(args) if args.command == "serve" else demo(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

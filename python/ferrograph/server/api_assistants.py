@@ -1,0 +1,152 @@
+"""Assistant routes (read-only for now: the system assistant of each graph): search, count,
+get, the graph's drawing and its schemas; plus `/ok` and `/info`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ferrograph.server.http import ApiError, json_body, json_response, page, paginated, path_id
+from ferrograph.server.storage import Assistant
+from ferrograph.server.wire import parse_uuid
+
+if TYPE_CHECKING:
+    from ferrograph.server.app import ServerState
+
+
+def _server(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def assistant_by_id(server: ServerState, assistant_id: str) -> Assistant:
+    assistant = server.assistants.get(assistant_id)
+    if assistant is None:
+        raise ApiError(404, f"Assistant {assistant_id} not found")
+    return assistant
+
+
+def assistant_by_id_or_graph(server: ServerState, ref: str) -> Assistant:
+    """A UUID, or a graph id meaning that graph's system assistant (some routes take both)."""
+    found = parse_uuid(ref)
+    if found is not None:
+        return assistant_by_id(server, found)
+    for assistant in server.assistants.values():
+        if assistant.graph_id == ref:
+            return assistant
+    raise ApiError(404, f"Assistant {ref} not found")
+
+
+async def ok(request: Request) -> Response:
+    return json_response({"ok": True, "services": {}})
+
+
+async def info(request: Request) -> Response:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("ferrograph")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return json_response({
+        "version": ours, "ferrograph_version": ours,
+        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "host": {"kind": "self-hosted", "project_id": None, "host_revision_id": None,
+                 "revision_id": None, "tenant_id": None}})
+
+
+def _search(server: ServerState, body: dict[str, Any]) -> list[Assistant]:
+    graph_id = body.get("graph_id")
+    if graph_id is not None and graph_id not in server.graphs:
+        raise ApiError(404, f"Graph {graph_id} not found")
+    metadata = body.get("metadata") or {}
+    found = [a for a in server.assistants.values()
+             if (graph_id is None or a.graph_id == graph_id)
+             and (body.get("name") is None or body["name"] in a.name)
+             and all(a.metadata.get(k) == v for k, v in metadata.items())]
+    sort_by = body.get("sort_by") or "created_at"
+    key = {"created_at": lambda a: a.created_at, "updated_at": lambda a: a.created_at,
+           "assistant_id": lambda a: a.assistant_id, "graph_id": lambda a: a.graph_id,
+           "name": lambda a: a.name}.get(sort_by)
+    if key is None:
+        raise ApiError(422, f"{sort_by!r} is not a valid sort_by")
+    found.sort(key=key, reverse=(body.get("sort_order") or "desc") != "asc")
+    return found
+
+
+async def search(request: Request) -> Response:
+    body = await json_body(request)
+    limit, offset = page(body)
+    return paginated(_search(_server(request), body), limit, offset)
+
+
+async def count(request: Request) -> Response:
+    return json_response(len(_search(_server(request), await json_body(request))))
+
+
+async def get(request: Request) -> Response:
+    server = _server(request)
+    return json_response(assistant_by_id(
+        server, path_id(request, "assistant_id", "assistant")).to_json())
+
+
+async def _graph_of(request: Request, by_name: bool) -> Any:
+    server = _server(request)
+    if by_name:
+        assistant = assistant_by_id_or_graph(server, request.path_params["assistant_id"])
+    else:
+        assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    return assistant, await server.graphs[assistant.graph_id].build(
+        {"configurable": {}}, None)
+
+
+async def get_graph(request: Request) -> Response:
+    _, graph = await _graph_of(request, by_name=True)
+    xray_arg = request.query_params.get("xray", "false").lower()
+    xray: bool | int = (True if xray_arg == "true" else False if xray_arg in ("false", "")
+                        else int(xray_arg))
+    drawn = graph.get_graph(xray=xray).to_json()
+    for node in drawn.get("nodes", []):
+        data = node.get("data")
+        if isinstance(data, dict):
+            data.pop("id", None)
+    return json_response(drawn)
+
+
+async def get_schemas(request: Request) -> Response:
+    assistant, graph = await _graph_of(request, by_name=False)
+
+    def schema(method: str) -> Any:
+        try:
+            return getattr(graph, method)()
+        except Exception:  # noqa: BLE001 - a schema that cannot be drawn is shown as null
+            return None
+
+    state = None
+    try:
+        from ferrograph._schema import json_schema
+
+        state = json_schema(graph.builder.state_schema, graph.builder.key_types,
+                            graph.get_name("State"))
+    except Exception:  # noqa: BLE001
+        state = None
+    return json_response({
+        "graph_id": assistant.graph_id,
+        "input_schema": schema("get_input_jsonschema"),
+        "output_schema": schema("get_output_jsonschema"),
+        "state_schema": state,
+        "config_schema": None,
+        "context_schema": schema("get_context_jsonschema")})
+
+
+ROUTES = [
+    Route("/ok", ok, methods=["GET"]),
+    Route("/info", info, methods=["GET"]),
+    Route("/assistants/search", search, methods=["POST"]),
+    Route("/assistants/count", count, methods=["POST"]),
+    Route("/assistants/{assistant_id}", get, methods=["GET"]),
+    Route("/assistants/{assistant_id}/graph", get_graph, methods=["GET"]),
+    Route("/assistants/{assistant_id}/schemas", get_schemas, methods=["GET"]),
+]

@@ -1,0 +1,376 @@
+"""Run routes: create (background), stream (server-sent events), wait, join, join_stream,
+get, list, cancel, delete, on a thread or stateless (`/runs/...`), with LangGraph's bodies,
+status codes and SSE framing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
+from ferrograph.server.http import ApiError, json_body, json_response, path_id
+from ferrograph.server.storage import RUN_STATUSES, Assistant, RunRecord, Thread
+from ferrograph.server.wire import HEARTBEAT, dumps, now, parse_uuid, uuid7
+
+if TYPE_CHECKING:
+    from ferrograph.server.app import ServerState
+
+STREAM_MODES = ("values", "messages", "messages-tuple", "updates", "events", "debug",
+                "custom", "tasks", "checkpoints")
+SUPPORTED_MODES = frozenset(STREAM_MODES) - {"events"}
+MULTITASK = ("reject", "rollback", "interrupt", "enqueue")
+HEARTBEAT_SECONDS = 5.0
+
+
+def _server(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+# -- the request ----------------------------------------------------------------------------
+
+def _one_of(body: dict[str, Any], key: str, allowed: tuple[str, ...] | frozenset[str],
+            default: Any) -> Any:
+    value = body.get(key, default)
+    if value is not None and value not in allowed:
+        raise ApiError(422, f"{value!r} is not one of {sorted(allowed)} ({key})")
+    return value
+
+
+def _stream_modes(body: dict[str, Any]) -> list[str]:
+    modes = body.get("stream_mode", ["values"])
+    modes = [modes] if isinstance(modes, str) else modes
+    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
+        raise ApiError(422, f"{modes!r} is not valid under any of the schemas listed in the "
+                            "'anyOf' keyword (stream_mode)")
+    for mode in modes:
+        if mode not in STREAM_MODES:
+            raise ApiError(422, f"{mode!r} is not valid under any of the schemas listed in "
+                                "the 'anyOf' keyword (stream_mode)")
+        if mode not in SUPPORTED_MODES:
+            raise ApiError(422, f"stream_mode {mode!r} is not supported by ferrograph serve")
+    return list(dict.fromkeys(modes))
+
+
+def _breakpoints(body: dict[str, Any], key: str) -> Any:
+    value = body.get(key)
+    if value is None or value == "*":
+        return value
+    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+        raise ApiError(422, f"{key} must be '*' or a list of node names")
+    return value
+
+
+def _resolve_assistant(server: ServerState, ref: Any) -> Assistant:
+    if not isinstance(ref, str):
+        raise ApiError(422, '"assistant_id" is a required property')
+    found = parse_uuid(ref)
+    if found is not None:
+        assistant = server.assistants.get(found)
+        if assistant is None:
+            raise ApiError(404, "Thread or assistant not found.")
+        return assistant
+    for assistant in server.assistants.values():
+        if assistant.graph_id == ref:
+            return assistant
+    graphs = ", ".join(server.graphs)
+    raise ApiError(422, f"Invalid assistant: '{ref}'. Must be either:\n- A valid assistant "
+                        f"UUID, or\n- One of the registered graphs: {graphs}")
+
+
+def _filter(configurable: dict[str, Any], key: str) -> list[str] | None:
+    value = configurable.pop(key, None)
+    if value is None:
+        return None
+    value = [value] if isinstance(value, str) else value
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError(422, f"config.configurable.{key} must be a list of names")
+    return value
+
+
+def _check_nodes(served_graph: Any, nodes: list[str]) -> None:
+    """An unknown top-level node in the filter is the request's fault (422); names inside
+    subgraphs (`parent/child`) are checked by the engine when the run starts."""
+    known = list(getattr(served_graph, "node_names", None) or served_graph.nodes)
+    for name in nodes:
+        if name.split("/", 1)[0] not in known:
+            raise ApiError(422, f"Unknown node {name!r} in {NODES_KEY}: the graph's nodes "
+                                f"are {', '.join(n for n in known if not n.startswith('__'))}")
+
+
+async def _thread_for_run(server: ServerState, request: Request, body: dict[str, Any]
+                          ) -> tuple[Thread, bool]:
+    """The run's thread (created when `if_not_exists="create"`), or a temporary one for a
+    stateless run; and whether it is temporary."""
+    from ferrograph.server.storage import Thread as ThreadRecord
+
+    at = now()
+    if "thread_id" not in request.path_params:
+        thread = ThreadRecord(uuid7(), at, at, at, {})
+        await server.threads.save(thread)
+        return thread, body.get("on_completion", "delete") != "keep"
+    thread_id = parse_uuid(request.path_params["thread_id"])
+    if thread_id is None:
+        raise ApiError(400, "badly formed hexadecimal UUID string")
+    thread = server.threads.get(thread_id)
+    if thread is None:
+        if _one_of(body, "if_not_exists", ("reject", "create"), "reject") != "create":
+            raise ApiError(404, "Thread or assistant not found.")
+        thread = ThreadRecord(thread_id, at, at, at, {})
+        await server.threads.save(thread)
+    return thread, False
+
+
+async def create_run(request: Request) -> RunTask:
+    """Checks the request, then starts the run (it waits for the thread's earlier runs)."""
+    server, body = _server(request), await json_body(request)
+    assistant = _resolve_assistant(server, body.get("assistant_id"))
+    modes = _stream_modes(body)
+    strategy = _one_of(body, "multitask_strategy", MULTITASK, "enqueue")
+    _one_of(body, "on_disconnect", ("cancel", "continue"), "continue")
+    _one_of(body, "on_completion", ("delete", "keep"), "delete")
+    _one_of(body, "durability", ("sync", "async", "exit"), None)
+    interrupt_before = _breakpoints(body, "interrupt_before")
+    interrupt_after = _breakpoints(body, "interrupt_after")
+    command = body.get("command")
+    if command is not None and not isinstance(command, dict):
+        raise ApiError(422, "command must be an object")
+    request_config = body.get("config") or {}
+    if not isinstance(request_config, dict):
+        raise ApiError(422, "config must be an object")
+    request_configurable = dict(request_config.get("configurable") or {})
+    nodes = _filter(request_configurable, NODES_KEY)
+    tags = _filter(request_configurable, TAGS_KEY)
+    served = server.graphs[assistant.graph_id]
+    if nodes:
+        _check_nodes(await served.build({"configurable": {}}, None), nodes)
+
+    thread, temporary = await _thread_for_run(server, request, body)
+    active = server.runner.active_runs(thread.thread_id)
+    if active and strategy == "reject":
+        raise ApiError(409, "Thread is already running a task. Wait for it to finish or "
+                            "choose a different multitask strategy.")
+    if active and strategy in ("interrupt", "rollback"):
+        for run in active:
+            run.cancel(f"interrupted by a new run ({strategy})")
+
+    run_id = uuid7()
+    configurable = {**(assistant.config.get("configurable") or {}), **request_configurable,
+                    "run_id": run_id, "thread_id": thread.thread_id,
+                    "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
+                    "user_id": ""}
+    if body.get("checkpoint_id"):
+        configurable["checkpoint_id"] = body["checkpoint_id"]
+    if isinstance(body.get("checkpoint"), dict):
+        configurable.update({k: v for k, v in body["checkpoint"].items()
+                             if v is not None and k != "thread_id"})
+    run_metadata = {**assistant.metadata, **(body.get("metadata") or {}),
+                    "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
+    config: dict[str, Any] = {
+        **{k: v for k, v in assistant.config.items() if k != "configurable"},
+        **{k: v for k, v in request_config.items() if k != "configurable"},
+        "configurable": configurable,
+        "metadata": {**thread.metadata, **run_metadata,
+                     **(request_config.get("metadata") or {}), "run_attempt": 1},
+        "run_id": run_id,
+    }
+    context = {**assistant.context, **(body.get("context") or {})} or None
+    spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,
+                   context=context, stream_modes=modes,
+                   subgraphs=bool(body.get("stream_subgraphs")),
+                   interrupt_before=interrupt_before, interrupt_after=interrupt_after,
+                   durability=body.get("durability"), nodes=nodes, tags=tags,
+                   temporary=temporary)
+    kwargs = {"input": body.get("input"), "command": command, "config": config,
+              "context": context or {}, "stream_mode": modes,
+              "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,
+              "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": False,
+              "durability": body.get("durability") or "async"}
+    record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
+                       kwargs, strategy)
+    return server.runner.start(record, spec)
+
+
+def _locations(run: RunTask, stateless: bool) -> tuple[str, str]:
+    rid, tid = run.record.run_id, run.record.thread_id
+    base = f"/runs/{rid}" if stateless else f"/threads/{tid}/runs/{rid}"
+    return base, base
+
+
+# -- the responses --------------------------------------------------------------------------
+
+async def _sse(run: RunTask, queue: asyncio.Queue, cancel_on_disconnect: bool,
+               modes: set[str] | None = None) -> AsyncIterator[bytes]:
+    """The run's events as they come, a heartbeat comment in every 5 s of silence. A client
+    gone (the response cancelled or its write failing) cancels the run if it asked to."""
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+            except asyncio.TimeoutError:
+                yield HEARTBEAT
+                continue
+            if item is END:
+                return
+            event, frame = item
+            if modes is None or event.split("|", 1)[0] in modes or event == "error" or (
+                    event.startswith("messages") and "messages" in modes):
+                yield frame
+    finally:
+        run.unsubscribe(queue)
+        if cancel_on_disconnect and not run.finished.is_set():
+            run.cancel("the client disconnected (on_disconnect='cancel')")
+
+
+def _sse_response(run: RunTask, queue: asyncio.Queue, cancel_on_disconnect: bool,
+                  headers: dict[str, str], modes: set[str] | None = None) -> Response:
+    return StreamingResponse(
+        _sse(run, queue, cancel_on_disconnect, modes),
+        media_type="text/event-stream; charset=utf-8",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no",
+                 "connection": "keep-alive", **headers})
+
+
+async def _result_body(run: RunTask) -> AsyncIterator[bytes]:
+    """A newline every 5 s while the run goes on (JSON parsers skip leading whitespace),
+    then the run's result."""
+    while not run.finished.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(run.finished.wait(), HEARTBEAT_SECONDS)
+        if not run.finished.is_set():
+            yield b"\n"
+    yield dumps(run.result)
+
+
+async def stream_run(request: Request) -> Response:
+    run = await create_run(request)
+    body = await json_body(request)  # read again from the request's cache
+    queue = run.subscribe()
+    stateless = "thread_id" not in request.path_params
+    base, _ = _locations(run, stateless)
+    return _sse_response(run, queue, body.get("on_disconnect") == "cancel",
+                         {"location": f"{base}/stream", "content-location": base})
+
+
+async def background_run(request: Request) -> Response:
+    run = await create_run(request)
+    base, _ = _locations(run, "thread_id" not in request.path_params)
+    return json_response(run.record.to_json(), headers={"content-location": base})
+
+
+async def wait_run(request: Request) -> Response:
+    run = await create_run(request)
+    base, _ = _locations(run, "thread_id" not in request.path_params)
+    return StreamingResponse(_result_body(run), media_type="application/json",
+                             headers={"location": f"{base}/join", "content-location": base})
+
+
+def _run_or_404(request: Request) -> RunTask:
+    server = _server(request)
+    thread_id = path_id(request, "thread_id", "thread")
+    run_id = path_id(request, "run_id", "run")
+    run = server.runner.runs.get(run_id)
+    if run is None or run.record.thread_id != thread_id:
+        raise ApiError(404, "Run not found")
+    return run
+
+
+async def get_run(request: Request) -> Response:
+    return json_response(_run_or_404(request).record.to_json())
+
+
+async def list_runs(request: Request) -> Response:
+    server = _server(request)
+    thread_id = path_id(request, "thread_id", "thread")
+    if server.threads.get(thread_id) is None:
+        raise ApiError(404, f"Thread with ID {thread_id} not found")
+    status = request.query_params.get("status")
+    if status is not None and status not in RUN_STATUSES:
+        raise ApiError(422, f"{status!r} is not one of {list(RUN_STATUSES)}")
+    try:
+        limit = int(request.query_params.get("limit", 10))
+        offset = int(request.query_params.get("offset", 0))
+    except ValueError:
+        raise ApiError(422, "limit and offset must be integers") from None
+    runs = [r.record for r in server.runner.runs.values() if r.record.thread_id == thread_id
+            and (status is None or r.record.status == status)]
+    runs.sort(key=lambda r: r.created_at, reverse=True)
+    return json_response([r.to_json() for r in runs[offset:offset + limit]])
+
+
+async def join_run(request: Request) -> Response:
+    try:
+        run = _run_or_404(request)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        return json_response({"__error__": {"error": "HTTPException",
+                                            "message": "404: Run not found"}})
+    base, _ = _locations(run, False)
+    return StreamingResponse(_result_body(run), media_type="application/json",
+                             headers={"location": f"{base}/join", "content-location": base})
+
+
+async def join_stream(request: Request) -> Response:
+    run = _run_or_404(request)
+    raw = request.query_params.get("stream_mode") or ""
+    modes: set[str] | None = None
+    if raw:
+        from ferrograph.server.wire import loads
+
+        try:
+            parsed = loads(raw)
+        except ValueError:
+            parsed = raw
+        modes = {parsed} if isinstance(parsed, str) else set(parsed)
+        modes.add("metadata")
+    cancel = request.query_params.get("cancel_on_disconnect", "false").lower() in (
+        "true", "1", "yes")
+    base, _ = _locations(run, False)
+    return _sse_response(run, run.subscribe(), cancel,
+                         {"location": f"{base}/stream", "content-location": base}, modes)
+
+
+async def cancel_run(request: Request) -> Response:
+    run = _run_or_404(request)
+    if run.finished.is_set():
+        raise ApiError(404, "No matching runs to cancel. Please verify the thread ID and run "
+                            "ID are correct, and that the runs are in a cancellable state.")
+    action = request.query_params.get("action", "interrupt")
+    if action not in ("interrupt", "rollback"):
+        raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
+    run.cancel(f"interrupt requested via POST /threads/{run.record.thread_id}/runs/"
+               f"{run.record.run_id}/cancel")
+    if request.query_params.get("wait", "0").lower() in ("1", "true"):
+        await run.finished.wait()
+        return json_response(run.result)
+    return Response(status_code=202)
+
+
+async def delete_run(request: Request) -> Response:
+    run = _run_or_404(request)
+    if not run.finished.is_set():
+        raise ApiError(409, "Run is still running: cancel it first")
+    _server(request).runner.runs.pop(run.record.run_id, None)
+    return Response(status_code=204)
+
+
+ROUTES = [
+    Route("/runs/stream", stream_run, methods=["POST"]),
+    Route("/runs/wait", wait_run, methods=["POST"]),
+    Route("/runs", background_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs/stream", stream_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs/wait", wait_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", background_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", list_runs, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", get_run, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", delete_run, methods=["DELETE"]),
+    Route("/threads/{thread_id}/runs/{run_id}/join", join_run, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}/stream", join_stream, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+]

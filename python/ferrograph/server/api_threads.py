@@ -1,0 +1,214 @@
+"""Thread routes: create, get, update, delete, search, count, and the thread's state
+(get, update, history), with LangGraph's paths, bodies and status codes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ferrograph.server.http import (
+    ApiError,
+    json_body,
+    json_response,
+    page,
+    paginated,
+    path_id,
+    query_flag,
+)
+from ferrograph.server.state import empty_state, state_json, thread_config
+from ferrograph.server.storage import THREAD_STATUSES, Thread
+from ferrograph.server.wire import now, uuid7
+
+if TYPE_CHECKING:
+    from ferrograph.server.app import ServerState
+
+_SORT_KEYS = ("thread_id", "status", "created_at", "updated_at", "state_updated_at")
+
+
+def _server(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+def thread_or_404(server: ServerState, thread_id: str) -> Thread:
+    thread = server.threads.get(thread_id)
+    if thread is None:
+        raise ApiError(404, f"Thread with ID {thread_id} not found")
+    return thread
+
+
+async def thread_graph(server: ServerState, thread: Thread) -> Any:
+    """The graph of the thread's runs, bound to the server's saver; None before any run."""
+    served = server.graphs.get(thread.graph_id or "")
+    if served is None:
+        return None
+    return await served.build(thread_config(thread.thread_id), server.saver)
+
+
+async def create_thread(request: Request) -> Response:
+    server, body = _server(request), await json_body(request)
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ApiError(422, "metadata must be an object")
+    thread_id = body.get("thread_id")
+    if thread_id is not None:
+        from ferrograph.server.wire import parse_uuid
+
+        thread_id = parse_uuid(thread_id)
+        if thread_id is None:
+            raise ApiError(422, "Invalid thread ID: must be a UUID")
+        existing = server.threads.get(thread_id)
+        if existing is not None:
+            if body.get("if_exists") == "do_nothing":
+                return json_response(existing.to_json())
+            raise ApiError(409, f"Thread with ID {thread_id} already exists")
+    if body.get("graph_id"):
+        metadata = {**metadata, "graph_id": body["graph_id"]}
+    at = now()
+    thread = Thread(thread_id or uuid7(), at, at, at, metadata)
+    await server.threads.save(thread)
+    return json_response(thread.to_json())
+
+
+async def get_thread(request: Request) -> Response:
+    server = _server(request)
+    return json_response(thread_or_404(server, path_id(request, "thread_id", "thread")).to_json())
+
+
+async def patch_thread(request: Request) -> Response:
+    server = _server(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    body = await json_body(request)
+    metadata = body.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ApiError(422, "metadata must be an object")
+    thread.metadata = {**thread.metadata, **metadata}
+    await server.threads.save(thread)
+    return json_response(thread.to_json())
+
+
+async def delete_thread(request: Request) -> Response:
+    server = _server(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    for run in server.runner.active_runs(thread.thread_id):
+        run.cancel("thread deleted")
+        if run.task is not None:
+            await run.finished.wait()
+    await server.threads.delete(thread.thread_id)
+    return Response(status_code=204)
+
+
+def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
+    status = request_body.get("status")
+    if status is not None and status not in THREAD_STATUSES:
+        raise ApiError(422, f"{status!r} is not one of {list(THREAD_STATUSES)}")
+    sort_by = request_body.get("sort_by") or "created_at"
+    if sort_by not in _SORT_KEYS:
+        raise ApiError(422, f"{sort_by!r} is not one of {list(_SORT_KEYS)}")
+    return server.threads.search(
+        metadata=request_body.get("metadata"), values=request_body.get("values"),
+        ids=request_body.get("ids"), status=status, sort_by=sort_by,
+        sort_order=request_body.get("sort_order") or "desc")
+
+
+async def search_threads(request: Request) -> Response:
+    body = await json_body(request)
+    limit, offset = page(body)
+    return paginated(_search(body, _server(request)), limit, offset)
+
+
+async def count_threads(request: Request) -> Response:
+    return json_response(len(_search(await json_body(request), _server(request))))
+
+
+async def _state(request: Request, checkpoint: dict[str, Any] | None,
+                 subgraphs: bool) -> Response:
+    server = _server(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    graph = await thread_graph(server, thread)
+    if graph is None:
+        return json_response(empty_state(thread.thread_id))
+    snapshot = await graph.aget_state(thread_config(thread.thread_id, checkpoint),
+                                      subgraphs=subgraphs)
+    return json_response(state_json(snapshot))
+
+
+async def get_state(request: Request) -> Response:
+    checkpoint_id = request.path_params.get("checkpoint_id")
+    return await _state(request, {"checkpoint_id": checkpoint_id} if checkpoint_id else None,
+                        query_flag(request, "subgraphs"))
+
+
+async def post_state_checkpoint(request: Request) -> Response:
+    body = await json_body(request)
+    return await _state(request, body.get("checkpoint"), bool(body.get("subgraphs")))
+
+
+async def update_state(request: Request) -> Response:
+    server = _server(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    body = await json_body(request)
+    graph = await thread_graph(server, thread)
+    if graph is None:
+        raise ApiError(400, f"Thread {thread.thread_id} has no graph ID set: run it first, "
+                            "or create it with a graph_id")
+    config = thread_config(thread.thread_id, body.get("checkpoint")
+                           or ({"checkpoint_id": body["checkpoint_id"]}
+                               if body.get("checkpoint_id") else None))
+    as_node = body.get("as_node")
+    if as_node is not None and as_node not in graph.builder.nodes and not as_node.startswith(
+            "__"):
+        raise ApiError(400, f"Node {as_node} does not exist")
+    try:
+        new = await graph.aupdate_state(config, body.get("values"), as_node=as_node)
+    except (ValueError, KeyError) as e:
+        raise ApiError(400, str(e)) from None
+    snapshot = await graph.aget_state(thread_config(thread.thread_id))
+    thread.values = snapshot.values
+    thread.state_updated_at = now()
+    thread.status = "interrupted" if snapshot.next else "idle"
+    await server.threads.save(thread)
+    c = new["configurable"]
+    ref = {"thread_id": c["thread_id"], "checkpoint_ns": c.get("checkpoint_ns", ""),
+           "checkpoint_id": c["checkpoint_id"]}
+    return json_response({"checkpoint": ref, "configurable": ref,
+                          "checkpoint_id": c["checkpoint_id"]})
+
+
+async def history(request: Request) -> Response:
+    server = _server(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    body = await json_body(request)
+    limit = body.get("limit", 10)
+    graph = await thread_graph(server, thread)
+    if graph is None:
+        return json_response([])
+    before = body.get("before")
+    if isinstance(before, str):
+        before = {"configurable": {"checkpoint_id": before}}
+    elif isinstance(before, dict) and "configurable" not in before:
+        before = {"configurable": before}
+    states = []
+    async for snapshot in graph.aget_state_history(
+            thread_config(thread.thread_id, body.get("checkpoint")),
+            filter=body.get("metadata"), before=before, limit=limit):
+        states.append(state_json(snapshot))
+    return json_response(states)
+
+
+ROUTES = [
+    Route("/threads", create_thread, methods=["POST"]),
+    Route("/threads/search", search_threads, methods=["POST"]),
+    Route("/threads/count", count_threads, methods=["POST"]),
+    Route("/threads/{thread_id}", get_thread, methods=["GET"]),
+    Route("/threads/{thread_id}", patch_thread, methods=["PATCH"]),
+    Route("/threads/{thread_id}", delete_thread, methods=["DELETE"]),
+    Route("/threads/{thread_id}/state", get_state, methods=["GET"]),
+    Route("/threads/{thread_id}/state", update_state, methods=["POST"]),
+    Route("/threads/{thread_id}/state/checkpoint", post_state_checkpoint, methods=["POST"]),
+    Route("/threads/{thread_id}/state/{checkpoint_id}", get_state, methods=["GET"]),
+    Route("/threads/{thread_id}/history", history, methods=["POST"]),
+    Route("/threads/{thread_id}/history", history, methods=["GET"]),
+]

@@ -1,0 +1,83 @@
+"""The server: a Starlette app over ferrograph's runtime, serving the graphs of a
+`langgraph.json` with the LangGraph Server API (`create_app`), and `serve`, which runs it
+with uvicorn (`ferrograph serve`). Threads and checkpoints live in one SQLite database
+(LangGraph's `AsyncSqliteSaver`), a file or `:memory:`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferrograph.server import api_assistants, api_runs, api_threads
+from ferrograph.server.execute import Runner
+from ferrograph.server.graphs import ServedGraph, load_config
+from ferrograph.server.http import ApiError, error_response
+from ferrograph.server.storage import Assistant, ThreadStore, system_assistants
+
+
+@dataclass
+class ServerState:
+    """What the routes share: the graphs, their assistants, the saver, threads and runs."""
+
+    graphs: dict[str, ServedGraph]
+    assistants: dict[str, Assistant]
+    saver: Any = None
+    threads: ThreadStore = field(init=False)
+    runner: Runner = field(init=False)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.detail)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail)
+
+
+def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
+               graphs: dict[str, ServedGraph] | None = None) -> Starlette:
+    """The ASGI app serving `config`'s graphs (or `graphs`), threads kept in `db`. Graphs
+    load here, so a broken one fails before the server listens."""
+    if graphs is None:
+        graphs = load_config(config).graphs
+    state = ServerState(graphs, system_assistants(graphs))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from ferrograph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        async with AsyncSqliteSaver.from_conn_string(db) as saver:
+            state.saver = saver
+            state.threads = ThreadStore(saver)
+            await state.threads.open()
+            state.runner = Runner(state.threads, saver)
+            try:
+                yield
+            finally:
+                await state.runner.close()
+
+    app = Starlette(
+        routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        lifespan=lifespan)
+    app.state.server = state
+    return app
+
+
+def serve(config: str, host: str = "127.0.0.1", port: int = 2024,
+          db: str = ":memory:") -> None:
+    """Runs the server until interrupted (`ferrograph serve`)."""
+    import uvicorn
+
+    app = create_app(config, db)
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -1,0 +1,268 @@
+"""Running runs: one asyncio task per run, one run at a time per thread (later runs wait:
+LangGraph's `enqueue`), the graph's `astream` turned into LangGraph's server events, and the
+events handed to whoever listens (the creating request's stream, `join_stream`), the final
+result to whoever waits (`wait`, `join`). Cancelling a run cancels its task, which closes
+the graph's stream (the engine stops the run and cancels its nodes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferrograph.server.graphs import ServedGraph
+from ferrograph.server.storage import RunRecord, Thread, ThreadStore
+from ferrograph.server.wire import error_body, now, sse_frame
+
+END = object()
+"""What a listener's queue gets after the run's last event."""
+
+NODES_KEY = "ferrograph_nodes"
+TAGS_KEY = "ferrograph_tags"
+"""The run's `config.configurable` keys of ferrograph's server-side filter: only items from
+these nodes (and subgraph nodes as `parent/child`) or with these tags are produced, exactly as
+`stream(..., nodes=..., tags=...)` (see README, "Server")."""
+
+
+@dataclass
+class RunSpec:
+    """What a run executes: the request, resolved against its assistant and thread."""
+
+    served: ServedGraph
+    input: Any
+    command: dict[str, Any] | None
+    config: dict[str, Any]
+    context: Any
+    stream_modes: list[str]
+    subgraphs: bool
+    interrupt_before: Any
+    interrupt_after: Any
+    durability: str | None
+    nodes: list[str] | None
+    tags: list[str] | None
+    temporary: bool
+    """A stateless run's thread, deleted when the run ends."""
+
+
+@dataclass
+class RunTask:
+    """A run while the server holds it: its record, spec, listeners and outcome."""
+
+    record: RunRecord
+    spec: RunSpec
+    listeners: list[asyncio.Queue] = field(default_factory=list)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    result: Any = None
+    """The `wait`/`join` body: the last values (with `__interrupt__`), `{"__error__": ...}`
+    after a failure, `{}` when cancelled before any values."""
+    task: asyncio.Task | None = None
+    cancel_reason: str | None = None
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue()
+        if self.finished.is_set():
+            queue.put_nowait(END)
+        else:
+            self.listeners.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        with contextlib.suppress(ValueError):
+            self.listeners.remove(queue)
+
+    def publish(self, event: str, data: Any) -> None:
+        if not self.listeners:
+            return
+        frame = (event, sse_frame(event, data))
+        for queue in self.listeners:
+            queue.put_nowait(frame)
+
+    def cancel(self, reason: str) -> None:
+        if self.task is not None and not self.task.done():
+            self.cancel_reason = reason
+            self.task.cancel()
+
+
+class EventShaper:
+    """The graph's stream items as LangGraph's server names and shapes them: the requested
+    modes (`messages-tuple` is the engine's `messages`; `messages` becomes
+    `messages/metadata` + `messages/partial` | `messages/complete`), subgraph namespaces in
+    the event name (`updates|child:<task id>`)."""
+
+    def __init__(self, requested: list[str], subgraphs: bool) -> None:
+        self.requested = set(requested)
+        self.subgraphs = subgraphs
+        self.messages: dict[str, Any] = {}
+        self.last_values: Any = None
+
+    def engine_modes(self) -> list[str]:
+        modes = {"messages" if m == "messages-tuple" else m for m in self.requested}
+        modes.add("values")  # the `wait`/`join` result is the run's last values
+        return sorted(modes)
+
+    def shape(self, item: Any) -> list[tuple[str, Any]]:
+        if self.subgraphs:
+            ns, mode, chunk = item
+        else:
+            (mode, chunk), ns = item, ()
+        suffix = "|" + "|".join(ns) if ns else ""
+        if mode == "values" and not ns:
+            self.last_values = chunk
+        if mode == "messages":
+            out = []
+            if "messages-tuple" in self.requested:
+                out.append(("messages" + suffix, chunk))
+            if "messages" in self.requested:
+                out.extend(self._v1_messages(chunk, suffix))
+            return out
+        if mode in self.requested:
+            return [(mode + suffix, chunk)]
+        return []
+
+    def _v1_messages(self, chunk: Any, suffix: str) -> list[tuple[str, Any]]:
+        from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
+
+        message, metadata = chunk
+        out = []
+        if message.id in self.messages:
+            self.messages[message.id] += message
+        else:
+            self.messages[message.id] = message
+            out.append(("messages/metadata" + suffix, {message.id: {"metadata": metadata}}))
+        kind = "messages/partial" if isinstance(message, BaseMessageChunk) else "messages/complete"
+        out.append((kind + suffix, [message_chunk_to_message(self.messages[message.id])]))
+        return out
+
+
+class Runner:
+    """Starts, tracks and cancels runs; owns their tasks (`close` ends them all)."""
+
+    def __init__(self, threads: ThreadStore, saver: Any) -> None:
+        self.threads = threads
+        self.saver = saver
+        self.runs: dict[str, RunTask] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def active_runs(self, thread_id: str) -> list[RunTask]:
+        return [r for r in self.runs.values() if r.record.thread_id == thread_id
+                and r.record.status in ("pending", "running")]
+
+    def start(self, record: RunRecord, spec: RunSpec) -> RunTask:
+        run = RunTask(record, spec)
+        self.runs[record.run_id] = run
+        run.task = asyncio.get_running_loop().create_task(self._execute(run))
+        return run
+
+    async def close(self) -> None:
+        tasks = [r.task for r in self.runs.values() if r.task and not r.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _execute(self, run: RunTask) -> None:
+        record, spec = run.record, run.spec
+        lock = self._locks.setdefault(record.thread_id, asyncio.Lock())
+        try:
+            async with lock:
+                await self._run_graph(run)
+        except asyncio.CancelledError:
+            if record.status == "pending":  # cancelled while waiting for the thread
+                record.status = "interrupted"
+                run.result = {}
+        finally:
+            record.updated_at = now()
+            for queue in run.listeners:
+                queue.put_nowait(END)
+            run.listeners.clear()
+            run.finished.set()
+            if spec.temporary:
+                await self.threads.delete(record.thread_id)
+            if not self.active_runs(record.thread_id):
+                self._locks.pop(record.thread_id, None)
+
+    async def _run_graph(self, run: RunTask) -> None:
+        record, spec = run.record, run.spec
+        thread = self.threads.get(record.thread_id)
+        record.status = "running"
+        record.updated_at = now()
+        if thread is not None:
+            thread.status = "busy"
+            await self.threads.save(thread)
+        run.publish("metadata", {"run_id": record.run_id, "attempt": 1})
+        shaper = EventShaper(spec.stream_modes, spec.subgraphs)
+        failure: BaseException | None = None
+        graph = None
+        try:
+            graph = await spec.served.build(spec.config,
+                                            None if spec.temporary else self.saver)
+            kwargs: dict[str, Any] = {"stream_mode": shaper.engine_modes(),
+                                      "subgraphs": spec.subgraphs}
+            for name in ("interrupt_before", "interrupt_after", "durability", "context",
+                         "nodes", "tags"):
+                if getattr(spec, name) is not None:
+                    kwargs[name] = getattr(spec, name)
+            graph_input = _command(spec.command) if spec.command else spec.input
+            stream = graph.astream(graph_input, spec.config, **kwargs)
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    for event, data in shaper.shape(item):
+                        run.publish(event, data)
+            record.status = "success"
+            run.result = shaper.last_values if shaper.last_values is not None else {}
+        except asyncio.CancelledError:
+            record.status = "interrupted"
+            run.result = shaper.last_values if shaper.last_values is not None else {}
+            failure = _UserInterrupt(run.cancel_reason or "run cancelled")
+        except Exception as e:  # the graph failed: reported to clients, not raised
+            record.status = "error"
+            run.result = {"__error__": error_body(e)}
+            run.publish("error", error_body(e))
+            failure = e
+        if thread is not None and not spec.temporary:
+            await self._after_run(thread, graph, spec, failure)
+
+    async def _after_run(self, thread: Thread, graph: Any, spec: RunSpec,
+                         failure: BaseException | None) -> None:
+        """The thread after a run: its graph and assistant, values, interrupts, status."""
+        thread.metadata.setdefault("graph_id", spec.served.graph_id)
+        thread.metadata.setdefault("assistant_id", spec.config["configurable"]["assistant_id"])
+        next_nodes: tuple[str, ...] = ()
+        if graph is not None:
+            try:
+                state = await graph.aget_state(
+                    {"configurable": {"thread_id": thread.thread_id}})
+            except Exception:  # noqa: BLE001 - the thread keeps its last known state
+                state = None
+            if state is not None:
+                thread.values = state.values
+                thread.interrupts = {t.id: list(t.interrupts) for t in state.tasks
+                                     if t.interrupts}
+                next_nodes = state.next
+                thread.state_updated_at = now()
+        thread.error = error_body(failure) if failure is not None else None
+        thread.status = ("error" if failure is not None and not isinstance(
+            failure, _UserInterrupt) else "interrupted" if next_nodes else "idle")
+        await self.threads.save(thread)
+
+
+class _UserInterrupt(Exception):
+    """A run cancelled by a client (LangGraph's server names it `UserInterrupt`)."""
+
+
+_UserInterrupt.__name__ = "UserInterrupt"
+
+
+def _command(command: dict[str, Any]) -> Any:
+    from ferrograph.types import Command, Send
+
+    goto = command.get("goto")
+    if isinstance(goto, dict):
+        goto = Send(goto["node"], goto["input"])
+    elif isinstance(goto, list):
+        goto = [Send(g["node"], g["input"]) if isinstance(g, dict) else g for g in goto]
+    update = command.get("update")
+    if isinstance(update, list):
+        update = [tuple(u) for u in update]
+    return Command(resume=command.get("resume"), update=update,
+                   goto=goto if goto is not None else ())

@@ -1,0 +1,158 @@
+"""The graphs a server serves, read from `langgraph.json` as `langgraph dev` reads it:
+`graphs` (`./file.py:variable` or `module.path:variable`: a compiled graph, or a factory
+called with the run's config), `env` (a mapping, or a `.env` file's path) and `dependencies`
+(directories put on `sys.path`). A graph that fails to load stops the server at start, with
+an error naming it."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+NAMESPACE_GRAPH = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
+"""The namespace of the system assistants' uuid5 ids (LangGraph's, so ids match its)."""
+
+
+class GraphLoadError(RuntimeError):
+    """A `langgraph.json` or one of its graphs cannot be loaded."""
+
+
+@dataclass
+class ServedGraph:
+    """One entry of `graphs`: its id, where it comes from, and what that names."""
+
+    graph_id: str
+    target: str
+    value: Any
+    """A compiled graph, or a factory that makes one from a run's config."""
+
+    @property
+    def assistant_id(self) -> str:
+        """The id of the graph's system assistant, as LangGraph derives it."""
+        return str(uuid.uuid5(NAMESPACE_GRAPH, self.graph_id))
+
+    @property
+    def is_factory(self) -> bool:
+        return not hasattr(self.value, "astream")
+
+    async def build(self, config: dict[str, Any], checkpointer: Any) -> Any:
+        """The graph a run (or a state read) uses: the compiled graph, or what the factory
+        makes of `config`, as a copy bound to the server's `checkpointer` (the user's graph
+        object itself is never changed)."""
+        graph = self.value
+        if self.is_factory:
+            takes_config = bool(inspect.signature(graph).parameters)
+            graph = graph(config) if takes_config else graph()
+            if inspect.isawaitable(graph):
+                graph = await graph
+            if not hasattr(graph, "astream"):
+                raise GraphLoadError(f"graph {self.graph_id!r}: the factory {self.target} "
+                                     f"returned {type(graph).__name__}, not a compiled graph")
+        bound = copy.copy(graph)
+        if checkpointer is not None:
+            bound.checkpointer = checkpointer
+        return bound
+
+
+@dataclass
+class ServerConfig:
+    path: Path | None
+    graphs: dict[str, ServedGraph]
+
+
+def load_config(path: str | os.PathLike[str] | None) -> ServerConfig:
+    """Reads `langgraph.json` (`path`), applies its `env` and `dependencies`, and imports
+    every graph."""
+    if path is None:
+        raise GraphLoadError("no config: pass --config PATH (a langgraph.json)")
+    config_path = Path(path).resolve()
+    try:
+        raw = json.loads(config_path.read_text())
+    except FileNotFoundError:
+        raise GraphLoadError(f"config file not found: {config_path}") from None
+    except json.JSONDecodeError as e:
+        raise GraphLoadError(f"{config_path} is not valid JSON: {e}") from None
+    base = config_path.parent
+    _apply_env(raw.get("env"), base)
+    for dep in raw.get("dependencies") or []:
+        # Paths are directories put on sys.path; package names (pip requirements) are for
+        # `langgraph build`, and are expected to be installed already.
+        if dep.startswith(".") or dep.startswith("/"):
+            where = str((base / dep).resolve())
+            if where not in sys.path:
+                sys.path.insert(0, where)
+    graphs_raw = raw.get("graphs")
+    if not isinstance(graphs_raw, dict) or not graphs_raw:
+        raise GraphLoadError(f"{config_path}: 'graphs' must map graph ids to "
+                             "'./file.py:variable' or 'module:variable'")
+    graphs = {}
+    for graph_id, target in graphs_raw.items():
+        if isinstance(target, dict):  # {"path": ..., "description": ...}
+            target = target.get("path", "")
+        graphs[graph_id] = ServedGraph(graph_id, target, _import_target(graph_id, target, base))
+    return ServerConfig(config_path, graphs)
+
+
+def _apply_env(env: Any, base: Path) -> None:
+    if env is None:
+        return
+    if isinstance(env, str):
+        env_path = base / env
+        if not env_path.exists():
+            raise GraphLoadError(f"env file not found: {env_path}")
+        for line in env_path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+        return
+    for key, value in dict(env).items():
+        os.environ.setdefault(str(key), str(value))
+
+
+def _import_target(graph_id: str, target: str, base: Path) -> Any:
+    module_ref, sep, attr = target.rpartition(":")
+    if not sep or not module_ref or not attr:
+        raise GraphLoadError(f"graph {graph_id!r}: {target!r} is not "
+                             "'./file.py:variable' or 'module:variable'")
+    try:
+        if module_ref.endswith(".py") or "/" in module_ref:
+            file = (base / module_ref).resolve()
+            if not file.exists():
+                raise GraphLoadError(f"graph {graph_id!r}: file not found: {file}")
+            name = f"ferrograph_served_{file.stem}_{abs(hash(str(file))):x}"
+            module = sys.modules.get(name)
+            if module is None:
+                spec = importlib.util.spec_from_file_location(name, file)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+        else:
+            module = importlib.import_module(module_ref)
+    except GraphLoadError:
+        raise
+    except Exception as e:
+        raise GraphLoadError(f"graph {graph_id!r}: importing {module_ref} failed: "
+                             f"{type(e).__name__}: {e}") from e
+    try:
+        value = getattr(module, attr)
+    except AttributeError:
+        raise GraphLoadError(f"graph {graph_id!r}: {module_ref} has no {attr!r}") from None
+    if not hasattr(value, "astream") and not callable(value):
+        raise GraphLoadError(f"graph {graph_id!r}: {target} is a {type(value).__name__}, "
+                             "not a compiled graph nor a factory of one")
+    return value

@@ -1,0 +1,76 @@
+"""Request and response helpers shared by the routes: JSON bodies and path ids checked as
+LangGraph's server checks them, its `{"detail": ...}` errors, JSON responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ferrograph.server.wire import dumps, loads, parse_uuid
+
+
+class ApiError(Exception):
+    """An HTTP error with LangGraph's body, `{"detail": ...}`."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> Response:
+    return Response(dumps(data), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def error_response(status: int, detail: str) -> Response:
+    return json_response({"detail": detail}, status)
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is `{}`."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = loads(raw)
+    except ValueError:
+        raise ApiError(422, "Invalid JSON in request body") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, f"{raw[:80].decode(errors='replace')} is not of type 'object'")
+    return body
+
+
+def path_id(request: Request, name: str, label: str) -> str:
+    """A UUID from the path; anything else is LangGraph's 422."""
+    found = parse_uuid(request.path_params[name])
+    if found is None:
+        raise ApiError(422, f"Invalid {label} ID: must be a UUID")
+    return found
+
+
+def query_flag(request: Request, name: str, default: bool = False) -> bool:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    return value.lower() in ("true", "1", "yes")
+
+
+def page(body: dict[str, Any], default_limit: int = 10) -> tuple[int, int]:
+    limit, offset = body.get("limit", default_limit), body.get("offset", 0)
+    if not isinstance(limit, int) or not isinstance(offset, int) or limit < 0 or offset < 0:
+        raise ApiError(422, "limit and offset must be non-negative integers")
+    return limit, offset
+
+
+def paginated(items: list[Any], limit: int, offset: int) -> Response:
+    """A page of `items` with LangGraph's `x-pagination-total` / `x-pagination-next`."""
+    chosen = items[offset:offset + limit]
+    headers = {"x-pagination-total": str(len(items))}
+    if offset + limit < len(items):
+        headers["x-pagination-next"] = str(offset + limit)
+    return json_response([i.to_json() if hasattr(i, "to_json") else i for i in chosen],
+                         headers=headers)

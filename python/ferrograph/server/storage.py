@@ -1,0 +1,165 @@
+"""What the server keeps besides checkpoints: assistants (the system assistant of each
+graph), threads (a table in the checkpoints' SQLite database, written through from memory)
+and runs (in memory: a run lives as long as the server). Checkpoints themselves are the
+LangGraph saver's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ferrograph.server.graphs import ServedGraph
+from ferrograph.server.wire import dumps, iso, loads, now
+
+THREAD_STATUSES = ("idle", "busy", "interrupted", "error")
+RUN_STATUSES = ("pending", "running", "success", "error", "timeout", "interrupted")
+
+
+@dataclass
+class Assistant:
+    assistant_id: str
+    graph_id: str
+    created_at: datetime
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=lambda: {"created_by": "system"})
+    description: str | None = None
+    version: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"assistant_id": self.assistant_id, "graph_id": self.graph_id,
+                "config": self.config, "context": self.context, "metadata": self.metadata,
+                "name": self.name, "created_at": iso(self.created_at),
+                "updated_at": iso(self.created_at), "version": self.version,
+                "description": self.description}
+
+
+def system_assistants(graphs: dict[str, ServedGraph]) -> dict[str, Assistant]:
+    """One assistant per graph, as LangGraph creates them at start (uuid5 of the graph id)."""
+    at = now()
+    return {g.assistant_id: Assistant(g.assistant_id, g.graph_id, at, name=g.graph_id)
+            for g in graphs.values()}
+
+
+@dataclass
+class Thread:
+    thread_id: str
+    created_at: datetime
+    updated_at: datetime
+    state_updated_at: datetime
+    metadata: dict[str, Any]
+    status: str = "idle"
+    values: Any = None
+    interrupts: dict[str, Any] = field(default_factory=dict)
+    error: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"thread_id": self.thread_id, "created_at": iso(self.created_at),
+                "updated_at": iso(self.updated_at),
+                "state_updated_at": iso(self.state_updated_at), "metadata": self.metadata,
+                "status": self.status, "config": {}, "values": self.values,
+                "interrupts": self.interrupts, "error": self.error}
+
+    @property
+    def graph_id(self) -> str | None:
+        return self.metadata.get("graph_id")
+
+
+_THREAD_COLUMNS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata",
+                   "status", "state_values", "interrupts", "error")
+
+
+class ThreadStore:
+    """Threads in memory, each change written through to the table `ferrograph_threads` on
+    the saver's own aiosqlite connection (so `:memory:` keeps both in one database and a
+    file never has two writers)."""
+
+    def __init__(self, saver: Any) -> None:
+        self.saver = saver
+        self.threads: dict[str, Thread] = {}
+
+    async def open(self) -> None:
+        await self.saver.setup()
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "CREATE TABLE IF NOT EXISTS ferrograph_threads (thread_id TEXT PRIMARY KEY, "
+                "created_at TEXT, updated_at TEXT, state_updated_at TEXT, metadata TEXT, "
+                "status TEXT, state_values TEXT, interrupts TEXT, error TEXT)")
+            await self.saver.conn.commit()
+            async with self.saver.conn.execute(
+                    f"SELECT {', '.join(_THREAD_COLUMNS)} FROM ferrograph_threads") as cur:
+                rows = await cur.fetchall()
+        for row in rows:
+            (tid, created, updated, state_updated, metadata, status, values, interrupts,
+             error) = row
+            self.threads[tid] = Thread(
+                tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
+                datetime.fromisoformat(state_updated), loads(metadata),
+                # a thread busy when the server stopped has no run any more
+                "idle" if status == "busy" else status, loads(values), loads(interrupts),
+                loads(error))
+
+    def get(self, thread_id: str) -> Thread | None:
+        return self.threads.get(thread_id)
+
+    async def save(self, thread: Thread) -> None:
+        thread.updated_at = now()
+        self.threads[thread.thread_id] = thread
+        row = (thread.thread_id, iso(thread.created_at), iso(thread.updated_at),
+               iso(thread.state_updated_at), dumps(thread.metadata).decode(), thread.status,
+               dumps(thread.values).decode(), dumps(thread.interrupts).decode(),
+               dumps(thread.error).decode())
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                f"INSERT OR REPLACE INTO ferrograph_threads ({', '.join(_THREAD_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_THREAD_COLUMNS))})", row)
+            await self.saver.conn.commit()
+
+    async def delete(self, thread_id: str) -> None:
+        self.threads.pop(thread_id, None)
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "DELETE FROM ferrograph_threads WHERE thread_id = ?", (thread_id,))
+            await self.saver.conn.commit()
+        await self.saver.adelete_thread(thread_id)
+
+    def search(self, *, metadata: dict[str, Any] | None = None,
+               values: dict[str, Any] | None = None, ids: list[str] | None = None,
+               status: str | None = None, sort_by: str = "created_at",
+               sort_order: str = "desc") -> list[Thread]:
+        found = [t for t in self.threads.values()
+                 if (not ids or t.thread_id in ids)
+                 and (status is None or t.status == status)
+                 and _contains(t.metadata, metadata)
+                 and (not values or (isinstance(t.values, dict) and _contains(t.values, values)))]
+        found.sort(key=lambda t: getattr(t, sort_by), reverse=sort_order != "asc")
+        return found
+
+
+def _contains(have: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
+    """JSONB `@>` as the server's search uses it: every wanted key with an equal value."""
+    return not wanted or all(k in have and have[k] == v for k, v in wanted.items())
+
+
+@dataclass
+class RunRecord:
+    """A run as the API shows it; the running part is `execute.RunTask`."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    created_at: datetime
+    metadata: dict[str, Any]
+    kwargs: dict[str, Any]
+    multitask_strategy: str
+    status: str = "pending"
+    updated_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "thread_id": self.thread_id,
+                "assistant_id": self.assistant_id, "created_at": iso(self.created_at),
+                "updated_at": iso(self.updated_at or self.created_at), "status": self.status,
+                "metadata": self.metadata, "multitask_strategy": self.multitask_strategy,
+                "kwargs": self.kwargs, "langsmith_session_name": None}
