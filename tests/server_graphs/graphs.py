@@ -131,3 +131,20 @@ nested = (
 def make_counter(config: dict[str, Any]) -> Any:
     """A factory taking the run's config, as `langgraph.json` allows."""
     return counter
+
+
+async def wait_for_model(state: CountState) -> dict[str, Any]:
+    """An async node whose model call lasts as long as the test holds the local server's
+    reply to "Write a slow reply" (so a run can be cancelled while it is running)."""
+    reply = await _model().ainvoke([{"role": "user", "content": "Write a slow reply"}])
+    return {"log": [reply.content]}
+
+
+slow = (
+    StateGraph(CountState)
+    .add_node(first)
+    .add_node(wait_for_model)
+    .add_edge(START, "first")
+    .add_edge("first", "wait_for_model")
+    .compile()
+)
