@@ -177,7 +177,10 @@ async def create_run(request: Request) -> RunTask:
         "configurable": configurable,
         "metadata": {**thread.metadata, **run_metadata,
                      **(request_config.get("metadata") or {}), "run_attempt": 1},
-        "run_id": run_id,
+        # LangGraph's server also sets the top-level `run_id` (the root run's id, for
+        # tracers); ferrograph hands a config's `run_id` on to every node's runs, so two
+        # models of one run would share their message ids: left out until the engine
+        # keeps it to the root run.
     }
     context = {**assistant.context, **(body.get("context") or {})} or None
     spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,

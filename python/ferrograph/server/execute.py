@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrograph.server.graphs import ServedGraph
+from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, Thread, ThreadStore
 from ferrograph.server.wire import error_body, now, sse_frame
 
@@ -236,8 +237,8 @@ class Runner:
                 state = None
             if state is not None:
                 thread.values = state.values
-                thread.interrupts = {t.id: list(t.interrupts) for t in state.tasks
-                                     if t.interrupts}
+                thread.interrupts = {t.id: [interrupt_json(i) for i in t.interrupts]
+                                     for t in state.tasks if t.interrupts}
                 next_nodes = state.next
                 thread.state_updated_at = now()
         thread.error = error_body(failure) if failure is not None else None

@@ -1,0 +1,182 @@
+"""Servers for the server tests: `ferrograph serve` and `langgraph dev` (the oracle), each a
+subprocess on a free 127.0.0.1 port serving `tests/server_graphs` copied into a temporary
+directory (so `langgraph dev`'s state files land there), stopped with its whole process group.
+The graphs' model is the embedded local OpenAI server, whose address goes in the environment.
+
+`normalise` makes two servers' answers comparable: ids, timestamps and run-specific values
+replaced by placeholders."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ferrograph.local_openai import LocalOpenAIServer, reply_for
+
+GRAPHS = Path(__file__).resolve().parent / "server_graphs"
+READY_TIMEOUT = 120.0
+"""Seconds to wait for a server's `/ok` (`langgraph dev` is slow to start on a busy machine)."""
+SLOW_PROMPT = "Write a slow reply"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class HeldModel:
+    """The local OpenAI server for the graphs, whose reply to `SLOW_PROMPT` waits until the
+    test `release()`s it (so a run stays running as long as a test needs)."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.held = threading.Event()
+        self.server = LocalOpenAIServer(reply=self._reply)
+
+    def _reply(self, messages: list[dict[str, Any]]) -> str:
+        if any(SLOW_PROMPT in str(m.get("content")) for m in messages):
+            self.held.set()
+            self.gate.wait(60)  # the loop of the local server waits: only this test uses it
+            return "slow reply"
+        return reply_for(messages)
+
+    def hold(self) -> None:
+        self.gate.clear()
+        self.held.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __enter__(self) -> HeldModel:
+        self.gate.set()
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.set()
+        self.server.close()
+
+
+class ServerProcess:
+    """A server subprocess; `url` once it answers `/ok`."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], port: int,
+                 log: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self._log_file = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log_file,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}):\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/ok", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)  # polling a port that is not open yet: nothing to wait on
+        raise RuntimeError(f"server not ready after {READY_TIMEOUT} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._log_file.flush()
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        with contextlib.suppress(ProcessLookupError):  # anything the server left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log_file.close()
+
+
+def copy_graphs(where: Path) -> Path:
+    target = where / "graphs"
+    shutil.copytree(GRAPHS, target, ignore=shutil.ignore_patterns(".langgraph_api",
+                                                                    "__pycache__"))
+    return target
+
+
+def graph_env(model: HeldModel, lib: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(LOCAL_OPENAI_URL=model.server.base_url, SERVER_GRAPH_LIB=lib,
+               LANGGRAPH_CLI_NO_ANALYTICS="1", LANGGRAPH_NO_VERSION_CHECK="true",
+               LANGSMITH_TRACING="false", PYTHONUNBUFFERED="1")
+    return env
+
+
+@contextlib.contextmanager
+def ferrograph_serve(model: HeldModel, where: Path, *extra: str) -> Iterator[ServerProcess]:
+    graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
+    port = free_port()
+    server = ServerProcess(
+        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
+         "--port", str(port), *extra],
+        graphs, graph_env(model, "ferrograph"), port, where / f"ferrograph-{port}.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def langgraph_dev(model: HeldModel, where: Path) -> Iterator[ServerProcess]:
+    graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
+    port = free_port()
+    cli = Path(sys.executable).with_name("langgraph")
+    server = ServerProcess(
+        [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port),
+         "--config", "langgraph.json"],
+        graphs, graph_env(model, "langgraph"), port, where / f"langgraph-{port}.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+
+
+def normalise(value: Any) -> Any:
+    """`value` with UUIDs as `<uuid>`, interrupt ids as `<id>`, timestamps as `<time>`."""
+    if isinstance(value, dict):
+        return {normalise(k): normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [normalise(v) for v in value]
+    if isinstance(value, str):
+        if _TIME.match(value):
+            return "<time>"
+        if _HEX_ID.match(value):
+            return "<id>"
+        return _UUID.sub("<uuid>", value)
+    return value
