@@ -221,11 +221,12 @@ class Runner:
             run.publish("error", error_body(e))
             failure = e
         if thread is not None and not spec.temporary:
-            await self._after_run(thread, graph, spec, failure)
+            await self._after_run(run, thread, graph, failure)
 
-    async def _after_run(self, thread: Thread, graph: Any, spec: RunSpec,
+    async def _after_run(self, run: RunTask, thread: Thread, graph: Any,
                          failure: BaseException | None) -> None:
         """The thread after a run: its graph and assistant, values, interrupts, status."""
+        record, spec = run.record, run.spec
         thread.metadata.setdefault("graph_id", spec.served.graph_id)
         thread.metadata.setdefault("assistant_id", spec.config["configurable"]["assistant_id"])
         next_nodes: tuple[str, ...] = ()
@@ -236,6 +237,12 @@ class Runner:
             except Exception:  # noqa: BLE001 - the thread keeps its last known state
                 state = None
             if state is not None:
+                if spec.nodes is not None and isinstance(state.values, dict) and \
+                        record.status == "success":
+                    # with a node filter the last `values` item may predate the last
+                    # steps: the result is the thread's state
+                    run.result = {**state.values, **({"__interrupt__": list(
+                        state.interrupts)} if state.interrupts else {})}
                 thread.values = state.values
                 thread.interrupts = {t.id: [interrupt_json(i) for i in t.interrupts]
                                      for t in state.tasks if t.interrupts}

@@ -1,0 +1,269 @@
+"""`ferrograph serve` on its own: the node filter (ferrograph's extension), cancelling runs
+(the endpoint, a client that goes away, a new run on a busy thread), joins, the async client,
+threads kept in a SQLite file across restarts, and start-up errors. What LangGraph's server
+does the same way is compared with it in test_server_parity.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from langgraph_sdk import get_client, get_sync_client
+
+from tests.server_support import GRAPHS, HeldModel, copy_graphs, ferrograph_serve, graph_env
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+WAIT = 60.0
+"""Seconds a test waits for a run to reach a state (never a pause: a deadline)."""
+
+
+@pytest.fixture(scope="module")
+def model():
+    with HeldModel() as held:
+        yield held
+
+
+@pytest.fixture(scope="module")
+def server(model, tmp_path_factory):
+    with ferrograph_serve(model, tmp_path_factory.mktemp("serve")) as proc:
+        yield proc.url
+
+
+def client(url):
+    return get_sync_client(url=url, api_key=None)
+
+
+def wait_for_status(c, thread_id, run_id, *statuses):
+    """The run once its status is one of `statuses` (polled against a deadline)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        run = c.runs.get(thread_id, run_id)
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} still {run['status']}, not {statuses}")
+
+
+def tokens_by_node(parts):
+    text = {}
+    for p in parts:
+        if p.event == "messages":
+            chunk, meta = p.data
+            text[meta["langgraph_node"]] = text.get(meta["langgraph_node"], "") + chunk["content"]
+    return text
+
+
+def test_node_filter_keeps_the_chosen_nodes_tokens_and_pushes_down(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    before = len(model.server.requests)
+    parts = list(c.runs.stream(tid, "seed", input={"topic": "owls"},
+                               stream_mode=["messages-tuple", "updates"],
+                               config={"configurable": {"ferrograph_nodes": ["write_poem"]}}))
+    assert set(tokens_by_node(parts)) == {"write_poem"}
+    assert "owls" in tokens_by_node(parts)["write_poem"]
+    # updates also come only from the chosen node, as with stream(nodes=...)
+    assert [list(p.data) for p in parts if p.event == "updates"] == [["write_poem"]]
+    # pushed down: the joke's model was not asked to stream, the poem's was
+    asked = {("joke" if "joke" in r.messages[-1]["content"] else "poem"): r.stream
+             for r in model.server.requests[before:]}
+    assert asked == {"joke": False, "poem": True}
+    # the run's state is whole: the filter chooses items, not work
+    assert set(c.threads.get_state(tid)["values"]) == {"topic", "joke", "poem"}
+
+
+def test_unknown_node_in_the_filter_is_422(server):
+    response = httpx.post(server + "/runs/stream", json={
+        "assistant_id": "seed", "input": {"topic": "x"},
+        "config": {"configurable": {"ferrograph_nodes": ["write_sonnet"]}}})
+    assert response.status_code == 422
+    assert "write_sonnet" in response.json()["detail"]
+
+
+def test_tag_filter_keeps_only_tagged_model_calls_messages(server):
+    parts = list(client(server).runs.stream(
+        None, "seed", input={"topic": "bats"}, stream_mode=["messages-tuple", "updates"],
+        config={"configurable": {"ferrograph_tags": ["no-such-tag"]}}))
+    # tags choose model calls' messages only (as stream(tags=...)); updates still come
+    assert [p.event for p in parts if p.event == "messages"] == []
+    assert sorted(k for p in parts if p.event == "updates" for k in p.data) == [
+        "write_joke", "write_poem"]
+
+
+def test_factory_graph(server):
+    assert client(server).runs.wait(None, "factory", input={"count": 2}) == {
+        "count": 30, "log": ["first", "second"]}
+
+
+def test_cancel_a_running_run(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        run = c.runs.create(tid, "slow", input={"count": 1})
+        assert model.held.wait(WAIT)
+        assert c.runs.get(tid, run["run_id"])["status"] == "running"
+        with pytest.raises(httpx.HTTPStatusError) as busy:
+            c.runs.create(tid, "counter", input={"count": 1}, multitask_strategy="reject")
+        assert busy.value.response.status_code == 409
+        c.runs.cancel(tid, run["run_id"], wait=True)
+    finally:
+        model.release()
+    assert c.runs.get(tid, run["run_id"])["status"] == "interrupted"
+    thread = c.threads.get(tid)
+    assert thread["status"] == "interrupted"
+    assert thread["error"]["error"] == "UserInterrupt"
+    assert c.threads.get_state(tid)["next"] == ["wait_for_model"]
+    with pytest.raises(httpx.HTTPStatusError) as again:
+        c.runs.cancel(tid, run["run_id"])
+    assert again.value.response.status_code == 404
+    # the thread takes runs again
+    assert c.runs.wait(tid, "counter", input={"count": 1})["count"] == 20
+
+
+def test_client_that_disconnects_cancels_the_run_when_asked(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": "values",
+                "on_disconnect": "cancel"}
+        with httpx.stream("POST", f"{server}/threads/{tid}/runs/stream", json=body,
+                          timeout=WAIT) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: metadata"
+            run_id = json.loads(next(lines)[len("data: "):])["run_id"]
+            assert model.held.wait(WAIT)
+        # the connection is closed: the run goes on no further
+        wait_for_status(c, tid, run_id, "interrupted")
+    finally:
+        model.release()
+    assert c.threads.get(tid)["status"] == "interrupted"
+
+
+def test_client_that_disconnects_lets_the_run_finish_by_default(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": "values"}
+        with httpx.stream("POST", f"{server}/threads/{tid}/runs/stream", json=body,
+                          timeout=WAIT) as response:
+            lines = response.iter_lines()
+            next(lines)
+            run_id = json.loads(next(lines)[len("data: "):])["run_id"]
+            assert model.held.wait(WAIT)
+    finally:
+        model.release()
+    assert wait_for_status(c, tid, run_id, "success", "error", "interrupted")["status"] == \
+        "success"
+    assert c.threads.get_state(tid)["values"]["log"] == ["first", "slow reply"]
+
+
+def test_join_stream_follows_a_running_run(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        run = c.runs.create(tid, "slow", input={"count": 1}, stream_mode=["values", "updates"])
+        assert model.held.wait(WAIT)
+        parts = c.runs.join_stream(tid, run["run_id"], stream_mode="updates")
+        model.release()
+        events = [(p.event, p.data) for p in parts]
+    finally:
+        model.release()
+    assert events == [("updates", {"wait_for_model": {"log": ["slow reply"]}})]
+    # a finished, non-resumable run has nothing left to stream
+    assert [p.event for p in c.runs.join_stream(tid, run["run_id"])] == []
+
+
+def test_enqueued_runs_run_in_order(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        first = c.runs.create(tid, "slow", input={"count": 1})
+        assert model.held.wait(WAIT)
+        second = c.runs.create(tid, "counter", input={"count": 5})
+        assert c.runs.get(tid, second["run_id"])["status"] == "pending"
+    finally:
+        model.release()
+    assert c.runs.join(tid, second["run_id"])["log"] == ["first", "slow reply", "first",
+                                                         "second"]
+    assert [r["status"] for r in c.runs.list(tid)] == ["success", "success"]
+    assert [r["run_id"] for r in c.runs.list(tid)] == [second["run_id"], first["run_id"]]
+
+
+def test_async_client_interrupt_and_resume(server):
+    async def scenario():
+        ac = get_client(url=server, api_key=None)
+        thread = await ac.threads.create()
+        tid = thread["thread_id"]
+        first = [p async for p in ac.runs.stream(tid, "ask", input={"count": 1},
+                                                 stream_mode="updates")]
+        assert first[-1].event == "updates"
+        (interrupt,) = first[-1].data["__interrupt__"]
+        assert interrupt["value"] == {"question": "name?", "count": 2}
+        assert (await ac.threads.get(tid))["status"] == "interrupted"
+        result = await ac.runs.wait(tid, "ask", command={"resume": {interrupt["id"]: "eve"}})
+        assert result["log"] == ["first", "hello eve", "second"]
+        assert (await ac.threads.get(tid))["status"] == "idle"
+
+    asyncio.run(scenario())
+
+
+def test_interrupt_before_and_after(server):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    c.runs.wait(tid, "counter", input={"count": 1}, interrupt_before=["second"])
+    state = c.threads.get_state(tid)
+    assert state["next"] == ["second"] and state["values"]["count"] == 2
+    assert c.threads.get(tid)["status"] == "interrupted"
+    assert c.runs.wait(tid, "counter", input=None)["count"] == 20
+    tid = c.threads.create()["thread_id"]
+    c.runs.wait(tid, "counter", input={"count": 1}, interrupt_after="*")
+    assert c.threads.get_state(tid)["next"] == ["second"]
+
+
+def test_threads_persist_in_a_sqlite_file(model, tmp_path):
+    db = str(tmp_path / "threads.sqlite")
+    with ferrograph_serve(model, tmp_path, "--db", db) as proc:
+        c = client(proc.url)
+        tid = c.threads.create(metadata={"keep": True})["thread_id"]
+        c.runs.wait(tid, "ask", input={"count": 1})
+    with ferrograph_serve(model, tmp_path, "--db", db) as proc:
+        c = client(proc.url)
+        thread = c.threads.get(tid)
+        assert thread["metadata"]["keep"] is True
+        assert thread["status"] == "interrupted"
+        assert c.runs.wait(tid, "ask", command={"resume": "zed"})["log"] == [
+            "first", "hello zed", "second"]
+        assert len(c.threads.get_history(tid, limit=100)) >= 5
+
+
+def test_a_graph_that_fails_to_import_stops_the_server_with_its_name(model, tmp_path):
+    graphs = copy_graphs(tmp_path)
+    (graphs / "broken.py").write_text("import no_such_module_here\n")
+    config = json.loads((GRAPHS / "langgraph.json").read_text())
+    config["graphs"]["broken"] = "./broken.py:graph"
+    (graphs / "langgraph.json").write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
+         "--port", "0"], cwd=graphs, env=graph_env(model, "ferrograph"),
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "graph 'broken'" in done.stderr and "no_such_module_here" in done.stderr
+
+
+def test_wait_with_a_node_filter_returns_the_final_state(server):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    result = c.runs.wait(tid, "counter", input={"count": 1},
+                         config={"configurable": {"ferrograph_nodes": ["first"]}})
+    assert result == {"count": 20, "log": ["first", "second"]}
