@@ -337,3 +337,17 @@ def test_bad_requests(servers, method, path, body, compare_body):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_error_of_a_users_exception_class(servers):
+    def scenario(url):
+        client = sync_client(url)
+        tid = client.threads.create()["thread_id"]
+        streamed = [(p.event, p.data) for p in client.runs.stream(
+            tid, "crash", input={"count": 1}, stream_mode="updates")]
+        return {"streamed": streamed, "thread": client.threads.get(tid)["error"],
+                "waited": client.runs.wait(None, "crash", input={"count": 2},
+                                           raise_error=False)}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

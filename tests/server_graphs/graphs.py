@@ -148,3 +148,14 @@ slow = (
     .add_edge("first", "wait_for_model")
     .compile()
 )
+
+
+class Overheated(Exception):
+    """An exception class of the user's own (LangGraph's server hides such messages)."""
+
+
+def overheat(state: CountState) -> dict[str, Any]:
+    raise Overheated(f"too hot at {state['count']}")
+
+
+crash = StateGraph(CountState).add_node(overheat).add_edge(START, "overheat").compile()

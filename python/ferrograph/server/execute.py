@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, Thread, ThreadStore
 from ferrograph.server.wire import error_body, now, sse_frame
+
+logger = logging.getLogger("ferrograph.server")
 
 END = object()
 """What a listener's queue gets after the run's last event."""
@@ -216,6 +219,7 @@ class Runner:
             run.result = shaper.last_values if shaper.last_values is not None else {}
             failure = _UserInterrupt(run.cancel_reason or "run cancelled")
         except Exception as e:  # the graph failed: reported to clients, not raised
+            logger.exception("run %s failed", record.run_id)
             record.status = "error"
             run.result = {"__error__": error_body(e)}
             run.publish("error", error_body(e))

@@ -49,9 +49,20 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
+_SHOWN_ERRORS = frozenset({
+    "ValueError", "TypeError", "KeyError", "AttributeError", "RuntimeError", "RecursionError",
+    "TimeoutError", "InvalidUpdateError", "GraphBubbleUp", "EmptyInputError", "TaskNotFound",
+    "HTTPException", "UserInterrupt"})
+"""Exception classes (and their subclasses, by name: ferrograph's and LangGraph's alike) whose
+message LangGraph's server shows clients; others show only their class name."""
+
+
 def error_body(exc: BaseException) -> dict[str, str]:
-    """An exception as the `error` event and the run's `__error__` carry it."""
-    return {"error": type(exc).__name__, "message": str(exc)}
+    """An exception as the `error` event and the run's `__error__` carry it: the class, and
+    its message if the class is one LangGraph's server shows (the server log has the rest)."""
+    shown = any(c.__name__ in _SHOWN_ERRORS for c in type(exc).__mro__)
+    return {"error": type(exc).__name__,
+            "message": str(exc) if shown else "An internal error occurred"}
 
 
 def sse_frame(event: str, data: Any) -> bytes:
