@@ -351,3 +351,30 @@ def test_error_of_a_users_exception_class(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_remote_graph(servers):
+    """LangGraph's `RemoteGraph` (the SDK underneath) drives either server the same way."""
+    from langgraph.pregel.remote import RemoteGraph
+    from langgraph.types import Command
+
+    def scenario(url):
+        seed = RemoteGraph("seed", url=url, api_key=None)
+        tokens: dict[str, str] = {}
+        for chunk, meta in seed.stream({"topic": "cats"}, stream_mode="messages"):
+            node = meta["langgraph_node"]
+            tokens[node] = tokens.get(node, "") + chunk["content"]
+        ask = RemoteGraph("ask", url=url, api_key=None)
+        tid = sync_client(url).threads.create()["thread_id"]
+        config = {"configurable": {"thread_id": tid}}
+        paused = list(ask.stream({"count": 1}, config, stream_mode="updates"))
+        state = ask.get_state(config)
+        return {"invoke": seed.invoke({"topic": "dogs"}), "tokens": tokens, "paused": paused,
+                "next": state.next, "values": state.values,
+                "interrupts": [i.value for i in state.interrupts],
+                "resumed": ask.invoke(Command(resume="x"), config),
+                "nested": list(RemoteGraph("nested", url=url, api_key=None).stream(
+                    {"count": 1}, stream_mode="updates", subgraphs=True))}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
