@@ -378,3 +378,41 @@ def test_remote_graph(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_schemas(servers):
+    def scenario(url):
+        client = sync_client(url)
+        found = client.assistants.search(graph_id="counter")[0]
+        return client.assistants.get_schemas(found["assistant_id"])
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+
+
+def test_state_with_subgraphs_history_before_and_time_travel(servers):
+    def scenario(url):
+        client = sync_client(url)
+        tid = client.threads.create()["thread_id"]
+        client.runs.wait(tid, "nested", input={"count": 1}, interrupt_before=["child"])
+        state = client.threads.get_state(tid, subgraphs=True)
+        history = client.threads.get_history(tid)
+        before = client.threads.get_history(
+            tid, before={"configurable": {"checkpoint_id": history[0]["checkpoint_id"]}})
+        at = client.threads.get_state(tid, checkpoint_id=history[1]["checkpoint_id"])
+        step0 = next(h for h in history if h["metadata"]["step"] == 0)
+        travelled = client.runs.wait(tid, "nested", input=None,
+                                     checkpoint_id=step0["checkpoint_id"])
+        after = client.threads.get_history(tid, limit=20)
+        return {"next": state["next"], "tasks": [{k: t[k] for k in ("name", "state",
+                                                                      "checkpoint")}
+                                                   for t in state["tasks"]],
+                "history": [h["metadata"]["step"] for h in history],
+                "before": [h["metadata"]["step"] for h in before],
+                "at": (at["values"], at["next"], at["metadata"]["step"]),
+                "travelled": travelled,
+                "after": [(h["metadata"]["source"], h["metadata"]["step"], h["next"])
+                          for h in after]}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

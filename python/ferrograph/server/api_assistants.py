@@ -115,6 +115,26 @@ async def get_graph(request: Request) -> Response:
     return json_response(drawn)
 
 
+def _state_schema(graph: Any) -> dict[str, Any]:
+    """The state's JSON schema as LangGraph's server draws it: a model of the state keys,
+    each typed by its annotation (`Any` where Pydantic cannot take the type)."""
+    from typing import Annotated, get_args, get_origin
+
+    from pydantic import TypeAdapter, create_model
+
+    fields: dict[str, Any] = {}
+    for key in graph.key_names:
+        kind = graph.builder.key_types.get(key, Any)
+        if get_origin(kind) is Annotated:  # the reducer is not part of the value's type
+            kind = get_args(kind)[0]
+        try:
+            TypeAdapter(kind).json_schema()
+            fields[key] = (kind, None)
+        except Exception:  # noqa: BLE001 - a type Pydantic cannot draw
+            fields[key] = (Any, None)
+    return create_model(graph.get_name("State"), **fields).model_json_schema()
+
+
 async def get_schemas(request: Request) -> Response:
     assistant, graph = await _graph_of(request, by_name=False)
 
@@ -124,12 +144,8 @@ async def get_schemas(request: Request) -> Response:
         except Exception:  # noqa: BLE001 - a schema that cannot be drawn is shown as null
             return None
 
-    state = None
     try:
-        from ferrograph._schema import json_schema
-
-        state = json_schema(graph.builder.state_schema, graph.builder.key_types,
-                            graph.get_name("State"))
+        state = _state_schema(graph)
     except Exception:  # noqa: BLE001
         state = None
     return json_response({
@@ -137,7 +153,7 @@ async def get_schemas(request: Request) -> Response:
         "input_schema": schema("get_input_jsonschema"),
         "output_schema": schema("get_output_jsonschema"),
         "state_schema": state,
-        "config_schema": None,
+        "config_schema": {},
         "context_schema": schema("get_context_jsonschema")})
 
 

@@ -83,7 +83,8 @@ class RunTask:
             queue.put_nowait(frame)
 
     def cancel(self, reason: str) -> None:
-        if self.task is not None and not self.task.done():
+        """Cancels the run's task, once (a second request finds it already cancelling)."""
+        if self.cancel_reason is None and self.task is not None and not self.task.done():
             self.cancel_reason = reason
             self.task.cancel()
 
@@ -186,18 +187,20 @@ class Runner:
                 self._locks.pop(record.thread_id, None)
 
     async def _run_graph(self, run: RunTask) -> None:
+        """Runs the graph, then records the thread's outcome; only then does the run show
+        its final status (a client that sees it finished sees the thread updated)."""
         record, spec = run.record, run.spec
         thread = self.threads.get(record.thread_id)
         record.status = "running"
         record.updated_at = now()
-        if thread is not None:
-            thread.status = "busy"
-            await self.threads.save(thread)
-        run.publish("metadata", {"run_id": record.run_id, "attempt": 1})
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
         graph = None
         try:
+            if thread is not None:
+                thread.status = "busy"
+                await self.threads.save(thread)
+            run.publish("metadata", {"run_id": record.run_id, "attempt": 1})
             graph = await spec.served.build(spec.config,
                                             None if spec.temporary else self.saver)
             kwargs: dict[str, Any] = {"stream_mode": shaper.engine_modes(),
@@ -212,25 +215,28 @@ class Runner:
                 async for item in stream:
                     for event, data in shaper.shape(item):
                         run.publish(event, data)
-            record.status = "success"
+            status = "success"
             run.result = shaper.last_values if shaper.last_values is not None else {}
         except asyncio.CancelledError:
-            record.status = "interrupted"
+            status = "interrupted"
             run.result = shaper.last_values if shaper.last_values is not None else {}
             failure = _UserInterrupt(run.cancel_reason or "run cancelled")
         except Exception as e:  # the graph failed: reported to clients, not raised
             logger.exception("run %s failed", record.run_id)
-            record.status = "error"
+            status = "error"
             run.result = {"__error__": error_body(e)}
             run.publish("error", error_body(e))
             failure = e
-        if thread is not None and not spec.temporary:
-            await self._after_run(run, thread, graph, failure)
+        try:
+            if thread is not None and not spec.temporary:
+                await self._after_run(run, status, thread, graph, failure)
+        finally:
+            record.status = status
 
-    async def _after_run(self, run: RunTask, thread: Thread, graph: Any,
+    async def _after_run(self, run: RunTask, status: str, thread: Thread, graph: Any,
                          failure: BaseException | None) -> None:
         """The thread after a run: its graph and assistant, values, interrupts, status."""
-        record, spec = run.record, run.spec
+        spec = run.spec
         thread.metadata.setdefault("graph_id", spec.served.graph_id)
         thread.metadata.setdefault("assistant_id", spec.config["configurable"]["assistant_id"])
         next_nodes: tuple[str, ...] = ()
@@ -242,7 +248,7 @@ class Runner:
                 state = None
             if state is not None:
                 if spec.nodes is not None and isinstance(state.values, dict) and \
-                        record.status == "success":
+                        status == "success":
                     # with a node filter the last `values` item may predate the last
                     # steps: the result is the thread's state
                     run.result = {**state.values, **({"__interrupt__": list(

@@ -58,6 +58,8 @@ class ServedGraph:
                 raise GraphLoadError(f"graph {self.graph_id!r}: the factory {self.target} "
                                      f"returned {type(graph).__name__}, not a compiled graph")
         bound = copy.copy(graph)
+        if getattr(bound, "name", None) == "LangGraph":  # as LangGraph's server names them
+            bound.name = self.graph_id
         if checkpointer is not None:
             bound.checkpointer = checkpointer
         return bound

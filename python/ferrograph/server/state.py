@@ -12,8 +12,8 @@ def interrupt_json(interrupt: Any) -> dict[str, Any]:
 
 
 def checkpoint_ref(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not config:
-        return None
+    if not config or not config["configurable"].get("checkpoint_id"):
+        return None  # e.g. a subgraph that has not started yet
     c = config["configurable"]
     return {"checkpoint_id": c.get("checkpoint_id"), "thread_id": c.get("thread_id"),
             "checkpoint_ns": c.get("checkpoint_ns", "")}
