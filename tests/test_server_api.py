@@ -267,3 +267,48 @@ def test_wait_with_a_node_filter_returns_the_final_state(server):
     result = c.runs.wait(tid, "counter", input={"count": 1},
                          config={"configurable": {"ferrograph_nodes": ["first"]}})
     assert result == {"count": 20, "log": ["first", "second"]}
+
+
+def test_cancel_with_rollback_deletes_the_run_and_its_checkpoints(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    c.runs.wait(tid, "counter", input={"count": 1})
+    kept = c.threads.get_state(tid)
+    model.hold()
+    try:
+        run = c.runs.create(tid, "slow", input={"count": 5})
+        assert model.held.wait(WAIT)
+        c.runs.cancel(tid, run["run_id"], wait=True, action="rollback")
+    finally:
+        model.release()
+    with pytest.raises(httpx.HTTPStatusError) as gone:
+        c.runs.get(tid, run["run_id"])
+    assert gone.value.response.status_code == 404
+    state = c.threads.get_state(tid)
+    assert (state["checkpoint_id"], state["values"]) == (kept["checkpoint_id"], kept["values"])
+    thread = c.threads.get(tid)
+    assert (thread["status"], thread["values"], thread["error"]) == ("idle", kept["values"],
+                                                                      None)
+
+
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+def test_a_new_run_interrupts_or_rolls_back_the_running_one(server, model, strategy):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        first = c.runs.create(tid, "slow", input={"count": 1})
+        assert model.held.wait(WAIT)
+        second = c.runs.create(tid, "counter", input={"count": 5}, multitask_strategy=strategy)
+    finally:
+        model.release()
+    result = c.runs.join(tid, second["run_id"])
+    if strategy == "interrupt":
+        assert c.runs.get(tid, first["run_id"])["status"] == "interrupted"
+        # the second run ran on top of what the first had done
+        assert result == {"count": 60, "log": ["first", "first", "second"]}
+    else:
+        with pytest.raises(httpx.HTTPStatusError):
+            c.runs.get(tid, first["run_id"])
+        assert result == {"count": 60, "log": ["first", "second"]}
+    assert c.runs.get(tid, second["run_id"])["status"] == "success"

@@ -157,7 +157,8 @@ async def create_run(request: Request) -> RunTask:
                             "choose a different multitask strategy.")
     if active and strategy in ("interrupt", "rollback"):
         for run in active:
-            run.cancel(f"interrupted by a new run ({strategy})")
+            run.cancel(f"interrupted by a new run ({strategy})",
+                       rollback=strategy == "rollback")
 
     run_id = uuid7()
     configurable = {**(assistant.config.get("configurable") or {}), **request_configurable,
@@ -348,7 +349,7 @@ async def cancel_run(request: Request) -> Response:
     if action not in ("interrupt", "rollback"):
         raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
     run.cancel(f"interrupt requested via POST /threads/{run.record.thread_id}/runs/"
-               f"{run.record.run_id}/cancel")
+               f"{run.record.run_id}/cancel", rollback=action == "rollback")
     if request.query_params.get("wait", "0").lower() in ("1", "true"):
         await run.finished.wait()
         return json_response(run.result)

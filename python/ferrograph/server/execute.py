@@ -62,6 +62,8 @@ class RunTask:
     after a failure, `{}` when cancelled before any values."""
     task: asyncio.Task | None = None
     cancel_reason: str | None = None
+    rollback: bool = False
+    """Cancelled with `action="rollback"`: the run and its checkpoints are deleted."""
 
     def subscribe(self) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue()
@@ -82,10 +84,11 @@ class RunTask:
         for queue in self.listeners:
             queue.put_nowait(frame)
 
-    def cancel(self, reason: str) -> None:
+    def cancel(self, reason: str, rollback: bool = False) -> None:
         """Cancels the run's task, once (a second request finds it already cancelling)."""
         if self.cancel_reason is None and self.task is not None and not self.task.done():
             self.cancel_reason = reason
+            self.rollback = rollback
             self.task.cancel()
 
 
@@ -183,6 +186,8 @@ class Runner:
             run.finished.set()
             if spec.temporary:
                 await self.threads.delete(record.thread_id)
+            if run.rollback:
+                self.runs.pop(record.run_id, None)
             if not self.active_runs(record.thread_id):
                 self._locks.pop(record.thread_id, None)
 
@@ -228,6 +233,9 @@ class Runner:
             run.publish("error", error_body(e))
             failure = e
         try:
+            if run.rollback and thread is not None and not spec.temporary:
+                await self.threads.delete_run_checkpoints(thread.thread_id, record.run_id)
+                failure = None  # as if the run had not been
             if thread is not None and not spec.temporary:
                 await self._after_run(run, status, thread, graph, failure)
         finally:

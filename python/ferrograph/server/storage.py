@@ -125,6 +125,19 @@ class ThreadStore:
             await self.saver.conn.commit()
         await self.saver.adelete_thread(thread_id)
 
+    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Removes the checkpoints a run wrote (and their pending writes): a rollback. The
+        run is known by the `run_id` every checkpoint's metadata records."""
+        where = ("thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?")
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN "
+                f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
+                (thread_id, thread_id, run_id))
+            await self.saver.conn.execute(f"DELETE FROM checkpoints WHERE {where}",
+                                          (thread_id, run_id))
+            await self.saver.conn.commit()
+
     def search(self, *, metadata: dict[str, Any] | None = None,
                values: dict[str, Any] | None = None, ids: list[str] | None = None,
                status: str | None = None, sort_by: str = "created_at",
