@@ -416,3 +416,27 @@ def test_state_with_subgraphs_history_before_and_time_travel(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_resumable_run_replays_its_events(servers):
+    def scenario(url):
+        client = sync_client(url)
+        tid = client.threads.create()["thread_id"]
+        run = client.runs.create(tid, "counter", input={"count": 1}, stream_resumable=True,
+                                 stream_mode=["updates", "custom"])
+        client.runs.join(tid, run["run_id"])
+        replayed = list(client.runs.join_stream(tid, run["run_id"], last_event_id="-1"))
+        with httpx.stream("GET", f"{url}/threads/{tid}/runs/{run['run_id']}/stream",
+                          headers={"Last-Event-ID": "-1"}, timeout=30) as response:
+            ids = [line[4:] for line in response.iter_lines() if line.startswith("id: ")]
+        # the runs without stream_resumable keep nothing to replay
+        plain = client.runs.create(tid, "counter", input={"count": 1})
+        client.runs.join(tid, plain["run_id"])
+        return {"replayed": [(p.event, p.data) for p in replayed],
+                "ids": len(ids) == len(replayed),
+                "plain": list(client.runs.join_stream(tid, plain["run_id"],
+                                                      last_event_id="-1"))}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+    assert [e for e, _ in ours["replayed"]] == ["metadata", "custom", "updates", "updates"]

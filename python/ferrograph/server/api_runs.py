@@ -189,11 +189,11 @@ async def create_run(request: Request) -> RunTask:
                    subgraphs=bool(body.get("stream_subgraphs")),
                    interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                    durability=body.get("durability"), nodes=nodes, tags=tags,
-                   temporary=temporary)
+                   temporary=temporary, resumable=bool(body.get("stream_resumable")))
     kwargs = {"input": body.get("input"), "command": command, "config": config,
               "context": context or {}, "stream_mode": modes,
               "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,
-              "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": False,
+              "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": spec.resumable,
               "durability": body.get("durability") or "async"}
     record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
                        kwargs, strategy)
@@ -336,7 +336,8 @@ async def join_stream(request: Request) -> Response:
     cancel = request.query_params.get("cancel_on_disconnect", "false").lower() in (
         "true", "1", "yes")
     base, _ = _locations(run, False)
-    return _sse_response(run, run.subscribe(), cancel,
+    last_event_id = request.headers.get("last-event-id")
+    return _sse_response(run, run.subscribe(last_event_id), cancel,
                          {"location": f"{base}/stream", "content-location": base}, modes)
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, Thread, ThreadStore
-from ferrograph.server.wire import error_body, now, sse_frame
+from ferrograph.server.wire import error_body, event_id_key, now, sse_frame
 
 logger = logging.getLogger("ferrograph.server")
 
@@ -47,6 +48,8 @@ class RunSpec:
     tags: list[str] | None
     temporary: bool
     """A stateless run's thread, deleted when the run ends."""
+    resumable: bool = False
+    """`stream_resumable`: events keep ids and stay for a later `join_stream` to replay."""
 
 
 @dataclass
@@ -64,9 +67,19 @@ class RunTask:
     cancel_reason: str | None = None
     rollback: bool = False
     """Cancelled with `action="rollback"`: the run and its checkpoints are deleted."""
+    history: list[tuple[tuple[int, int], str, bytes]] = field(default_factory=list)
+    """A resumable run's events so far: `(id key, event, frame)`."""
+    _sequence: int = 0
 
-    def subscribe(self) -> asyncio.Queue:
+    def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue:
+        """A queue of the run's events from now on; with `last_event_id` (a resumable run)
+        first those stored after that id (`-1`: all of them)."""
         queue: asyncio.Queue = asyncio.Queue()
+        if last_event_id is not None:
+            after = event_id_key(last_event_id)
+            for key, event, frame in self.history:
+                if key > after:
+                    queue.put_nowait((event, frame))
         if self.finished.is_set():
             queue.put_nowait(END)
         else:
@@ -78,11 +91,20 @@ class RunTask:
             self.listeners.remove(queue)
 
     def publish(self, event: str, data: Any) -> None:
-        if not self.listeners:
+        if self.spec.resumable:
+            # ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
+            # unique within a millisecond (LangGraph's in-memory server always uses 0)
+            self._sequence += 1
+            ms = time.time_ns() // 1_000_000
+            event_id = f"{ms}-{self._sequence}"
+            frame = sse_frame(event, data, event_id)
+            self.history.append((event_id_key(event_id), event, frame))
+        elif not self.listeners:
             return
-        frame = (event, sse_frame(event, data))
+        else:
+            frame = sse_frame(event, data)
         for queue in self.listeners:
-            queue.put_nowait(frame)
+            queue.put_nowait((event, frame))
 
     def cancel(self, reason: str, rollback: bool = False) -> None:
         """Cancels the run's task, once (a second request finds it already cancelling)."""

@@ -65,9 +65,23 @@ def error_body(exc: BaseException) -> dict[str, str]:
             "message": str(exc) if shown else "An internal error occurred"}
 
 
-def sse_frame(event: str, data: Any) -> bytes:
-    """One server-sent event, CRLF-separated as sse-starlette frames LangGraph's events."""
-    return b"event: " + event.encode() + b"\r\ndata: " + dumps(data) + b"\r\n\r\n"
+def sse_frame(event: str, data: Any, event_id: str | None = None) -> bytes:
+    """One server-sent event, CRLF-separated as sse-starlette frames LangGraph's events;
+    `event_id` (resumable runs) as its `id:` line."""
+    frame = b"event: " + event.encode() + b"\r\ndata: " + dumps(data) + b"\r\n"
+    if event_id is not None:
+        frame += b"id: " + event_id.encode() + b"\r\n"
+    return frame + b"\r\n"
+
+
+def event_id_key(event_id: str) -> tuple[int, int]:
+    """An event id (`<epoch ms>-<sequence>`) as something to order by; `-1` (and anything
+    unreadable) comes before every id."""
+    ms, _, seq = event_id.partition("-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return -1, -1
 
 
 HEARTBEAT = b": heartbeat\r\n\r\n"
