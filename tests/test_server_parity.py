@@ -440,3 +440,45 @@ def test_resumable_run_replays_its_events(servers):
     ours, theirs = both(servers, scenario)
     assert ours == theirs
     assert [e for e, _ in ours["replayed"]] == ["metadata", "custom", "updates", "updates"]
+
+
+def test_assistants_created_updated_versioned_deleted(servers):
+    def scenario(url):
+        client = sync_client(url)
+        keys = ("graph_id", "config", "context", "metadata", "name", "version", "description")
+
+        def shown(a):
+            return {k: a[k] for k in keys}
+
+        made = client.assistants.create("counter", config={"recursion_limit": 7},
+                                        metadata={"m": 1}, name="mine")
+        aid = made["assistant_id"]
+        with pytest.raises(httpx.HTTPStatusError) as dup:
+            client.assistants.create("counter", assistant_id=aid)
+        same = client.assistants.create("counter", assistant_id=aid, if_exists="do_nothing")
+        with pytest.raises(httpx.HTTPStatusError) as unknown:
+            client.assistants.create("nograph")
+        patched = [client.assistants.update(aid, metadata={"n": 2}),
+                   client.assistants.update(aid, config={"tags": ["t"]}),
+                   client.assistants.update(aid, context={"x": 1})]
+        versions = client.assistants.get_versions(aid)
+        latest = client.assistants.set_latest(aid, 2)
+        tid = client.threads.create()["thread_id"]
+        result = client.runs.wait(tid, aid, input={"count": 1})
+        run = client.runs.list(tid)[0]
+        found = client.assistants.search(metadata={"m": 1})
+        client.assistants.delete(aid)
+        with pytest.raises(httpx.HTTPStatusError) as gone:
+            client.assistants.get(aid)
+        return {"made": shown(made), "dup": dup.value.response.status_code,
+                "same": same["assistant_id"] == aid,
+                "unknown": unknown.value.response.status_code,
+                "patched": [shown(p) for p in patched],
+                "versions": [(v["version"], v["config"], v["metadata"]) for v in versions],
+                "latest": (latest["version"], latest["config"], latest["metadata"]),
+                "result": result, "run": (run["assistant_id"] == aid, run["metadata"]),
+                "found": [a["assistant_id"] == aid for a in found],
+                "gone": gone.value.response.status_code}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

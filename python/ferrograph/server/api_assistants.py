@@ -1,5 +1,6 @@
-"""Assistant routes (read-only for now: the system assistant of each graph): search, count,
-get, the graph's drawing and its schemas; plus `/ok` and `/info`."""
+"""Assistant routes: the system assistant of each graph and those clients create (kept in
+memory, with their versions): create, get, update, delete, search, count, versions, set
+latest, the graph's drawing and its schemas; plus `/ok` and `/info`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from starlette.routing import Route
 
 from ferrograph.server.http import ApiError, json_body, json_response, page, paginated, path_id
 from ferrograph.server.storage import Assistant
-from ferrograph.server.wire import parse_uuid
+from ferrograph.server.wire import now, parse_uuid, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
@@ -67,7 +68,7 @@ def _search(server: ServerState, body: dict[str, Any]) -> list[Assistant]:
              and (body.get("name") is None or body["name"] in a.name)
              and all(a.metadata.get(k) == v for k, v in metadata.items())]
     sort_by = body.get("sort_by") or "created_at"
-    key = {"created_at": lambda a: a.created_at, "updated_at": lambda a: a.created_at,
+    key = {"created_at": lambda a: a.created_at, "updated_at": lambda a: a.updated_at or a.created_at,
            "assistant_id": lambda a: a.assistant_id, "graph_id": lambda a: a.graph_id,
            "name": lambda a: a.name}.get(sort_by)
     if key is None:
@@ -157,12 +158,111 @@ async def get_schemas(request: Request) -> Response:
         "context_schema": schema("get_context_jsonschema")})
 
 
+def _unknown_graph(server: ServerState, graph_id: Any) -> ApiError:
+    return ApiError(404, f"Graph '{graph_id}' not found. Expected one of: "
+                         f"{sorted(server.graphs)}")
+
+
+def _config_and_context(config: Any, context: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """LangGraph's pairing of an assistant's `config` and `context`: either one given fills
+    the other (`context` is the config's `configurable`)."""
+    config = dict(config or {})
+    if not isinstance(config, dict) or not isinstance(context or {}, dict):
+        raise ApiError(422, "config and context must be objects")
+    if context:
+        config["configurable"] = context
+    else:
+        context = config.get("configurable") or {}
+    return config, dict(context)
+
+
+async def create(request: Request) -> Response:
+    server, body = _server(request), await json_body(request)
+    graph_id = body.get("graph_id")
+    if graph_id not in server.graphs:
+        raise _unknown_graph(server, graph_id)
+    assistant_id = body.get("assistant_id")
+    if assistant_id is not None:
+        assistant_id = parse_uuid(assistant_id)
+        if assistant_id is None:
+            raise ApiError(422, "Invalid assistant ID: must be a UUID")
+        existing = server.assistants.get(assistant_id)
+        if existing is not None:
+            if body.get("if_exists") == "do_nothing":
+                return json_response(existing.to_json())
+            raise ApiError(409, f"Assistant {assistant_id} already exists")
+    config, context = _config_and_context(body.get("config"), body.get("context"))
+    assistant = Assistant(assistant_id or str(uuid7()), graph_id, now(),
+                          name=body.get("name") or "Untitled", config=config,
+                          context=context, metadata=dict(body.get("metadata") or {}),
+                          description=body.get("description"))
+    assistant.record_version()
+    assistant.updated_at = assistant.created_at
+    server.assistants[assistant.assistant_id] = assistant
+    return json_response(assistant.to_json())
+
+
+async def patch(request: Request) -> Response:
+    server = _server(request)
+    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    body = await json_body(request)
+    if "graph_id" in body:
+        if body["graph_id"] not in server.graphs:
+            raise _unknown_graph(server, body["graph_id"])
+        assistant.graph_id = body["graph_id"]
+    if body.get("context") is not None:
+        assistant.config, assistant.context = _config_and_context(body.get("config"),
+                                                                  body["context"])
+    elif body.get("config") is not None:
+        assistant.config = dict(body["config"])
+    if body.get("metadata"):
+        assistant.metadata = {**assistant.metadata, **body["metadata"]}
+    for key in ("name", "description"):
+        if body.get(key) is not None:
+            setattr(assistant, key, body[key])
+    assistant.version = max(v["version"] for v in assistant.versions or [{"version": 1}]) + 1
+    assistant.record_version()
+    return json_response(assistant.to_json())
+
+
+async def delete(request: Request) -> Response:
+    server = _server(request)
+    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    del server.assistants[assistant.assistant_id]
+    return Response(status_code=204)
+
+
+async def versions(request: Request) -> Response:
+    server = _server(request)
+    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    body = await json_body(request)
+    limit, offset = page(body)
+    wanted = body.get("metadata") or {}
+    found = [v for v in reversed(assistant.versions or [assistant.to_json()])
+             if all(v["metadata"].get(k) == value for k, value in wanted.items())]
+    return json_response(found[offset:offset + limit])
+
+
+async def set_latest(request: Request) -> Response:
+    server = _server(request)
+    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    version = (await json_body(request)).get("version")
+    if not isinstance(version, int) or not assistant.restore(version):
+        raise ApiError(404, f"Assistant {assistant.assistant_id} has no version {version!r}")
+    return json_response(assistant.to_json())
+
+
 ROUTES = [
     Route("/ok", ok, methods=["GET"]),
     Route("/info", info, methods=["GET"]),
+    Route("/assistants", create, methods=["POST"]),
     Route("/assistants/search", search, methods=["POST"]),
     Route("/assistants/count", count, methods=["POST"]),
     Route("/assistants/{assistant_id}", get, methods=["GET"]),
+    Route("/assistants/{assistant_id}", patch, methods=["PATCH"]),
+    Route("/assistants/{assistant_id}", delete, methods=["DELETE"]),
+    Route("/assistants/{assistant_id}/versions", versions, methods=["POST"]),
+    Route("/assistants/{assistant_id}/latest", set_latest, methods=["POST"]),
     Route("/assistants/{assistant_id}/graph", get_graph, methods=["GET"]),
     Route("/assistants/{assistant_id}/schemas", get_schemas, methods=["GET"]),
 ]

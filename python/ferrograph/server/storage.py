@@ -28,12 +28,37 @@ class Assistant:
     description: str | None = None
     version: int = 1
 
+    updated_at: datetime | None = None
+    versions: list[dict[str, Any]] = field(default_factory=list)
+    """Every version, oldest first, as `AssistantVersion` objects."""
+
     def to_json(self) -> dict[str, Any]:
         return {"assistant_id": self.assistant_id, "graph_id": self.graph_id,
                 "config": self.config, "context": self.context, "metadata": self.metadata,
                 "name": self.name, "created_at": iso(self.created_at),
-                "updated_at": iso(self.created_at), "version": self.version,
-                "description": self.description}
+                "updated_at": iso(self.updated_at or self.created_at),
+                "version": self.version, "description": self.description}
+
+    def record_version(self) -> None:
+        """Keeps the assistant as it is now as its version `self.version`."""
+        self.updated_at = now()
+        self.versions.append({
+            "assistant_id": self.assistant_id, "version": self.version,
+            "graph_id": self.graph_id, "config": self.config, "context": self.context,
+            "metadata": self.metadata, "created_at": iso(self.updated_at), "name": self.name,
+            "description": self.description})
+
+    def restore(self, version: int) -> bool:
+        """Makes `version` the current one; False if there is no such version."""
+        for kept in self.versions:
+            if kept["version"] == version:
+                self.graph_id, self.config, self.context = (
+                    kept["graph_id"], kept["config"], kept["context"])
+                self.metadata, self.name, self.description = (
+                    kept["metadata"], kept["name"], kept["description"])
+                self.version, self.updated_at = version, now()
+                return True
+        return False
 
 
 def system_assistants(graphs: dict[str, ServedGraph]) -> dict[str, Assistant]:
