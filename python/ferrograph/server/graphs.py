@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import sys
 import uuid
@@ -157,4 +158,10 @@ def _import_target(graph_id: str, target: str, base: Path) -> Any:
     if not hasattr(value, "astream") and not callable(value):
         raise GraphLoadError(f"graph {graph_id!r}: {target} is a {type(value).__name__}, "
                              "not a compiled graph nor a factory of one")
+    if hasattr(value, "astream") and not type(value).__module__.startswith("ferrograph."):
+        # served as it is (it has the same API), but not on ferrograph's engine
+        logging.getLogger("ferrograph.server").warning(
+            "graph %r (%s) is a %s.%s, not ferrograph's: it runs on its own engine. Import "
+            "StateGraph from ferrograph.graph to run it on ferrograph's.", graph_id, target,
+            type(value).__module__, type(value).__name__)
     return value
