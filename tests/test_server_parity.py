@@ -482,3 +482,24 @@ def test_assistants_created_updated_versioned_deleted(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_thread_copy(servers):
+    def scenario(url):
+        client = sync_client(url)
+        tid = client.threads.create(metadata={"k": "v"})["thread_id"]
+        client.runs.wait(tid, "ask", input={"count": 1})
+        copied = client.threads.copy(tid)
+        cid = copied["thread_id"]
+        original = client.threads.get_history(tid)
+        history = client.threads.get_history(cid)
+        resumed = client.runs.wait(cid, "ask", command={"resume": "copy"})
+        return {"copied": {k: v for k, v in copied.items() if k not in ("thread_id",)},
+                "new_id": cid != tid,
+                "same_checkpoints": [h["checkpoint_id"] for h in history] ==
+                [h["checkpoint_id"] for h in original],
+                "state": client.threads.get_state(tid)["next"],
+                "resumed": resumed, "original_after": client.threads.get(tid)["status"]}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

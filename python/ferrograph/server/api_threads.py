@@ -1,4 +1,4 @@
-"""Thread routes: create, get, update, delete, search, count, and the thread's state
+"""Thread routes: create, get, update, delete, copy, search, count, and the thread's state
 (get, update, history), with LangGraph's paths, bodies and status codes."""
 
 from __future__ import annotations
@@ -113,6 +113,20 @@ def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
         sort_order=request_body.get("sort_order") or "desc")
 
 
+async def copy_thread(request: Request) -> Response:
+    server = _server(request)
+    source = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    at = now()
+    # a copy starts idle, as LangGraph's (its checkpoints hold any interrupt still open)
+    copy = Thread(uuid7(), at, at, at, dict(source.metadata), "idle", source.values)
+    await server.threads.copy_checkpoints(source.thread_id, copy.thread_id)
+    await server.threads.save(copy)
+    shown = copy.to_json()
+    for key in ("values", "interrupts", "error"):  # LangGraph's copy answers without them
+        del shown[key]
+    return json_response(shown)
+
+
 async def search_threads(request: Request) -> Response:
     body = await json_body(request)
     limit, offset = page(body)
@@ -211,4 +225,5 @@ ROUTES = [
     Route("/threads/{thread_id}/state/{checkpoint_id}", get_state, methods=["GET"]),
     Route("/threads/{thread_id}/history", history, methods=["POST"]),
     Route("/threads/{thread_id}/history", history, methods=["GET"]),
+    Route("/threads/{thread_id}/copy", copy_thread, methods=["POST"]),
 ]

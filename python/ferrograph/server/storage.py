@@ -150,6 +150,22 @@ class ThreadStore:
             await self.saver.conn.commit()
         await self.saver.adelete_thread(thread_id)
 
+    async def copy_checkpoints(self, source: str, target: str) -> None:
+        """Every checkpoint and pending write of thread `source`, under thread `target`
+        (checkpoint ids unchanged, as LangGraph's server copies a thread)."""
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+                "parent_checkpoint_id, type, checkpoint, metadata) SELECT ?, checkpoint_ns, "
+                "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM "
+                "checkpoints WHERE thread_id = ?", (target, source))
+            await self.saver.conn.execute(
+                "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
+                "task_path, idx, channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, "
+                "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
+                (target, source))
+            await self.saver.conn.commit()
+
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         """Removes the checkpoints a run wrote (and their pending writes): a rollback. The
         run is known by the `run_id` every checkpoint's metadata records."""
