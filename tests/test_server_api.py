@@ -312,3 +312,18 @@ def test_a_new_run_interrupts_or_rolls_back_the_running_one(server, model, strat
             c.runs.get(tid, first["run_id"])
         assert result == {"count": 60, "log": ["first", "second"]}
     assert c.runs.get(tid, second["run_id"])["status"] == "success"
+
+
+def test_cancel_many(server, model):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    model.hold()
+    try:
+        first = c.runs.create(tid, "slow", input={"count": 1})
+        assert model.held.wait(WAIT)
+        second = c.runs.create(tid, "counter", input={"count": 1})
+        c.runs.cancel_many(thread_id=tid)
+    finally:
+        model.release()
+    assert [c.runs.get(tid, r["run_id"])["status"] for r in (first, second)] == [
+        "interrupted", "interrupted"]

@@ -357,6 +357,28 @@ async def cancel_run(request: Request) -> Response:
     return Response(status_code=202)
 
 
+async def cancel_many(request: Request) -> Response:
+    """`POST /runs/cancel`: the runs of a thread (all, or `run_ids`), or every run with
+    `status` (`pending`, `running` or `all`)."""
+    server, body = _server(request), await json_body(request)
+    action = request.query_params.get("action", "interrupt")
+    if action not in ("interrupt", "rollback"):
+        raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
+    status = _one_of(body, "status", ("pending", "running", "all"), None)
+    if status is None and not body.get("thread_id"):
+        raise ApiError(422, "Either thread_id or status must be given")
+    run_ids = set(body.get("run_ids") or [])
+    chosen = [r for r in server.runner.runs.values() if not r.finished.is_set()
+              and (not body.get("thread_id") or r.record.thread_id == body["thread_id"])
+              and (not run_ids or r.record.run_id in run_ids)
+              and (status in (None, "all") or r.record.status == status)]
+    for run in chosen:
+        run.cancel("interrupt requested via POST /runs/cancel", rollback=action == "rollback")
+    for run in chosen:
+        await run.finished.wait()
+    return Response(status_code=204)
+
+
 async def delete_run(request: Request) -> Response:
     run = _run_or_404(request)
     if not run.finished.is_set():
@@ -369,6 +391,7 @@ ROUTES = [
     Route("/runs/stream", stream_run, methods=["POST"]),
     Route("/runs/wait", wait_run, methods=["POST"]),
     Route("/runs", background_run, methods=["POST"]),
+    Route("/runs/cancel", cancel_many, methods=["POST"]),
     Route("/threads/{thread_id}/runs/stream", stream_run, methods=["POST"]),
     Route("/threads/{thread_id}/runs/wait", wait_run, methods=["POST"]),
     Route("/threads/{thread_id}/runs", background_run, methods=["POST"]),
