@@ -327,3 +327,12 @@ def test_cancel_many(server, model):
         model.release()
     assert [c.runs.get(tid, r["run_id"])["status"] for r in (first, second)] == [
         "interrupted", "interrupted"]
+
+
+def test_after_seconds_keeps_the_run_pending_then_runs_it(server):
+    c = client(server)
+    tid = c.threads.create()["thread_id"]
+    run = c.runs.create(tid, "counter", input={"count": 1}, after_seconds=5)
+    assert c.runs.get(tid, run["run_id"])["status"] == "pending"
+    assert c.runs.join(tid, run["run_id"])["count"] == 20
+    assert c.runs.get(tid, run["run_id"])["status"] == "success"

@@ -137,6 +137,9 @@ async def create_run(request: Request) -> RunTask:
     _one_of(body, "durability", ("sync", "async", "exit"), None)
     interrupt_before = _breakpoints(body, "interrupt_before")
     interrupt_after = _breakpoints(body, "interrupt_after")
+    after_seconds = body.get("after_seconds") or 0
+    if not isinstance(after_seconds, (int, float)) or after_seconds < 0:
+        raise ApiError(422, f"{after_seconds!r} is not a valid after_seconds")
     command = body.get("command")
     if command is not None and not isinstance(command, dict):
         raise ApiError(422, "command must be an object")
@@ -189,7 +192,8 @@ async def create_run(request: Request) -> RunTask:
                    subgraphs=bool(body.get("stream_subgraphs")),
                    interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                    durability=body.get("durability"), nodes=nodes, tags=tags,
-                   temporary=temporary, resumable=bool(body.get("stream_resumable")))
+                   temporary=temporary, resumable=bool(body.get("stream_resumable")),
+                   after_seconds=after_seconds)
     kwargs = {"input": body.get("input"), "command": command, "config": config,
               "context": context or {}, "stream_mode": modes,
               "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,

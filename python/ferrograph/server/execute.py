@@ -48,6 +48,8 @@ class RunSpec:
     tags: list[str] | None
     temporary: bool
     """A stateless run's thread, deleted when the run ends."""
+    after_seconds: float = 0
+    """`after_seconds`: the run stays `pending` that long before it starts."""
     resumable: bool = False
     """`stream_resumable`: events keep ids and stay for a later `join_stream` to replay."""
 
@@ -194,6 +196,8 @@ class Runner:
         record, spec = run.record, run.spec
         lock = self._locks.setdefault(record.thread_id, asyncio.Lock())
         try:
+            if spec.after_seconds > 0:
+                await asyncio.sleep(spec.after_seconds)  # a scheduled run
             async with lock:
                 await self._run_graph(run)
         except asyncio.CancelledError:
