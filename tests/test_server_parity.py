@@ -503,3 +503,24 @@ def test_thread_copy(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_a_thread_never_run(servers):
+    def scenario(url):
+        tid = httpx.post(url + "/threads", json={}).json()["thread_id"]
+        state = httpx.get(f"{url}/threads/{tid}/state")
+        history = httpx.post(f"{url}/threads/{tid}/history", json={})
+        update = httpx.post(f"{url}/threads/{tid}/state", json={"values": {"count": 1}})
+        # a thread created for a graph takes a state update before any run
+        tid2 = httpx.post(url + "/threads", json={"metadata": {"graph_id": "counter"}}).json()[
+            "thread_id"]
+        updated = httpx.post(f"{url}/threads/{tid2}/state", json={"values": {"count": 1}})
+        thread = httpx.get(f"{url}/threads/{tid2}").json()
+        return {"state": (state.status_code, state.json()),
+                "history": (history.status_code, history.json()),
+                "update": (update.status_code, update.json()),
+                "updated": (updated.status_code, sorted(updated.json())),
+                "thread": {k: thread[k] for k in ("status", "values", "interrupts", "error")}}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

@@ -143,7 +143,7 @@ async def _state(request: Request, checkpoint: dict[str, Any] | None,
     thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
     graph = await thread_graph(server, thread)
     if graph is None:
-        return json_response(empty_state(thread.thread_id))
+        return json_response(empty_state())
     snapshot = await graph.aget_state(thread_config(thread.thread_id, checkpoint),
                                       subgraphs=subgraphs)
     return json_response(state_json(snapshot))
@@ -166,8 +166,12 @@ async def update_state(request: Request) -> Response:
     body = await json_body(request)
     graph = await thread_graph(server, thread)
     if graph is None:
-        raise ApiError(400, f"Thread {thread.thread_id} has no graph ID set: run it first, "
-                            "or create it with a graph_id")
+        raise ApiError(400, f"Thread '{thread.thread_id}' has no assigned graph ID. This "
+                            "usually occurs when no runs have been made on this particular "
+                            "thread. This operation requires a graph ID. Please ensure a run "
+                            "has been made for the thread or manually update the thread "
+                            "metadata (by setting the 'graph_id' field) before running this "
+                            "operation.")
     config = thread_config(thread.thread_id, body.get("checkpoint")
                            or ({"checkpoint_id": body["checkpoint_id"]}
                                if body.get("checkpoint_id") else None))

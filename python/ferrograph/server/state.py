@@ -41,12 +41,11 @@ def state_json(snapshot: Any) -> dict[str, Any]:
             "parent_checkpoint_id": parent["checkpoint_id"] if parent else None}
 
 
-def empty_state(thread_id: str) -> dict[str, Any]:
+def empty_state() -> dict[str, Any]:
     """The state of a thread no graph has run on."""
-    return {"values": {}, "next": [], "tasks": [], "metadata": {}, "created_at": None,
-            "checkpoint": {"checkpoint_id": None, "thread_id": thread_id, "checkpoint_ns": ""},
-            "parent_checkpoint": None, "interrupts": [], "checkpoint_id": None,
-            "parent_checkpoint_id": None}
+    return {"values": {}, "next": [], "tasks": [], "metadata": None, "created_at": None,
+            "checkpoint": None, "parent_checkpoint": None, "interrupts": [],
+            "checkpoint_id": None, "parent_checkpoint_id": None}
 
 
 def thread_config(thread_id: str, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:

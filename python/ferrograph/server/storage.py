@@ -85,7 +85,7 @@ class Thread:
                 "updated_at": iso(self.updated_at),
                 "state_updated_at": iso(self.state_updated_at), "metadata": self.metadata,
                 "status": self.status, "config": {}, "values": self.values,
-                "interrupts": self.interrupts, "error": self.error}
+                "error": self.error, "interrupts": self.interrupts}
 
     @property
     def graph_id(self) -> str | None:
