@@ -107,11 +107,9 @@ async def _thread_for_run(server: ServerState, request: Request, body: dict[str,
                           ) -> tuple[Thread, bool]:
     """The run's thread (created when `if_not_exists="create"`), or a temporary one for a
     stateless run; and whether it is temporary."""
-    from ferrograph.server.storage import Thread as ThreadRecord
-
     at = now()
     if "thread_id" not in request.path_params:
-        thread = ThreadRecord(uuid7(), at, at, at, {})
+        thread = Thread(uuid7(), at, at, at, {})
         await server.threads.save(thread)
         return thread, body.get("on_completion", "delete") != "keep"
     thread_id = parse_uuid(request.path_params["thread_id"])
@@ -121,7 +119,7 @@ async def _thread_for_run(server: ServerState, request: Request, body: dict[str,
     if thread is None:
         if _one_of(body, "if_not_exists", ("reject", "create"), "reject") != "create":
             raise ApiError(404, "Thread or assistant not found.")
-        thread = ThreadRecord(thread_id, at, at, at, {})
+        thread = Thread(thread_id, at, at, at, {})
         await server.threads.save(thread)
     return thread, False
 
@@ -204,10 +202,10 @@ async def create_run(request: Request) -> RunTask:
     return server.runner.start(record, spec)
 
 
-def _locations(run: RunTask, stateless: bool) -> tuple[str, str]:
+def _run_path(run: RunTask, stateless: bool) -> str:
+    """The run's `content-location` (`/runs/{id}` for a stateless run)."""
     rid, tid = run.record.run_id, run.record.thread_id
-    base = f"/runs/{rid}" if stateless else f"/threads/{tid}/runs/{rid}"
-    return base, base
+    return f"/runs/{rid}" if stateless else f"/threads/{tid}/runs/{rid}"
 
 
 # -- the responses --------------------------------------------------------------------------
@@ -260,20 +258,20 @@ async def stream_run(request: Request) -> Response:
     body = await json_body(request)  # read again from the request's cache
     queue = run.subscribe()
     stateless = "thread_id" not in request.path_params
-    base, _ = _locations(run, stateless)
+    base = _run_path(run, stateless)
     return _sse_response(run, queue, body.get("on_disconnect") == "cancel",
                          {"location": f"{base}/stream", "content-location": base})
 
 
 async def background_run(request: Request) -> Response:
     run = await create_run(request)
-    base, _ = _locations(run, "thread_id" not in request.path_params)
+    base = _run_path(run, "thread_id" not in request.path_params)
     return json_response(run.record.to_json(), headers={"content-location": base})
 
 
 async def wait_run(request: Request) -> Response:
     run = await create_run(request)
-    base, _ = _locations(run, "thread_id" not in request.path_params)
+    base = _run_path(run, "thread_id" not in request.path_params)
     return StreamingResponse(_result_body(run), media_type="application/json",
                              headers={"location": f"{base}/join", "content-location": base})
 
@@ -319,7 +317,7 @@ async def join_run(request: Request) -> Response:
             raise
         return json_response({"__error__": {"error": "HTTPException",
                                             "message": "404: Run not found"}})
-    base, _ = _locations(run, False)
+    base = _run_path(run, False)
     return StreamingResponse(_result_body(run), media_type="application/json",
                              headers={"location": f"{base}/join", "content-location": base})
 
@@ -339,7 +337,7 @@ async def join_stream(request: Request) -> Response:
         modes.add("metadata")
     cancel = request.query_params.get("cancel_on_disconnect", "false").lower() in (
         "true", "1", "yes")
-    base, _ = _locations(run, False)
+    base = _run_path(run, False)
     last_event_id = request.headers.get("last-event-id")
     return _sse_response(run, run.subscribe(last_event_id), cancel,
                          {"location": f"{base}/stream", "content-location": base}, modes)
