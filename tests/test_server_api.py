@@ -173,12 +173,16 @@ def test_join_stream_follows_a_running_run(server, model):
     try:
         run = c.runs.create(tid, "slow", input={"count": 1}, stream_mode=["values", "updates"])
         assert model.held.wait(WAIT)
-        parts = c.runs.join_stream(tid, run["run_id"], stream_mode="updates")
-        model.release()
-        events = [(p.event, p.data) for p in parts]
+        # (raw HTTP: the SDK's generator sends its request only when first iterated, and
+        # the response's headers mean the server has subscribed this client)
+        with httpx.stream("GET", f"{server}/threads/{tid}/runs/{run['run_id']}/stream",
+                          params={"stream_mode": "updates"}, timeout=WAIT) as response:
+            model.release()
+            lines = [line for line in response.iter_lines() if line]
     finally:
         model.release()
-    assert events == [("updates", {"wait_for_model": {"log": ["slow reply"]}})]
+    assert lines == ["event: updates",
+                     'data: {"wait_for_model":{"log":["slow reply"]}}']
     # a finished, non-resumable run has nothing left to stream
     assert [p.event for p in c.runs.join_stream(tid, run["run_id"])] == []
 
