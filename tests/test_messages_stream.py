@@ -460,3 +460,18 @@ def test_user_tracer_sees_one_run_per_node_with_model_runs_nested():
     graph_run = next(r for r, name in tracer.chains.items() if name == "LangGraph")
     assert {tracer.parents[r] for r, name in tracer.chains.items()
             if name != "LangGraph"} == {graph_run}
+
+
+@pytest.mark.parametrize("name,lib", IMPLS.items())
+def test_a_run_id_in_the_config_is_the_runs_own_not_its_model_calls(name, lib):
+    """`config["run_id"]` names the run (LangGraph's server sets it): each model call in its
+    nodes still gets its own run, so two nodes' messages keep two ids."""
+    import uuid
+
+    graph = seed_graph(lib, make_model("ha ha"), make_model(REPLY))
+    ids: dict[str, set[str]] = {}
+    for chunk, metadata in graph.stream({"topic": "cats"}, {"run_id": uuid.uuid4()},
+                                        stream_mode="messages"):
+        ids.setdefault(metadata["langgraph_node"], set()).add(chunk.id)
+    assert all(len(found) == 1 for found in ids.values())
+    assert len(ids["write_joke"] | ids["write_poem"]) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -179,10 +180,8 @@ async def create_run(request: Request) -> RunTask:
         "configurable": configurable,
         "metadata": {**thread.metadata, **run_metadata,
                      **(request_config.get("metadata") or {}), "run_attempt": 1},
-        # LangGraph's server also sets the top-level `run_id` (the root run's id, for
-        # tracers); ferrograph hands a config's `run_id` on to every node's runs, so two
-        # models of one run would share their message ids: left out until the engine
-        # keeps it to the root run.
+        # the run's own id (for tracers), as LangGraph's server sets it
+        "run_id": uuid.UUID(run_id),
     }
     context = {**assistant.context, **(body.get("context") or {})} or None
     spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,
