@@ -369,6 +369,26 @@ def test_snapshot_lists_next_tasks_in_the_order_nodes_were_added(candidate: Lib,
     check(run, candidate, oracle)
 
 
+def test_the_runs_metadata_goes_into_its_checkpoints(candidate: Lib, oracle: Lib) -> None:
+    """A run's `metadata` (LangGraph's server puts its run's there) is copied into each of
+    its checkpoints' metadata, beside the configurable's plain values, sync and async."""
+    def run(lib: Lib) -> Any:
+        graph = chain(lib, saver())
+        config = {"metadata": {"created_by": "system", "n": 1, "skip": [1]},
+                  "configurable": {"thread_id": "meta", "graph_id": "g"}}
+        graph.invoke({"log": ["in"]}, config)
+        asyncio.run(_drain(graph.astream({"log": ["a"]}, {**config, "metadata": {"n": 2}})))
+        return [s.metadata for s in graph.get_state_history(thread("meta"))]
+
+    expected = check(run, candidate, oracle)
+    assert expected[0]["n"] == 2 and expected[-1]["created_by"] == "system"
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
 # ============================================================================ 2 state, history
 
 

@@ -208,6 +208,9 @@ class Persistence:
         if not isinstance(self.config["configurable"]["thread_id"], str):  # as LangGraph
             self.config["configurable"]["thread_id"] = str(configurable["thread_id"])
         self.config["configurable"].setdefault("checkpoint_ns", self.ns)
+        self.run_metadata: dict[str, Any] = config.get("metadata") or {}
+        """The run's `metadata`, handed to the saver with each checkpoint (which copies it
+        into the checkpoint's metadata, as under LangGraph)."""
         self.checkpoint: dict[str, Any] = _empty_checkpoint()
         self._live_run: Run | None = None
         self._live_versions: dict[str, Any] | None = None
@@ -645,14 +648,15 @@ class Persistence:
             config = {**config, "configurable": {
                 k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}}
         self.parent_config = config if self.saved_id is not None else None
+        put_config = {**config, "metadata": self.run_metadata} if self.run_metadata else config
         if self.outbox is not None:  # an async run: saved when the driver flushes
-            self.outbox.append(("aput", (config, _copy(self.checkpoint), self.metadata,
+            self.outbox.append(("aput", (put_config, _copy(self.checkpoint), self.metadata,
                                          new_versions)))
             saved = {"configurable": {
                 "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": self.ns,
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
-            saved = self.saver.put(config, _copy(self.checkpoint), self.metadata,
+            saved = self.saver.put(put_config, _copy(self.checkpoint), self.metadata,
                                    new_versions)
         self.put_config = saved
         self.saved_id = self.checkpoint["id"]
