@@ -524,3 +524,27 @@ def test_a_thread_never_run(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+# Keys only LangGraph's server writes (its versions, plan, host, request and auth ids), and
+# `thread_id`, which LangGraph's server also copies into checkpoint metadata
+_SERVER_ONLY_KEYS = {"langgraph_version", "langgraph_api_version", "langgraph_plan",
+                     "langgraph_host", "langgraph_api_url", "langgraph_request_id",
+                     "langgraph_auth_user_id"}
+
+
+def test_run_metadata_in_checkpoints_and_messages(servers):
+    def scenario(url):
+        client = sync_client(url)
+        tid = client.threads.create(metadata={"owner": "me"})["thread_id"]
+        client.runs.wait(tid, "counter", input={"count": 1}, metadata={"req": 1})
+        checkpoint = client.threads.get_state(tid)["metadata"]
+        parts = list(client.runs.stream(tid, "seed", input={"topic": "a"},
+                                        stream_mode="messages-tuple"))
+        message = next(p.data[1] for p in parts if p.event == "messages")
+        return {"checkpoint": {k: v for k, v in checkpoint.items()
+                               if k not in _SERVER_ONLY_KEYS | {"thread_id"}},
+                "message": sorted(set(message) - _SERVER_ONLY_KEYS - {"ls_temperature"})}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs

@@ -179,7 +179,8 @@ async def create_run(request: Request) -> RunTask:
         **{k: v for k, v in request_config.items() if k != "configurable"},
         "configurable": configurable,
         "metadata": {**thread.metadata, **run_metadata,
-                     **(request_config.get("metadata") or {}), "run_attempt": 1},
+                     **(request_config.get("metadata") or {}), "run_attempt": 1,
+                     "run_id": run_id, "thread_id": thread.thread_id},
         # the run's own id (for tracers), as LangGraph's server sets it
         "run_id": uuid.UUID(run_id),
     }
