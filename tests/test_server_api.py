@@ -241,8 +241,14 @@ def test_threads_persist_in_a_sqlite_file(model, tmp_path):
         c = client(proc.url)
         tid = c.threads.create(metadata={"keep": True})["thread_id"]
         c.runs.wait(tid, "ask", input={"count": 1})
+        made = c.assistants.create("counter", config={"recursion_limit": 9}, name="kept")
+        c.assistants.update(made["assistant_id"], metadata={"v": 2})
     with ferrograph_serve(model, tmp_path, "--db", db) as proc:
         c = client(proc.url)
+        kept = c.assistants.get(made["assistant_id"])
+        assert (kept["name"], kept["version"], kept["metadata"], kept["config"]) == (
+            "kept", 2, {"v": 2}, {"recursion_limit": 9})
+        assert [v["version"] for v in c.assistants.get_versions(made["assistant_id"])] == [2, 1]
         thread = c.threads.get(tid)
         assert thread["metadata"]["keep"] is True
         assert thread["status"] == "interrupted"

@@ -99,8 +99,11 @@ async def _graph_of(request: Request, by_name: bool) -> Any:
         assistant = assistant_by_id_or_graph(server, request.path_params["assistant_id"])
     else:
         assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
-    return assistant, await server.graphs[assistant.graph_id].build(
-        {"configurable": {}}, None)
+    served = server.graphs.get(assistant.graph_id)
+    if served is None:
+        raise ApiError(404, f"Graph '{assistant.graph_id}' of assistant "
+                            f"{assistant.assistant_id} is not served")
+    return assistant, await served.build({"configurable": {}}, None)
 
 
 async def get_graph(request: Request) -> Response:
@@ -198,7 +201,7 @@ async def create(request: Request) -> Response:
                           description=body.get("description"))
     assistant.record_version()
     assistant.updated_at = assistant.created_at
-    server.assistants[assistant.assistant_id] = assistant
+    await server.assistant_store.save(assistant)
     return json_response(assistant.to_json())
 
 
@@ -222,13 +225,14 @@ async def patch(request: Request) -> Response:
             setattr(assistant, key, body[key])
     assistant.version = max(v["version"] for v in assistant.versions or [{"version": 1}]) + 1
     assistant.record_version()
+    await server.assistant_store.save(assistant)
     return json_response(assistant.to_json())
 
 
 async def delete(request: Request) -> Response:
     server = _server(request)
     assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
-    del server.assistants[assistant.assistant_id]
+    await server.assistant_store.delete(assistant.assistant_id)
     return Response(status_code=204)
 
 
@@ -249,6 +253,7 @@ async def set_latest(request: Request) -> Response:
     version = (await json_body(request)).get("version")
     if not isinstance(version, int) or not assistant.restore(version):
         raise ApiError(404, f"Assistant {assistant.assistant_id} has no version {version!r}")
+    await server.assistant_store.save(assistant)
     return json_response(assistant.to_json())
 
 

@@ -148,7 +148,9 @@ async def create_run(request: Request) -> RunTask:
     request_configurable = dict(request_config.get("configurable") or {})
     nodes = _filter(request_configurable, NODES_KEY)
     tags = _filter(request_configurable, TAGS_KEY)
-    served = server.graphs[assistant.graph_id]
+    served = server.graphs.get(assistant.graph_id)
+    if served is None:  # an assistant kept from a config that served its graph
+        raise ApiError(404, "Thread or assistant not found.")
     if nodes:
         _check_nodes(await served.build({"configurable": {}}, None), nodes)
 

@@ -20,7 +20,12 @@ from ferrograph.server import api_assistants, api_runs, api_threads
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
 from ferrograph.server.http import ApiError, error_response
-from ferrograph.server.storage import Assistant, ThreadStore, system_assistants
+from ferrograph.server.storage import (
+    Assistant,
+    AssistantStore,
+    ThreadStore,
+    system_assistants,
+)
 
 
 @dataclass
@@ -28,10 +33,16 @@ class ServerState:
     """What the routes share: the graphs, their assistants, the saver, threads and runs."""
 
     graphs: dict[str, ServedGraph]
-    assistants: dict[str, Assistant]
+    system: dict[str, Assistant]
+    """The graphs' system assistants."""
     saver: Any = None
+    assistant_store: AssistantStore = field(init=False)
     threads: ThreadStore = field(init=False)
     runner: Runner = field(init=False)
+
+    @property
+    def assistants(self) -> dict[str, Assistant]:
+        return self.assistant_store.assistants
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -60,6 +71,8 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
             state.saver = saver
             state.threads = ThreadStore(saver)
             await state.threads.open()
+            state.assistant_store = AssistantStore(saver, state.system)
+            await state.assistant_store.open()
             state.runner = Runner(state.threads, saver)
             try:
                 yield

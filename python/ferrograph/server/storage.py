@@ -1,7 +1,7 @@
-"""What the server keeps besides checkpoints: assistants (the system assistant of each
-graph), threads (a table in the checkpoints' SQLite database, written through from memory)
-and runs (in memory: a run lives as long as the server). Checkpoints themselves are the
-LangGraph saver's."""
+"""What the server keeps besides checkpoints: assistants (the system assistant of each graph,
+and those clients create) and threads, each in memory and written through to a table in the
+checkpoints' SQLite database, and runs (in memory: a run lives as long as the server).
+Checkpoints themselves are the LangGraph saver's."""
 
 from __future__ import annotations
 
@@ -66,6 +66,51 @@ def system_assistants(graphs: dict[str, ServedGraph]) -> dict[str, Assistant]:
     at = now()
     return {g.assistant_id: Assistant(g.assistant_id, g.graph_id, at, name=g.graph_id)
             for g in graphs.values()}
+
+
+class AssistantStore:
+    """Assistants in memory: the graphs' system assistants (made anew at each start) and
+    those clients create, which are written through, with their versions, to the table
+    `ferrograph_assistants` on the saver's connection."""
+
+    def __init__(self, saver: Any, system: dict[str, Assistant]) -> None:
+        self.saver = saver
+        self.assistants = dict(system)
+
+    async def open(self) -> None:
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "CREATE TABLE IF NOT EXISTS ferrograph_assistants (assistant_id TEXT PRIMARY "
+                "KEY, created_at TEXT, updated_at TEXT, version INTEGER, versions TEXT)")
+            await self.saver.conn.commit()
+            async with self.saver.conn.execute(
+                    "SELECT assistant_id, created_at, updated_at, version, versions FROM "
+                    "ferrograph_assistants") as cur:
+                rows = await cur.fetchall()
+        for assistant_id, created, updated, version, versions in rows:
+            kept = loads(versions)
+            assistant = Assistant(assistant_id, "", datetime.fromisoformat(created), name="",
+                                  versions=kept)
+            assistant.restore(version)
+            assistant.updated_at = datetime.fromisoformat(updated)
+            self.assistants[assistant_id] = assistant
+
+    async def save(self, assistant: Assistant) -> None:
+        self.assistants[assistant.assistant_id] = assistant
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "INSERT OR REPLACE INTO ferrograph_assistants VALUES (?, ?, ?, ?, ?)",
+                (assistant.assistant_id, iso(assistant.created_at),
+                 iso(assistant.updated_at or assistant.created_at), assistant.version,
+                 dumps(assistant.versions).decode()))
+            await self.saver.conn.commit()
+
+    async def delete(self, assistant_id: str) -> None:
+        self.assistants.pop(assistant_id, None)
+        async with self.saver.lock:
+            await self.saver.conn.execute(
+                "DELETE FROM ferrograph_assistants WHERE assistant_id = ?", (assistant_id,))
+            await self.saver.conn.commit()
 
 
 @dataclass
