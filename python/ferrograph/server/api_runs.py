@@ -125,6 +125,39 @@ async def _thread_for_run(server: ServerState, request: Request, body: dict[str,
     return thread, False
 
 
+def _run_config(assistant: Assistant, thread: Thread, run_id: str, body: dict[str, Any],
+                request_config: dict[str, Any], request_configurable: dict[str, Any]
+                ) -> dict[str, Any]:
+    """The config a run's graph gets, as LangGraph's server makes it: the assistant's config
+    under the request's, the run's identifiers in `configurable` and `metadata` (with the
+    thread's and the request's metadata), the checkpoint to start from, and the run's id."""
+    configurable = {**(assistant.config.get("configurable") or {}), **request_configurable,
+                    "run_id": run_id, "thread_id": thread.thread_id,
+                    "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
+                    "user_id": ""}
+    if body.get("checkpoint_id"):
+        configurable["checkpoint_id"] = body["checkpoint_id"]
+    if isinstance(body.get("checkpoint"), dict):
+        configurable.update({k: v for k, v in body["checkpoint"].items()
+                             if v is not None and k != "thread_id"})
+    return {
+        **{k: v for k, v in assistant.config.items() if k != "configurable"},
+        **{k: v for k, v in request_config.items() if k != "configurable"},
+        "configurable": configurable,
+        "metadata": {**thread.metadata, **_run_metadata(assistant, body),
+                     **(request_config.get("metadata") or {}), "run_attempt": 1,
+                     "run_id": run_id, "thread_id": thread.thread_id},
+        # the run's own id (for tracers), as LangGraph's server sets it
+        "run_id": uuid.UUID(run_id),
+    }
+
+
+def _run_metadata(assistant: Assistant, body: dict[str, Any]) -> dict[str, Any]:
+    """The run's `metadata` as the API shows it."""
+    return {**assistant.metadata, **(body.get("metadata") or {}),
+            "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
+
+
 async def create_run(request: Request) -> RunTask:
     """Checks the request, then starts the run (it waits for the thread's earlier runs)."""
     server, body = _server(request), await json_body(request)
@@ -165,27 +198,7 @@ async def create_run(request: Request) -> RunTask:
                        rollback=strategy == "rollback")
 
     run_id = uuid7()
-    configurable = {**(assistant.config.get("configurable") or {}), **request_configurable,
-                    "run_id": run_id, "thread_id": thread.thread_id,
-                    "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
-                    "user_id": ""}
-    if body.get("checkpoint_id"):
-        configurable["checkpoint_id"] = body["checkpoint_id"]
-    if isinstance(body.get("checkpoint"), dict):
-        configurable.update({k: v for k, v in body["checkpoint"].items()
-                             if v is not None and k != "thread_id"})
-    run_metadata = {**assistant.metadata, **(body.get("metadata") or {}),
-                    "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
-    config: dict[str, Any] = {
-        **{k: v for k, v in assistant.config.items() if k != "configurable"},
-        **{k: v for k, v in request_config.items() if k != "configurable"},
-        "configurable": configurable,
-        "metadata": {**thread.metadata, **run_metadata,
-                     **(request_config.get("metadata") or {}), "run_attempt": 1,
-                     "run_id": run_id, "thread_id": thread.thread_id},
-        # the run's own id (for tracers), as LangGraph's server sets it
-        "run_id": uuid.UUID(run_id),
-    }
+    config = _run_config(assistant, thread, run_id, body, request_config, request_configurable)
     context = {**assistant.context, **(body.get("context") or {})} or None
     spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,
                    context=context, stream_modes=modes,
@@ -199,8 +212,8 @@ async def create_run(request: Request) -> RunTask:
               "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,
               "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": spec.resumable,
               "durability": body.get("durability") or "async"}
-    record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
-                       kwargs, strategy)
+    record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(),
+                       _run_metadata(assistant, body), kwargs, strategy)
     return server.runner.start(record, spec)
 
 
