@@ -435,7 +435,7 @@ class EntrypointGraph(Runnable[Any, Any]):
                             task_id: str | None = None) -> RunnableConfig:
         saver = self._saver(config)
         return await asyncio.get_running_loop().run_in_executor(
-            None, _func.update_state, self, _SyncOf(saver), config, values, as_node)
+            None, _func.update_state, self, saver, config, values, as_node)
 
     def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
         if self.cache is not None:
@@ -444,16 +444,6 @@ class EntrypointGraph(Runnable[Any, Any]):
     async def aclear_cache(self, nodes: Sequence[str] | None = None) -> None:
         if self.cache is not None:
             await self.cache.aclear()
-
-
-class _SyncOf:
-    """A saver's sync face for a thread (its async methods run on a fresh loop)."""
-
-    def __init__(self, saver: Any) -> None:
-        self.saver = saver
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.saver, name)
 
 
 def _thread(config: RunnableConfig) -> dict[str, Any]:

@@ -219,12 +219,26 @@ class FuncRun:
             self._saver_call("put_writes", self._at_checkpoint(), writes, tid)
 
     def _flush_exit(self) -> None:
+        """`durability="exit"`: the run's newest checkpoint (if it made one), then the
+        writes still pending against it."""
+        if self.unsaved is not None:
+            copy, metadata, versions = self.unsaved
+            self.unsaved = None
+            config = {"configurable": {**self.thread["configurable"]}}
+            if self.saved_id:
+                config["configurable"]["checkpoint_id"] = self.saved_id
+            else:
+                config["configurable"].pop("checkpoint_id", None)
+            self._saver_call("put", config, copy, metadata, versions)
+            self.saved_id = copy["id"]
         writes, self.exit_writes = self.exit_writes, []
         for tid, w in writes:
             self._saver_call("put_writes", self._at_checkpoint(), w, tid)
 
+    unsaved: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
+    saved_id: str | None = None
+
     def _save_checkpoint(self, source: str, step: int, new_versions: dict[str, Any]) -> None:
-        previous_id = self.checkpoint.get("id") if self.metadata else None
         ck = self.checkpoint
         ck["id"] = checkpoint_id(step)
         ck["ts"] = _now()
@@ -236,18 +250,21 @@ class FuncRun:
         if self.saver is None:
             self.parent_config = None
             return
+        if self.durability == "exit":
+            versions = dict(self.unsaved[2]) if self.unsaved is not None else {}
+            versions.update(new_versions)
+            self.unsaved = (_copy(ck), dict(self.metadata), versions)
+            return
         config = {"configurable": {**self.thread["configurable"]}}
-        if previous_id:
-            config["configurable"]["checkpoint_id"] = previous_id
+        if self.saved_id:
+            config["configurable"]["checkpoint_id"] = self.saved_id
             self.parent_config = {"configurable": {**self.thread["configurable"],
-                                                   "checkpoint_id": previous_id}}
+                                                   "checkpoint_id": self.saved_id}}
         else:
             config["configurable"].pop("checkpoint_id", None)
             self.parent_config = None
-        if self.durability == "exit" and source == "loop":
-            pass
-        copy = _copy(ck)
-        self._saver_call("put", config, copy, dict(self.metadata), dict(new_versions))
+        self._saver_call("put", config, _copy(ck), dict(self.metadata), dict(new_versions))
+        self.saved_id = ck["id"]
 
     def _next_version(self, current: Any) -> Any:
         if self.saver is not None:
@@ -266,16 +283,22 @@ class FuncRun:
             self.parent_config = saved.parent_config
             self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
             self.step = self.metadata.get("step", -1)
+            self.saved_id = saved.checkpoint["id"]
             self.thread = {"configurable": {**self.thread["configurable"],
                                             **saved.config["configurable"]}}
         if saved is not None and (input is None or is_command):
+            self.resumed = True
             if is_command:
                 self._take_command(input)
             ck = self.checkpoint
             seen = ck["versions_seen"].setdefault(INTERRUPT, {})
             seen.update(ck["channel_versions"])
+            if END in ck["channel_values"]:
+                self.emit("values", ck["channel_values"][END], self.outer_ns)
             if START not in ck["channel_values"]:
+                self._emit_checkpoint([])
                 return False
+            self._emit_checkpoint(["main"])
             self.step += 1
             return True
         if input is None or (is_command and input.resume is None and not input.update):
@@ -315,6 +338,27 @@ class FuncRun:
                 "interrupt id when resuming. Docs: https://docs.langchain.com/oss/"
                 "python/langgraph/interrupts#handling-multiple-interrupts.")
         self.put_writes(NULL_TASK_ID, [(RESUME, resume)])
+
+    resumed = False
+
+    def nested(self, graph: Any, config: dict[str, Any]) -> Any:
+        """The thread of a ferrograph graph one of this run's tasks runs: the same saver
+        and thread, under the task's namespace (as `Persistence.nested`)."""
+        if self.saver is None:
+            return None
+        from ferrograph.pregel._checkpoint import Persistence
+        ns = (config.get("configurable") or {}).get("checkpoint_ns", "")
+        if graph.checkpointer is True:
+            ns = "|".join(part.split(":")[0] for part in ns.split("|"))
+        child = Persistence(graph, self.saver, {"configurable": {
+            "thread_id": self.thread["configurable"]["thread_id"], "checkpoint_ns": ns}},
+            self.durability)  # type: ignore[arg-type]
+        child.parent = self  # type: ignore[assignment]
+        child.resume_map = self.resume_map
+        child.parents = {self.parent_ns: self.checkpoint["id"]}
+        if self.outbox is not None:
+            child.outbox = self.outbox
+        return child
 
     def take_null_resume(self) -> Any:
         with self.lock:
@@ -373,8 +417,19 @@ class FuncRun:
         tasks = []
         if next_names:
             tid = self.node_task_id(self.step + 1)
-            tasks = [{"id": tid, "name": self.graph.name_of_node, "interrupts": (),
-                      "state": None}]
+            status = task_statuses(self.pending).get(tid)
+            interrupts = tuple({"value": i.value, "id": i.id,
+                                "response_schema": i.response_schema}
+                               for i in (status.interrupts if status else ()))
+            entry: dict[str, Any] = {"id": tid, "name": self.graph.name_of_node}
+            if status is not None and status.error is not None:
+                entry.update(error=status.error, state=None)
+            elif status is not None and status.finished:
+                entry.update(result=dict(status.output).get(END), interrupts=interrupts,
+                             state=None)
+            else:
+                entry.update(interrupts=interrupts, state=None)
+            tasks = [entry]
         payload = self._snapshot_payload(tasks)
         if self.saver is None:
             payload["config"] = {"configurable": {"checkpoint_ns": self.parent_ns,
@@ -395,14 +450,10 @@ class FuncRun:
                       interrupts: Sequence[Any] = ()) -> None:
         if not ({"debug", "tasks"} & self.modes):
             return
-        payload = {"id": t.id, "name": t.name,
-                   "error": None if error is None else repr(error) if False else error,
-                   "result": result,
+        payload = {"id": t.id, "name": t.name, "error": error, "result": result,
                    "interrupts": [{"value": i.value, "id": i.id,
                                    "response_schema": i.response_schema}
                                   for i in interrupts]}
-        if error is not None:
-            payload["error"] = repr(error)
         self.emit("tasks", payload)
         self.emit("debug", {"step": self.step, "timestamp": _now(), "type": "task_result",
                             "payload": payload})
@@ -510,6 +561,7 @@ class FuncRun:
         status = self.statuses.get(tid)
         fut: Any = asyncio.Future(loop=self.loop) if in_loop else concurrent.futures.Future()
         if status is not None and (status.finished or status.error is not None):
+            self.emit_task_start(t, call.input, (PUSH,))
             ret = next((v for c, v in status.output if c == RETURN), None)
             if status.error is not None and not status.finished:
                 err = status.error
@@ -654,7 +706,7 @@ class FuncRun:
             writes.insert(0, (RESUME, t.scratchpad.resume_written))
         self.put_writes(t.id, writes)
         self.emit("updates", {t.name: value}, self.outer_ns)
-        self.emit_task_end(t, {END: value, PREVIOUS: save})
+        self.emit_task_end(t, {END: value})
         self.apply(t, {END: value, PREVIOUS: save})
 
     def apply(self, t: FuncTask, values: dict[str, Any]) -> None:
@@ -696,7 +748,9 @@ class FuncRun:
             self._flush_exit()
         self.interrupts.extend(interrupts)
         self.emit("updates", {INTERRUPT: interrupts}, self.outer_ns)
-        self.emit("values", {INTERRUPT: interrupts}, self.outer_ns)
+        current = self.checkpoint["channel_values"].get(END)
+        self.emit("values", {**current, INTERRUPT: interrupts} if isinstance(current, dict)
+                  else {INTERRUPT: interrupts}, self.outer_ns)
         self.emit_task_end(t, {}, interrupts=interrupts)
 
     def node_failed(self, t: FuncTask, e: BaseException) -> None:
@@ -1000,7 +1054,7 @@ def snapshot(graph: Any, saved: Any, saver: Any) -> StateSnapshot:
         interrupts.extend(task_interrupts)
         tasks.append(PregelTask(tid, name, (PULL, name), error, task_interrupts, None, result))
     return StateSnapshot(
-        values if values is not None else {},
+        values,
         tuple(t.name for t in tasks),
         saved.config,
         metadata,
@@ -1009,3 +1063,64 @@ def snapshot(graph: Any, saved: Any, saver: Any) -> StateSnapshot:
         tuple(tasks),
         tuple(interrupts),
     )
+
+
+def update_state(graph: Any, saver: Any, config: dict[str, Any], values: Any,
+                 as_node: str | None) -> dict[str, Any]:
+    """LangGraph's `update_state` of an entrypoint's thread: `values` written as the
+    function's return (`__end__` and `__previous__`), in a checkpoint of source `update`."""
+    from uuid import UUID, uuid5
+
+    from ferrograph.errors import InvalidUpdateError
+    name = graph.name_of_node
+    if as_node is not None and as_node != name:
+        raise InvalidUpdateError(f"Node {as_node} does not exist")
+    configurable = {k: v for k, v in (config.get("configurable") or {}).items()
+                    if not k.startswith("__")}
+    configurable.setdefault("checkpoint_ns", "")
+    thread = {"configurable": configurable}
+    saved = saver.get_tuple(thread)
+    if saved is not None:
+        ck = _copy(saved.checkpoint)
+        step = (saved.metadata or {}).get("step", -1) + 1
+    else:
+        ck = _empty_checkpoint()
+        ck["versions_seen"] = {}
+        step = 0
+    from ferrograph.func import entrypoint as _ep
+    value = values.value if isinstance(values, _ep.final) else values
+    save = values.save if isinstance(values, _ep.final) else values
+    writes = [(END, value), (PREVIOUS, save)]
+    if saved is not None:
+        latest = saver.get_tuple({"configurable": {
+            "thread_id": configurable["thread_id"],
+            "checkpoint_ns": configurable["checkpoint_ns"]}})
+        if latest is not None and latest.checkpoint["id"] == saved.checkpoint["id"]:
+            if START in saved.checkpoint["channel_values"]:
+                ns = configurable["checkpoint_ns"]
+                base = f"{ns}|{name}" if ns else name
+                tid = task_id(saved.checkpoint["id"], base, str(step), name, PULL, START)
+            else:
+                tid = str(uuid5(UUID(saved.checkpoint["id"]), INTERRUPT))
+            saver.put_writes(saved.config, writes, tid)
+    version = saver.get_next_version(max(ck["channel_versions"].values(), default=None), None)
+    new_versions: dict[str, Any] = {}
+    if START in ck["channel_values"]:
+        del ck["channel_values"][START]
+        ck["channel_versions"][START] = version
+        new_versions[START] = version
+    for k, v in writes:
+        ck["channel_values"][k] = v
+        ck["channel_versions"][k] = version
+        new_versions[k] = version
+    ck["versions_seen"].setdefault(name, {})
+    ck["updated_channels"] = None
+    ck["id"] = checkpoint_id(step)
+    ck["ts"] = _now()
+    put_config = {"configurable": dict(configurable)}
+    if saved is not None:
+        put_config["configurable"]["checkpoint_id"] = saved.checkpoint["id"]
+    else:
+        put_config["configurable"].pop("checkpoint_id", None)
+    return saver.put(put_config, ck, {"source": "update", "step": step, "parents": {}},
+                     new_versions)
