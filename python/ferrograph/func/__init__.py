@@ -327,10 +327,24 @@ class EntrypointGraph(Runnable[Any, Any]):
         if self.is_async:
             raise RuntimeError("Cannot run an async entrypoint synchronously: use "
                                "ainvoke/astream")
-        for item in _func.run_sync(run, self._node_call):
-            if not subgraphs and item[0]:
-                continue
-            yield self._shape(item, single, subgraphs)
+        root = None
+        if run.config.get("callbacks"):
+            from langchain_core.runnables.config import get_callback_manager_for_config
+            root = get_callback_manager_for_config(run.config).on_chain_start(
+                None, input, name=run.config.get("run_name") or self.name,
+                run_id=run.config.get("run_id"))
+            run.root_run = root
+        try:
+            for item in _func.run_sync(run, self._node_call):
+                if not subgraphs and item[0]:
+                    continue
+                yield self._shape(item, single, subgraphs)
+        except BaseException as e:
+            if root is not None:
+                root.on_chain_error(e)
+            raise
+        if root is not None:
+            root.on_chain_end(run.output if run.output is not _func._MISSING else None)
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, *,
                       context: Any = None, stream_mode: Any = None, print_mode: Any = (),
@@ -340,10 +354,24 @@ class EntrypointGraph(Runnable[Any, Any]):
                       **kwargs: Any) -> AsyncIterator[Any]:
         run, modes, single = self._prepare(input, config, context, stream_mode, durability,
                                            subgraphs, debug, loop=asyncio.get_running_loop())
-        async for item in _func.run_async(run, self._node_call, self.is_async):
-            if not subgraphs and item[0]:
-                continue
-            yield self._shape(item, single, subgraphs)
+        root = None
+        if run.config.get("callbacks"):
+            from langchain_core.runnables.config import get_async_callback_manager_for_config
+            root = await get_async_callback_manager_for_config(run.config).on_chain_start(
+                None, input, name=run.config.get("run_name") or self.name,
+                run_id=run.config.get("run_id"))
+            run.root_run = root
+        try:
+            async for item in _func.run_async(run, self._node_call, self.is_async):
+                if not subgraphs and item[0]:
+                    continue
+                yield self._shape(item, single, subgraphs)
+        except BaseException as e:
+            if root is not None:
+                await root.on_chain_error(e)
+            raise
+        if root is not None:
+            await root.on_chain_end(run.output if run.output is not _func._MISSING else None)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, *, context: Any = None,
                stream_mode: Any = "values", print_mode: Any = (), output_keys: Any = None,

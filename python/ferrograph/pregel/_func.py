@@ -476,7 +476,7 @@ class FuncRun:
                 resume.append(self.resume_map[key])
         return resume
 
-    def task_config(self, t: FuncTask, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def task_config(self, t: FuncTask, callbacks: Any = None) -> dict[str, Any]:
         base = self.config
         configurable = {k: v for k, v in (base.get("configurable") or {}).items()
                         if not k.startswith("__pregel_") and k != "checkpoint_id"}
@@ -501,14 +501,13 @@ class FuncRun:
         })
         if self.subgraphs:
             configurable["__ferrograph_func_stream"] = self._child_stream(t)
-        configurable.update(extra or {})
         metadata = {**(base.get("metadata") or {}),
                     "langgraph_step": self.step, "langgraph_node": t.name,
                     "langgraph_triggers": (START,) if t.path[0] == PULL else (PUSH,),
                     "langgraph_path": t.path, "langgraph_checkpoint_ns": t.ns}
         config = {**{k: v for k, v in base.items() if k not in ("run_id", "run_name")},
                   "configurable": configurable, "metadata": metadata, "run_name": t.name}
-        config.pop("callbacks", None)
+        config["callbacks"] = callbacks
         t.config = config
         return config
 
@@ -570,7 +569,7 @@ class FuncRun:
                 fut.set_result(ret)
             return fut
         self.emit_task_start(t, call.input, (PUSH,))
-        config = self.task_config(t)
+        config = self.task_config(t, call.callbacks)
         policy = call.retry_policy or self.graph.retry_policy
         if _is_async(call.func):
             assert self.loop is not None
@@ -641,8 +640,9 @@ class FuncRun:
                 return self._finish_task(t, found[key[:2]], cached=True)
         args, kwargs = call.input
         try:
-            value = _retrying(lambda: _with_config(config, call.func, args, kwargs),
-                              _policies(policy))
+            inputs = _trace_inputs(call.func, args, kwargs)
+            value = _retrying(lambda: _traced(config, t.name, inputs, lambda c: _with_config(
+                c, call.func, args, kwargs)), _policies(policy))
             _wait_all(t)
         except BaseException as e:
             self._task_failed(t, e)
@@ -661,7 +661,12 @@ class FuncRun:
         args, kwargs = call.input
         timeout = call.timeout
 
+        inputs = _trace_inputs(call.func, args, kwargs)
+
         async def once() -> Any:
+            return await _atraced(config, t.name, inputs, once_in)
+
+        async def once_in(config: dict[str, Any]) -> Any:
             token = var_child_runnable_config.set(config)
             try:
                 coro = call.func(*args, **kwargs)
@@ -760,8 +765,11 @@ class FuncRun:
                 self._flush_exit()
             self.emit_task_end(t, {}, error=e)
 
+    node_callbacks: Any = None
+    root_run: Any = None
+
     def config_for_node(self, t: FuncTask) -> dict[str, Any]:
-        return self.task_config(t)
+        return self.task_config(t, self.node_callbacks)
 
 
 def _chain(inner: Any, outer: Any, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -843,6 +851,56 @@ async def _aretrying(fn: Callable[[], Any], policies: Sequence[Any]) -> Any:
             await asyncio.sleep(policy.delay(attempt))
 
 
+def _trace_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A task's inputs as LangGraph traces them: its arguments by name."""
+    try:
+        sig = inspect.signature(func)
+        bound = sig.bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return {"args": args, "kwargs": kwargs}
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    arguments.pop("self", None)
+    arguments.pop("cls", None)
+    for name, param in sig.parameters.items():
+        if param.kind == inspect.Parameter.VAR_KEYWORD and name in arguments:
+            arguments.update(arguments.pop(name))
+    return arguments
+
+
+def _traced(config: dict[str, Any], name: str, inputs: Any,
+            fn: Callable[[dict[str, Any]], Any]) -> Any:
+    """`fn(config)` as a chain run named `name` of the config's callbacks (if any)."""
+    if not config.get("callbacks"):
+        return fn(config)
+    from langchain_core.runnables.config import get_callback_manager_for_config
+    manager = get_callback_manager_for_config(config)
+    run = manager.on_chain_start(None, inputs, name=name)
+    try:
+        output = fn({**config, "callbacks": run.get_child()})
+    except BaseException as e:
+        run.on_chain_error(e)
+        raise
+    run.on_chain_end(output)
+    return output
+
+
+async def _atraced(config: dict[str, Any], name: str, inputs: Any,
+                   fn: Callable[[dict[str, Any]], Any]) -> Any:
+    if not config.get("callbacks"):
+        return await fn(config)
+    from langchain_core.runnables.config import get_async_callback_manager_for_config
+    manager = get_async_callback_manager_for_config(config)
+    run = await manager.on_chain_start(None, inputs, name=name)
+    try:
+        output = await fn({**config, "callbacks": run.get_child()})
+    except BaseException as e:
+        await run.on_chain_error(e)
+        raise
+    await run.on_chain_end(output)
+    return output
+
+
 def _wait_all(t: FuncTask) -> None:
     """Waits for the calls a task made and did not wait for (they end inside its task)."""
     for f in list(t.futures):
@@ -891,6 +949,8 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
     if not runs:
         return
     t, value = run.node_task()
+    if run.root_run is not None:
+        run.node_callbacks = run.root_run.get_child(f"graph:step:{run.step}")
     finished = run.node_finished(t)
     if finished is not None:
         run.apply(t, {END: finished.get(END), PREVIOUS: finished.get(PREVIOUS)})
@@ -904,7 +964,8 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
 
     def target() -> None:
         try:
-            result = ctx.run(_retrying, lambda: call_node(value, config),
+            result = ctx.run(_retrying, lambda: _traced(config, t.name, value,
+                                                        lambda c: call_node(value, c)),
                              _policies(run.graph.retry_policy))
             _wait_all(t)
             outcome.append((True, result))
@@ -958,6 +1019,8 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     if not runs:
         return
     t, value = run.node_task()
+    if run.root_run is not None:
+        run.node_callbacks = run.root_run.get_child(f"graph:step:{run.step}")
     finished = run.node_finished(t)
     if finished is not None:
         run.apply(t, {END: finished.get(END), PREVIOUS: finished.get(PREVIOUS)})
@@ -973,6 +1036,9 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     async def body() -> Any:
         if is_async:
             async def once() -> Any:
+                return await _atraced(config, t.name, value, once_in)
+
+            async def once_in(config: dict[str, Any]) -> Any:
                 token = var_child_runnable_config.set(config)
                 try:
                     coro = call_node(value, config)
@@ -989,7 +1055,8 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
 
         def sync_body() -> Any:
             try:
-                return _retrying(lambda: call_node(value, config), policies)
+                return _retrying(lambda: _traced(config, t.name, value,
+                                                 lambda c: call_node(value, c)), policies)
             finally:
                 _wait_all(t)
         return await loop.run_in_executor(None, ctx.run, sync_body)
