@@ -787,6 +787,11 @@ def _chain(inner: Any, outer: Any, loop: asyncio.AbstractEventLoop | None) -> No
             _settle(outer, exc, None if exc else f.result())
     inner.add_done_callback(done)
 
+    def cancelled(f: Any) -> None:
+        if f.cancelled() and not inner.done():
+            inner.cancel()
+    outer.add_done_callback(cancelled)
+
 
 def _cancel(f: Any) -> None:
     if not f.done():
