@@ -57,7 +57,9 @@ def _call_with_options(func: Callable[..., Any], args: tuple[Any, ...],
         raise _sync_timeout_unsupported(getattr(func, "__name__", func.__class__.__name__),
                                         "Task")
     config = get_config()
-    impl = config["configurable"][CONFIG_KEY_CALL]
+    impl = config["configurable"].get(CONFIG_KEY_CALL)
+    if impl is None:  # called from a node of a ferrograph graph
+        impl = _func.graph_node_call(config)
     return impl(func, (args, kwargs), retry_policy=retry_policy, cache_policy=cache_policy,
                 callbacks=config.get("callbacks"), timeout=timeout)
 

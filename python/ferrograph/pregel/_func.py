@@ -664,15 +664,15 @@ class FuncRun:
         inputs = _trace_inputs(call.func, args, kwargs)
 
         async def once() -> Any:
+            if timeout is not None:
+                return await _timed(t.name, lambda c: _atraced(c, t.name, inputs, once_in),
+                                    config, timeout)
             return await _atraced(config, t.name, inputs, once_in)
 
         async def once_in(config: dict[str, Any]) -> Any:
             token = var_child_runnable_config.set(config)
             try:
-                coro = call.func(*args, **kwargs)
-                if timeout is not None and getattr(timeout, "run_timeout", None):
-                    return await asyncio.wait_for(coro, timeout.run_timeout)
-                return await coro
+                return await call.func(*args, **kwargs)
             finally:
                 var_child_runnable_config.reset(token)
         try:
@@ -854,6 +854,54 @@ async def _aretrying(fn: Callable[[], Any], policies: Sequence[Any]) -> Any:
             if policy is None or attempt >= policy.max_attempts:
                 raise
             await asyncio.sleep(policy.delay(attempt))
+
+
+async def _timed(name: str, fn: Callable[[dict[str, Any]], Any], config: dict[str, Any],
+                 policy: Any) -> Any:
+    """`await fn(config)` as its own asyncio task, cancelled with `NodeTimeoutError` after
+    `run_timeout` seconds, or `idle_timeout` seconds without progress (a heartbeat, or under
+    `refresh_on="auto"` a custom item): `NodeRunner._timed`'s rule, for the functional API."""
+    from ferrograph.errors import NodeTimeoutError
+    loop = asyncio.get_running_loop()
+    run_s, idle_s = policy.run_timeout, policy.idle_timeout
+    start = loop.time()
+    last = [start]
+    if idle_s is not None:
+        def touch() -> None:
+            last[0] = loop.time()
+
+        runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+        overrides: dict[str, Any] = {"heartbeat": touch}
+        if policy.refresh_on == "auto":
+            writer = runtime.stream_writer
+
+            def write(item: Any) -> None:
+                touch()
+                writer(item)
+            overrides["stream_writer"] = write
+        config = {**config, "configurable": {**config["configurable"],
+                                             CONFIG_KEY_RUNTIME: runtime.override(**overrides)}}
+    attempt = asyncio.ensure_future(fn(config))
+    kind = "run"
+    try:
+        while True:
+            deadline, kind = min(
+                (d, k) for d, k in ((start + run_s if run_s is not None else None, "run"),
+                                    (last[0] + idle_s if idle_s is not None else None, "idle"))
+                if d is not None)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            done, _ = await asyncio.wait((attempt,), timeout=remaining)
+            if done:
+                return attempt.result()
+    except BaseException:
+        attempt.cancel()
+        raise
+    attempt.cancel()
+    attempt.add_done_callback(lambda f: f.cancelled() or f.exception())
+    raise NodeTimeoutError(name, loop.time() - start, kind=kind,  # type: ignore[arg-type]
+                           idle_timeout=idle_s, run_timeout=run_s)
 
 
 def _trace_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -1041,15 +1089,15 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     async def body() -> Any:
         if is_async:
             async def once() -> Any:
+                if timeout is not None:
+                    return await _timed(t.name, lambda c: _atraced(c, t.name, value, once_in),
+                                        config, timeout)
                 return await _atraced(config, t.name, value, once_in)
 
             async def once_in(config: dict[str, Any]) -> Any:
                 token = var_child_runnable_config.set(config)
                 try:
-                    coro = call_node(value, config)
-                    if timeout is not None and getattr(timeout, "run_timeout", None):
-                        return await asyncio.wait_for(coro, timeout.run_timeout)
-                    return await coro
+                    return await call_node(value, config)
                 finally:
                     var_child_runnable_config.reset(token)
             try:
@@ -1196,3 +1244,113 @@ def update_state(graph: Any, saver: Any, config: dict[str, Any], values: Any,
         put_config["configurable"].pop("checkpoint_id", None)
     return saver.put(put_config, ck, {"source": "update", "step": step, "parents": {}},
                      new_versions)
+
+
+# -- tasks called from a graph's node -----------------------------------------------------------
+
+class _NoGraph:
+    retry_policy: tuple[Any, ...] = ()
+    name_of_node = ""
+
+
+class NodeCalls(FuncRun):
+    """The `task` calls of one node of a ferrograph graph: PUSH tasks of the node's step,
+    named and saved in the graph's thread as LangGraph's calls from a node are."""
+
+    def __init__(self, task: Any, config: dict[str, Any]) -> None:
+        configurable = config.get("configurable") or {}
+        pad = getattr(task, "scratchpad", None)
+        persistence = pad.persistence if pad is not None else None
+        self.persistence = persistence
+        self.graph = _NoGraph()  # type: ignore[assignment]
+        self.saver = persistence.saver if persistence is not None else None
+        self.config = config
+        self.modes = set()
+        self.subgraphs = False
+        self.loop = None
+        self.parent_ns = configurable.get(CONFIG_KEY_CHECKPOINT_NS, "")
+        self.checkpoint = {"id": persistence.checkpoint["id"] if persistence is not None
+                           else checkpoint_id(task.step), "channel_values": {}}
+        self.step = task.step
+        self.lock = threading.RLock()
+        self.ran_names = []
+        self.statuses = task_statuses(persistence.pending) if persistence is not None else {}
+        self.resume_map = persistence.resume_map if persistence is not None else None
+        run = configurable.get("__ferrograph_run")
+        self.cache = getattr(getattr(run, "graph", None), "cache", None)
+        self.store = getattr(configurable.get(CONFIG_KEY_RUNTIME), "store", None)
+        self.context = getattr(configurable.get(CONFIG_KEY_RUNTIME), "context", None)
+        self.producer = None
+        if run is not None and getattr(run, "channel", None) is not None:
+            self.producer = task.outlet or run.channel.producer(task.node_id, task.index)
+            self.modes = {m for m in ("updates", "custom") if run.spec.wants(m, task.name)}
+        self.parent = FuncTask(self, task.id, task.name, task.path,
+                               configurable.get(CONFIG_KEY_CHECKPOINT_NS, ""), [])
+
+    def emit(self, mode: str, payload: Any, ns: tuple[str, ...] = ()) -> None:
+        if mode not in self.modes or self.producer is None:
+            return
+        from ferrograph.pregel._stream import MODE_IDS
+        try:
+            self.producer.push(MODE_IDS[mode], payload)
+        except Exception:  # noqa: BLE001 - the consumer is gone
+            pass
+
+    def put_writes(self, tid: str, writes: list[tuple[str, Any]]) -> None:
+        if self.persistence is not None:
+            with self.lock:
+                self.persistence.put_writes(tid, writes)
+
+    def take_null_resume(self) -> Any:
+        return None if self.persistence is None else self.persistence.take_null_resume()
+
+    def nested(self, graph: Any, config: dict[str, Any]) -> Any:
+        return None if self.persistence is None else self.persistence.nested(graph, config)
+
+    def task_config(self, t: FuncTask, callbacks: Any = None) -> dict[str, Any]:
+        base = self.config
+        configurable = {k: v for k, v in (base.get("configurable") or {}).items()
+                        if not k.startswith(("__pregel_", "__ferrograph_"))}
+        runtime = (base.get("configurable") or {}).get(CONFIG_KEY_RUNTIME) or DEFAULT_RUNTIME
+        runtime = runtime.override(stream_writer=self._writer(t), execution_info=ExecutionInfo(
+            checkpoint_id=self.checkpoint["id"], checkpoint_ns=t.ns, task_id=t.id,
+            thread_id=configurable.get("thread_id")))
+        configurable.update({
+            CONFIG_KEY_CHECKPOINT_NS: t.ns,
+            CONFIG_KEY_TASK_ID: t.id,
+            CONFIG_KEY_RUNTIME: runtime,
+            CONFIG_KEY_TASK: t,
+            CONFIG_KEY_CALL: self.make_call(t),
+        })
+        metadata = {**(base.get("metadata") or {}),
+                    "langgraph_step": self.step, "langgraph_node": t.name,
+                    "langgraph_triggers": (PUSH,), "langgraph_path": t.path,
+                    "langgraph_checkpoint_ns": t.ns}
+        config = {**{k: v for k, v in base.items() if k not in ("run_id", "run_name")},
+                  "configurable": configurable, "metadata": metadata, "run_name": t.name,
+                  "callbacks": callbacks}
+        t.config = config
+        return config
+
+    def call(self, parent: FuncTask, call: Call) -> Any:
+        try:
+            self.loop = asyncio.get_running_loop()
+            self.loop_thread = threading.get_ident()
+        except RuntimeError:
+            self.loop = None
+        return super().call(parent, call)
+
+
+def graph_node_call(config: dict[str, Any]) -> Callable[..., Any]:
+    """The `call` of a task called from the node of a ferrograph graph whose `config` this is
+    (KeyError when it is none: not called from a task)."""
+    configurable = config.get("configurable") or {}
+    task = configurable.get(CONFIG_KEY_TASK)
+    if task is None or isinstance(task, FuncTask) or configurable.get(
+            CONFIG_KEY_TASK_ID) != task.id or task.config is None:
+        raise KeyError(CONFIG_KEY_CALL)
+    own = task.config.setdefault("configurable", {})
+    calls = own.get("__ferrograph_node_calls")
+    if calls is None:
+        calls = own["__ferrograph_node_calls"] = NodeCalls(task, task.config)
+    return calls.make_call(calls.parent)
