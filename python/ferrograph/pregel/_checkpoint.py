@@ -241,6 +241,9 @@ class Persistence:
         """Whether the run continues the thread's open step (None or `Command` input)."""
         self.reapply = True
         """Whether loaded writes of finished tasks stand in for running them again."""
+        self.call_names: list[str] = []
+        """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
+        of `versions_seen`, kept from checkpoint to checkpoint."""
 
     # -- starting -----------------------------------------------------------------------------
 
@@ -322,6 +325,11 @@ class Persistence:
 
     def adopt(self, saved: CheckpointTuple) -> None:
         """Continues the thread from `saved` (its newest checkpoint, or the one asked for)."""
+        node_ids = self.graph.node_ids
+        for name in saved.checkpoint.get("versions_seen") or ():
+            if name not in node_ids and name not in (INPUT, INTERRUPT) \
+                    and name not in self.call_names:
+                self.call_names.append(name)
         self.checkpoint = saved.checkpoint
         self.metadata = dict(saved.metadata or {})
         self.parent_config = saved.parent_config
@@ -348,7 +356,7 @@ class Persistence:
                 self.resume_map = dict(resume)
             else:
                 pending = self.pending_interrupts()
-                if len(pending) > 1:
+                if len({i.id for i in pending}) > 1:  # a task's, and its caller's: one
                     raise RuntimeError(
                         "When there are multiple pending interrupts, you must specify the "
                         "interrupt id when resuming. Docs: https://docs.langchain.com/oss/"
@@ -615,6 +623,8 @@ class Persistence:
         else:
             seen.pop(INTERRUPT, None)
         seen.setdefault(INPUT, {})
+        for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
+            seen.setdefault(name, {})
         self._live_versions = versions
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,

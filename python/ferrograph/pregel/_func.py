@@ -214,7 +214,8 @@ class FuncRun:
             if self.saver is None:
                 return
             if self.durability == "exit":
-                self.exit_writes.append((tid, writes))
+                if tid != NULL_TASK_ID:  # (LangGraph keeps a resume's only in memory)
+                    self.exit_writes.append((tid, writes))
                 return
             self._saver_call("put_writes", self._at_checkpoint(), writes, tid)
 
@@ -340,6 +341,9 @@ class FuncRun:
         self.put_writes(NULL_TASK_ID, [(RESUME, resume)])
 
     resumed = False
+
+    def called(self, name: str) -> None:
+        """A task of this name was called (its empty row of `versions_seen`)."""
 
     def nested(self, graph: Any, config: dict[str, Any]) -> Any:
         """The thread of a ferrograph graph one of this run's tasks runs: the same saver
@@ -557,6 +561,7 @@ class FuncRun:
         with self.lock:
             if name not in self.ran_names:
                 self.ran_names.append(name)
+                self.called(name)
         status = self.statuses.get(tid)
         fut: Any = asyncio.Future(loop=self.loop) if in_loop else concurrent.futures.Future()
         if status is not None and (status.finished or status.error is not None):
@@ -1295,6 +1300,11 @@ class NodeCalls(FuncRun):
             self.producer.push(MODE_IDS[mode], payload)
         except Exception:  # noqa: BLE001 - the consumer is gone
             pass
+
+    def called(self, name: str) -> None:
+        persistence = self.persistence
+        if persistence is not None and name not in persistence.call_names:
+            persistence.call_names.append(name)
 
     def put_writes(self, tid: str, writes: list[tuple[str, Any]]) -> None:
         if self.persistence is not None:
