@@ -332,15 +332,20 @@ class EntrypointGraph(Runnable[Any, Any]):
         root = None
         if run.config.get("callbacks"):
             from langchain_core.runnables.config import get_callback_manager_for_config
-            root = get_callback_manager_for_config(run.config).on_chain_start(
+            manager = get_callback_manager_for_config(run.config)
+            if "ls_integration" not in manager.metadata:
+                manager.add_metadata({"ls_integration": "langgraph"})
+            root = manager.on_chain_start(
                 None, input, name=run.config.get("run_name") or self.name,
                 run_id=run.config.get("run_id"))
             run.root_run = root
+        items = (self._shape(item, single, subgraphs)
+                 for item in _func.run_sync(run, self._node_call)
+                 if subgraphs or not item[0])
+        if root is not None and (handler := _func.stream_handler(root)) is not None:
+            items = handler.tap_output_iter(root.run_id, items)
         try:
-            for item in _func.run_sync(run, self._node_call):
-                if not subgraphs and item[0]:
-                    continue
-                yield self._shape(item, single, subgraphs)
+            yield from items
         except BaseException as e:
             if root is not None:
                 root.on_chain_error(e)
@@ -359,15 +364,24 @@ class EntrypointGraph(Runnable[Any, Any]):
         root = None
         if run.config.get("callbacks"):
             from langchain_core.runnables.config import get_async_callback_manager_for_config
-            root = await get_async_callback_manager_for_config(run.config).on_chain_start(
+            manager = get_async_callback_manager_for_config(run.config)
+            if "ls_integration" not in manager.metadata:
+                manager.add_metadata({"ls_integration": "langgraph"})
+            root = await manager.on_chain_start(
                 None, input, name=run.config.get("run_name") or self.name,
                 run_id=run.config.get("run_id"))
             run.root_run = root
-        try:
+
+        async def shaped() -> AsyncIterator[Any]:
             async for item in _func.run_async(run, self._node_call, self.is_async):
-                if not subgraphs and item[0]:
-                    continue
-                yield self._shape(item, single, subgraphs)
+                if subgraphs or not item[0]:
+                    yield self._shape(item, single, subgraphs)
+        items = shaped()
+        if root is not None and (handler := _func.stream_handler(root)) is not None:
+            items = handler.tap_output_aiter(root.run_id, items)
+        try:
+            async for item in items:
+                yield item
         except BaseException as e:
             if root is not None:
                 await root.on_chain_error(e)

@@ -56,6 +56,7 @@ CONFIG_KEY_CALL = "__pregel_call"
 CONFIG_KEY_SCRATCHPAD = "__pregel_scratchpad"
 CONFIG_KEY_CHECKPOINT_NS = "checkpoint_ns"
 CACHE_NS_WRITES = "__pregel_ns_writes"
+_TASK_TAGS = ["seq:step:1"]
 _MISSING = object()
 
 
@@ -647,7 +648,7 @@ class FuncRun:
         try:
             inputs = _trace_inputs(call.func, args, kwargs)
             value = _retrying(lambda: _traced(config, t.name, inputs, lambda c: _with_config(
-                c, call.func, args, kwargs)), _policies(policy))
+                c, call.func, args, kwargs), _TASK_TAGS), _policies(policy))
             _wait_all(t)
         except BaseException as e:
             self._task_failed(t, e)
@@ -670,9 +671,9 @@ class FuncRun:
 
         async def once() -> Any:
             if timeout is not None:
-                return await _timed(t.name, lambda c: _atraced(c, t.name, inputs, once_in),
-                                    config, timeout)
-            return await _atraced(config, t.name, inputs, once_in)
+                return await _timed(t.name, lambda c: _atraced(c, t.name, inputs, once_in,
+                                                               _TASK_TAGS), config, timeout)
+            return await _atraced(config, t.name, inputs, once_in, _TASK_TAGS)
 
         async def once_in(config: dict[str, Any]) -> Any:
             token = var_child_runnable_config.set(config)
@@ -926,35 +927,56 @@ def _trace_inputs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
     return arguments
 
 
+def stream_handler(run: Any) -> Any:
+    """The `astream_events` / `astream_log` handler among a run's handlers (None: none)."""
+    from langchain_core.tracers._streaming import _StreamingCallbackHandler
+    return next((h for h in run.handlers if isinstance(h, _StreamingCallbackHandler)
+                 and type(h).__module__.startswith("langchain_core")), None)
+
+
 def _traced(config: dict[str, Any], name: str, inputs: Any,
-            fn: Callable[[dict[str, Any]], Any]) -> Any:
+            fn: Callable[[dict[str, Any]], Any], tags: list[str] | None = None) -> Any:
     """`fn(config)` as a chain run named `name` of the config's callbacks (if any)."""
     if not config.get("callbacks"):
         return fn(config)
     from langchain_core.runnables.config import get_callback_manager_for_config
     manager = get_callback_manager_for_config(config)
+    if tags:
+        manager.add_tags(tags, inherit=False)
     run = manager.on_chain_start(None, inputs, name=name)
     try:
         output = fn({**config, "callbacks": run.get_child()})
     except BaseException as e:
         run.on_chain_error(e)
         raise
+    if (handler := stream_handler(run)) is not None:
+        for _ in handler.tap_output_iter(run.run_id, iter([output])):
+            pass
     run.on_chain_end(output)
     return output
 
 
+async def _one(value: Any) -> AsyncIterator[Any]:
+    yield value
+
+
 async def _atraced(config: dict[str, Any], name: str, inputs: Any,
-                   fn: Callable[[dict[str, Any]], Any]) -> Any:
+                   fn: Callable[[dict[str, Any]], Any], tags: list[str] | None = None) -> Any:
     if not config.get("callbacks"):
         return await fn(config)
     from langchain_core.runnables.config import get_async_callback_manager_for_config
     manager = get_async_callback_manager_for_config(config)
+    if tags:
+        manager.add_tags(tags, inherit=False)
     run = await manager.on_chain_start(None, inputs, name=name)
     try:
         output = await fn({**config, "callbacks": run.get_child()})
     except BaseException as e:
         await run.on_chain_error(e)
         raise
+    if (handler := stream_handler(run)) is not None:
+        async for _ in handler.tap_output_aiter(run.run_id, _one(output)):
+            pass
     await run.on_chain_end(output)
     return output
 
