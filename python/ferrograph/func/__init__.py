@@ -12,7 +12,7 @@ import asyncio
 import functools
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, TypeVar, get_args, get_origin
@@ -22,9 +22,9 @@ from langchain_core.runnables.config import ensure_config
 from pydantic import BaseModel, TypeAdapter
 
 from ferrograph.config import get_config
-from ferrograph.errors import GraphInterrupt
 from ferrograph.pregel import _func
 from ferrograph.pregel._func import CACHE_NS_WRITES, CONFIG_KEY_CALL, FuncRun
+from ferrograph.pregel._stream import ItemShape
 from ferrograph.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 P = TypeVar("P")
@@ -41,8 +41,7 @@ def _sync_timeout_unsupported(name: str, kind: str) -> ValueError:
 
 
 def _is_async_callable(func: Any) -> bool:
-    return inspect.iscoroutinefunction(func) or (
-        hasattr(func, "__call__") and inspect.iscoroutinefunction(func.__call__))
+    return _func._is_async(func)
 
 
 class SyncAsyncFuture(Generic[T]):
@@ -312,20 +311,15 @@ class EntrypointGraph(Runnable[Any, Any]):
             run.outer_ns = tuple(run.parent_ns.split("|")) if run.parent_ns else ()
         return run, modes, single
 
-    @staticmethod
-    def _shape(item: Any, single: bool, subgraphs: bool) -> Any:
-        ns, mode, payload = item
-        if subgraphs:
-            return (ns, payload) if single else (ns, mode, payload)
-        return payload if single else (mode, payload)
 
     def stream(self, input: Any, config: RunnableConfig | None = None, *, context: Any = None,
                stream_mode: Any = None, print_mode: Any = (), output_keys: Any = None,
                interrupt_before: Any = None, interrupt_after: Any = None,
                durability: Any = None, subgraphs: bool = False, debug: Any = None,
-               **kwargs: Any) -> Iterator[Any]:
+               version: str = "v1", **kwargs: Any) -> Iterator[Any]:
         run, modes, single = self._prepare(input, config, context, stream_mode, durability,
                                            subgraphs, debug)
+        shape = ItemShape(modes, single, subgraphs, version)
         if self.is_async:
             raise RuntimeError("Cannot run an async entrypoint synchronously: use "
                                "ainvoke/astream")
@@ -339,8 +333,7 @@ class EntrypointGraph(Runnable[Any, Any]):
                 None, input, name=run.config.get("run_name") or self.name,
                 run_id=run.config.get("run_id"))
             run.root_run = root
-        items = (self._shape(item, single, subgraphs)
-                 for item in _func.run_sync(run, self._node_call)
+        items = (shape(*item) for item in _func.run_sync(run, self._node_call)
                  if subgraphs or not item[0])
         if root is not None and (handler := _func.stream_handler(root)) is not None:
             items = handler.tap_output_iter(root.run_id, items)
@@ -357,10 +350,11 @@ class EntrypointGraph(Runnable[Any, Any]):
                       context: Any = None, stream_mode: Any = None, print_mode: Any = (),
                       output_keys: Any = None, interrupt_before: Any = None,
                       interrupt_after: Any = None, durability: Any = None,
-                      subgraphs: bool = False, debug: Any = None,
+                      subgraphs: bool = False, debug: Any = None, version: str = "v1",
                       **kwargs: Any) -> AsyncIterator[Any]:
         run, modes, single = self._prepare(input, config, context, stream_mode, durability,
                                            subgraphs, debug, loop=asyncio.get_running_loop())
+        shape = ItemShape(modes, single, subgraphs, version)
         root = None
         if run.config.get("callbacks"):
             from langchain_core.runnables.config import get_async_callback_manager_for_config
@@ -375,7 +369,7 @@ class EntrypointGraph(Runnable[Any, Any]):
         async def shaped() -> AsyncIterator[Any]:
             async for item in _func.run_async(run, self._node_call, self.is_async):
                 if subgraphs or not item[0]:
-                    yield self._shape(item, single, subgraphs)
+                    yield shape(*item)
         items = shaped()
         if root is not None and (handler := _func.stream_handler(root)) is not None:
             items = handler.tap_output_aiter(root.run_id, items)
@@ -392,10 +386,10 @@ class EntrypointGraph(Runnable[Any, Any]):
     def invoke(self, input: Any, config: RunnableConfig | None = None, *, context: Any = None,
                stream_mode: Any = "values", print_mode: Any = (), output_keys: Any = None,
                interrupt_before: Any = None, interrupt_after: Any = None,
-               durability: Any = None, **kwargs: Any) -> Any:
+               durability: Any = None, version: str = "v1", **kwargs: Any) -> Any:
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
-                                    durability=durability, **kwargs))
+                                    durability=durability, version=version, **kwargs))
         latest: Any = None
         interrupts: list[Any] = []
         for mode, payload in self.stream(input, config, context=context,
@@ -406,17 +400,21 @@ class EntrypointGraph(Runnable[Any, Any]):
                 interrupts.extend(ints)
             elif mode == "values":
                 latest = payload
+        if version == "v2":
+            from ferrograph.types import GraphOutput
+            return GraphOutput(value=latest, interrupts=tuple(interrupts))
         return _result(latest, interrupts)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, *,
                       context: Any = None, stream_mode: Any = "values", print_mode: Any = (),
                       output_keys: Any = None, interrupt_before: Any = None,
                       interrupt_after: Any = None, durability: Any = None,
-                      **kwargs: Any) -> Any:
+                      version: str = "v1", **kwargs: Any) -> Any:
         if stream_mode != "values":
             return [c async for c in self.astream(input, config, context=context,
                                                   stream_mode=stream_mode,
-                                                  durability=durability, **kwargs)]
+                                                  durability=durability, version=version,
+                                                  **kwargs)]
         latest: Any = None
         interrupts: list[Any] = []
         async for mode, payload in self.astream(input, config, context=context,
@@ -427,6 +425,9 @@ class EntrypointGraph(Runnable[Any, Any]):
                 interrupts.extend(ints)
             elif mode == "values":
                 latest = payload
+        if version == "v2":
+            from ferrograph.types import GraphOutput
+            return GraphOutput(value=latest, interrupts=tuple(interrupts))
         return _result(latest, interrupts)
 
     # -- state ----------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def _now() -> str:
 
 def _is_async(func: Any) -> bool:
     return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        getattr(func, "__call__", None))
+        getattr(func, "__call__", None))  # noqa: B004 - an object whose __call__ is async
 
 
 class Call:
@@ -516,6 +516,24 @@ class FuncRun:
         t.config = config
         return config
 
+    def add_stream_handlers(self, t: FuncTask) -> None:
+        """`messages` / `tools` modes: ferrograph's handlers on the function's callbacks,
+        inherited by the tasks it calls (whose items stream under the graph's namespace)."""
+        if not ({"messages", "tools"} & self.modes):
+            return
+        from ferrograph.pregel._messages import TaskMessages
+        from ferrograph.pregel._tools import TaskTools
+        from ferrograph.pregel._trace import with_handler
+        producer = _Producer(self)
+        callbacks = self.node_callbacks
+        if "messages" in self.modes:
+            callbacks = with_handler(callbacks, TaskMessages(
+                producer, set(), None, t.ns, self.outer_ns, self.subgraphs))
+        if "tools" in self.modes:
+            callbacks = with_handler(callbacks, TaskTools(producer, t.ns, self.outer_ns,
+                                                          self.subgraphs))
+        self.node_callbacks = callbacks
+
     def _child_stream(self, t: FuncTask) -> Callable[[Any], None]:
         def push(item: Any) -> None:
             ns, mode, payload = item
@@ -603,7 +621,6 @@ class FuncRun:
         policy = call.cache_policy
         if policy is None or self.cache is None:
             return None
-        from langgraph.cache.base import FullKey  # noqa: F401
         from ferrograph.pregel._cache import identifier
         args, kwargs = call.input
         key = policy.key_func(*args, **kwargs)
@@ -776,6 +793,24 @@ class FuncRun:
 
     def config_for_node(self, t: FuncTask) -> dict[str, Any]:
         return self.task_config(t, self.node_callbacks)
+
+
+class _Producer:
+    """The chunk producer ferrograph's stream handlers push to, for a functional run."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: FuncRun) -> None:
+        self.run = run
+
+    def push(self, mode: int, payload: Any) -> None:
+        from ferrograph.pregel._messages import MODE_FORWARD
+        from ferrograph.pregel._stream import MODE_NAMES
+        if mode == MODE_FORWARD:
+            ns, name, item = payload
+            self.run.emit(name, item, ns)
+        else:
+            self.run.emit(MODE_NAMES[mode], payload, self.run.outer_ns)
 
 
 def _chain(inner: Any, outer: Any, loop: asyncio.AbstractEventLoop | None) -> None:
@@ -1031,6 +1066,7 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
     t, value = run.node_task()
     if run.root_run is not None:
         run.node_callbacks = run.root_run.get_child(f"graph:step:{run.step}")
+    run.add_stream_handlers(t)
     finished = run.node_finished(t)
     if finished is not None:
         run.apply(t, {END: finished.get(END), PREVIOUS: finished.get(PREVIOUS)})
@@ -1101,6 +1137,7 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     t, value = run.node_task()
     if run.root_run is not None:
         run.node_callbacks = run.root_run.get_child(f"graph:step:{run.step}")
+    run.add_stream_handlers(t)
     finished = run.node_finished(t)
     if finished is not None:
         run.apply(t, {END: finished.get(END), PREVIOUS: finished.get(PREVIOUS)})
