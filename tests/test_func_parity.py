@@ -463,3 +463,32 @@ def test_no_thread_is_left_running() -> None:
     for _ in range(20):
         main.invoke([1, 2, 3])
     assert threading.active_count() <= before + 2
+
+
+@pytest.mark.parametrize("first", LIBS)
+def test_async_thread_moves_between_engines_on_async_sqlite(first: str) -> None:
+    """The same on `AsyncSqliteSaver`, driven by `ainvoke` (the saver's async methods)."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    second = "ferrograph" if first == "langgraph" else "langgraph"
+
+    async def run(names: tuple[str, str]) -> list[Any]:
+        async with AsyncSqliteSaver.from_conn_string(":memory:") as saver:
+            calls: list[str] = []
+            progs = {n: _interrupting(load(n), saver, calls) for n in set(names)}
+            libs = {n: load(n) for n in set(names)}
+            cfg = {"configurable": {"thread_id": "x"}}
+            a, b = names
+            out = [await progs[a].ainvoke("x", cfg)]
+            out.append(await progs[b].ainvoke(libs[b].Command(resume="one"), cfg))
+            out.append(await progs[a].ainvoke(libs[a].Command(resume="two"), cfg))
+            out.append(await progs[b].aget_state(cfg))
+            out.append(list(calls))
+            saved = []
+            async for t in saver.alist(cfg):
+                saved.append((t.metadata, t.checkpoint["channel_values"],
+                               _grouped(t.pending_writes or ())))
+            out.append(saved[::-1])
+            return out
+
+    expected = _norm(asyncio.run(run(("langgraph", "langgraph"))))
+    assert _norm(asyncio.run(run((first, second)))) == expected
