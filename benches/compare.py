@@ -147,6 +147,20 @@ def fanout_graph(L: Any, n: int = 5) -> Any:
     return b.compile()
 
 
+def tasks_entrypoint(name: str, n: int = 10) -> Any:
+    """An `@entrypoint` calling `n` `@task`s in parallel and summing their results."""
+    func = importlib.import_module(f"{name}.func")
+
+    @func.task
+    def square(i: int) -> int:
+        return i * i
+
+    @func.entrypoint()
+    def workflow(count: int) -> int:
+        return sum(f.result() for f in [square(i) for i in range(count)])
+    return workflow
+
+
 def async_chain_graph(L: Any) -> Any:
     async def step(state: Counter) -> dict[str, Any]:
         return {"x": state["x"] + 1}
@@ -504,6 +518,12 @@ def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario
         "(ferrograph: `ferrograph.adapt`)",
         {k: (lambda g=g: g.invoke(question)) for k, g in graphs.items()},
         agent_checks, inner=5))
+
+    flows = {k: tasks_entrypoint(k) for k in libs}
+    out.append(Scenario(
+        "func_tasks10", "invoke an @entrypoint that calls 10 @tasks in parallel",
+        {k: (lambda w=w: w.invoke(10)) for k, w in flows.items()},
+        lambda r: r == sum(i * i for i in range(10)), per=10, unit="task", inner=20))
 
     for family, full, small in (("msgs", (1, 8, 64, 256), (1, 8, 64)),
                                 ("amsgs", (64, 256), (64,)), ("amsgs_loop", (64, 256), (64,)),
