@@ -492,3 +492,50 @@ def test_async_thread_moves_between_engines_on_async_sqlite(first: str) -> None:
 
     expected = _norm(asyncio.run(run(("langgraph", "langgraph"))))
     assert _norm(asyncio.run(run((first, second)))) == expected
+
+
+@pytest.mark.parametrize("caller", ["entrypoint", "task", "state_graph"])
+def test_nested_entrypoint_interrupts_and_resumes(caller: str) -> None:
+    """An entrypoint invoked from an entrypoint, a task or a graph's node keeps its
+    checkpoints in the caller's thread, under the calling task's namespace."""
+    class State(TypedDict):
+        x: str
+
+    def scenario(f: F) -> list[Any]:
+        saver = InMemorySaver()
+
+        @f.task
+        def shout(x: str) -> str:
+            return x.upper()
+
+        @f.entrypoint()
+        def inner(x: str) -> str:
+            loud = shout(x).result()
+            return loud + f.interrupt(f"inner {loud}?")
+
+        @f.task
+        def via_task(x: str) -> str:
+            return inner.invoke(x)
+
+        if caller == "state_graph":
+            def node(state: State) -> State:
+                return {"x": inner.invoke(state["x"])}
+            outer: Any = (f.StateGraph(State).add_node("node", node)
+                          .add_edge(f.START, "node").compile(checkpointer=saver))
+            first: Any = {"x": "a"}
+        else:
+            @f.entrypoint(checkpointer=saver)
+            def outer(x: str) -> str:
+                got = inner.invoke(x) if caller == "entrypoint" else via_task(x).result()
+                return got + f.interrupt("outer?")
+            first = "a"
+        cfg = {"configurable": {"thread_id": "n"}}
+        out = [outer.invoke(first, cfg)]
+        out.append(outer.invoke(f.Command(resume="1"), cfg))
+        if caller != "state_graph":
+            out.append(outer.invoke(f.Command(resume="2"), cfg))
+        out.append(sorted((t.config["configurable"]["checkpoint_ns"].split(":")[0],
+                           t.metadata["source"], t.metadata["step"])
+                          for t in saver.list(None)))
+        return out
+    differential(scenario)

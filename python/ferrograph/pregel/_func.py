@@ -143,9 +143,17 @@ class FuncRun:
         self.parent_ns = configurable.get(CONFIG_KEY_CHECKPOINT_NS, "") if configurable.get(
             CONFIG_KEY_TASK_ID) else ""
         saver = graph.checkpointer
-        if saver is None and self.parent_ns:
-            saver = configurable.get("__pregel_checkpointer")
-        if saver is False:
+        self.caller: Any = None
+        """The thread of the run whose task runs this entrypoint (ours or a graph's)."""
+        if self.parent_ns and saver in (None, True):
+            from ferrograph.pregel._loop import _calling_persistence
+            self.caller = _calling_persistence(config)
+            if self.caller is not None and self.caller.saver is not None:
+                saver = self.caller.saver
+                durability = durability or self.caller.durability
+            elif saver is None:
+                saver = configurable.get("__pregel_checkpointer")
+        if saver in (False, True):
             saver = None
         self.saver = saver
         self.durability = durability or "async"
@@ -288,7 +296,11 @@ class FuncRun:
             self.saved_id = saved.checkpoint["id"]
             self.thread = {"configurable": {**self.thread["configurable"],
                                             **saved.config["configurable"]}}
-        if saved is not None and (input is None or is_command):
+        caller = self.caller
+        if caller is not None and caller.resume_map and not self.resume_map:
+            self.resume_map = caller.resume_map
+        if saved is not None and (input is None or is_command or (
+                caller is not None and caller.resumed)):
             self.resumed = True
             if is_command:
                 self._take_command(input)
@@ -371,7 +383,8 @@ class FuncRun:
                 if tid == NULL_TASK_ID and channel == RESUME:
                     del self.pending[i]
                     return value
-        return None
+        caller = getattr(self, "caller", None)
+        return None if caller is None else caller.take_null_resume()
 
     # -- items --------------------------------------------------------------------------------
 
@@ -1101,6 +1114,10 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
         run.node_done(t, result)
     elif isinstance(result, GraphInterrupt):
         run.node_interrupted(t, result)
+        if run.parent_ns:  # run by a task: the task pauses too (LangGraph's subgraph rule)
+            if run.durability == "exit":
+                run._flush_exit()
+            raise GraphInterrupt(tuple(run.interrupts))
     else:
         run.node_failed(t, result)
         yield from _drain_nowait(run.items)
@@ -1198,6 +1215,11 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
         run.node_done(t, result)
     elif isinstance(result, GraphInterrupt):
         run.node_interrupted(t, result)
+        if run.parent_ns:
+            if run.durability == "exit":
+                run._flush_exit()
+            await run.aflush()
+            raise GraphInterrupt(tuple(run.interrupts))
     else:
         run.node_failed(t, result)
         await run.aflush()
