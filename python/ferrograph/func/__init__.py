@@ -40,6 +40,16 @@ def _sync_timeout_unsupported(name: str, kind: str) -> ValueError:
     return ValueError(f"{_SYNC_TIMEOUT} {kind} {name!r} is sync.")
 
 
+def _deprecated(since: str) -> type[Warning]:
+    """LangGraph's own warning class when it is installed (so filters on it apply), else a
+    plain `DeprecationWarning`."""
+    try:
+        import langgraph.warnings as lg_warnings
+    except ImportError:
+        return DeprecationWarning
+    return getattr(lg_warnings, f"LangGraphDeprecatedSince{since}", DeprecationWarning)
+
+
 def _is_async_callable(func: Any) -> bool:
     return _func._is_async(func)
 
@@ -104,7 +114,7 @@ def task(__func_or_none__: Callable[..., Any] | None = None, *, name: str | None
     a task of the step and returns a future of its result."""
     if (retry := kwargs.get("retry")) is not None:
         warnings.warn("`retry` is deprecated and will be removed. Please use `retry_policy` "
-                      "instead.", DeprecationWarning, stacklevel=2)
+                      "instead.", _deprecated("V05"), stacklevel=2)
         if retry_policy is None:
             retry_policy = retry
     timeout_policy = TimeoutPolicy.coerce(timeout)
@@ -134,12 +144,12 @@ class entrypoint(Generic[T]):  # noqa: N801 - LangGraph's name
                  **kwargs: Any) -> None:
         if (config_schema := kwargs.get("config_schema")) is not None:
             warnings.warn("`config_schema` is deprecated and will be removed. Please use "
-                          "`context_schema` instead.", DeprecationWarning, stacklevel=2)
+                          "`context_schema` instead.", _deprecated("V10"), stacklevel=2)
             if context_schema is None:
                 context_schema = config_schema
         if (retry := kwargs.get("retry")) is not None:
             warnings.warn("`retry` is deprecated and will be removed. Please use "
-                          "`retry_policy` instead.", DeprecationWarning, stacklevel=2)
+                          "`retry_policy` instead.", _deprecated("V05"), stacklevel=2)
             if retry_policy is None:
                 retry_policy = retry
         self.checkpointer = checkpointer
@@ -249,6 +259,11 @@ class EntrypointGraph(Runnable[Any, Any]):
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
         from pydantic import create_model
         return create_model("LangGraphOutput", root=(self.output_type, None))
+
+    def config_schema(self, *, include: Sequence[str] | None = None) -> type[BaseModel]:
+        warnings.warn("`config_schema` is deprecated. Use `get_context_jsonschema` for the "
+                      "relevant schema instead.", _deprecated("V10"), stacklevel=2)
+        return super().config_schema(include=include)
 
     def get_context_jsonschema(self) -> dict[str, Any] | None:
         if self.context_schema is None:
