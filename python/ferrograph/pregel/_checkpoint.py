@@ -325,11 +325,6 @@ class Persistence:
 
     def adopt(self, saved: CheckpointTuple) -> None:
         """Continues the thread from `saved` (its newest checkpoint, or the one asked for)."""
-        node_ids = self.graph.node_ids
-        for name in saved.checkpoint.get("versions_seen") or ():
-            if name not in node_ids and name not in (INPUT, INTERRUPT) \
-                    and name not in self.call_names:
-                self.call_names.append(name)
         self.checkpoint = saved.checkpoint
         self.metadata = dict(saved.metadata or {})
         self.parent_config = saved.parent_config
