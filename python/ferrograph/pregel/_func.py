@@ -105,7 +105,7 @@ class FuncTask:
     its answers in `scratchpad`."""
 
     __slots__ = ("id", "name", "path", "ns", "scratchpad", "calls", "config", "run",
-                 "futures", "lock")
+                 "futures", "lock", "graphs_started")
 
     def __init__(self, run: FuncRun, tid: str, name: str, path: tuple[Any, ...], ns: str,
                  resume: list[Any]) -> None:
@@ -119,6 +119,14 @@ class FuncTask:
         self.config: dict[str, Any] = {}
         self.futures: list[Any] = []
         self.lock = threading.Lock()
+        self.graphs_started = 0
+
+    def next_graph_index(self) -> int:
+        """How many graphs this task started before (LangGraph's subgraph counter)."""
+        with self.lock:
+            index = self.graphs_started
+            self.graphs_started += 1
+            return index
 
     def next_call(self) -> int:
         with self.lock:
@@ -135,19 +143,25 @@ class FuncRun:
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.graph = graph
         self.input = input
-        self.config = config
         self.modes = set(modes)
         self.subgraphs = subgraphs
         self.loop = loop
-        configurable = config.get("configurable") or {}
-        self.parent_ns = configurable.get(CONFIG_KEY_CHECKPOINT_NS, "") if configurable.get(
-            CONFIG_KEY_TASK_ID) else ""
         saver = graph.checkpointer
         self.caller: Any = None
         """The thread of the run whose task runs this entrypoint (ours or a graph's)."""
+        configurable = config.get("configurable") or {}
+        if configurable.get(CONFIG_KEY_TASK_ID) and saver in (None, True):
+            from ferrograph.pregel._loop import _calling_persisted_task, numbered_config
+            calling = _calling_persisted_task(config)
+            if calling is not None:
+                self.caller = calling.scratchpad.persistence
+                # the task's second and later graphs: `ns|1`, ... (LangGraph's counter)
+                config = numbered_config(config, calling.next_graph_index())
+                configurable = config.get("configurable") or {}
+        self.config = config
+        self.parent_ns = configurable.get(CONFIG_KEY_CHECKPOINT_NS, "") if configurable.get(
+            CONFIG_KEY_TASK_ID) else ""
         if self.parent_ns and saver in (None, True):
-            from ferrograph.pregel._loop import _calling_persistence
-            self.caller = _calling_persistence(config)
             if self.caller is not None and self.caller.saver is not None:
                 saver = self.caller.saver
                 durability = durability or self.caller.durability
