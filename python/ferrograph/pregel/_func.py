@@ -46,6 +46,7 @@ from ferrograph.pregel._checkpoint import (
     task_id,
     task_statuses,
 )
+from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.runtime import DEFAULT_RUNTIME, ExecutionInfo, Runtime
 from ferrograph.types import Command, Interrupt, PregelTask, StateSnapshot
 
@@ -639,7 +640,7 @@ class FuncRun:
                     inner.set_result(ctx.run(self._run_task, t, call, config, policy))
                 except BaseException as e:  # noqa: BLE001
                     inner.set_exception(e)
-            threading.Thread(target=target, daemon=True).start()
+            DEFAULT_POOL.submit(target)
         parent.futures.append(inner)
         _chain(inner, fut, self.loop if in_loop else None)
         return fut
@@ -1116,8 +1117,7 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
             _wait_all(t)
             outcome.append((False, e))
         run.items.put(done)
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
+    DEFAULT_POOL.submit(target)
     while True:
         item = run.items.get()
         if item is done:
