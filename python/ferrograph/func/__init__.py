@@ -314,6 +314,13 @@ class EntrypointGraph(Runnable[Any, Any]):
                  stream_mode: Any, durability: Any, subgraphs: bool, debug: Any,
                  loop: Any = None) -> tuple[FuncRun, list[str], bool]:
         config = ensure_config(config)
+        metadata = dict(config.get("metadata") or {})
+        for key, value in (config.get("configurable") or {}).items():
+            # LangGraph's: the run's plain configurable values in its metadata
+            if not key.startswith("__") and isinstance(value, (str, int, float, bool)) \
+                    and key not in metadata and key != "api_key":
+                metadata[key] = value
+        config = {**config, "metadata": metadata}
         if stream_mode is None:
             stream_mode = "debug" if debug else self.stream_mode
         single = isinstance(stream_mode, str)

@@ -413,8 +413,25 @@ class FuncRun:
             return
         if self.loop is not None and threading.get_ident() != self.loop_thread:
             self.loop.call_soon_threadsafe(self.items.put_nowait, item)
+        elif self.loop is None:
+            self.items.put(item)
+        elif self.defer:
+            # A task ending on the loop: its item is handed over three turns later, so that
+            # what awaits the task goes on first (LangGraph's order of items and events).
+            self.inflight += 1
+            self.loop.call_soon(self._defer, item, 3)
         else:
-            self.items.put_nowait(item) if self.loop is not None else self.items.put(item)
+            self.items.put_nowait(item)
+
+    defer = False
+    inflight = 0
+
+    def _defer(self, item: Any, turns: int) -> None:
+        if turns > 1:
+            self.loop.call_soon(self._defer, item, turns - 1)  # type: ignore[union-attr]
+            return
+        self.inflight -= 1
+        self.items.put_nowait(item)
 
     parent_stream: Callable[[Any], None] | None = None
     subgraphs_parent = False
@@ -1211,8 +1228,9 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
 
     node = loop.create_task(body())
     node.add_done_callback(lambda _f: run.items.put_nowait(None))
+    run.defer = True
     try:
-        while not node.done() or not run.items.empty():
+        while not node.done() or not run.items.empty() or run.inflight:
             item = await run.items.get()
             await run.aflush()
             if item is not None:
@@ -1220,6 +1238,8 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     except BaseException:
         node.cancel()
         raise
+    finally:
+        run.defer = False
     try:
         result = node.result()
         ok = True
