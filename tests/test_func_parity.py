@@ -544,3 +544,30 @@ def test_nested_entrypoint_interrupts_and_resumes(caller: str) -> None:
                           for t in saver.list(None)))
         return out
     differential(scenario)
+
+
+def test_task_cache_policy() -> None:
+    """A task with a `cache_policy` is answered from the entrypoint's cache the second time
+    (its `updates` item marked cached), with LangGraph's cache keys."""
+    from langgraph.cache.memory import InMemoryCache
+
+    def scenario(f: F) -> list[Any]:
+        types = importlib.import_module(f"{f.name}.types")
+        calls: list[int] = []
+
+        @f.task(cache_policy=types.CachePolicy())
+        def slow_square(x: int) -> int:
+            calls.append(x)
+            return x * x
+
+        @f.entrypoint(cache=InMemoryCache())
+        def main(xs: list[int]) -> int:
+            return sum(fut.result() for fut in [slow_square(x) for x in xs])
+        out: list[Any] = [list(main.stream([1, 2])), list(calls)]
+        out.append(sorted(map(_canon, main.stream([2, 3]))))
+        out.append(list(calls))
+        slow_square.clear_cache(main.cache)
+        out.append(main.invoke([2]))
+        out.append(list(calls))
+        return out
+    differential(scenario)
