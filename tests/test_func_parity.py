@@ -571,3 +571,51 @@ def test_task_cache_policy() -> None:
         out.append(list(calls))
         return out
     differential(scenario)
+
+
+@pytest.mark.parametrize("first", LIBS)
+def test_task_cache_entries_are_shared_between_engines(first: str) -> None:
+    """A task cached by one engine is answered from that cache by the other (same keys and
+    entries as LangGraph's)."""
+    from langgraph.cache.memory import InMemoryCache
+    second = "ferrograph" if first == "langgraph" else "langgraph"
+    cache = InMemoryCache()
+    calls: list[str] = []
+
+    def build(name: str) -> Any:
+        f = load(name)
+        types = importlib.import_module(f"{name}.types")
+
+        def shared_double(x: int) -> int:
+            calls.append(name)
+            return 2 * x
+        shared_double.__qualname__ = "shared_double"
+        double = f.task(shared_double, cache_policy=types.CachePolicy())
+
+        @f.entrypoint(cache=cache)
+        def main(x: int) -> int:
+            return double(x).result()
+        return main
+    assert build(first).invoke(21) == 42
+    assert list(build(second).stream(21)) == [
+        {"shared_double": 42, "__metadata__": {"cached": True}}, {"main": 42}]
+    assert calls == [first]
+
+
+def test_entrypoint_cache_policy() -> None:
+    """`entrypoint(cache_policy=...)`: the function's result cached by its input."""
+    from langgraph.cache.memory import InMemoryCache
+
+    def scenario(f: F) -> list[Any]:
+        types = importlib.import_module(f"{f.name}.types")
+        calls: list[int] = []
+
+        @f.entrypoint(cache=InMemoryCache(), cache_policy=types.CachePolicy())
+        def main(x: int) -> int:
+            calls.append(x)
+            return x + 1
+        out = [list(main.stream(1, stream_mode=["updates", "values"])),
+               list(main.stream(1, stream_mode=["updates", "values"])),
+               main.invoke(2), list(calls)]
+        return out
+    differential(scenario)

@@ -96,14 +96,13 @@ class _TaskFunction(Generic[T]):
 
     def clear_cache(self, cache: Any) -> None:
         """Clears this task's cached results from `cache`."""
-        from ferrograph.pregel._cache import identifier
         if self.cache_policy is not None:
-            cache.clear(((CACHE_NS_WRITES, identifier(self.func) or "__dynamic__"),))
+            cache.clear(((CACHE_NS_WRITES, _func.task_identifier(self.func) or "__dynamic__"),))
 
     async def aclear_cache(self, cache: Any) -> None:
-        from ferrograph.pregel._cache import identifier
         if self.cache_policy is not None:
-            await cache.aclear(((CACHE_NS_WRITES, identifier(self.func) or "__dynamic__"),))
+            await cache.aclear(
+                ((CACHE_NS_WRITES, _func.task_identifier(self.func) or "__dynamic__"),))
 
 
 def task(__func_or_none__: Callable[..., Any] | None = None, *, name: str | None = None,

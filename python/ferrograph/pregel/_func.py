@@ -61,6 +61,21 @@ _TASK_TAGS = ["seq:step:1"]
 _MISSING = object()
 
 
+def task_identifier(func: Any) -> str | None:
+    """LangGraph's `identifier` of a task's function (its cache namespace):
+    `module.qualname`, async functions included."""
+    name = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    module = getattr(func, "__module__", None)
+    if name is None or module is None:
+        return None
+    return f"{module}.{name}"
+
+
+def _returned(writes: Any) -> Any:
+    """A task's result in its cached writes (LangGraph's entry: `[("__return__", value)]`)."""
+    return next((v for c, v in writes if c == RETURN), None)
+
+
 def task_path_str(tup: Any) -> str:
     """LangGraph's text of a task path (a part of a PUSH task's id)."""
     if isinstance(tup, (tuple, list)):
@@ -663,13 +678,13 @@ class FuncRun:
         return fut
 
     def _cache_key(self, call: Call) -> Any:
+        """LangGraph's cache key of a call: `(namespace, key, ttl)` (None: not cached)."""
         policy = call.cache_policy
         if policy is None or self.cache is None:
             return None
-        from ferrograph.pregel._cache import identifier
         args, kwargs = call.input
         key = policy.key_func(*args, **kwargs)
-        return ((CACHE_NS_WRITES, identifier(call.func) or "__dynamic__"),
+        return ((CACHE_NS_WRITES, task_identifier(call.func) or "__dynamic__"),
                 xxh3_128_hexdigest(key.encode() if isinstance(key, str) else key),
                 policy.ttl)
 
@@ -705,7 +720,7 @@ class FuncRun:
         if key is not None:
             found = self.cache.get([key[:2]])
             if key[:2] in found:
-                return self._finish_task(t, found[key[:2]], cached=True)
+                return self._finish_task(t, _returned(found[key[:2]]), cached=True)
         args, kwargs = call.input
         try:
             inputs = _trace_inputs(call.func, args, kwargs)
@@ -716,7 +731,7 @@ class FuncRun:
             self._task_failed(t, e)
             raise
         if key is not None:
-            self.cache.set({key[:2]: (value, key[2])})
+            self.cache.set({key[:2]: ([(RETURN, value)], key[2])})  # LangGraph's entry
         return self._finish_task(t, value)
 
     async def _arun_task(self, t: FuncTask, call: Call, config: dict[str, Any],
@@ -725,7 +740,7 @@ class FuncRun:
         if key is not None:
             found = await self.cache.aget([key[:2]])
             if key[:2] in found:
-                return self._finish_task(t, found[key[:2]], cached=True)
+                return self._finish_task(t, _returned(found[key[:2]]), cached=True)
         args, kwargs = call.input
         timeout = call.timeout
 
@@ -750,7 +765,7 @@ class FuncRun:
             self._task_failed(t, e)
             raise
         if key is not None:
-            await self.cache.aset({key[:2]: (value, key[2])})
+            await self.cache.aset({key[:2]: ([(RETURN, value)], key[2])})
         return self._finish_task(t, value)
 
     # -- the function's task ------------------------------------------------------------------
@@ -770,15 +785,37 @@ class FuncRun:
             return dict(status.output)
         return None
 
-    def node_done(self, t: FuncTask, result: Any) -> None:
+    def node_cache_key(self, value: Any) -> Any:
+        """LangGraph's cache key of the function's task (`entrypoint(cache_policy=...)`)."""
+        policy = self.graph.cache_policy
+        if policy is None or self.cache is None:
+            return None
+        from ferrograph.pregel._cache import namespace
+        key = policy.key_func(value)
+        return (namespace(self.graph.name_of_node, self.graph.func),
+                xxh3_128_hexdigest(key.encode() if isinstance(key, str) else key), policy.ttl)
+
+    @staticmethod
+    def node_writes(result: Any) -> list[tuple[str, Any]]:
         from ferrograph.func import entrypoint as _ep
         value = result.value if isinstance(result, _ep.final) else result
         save = result.save if isinstance(result, _ep.final) else result
+        return [(END, value), (PREVIOUS, save)]
+
+    def node_done(self, t: FuncTask, result: Any,
+                  cached: dict[str, Any] | None = None) -> None:
+        if cached is not None:
+            value, save = cached.get(END), cached.get(PREVIOUS)
+        else:
+            (_, value), (_, save) = self.node_writes(result)
         writes: list[tuple[str, Any]] = [(END, value), (PREVIOUS, save)]
         if t.scratchpad.resume_written is not None:
             writes.insert(0, (RESUME, t.scratchpad.resume_written))
         self.put_writes(t.id, writes)
-        self.emit("updates", {t.name: value}, self.outer_ns)
+        update = {t.name: value}
+        if cached is not None:
+            update["__metadata__"] = {"cached": True}
+        self.emit("updates", update, self.outer_ns)
         self.emit_task_end(t, {END: value})
         self.apply(t, {END: value, PREVIOUS: save})
 
@@ -1118,6 +1155,13 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
         yield from _drain_nowait(run.items)
         return
     run.emit_task_start(t, value, (START,))
+    node_key = run.node_cache_key(value)
+    if node_key is not None and node_key[:2] in (found := run.cache.get([node_key[:2]])):
+        run.node_done(t, None, cached=dict(found[node_key[:2]]))
+        if run.durability == "exit":
+            run._flush_exit()
+        yield from _drain_nowait(run.items)
+        return
     config = run.config_for_node(t)
     ctx = contextvars.copy_context()
     outcome: list[Any] = []
@@ -1143,6 +1187,8 @@ def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> I
     ok, result = outcome[0]
     if ok:
         run.node_done(t, result)
+        if node_key is not None:
+            run.cache.set({node_key[:2]: (run.node_writes(result), node_key[2])})
     elif isinstance(result, GraphInterrupt):
         run.node_interrupted(t, result)
         if run.parent_ns:  # run by a task: the task pauses too (LangGraph's subgraph rule)
@@ -1194,6 +1240,16 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
             yield item
         return
     run.emit_task_start(t, value, (START,))
+    node_key = run.node_cache_key(value)
+    if node_key is not None and node_key[:2] in (
+            found := await run.cache.aget([node_key[:2]])):
+        run.node_done(t, None, cached=dict(found[node_key[:2]]))
+        if run.durability == "exit":
+            run._flush_exit()
+        await run.aflush()
+        for item in _drain_nowait(run.items):
+            yield item
+        return
     config = run.config_for_node(t)
     policies = _policies(run.graph.retry_policy)
     timeout = run.graph.timeout
@@ -1247,6 +1303,8 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
         result, ok = e, False
     if ok:
         run.node_done(t, result)
+        if node_key is not None:
+            await run.cache.aset({node_key[:2]: (run.node_writes(result), node_key[2])})
     elif isinstance(result, GraphInterrupt):
         run.node_interrupted(t, result)
         if run.parent_ns:
