@@ -350,7 +350,22 @@ def test_bad_input_errors() -> None:
 
         def gen(x: int) -> Any:
             yield x
+
+        @f.entrypoint()
+        async def async_main(x: int) -> int:
+            return x
+
+        @f.task
+        async def async_task(x: int) -> int:
+            return x
+
+        @f.entrypoint()
+        def calls_async_task(x: int) -> int:
+            return async_task(x).result()
         return [
+            _outcome(lambda: async_main.invoke(1)),  # an async entrypoint run synchronously
+            _outcome(lambda: calls_async_task.invoke(1)),  # an async task from a sync one
+            _outcome(lambda: async_main.get_state({"configurable": {"thread_id": "1"}})),
             _outcome(lambda: t(1)),  # outside any run
             _outcome(lambda: main.invoke(1)),  # no thread_id
             _outcome(lambda: main.invoke(None, {"configurable": {"thread_id": "n"}})),

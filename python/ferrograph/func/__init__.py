@@ -342,8 +342,10 @@ class EntrypointGraph(Runnable[Any, Any]):
                                            subgraphs, debug)
         shape = ItemShape(modes, single, subgraphs, version)
         if self.is_async:
-            raise RuntimeError("Cannot run an async entrypoint synchronously: use "
-                               "ainvoke/astream")
+            raise TypeError(
+                f'No synchronous function provided to "{self.name_of_node}".\nEither '
+                "initialize with a synchronous function or invoke via the async API "
+                "(ainvoke, astream, etc.)")
         root = None
         if run.config.get("callbacks"):
             from langchain_core.runnables.config import get_callback_manager_for_config
