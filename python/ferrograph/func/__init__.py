@@ -265,9 +265,27 @@ class EntrypointGraph(Runnable[Any, Any]):
         return super().config_schema(include=include)
 
     def get_context_jsonschema(self) -> dict[str, Any] | None:
-        if self.context_schema is None:
-            return None
-        return TypeAdapter(self.context_schema).json_schema()
+        from ferrograph._schema import context_json_schema
+        return context_json_schema(self.context_schema)
+
+    def get_graph(self, config: RunnableConfig | None = None, *,
+                  xray: int | bool = False) -> Any:
+        """LangGraph's drawing of an entrypoint: `__start__` → the function ⇢ `__end__`."""
+        from langchain_core.runnables.graph import Graph
+
+        from ferrograph.pregel._draw import _RUNNABLE_CALLABLE, DrawnNode
+        drawing = Graph()
+        node = drawing.add_node(DrawnNode(action=self.func, lc_path=_RUNNABLE_CALLABLE),
+                                self.name_of_node)
+        start = drawing.add_node(None, "__start__")
+        end = drawing.add_node(None, "__end__")
+        drawing.add_edge(start, node)
+        drawing.add_edge(node, end, conditional=True)
+        return drawing
+
+    async def aget_graph(self, config: RunnableConfig | None = None, *,
+                         xray: int | bool = False) -> Any:
+        return self.get_graph(config, xray=xray)
 
     # -- running --------------------------------------------------------------------------
 
