@@ -651,3 +651,40 @@ def test_drawing_and_schemas() -> None:
         return [drawing.draw_mermaid(), drawing.to_json(), main.get_input_jsonschema(),
                 main.get_output_jsonschema(), main.get_context_jsonschema()]
     differential(scenario)
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_nested_entrypoint_items_stream_under_their_namespace(subgraphs: bool) -> None:
+    """With subgraphs=True, an entrypoint run by the function or by a task (and an entrypoint
+    that one runs) streams its items under its namespace; custom items under their task's
+    caller's."""
+    def scenario(f: F) -> list[Any]:
+        @f.task
+        def shout(x: str) -> str:
+            f.get_stream_writer()("w:" + x)
+            return x.upper()
+
+        @f.entrypoint()
+        def innermost(x: str) -> str:
+            return shout(x).result() + "?"
+
+        @f.entrypoint()
+        def inner(x: str) -> str:
+            return shout(x).result() + innermost.invoke(x)
+
+        @f.task
+        def via(x: str) -> str:
+            return inner.invoke(x)
+
+        @f.entrypoint()
+        def outer(x: str) -> str:
+            f.get_stream_writer()("outer")
+            return inner.invoke(x) + via(x).result() + shout(x).result()
+        items = outer.stream("a", stream_mode=["updates", "custom", "values"],
+                             subgraphs=subgraphs)
+        if not subgraphs:
+            return list(items)
+        # namespaces without task ids (those are compared as placeholders elsewhere)
+        return [(tuple(p.split(":")[0] for p in ns), mode, payload)
+                for ns, mode, payload in items]
+    differential(scenario)

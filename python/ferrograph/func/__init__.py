@@ -345,9 +345,8 @@ class EntrypointGraph(Runnable[Any, Any]):
         run = FuncRun(self, input, dict(config), context=self._context(context, config),
                       modes=modes, durability=durability, subgraphs=subgraphs, loop=loop)
         parent = (config.get("configurable") or {}).get("__ferrograph_func_stream")
-        if parent is not None and (config.get("configurable") or {}).get(
-                "__pregel_task_id"):
-            run.outer_ns = tuple(run.parent_ns.split("|")) if run.parent_ns else ()
+        if parent is not None and run.parent_ns:
+            run.forward = parent
         return run, modes, single
 
 
@@ -374,8 +373,7 @@ class EntrypointGraph(Runnable[Any, Any]):
                 None, input, name=run.config.get("run_name") or self.name,
                 run_id=run.config.get("run_id"))
             run.root_run = root
-        items = (shape(*item) for item in _func.run_sync(run, self._node_call)
-                 if subgraphs or not item[0])
+        items = (shape(*item) for item in _func.run_sync(run, self._node_call))
         if root is not None and (handler := _func.stream_handler(root)) is not None:
             items = handler.tap_output_iter(root.run_id, items)
         try:
@@ -409,8 +407,7 @@ class EntrypointGraph(Runnable[Any, Any]):
 
         async def shaped() -> AsyncIterator[Any]:
             async for item in _func.run_async(run, self._node_call, self.is_async):
-                if subgraphs or not item[0]:
-                    yield shape(*item)
+                yield shape(*item)
         items = shaped()
         if root is not None and (handler := _func.stream_handler(root)) is not None:
             items = handler.tap_output_aiter(root.run_id, items)

@@ -418,14 +418,19 @@ class FuncRun:
 
     # -- items --------------------------------------------------------------------------------
 
-    def emit(self, mode: str, payload: Any, ns: tuple[str, ...] = ()) -> None:
-        if mode not in self.modes:
-            return
-        item = (ns, mode, payload)
-        parent = self.parent_stream
-        if parent is not None and self.subgraphs_parent:
-            parent(item)
-            return
+    def emit(self, mode: str, payload: Any, ns: tuple[str, ...] | None = None) -> None:
+        """An item of this run: to its own stream, and when a run streaming subgraphs runs
+        this entrypoint from a task, to that run's too (under this run's namespace)."""
+        if ns is None:
+            ns = self.outer_ns
+        forward = self.forward
+        if forward is not None and mode in forward[1]:
+            forward[0]((ns, mode, payload))
+        if mode in self.modes:
+            self._deliver((ns, mode, payload))
+
+    def _deliver(self, item: tuple[tuple[str, ...], str, Any]) -> None:
+        """Hands an item to this run's consumer (from any thread)."""
         if self.loop is not None and threading.get_ident() != self.loop_thread:
             self.loop.call_soon_threadsafe(self.items.put_nowait, item)
         elif self.loop is None:
@@ -448,8 +453,8 @@ class FuncRun:
         self.inflight -= 1
         self.items.put_nowait(item)
 
-    parent_stream: Callable[[Any], None] | None = None
-    subgraphs_parent = False
+    forward: tuple[Callable[[Any], None], frozenset[str]] | None = None
+    """The stream of the run whose task runs this one, and its modes (subgraphs=True)."""
     loop_thread = 0
 
     def _wake(self) -> None:
@@ -564,7 +569,7 @@ class FuncRun:
                 **((base.get("configurable") or {}).get("checkpoint_map") or {}),
                 self.parent_ns: self.checkpoint["id"]},
         })
-        if self.subgraphs:
+        if self.subgraphs or self.forward is not None:
             configurable["__ferrograph_func_stream"] = self._child_stream(t)
         metadata = {**(base.get("metadata") or {}),
                     "langgraph_step": self.step, "langgraph_node": t.name,
@@ -594,25 +599,33 @@ class FuncRun:
                                                           self.subgraphs))
         self.node_callbacks = callbacks
 
-    def _child_stream(self, t: FuncTask) -> Callable[[Any], None]:
+    def _child_stream(self, t: FuncTask) -> tuple[Callable[[Any], None], frozenset[str]]:
+        """What an entrypoint a task runs forwards its items to: this run's stream when it
+        streams subgraphs, and whatever this run forwards to."""
+        own = frozenset(self.modes) if self.subgraphs else frozenset()
+
         def push(item: Any) -> None:
-            ns, mode, payload = item
-            self.emit(mode, payload, ns)
-        return push
+            forward = self.forward
+            if forward is not None and item[1] in forward[1]:
+                forward[0](item)
+            if item[1] in own:
+                self._deliver(item)
+        return push, own | (self.forward[1] if self.forward else frozenset())
 
     def _writer(self, t: FuncTask) -> Callable[[Any], None]:
-        if "custom" not in self.modes:
+        if "custom" not in self.modes and not (self.forward and "custom" in self.forward[1]):
             return lambda _item: None
-        ns = self._ns_tuple(t)
+        # LangGraph's: under the namespace of the task's caller (the function's, for a task)
+        ns = tuple(t.ns.split("|")[:-1])
 
         def write(item: Any) -> None:
             self.emit("custom", item, ns)
         return write
 
-    def _ns_tuple(self, t: FuncTask) -> tuple[str, ...]:
-        return tuple(self.outer_ns)
-
-    outer_ns: tuple[str, ...] = ()
+    @property
+    def outer_ns(self) -> tuple[str, ...]:
+        """The namespace of this run's items (its own: the calling task's, when run by one)."""
+        return tuple(self.parent_ns.split("|")) if self.parent_ns else ()
 
     def make_call(self, parent: FuncTask) -> Callable[..., Any]:
         def call(func: Any, input: Any, *, retry_policy: Any = None, cache_policy: Any = None,
