@@ -1301,9 +1301,10 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
     try:
         while not node.done() or not run.items.empty() or run.inflight:
             item = await run.items.get()
-            await run.aflush()
             if item is not None:
-                yield item
+                yield item  # before the saver's writes are awaited: what awaits the task
+                # that made it may go on meanwhile, so the item goes first (LangGraph's order)
+            await run.aflush()
     except BaseException:
         node.cancel()
         raise
