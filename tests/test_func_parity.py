@@ -554,9 +554,13 @@ def test_nested_entrypoint_interrupts_and_resumes(caller: str) -> None:
         out.append(outer.invoke(f.Command(resume="1"), cfg))
         if caller != "state_graph":
             out.append(outer.invoke(f.Command(resume="2"), cfg))
+        saved = sorted(saver.list(None), key=lambda t: t.checkpoint["id"])
+        ids = {t.checkpoint["id"]: i for i, t in enumerate(saved)}
         out.append(sorted((t.config["configurable"]["checkpoint_ns"].split(":")[0],
-                           t.metadata["source"], t.metadata["step"])
-                          for t in saver.list(None)))
+                           t.metadata["source"], t.metadata["step"],
+                           {ns.split(":")[0]: ids.get(c) for ns, c in
+                            t.metadata["parents"].items()})
+                          for t in saved))
         return out
     differential(scenario)
 

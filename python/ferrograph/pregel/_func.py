@@ -121,7 +121,7 @@ class FuncTask:
     its answers in `scratchpad`."""
 
     __slots__ = ("id", "name", "path", "ns", "scratchpad", "calls", "config", "run",
-                 "futures", "lock", "graphs_started")
+                 "futures", "lock", "graphs_started", "checkpoint_map")
 
     def __init__(self, run: FuncRun, tid: str, name: str, path: tuple[Any, ...], ns: str,
                  resume: list[Any]) -> None:
@@ -136,6 +136,7 @@ class FuncTask:
         self.futures: list[Any] = []
         self.lock = threading.Lock()
         self.graphs_started = 0
+        self.checkpoint_map: dict[str, str] | None = None
 
     def next_graph_index(self) -> int:
         """How many graphs this task started before (LangGraph's subgraph counter)."""
@@ -284,8 +285,7 @@ class FuncRun:
         ck["ts"] = _now()
         self.metadata = {"source": source, "step": step, "parents": {}}
         if self.parent_ns:
-            self.metadata["parents"] = dict(
-                (self.config.get("configurable") or {}).get("checkpoint_map") or {})
+            self.metadata["parents"] = self.parents
         self.step = step
         if self.saver is None:
             self.parent_config = None
@@ -384,6 +384,20 @@ class FuncRun:
         self.put_writes(NULL_TASK_ID, [(RESUME, resume)])
 
     resumed = False
+    caller: Any = None
+
+    @property
+    def ns(self) -> str:
+        return self.parent_ns
+
+    @property
+    def parents(self) -> dict[str, str]:
+        """Checkpoint ids of the enclosing runs, by namespace (LangGraph's `parents`)."""
+        mapped = (self.config.get("configurable") or {}).get("checkpoint_map")
+        caller = self.caller
+        if not mapped and caller is not None:  # run by a ferrograph graph's task
+            return {**getattr(caller, "parents", {}), caller.ns: caller.checkpoint["id"]}
+        return dict(mapped or {})
 
     def called(self, name: str) -> None:
         """A task of this name was called (its empty row of `versions_seen`)."""
@@ -402,7 +416,8 @@ class FuncRun:
             self.durability)  # type: ignore[arg-type]
         child.parent = self  # type: ignore[assignment]
         child.resume_map = self.resume_map
-        child.parents = {self.parent_ns: self.checkpoint["id"]}
+        child.parents = {**self.parents, self.parent_ns: self.checkpoint["id"]} \
+            if self.parent_ns else {"": self.checkpoint["id"]}
         if self.outbox is not None:
             child.outbox = self.outbox
         return child
@@ -565,7 +580,7 @@ class FuncRun:
             CONFIG_KEY_TASK: t,
             CONFIG_KEY_CALL: self.make_call(t),
             "__pregel_checkpointer": self.saver,
-            "checkpoint_map": {
+            "checkpoint_map": t.checkpoint_map or {
                 **((base.get("configurable") or {}).get("checkpoint_map") or {}),
                 self.parent_ns: self.checkpoint["id"]},
         })
@@ -650,6 +665,10 @@ class FuncRun:
         ns = f"{base_ns}:{tid}"
         t = FuncTask(self, tid, name, (PUSH, parent.path, index, True), ns,
                      self._resume_for(tid, ns))
+        # LangGraph's: a call's checkpoint map adds its caller's namespace
+        t.checkpoint_map = {**(parent.checkpoint_map or (
+            (parent.config.get("configurable") or {}).get("checkpoint_map") or {})),
+            parent.ns: self.checkpoint["id"]}
         with self.lock:
             if name not in self.ran_names:
                 self.ran_names.append(name)
@@ -1478,6 +1497,9 @@ class NodeCalls(FuncRun):
             self.modes = {m for m in ("updates", "custom") if run.spec.wants(m, task.name)}
         self.parent = FuncTask(self, task.id, task.name, task.path,
                                configurable.get(CONFIG_KEY_CHECKPOINT_NS, ""), [])
+        if persistence is not None:
+            self.parent.checkpoint_map = {**persistence.parents,
+                                          persistence.ns: self.checkpoint["id"]}
 
     def emit(self, mode: str, payload: Any, ns: tuple[str, ...] = ()) -> None:
         if mode not in self.modes or self.producer is None:
@@ -1519,6 +1541,8 @@ class NodeCalls(FuncRun):
             CONFIG_KEY_TASK: t,
             CONFIG_KEY_CALL: self.make_call(t),
         })
+        if t.checkpoint_map is not None:
+            configurable["checkpoint_map"] = t.checkpoint_map
         metadata = {**(base.get("metadata") or {}),
                     "langgraph_step": self.step, "langgraph_node": t.name,
                     "langgraph_triggers": (PUSH,), "langgraph_path": t.path,
