@@ -692,3 +692,29 @@ def test_nested_entrypoint_items_stream_under_their_namespace(subgraphs: bool) -
         return [(tuple(p.split(":")[0] for p in ns), mode, payload)
                 for ns, mode, payload in items]
     differential(scenario)
+
+
+def test_replay_from_a_past_checkpoint_forks() -> None:
+    """`invoke(None, config)` at a past checkpoint: LangGraph's fork checkpoint, the saved
+    task results run again, the branch's checkpoints after it."""
+    def scenario(f: F) -> list[Any]:
+        saver = InMemorySaver()
+        calls: list[int] = []
+
+        @f.task
+        def t1(x: int) -> int:
+            calls.append(x)
+            return x * 10
+
+        @f.entrypoint(checkpointer=saver)
+        def main(x: int, *, previous: Any = None) -> Any:
+            return [t1(x).result(), previous]
+        cfg = {"configurable": {"thread_id": "1"}}
+        out = [main.invoke(1, cfg), main.invoke(2, cfg)]
+        first = list(main.get_state_history(cfg))[-1].config
+        out.append(main.invoke(None, first))
+        out.append(list(calls))
+        out.append(list(main.get_state_history(cfg)))
+        out.append(_saved(saver, "1"))
+        return out
+    differential(scenario)

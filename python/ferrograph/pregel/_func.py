@@ -202,6 +202,10 @@ class FuncRun:
         if self.parent_ns:
             thread.pop("checkpoint_id", None)
         self.thread = {"configurable": thread}
+        self.addressed = thread.get("checkpoint_id")
+        """The checkpoint the caller asked to run from (None: the thread's newest)."""
+        self.reapply = True
+        """Whether saved writes of finished tasks stand in for running them again."""
         self.store = graph.store if graph.store is not None else (
             getattr(configurable.get(CONFIG_KEY_RUNTIME), "store", None))
         self.cache = graph.cache
@@ -332,11 +336,21 @@ class FuncRun:
         if saved is not None and (input is None or is_command or (
                 caller is not None and caller.resumed)):
             self.resumed = True
+            time_travel = bool(self.addressed) and not (
+                is_command and input.resume is not None)
+            if time_travel:  # replaying a past checkpoint: its saved writes are rerun
+                self.reapply = False
+                self.pending = [w for w in self.pending if w[1] != RESUME]
             if is_command:
                 self._take_command(input)
             ck = self.checkpoint
             seen = ck["versions_seen"].setdefault(INTERRUPT, {})
             seen.update(ck["channel_versions"])
+            if time_travel and self.metadata.get("source") not in ("update", "fork"):
+                # LangGraph's fork checkpoint: the replay is a branch of the thread
+                self.pending = []
+                ck["updated_channels"] = None
+                self._save_checkpoint("fork", self.step + 1, {})
             if END in ck["channel_values"]:
                 self.emit("values", ck["channel_values"][END], self.outer_ns)
             if START not in ck["channel_values"]:
@@ -675,7 +689,8 @@ class FuncRun:
                 self.called(name)
         status = self.statuses.get(tid)
         fut: Any = asyncio.Future(loop=self.loop) if in_loop else concurrent.futures.Future()
-        if status is not None and (status.finished or status.error is not None):
+        if status is not None and (status.finished or status.error is not None) \
+                and self.reapply:
             self.emit_task_start(t, call.input, (PUSH,))
             ret = next((v for c, v in status.output if c == RETURN), None)
             if status.error is not None and not status.finished:
@@ -813,7 +828,7 @@ class FuncRun:
 
     def node_finished(self, t: FuncTask) -> Any:
         status = self.statuses.get(t.id)
-        if status is not None and status.finished:
+        if status is not None and status.finished and self.reapply:
             return dict(status.output)
         return None
 
@@ -1487,6 +1502,7 @@ class NodeCalls(FuncRun):
         self.ran_names = []
         self.statuses = task_statuses(persistence.pending) if persistence is not None else {}
         self.resume_map = persistence.resume_map if persistence is not None else None
+        self.reapply = persistence.reapply if persistence is not None else True
         run = configurable.get("__ferrograph_run")
         self.cache = getattr(getattr(run, "graph", None), "cache", None)
         self.store = getattr(configurable.get(CONFIG_KEY_RUNTIME), "store", None)
