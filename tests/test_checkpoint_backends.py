@@ -214,3 +214,27 @@ def test_postgres_store(postgres_url: str) -> None:
         store.put(ns, "prefs", {"theme": "dark"})
         item = store.get(ns, "prefs")
         assert item is not None and item.value == {"theme": "dark"}
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: t.Send("worker", {"x": 1}),
+    lambda t: t.Send("worker", {"x": 1}, timeout=t.TimeoutPolicy(run_timeout=1, idle_timeout=2)),
+    lambda t: t.Command(update={"x": 1}, goto="a", resume="yes"),
+    lambda t: t.Interrupt(value={"q": "ok?"}, id="i1"),
+    lambda t: t.Overwrite(value=[1, 2]),
+], ids=["send", "send-timeout", "command", "interrupt", "overwrite"])
+def test_types_round_trip_through_the_strict_serializer(make: Any) -> None:
+    """LangGraph's serializer in its strict mode (only listed types are rebuilt) gives back
+    ferrograph's types as it gives back LangGraph's (LangGraph's own test:
+    test_retry.py::test_send_*_round_trips_through_msgpack_serde)."""
+    import langgraph.types as lg_types
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    import ferrograph.types as fg_types
+
+    serde = JsonPlusSerializer(allowed_msgpack_modules=None)
+    for types in (lg_types, fg_types):
+        value = make(types)
+        back = serde.loads_typed(serde.dumps_typed(value))
+        assert type(back) is type(value)
+        assert back == value

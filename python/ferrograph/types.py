@@ -405,6 +405,23 @@ def omit_payload(_value: Any) -> dict[str, Any]:
     return {}
 
 
+def _register_safe_msgpack_types() -> None:
+    """Lets LangGraph's serializer rebuild these types as it rebuilds LangGraph's own: in
+    its strict mode (`allowed_msgpack_modules=None`) only listed types are constructed, and
+    LangGraph's list names `langgraph.types` alone, so a ferrograph `Send` (in a state, or
+    saved by a user's own code) came back as a bare list. ferrograph's are the same plain
+    data classes, so they join the list (`langgraph-checkpoint` is a dependency)."""
+    from langgraph.checkpoint.serde import _msgpack
+
+    ours = {(__name__, name) for name in ("Send", "TimeoutPolicy", "Interrupt", "Command",
+                                          "StateSnapshot", "PregelTask", "Overwrite")}
+    if not ours <= _msgpack.SAFE_MSGPACK_TYPES:
+        _msgpack.SAFE_MSGPACK_TYPES = _msgpack.SAFE_MSGPACK_TYPES | ours
+
+
+_register_safe_msgpack_types()
+
+
 __all__ = [
     "All",
     "CachePolicy",
