@@ -259,7 +259,7 @@ def test_a_failing_task_lets_its_running_sibling_end_first(how: str, saved: bool
     """When a task fails, a sibling already running ends before the error reaches the
     caller (as LangGraph's executor waits on leaving): nothing runs on after the caller has
     the error, and with a checkpointer the sibling's writes are in the thread (compared with
-    LangGraph). The failing node raises only once the sibling has started."""
+    LangGraph by hand). The failing node raises only once the sibling has started."""
     import langgraph.graph as lg_graph
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -295,6 +295,11 @@ def test_a_failing_task_lets_its_running_sibling_end_first(how: str, saved: bool
                  if saved else None)
         return seen, tasks
 
-    expected = outcome(lg_graph)
-    assert outcome(fg_graph) == expected
-    assert expected[0] == ["sibling"]
+    expected_calls, _ = outcome(lg_graph)
+    calls, tasks = outcome(fg_graph)
+    assert calls == expected_calls == ["sibling"]
+    # LangGraph saves the sibling's writes from a callback racing its loop's exit, so its
+    # thread is compared by hand (checked when this was written), not run by run.
+    if saved:
+        assert sorted(tasks) == [("failing", repr("RuntimeError('boom')"), None),
+                                 ("sibling", "None", {"out": ["sibling"]})]
