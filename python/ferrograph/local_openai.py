@@ -117,6 +117,10 @@ class LocalOpenAIServer:
     - `reply`: replaces `reply_for`, as a fixed string or a function of the request's messages.
     - `fail_after`: streams break off (the connection closes mid-body) after that many tokens.
     - `fail_status`: every chat request gets this HTTP error status (e.g. 429 or 500).
+    - `tool_calls`: replies call these tools instead of answering in text, each a
+      `{"name": ..., "arguments": {...}}` (or a function of the messages giving that list);
+      streamed as OpenAI streams them: the call's id and name, then its JSON arguments in
+      tokens, `finish_reason` `"tool_calls"`.
     """
 
     def __init__(
@@ -126,6 +130,9 @@ class LocalOpenAIServer:
         reply: str | Callable[[list[dict[str, Any]]], str] | None = None,
         fail_after: int | None = None,
         fail_status: int | None = None,
+        tool_calls: list[dict[str, Any]]
+        | Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+        | None = None,
         model: str = DEFAULT_MODEL,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -134,6 +141,7 @@ class LocalOpenAIServer:
         self.reply = reply
         self.fail_after = fail_after
         self.fail_status = fail_status
+        self.tool_calls = tool_calls
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.open_streams = 0
@@ -292,12 +300,14 @@ class LocalOpenAIServer:
                         keep_alive)
             return keep_alive
         try:
-            content = self.content_for(messages)
+            calls = self._calls_for(messages)
+            content = "" if calls else self.content_for(messages)
         except Exception as e:  # noqa: BLE001 - a failing `reply` function: the client sees a 500
             _write_json(writer, 500, _error_body(f"reply failed: {e!r}", "server_error"),
                         keep_alive)
             return keep_alive
-        tokens = tokenize(content)
+        tokens = tokenize(content) if not calls else [
+            t for call in calls for t in tokenize(call["function"]["arguments"])]
         prompt_tokens = sum(len(tokenize(_text_of(m.get("content")))) for m in messages)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
                  "total_tokens": prompt_tokens + len(tokens)}
@@ -306,18 +316,29 @@ class LocalOpenAIServer:
             _write_json(writer, 200, {
                 "id": completion_id, "object": "chat.completion", "created": int(time.time()),
                 "model": model, "system_fingerprint": None,
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                             "message": {"role": "assistant", "content": content,
-                                         "refusal": None}}],
+                "choices": [{"index": 0, "finish_reason": "tool_calls" if calls else "stop",
+                             "logprobs": None,
+                             "message": {"role": "assistant", "content": content or None,
+                                         "refusal": None,
+                                         **({"tool_calls": calls} if calls else {})}}],
                 "usage": usage,
             }, keep_alive)
             return keep_alive
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return await self._stream(writer, completion_id, model, tokens,
-                                  usage if include_usage else None, keep_alive)
+                                  usage if include_usage else None, keep_alive, calls)
+
+    def _calls_for(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The tool calls replying to `messages`, in OpenAI's message form (none: a text reply)."""
+        calls = self.tool_calls(messages) if callable(self.tool_calls) else self.tool_calls
+        return [{"id": f"call_{n}_{call['name']}", "type": "function",
+                 "function": {"name": call["name"],
+                              "arguments": json.dumps(call.get("arguments", {}))}}
+                for n, call in enumerate(calls or ())]
 
     async def _stream(self, writer: asyncio.StreamWriter, completion_id: str, model: str,
-                      tokens: list[str], usage: dict[str, int] | None, keep_alive: bool) -> bool:
+                      tokens: list[str], usage: dict[str, int] | None, keep_alive: bool,
+                      calls: list[dict[str, Any]] | None = None) -> bool:
         head = ["HTTP/1.1 200 OK", "Content-Type: text/event-stream; charset=utf-8",
                 "Cache-Control: no-cache", "Transfer-Encoding: chunked",
                 f"Connection: {'keep-alive' if keep_alive else 'close'}"]
@@ -337,6 +358,26 @@ class LocalOpenAIServer:
 
         self.open_streams += 1
         try:
+            if calls:
+                event(delta('{"role": "assistant", "content": null, "refusal": null}'))
+                for index, call in enumerate(calls):
+                    head = {"index": index, "id": call["id"], "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""}}
+                    event(delta(json.dumps({"tool_calls": [head]})))
+                    for token in tokenize(call["function"]["arguments"]):
+                        if self.token_delay:
+                            await asyncio.sleep(self.token_delay)
+                        part = {"index": index, "function": {"arguments": token}}
+                        event(delta(json.dumps({"tool_calls": [part]})))
+                        self.tokens_sent += 1
+                    await writer.drain()
+                event(delta("{}", '"tool_calls"'))
+                if usage is not None:
+                    _write_chunk(writer, f'data: {envelope}, "choices": [], '
+                                         f'"usage": {json.dumps(usage)}}}\n\n')
+                _write_chunk(writer, "data: [DONE]\n\n")
+                writer.write(b"0\r\n\r\n")
+                return keep_alive
             event(delta('{"role": "assistant", "content": "", "refusal": null}'))
             for n, token in enumerate(tokens):
                 if self.fail_after is not None and n >= self.fail_after:

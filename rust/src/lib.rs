@@ -9,11 +9,14 @@
 //! - [`stream`]: the bounded chunk channel that carries tagged stream items from many producer
 //!   threads to one consumer, filtering at the producer.
 //! - [`task_id`]: cheap unique task ids in UUID form.
+//! - [`models`]: the streaming path of OpenAI-compatible chat models: HTTP, server-sent
+//!   events and chunk decoding off the GIL (`ferrograph.models.ChatOpenAI`).
 //!
 //! The PyO3 bindings live in `python` behind the `python` feature, so `cargo test` needs no
 //! Python at all.
 
 pub mod claims;
+pub mod models;
 pub mod plan;
 pub mod schedule;
 pub mod stream;

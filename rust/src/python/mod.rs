@@ -6,6 +6,7 @@ mod chunks;
 mod crew;
 mod direct;
 mod engine;
+mod models;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -14,5 +15,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     chunks::register(m)?;
     crew::register(m)?;
     direct::register(m)?;
+    models::register(m)?;
     Ok(())
 }

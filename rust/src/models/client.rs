@@ -1,0 +1,310 @@
+//! One streamed chat completion request, run on a small shared tokio runtime: the HTTP
+//! exchange (reqwest, rustls), the SSE decoding and the JSON classification happen there, and
+//! the items wait in a queue that the caller empties a batch at a time.
+//!
+//! One attempt per [`ChatStream`]: whether and when to try again is the caller's (the
+//! `openai` SDK's own policy, applied in Python to the [`Failure`] this reports).
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::Notify;
+
+use super::delta::{classify, Item};
+use super::sse::SseDecoder;
+
+/// Items a stream may hold before the network side waits for the caller to take some.
+const QUEUE_LIMIT: usize = 4096;
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        // One worker: the work per stream is small (a read, a parse), and the machine's other
+        // cores belong to the caller's threads.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ferrograph-http")
+            .enable_all()
+            .build()
+            .expect("the HTTP runtime starts")
+    })
+}
+
+/// How a request failed. `before_body` says whether the response body had not started yet
+/// (a failure there may be retried; a failure mid-stream may not).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The server answered with a status other than 2xx (always before the body).
+    Status {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Timeout {
+        message: String,
+        before_body: bool,
+    },
+    Connection {
+        message: String,
+        before_body: bool,
+    },
+}
+
+/// Connection settings shared by the requests of one model: a pool of connections.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    /// `proxy`: a URL every request goes through; else the environment's proxies
+    /// (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), as httpx does.
+    pub fn new(connect_timeout: Option<Duration>, proxy: Option<&str>) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(timeout) = connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(proxy) = proxy {
+            builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| e.to_string())?);
+        }
+        // reqwest's client spawns nothing until used, but its DNS resolver wants a runtime.
+        let _guard = runtime().enter();
+        Ok(Self {
+            client: builder.build().map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Starts POSTing `body` to `url` and streaming the answer's events.
+    /// `read_timeout` bounds the wait for the response head and for each read of the body.
+    pub fn stream(
+        &self,
+        url: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        read_timeout: Option<Duration>,
+    ) -> ChatStream {
+        let shared = Arc::new(Shared::default());
+        let mut request = self.client.post(url).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let task = runtime().spawn(run(request, read_timeout, shared.clone()));
+        ChatStream { shared, task }
+    }
+}
+
+/// What the caller gets at a time: the items that arrived, and the end once it came
+/// (`Some(Ok(()))` after `[DONE]` or the body's end; the failure otherwise).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub items: Vec<Item>,
+    pub end: Option<Result<(), Failure>>,
+}
+
+type Wake = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct Queue {
+    items: Vec<Item>,
+    end: Option<Result<(), Failure>>,
+    /// Called once when there is something new for a caller that found nothing.
+    wake: Option<Wake>,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// A blocked caller waits here.
+    filled: Condvar,
+    /// The network side waits here while the queue is full.
+    room: Notify,
+}
+
+impl Shared {
+    fn push(&self, item: Item) -> bool {
+        let mut queue = self.queue.lock();
+        queue.items.push(item);
+        let full = queue.items.len() >= QUEUE_LIMIT;
+        let wake = queue.wake.take();
+        drop(queue);
+        self.filled.notify_one();
+        if let Some(wake) = wake {
+            wake(); // outside the lock: it may take the GIL
+        }
+        full
+    }
+
+    fn finish(&self, end: Result<(), Failure>) {
+        let mut queue = self.queue.lock();
+        queue.end = Some(end);
+        let wake = queue.wake.take();
+        drop(queue);
+        self.filled.notify_one();
+        if let Some(wake) = wake {
+            wake();
+        }
+    }
+
+    fn take(queue: &mut Queue) -> Batch {
+        Batch {
+            items: std::mem::take(&mut queue.items),
+            end: queue.end.take(),
+        }
+    }
+}
+
+/// One request's events, handed over in batches. Dropping it stops the request.
+pub struct ChatStream {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ChatStream {
+    /// Waits until there are items or the end, and takes them all.
+    pub fn next_batch(&self) -> Batch {
+        let mut queue = self.shared.queue.lock();
+        while queue.items.is_empty() && queue.end.is_none() {
+            self.shared.filled.wait(&mut queue);
+        }
+        let batch = Shared::take(&mut queue);
+        drop(queue);
+        self.shared.room.notify_one();
+        batch
+    }
+
+    /// Takes what is there without waiting; if there is nothing, `wake` is called (once, from
+    /// the network thread) when there is.
+    pub fn try_batch(&self, wake: Wake) -> Option<Batch> {
+        let mut queue = self.shared.queue.lock();
+        if queue.items.is_empty() && queue.end.is_none() {
+            queue.wake = Some(wake);
+            return None;
+        }
+        let batch = Shared::take(&mut queue);
+        drop(queue);
+        self.shared.room.notify_one();
+        Some(batch)
+    }
+
+    /// Stops the request (the connection is dropped if the body is not over).
+    pub fn close(&self) {
+        self.task.abort();
+        self.shared.queue.lock().wake = None;
+    }
+}
+
+impl Drop for ChatStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn failure(error: &reqwest::Error, before_body: bool) -> Failure {
+    let message = describe(error);
+    if error.is_timeout() {
+        Failure::Timeout {
+            message,
+            before_body,
+        }
+    } else {
+        Failure::Connection {
+            message,
+            before_body,
+        }
+    }
+}
+
+async fn within<T>(
+    limit: Option<Duration>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
+async fn run(
+    request: reqwest::RequestBuilder,
+    read_timeout: Option<Duration>,
+    shared: Arc<Shared>,
+) {
+    let end = exchange(request, read_timeout, &shared).await;
+    shared.finish(end);
+}
+
+async fn exchange(
+    request: reqwest::RequestBuilder,
+    read_timeout: Option<Duration>,
+    shared: &Shared,
+) -> Result<(), Failure> {
+    let timed_out = |before_body| Failure::Timeout {
+        message: "timed out".into(),
+        before_body,
+    };
+    let mut response = within(read_timeout, request.send())
+        .await
+        .ok_or_else(|| timed_out(true))?
+        .map_err(|e| failure(&e, true))?;
+    let status = response.status();
+    if !status.is_success() {
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = within(read_timeout, response.bytes())
+            .await
+            .ok_or_else(|| timed_out(true))?
+            .map_err(|e| failure(&e, true))?;
+        return Err(Failure::Status {
+            status: status.as_u16(),
+            headers,
+            body: body.to_vec(),
+        });
+    }
+    let mut decoder = SseDecoder::new();
+    let mut done = false;
+    loop {
+        let Some(bytes) = within(read_timeout, response.chunk())
+            .await
+            .ok_or_else(|| timed_out(false))?
+            .map_err(|e| failure(&e, false))?
+        else {
+            return Ok(());
+        };
+        if done {
+            continue; // after [DONE]: read the body to its end so the connection is reused
+        }
+        let mut full = false;
+        decoder.feed(&bytes, |data| {
+            if done {
+                return;
+            }
+            match classify(data) {
+                Some(item) => full |= shared.push(item),
+                None => done = true,
+            }
+        });
+        if full {
+            shared.room.notified().await;
+        }
+    }
+}
