@@ -580,7 +580,20 @@ def openai_scenarios(server: Any) -> list[Scenario]:
     prompt = [{"role": "user", "content": "Write a short poem about cats"}]
     ttft["nograph"] = lambda: first_token_no_graph(model, prompt)
     first = poem_about("cats").split(" ")[0]
-    return [Scenario("seed_openai", "the seed with the real ChatOpenAI over HTTP (embedded "
+    # ferrograph.models.ChatOpenAI (its streams read in Rust) on ferrograph against the real
+    # langchain_openai.ChatOpenAI on langgraph: the client's cost per chunk, in a graph.
+    from ferrograph.models import ChatOpenAI as RustChatOpenAI
+
+    rust_graph = seed_graph(libs["ferrograph"], RustChatOpenAI(
+        model=server.model, base_url=server.base_url, api_key="local"))
+    rust_runs = {"ferrograph": lambda: consume_messages(
+                     rust_graph, {"topic": "cats"}, "write_poem", "ferrograph"),
+                 "langgraph": runs["langgraph"]}
+    return [Scenario("seed_openai_rust", "the seed over HTTP (embedded server), keep "
+                     "write_poem: ferrograph with ferrograph.models.ChatOpenAI, langgraph with "
+                     "langchain_openai.ChatOpenAI", rust_runs,
+                     lambda r: r == {"write_poem": poem_about("cats")}),
+            Scenario("seed_openai", "the seed with the real ChatOpenAI over HTTP (embedded "
                      "server), keep write_poem", runs,
                      lambda r: r == {"write_poem": poem_about("cats")}),
             Scenario("ttft_seed_openai", "time to the first poem token, the seed with the real "

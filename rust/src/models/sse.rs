@@ -83,15 +83,9 @@ impl SseDecoder {
                 self.data_lines += 1;
             }
             b"event" => self.other_fields = true,
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_id_seen = true;
-                }
-            }
-            b"retry" => {
-                if std::str::from_utf8(value).is_ok_and(|v| v.parse::<i64>().is_ok()) {
-                    self.other_fields = true;
-                }
+            b"id" if !value.contains(&0) => self.last_id_seen = true,
+            b"retry" if std::str::from_utf8(value).is_ok_and(|v| v.parse::<i64>().is_ok()) => {
+                self.other_fields = true
             }
             _ => {}
         }
