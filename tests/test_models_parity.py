@@ -159,6 +159,18 @@ def test_dropped_connection(mode):
 
 
 @pytest.mark.parametrize("mode", STREAMERS)
+def test_read_timeout(mode):
+    """The server sends the stream's head at once, its first token only after `token_delay`:
+    both clients give up on the read (`timeout`), with the SDK's timeout error."""
+    with LocalOpenAIServer(token_delay=2.0) as server:
+        runs = {name: STREAMERS[mode](model)
+                for name, model in models(server, timeout=0.1, max_retries=0).items()}
+    assert runs["ferrograph"]["error"] == runs["langchain"]["error"]
+    assert runs["ferrograph"]["error"][1] == "Request timed out."
+    assert not any(c["content"] for run in runs.values() for c in run["chunks"])
+
+
+@pytest.mark.parametrize("mode", STREAMERS)
 def test_nothing_listening(mode):
     with LocalOpenAIServer() as server:
         port = server._address[1]

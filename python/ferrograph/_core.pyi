@@ -235,3 +235,37 @@ class ChunkProducer:
     def try_push(self, mode: int, payload: Any) -> bool | None:
         """`push` that never waits: None when the channel is full."""
     def subscribed(self, mode: int) -> bool: ...
+
+# -- the OpenAI-compatible streaming client (rust/src/python/models.rs) --------------------
+
+ChatStreamItem = str | tuple[str, bool, list[tuple[int, str | None, str | None, str | None]]] | dict[str, Any] | bytes
+"""A bare text delta; a bare delta `(content, role was "assistant", tool call fragments
+(index, id, name, arguments))`; any other event, decoded; data for the caller to decode."""
+
+ChatStreamEnd = tuple[str, str, bool, int, list[tuple[str, str]], bytes]
+"""`(kind, message, before_body, status, headers, body)`; kind "done", "status", "timeout" or
+"connection"."""
+
+@final
+class HttpClient:
+    """A pool of HTTP connections (reqwest, rustls) with its connect timeout and proxy."""
+
+    def __init__(self, connect_timeout: float | None = None, proxy: str | None = None) -> None: ...
+    def stream(
+        self, url: str, headers: list[tuple[str, str]], body: bytes,
+        read_timeout: float | None = None,
+    ) -> ChatStream:
+        """Starts POSTing `body` and reading the answer's server-sent events."""
+
+@final
+class ChatStream:
+    """One request's events, a batch at a time; dropping or closing it stops the request."""
+
+    def next_batch(self) -> tuple[list[ChatStreamItem], ChatStreamEnd | None]:
+        """Waits (GIL released) for items or the end."""
+    def try_batch(
+        self, waker: Callable[[], object]
+    ) -> tuple[list[ChatStreamItem], ChatStreamEnd | None] | None:
+        """The batch there is, or None: then `waker()` runs once (from the network thread)
+        when there is one. It must only schedule work."""
+    def close(self) -> None: ...

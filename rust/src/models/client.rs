@@ -308,3 +308,142 @@ async fn exchange(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Serves one connection on 127.0.0.1 with `response` (after reading the request head and
+    /// body), then closes it; returns the URL.
+    fn serve_once(response: Vec<u8>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/v1/chat/completions",
+            listener.local_addr().unwrap()
+        );
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.ends_with(b"{}") {
+                let n = socket.read(&mut buf).unwrap();
+                if n == 0 {
+                    return;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            socket.write_all(&response).unwrap();
+        });
+        url
+    }
+
+    fn collect(stream: &ChatStream) -> (Vec<Item>, Result<(), Failure>) {
+        let mut items = Vec::new();
+        loop {
+            let batch = stream.next_batch();
+            items.extend(batch.items);
+            if let Some(end) = batch.end {
+                return (items, end);
+            }
+        }
+    }
+
+    fn chunked(events: &[&str], complete: bool) -> Vec<u8> {
+        let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                        transfer-encoding: chunked\r\n\r\n"
+            .to_vec();
+        for event in events {
+            let data = format!("data: {event}\n\n");
+            out.extend(format!("{:x}\r\n{data}\r\n", data.len()).into_bytes());
+        }
+        if complete {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        out
+    }
+
+    fn start(url: &str) -> ChatStream {
+        let client = HttpClient::new(Some(Duration::from_secs(5)), None).unwrap();
+        client.stream(
+            url,
+            vec![("content-type".into(), "application/json".into())],
+            b"{}".to_vec(),
+            None,
+        )
+    }
+
+    #[test]
+    fn a_stream_gives_its_items_then_ends_at_done() {
+        let text = r#"{"choices": [{"delta": {"content": "Hi"}}]}"#;
+        let url = serve_once(chunked(&[text, text, "[DONE]", text], true));
+        let (items, end) = collect(&start(&url));
+        assert_eq!(end, Ok(()));
+        assert_eq!(items.len(), 2, "nothing after [DONE]");
+        assert!(items
+            .iter()
+            .all(|i| matches!(i, Item::Delta { content, .. } if content == "Hi")));
+    }
+
+    #[test]
+    fn an_error_status_comes_back_with_its_body() {
+        let body = r#"{"error": {"message": "no"}}"#;
+        let response = format!(
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let url = serve_once(response.into_bytes());
+        let (items, end) = collect(&start(&url));
+        assert!(items.is_empty());
+        let Err(Failure::Status {
+            status,
+            headers,
+            body: got,
+        }) = end
+        else {
+            panic!("{end:?}")
+        };
+        assert_eq!((status, got), (429, body.as_bytes().to_vec()));
+        assert!(headers.contains(&("retry-after".into(), "1".into())));
+    }
+
+    #[test]
+    fn a_body_cut_short_is_a_connection_failure_after_its_items() {
+        let text = r#"{"choices": [{"delta": {"content": "Hi"}}]}"#;
+        let url = serve_once(chunked(&[text], false));
+        let (items, end) = collect(&start(&url));
+        assert_eq!(items.len(), 1);
+        assert!(
+            matches!(
+                end,
+                Err(Failure::Connection {
+                    before_body: false,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connection_failure_before_the_body() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (_, end) = collect(&start(&format!("http://127.0.0.1:{port}/v1")));
+        assert!(
+            matches!(
+                end,
+                Err(Failure::Connection {
+                    before_body: true,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+    }
+}
