@@ -2,6 +2,8 @@
 //! requests, `ChatStream` hands their items to Python a batch at a time, waiting with the GIL
 //! released (sync callers) or waking an event loop (async callers).
 
+use std::sync::mpsc::{channel, Sender};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -67,7 +69,7 @@ impl PyChatStream {
         batch_to_py(py, batch)
     }
 
-    /// The batch there is, or None: then `waker()` is called once (from the network thread,
+    /// The batch there is, or None: then `waker()` is called once (from a thread of ours,
     /// with the GIL) when there is one. It must only schedule work
     /// (`loop.call_soon_threadsafe`).
     fn try_batch<'py>(
@@ -75,13 +77,7 @@ impl PyChatStream {
         py: Python<'py>,
         waker: Py<PyAny>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let wake = Box::new(move || {
-            Python::attach(|py| {
-                if let Err(err) = waker.call0(py) {
-                    err.write_unraisable(py, None);
-                }
-            })
-        });
+        let wake = Box::new(move || wake_later(waker));
         match self.inner.try_batch(wake) {
             Some(batch) => batch_to_py(py, batch).map(Some),
             None => Ok(None),
@@ -92,6 +88,33 @@ impl PyChatStream {
     fn close(&self) {
         self.inner.close();
     }
+}
+
+/// Wakers run on one thread of their own, which takes the GIL once for all the wakers due:
+/// the network thread never waits for the GIL (its other streams go on), and a burst of
+/// streams becoming ready costs one GIL hand-over, not one per stream.
+fn wake_later(waker: Py<PyAny>) {
+    static WAKERS: OnceLock<Sender<Py<PyAny>>> = OnceLock::new();
+    let sender = WAKERS.get_or_init(|| {
+        let (sender, receiver) = channel::<Py<PyAny>>();
+        std::thread::Builder::new()
+            .name("ferrograph-http-wake".into())
+            .spawn(move || {
+                while let Ok(first) = receiver.recv() {
+                    Python::attach(|py| {
+                        for waker in std::iter::once(first).chain(receiver.try_iter()) {
+                            if let Err(err) = waker.call0(py) {
+                                err.write_unraisable(py, None);
+                            }
+                        }
+                    });
+                }
+            })
+            .expect("the waker thread starts");
+        sender
+    });
+    // The receiver lives as long as the process: sending cannot fail.
+    let _ = sender.send(waker);
 }
 
 fn batch_to_py<'py>(py: Python<'py>, batch: Batch) -> PyResult<Bound<'py, PyTuple>> {
