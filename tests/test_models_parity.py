@@ -180,6 +180,32 @@ def test_nothing_listening(mode):
     assert runs[0] == runs[1] and runs[0]["error"][1] == "Connection error."
 
 
+def test_the_same_request(server):
+    """Body, query and headers (API key, default headers, the SDK's own) as the SDK sends
+    them; only what each HTTP client adds for its transport differs."""
+    transport = {"host", "accept-encoding", "connection", "content-length"}
+    sent = {}
+    for name, model in models(server, default_headers={"X-Team": "a"},
+                              model_kwargs={"user": "u1"}, temperature=0.5,
+                              extra_body={"top_k": 3}).items():
+        list(model.stream(POEM, stop=["\n\n"]))
+        request = server.requests[-1]
+        sent[name] = (request.body, {k: v for k, v in request.headers.items()
+                                     if k not in transport})
+    assert sent["ferrograph"] == sent["langchain"]
+    body, headers = sent["ferrograph"]
+    assert (body["user"], body["temperature"], body["top_k"], body["stop"]) == (
+        "u1", 0.5, 3, ["\n\n"])
+    assert headers["authorization"] == "Bearer local" and headers["x-team"] == "a"
+
+
+def test_a_copied_model_streams(server):
+    model = models(server)["ferrograph"]
+    list(model.stream(POEM))
+    for copy in (model.model_copy(), model.with_config(tags=["x"])):
+        assert "".join(c.content for c in copy.stream(POEM)) == poem_about("owls")
+
+
 def test_invoke_and_generate_by_the_stream(server):
     """`invoke` with `streaming=True` goes by `_stream`: the same message as the parent's."""
     messages = {}

@@ -103,6 +103,8 @@ class RecordedRequest:
     stream: bool
     body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The whole JSON body (e.g. to check `stream_options` or `temperature`)."""
+    headers: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """The request's headers, names in lower case."""
 
 
 class _Request:
@@ -292,7 +294,7 @@ class LocalOpenAIServer:
             return keep_alive
         model = str(body.get("model") or self.model)
         stream = bool(body.get("stream"))
-        self.requests.append(RecordedRequest(model, messages, stream, body))
+        self.requests.append(RecordedRequest(model, messages, stream, body, request.headers))
         if self.fail_status is not None:
             status = self.fail_status
             kind = "server_error" if status >= 500 else "invalid_request_error"

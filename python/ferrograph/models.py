@@ -25,6 +25,7 @@ import asyncio
 import inspect
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -36,7 +37,6 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI as _ParentChatOpenAI
 from langchain_openai.chat_models import base as _lc_base
-from pydantic import PrivateAttr
 
 from ferrograph._core import HttpClient
 
@@ -64,12 +64,16 @@ except (ImportError, AttributeError, TypeError, ValueError):  # an SDK we do not
     _SUPPORTED = False
 
 _MODEL_PROVIDER = "openai"
+# Headers httpx's client adds for its own transport: reqwest sets its own (an Accept-Encoding
+# passed on would ask for a compressed body that reqwest, told nothing, would not decompress).
+_TRANSPORT_HEADERS = frozenset(
+    {b"host", b"content-length", b"connection", b"accept-encoding", b"transfer-encoding"})
+_CLIENTS: dict[tuple[float | None, str | None], HttpClient] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
     """`langchain_openai.ChatOpenAI` with its chat completion streams read in Rust."""
-
-    _rust_clients: dict[Any, HttpClient] = PrivateAttr(default_factory=dict)
 
     # -- the streaming path ---------------------------------------------------------------
 
@@ -190,12 +194,15 @@ class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
         return payload
 
     def _rust_client(self, timeout: dict[str, Any] | None) -> HttpClient:
-        """The connection pool for this model's proxy and connect timeout."""
-        connect = (timeout or {}).get("connect")
-        key = (connect, self.openai_proxy)
-        client = self._rust_clients.get(key)
+        """The connection pool for this model's proxy and connect timeout, shared by the
+        models that have the same (kept out of the model, which stays copyable)."""
+        key = ((timeout or {}).get("connect"), self.openai_proxy)
+        client = _CLIENTS.get(key)
         if client is None:
-            client = self._rust_clients[key] = HttpClient(connect, self.openai_proxy)
+            with _CLIENTS_LOCK:
+                client = _CLIENTS.get(key)
+                if client is None:
+                    client = _CLIENTS[key] = HttpClient(*key)
         return client
 
 
@@ -231,7 +238,8 @@ class _Exchange:
     def _start(self, request: Any) -> Any:
         self.request = request
         timeout = request.extensions.get("timeout")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                   if k.lower() not in _TRANSPORT_HEADERS]
         http = self.model._rust_client(timeout)
         return http.stream(str(request.url), headers, request.read(), (timeout or {}).get("read"))
 
