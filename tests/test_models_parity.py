@@ -207,11 +207,14 @@ def test_a_copied_model_streams(server):
 
 
 def test_invoke_and_generate_by_the_stream(server):
-    """`invoke` with `streaming=True` goes by `_stream`: the same message as the parent's."""
+    """`invoke`/`ainvoke` with `streaming=True` go by the stream: the parent's message."""
     messages = {}
     for name, model in models(server, streaming=True).items():
         messages[name] = shape(model.invoke(POEM))
+        assert server.requests[-1].stream is True
+        messages[name, "async"] = shape(asyncio.run(model.ainvoke(POEM)))
     assert messages["ferrograph"] == messages["langchain"]
+    assert messages["ferrograph", "async"] == messages["langchain", "async"]
     assert messages["ferrograph"]["content"] == poem_about("owls")
 
 
