@@ -3,8 +3,11 @@ responses, streamed by both, give the same chunks, messages, callbacks and excep
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
+import threading
+import time
 from typing import Any, TypedDict
 
 import pytest
@@ -285,6 +288,48 @@ def test_seed_graph_async_messages_stream(server):
 
     for model in models(server).values():
         assert [c for c in asyncio.run(run(model)) if c] == tokenize(poem_about("cats"))
+
+
+def wait_until(condition: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.mark.parametrize("mode", STREAMERS)
+def test_leaving_a_stream_early_hangs_up(mode):
+    """A consumer that stops reading closes the request: the server sees the client go."""
+    with LocalOpenAIServer(token_delay=0.05) as server:
+        model = models(server)["ferrograph"]
+        if mode == "sync":
+            stream = model.stream(POEM)
+            first = [next(stream).content for _ in range(3)]
+            stream.close()
+        else:
+            async def three() -> list[str]:
+                out = []
+                async for chunk in model.astream(POEM):
+                    out.append(chunk.content)
+                    if len(out) == 3:
+                        break
+                return out
+
+            first = asyncio.run(three())
+        assert first == ["", *tokenize(poem_about("owls"))[:2]]
+        assert wait_until(lambda: server.open_streams == 0)
+        assert server.tokens_sent < len(tokenize(poem_about("owls")))
+
+
+def test_ctrl_c_interrupts_a_stalled_stream():
+    """A sync stream waiting for a token still takes Ctrl-C (as a socket read would)."""
+    with LocalOpenAIServer(token_delay=30.0) as server:
+        stream = models(server, max_retries=0)["ferrograph"].stream(POEM)
+        assert next(stream).content == ""  # the head came; the first token will not
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        with pytest.raises(KeyboardInterrupt):
+            next(stream)
+        stream.close()
 
 
 def test_closing_the_stream_early_stops_the_request(server):

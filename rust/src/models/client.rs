@@ -163,14 +163,34 @@ pub struct ChatStream {
 impl ChatStream {
     /// Waits until there are items or the end, and takes them all.
     pub fn next_batch(&self) -> Batch {
+        loop {
+            if let Some(batch) = self.next_batch_within(Duration::from_secs(3600)) {
+                return batch;
+            }
+        }
+    }
+
+    /// `next_batch`, waiting at most `limit` (None: nothing came in time). A caller that must
+    /// stay responsive (to Ctrl-C) waits in slices.
+    pub fn next_batch_within(&self, limit: Duration) -> Option<Batch> {
+        let deadline = std::time::Instant::now() + limit;
         let mut queue = self.shared.queue.lock();
         while queue.items.is_empty() && queue.end.is_none() {
-            self.shared.filled.wait(&mut queue);
+            if self
+                .shared
+                .filled
+                .wait_until(&mut queue, deadline)
+                .timed_out()
+                && queue.items.is_empty()
+                && queue.end.is_none()
+            {
+                return None;
+            }
         }
         let batch = Shared::take(&mut queue);
         drop(queue);
         self.shared.room.notify_one();
-        batch
+        Some(batch)
     }
 
     /// Takes what is there without waiting; if there is nothing, `wake` is called (once, from

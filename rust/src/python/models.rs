@@ -12,6 +12,9 @@ use serde_json::Value;
 
 use crate::models::{Batch, ChatStream, Failure, HttpClient, Item};
 
+/// How long a blocked `next_batch` waits between checks for signals.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
 fn seconds(value: Option<f64>) -> Option<Duration> {
     value
         .filter(|s| s.is_finite() && *s >= 0.0)
@@ -62,11 +65,16 @@ pub struct PyChatStream {
 
 #[pymethods]
 impl PyChatStream {
-    /// The next batch, waiting (GIL released) for one.
+    /// The next batch, waiting (GIL released) for one; signals (Ctrl-C) are checked every
+    /// 100 ms of waiting, as a socket read of the `openai` SDK would be interrupted.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let inner = &self.inner;
-        let batch = py.detach(|| inner.next_batch());
-        batch_to_py(py, batch)
+        loop {
+            if let Some(batch) = py.detach(|| inner.next_batch_within(SIGNAL_CHECK)) {
+                return batch_to_py(py, batch);
+            }
+            py.check_signals()?;
+        }
     }
 
     /// The batch there is, or None: then `waker()` is called once (from a thread of ours,
