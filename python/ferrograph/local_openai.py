@@ -250,6 +250,13 @@ class LocalOpenAIServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        # No Nagle. asyncio sets TCP_NODELAY only on sockets whose proto is IPPROTO_TCP, and
+        # sockets accepted from `socket.create_server` have proto 0: without this, each
+        # streamed event after the first waits for the client's delayed ACK (~40 ms) on a
+        # reused connection.
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while await self._exchange(reader, writer):  # HTTP/1.1 keep-alive
                 pass
