@@ -233,6 +233,28 @@ def test_unsupported_options_go_to_the_parent(server, monkeypatch):
     assert started == []
 
 
+def test_an_unknown_sdk_goes_to_the_parent(server, monkeypatch):
+    import ferrograph.models as fg_models
+
+    monkeypatch.setattr(fg_models, "_SUPPORTED", False)
+    monkeypatch.setattr(fg_models._Exchange, "open_sync", lambda self: pytest.fail("not parent"))
+    out = same_for_both(server, stream_sync)
+    assert "".join(c["content"] for c in out["chunks"]) == poem_about("owls")
+
+
+def test_many_concurrent_async_streams(server):
+    model = models(server)["ferrograph"]
+    prompts = [[{"role": "user", "content": f"Write a joke about cat {i}"}] for i in range(48)]
+
+    async def run() -> list[str]:
+        async def one(prompt: Any) -> str:
+            return "".join([c.content async for c in model.astream(prompt)])
+
+        return await asyncio.gather(*(one(p) for p in prompts))
+
+    assert asyncio.run(run()) == [joke_about(f"cat {i}") for i in range(48)]
+
+
 class Seed(TypedDict):
     topic: str
     joke: str

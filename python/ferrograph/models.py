@@ -94,7 +94,7 @@ class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
             return
         client = self.root_client
         exchange = _Exchange(self, client, payload)
-        if exchange.unsupported(client._custom_auth(exchange.options.security)):
+        if exchange.unsupported(sync=True):
             yield from super()._stream(
                 messages, stop=stop, run_manager=run_manager, stream_usage=stream_usage, **kwargs
             )
@@ -133,7 +133,7 @@ class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
         payload = self._rust_payload(messages, stop, stream_usage, kwargs, sync=False)
         client = self.root_async_client
         exchange = None if payload is None else _Exchange(self, client, payload)
-        if exchange is None or exchange.unsupported(client.custom_auth):
+        if exchange is None or exchange.unsupported(sync=False):
             async for chunk in super()._astream(
                 messages, stop=stop, run_manager=run_manager, stream_usage=stream_usage, **kwargs
             ):
@@ -232,8 +232,13 @@ class _Exchange:
         self.request: Any = None
         self.response: Any = None  # the 200 response the events came with (headers only)
 
-    def unsupported(self, custom_auth: Any) -> bool:
-        return custom_auth is not None
+    def unsupported(self, *, sync: bool) -> bool:
+        """Whether the SDK would authenticate by an httpx auth flow (custom auth), which
+        only its own HTTP client can run."""
+        if sync and callable(getattr(self.client, "_custom_auth", None)):
+            security = getattr(self.options, "security", None)
+            return self.client._custom_auth(security) is not None
+        return getattr(self.client, "custom_auth", None) is not None
 
     def _start(self, request: Any) -> Any:
         self.request = request
