@@ -255,6 +255,22 @@ def test_many_concurrent_async_streams(server):
     assert asyncio.run(run()) == [joke_about(f"cat {i}") for i in range(48)]
 
 
+def test_text_chunks_made_without_validation_are_the_validated_ones():
+    from ferrograph.models import _text_chunk, _validated_text_chunk
+
+    assert _text_chunk.trusted  # with the installed langchain-core: the fast path runs
+    for text in ("", "cats", " on keyboards", "\n\n"):
+        made, validated = _text_chunk(text), _validated_text_chunk(text)
+        assert made == validated and made.text == validated.text == text
+        assert made.message.model_dump() == validated.message.model_dump()
+        assert made.message.model_fields_set == validated.message.model_fields_set
+    one, two = _text_chunk("a"), _text_chunk("b")
+    one.message.response_metadata["x"] = 1
+    one.message.additional_kwargs["y"] = 2
+    one.message.tool_call_chunks.append({"index": 0})
+    assert two.message == _validated_text_chunk("b").message  # nothing shared
+
+
 class Seed(TypedDict):
     topic: str
     joke: str
