@@ -6,7 +6,8 @@ something listens for tokens (`stream_mode="messages"`, `streaming=True`) — is
 `ferrograph._core.HttpClient` (reqwest with rustls, on a small tokio runtime): the HTTP
 exchange, the server-sent events and the JSON decoding happen off the GIL, and Python takes the
 events a batch at a time. What this module still does per chunk is what LangChain needs made
-in Python: the `AIMessageChunk` / `ChatGenerationChunk` and the callbacks.
+in Python: the `AIMessageChunk` / `ChatGenerationChunk` (for a bare text delta, a copy of a
+validated template: `_TextChunks`) and the callbacks.
 
 Identical to the parent for the same server bytes, by construction: the request is built by
 the `openai` SDK's own code (headers, auth, query, body, idempotency key), retries follow the
