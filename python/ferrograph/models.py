@@ -357,7 +357,7 @@ class _AsyncWaiter:
         loop = asyncio.get_running_loop()
         while True:
             ready = loop.create_future()
-            batch = stream.try_batch(partial(loop.call_soon_threadsafe, _resolve, ready))
+            batch = stream.try_batch(partial(_wake, loop, ready))
             if batch is not None:
                 return batch
             if self.timeout is None:
@@ -374,6 +374,15 @@ class _AsyncWaiter:
                 raise StreamChunkTimeoutError(
                     self.timeout, model_name=self.model_name, chunks_received=chunks_received
                 ) from e
+
+
+def _wake(loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+    """Called on the waker thread: resolves `future` on its loop (a loop closed meanwhile,
+    its consumer gone, has nothing to wake)."""
+    try:
+        loop.call_soon_threadsafe(_resolve, future)
+    except RuntimeError:
+        pass
 
 
 def _resolve(future: asyncio.Future) -> None:
