@@ -144,7 +144,9 @@ class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
             stream = await exchange.open_async()
             try:
                 reader = _ChunkReader(self, exchange)
-                waiter = _AsyncWaiter(stream, self.stream_chunk_timeout, self.model_name)
+                waiter = _AsyncWaiter(
+                    stream, getattr(self, "stream_chunk_timeout", None), self.model_name
+                )
                 while True:
                     items, end = await waiter.next_batch(reader.chunks_received)
                     for chunk in reader.read(items):
@@ -179,7 +181,7 @@ class ChatOpenAI(_ParentChatOpenAI):  # type: ignore[override]
             return None
         if (
             self.include_response_headers
-            or self._uses_gateway
+            or getattr(self, "_uses_gateway", False)
             or self.output_version == "v1"
             or (self.http_client if sync else self.http_async_client) is not None
         ):
