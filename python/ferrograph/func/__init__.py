@@ -3,7 +3,7 @@
 An `@entrypoint` function compiles to LangGraph's one-node graph (`__start__` -> the function
 -> `__end__`, with `__previous__` saved for the thread's next run); each `@task` call made
 while it runs is a PUSH task of that step, with LangGraph's task id, so a thread is
-portable between the two engines (see `ferrograph.pregel._func`).
+portable between the two engines (see `ferrograph.pregel._func` and its `_func_*` modules).
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ from langchain_core.runnables.config import ensure_config
 from pydantic import BaseModel, TypeAdapter
 
 from ferrograph.config import get_config
-from ferrograph.pregel import _func
-from ferrograph.pregel._func import CACHE_NS_WRITES, CONFIG_KEY_CALL, FuncRun
+from ferrograph.pregel._func import MISSING, FuncRun
+from ferrograph.pregel._func_calls import (
+    CACHE_NS_WRITES,
+    CONFIG_KEY_CALL,
+    is_async,
+    task_identifier,
+)
+from ferrograph.pregel._func_drive import run_async, run_sync
+from ferrograph.pregel._func_node import graph_node_call
+from ferrograph.pregel._func_thread import snapshot, update_state
+from ferrograph.pregel._func_trace import stream_handler
 from ferrograph.pregel._stream import ItemShape
 from ferrograph.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
@@ -50,10 +59,6 @@ def _deprecated(since: str) -> type[Warning]:
     return getattr(lg_warnings, f"LangGraphDeprecatedSince{since}", DeprecationWarning)
 
 
-def _is_async_callable(func: Any) -> bool:
-    return _func._is_async(func)
-
-
 class SyncAsyncFuture(Generic[T]):
     """What a task call returns: a `concurrent.futures.Future` (`.result()`), or, called on
     the event loop of an async run, an `asyncio.Future` (awaited)."""
@@ -62,13 +67,13 @@ class SyncAsyncFuture(Generic[T]):
 def _call_with_options(func: Callable[..., Any], args: tuple[Any, ...],
                        kwargs: dict[str, Any], *, retry_policy: Any = None,
                        cache_policy: Any = None, timeout: Any = None) -> Any:
-    if timeout is not None and not _is_async_callable(func):
+    if timeout is not None and not is_async(func):
         raise _sync_timeout_unsupported(getattr(func, "__name__", func.__class__.__name__),
                                         "Task")
     config = get_config()
     impl = config["configurable"].get(CONFIG_KEY_CALL)
     if impl is None:  # called from a node of a ferrograph graph
-        impl = _func.graph_node_call(config)
+        impl = graph_node_call(config)
     return impl(func, (args, kwargs), retry_policy=retry_policy, cache_policy=cache_policy,
                 callbacks=config.get("callbacks"), timeout=timeout)
 
@@ -97,12 +102,12 @@ class _TaskFunction(Generic[T]):
     def clear_cache(self, cache: Any) -> None:
         """Clears this task's cached results from `cache`."""
         if self.cache_policy is not None:
-            cache.clear(((CACHE_NS_WRITES, _func.task_identifier(self.func) or "__dynamic__"),))
+            cache.clear(((CACHE_NS_WRITES, task_identifier(self.func) or "__dynamic__"),))
 
     async def aclear_cache(self, cache: Any) -> None:
         if self.cache_policy is not None:
             await cache.aclear(
-                ((CACHE_NS_WRITES, _func.task_identifier(self.func) or "__dynamic__"),))
+                ((CACHE_NS_WRITES, task_identifier(self.func) or "__dynamic__"),))
 
 
 def task(__func_or_none__: Callable[..., Any] | None = None, *, name: str | None = None,
@@ -122,7 +127,7 @@ def task(__func_or_none__: Callable[..., Any] | None = None, *, name: str | None
         else (retry_policy,) if isinstance(retry_policy, RetryPolicy) else retry_policy)
 
     def decorator(func: Callable[..., Any]) -> _TaskFunction[Any]:
-        if timeout_policy is not None and not _is_async_callable(func):
+        if timeout_policy is not None and not is_async(func):
             raise _sync_timeout_unsupported(
                 str(name or getattr(func, "__name__", func.__class__.__name__)), "Task")
         return _TaskFunction(func, retry_policy=policies, cache_policy=cache_policy,
@@ -174,7 +179,7 @@ class entrypoint(Generic[T]):  # noqa: N801 - LangGraph's name
         first = next(iter(sig.parameters.keys()), None)
         if not first:
             raise ValueError("Entrypoint function must have at least one parameter")
-        if self.timeout is not None and not _is_async_callable(func):
+        if self.timeout is not None and not is_async(func):
             raise _sync_timeout_unsupported(func.__name__, "Node")
         input_type = (sig.parameters[first].annotation
                       if sig.parameters[first].annotation is not inspect.Signature.empty
@@ -226,7 +231,7 @@ class EntrypointGraph(Runnable[Any, Any]):
         self.input_type = input_type
         self.output_type = output_type
         self.save_type = save_type
-        self.is_async = _is_async_callable(func)
+        self.is_async = is_async(func)
         params = inspect.signature(func).parameters
         self._inject = tuple(p for p in _INJECTABLE if p in params
                              and params[p].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -373,8 +378,8 @@ class EntrypointGraph(Runnable[Any, Any]):
                 None, input, name=run.config.get("run_name") or self.name,
                 run_id=run.config.get("run_id"))
             run.root_run = root
-        items = (shape(*item) for item in _func.run_sync(run, self._node_call))
-        if root is not None and (handler := _func.stream_handler(root)) is not None:
+        items = (shape(*item) for item in run_sync(run, self._node_call))
+        if root is not None and (handler := stream_handler(root)) is not None:
             items = handler.tap_output_iter(root.run_id, items)
         try:
             yield from items
@@ -383,7 +388,7 @@ class EntrypointGraph(Runnable[Any, Any]):
                 root.on_chain_error(e)
             raise
         if root is not None:
-            root.on_chain_end(run.output if run.output is not _func._MISSING else None)
+            root.on_chain_end(run.output if run.output is not MISSING else None)
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, *,
                       context: Any = None, stream_mode: Any = None, print_mode: Any = (),
@@ -406,10 +411,10 @@ class EntrypointGraph(Runnable[Any, Any]):
             run.root_run = root
 
         async def shaped() -> AsyncIterator[Any]:
-            async for item in _func.run_async(run, self._node_call, self.is_async):
+            async for item in run_async(run, self._node_call, self.is_async):
                 yield shape(*item)
         items = shaped()
-        if root is not None and (handler := _func.stream_handler(root)) is not None:
+        if root is not None and (handler := stream_handler(root)) is not None:
             items = handler.tap_output_aiter(root.run_id, items)
         try:
             async for item in items:
@@ -419,7 +424,7 @@ class EntrypointGraph(Runnable[Any, Any]):
                 await root.on_chain_error(e)
             raise
         if root is not None:
-            await root.on_chain_end(run.output if run.output is not _func._MISSING else None)
+            await root.on_chain_end(run.output if run.output is not MISSING else None)
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, *, context: Any = None,
                stream_mode: Any = "values", print_mode: Any = (), output_keys: Any = None,
@@ -484,7 +489,7 @@ class EntrypointGraph(Runnable[Any, Any]):
         if saved is None:
             from ferrograph.types import StateSnapshot
             return StateSnapshot({}, (), config, None, None, None, (), ())
-        return _func.snapshot(self, saved, saver)
+        return snapshot(self, saved, saver)
 
     async def aget_state(self, config: RunnableConfig, *, subgraphs: bool = False) -> Any:
         saver = self._saver(config)
@@ -492,13 +497,13 @@ class EntrypointGraph(Runnable[Any, Any]):
         if saved is None:
             from ferrograph.types import StateSnapshot
             return StateSnapshot({}, (), config, None, None, None, (), ())
-        return _func.snapshot(self, saved, saver)
+        return snapshot(self, saved, saver)
 
     def get_state_history(self, config: RunnableConfig, *, filter: Any = None,
                           before: Any = None, limit: int | None = None) -> Iterator[Any]:
         saver = self._saver(config)
         for saved in saver.list(_thread(config), filter=filter, before=before, limit=limit):
-            yield _func.snapshot(self, saved, saver)
+            yield snapshot(self, saved, saver)
 
     async def aget_state_history(self, config: RunnableConfig, *, filter: Any = None,
                                  before: Any = None,
@@ -506,19 +511,19 @@ class EntrypointGraph(Runnable[Any, Any]):
         saver = self._saver(config)
         async for saved in saver.alist(_thread(config), filter=filter, before=before,
                                        limit=limit):
-            yield _func.snapshot(self, saved, saver)
+            yield snapshot(self, saved, saver)
 
     def update_state(self, config: RunnableConfig, values: Any, as_node: str | None = None,
                      task_id: str | None = None) -> RunnableConfig:
         saver = self._saver(config)
-        return _func.update_state(self, saver, config, values, as_node)
+        return update_state(self, saver, config, values, as_node)
 
     async def aupdate_state(self, config: RunnableConfig, values: Any,
                             as_node: str | None = None,
                             task_id: str | None = None) -> RunnableConfig:
         saver = self._saver(config)
         return await asyncio.get_running_loop().run_in_executor(
-            None, _func.update_state, self, saver, config, values, as_node)
+            None, update_state, self, saver, config, values, as_node)
 
     def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
         if self.cache is not None:

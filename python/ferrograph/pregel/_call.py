@@ -13,7 +13,7 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
@@ -100,6 +100,72 @@ def raised_by_the_node() -> bool:
 def _drop_outcome(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def retry_policy_for(policies: Sequence[RetryPolicy], exc: Exception,
+                     attempt: int) -> RetryPolicy | None:
+    """The policy under which attempt number `attempt`, failed with `exc`, is retried (its
+    `delay(attempt)` before the next): the first that retries `exc`, unless its attempts
+    are used up (None: `exc` is raised)."""
+    policy = next((p for p in policies if p.should_retry(exc)), None)
+    if policy is None or attempt >= policy.max_attempts:
+        return None
+    return policy
+
+
+async def timed(name: str, fn: Callable[[RunnableConfig], Awaitable[Any]],
+                config: RunnableConfig, policy: TimeoutPolicy, *,
+                model_progress: bool = True) -> Any:
+    """`await fn(config)`, one attempt of task `name`, as its own asyncio task, cancelled with
+    `NodeTimeoutError` once it has run `run_timeout` seconds, or gone `idle_timeout` seconds
+    without progress: a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream
+    item or, with `model_progress`, a callback of a model it runs (its start, tokens, end),
+    as LangGraph counts for a node. (The functional API's tasks pass `model_progress=False`:
+    they have never counted a model's callbacks.)"""
+    loop = asyncio.get_running_loop()
+    run_s, idle_s = policy.run_timeout, policy.idle_timeout
+    start = loop.time()
+    last = [start]
+    if idle_s is not None:
+        def touch() -> None:
+            last[0] = loop.time()
+
+        runtime = config["configurable"][CONFIG_KEY_RUNTIME]
+        overrides: dict[str, Any] = {"heartbeat": touch}
+        if policy.refresh_on == "auto":
+            writer = runtime.stream_writer
+
+            def write(item: Any) -> None:
+                touch()
+                writer(item)
+
+            overrides["stream_writer"] = write
+        config = {**config, "configurable": {**config["configurable"],
+                                             CONFIG_KEY_RUNTIME: runtime.override(
+                                                 **overrides)}}
+        if policy.refresh_on == "auto" and model_progress:  # a model's callbacks count too
+            config = merge_configs(config, {"callbacks": [_IdleProgress(touch)]})
+    attempt = asyncio.ensure_future(fn(config))
+    try:
+        while True:
+            deadline, kind = min(
+                (d, k) for d, k in ((start + run_s if run_s is not None else None, "run"),
+                                    (last[0] + idle_s if idle_s is not None else None,
+                                     "idle"))
+                if d is not None)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            done, _ = await asyncio.wait((attempt,), timeout=remaining)
+            if done:
+                return attempt.result()
+    except BaseException:
+        attempt.cancel()
+        raise
+    attempt.cancel()  # abandoned: what it ends with is dropped
+    attempt.add_done_callback(_drop_outcome)
+    raise NodeTimeoutError(name, loop.time() - start, kind=kind,  # type: ignore[arg-type]
+                           idle_timeout=idle_s, run_timeout=run_s)
 
 
 _EMPTY = inspect.Parameter.empty
@@ -326,7 +392,7 @@ class NodeRunner:
         )
         self.timeout: TimeoutPolicy | None = getattr(spec, "timeout", None)
         """Its timeout policy (only async nodes and runnables can have one)."""
-        if self.on_loop:  # may be timed (its own policy, or a `Send`'s): see `_timed`
+        if self.on_loop:  # may be timed (its own policy, or a `Send`'s): see `timed`
             self._acall_untimed = self._acall_once
             self._acall_once = self._acall_timed  # type: ignore[method-assign]
             self._call_unchecked = self.call
@@ -409,57 +475,7 @@ class NodeRunner:
         policy = config["configurable"].get(CONFIG_KEY_TIMEOUT) or self.timeout
         if policy is None:
             return self._acall_untimed(input, config)
-        return self._timed(input, config, policy)
-
-    async def _timed(self, input: Any, config: RunnableConfig, policy: TimeoutPolicy) -> Any:
-        """Runs one attempt as its own asyncio task, cancelled with `NodeTimeoutError` once
-        it has run `run_timeout` seconds, or gone `idle_timeout` seconds without progress:
-        a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream item or a
-        callback of a model the node runs (its start, tokens, end), as LangGraph counts."""
-        loop = asyncio.get_running_loop()
-        run_s, idle_s = policy.run_timeout, policy.idle_timeout
-        start = loop.time()
-        last = [start]
-        if idle_s is not None:
-            def touch() -> None:
-                last[0] = loop.time()
-
-            runtime = config["configurable"][CONFIG_KEY_RUNTIME]
-            overrides: dict[str, Any] = {"heartbeat": touch}
-            if policy.refresh_on == "auto":
-                writer = runtime.stream_writer
-
-                def write(item: Any) -> None:
-                    touch()
-                    writer(item)
-
-                overrides["stream_writer"] = write
-            config = {**config, "configurable": {**config["configurable"],
-                                                 CONFIG_KEY_RUNTIME: runtime.override(
-                                                     **overrides)}}
-            if policy.refresh_on == "auto":  # a model's callbacks are progress too
-                config = merge_configs(config, {"callbacks": [_IdleProgress(touch)]})
-        attempt = asyncio.ensure_future(self._acall_untimed(input, config))
-        try:
-            while True:
-                deadline, kind = min(
-                    (d, k) for d, k in ((start + run_s if run_s is not None else None, "run"),
-                                        (last[0] + idle_s if idle_s is not None else None,
-                                         "idle"))
-                    if d is not None)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                done, _ = await asyncio.wait((attempt,), timeout=remaining)
-                if done:
-                    return attempt.result()
-        except BaseException:
-            attempt.cancel()
-            raise
-        attempt.cancel()  # abandoned: what it ends with is dropped
-        attempt.add_done_callback(_drop_outcome)
-        raise NodeTimeoutError(self.name, loop.time() - start, kind=kind,  # type: ignore[arg-type]
-                               idle_timeout=idle_s, run_timeout=run_s)
+        return timed(self.name, lambda c: self._acall_untimed(input, c), config, policy)
 
     def _handler_config(self, config: RunnableConfig, error: BaseException) -> RunnableConfig:
         """The config of the failed task's error handler, a task of its own as in LangGraph
@@ -511,8 +527,7 @@ class NodeRunner:
             except GraphBubbleUp:
                 raise  # an interrupt or a drain is not a failure: never retried
             except Exception as exc:
-                policy = next((p for p in self.retry if p.should_retry(exc)), None)
-                if policy is None or attempt >= policy.max_attempts:
+                if (policy := retry_policy_for(self.retry, exc, attempt)) is None:
                     raise
                 _forget_pushed(config)  # a failed attempt's pushed writes are not applied
                 if (on_retry := _traced_retry(config)) is not None:
@@ -550,8 +565,7 @@ class NodeRunner:
             except GraphBubbleUp:
                 raise  # an interrupt or a drain is not a failure: never retried
             except Exception as exc:
-                policy = next((p for p in self.retry if p.should_retry(exc)), None)
-                if policy is None or attempt >= policy.max_attempts:
+                if (policy := retry_policy_for(self.retry, exc, attempt)) is None:
                     raise
                 _forget_pushed(config)  # a failed attempt's pushed writes are not applied
                 if (on_retry := _traced_retry(config)) is not None:

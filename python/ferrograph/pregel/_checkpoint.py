@@ -115,7 +115,7 @@ def task_statuses(writes: Iterable[tuple[str, str, Any]]) -> dict[str, TaskStatu
         status = statuses.setdefault(tid, TaskStatus())
         if channel == INTERRUPT:
             status.interrupts.extend(
-                _ours(i) for i in (value if isinstance(value, Sequence) else [value]))
+                our_interrupt(i) for i in (value if isinstance(value, Sequence) else [value]))
         elif channel == ERROR:
             status.error = status.error or value
         elif channel == RESUME:
@@ -347,7 +347,7 @@ class Persistence:
         resume = command.resume
         if resume is not None:
             if isinstance(resume, dict) and resume and all(
-                    _is_interrupt_id(k) for k in resume):
+                    is_interrupt_id(k) for k in resume):
                 self.resume_map = dict(resume)
             else:
                 pending = self.pending_interrupts()
@@ -655,13 +655,13 @@ class Persistence:
         self.parent_config = config if self.saved_id is not None else None
         put_config = {**config, "metadata": self.run_metadata} if self.run_metadata else config
         if self.outbox is not None:  # an async run: saved when the driver flushes
-            self.outbox.append(("aput", (put_config, _copy(self.checkpoint), self.metadata,
-                                         new_versions)))
+            self.outbox.append(("aput", (put_config, copy_checkpoint(self.checkpoint),
+                                         self.metadata, new_versions)))
             saved = {"configurable": {
                 "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": self.ns,
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
-            saved = self.saver.put(put_config, _copy(self.checkpoint), self.metadata,
+            saved = self.saver.put(put_config, copy_checkpoint(self.checkpoint), self.metadata,
                                    new_versions)
         self.put_config = saved
         self.saved_id = self.checkpoint["id"]
@@ -822,7 +822,7 @@ def wire_value(value: Any) -> Any:
     return value
 
 
-def _ours(interrupt: Any) -> Interrupt:
+def our_interrupt(interrupt: Any) -> Interrupt:
     """A saved interrupt (LangGraph's class, when it was saved under its name) as ours."""
     if type(interrupt) is Interrupt:
         return interrupt
@@ -843,18 +843,24 @@ def _ours_command(value: Any) -> Any:
     return value
 
 
-def _is_interrupt_id(key: Any) -> bool:
+def is_interrupt_id(key: Any) -> bool:
     return isinstance(key, str) and len(key) == 32 and all(
         c in "0123456789abcdef" for c in key)
 
 
-def _copy(checkpoint: dict[str, Any]) -> dict[str, Any]:
+def copy_checkpoint(checkpoint: dict[str, Any], *, own_rows: bool = False) -> dict[str, Any]:
     """What the saver gets: its own dicts (`Persistence.save` updates ours in place), which
-    share the rows of `versions_seen` (replaced, never changed)."""
-    return {**checkpoint,
+    share the rows of `versions_seen` (replaced, never changed). With `own_rows`, its own
+    rows and list of `updated_channels` too (None when empty), for a run that changes them
+    in place (the functional API's, `_func_thread`)."""
+    copy = {**checkpoint,
             "channel_values": dict(checkpoint["channel_values"]),
             "channel_versions": dict(checkpoint["channel_versions"]),
             "versions_seen": dict(checkpoint["versions_seen"])}
+    if own_rows:
+        copy["versions_seen"] = {k: dict(v) for k, v in checkpoint["versions_seen"].items()}
+        copy["updated_channels"] = list(checkpoint.get("updated_channels") or []) or None
+    return copy
 
 
 def _empty_checkpoint() -> dict[str, Any]:

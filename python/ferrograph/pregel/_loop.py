@@ -344,7 +344,7 @@ class GraphRun:
         """The run's thread, when the graph has a checkpointer (see `_checkpoint`)."""
         saver = graph.checkpointer
         caller = caller_thread
-        if caller is None and (calling := _calling_persisted_task(config)) is not None:
+        if caller is None and (calling := calling_persisted_task(config)) is not None:
             caller = calling.scratchpad.persistence
             self.config = config = numbered_config(config, calling.next_graph_index())
         if saver not in (None, True, False) and caller is None:
@@ -988,7 +988,7 @@ def raise_refused_answer(tasks: Iterable[Task]) -> None:
             raise t.error
 
 
-def _calling_persisted_task(config: dict[str, Any]) -> Task | None:
+def calling_persisted_task(config: dict[str, Any]) -> Task | None:
     """The task of a persisted run that runs this graph (None: not run by one)."""
     configurable = config.get("configurable") or {}
     task = configurable.get(CONFIG_KEY_TASK)

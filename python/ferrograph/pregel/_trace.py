@@ -278,13 +278,13 @@ def _tap(run: Any, output: Any) -> None:
             pass
 
 
-async def _one(value: Any) -> AsyncIterator[Any]:
+async def one_chunk(value: Any) -> AsyncIterator[Any]:
     yield value
 
 
 async def _atap(run: Any, output: Any) -> None:
     if tappers := _output_tappers(run):
-        chunks: AsyncIterator[Any] = _one(output)
+        chunks: AsyncIterator[Any] = one_chunk(output)
         for h in tappers:
             chunks = h.tap_output_aiter(run.run_id, chunks)
         async for _ in chunks:
