@@ -169,19 +169,29 @@ class FuncCalls:
                               task_id=t.id,
                               thread_id=configurable.get("thread_id"),
                               run_id=str(rid) if (rid := base.get("run_id")) else None))
+        extra: dict[str, Any] = {
+            "__pregel_checkpointer": self.saver,
+            "checkpoint_map": t.checkpoint_map or {
+                **((base.get("configurable") or {}).get("checkpoint_map") or {}),
+                self.parent_ns: self.checkpoint["id"]},
+        }
+        if self.subgraphs or self.forward is not None:
+            extra["__ferrograph_func_stream"] = self.child_stream(t)
+        return self.config_for_task(t, configurable, runtime, extra, callbacks)
+
+    def config_for_task(self, t: FuncTask, configurable: dict[str, Any], runtime: Any,
+                        extra: dict[str, Any], callbacks: Any) -> dict[str, Any]:
+        """Task `t`'s config (kept as `t.config`): the run's, with `configurable` (the run's
+        keys a task keeps) given the task's keys, then `extra`, and LangGraph's metadata."""
+        base = self.config
         configurable.update({
             CONFIG_KEY_CHECKPOINT_NS: t.ns,
             CONFIG_KEY_TASK_ID: t.id,
             CONFIG_KEY_RUNTIME: runtime,
             CONFIG_KEY_TASK: t,
             CONFIG_KEY_CALL: self.make_call(t),
-            "__pregel_checkpointer": self.saver,
-            "checkpoint_map": t.checkpoint_map or {
-                **((base.get("configurable") or {}).get("checkpoint_map") or {}),
-                self.parent_ns: self.checkpoint["id"]},
         })
-        if self.subgraphs or self.forward is not None:
-            configurable["__ferrograph_func_stream"] = self.child_stream(t)
+        configurable.update(extra)
         metadata = {**(base.get("metadata") or {}),
                     "langgraph_step": self.step, "langgraph_node": t.name,
                     "langgraph_triggers": (START,) if t.path[0] == PULL else (PUSH,),

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, CONFIG_KEY_TASK_ID
-from ferrograph.pregel._checkpoint import PUSH, checkpoint_id, task_statuses
+from ferrograph.pregel._checkpoint import checkpoint_id, task_statuses
 from ferrograph.pregel._func import FuncRun
 from ferrograph.pregel._func_calls import (
     CONFIG_KEY_CALL,
@@ -101,24 +101,9 @@ class NodeCalls(FuncRun):
         runtime = runtime.override(stream_writer=self.writer_for(t), execution_info=ExecutionInfo(
             checkpoint_id=self.checkpoint["id"], checkpoint_ns=t.ns, task_id=t.id,
             thread_id=configurable.get("thread_id")))
-        configurable.update({
-            CONFIG_KEY_CHECKPOINT_NS: t.ns,
-            CONFIG_KEY_TASK_ID: t.id,
-            CONFIG_KEY_RUNTIME: runtime,
-            CONFIG_KEY_TASK: t,
-            CONFIG_KEY_CALL: self.make_call(t),
-        })
-        if t.checkpoint_map is not None:
-            configurable["checkpoint_map"] = t.checkpoint_map
-        metadata = {**(base.get("metadata") or {}),
-                    "langgraph_step": self.step, "langgraph_node": t.name,
-                    "langgraph_triggers": (PUSH,), "langgraph_path": t.path,
-                    "langgraph_checkpoint_ns": t.ns}
-        config = {**{k: v for k, v in base.items() if k not in ("run_id", "run_name")},
-                  "configurable": configurable, "metadata": metadata, "run_name": t.name,
-                  "callbacks": callbacks}
-        t.config = config
-        return config
+        extra = {"checkpoint_map": t.checkpoint_map} if t.checkpoint_map is not None else {}
+        # (a call's path is a PUSH path: `langgraph_triggers` is `(PUSH,)`)
+        return self.config_for_task(t, configurable, runtime, extra, callbacks)
 
     def call(self, parent: FuncTask, call: Call) -> Any:
         try:
