@@ -13,13 +13,12 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Hashable
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import merge_configs, var_child_runnable_config
+from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import new_task_id
 from ferrograph._schema import (
@@ -41,7 +40,6 @@ from ferrograph.errors import (
     GraphBubbleUp,
     NodeCancelledError,
     NodeError,
-    NodeTimeoutError,
     ParentCommand,
 )
 from ferrograph.pregel._errors import mark_handler_failure, note_task_error, skip_next_note
@@ -53,6 +51,7 @@ from ferrograph.pregel._foreign import (
     reads_state_on_send,
 )
 from ferrograph.pregel._interop import is_langgraph_graph, langgraph_task_config
+from ferrograph.pregel._retry import retry_policy_for, timed
 from ferrograph.pregel._trace import ainvoke_steps, invoke_steps, sequence_steps
 from ferrograph.pregel._write import (
     PUSHED_WRITES,
@@ -63,21 +62,6 @@ from ferrograph.pregel._write import (
 )
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
-
-
-class _IdleProgress(BaseCallbackHandler):
-    """Under an idle timeout with `refresh_on="auto"`: a model's callbacks in the node's
-    attempt (inherited through its config, so siblings' do not count) restart the clock."""
-
-    run_inline = True  # in emission order, on the thread that emits
-
-    def __init__(self, touch: Callable[[], None]) -> None:
-        self._touch = touch
-
-    def _progress(self, *args: Any, **kwargs: Any) -> None:
-        self._touch()
-
-    on_llm_start = on_chat_model_start = on_llm_new_token = on_llm_end = _progress
 
 
 def _failed_before(config: RunnableConfig) -> BaseException | None:
@@ -95,77 +79,6 @@ def raised_by_the_node() -> bool:
     task = asyncio.current_task()
     return task is not None and getattr(task, "cancelling", None) is not None \
         and task.cancelling() == 0
-
-
-def _drop_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
-
-
-def retry_policy_for(policies: Sequence[RetryPolicy], exc: Exception,
-                     attempt: int) -> RetryPolicy | None:
-    """The policy under which attempt number `attempt`, failed with `exc`, is retried (its
-    `delay(attempt)` before the next): the first that retries `exc`, unless its attempts
-    are used up (None: `exc` is raised)."""
-    policy = next((p for p in policies if p.should_retry(exc)), None)
-    if policy is None or attempt >= policy.max_attempts:
-        return None
-    return policy
-
-
-async def timed(name: str, fn: Callable[[RunnableConfig], Awaitable[Any]],
-                config: RunnableConfig, policy: TimeoutPolicy, *,
-                model_progress: bool = True) -> Any:
-    """`await fn(config)`, one attempt of task `name`, as its own asyncio task, cancelled with
-    `NodeTimeoutError` once it has run `run_timeout` seconds, or gone `idle_timeout` seconds
-    without progress: a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream
-    item or, with `model_progress`, a callback of a model it runs (its start, tokens, end),
-    as LangGraph counts for a node. (The functional API's tasks pass `model_progress=False`:
-    they have never counted a model's callbacks.)"""
-    loop = asyncio.get_running_loop()
-    run_s, idle_s = policy.run_timeout, policy.idle_timeout
-    start = loop.time()
-    last = [start]
-    if idle_s is not None:
-        def touch() -> None:
-            last[0] = loop.time()
-
-        runtime = config["configurable"][CONFIG_KEY_RUNTIME]
-        overrides: dict[str, Any] = {"heartbeat": touch}
-        if policy.refresh_on == "auto":
-            writer = runtime.stream_writer
-
-            def write(item: Any) -> None:
-                touch()
-                writer(item)
-
-            overrides["stream_writer"] = write
-        config = {**config, "configurable": {**config["configurable"],
-                                             CONFIG_KEY_RUNTIME: runtime.override(
-                                                 **overrides)}}
-        if policy.refresh_on == "auto" and model_progress:  # a model's callbacks count too
-            config = merge_configs(config, {"callbacks": [_IdleProgress(touch)]})
-    attempt = asyncio.ensure_future(fn(config))
-    try:
-        while True:
-            deadline, kind = min(
-                (d, k) for d, k in ((start + run_s if run_s is not None else None, "run"),
-                                    (last[0] + idle_s if idle_s is not None else None,
-                                     "idle"))
-                if d is not None)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            done, _ = await asyncio.wait((attempt,), timeout=remaining)
-            if done:
-                return attempt.result()
-    except BaseException:
-        attempt.cancel()
-        raise
-    attempt.cancel()  # abandoned: what it ends with is dropped
-    attempt.add_done_callback(_drop_outcome)
-    raise NodeTimeoutError(name, loop.time() - start, kind=kind,  # type: ignore[arg-type]
-                           idle_timeout=idle_s, run_timeout=run_s)
 
 
 _EMPTY = inspect.Parameter.empty

@@ -13,8 +13,8 @@ The run is `FuncRun`, put together from its concerns: the thread on the saver
 (`_func_thread`), the task calls (`_func_calls`), the items (`_func_items`); here, its
 state, loading the thread and taking the input (`begin`), and the function's own task
 (`start_node` ... `node_done` / `node_interrupted` / `node_failed`). The drivers are in
-`_func_drive`, retries in `_func_retry`, tracing in `_func_trace`, and task calls from a
-graph's node in `_func_node`.
+`_func_drive`, tracing in `_func_trace`, task calls from a graph's node in `_func_node`;
+retries and timeouts are `_retry`'s, as a graph node's are.
 """
 
 from __future__ import annotations

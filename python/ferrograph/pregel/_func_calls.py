@@ -23,7 +23,6 @@ from xxhash import xxh3_128_hexdigest
 
 from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, CONFIG_KEY_TASK_ID
 from ferrograph.errors import GraphBubbleUp, GraphInterrupt
-from ferrograph.pregel._call import timed
 from ferrograph.pregel._checkpoint import (
     ERROR,
     INTERRUPT,
@@ -37,9 +36,9 @@ from ferrograph.pregel._checkpoint import (
     task_id,
 )
 from ferrograph.pregel._executor import DEFAULT_POOL
-from ferrograph.pregel._func_retry import aretrying, retry_policies, retrying
 from ferrograph.pregel._func_thread import PREVIOUS, START
 from ferrograph.pregel._func_trace import TASK_TAGS, atraced, trace_inputs, traced
+from ferrograph.pregel._retry import aretrying, retry_policies, retrying, timed
 from ferrograph.runtime import ExecutionInfo, Runtime
 
 if TYPE_CHECKING:

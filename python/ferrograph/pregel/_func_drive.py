@@ -16,12 +16,11 @@ from typing import Any
 from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph.errors import GraphInterrupt
-from ferrograph.pregel._call import timed
 from ferrograph.pregel._executor import DEFAULT_POOL
 from ferrograph.pregel._func import FuncRun
 from ferrograph.pregel._func_calls import await_calls, wait_calls
-from ferrograph.pregel._func_retry import aretrying, retry_policies, retrying
 from ferrograph.pregel._func_trace import atraced, traced
+from ferrograph.pregel._retry import aretrying, retry_policies, retrying, timed
 
 
 def run_sync(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any]) -> Iterator[Any]:
