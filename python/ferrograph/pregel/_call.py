@@ -305,7 +305,7 @@ class NodeRunner:
         )
         self.timeout: TimeoutPolicy | None = getattr(spec, "timeout", None)
         """Its timeout policy (only async nodes and runnables can have one)."""
-        if self.on_loop:  # may be timed (its own policy, or a `Send`'s): see `timed`
+        if self.on_loop:  # may be timed (its own policy, or a `Send`'s): see `_retry.timed`
             self._acall_untimed = self._acall_once
             self._acall_once = self._acall_timed  # type: ignore[method-assign]
             self._call_unchecked = self.call
