@@ -340,8 +340,7 @@ class FuncCalls:
         async def once() -> Any:
             if timeout is not None:
                 return await timed(t.name, lambda c: atraced(c, t.name, inputs, once_in,
-                                                             TASK_TAGS), config, timeout,
-                                   model_progress=False)
+                                                             TASK_TAGS), config, timeout)
             return await atraced(config, t.name, inputs, once_in, TASK_TAGS)
 
         async def once_in(config: dict[str, Any]) -> Any:

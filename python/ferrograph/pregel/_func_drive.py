@@ -134,7 +134,7 @@ async def run_async(run: FuncRun, call_node: Callable[[Any, dict[str, Any]], Any
             async def once() -> Any:
                 if timeout is not None:
                     return await timed(t.name, lambda c: atraced(c, t.name, value, once_in),
-                                       config, timeout, model_progress=False)
+                                       config, timeout)
                 return await atraced(config, t.name, value, once_in)
 
             async def once_in(config: dict[str, Any]) -> Any:

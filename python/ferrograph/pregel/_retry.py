@@ -54,14 +54,12 @@ def retry_policy_for(policies: Sequence[RetryPolicy], exc: Exception,
 
 
 async def timed(name: str, fn: Callable[[RunnableConfig], Awaitable[Any]],
-                config: RunnableConfig, policy: TimeoutPolicy, *,
-                model_progress: bool = True) -> Any:
+                config: RunnableConfig, policy: TimeoutPolicy) -> Any:
     """`await fn(config)`, one attempt of task `name`, as its own asyncio task, cancelled with
     `NodeTimeoutError` once it has run `run_timeout` seconds, or gone `idle_timeout` seconds
     without progress: a `runtime.heartbeat()`, or (under `refresh_on="auto"`) a custom stream
-    item or, with `model_progress`, a callback of a model it runs (its start, tokens, end),
-    as LangGraph counts for a node. (The functional API's tasks pass `model_progress=False`:
-    they have never counted a model's callbacks.)"""
+    item or a callback of a model it runs (its start, tokens, end), as LangGraph counts for
+    nodes and tasks alike."""
     loop = asyncio.get_running_loop()
     run_s, idle_s = policy.run_timeout, policy.idle_timeout
     start = loop.time()
@@ -83,7 +81,7 @@ async def timed(name: str, fn: Callable[[RunnableConfig], Awaitable[Any]],
         config = {**config, "configurable": {**config["configurable"],
                                              CONFIG_KEY_RUNTIME: runtime.override(
                                                  **overrides)}}
-        if policy.refresh_on == "auto" and model_progress:  # a model's callbacks count too
+        if policy.refresh_on == "auto":  # a model's callbacks count too
             config = merge_configs(config, {"callbacks": [_IdleProgress(touch)]})
     attempt = asyncio.ensure_future(fn(config))
     try:
