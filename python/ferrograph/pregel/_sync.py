@@ -8,7 +8,6 @@ and drains the chunk channel into batches of items for `RunStream`.
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -55,6 +54,10 @@ def batches(run: GraphRun) -> Iterator[list[Item]]:
         end_trace(run, error)
 
 
+FAILED_STEP_WAIT_SECONDS = 0.01
+"""The slice a failed step waits in for its running siblings (see `StartedTasks.wait`)."""
+
+
 class StartedTasks:
     """Counts the step's tasks that ended on workers. When a task fails, the step waits for
     its siblings already running before the error goes on (as LangGraph's executor does on
@@ -65,21 +68,27 @@ class StartedTasks:
     __slots__ = ("ended",)
 
     def __init__(self) -> None:
-        self.ended = threading.Semaphore(0)
+        # One entry per task ended (`list.append` is atomic): no lock to make per step, on
+        # the path every parallel step takes; only a failure ever waits on it.
+        self.ended: list[None] = []
 
     def track(self, work: Callable[..., None], *args: Any) -> Callable[..., None]:
+        ended = self.ended
+
         def tracked(*more: Any) -> None:
             try:
                 work(*args, *more)
             finally:
-                self.ended.release()
+                ended.append(None)
         return tracked
 
     def wait(self, count: int, channel: ChunkChannel) -> None:
-        """Waits for `count` tasks started on workers (some may have ended already)."""
-        for _ in range(count):
-            while not self.ended.acquire(timeout=DRAIN_WAIT_SECONDS):
-                channel.drain(DRAIN_BATCH, 0.0)  # None once closed: nothing to free
+        """Waits for `count` tasks started on workers (some may have ended already). Each
+        reports its end on the channel just before it counts as ended, so draining it (the
+        items dropped) is the wait; a short slice covers the moment in between."""
+        while len(self.ended) < count:
+            if channel.drain(DRAIN_BATCH, FAILED_STEP_WAIT_SECONDS) is None:
+                time.sleep(FAILED_STEP_WAIT_SECONDS)  # closed: nothing to free, only wait
 
 
 def run_to_end(run: GraphRun) -> None:
