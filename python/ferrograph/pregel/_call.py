@@ -9,11 +9,12 @@ which of `config`, `writer`, `runtime` and `store` it is given, under LangGraph'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Iterator
 from types import UnionType
 from typing import Any, Optional, Union, get_args, get_origin
 
@@ -62,6 +63,23 @@ from ferrograph.pregel._write import (
 )
 from ferrograph.runtime import task_runtime
 from ferrograph.types import Command, RetryPolicy, Send, StreamWriter, TimeoutPolicy
+
+
+@contextlib.contextmanager
+def _foreign_call(config: RunnableConfig) -> Iterator[None]:
+    """Around a call of LangGraph's own node code: `config` is the current one, and a signal
+    it raises (LangGraph's `GraphInterrupt`, `ParentCommand`, ...) becomes ferrograph's."""
+    token = var_child_runnable_config.set(config)
+    try:
+        yield
+    except GraphBubbleUp:
+        raise
+    except Exception as e:
+        if (signal := own_signal(e)) is e:
+            raise
+        raise signal from None
+    finally:
+        var_child_runnable_config.reset(token)
 
 
 def _failed_before(config: RunnableConfig) -> BaseException | None:
@@ -507,31 +525,13 @@ class NodeRunner:
         """Calls LangGraph's own node code (see `_foreign`): in the config it reads, its
         results and signals made ferrograph's."""
         config = foreign_task_config(config)
-        token = var_child_runnable_config.set(config)
-        try:
+        with _foreign_call(config):
             return from_langgraph(self.action.invoke(input, config))
-        except GraphBubbleUp:
-            raise
-        except Exception as e:
-            if (signal := own_signal(e)) is e:
-                raise
-            raise signal from None
-        finally:
-            var_child_runnable_config.reset(token)
 
     async def _acall_foreign(self, input: Any, config: RunnableConfig) -> Any:
         config = foreign_task_config(config)
-        token = var_child_runnable_config.set(config)
-        try:
+        with _foreign_call(config):
             return from_langgraph(await self.action.ainvoke(input, config))
-        except GraphBubbleUp:
-            raise
-        except Exception as e:
-            if (signal := own_signal(e)) is e:
-                raise
-            raise signal from None
-        finally:
-            var_child_runnable_config.reset(token)
 
     def _injected(self, config: RunnableConfig) -> dict[str, Any]:
         return injected_values(self.inject, config) if self.inject else {}
