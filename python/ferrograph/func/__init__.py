@@ -433,20 +433,12 @@ class EntrypointGraph(Runnable[Any, Any]):
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     durability=durability, version=version, **kwargs))
-        latest: Any = None
-        interrupts: list[Any] = []
+        output = _InvokeOutput()
         for mode, payload in self.stream(input, config, context=context,
                                          stream_mode=["updates", "values"],
                                          durability=durability, **kwargs):
-            if mode == "updates" and isinstance(payload, dict) and (
-                    ints := payload.get("__interrupt__")) is not None:
-                interrupts.extend(ints)
-            elif mode == "values":
-                latest = payload
-        if version == "v2":
-            from ferrograph.types import GraphOutput
-            return GraphOutput(value=latest, interrupts=tuple(interrupts))
-        return _result(latest, interrupts)
+            output.take(mode, payload)
+        return output.result(version)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, *,
                       context: Any = None, stream_mode: Any = "values", print_mode: Any = (),
@@ -458,20 +450,12 @@ class EntrypointGraph(Runnable[Any, Any]):
                                                   stream_mode=stream_mode,
                                                   durability=durability, version=version,
                                                   **kwargs)]
-        latest: Any = None
-        interrupts: list[Any] = []
+        output = _InvokeOutput()
         async for mode, payload in self.astream(input, config, context=context,
                                                 stream_mode=["updates", "values"],
                                                 durability=durability, **kwargs):
-            if mode == "updates" and isinstance(payload, dict) and (
-                    ints := payload.get("__interrupt__")) is not None:
-                interrupts.extend(ints)
-            elif mode == "values":
-                latest = payload
-        if version == "v2":
-            from ferrograph.types import GraphOutput
-            return GraphOutput(value=latest, interrupts=tuple(interrupts))
-        return _result(latest, interrupts)
+            output.take(mode, payload)
+        return output.result(version)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -539,6 +523,30 @@ def _thread(config: RunnableConfig) -> dict[str, Any]:
     configurable.setdefault("checkpoint_ns", "")
     return {"configurable": {k: v for k, v in configurable.items()
                              if not k.startswith("__")}}
+
+
+class _InvokeOutput:
+    """What `invoke`/`ainvoke` return, gathered from the run's `updates` and `values` items:
+    the last value, and the interrupts the run paused at."""
+
+    __slots__ = ("latest", "interrupts")
+
+    def __init__(self) -> None:
+        self.latest: Any = None
+        self.interrupts: list[Any] = []
+
+    def take(self, mode: str, payload: Any) -> None:
+        if mode == "updates" and isinstance(payload, dict) and (
+                ints := payload.get("__interrupt__")) is not None:
+            self.interrupts.extend(ints)
+        elif mode == "values":
+            self.latest = payload
+
+    def result(self, version: str) -> Any:
+        if version == "v2":
+            from ferrograph.types import GraphOutput
+            return GraphOutput(value=self.latest, interrupts=tuple(self.interrupts))
+        return _result(self.latest, self.interrupts)
 
 
 def _result(latest: Any, interrupts: list[Any]) -> Any:
