@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ferrograph.server.http import ApiError, json_body, json_response, page, paginated, path_id
+from ferrograph.server.http import (
+    ApiError,
+    body_id,
+    json_body,
+    json_response,
+    page,
+    paginated,
+    path_id,
+)
 from ferrograph.server.storage import Assistant
 from ferrograph.server.wire import now, parse_uuid, uuid7
 
@@ -184,11 +192,8 @@ async def create(request: Request) -> Response:
     graph_id = body.get("graph_id")
     if graph_id not in server.graphs:
         raise _unknown_graph(server, graph_id)
-    assistant_id = body.get("assistant_id")
+    assistant_id = body_id(body, "assistant_id", "assistant")
     if assistant_id is not None:
-        assistant_id = parse_uuid(assistant_id)
-        if assistant_id is None:
-            raise ApiError(422, "Invalid assistant ID: must be a UUID")
         existing = server.assistants.get(assistant_id)
         if existing is not None:
             if body.get("if_exists") == "do_nothing":

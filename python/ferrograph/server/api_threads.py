@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from ferrograph.server.http import (
     ApiError,
+    body_id,
     json_body,
     json_response,
     page,
@@ -52,13 +53,8 @@ async def create_thread(request: Request) -> Response:
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
-    thread_id = body.get("thread_id")
+    thread_id = body_id(body, "thread_id", "thread")
     if thread_id is not None:
-        from ferrograph.server.wire import parse_uuid
-
-        thread_id = parse_uuid(thread_id)
-        if thread_id is None:
-            raise ApiError(422, "Invalid thread ID: must be a UUID")
         existing = server.threads.get(thread_id)
         if existing is not None:
             if body.get("if_exists") == "do_nothing":

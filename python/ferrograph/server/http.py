@@ -46,7 +46,17 @@ async def json_body(request: Request) -> dict[str, Any]:
 
 def path_id(request: Request, name: str, label: str) -> str:
     """A UUID from the path; anything else is LangGraph's 422."""
-    found = parse_uuid(request.path_params[name])
+    return _uuid(request.path_params[name], label)
+
+
+def body_id(body: dict[str, Any], field: str, label: str) -> str | None:
+    """A UUID the body may give (None when it gives none); anything else is LangGraph's 422."""
+    value = body.get(field)
+    return None if value is None else _uuid(value, label)
+
+
+def _uuid(value: Any, label: str) -> str:
+    found = parse_uuid(value)
     if found is None:
         raise ApiError(422, f"Invalid {label} ID: must be a UUID")
     return found
