@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import itertools
 import operator
@@ -730,6 +731,9 @@ def targets(scenarios: list[Scenario], rss: dict[str, dict[str, float]]) -> list
     if have("ainvoke_10000", "ferrograph"):
         got = med["ainvoke_10000"]["ferrograph"]
         rows.append(("`ainvoke_10000` < 0.5 s", fmt(got), got < 0.5))
+    import openai_rows  # beside this file, as persistence.py
+
+    rows += openai_rows.target_rows(med, per)
     if "msgs_all_256" in rss and {"ferrograph", "nograph"} <= rss["msgs_all_256"].keys():
         extra = rss["msgs_all_256"]["ferrograph"] - rss["msgs_all_256"]["nograph"]
         rows.append(("peak RSS at 256 branches within 5 MiB of nograph",
@@ -875,6 +879,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print, don't write a file")
     args = parser.parse_args(argv)
     sys.modules.setdefault("compare", sys.modules[__name__])  # one module for persistence.py
+    import openai_rows
     import persistence
 
     only = [n for arg in args.only or () for n in arg.split(",") if n] or None
@@ -885,11 +890,16 @@ def main(argv: list[str] | None = None) -> int:
     from ferrograph.local_openai import LocalOpenAIServer
 
     wanted = [n for n in persistence.NAMES if not only or n in only]
-    with LocalOpenAIServer() as server, persistence.services(wanted) as svc:
+    wanted_models = [n for n in openai_rows.NAMES if not only or n in only]
+    with LocalOpenAIServer() as server, persistence.services(wanted) as svc, \
+            (openai_rows.model_server() if wanted_models else contextlib.nullcontext()) as url:
         scenarios += openai_scenarios(server)
         scenarios += persistence.scenarios(svc, wanted)
+        if url is not None:
+            scenarios += openai_rows.scenarios(url, wanted_models)
         if only:
-            known = {s.name for s in scenarios} | {"rss_256", *persistence.NAMES}
+            known = {s.name for s in scenarios} | {"rss_256", *persistence.NAMES,
+                                                    *openai_rows.NAMES}
             if unknown := set(only) - known:
                 parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
             scenarios = [s for s in scenarios if s.name in only]

@@ -34,6 +34,8 @@ _POEM = re.compile(r"poem about (?P<topic>.+?)[.!?]*$", re.IGNORECASE | re.DOTAL
 # A token: spaces/tabs glued to the word, contraction or punctuation mark that follows them
 # (as real BPE vocabularies do), a run of newlines on its own, or leftover spaces.
 _TOKEN = re.compile(r"[^\S\n]*(?:\w+|'(?:s|t|re|ve|m|ll|d)\b|[^\w\s])|\n+|[^\S\n]+")
+_WRITE_BATCH = 64
+"""Unpaced streams are written this many events at a time."""
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
             411: "Length Required", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -358,12 +360,39 @@ class LocalOpenAIServer:
                                "created": int(time.time()), "model": model,
                                "system_fingerprint": None})[:-1]
 
+        # Without pacing, the events are written a batch at a time (one send for many
+        # tokens): the server's cost per token stays far below any client's.
+        pending: list[bytes] = []
+
         def event(choices: str, extra: str = "") -> None:
-            _write_chunk(writer, f'data: {envelope}, "choices": [{choices}]{extra}}}\n\n')
+            pending.append(_chunk(f'data: {envelope}, "choices": [{choices}]{extra}}}\n\n'))
 
         def delta(content: str, finish: str = "null") -> str:
             return (f'{{"index": 0, "delta": {content}, "logprobs": null, '
                     f'"finish_reason": {finish}}}')
+
+        async def send() -> None:
+            writer.write(b"".join(pending))
+            pending.clear()
+            await writer.drain()
+
+        async def token(text: str) -> None:
+            if self.token_delay:
+                await send()
+                await asyncio.sleep(self.token_delay)
+            event(delta(text))
+            self.tokens_sent += 1
+            if self.token_delay or len(pending) >= _WRITE_BATCH:
+                await send()
+
+        def end(finish: str) -> None:
+            event(delta("{}", finish))
+            if usage is not None:
+                pending.append(_chunk(f'data: {envelope}, "choices": [], '
+                                      f'"usage": {json.dumps(usage)}}}\n\n'))
+            pending.append(_chunk("data: [DONE]\n\n"))
+            pending.append(b"0\r\n\r\n")  # the end of the chunked body
+            writer.write(b"".join(pending))
 
         self.open_streams += 1
         try:
@@ -373,38 +402,21 @@ class LocalOpenAIServer:
                     head = {"index": index, "id": call["id"], "type": "function",
                             "function": {"name": call["function"]["name"], "arguments": ""}}
                     event(delta(json.dumps({"tool_calls": [head]})))
-                    for token in tokenize(call["function"]["arguments"]):
-                        if self.token_delay:
-                            await asyncio.sleep(self.token_delay)
-                        part = {"index": index, "function": {"arguments": token}}
-                        event(delta(json.dumps({"tool_calls": [part]})))
-                        self.tokens_sent += 1
-                    await writer.drain()
-                event(delta("{}", '"tool_calls"'))
-                if usage is not None:
-                    _write_chunk(writer, f'data: {envelope}, "choices": [], '
-                                         f'"usage": {json.dumps(usage)}}}\n\n')
-                _write_chunk(writer, "data: [DONE]\n\n")
-                writer.write(b"0\r\n\r\n")
+                    for text in tokenize(call["function"]["arguments"]):
+                        part = {"index": index, "function": {"arguments": text}}
+                        await token(json.dumps({"tool_calls": [part]}))
+                end('"tool_calls"')
                 return keep_alive
             event(delta('{"role": "assistant", "content": "", "refusal": null}'))
-            for n, token in enumerate(tokens):
+            for n, text in enumerate(tokens):
                 if self.fail_after is not None and n >= self.fail_after:
                     # End the connection without the final chunk: the client sees the body
                     # cut short. The caller closes gracefully (no reset), so sent tokens
                     # still arrive.
+                    await send()
                     return False
-                if self.token_delay:
-                    await asyncio.sleep(self.token_delay)
-                event(delta(f'{{"content": {json.dumps(token)}}}'))
-                self.tokens_sent += 1
-                await writer.drain()
-            event(delta("{}", '"stop"'))
-            if usage is not None:
-                _write_chunk(writer, f'data: {envelope}, "choices": [], '
-                                     f'"usage": {json.dumps(usage)}}}\n\n')
-            _write_chunk(writer, "data: [DONE]\n\n")
-            writer.write(b"0\r\n\r\n")  # the end of the chunked body
+                await token(f'{{"content": {json.dumps(text)}}}')
+            end('"stop"')
             return keep_alive
         finally:
             self.open_streams -= 1
@@ -452,9 +464,31 @@ def _write_json(writer: asyncio.StreamWriter, status: int, body: dict[str, Any],
     writer.write(head.encode() + data)
 
 
-def _write_chunk(writer: asyncio.StreamWriter, text: str) -> None:
+def _chunk(text: str) -> bytes:
+    """`text` as one chunk of a chunked HTTP body."""
     data = text.encode()
-    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ferrograph.local_openai`: the server in a process of its own (for a
+    benchmark whose client must not share a GIL with it), until interrupted. Prints its
+    base URL on the first line of stdout."""
+    import argparse
+
+    args = argparse.ArgumentParser(prog="python -m ferrograph.local_openai",
+                                   description=main.__doc__)
+    args.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    args.add_argument("--token-delay", type=float, default=0.0, metavar="SECONDS")
+    options = args.parse_args(argv)
+    server = LocalOpenAIServer(port=options.port, token_delay=options.token_delay).start()
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 __all__ = [
@@ -466,3 +500,7 @@ __all__ = [
     "reply_for",
     "tokenize",
 ]
+
+
+if __name__ == "__main__":
+    main()
