@@ -12,7 +12,7 @@ so the servers are what differs. Every run is a stateless `POST /runs/stream` wi
 
 - `srv_tokens_1`: one stream of a 2,000-word reply: tokens per second through one SSE stream.
 - `srv_ttft_idle`: time to the first token event of one 100-word stream on an idle server,
-  beside the engine's own time to the first token (`graph.stream(..., stream_mode="messages")`
+  beside the engine's own time to the first token (`graph.astream(..., stream_mode="messages")`
   in this process, the same graph): the server's added latency.
 - `srv_200`: 200 concurrent streams of 100 words: total tokens per second, p50/p99 time to
   first token, and the server's peak RSS (VmHWM over the whole run, summed over its processes).
@@ -168,17 +168,21 @@ def quantile_ms(values: list[float], q: float) -> float:
 
 
 def engine_first_token(words: int) -> float:
-    """Seconds from `graph.stream` to the first token, the engine alone, in this process."""
+    """Seconds from `graph.astream` (what the server runs) to the first token, the engine
+    alone, in this process."""
     os.environ["SERVER_GRAPH_LIB"] = "ferrograph"
     sys.path.insert(0, str(GRAPHS))
     import graphs as bench_graphs  # noqa: PLC0415 - the bench graphs, on ferrograph
 
-    start = time.perf_counter()
-    stream = bench_graphs.speak.stream({"words": words}, stream_mode="messages")
-    next(iter(stream))
-    took = time.perf_counter() - start
-    stream.close()
-    return took
+    async def first() -> float:
+        start = time.perf_counter()
+        stream = bench_graphs.speak.astream({"words": words}, stream_mode="messages")
+        await anext(stream)
+        took = time.perf_counter() - start
+        await stream.aclose()
+        return took
+
+    return asyncio.run(first())
 
 
 class Bench:
