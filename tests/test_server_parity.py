@@ -324,6 +324,16 @@ BAD_REQUESTS = [
 ]
 
 
+def test_root_and_ok_health_checks(servers):
+    # `/` is LangGraph's root health check; ferrograph's web page there is only for clients
+    # asking for HTML (tests/test_server_webpage.py)
+    def scenario(url):
+        return [(r.status_code, r.json()) for r in (httpx.get(url + "/"), httpx.get(url + "/ok"))]
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+
+
 @pytest.mark.parametrize("method,path,body,compare_body", BAD_REQUESTS)
 def test_bad_requests(servers, method, path, body, compare_body):
     def scenario(url):

@@ -1,6 +1,6 @@
 """The server: a Starlette app over ferrograph's runtime, serving the graphs of a
-`langgraph.json` with the LangGraph Server API (`create_app`), and `serve`, which runs it
-with uvicorn (`ferrograph serve`). Threads and checkpoints live in one SQLite database
+`langgraph.json` with the LangGraph Server API (`create_app`) and a web page at `/`, and
+`serve`, which runs it with uvicorn (`ferrograph serve`). Threads and checkpoints live in one SQLite database
 (LangGraph's `AsyncSqliteSaver`), a file or `:memory:`."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ferrograph.server import api_assistants, api_runs, api_threads
+from ferrograph.server import api_assistants, api_runs, api_threads, page
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
 from ferrograph.server.http import ApiError, error_response
@@ -80,7 +80,7 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
                 await state.runner.close()
 
     app = Starlette(
-        routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES],
+        routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES, *page.ROUTES],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
         lifespan=lifespan)
     app.state.server = state

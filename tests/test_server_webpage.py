@@ -1,0 +1,158 @@
+"""The web page `ferrograph serve` serves at `/`: its files over HTTP, then the page itself
+driven in headless Chromium (Debian's `chromium` and `chromium-driver`, which
+scripts/ensure-services.sh installs): a filtered run whose chosen node's tokens fill its lane,
+and an interrupt answered from the page, with the thread's history listed."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from ferrograph.local_openai import reply_for
+from tests.server_support import HeldModel, ferrograph_serve
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+WAIT = 90.0
+"""Seconds the browser is given to reach a state (a deadline, never a pause)."""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with HeldModel() as model, ferrograph_serve(model, tmp_path_factory.mktemp("page")) as proc:
+        yield proc.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_root_serves_the_page_and_its_assets(server):
+    page = httpx.get(server + "/", headers={"accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert 'id="assistant"' in page.text
+    script = httpx.get(server + "/static/page.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].split(";")[0] in ("text/javascript",
+                                                             "application/javascript")
+    assert "readEvents" in script.text
+    style = httpx.get(server + "/static/page.css")
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+    assert httpx.get(server + "/static/nothing.js").status_code == 404
+
+
+def test_root_is_still_the_health_check_for_other_clients(server):
+    # LangGraph's server answers `/` as `/ok` (a load balancer's check): so do we unless the
+    # client asks for HTML
+    root = httpx.get(server + "/")
+    assert root.status_code == 200
+    assert root.json() == httpx.get(server + "/ok").json()
+
+
+def by_testid(testid):
+    return By.CSS_SELECTOR, f'[data-testid="{testid}"]'
+
+
+def text_of(driver, testid):
+    return driver.find_element(*by_testid(testid)).get_property("textContent")
+
+
+def open_page(driver, url):
+    driver.get(url + "/")
+    WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+
+
+def choose_graph(driver, graph, node):
+    """Picks `graph` and waits for its node checkboxes (`node` among them)."""
+    Select(driver.find_element(*by_testid("assistant"))).select_by_visible_text(graph)
+    WebDriverWait(driver, WAIT).until(ec.presence_of_element_located(by_testid(f"node-{node}")))
+
+
+def type_into(driver, testid, text):
+    box = driver.find_element(*by_testid(testid))
+    box.clear()
+    box.send_keys(text)
+
+
+def wait_for_status(driver, status):
+    try:
+        WebDriverWait(driver, WAIT).until(lambda d: text_of(d, "run-status") in (status, "error"))
+    except TimeoutException:
+        raise AssertionError(f"the run is {text_of(driver, 'run-status')}, not {status}; "
+                             f"log: {driver.get_log('browser')}") from None
+    assert text_of(driver, "run-status") == status, text_of(driver, "error")
+
+
+def test_chosen_nodes_tokens_fill_their_lane(server, browser):
+    open_page(browser, server)
+    choose_graph(browser, "seed", "write_poem")
+    joke_box = browser.find_element(*by_testid("node-write_joke"))
+    assert joke_box.is_selected() and browser.find_element(*by_testid("node-write_poem")).is_selected()
+    joke_box.click()
+    Select(browser.find_element(*by_testid("thread"))).select_by_value("")
+    type_into(browser, "input", '{"topic": "owls"}')
+    browser.find_element(*by_testid("send")).click()
+    wait_for_status(browser, "success")
+
+    poem = reply_for([{"role": "user", "content": "Write a short poem about owls"}])
+    assert text_of(browser, "tokens-write_poem") == poem
+    assert [lane.get_property("textContent") for lane in
+            browser.find_elements(*by_testid("tokens-write_joke"))] in ([], [""])
+    # the filter chooses what streams, not what runs: the state has the joke too
+    state = json.loads(text_of(browser, "state"))
+    assert state["poem"] == poem
+    assert state["joke"] == reply_for([{"role": "user", "content": "Write a joke about owls"}])
+
+
+def test_interrupt_answered_from_the_page(server, browser):
+    open_page(browser, server)
+    choose_graph(browser, "ask", "ask_name")
+    browser.find_element(*by_testid("new-thread")).click()
+    WebDriverWait(browser, WAIT).until(
+        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
+        .get_attribute("value") != "")
+    thread_id = Select(browser.find_element(*by_testid("thread"))).first_selected_option \
+        .get_attribute("value")
+    type_into(browser, "input", '{"count": 1}')
+    browser.find_element(*by_testid("send")).click()
+    wait_for_status(browser, "interrupted")
+
+    WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located(by_testid("interrupt")))
+    assert json.loads(text_of(browser, "interrupt-value")) == {"question": "name?", "count": 2}
+    assert json.loads(text_of(browser, "updates-first")) == {"count": 2, "log": ["first"]}
+    type_into(browser, "resume", "bob")
+    browser.find_element(*by_testid("resume-send")).click()
+    wait_for_status(browser, "success")
+
+    assert not browser.find_element(*by_testid("interrupt")).is_displayed()
+    assert json.loads(text_of(browser, "state")) == {
+        "count": 20, "log": ["first", "hello bob", "second"]}
+    # the history lists the thread's checkpoints as the API gives them, newest first
+    history = httpx.post(f"{server}/threads/{thread_id}/history", json={"limit": 100}).json()
+    items = browser.find_elements(*by_testid("checkpoint"))
+    assert [(i.get_attribute("data-step"), i.get_attribute("data-source")) for i in items] == [
+        (str(c["metadata"]["step"]), c["metadata"]["source"]) for c in history]
+    assert [c["metadata"]["step"] for c in history] == [3, 2, 1, 0, -1]
+    summaries = [i.get_property("textContent") for i in items]
+    assert summaries[2].startswith("step 1 · loop · next: ask_name · ")
+    assert summaries[0].startswith("step 3 · loop · next: (end) · ")
