@@ -134,13 +134,15 @@ def graph_env(model: HeldModel, lib: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def ferrograph_serve(model: HeldModel, where: Path, *extra: str) -> Iterator[ServerProcess]:
+def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
+                     env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
     port = free_port()
     server = ServerProcess(
         [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
          "--port", str(port), *extra],
-        graphs, graph_env(model, "ferrograph"), port, where / f"ferrograph-{port}.log")
+        graphs, {**graph_env(model, "ferrograph"), **(env or {})}, port,
+        where / f"ferrograph-{port}.log")
     try:
         yield server
     finally:
@@ -148,14 +150,16 @@ def ferrograph_serve(model: HeldModel, where: Path, *extra: str) -> Iterator[Ser
 
 
 @contextlib.contextmanager
-def langgraph_dev(model: HeldModel, where: Path) -> Iterator[ServerProcess]:
+def langgraph_dev(model: HeldModel, where: Path,
+                  env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
     port = free_port()
     cli = Path(sys.executable).with_name("langgraph")
     server = ServerProcess(
         [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port),
          "--config", "langgraph.json"],
-        graphs, graph_env(model, "langgraph"), port, where / f"langgraph-{port}.log")
+        graphs, {**graph_env(model, "langgraph"), **(env or {})}, port,
+        where / f"langgraph-{port}.log")
     try:
         yield server
     finally:
@@ -165,6 +169,13 @@ def langgraph_dev(model: HeldModel, where: Path) -> Iterator[ServerProcess]:
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+
+
+SERVER_ONLY_METADATA = frozenset({
+    "langgraph_version", "langgraph_api_version", "langgraph_plan", "langgraph_host",
+    "langgraph_api_url", "langgraph_request_id", "langgraph_auth_user_id"})
+"""Run metadata only LangGraph's server writes (its versions, plan, host, request and auth
+ids)."""
 
 
 def normalise(value: Any) -> Any:

@@ -30,10 +30,12 @@ def _server(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def assistant_by_id(server: ServerState, assistant_id: str) -> Assistant:
+def assistant_by_id(server: ServerState, assistant_id: str,
+                    missing: str | None = None) -> Assistant:
+    """The assistant; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
     assistant = server.assistants.get(assistant_id)
     if assistant is None:
-        raise ApiError(404, f"Assistant {assistant_id} not found")
+        raise ApiError(404, missing or f"Assistant {assistant_id} not found")
     return assistant
 
 
@@ -41,11 +43,11 @@ def assistant_by_id_or_graph(server: ServerState, ref: str) -> Assistant:
     """A UUID, or a graph id meaning that graph's system assistant (some routes take both)."""
     found = parse_uuid(ref)
     if found is not None:
-        return assistant_by_id(server, found)
+        return assistant_by_id(server, found, "Not Found")
     for assistant in server.assistants.values():
         if assistant.graph_id == ref:
             return assistant
-    raise ApiError(404, f"Assistant {ref} not found")
+    raise ApiError(422, "Invalid assistant ID: must be a UUID")
 
 
 async def ok(request: Request) -> Response:
@@ -86,19 +88,20 @@ def _search(server: ServerState, body: dict[str, Any]) -> list[Assistant]:
 
 
 async def search(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "AssistantSearchRequest")
     limit, offset = page(body)
     return paginated(_search(_server(request), body), limit, offset)
 
 
 async def count(request: Request) -> Response:
-    return json_response(len(_search(_server(request), await json_body(request))))
+    body = await json_body(request, "AssistantCountRequest")
+    return json_response(len(_search(_server(request), body)))
 
 
 async def get(request: Request) -> Response:
     server = _server(request)
     return json_response(assistant_by_id(
-        server, path_id(request, "assistant_id", "assistant")).to_json())
+        server, path_id(request, "assistant_id", "assistant"), "Not Found").to_json())
 
 
 async def _graph_of(request: Request, by_name: bool) -> Any:
@@ -106,7 +109,8 @@ async def _graph_of(request: Request, by_name: bool) -> Any:
     if by_name:
         assistant = assistant_by_id_or_graph(server, request.path_params["assistant_id"])
     else:
-        assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+        assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"),
+                                    "Not Found")
     served = server.graphs.get(assistant.graph_id)
     if served is None:
         raise ApiError(404, f"Graph '{assistant.graph_id}' of assistant "
@@ -188,7 +192,7 @@ def _config_and_context(config: Any, context: Any) -> tuple[dict[str, Any], dict
 
 
 async def create(request: Request) -> Response:
-    server, body = _server(request), await json_body(request)
+    server, body = _server(request), await json_body(request, "AssistantCreate")
     graph_id = body.get("graph_id")
     if graph_id not in server.graphs:
         raise _unknown_graph(server, graph_id)
@@ -213,7 +217,7 @@ async def create(request: Request) -> Response:
 async def patch(request: Request) -> Response:
     server = _server(request)
     assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
-    body = await json_body(request)
+    body = await json_body(request, "AssistantPatch")
     if "graph_id" in body:
         if body["graph_id"] not in server.graphs:
             raise _unknown_graph(server, body["graph_id"])
@@ -236,7 +240,9 @@ async def patch(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     server = _server(request)
-    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    assistant_id = path_id(request, "assistant_id", "assistant")
+    assistant = assistant_by_id(server, assistant_id,
+                                f"Assistant with ID {assistant_id} not found")
     await server.assistant_store.delete(assistant.assistant_id)
     return Response(status_code=204)
 
@@ -244,7 +250,7 @@ async def delete(request: Request) -> Response:
 async def versions(request: Request) -> Response:
     server = _server(request)
     assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
-    body = await json_body(request)
+    body = await json_body(request, "AssistantVersionsSearchRequest")
     limit, offset = page(body)
     wanted = body.get("metadata") or {}
     found = [v for v in reversed(assistant.versions or [assistant.to_json()])
@@ -255,9 +261,10 @@ async def versions(request: Request) -> Response:
 async def set_latest(request: Request) -> Response:
     server = _server(request)
     assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
-    version = (await json_body(request)).get("version")
+    version = (await json_body(request, "AssistantVersionChange")).get("version")
     if not isinstance(version, int) or not assistant.restore(version):
-        raise ApiError(404, f"Assistant {assistant.assistant_id} has no version {version!r}")
+        raise ApiError(404, f"Version {version} not found for assistant "
+                            f"{assistant.assistant_id}")
     await server.assistant_store.save(assistant)
     return json_response(assistant.to_json())
 

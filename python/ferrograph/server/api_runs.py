@@ -15,17 +15,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
-from ferrograph.server.http import ApiError, json_body, json_response, path_id
+from ferrograph.server.http import ApiError, body_id, json_body, json_response, path_id
 from ferrograph.server.storage import RUN_STATUSES, Assistant, RunRecord, Thread
-from ferrograph.server.wire import HEARTBEAT, dumps, now, parse_uuid, uuid7
+from ferrograph.server.wire import HEARTBEAT, dumps, now, parse_uuid, sse_frame, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
 
-STREAM_MODES = ("values", "messages", "messages-tuple", "updates", "events", "debug",
-                "custom", "tasks", "checkpoints")
-SUPPORTED_MODES = frozenset(STREAM_MODES) - {"events"}
-MULTITASK = ("reject", "rollback", "interrupt", "enqueue")
 HEARTBEAT_SECONDS = 5.0
 
 
@@ -35,41 +31,22 @@ def _server(request: Request) -> ServerState:
 
 # -- the request ----------------------------------------------------------------------------
 
-def _one_of(body: dict[str, Any], key: str, allowed: tuple[str, ...] | frozenset[str],
-            default: Any) -> Any:
-    value = body.get(key, default)
-    if value is not None and value not in allowed:
-        raise ApiError(422, f"{value!r} is not one of {sorted(allowed)} ({key})")
-    return value
+def _body_shape(request: Request) -> str:
+    """The run body's name in LangGraph's API: a run on a thread or stateless, and one whose
+    response follows it (stream, wait: it may say `on_disconnect`) or not."""
+    stateful = "thread_id" in request.path_params
+    follows = request.url.path.endswith(("/stream", "/wait"))
+    return (f"RunCreate{'Streaming' if follows else ''}"
+            f"{'Stateful' if stateful else 'Stateless'}")
 
 
 def _stream_modes(body: dict[str, Any]) -> list[str]:
+    """The requested modes (checked by the body's shape), once each, in order."""
     modes = body.get("stream_mode", ["values"])
-    modes = [modes] if isinstance(modes, str) else modes
-    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
-        raise ApiError(422, f"{modes!r} is not valid under any of the schemas listed in the "
-                            "'anyOf' keyword (stream_mode)")
-    for mode in modes:
-        if mode not in STREAM_MODES:
-            raise ApiError(422, f"{mode!r} is not valid under any of the schemas listed in "
-                                "the 'anyOf' keyword (stream_mode)")
-        if mode not in SUPPORTED_MODES:
-            raise ApiError(422, f"stream_mode {mode!r} is not supported by ferrograph serve")
-    return list(dict.fromkeys(modes))
+    return list(dict.fromkeys([modes] if isinstance(modes, str) else modes))
 
 
-def _breakpoints(body: dict[str, Any], key: str) -> Any:
-    value = body.get(key)
-    if value is None or value == "*":
-        return value
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ApiError(422, f"{key} must be '*' or a list of node names")
-    return value
-
-
-def _resolve_assistant(server: ServerState, ref: Any) -> Assistant:
-    if not isinstance(ref, str):
-        raise ApiError(422, '"assistant_id" is a required property')
+def _resolve_assistant(server: ServerState, ref: str) -> Assistant:
     found = parse_uuid(ref)
     if found is not None:
         assistant = server.assistants.get(found)
@@ -114,11 +91,13 @@ async def _thread_for_run(server: ServerState, request: Request, body: dict[str,
         await server.threads.save(thread)
         return thread, body.get("on_completion", "delete") != "keep"
     thread_id = parse_uuid(request.path_params["thread_id"])
-    if thread_id is None:
+    if thread_id is None:  # LangGraph's server answers each route so
+        if _body_shape(request) == "RunCreateStateful":
+            raise ApiError(422, "Invalid thread ID")
         raise ApiError(400, "badly formed hexadecimal UUID string")
     thread = server.threads.get(thread_id)
     if thread is None:
-        if _one_of(body, "if_not_exists", ("reject", "create"), "reject") != "create":
+        if body.get("if_not_exists", "reject") != "create":
             raise ApiError(404, "Thread or assistant not found.")
         thread = Thread(thread_id, at, at, at, {})
         await server.threads.save(thread)
@@ -160,24 +139,15 @@ def _run_metadata(assistant: Assistant, body: dict[str, Any]) -> dict[str, Any]:
 
 async def create_run(request: Request) -> RunTask:
     """Checks the request, then starts the run (it waits for the thread's earlier runs)."""
-    server, body = _server(request), await json_body(request)
-    assistant = _resolve_assistant(server, body.get("assistant_id"))
+    server, body = _server(request), await json_body(request, _body_shape(request))
+    assistant = _resolve_assistant(server, body["assistant_id"])
     modes = _stream_modes(body)
-    strategy = _one_of(body, "multitask_strategy", MULTITASK, "enqueue")
-    _one_of(body, "on_disconnect", ("cancel", "continue"), "continue")
-    _one_of(body, "on_completion", ("delete", "keep"), "delete")
-    _one_of(body, "durability", ("sync", "async", "exit"), None)
-    interrupt_before = _breakpoints(body, "interrupt_before")
-    interrupt_after = _breakpoints(body, "interrupt_after")
-    after_seconds = body.get("after_seconds") or 0
-    if not isinstance(after_seconds, (int, float)) or after_seconds < 0:
-        raise ApiError(422, f"{after_seconds!r} is not a valid after_seconds")
+    strategy = body.get("multitask_strategy", "enqueue")
+    interrupt_before = body.get("interrupt_before")
+    interrupt_after = body.get("interrupt_after")
+    after_seconds = max(body.get("after_seconds") or 0, 0)
     command = body.get("command")
-    if command is not None and not isinstance(command, dict):
-        raise ApiError(422, "command must be an object")
     request_config = body.get("config") or {}
-    if not isinstance(request_config, dict):
-        raise ApiError(422, "config must be an object")
     request_configurable = dict(request_config.get("configurable") or {})
     nodes = _filter(request_configurable, NODES_KEY)
     tags = _filter(request_configurable, TAGS_KEY)
@@ -286,7 +256,7 @@ async def _result_body(run: RunTask) -> AsyncIterator[bytes]:
 
 async def stream_run(request: Request) -> Response:
     run = await create_run(request)
-    body = await json_body(request)  # read again from the request's cache
+    body = await json_body(request, _body_shape(request))  # kept from create_run
     queue = run.subscribe()
     stateless = "thread_id" not in request.path_params
     base = _run_path(run, stateless)
@@ -307,18 +277,22 @@ async def wait_run(request: Request) -> Response:
                              headers={"location": f"{base}/join", "content-location": base})
 
 
-def _run_or_404(request: Request) -> RunTask:
+def _run_or_404(request: Request, missing: str = "Run not found") -> RunTask:
+    """The path's run; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
     server = _server(request)
     thread_id = path_id(request, "thread_id", "thread")
     run_id = path_id(request, "run_id", "run")
     run = server.runner.runs.get(run_id)
     if run is None or run.record.thread_id != thread_id:
-        raise ApiError(404, "Run not found")
+        raise ApiError(404, missing)
     return run
 
 
 async def get_run(request: Request) -> Response:
-    return json_response(_run_or_404(request).record.to_json())
+    thread_id = path_id(request, "thread_id", "thread")
+    if _server(request).threads.get(thread_id) is None:
+        raise ApiError(404, f"Thread with ID {thread_id} not found")
+    return json_response(_run_or_404(request, "Not Found").record.to_json())
 
 
 async def list_runs(request: Request) -> Response:
@@ -354,7 +328,16 @@ async def join_run(request: Request) -> Response:
 
 
 async def join_stream(request: Request) -> Response:
-    run = _run_or_404(request)
+    try:
+        run = _run_or_404(request)
+    except ApiError as e:
+        if e.status != 404:
+            raise
+        # LangGraph's server answers an unknown run with a stream of one `error` event
+        return StreamingResponse(
+            iter([sse_frame("error", {"error": "HTTPException",
+                                      "message": "404: Run not found"})]),
+            media_type="text/event-stream; charset=utf-8")
     raw = request.query_params.get("stream_mode") or ""
     modes: set[str] | None = None
     if raw:
@@ -375,10 +358,10 @@ async def join_stream(request: Request) -> Response:
 
 
 async def cancel_run(request: Request) -> Response:
-    run = _run_or_404(request)
+    run = _run_or_404(request, "No runs found to cancel.")
     if run.finished.is_set():
         raise ApiError(404, "No matching runs to cancel. Please verify the thread ID and run "
-                            "ID are correct, and that the runs are in a cancellable state.")
+                            "IDs are correct, and the runs haven't been deleted or completed.")
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
         raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
@@ -393,20 +376,23 @@ async def cancel_run(request: Request) -> Response:
 async def cancel_many(request: Request) -> Response:
     """`POST /runs/cancel`: the runs of a thread (all, or `run_ids`), or every run with
     `status` (`pending`, `running` or `all`)."""
-    server, body = _server(request), await json_body(request)
+    server, body = _server(request), await json_body(request, "RunsCancel")
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
-        raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
-    status = _one_of(body, "status", ("pending", "running", "all"), None)
-    if status is None and not body.get("thread_id"):
-        raise ApiError(422, "Either thread_id or status must be given")
-    run_ids = set(body.get("run_ids") or [])
+        action = "interrupt"  # as LangGraph's server takes an unknown action
+    status = body.get("status")
+    if status is not None and (body.get("thread_id") or body.get("run_ids")):
+        raise ApiError(422, "When providing a 'status', 'thread_id' and 'run_ids' must be "
+                            "omitted. The 'status' parameter cancels all runs with the given "
+                            "status, regardless of thread or run ID.")
+    thread_id = body_id(body, "thread_id", "thread")
+    run_ids = {body_id({"run_id": r}, "run_id", "run") for r in body.get("run_ids") or []}
     chosen = [r for r in server.runner.runs.values() if not r.finished.is_set()
-              and (not body.get("thread_id") or r.record.thread_id == body["thread_id"])
+              and (thread_id is None or r.record.thread_id == thread_id)
               and (not run_ids or r.record.run_id in run_ids)
               and (status in (None, "all") or r.record.status == status)]
     for run in chosen:
-        run.cancel("interrupt requested via POST /runs/cancel", rollback=action == "rollback")
+        run.cancel(f"{action} requested via POST /runs/cancel", rollback=action == "rollback")
     for run in chosen:
         await run.finished.wait()
     return Response(status_code=204)

@@ -21,7 +21,7 @@ from ferrograph.server.http import (
 )
 from ferrograph.server.state import empty_state, state_json, thread_config
 from ferrograph.server.storage import THREAD_STATUSES, Thread
-from ferrograph.server.wire import now, uuid7
+from ferrograph.server.wire import now, parse_uuid, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
@@ -33,10 +33,11 @@ def _server(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def thread_or_404(server: ServerState, thread_id: str) -> Thread:
+def thread_or_404(server: ServerState, thread_id: str, missing: str | None = None) -> Thread:
+    """The thread; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
     thread = server.threads.get(thread_id)
     if thread is None:
-        raise ApiError(404, f"Thread with ID {thread_id} not found")
+        raise ApiError(404, missing or f"Thread with ID {thread_id} not found")
     return thread
 
 
@@ -49,7 +50,7 @@ async def thread_graph(server: ServerState, thread: Thread) -> Any:
 
 
 async def create_thread(request: Request) -> Response:
-    server, body = _server(request), await json_body(request)
+    server, body = _server(request), await json_body(request, "ThreadCreate")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
@@ -75,8 +76,8 @@ async def get_thread(request: Request) -> Response:
 
 async def patch_thread(request: Request) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
-    body = await json_body(request)
+    thread = thread_or_404(server, path_id(request, "thread_id", "thread"), "Not Found")
+    body = await json_body(request, "ThreadPatch")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
@@ -97,6 +98,9 @@ async def delete_thread(request: Request) -> Response:
 
 
 def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
+    for thread_id in request_body.get("ids") or ():
+        if parse_uuid(thread_id) is None:
+            raise ApiError(400, f"Invalid thread ID {thread_id}")
     status = request_body.get("status")
     if status is not None and status not in THREAD_STATUSES:
         raise ApiError(422, f"{status!r} is not one of {list(THREAD_STATUSES)}")
@@ -111,7 +115,10 @@ def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
 
 async def copy_thread(request: Request) -> Response:
     server = _server(request)
-    source = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    source_id = parse_uuid(request.path_params["thread_id"])
+    if source_id is None:  # LangGraph's server answers this route so
+        raise ApiError(400, "badly formed hexadecimal UUID string")
+    source = thread_or_404(server, source_id)
     at = now()
     # a copy starts idle, as LangGraph's (its checkpoints hold any interrupt still open)
     copy = Thread(uuid7(), at, at, at, dict(source.metadata), "idle", source.values)
@@ -124,13 +131,14 @@ async def copy_thread(request: Request) -> Response:
 
 
 async def search_threads(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "ThreadSearchRequest")
     limit, offset = page(body)
     return paginated(_search(body, _server(request)), limit, offset)
 
 
 async def count_threads(request: Request) -> Response:
-    return json_response(len(_search(await json_body(request), _server(request))))
+    body = await json_body(request, "ThreadCountRequest")
+    return json_response(len(_search(body, _server(request))))
 
 
 async def _state(request: Request, checkpoint: dict[str, Any] | None,
@@ -152,14 +160,14 @@ async def get_state(request: Request) -> Response:
 
 
 async def post_state_checkpoint(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "ThreadStateCheckpointRequest")
     return await _state(request, body.get("checkpoint"), bool(body.get("subgraphs")))
 
 
 async def update_state(request: Request) -> Response:
     server = _server(request)
     thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
-    body = await json_body(request)
+    body = await json_body(request, "ThreadStateUpdate")
     graph = await thread_graph(server, thread)
     if graph is None:
         raise ApiError(400, f"Thread '{thread.thread_id}' has no assigned graph ID. This "
@@ -194,7 +202,7 @@ async def update_state(request: Request) -> Response:
 async def history(request: Request) -> Response:
     server = _server(request)
     thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
-    body = await json_body(request)
+    body = await json_body(request, "ThreadStateSearch")
     limit = body.get("limit", 10)
     graph = await thread_graph(server, thread)
     if graph is None:

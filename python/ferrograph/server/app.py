@@ -19,7 +19,7 @@ from starlette.responses import Response
 from ferrograph.server import api_assistants, api_runs, api_threads, page
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
-from ferrograph.server.http import ApiError, error_response
+from ferrograph.server.http import ApiError, error_response, max_body_bytes_from_env
 from ferrograph.server.storage import (
     Assistant,
     AssistantStore,
@@ -56,9 +56,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
-               graphs: dict[str, ServedGraph] | None = None) -> Starlette:
+               graphs: dict[str, ServedGraph] | None = None,
+               max_body_bytes: int | None = None) -> Starlette:
     """The ASGI app serving `config`'s graphs (or `graphs`), threads kept in `db`. Graphs
-    load here, so a broken one fails before the server listens."""
+    load here, so a broken one fails before the server listens. Request bodies over
+    `max_body_bytes` (default: `$HTTP_MAX_REQUEST_BODY_BYTES`, else 300 MiB, as LangGraph's
+    server) are refused with a 413."""
     if graphs is None:
         graphs = load_config(config).graphs
     state = ServerState(graphs, system_assistants(graphs))
@@ -84,6 +87,8 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
         lifespan=lifespan)
     app.state.server = state
+    app.state.max_body_bytes = (max_body_bytes if max_body_bytes is not None
+                                else max_body_bytes_from_env())
     return app
 
 

@@ -124,12 +124,16 @@ class EventShaper:
 
     def __init__(self, requested: list[str], subgraphs: bool) -> None:
         self.requested = set(requested)
+        self.wants_events = "events" in self.requested
+        """`events` is not a mode of the graph's stream: the run is driven by
+        `astream_events` instead (see `Runner._stream_events`)."""
         self.subgraphs = subgraphs
         self.messages: dict[str, Any] = {}
         self.last_values: Any = None
 
     def engine_modes(self) -> list[str]:
-        modes = {"messages" if m == "messages-tuple" else m for m in self.requested}
+        modes = {"messages" if m == "messages-tuple" else m for m in self.requested
+                 if m != "events"}
         modes.add("values")  # the `wait`/`join` result is the run's last values
         return sorted(modes)
 
@@ -241,11 +245,14 @@ class Runner:
                 if getattr(spec, name) is not None:
                     kwargs[name] = getattr(spec, name)
             graph_input = _command(spec.command) if spec.command else spec.input
-            stream = graph.astream(graph_input, spec.config, **kwargs)
-            async with contextlib.aclosing(stream):
-                async for item in stream:
-                    for event, data in shaper.shape(item):
-                        run.publish(event, data)
+            if shaper.wants_events:
+                await self._stream_events(run, shaper, graph, graph_input, kwargs)
+            else:
+                stream = graph.astream(graph_input, spec.config, **kwargs)
+                async with contextlib.aclosing(stream):
+                    async for item in stream:
+                        for event, data in shaper.shape(item):
+                            run.publish(event, data)
             status = "success"
             run.result = shaper.last_values if shaper.last_values is not None else {}
         except asyncio.CancelledError:
@@ -266,6 +273,25 @@ class Runner:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
             record.status = status
+
+    @staticmethod
+    async def _stream_events(run: RunTask, shaper: EventShaper, graph: Any, graph_input: Any,
+                             kwargs: dict[str, Any]) -> None:
+        """A run asked for `events`: as LangGraph's server, the graph's `astream_events`
+        (v2) drives it; the graph's own stream items (its root run's `on_chain_stream`)
+        become the other modes' events, every other event goes out whole as `events`
+        (never namespaced; those tagged `langsmith:hidden` not at all)."""
+        root = run.record.run_id
+        stream = graph.astream_events(graph_input, run.spec.config, version="v2", **kwargs)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                if "langsmith:hidden" in (event.get("tags") or ()):
+                    continue
+                if event["event"] == "on_chain_stream" and event["run_id"] == root:
+                    for name, data in shaper.shape(event["data"]["chunk"]):
+                        run.publish(name, data)
+                else:
+                    run.publish("events", event)
 
     async def _after_run(self, run: RunTask, status: str, thread: Thread, graph: Any,
                          failure: BaseException | None) -> None:
@@ -306,15 +332,17 @@ _UserInterrupt.__name__ = "UserInterrupt"
 
 
 def _command(command: dict[str, Any]) -> Any:
+    """A run's `command` as LangGraph's server makes it: `goto` a list (of node names and
+    `Send`s) or None, an `update` of `[key, value]` pairs as tuples."""
     from ferrograph.types import Command, Send
 
     goto = command.get("goto")
-    if isinstance(goto, dict):
-        goto = Send(goto["node"], goto["input"])
-    elif isinstance(goto, list):
-        goto = [Send(g["node"], g["input"]) if isinstance(g, dict) else g for g in goto]
+    if goto is not None and not isinstance(goto, list):
+        goto = [goto]
     update = command.get("update")
-    if isinstance(update, list):
+    if isinstance(update, list) and all(
+            isinstance(u, list) and len(u) == 2 and isinstance(u[0], str) for u in update):
         update = [tuple(u) for u in update]
     return Command(resume=command.get("resume"), update=update,
-                   goto=goto if goto is not None else ())
+                   goto=[g if isinstance(g, str) else Send(g["node"], g["input"])
+                         for g in goto] if goto else None)
