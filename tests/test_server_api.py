@@ -332,7 +332,7 @@ def test_cancel_many(server, model):
         first = c.runs.create(tid, "slow", input={"count": 1})
         assert model.held.wait(WAIT)
         second = c.runs.create(tid, "counter", input={"count": 1})
-        c.runs.cancel_many(thread_id=tid)
+        c.runs.cancel_many(thread_id=tid, run_ids=[first["run_id"], second["run_id"]])
     finally:
         model.release()
     assert [c.runs.get(tid, r["run_id"])["status"] for r in (first, second)] == [

@@ -16,13 +16,15 @@ from starlette.routing import Route
 
 from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
 from ferrograph.server.http import ApiError, body_id, json_body, json_response, path_id
-from ferrograph.server.storage import RUN_STATUSES, Assistant, RunRecord, Thread
+from ferrograph.server.storage import Assistant, RunRecord, Thread
 from ferrograph.server.wire import HEARTBEAT, dumps, now, parse_uuid, sse_frame, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
 
 HEARTBEAT_SECONDS = 5.0
+_NOTHING_TO_CANCEL = ("No matching runs to cancel. Please verify the thread ID and run IDs are "
+                      "correct, and the runs haven't been deleted or completed.")
 
 
 def _server(request: Request) -> ServerState:
@@ -300,9 +302,7 @@ async def list_runs(request: Request) -> Response:
     thread_id = path_id(request, "thread_id", "thread")
     if server.threads.get(thread_id) is None:
         raise ApiError(404, f"Thread with ID {thread_id} not found")
-    status = request.query_params.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise ApiError(422, f"{status!r} is not one of {list(RUN_STATUSES)}")
+    status = request.query_params.get("status")  # unknown: no run has it (LangGraph's way)
     try:
         limit = int(request.query_params.get("limit", 10))
         offset = int(request.query_params.get("offset", 0))
@@ -360,8 +360,7 @@ async def join_stream(request: Request) -> Response:
 async def cancel_run(request: Request) -> Response:
     run = _run_or_404(request, "No runs found to cancel.")
     if run.finished.is_set():
-        raise ApiError(404, "No matching runs to cancel. Please verify the thread ID and run "
-                            "IDs are correct, and the runs haven't been deleted or completed.")
+        raise ApiError(404, _NOTHING_TO_CANCEL)
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
         raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
@@ -374,8 +373,8 @@ async def cancel_run(request: Request) -> Response:
 
 
 async def cancel_many(request: Request) -> Response:
-    """`POST /runs/cancel`: the runs of a thread (all, or `run_ids`), or every run with
-    `status` (`pending`, `running` or `all`)."""
+    """`POST /runs/cancel`: a thread's runs named in `run_ids`, or every run with `status`
+    (`pending`, `running` or `all`)."""
     server, body = _server(request), await json_body(request, "RunsCancel")
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
@@ -387,10 +386,16 @@ async def cancel_many(request: Request) -> Response:
                             "status, regardless of thread or run ID.")
     thread_id = body_id(body, "thread_id", "thread")
     run_ids = {body_id({"run_id": r}, "run_id", "run") for r in body.get("run_ids") or []}
-    chosen = [r for r in server.runner.runs.values() if not r.finished.is_set()
-              and (thread_id is None or r.record.thread_id == thread_id)
-              and (not run_ids or r.record.run_id in run_ids)
-              and (status in (None, "all") or r.record.status == status)]
+    statuses = ("pending", "running") if status == "all" else (status,)
+    # as LangGraph's server: the runs named (or with the status), then those still going
+    named = [r for r in server.runner.runs.values()
+             if (r.record.status in statuses if status is not None else
+                 r.record.thread_id == thread_id and r.record.run_id in run_ids)]
+    if not named:
+        raise ApiError(404, "No runs found to cancel.")
+    chosen = [r for r in named if not r.finished.is_set()]
+    if not chosen:
+        raise ApiError(404, _NOTHING_TO_CANCEL)
     for run in chosen:
         run.cancel(f"{action} requested via POST /runs/cancel", rollback=action == "rollback")
     for run in chosen:

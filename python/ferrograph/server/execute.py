@@ -93,7 +93,7 @@ class RunTask:
             self.listeners.remove(queue)
 
     def publish(self, event: str, data: Any) -> None:
-        if self.spec.resumable:
+        if self.spec.resumable and self._kept(event):
             # ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
             # unique within a millisecond (LangGraph's in-memory server always uses 0)
             self._sequence += 1
@@ -107,6 +107,14 @@ class RunTask:
             frame = sse_frame(event, data)
         for queue in self.listeners:
             queue.put_nowait((event, frame))
+
+    def _kept(self, event: str) -> bool:
+        """Whether a resumable run stores `event` for replay: as LangGraph's server, only
+        those of the requested modes (and `metadata`), not e.g. the `error` event."""
+        mode = event.split("|", 1)[0]
+        modes = self.spec.stream_modes
+        return mode in modes or mode == "metadata" or (
+            mode == "messages" and "messages-tuple" in modes)
 
     def cancel(self, reason: str, rollback: bool = False) -> None:
         """Cancels the run's task, once (a second request finds it already cancelling)."""
