@@ -1,5 +1,6 @@
 """Running runs: one asyncio task per run, one run at a time per thread (later runs wait:
-LangGraph's `enqueue`), the graph's `astream` turned into LangGraph's server events, and the
+LangGraph's `enqueue`), the graph's `astream` (or, for `stream_mode="events"`, its
+`astream_events`) turned into LangGraph's server events, and the
 events handed to whoever listens (the creating request's stream, `join_stream`), the final
 result to whoever waits (`wait`, `join`). Cancelling a run cancels its task, which closes
 the graph's stream (the engine stops the run and cancels its nodes)."""
@@ -132,9 +133,8 @@ class EventShaper:
 
     def __init__(self, requested: list[str], subgraphs: bool) -> None:
         self.requested = set(requested)
+        # `events` is no mode of the graph's stream: `astream_events` drives such a run
         self.wants_events = "events" in self.requested
-        """`events` is not a mode of the graph's stream: the run is driven by
-        `astream_events` instead (see `Runner._stream_events`)."""
         self.subgraphs = subgraphs
         self.messages: dict[str, Any] = {}
         self.last_values: Any = None
