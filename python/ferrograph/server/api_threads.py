@@ -93,7 +93,10 @@ async def delete_thread(request: Request) -> Response:
         run.cancel("thread deleted")
         if run.task is not None:
             await run.finished.wait()
-    await server.threads.delete(thread.thread_id)
+    await server.threads.delete(thread.thread_id)  # its runs' records too, as LangGraph
+    for run_id in [r for r, run in server.runner.runs.items()
+                   if run.record.thread_id == thread.thread_id]:
+        server.runner.runs.pop(run_id)
     return Response(status_code=204)
 
 
