@@ -42,8 +42,13 @@ def thread_or_404(server: ServerState, thread_id: str, missing: str | None = Non
 
 
 async def thread_graph(server: ServerState, thread: Thread) -> Any:
-    """The graph of the thread's runs, bound to the server's saver; None before any run."""
-    served = server.graphs.get(thread.graph_id or "")
+    """The graph of the thread's runs, bound to the server's saver; None before any run.
+    Until its first run ends, the thread's metadata has no graph: as LangGraph's server, the
+    graph of a run on the thread is taken."""
+    graph_id = thread.graph_id or next(
+        (r.record.kwargs["config"]["configurable"].get("graph_id")
+         for r in server.runner.runs.values() if r.record.thread_id == thread.thread_id), "")
+    served = server.graphs.get(graph_id)
     if served is None:
         return None
     return await served.build(thread_config(thread.thread_id), server.saver)

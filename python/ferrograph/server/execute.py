@@ -273,7 +273,6 @@ class Runner:
                 record.updated_at = now()
                 await self.run_store.save(record)
         finally:
-            record.updated_at = now()
             for queue in run.listeners:
                 queue.put_nowait(END)
             run.listeners.clear()
