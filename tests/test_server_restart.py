@@ -183,3 +183,25 @@ def test_ok_answers_500_while_postgres_does_not_answer(model, tmp_path: Path):
                 500, {"ok": False, "services": {"database": "unhealthy"}})
             # as LangGraph's, `check_db=0` skips the database
             assert httpx.get(proc.url + "/ok?check_db=0", timeout=WAIT).status_code == 200
+
+
+def test_a_run_started_three_times_fails_instead_of_a_fourth(model, tmp_path):
+    db = ["--db", str(tmp_path / "serve.sqlite")]
+    model.hold()
+    with ferrograph_serve(model, tmp_path, *db) as proc:
+        c = get_sync_client(url=proc.url, api_key=None)
+        tid = c.threads.create()["thread_id"]
+        run = c.runs.create(tid, "slow", input={"count": 1})
+        assert model.held.wait(WAIT)
+    model.release()
+    with sqlite3.connect(db[1]) as conn:  # as if two restarts had each stopped it again
+        conn.execute("UPDATE ferrograph_runs SET attempt = 3")
+    with ferrograph_serve(model, tmp_path, *db) as proc:
+        c = get_sync_client(url=proc.url, api_key=None)
+        assert c.runs.get(tid, run["run_id"])["status"] == "error"
+        thread = c.threads.get(tid)
+        assert thread["status"] == "error"
+        assert thread["error"] == {
+            "error": "RuntimeError",
+            "message": f"Run {run['run_id']} exceeded max attempts (3)."}
+        assert c.runs.join(tid, run["run_id"]) == {"__error__": thread["error"]}

@@ -233,13 +233,18 @@ class Runner:
                 record.status = "pending"
                 await self.start(record, spec)
                 continue
-            logger.error("run %s not restarted: %s", record.run_id,
-                         "its graph is not served" if spec is None else
-                         f"it exceeded max attempts ({MAX_ATTEMPTS})")
+            failure = RuntimeError(
+                f"Run {record.run_id} exceeded max attempts ({MAX_ATTEMPTS})." if spec else
+                f"Run {record.run_id} was not restarted: its graph is not served.")
+            logger.error("%s", failure)
             record.status, record.updated_at = "error", now()
             await self.run_store.save(record)
+            thread = self.threads.get(record.thread_id)
+            if thread is not None:  # as LangGraph's worker fails such a run
+                thread.status, thread.error = "error", error_body(failure)
+                await self.threads.save(thread)
             run = RunTask(record, None)
-            run.result = {}
+            run.result = {"__error__": error_body(failure)}
             run.finished.set()
             self.runs[record.run_id] = run
 
