@@ -19,6 +19,7 @@ from langgraph_sdk import get_sync_client
 
 from tests.server_support import (
     BACKENDS,
+    GRAPHS,
     HeldModel,
     copy_graphs,
     ferrograph_serve,
@@ -205,3 +206,29 @@ def test_a_run_started_three_times_fails_instead_of_a_fourth(model, tmp_path):
             "error": "RuntimeError",
             "message": f"Run {run['run_id']} exceeded max attempts (3)."}
         assert c.runs.join(tid, run["run_id"]) == {"__error__": thread["error"]}
+
+
+def test_a_sqlite_file_from_before_the_migrations_is_kept(tmp_path):
+    """A file written before the schema had versions (threads and assistants tables, no
+    `ferrograph_schema`) is brought up to date, its rows kept; a second start changes
+    nothing."""
+    from starlette.testclient import TestClient
+
+    from ferrograph.server import create_app
+
+    path = str(tmp_path / "old.sqlite")
+    tid, at = "1ef4a9f2-0000-4000-8000-000000000001", "2026-01-02T03:04:05+00:00"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE ferrograph_threads (thread_id TEXT PRIMARY KEY, "
+                     "created_at TEXT, updated_at TEXT, state_updated_at TEXT, metadata TEXT, "
+                     "status TEXT, state_values TEXT, interrupts TEXT, error TEXT)")
+        conn.execute("INSERT INTO ferrograph_threads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     (tid, at, at, at, '{"kept": 1}', "idle", "null", "{}", "null"))
+    for _ in range(2):
+        with TestClient(create_app(GRAPHS / "langgraph.json", path)) as c:
+            assert c.get(f"/threads/{tid}").json()["metadata"] == {"kept": 1}
+            assert c.get("/ok?check_db=1").json() == {
+                "ok": True, "services": {"database": "healthy"}}
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT version FROM ferrograph_schema ORDER BY "
+                                "version").fetchall() == [(1,), (2,)]
