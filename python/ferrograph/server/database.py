@@ -8,7 +8,6 @@ savers' own tables differ. The schema is created at start by numbered migrations
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -222,7 +221,7 @@ class PostgresDatabase(Database):
 
     @staticmethod
     def _sql(sql: str) -> str:
-        return re.sub(r"\?", "%s", sql)
+        return sql.replace("?", "%s")
 
     async def run(self, statements: list[Statement]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
