@@ -353,7 +353,7 @@ def test_root_and_ok_health_checks(servers, request):
     if request.node.callspec.params["servers"] == "postgres":
         # on PostgreSQL ours asks the database by default (`check_db=1`, LangGraph's
         # parameter), which `langgraph dev` has none of: the answer says so
-        theirs = [(status, {**body, "services": {"database": "healthy"}})
+        theirs = [[status, {**body, "services": {"database": "healthy"}}]
                   for status, body in theirs]
     assert ours == theirs
 
