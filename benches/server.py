@@ -14,6 +14,8 @@ so the servers are what differs. Every run is a stateless `POST /runs/stream` wi
 - `srv_ttft_idle`: time to the first token event of one 100-word stream on an idle server,
   beside the engine's own time to the first token (`graph.astream(..., stream_mode="messages")`
   in this process, the same graph): the server's added latency.
+  (`langgraph dev`'s in-memory queue looks for new runs every 0.5 s while idle,
+  `langgraph_runtime_inmem.ops.Runs.next`: most of its time to first token is that wait.)
 - `srv_200`: 200 concurrent streams of 100 words: total tokens per second, p50/p99 time to
   first token, and the server's peak RSS (VmHWM over the whole run, summed over its processes).
   `langgraph dev` gets `N_JOBS_PER_WORKER=200` so it runs all 200 at once too (its default: 10).
