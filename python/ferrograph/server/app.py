@@ -1,6 +1,7 @@
 """The server: a Starlette app over ferrograph's runtime, serving the graphs of a
-`langgraph.json` with the LangGraph Server API (`create_app`) and a web page at `/`, and
-`serve`, which runs it with uvicorn (`ferrograph serve`). Threads and checkpoints live in one SQLite database
+`langgraph.json` with the LangGraph Server API (`create_app`), behind the config's custom
+auth if it has one, and a web page at `/`, and `serve`, which runs it with uvicorn
+(`ferrograph serve`). Threads and checkpoints live in one SQLite database
 (LangGraph's `AsyncSqliteSaver`), a file or `:memory:`."""
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ferrograph.server import api_assistants, api_runs, api_threads, page
+from ferrograph.server.auth import AuthMiddleware, ServerAuth
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
 from ferrograph.server.http import ApiError, error_response
@@ -36,6 +39,8 @@ class ServerState:
     system: dict[str, Assistant]
     """The graphs' system assistants."""
     saver: Any = None
+    auth: ServerAuth | None = None
+    """The config's custom auth (`auth`), None without one."""
     assistant_store: AssistantStore = field(init=False)
     threads: ThreadStore = field(init=False)
     runner: Runner = field(init=False)
@@ -47,21 +52,23 @@ class ServerState:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.detail)
+    return error_response(exc.status, exc.detail, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail)
+    return error_response(exc.status_code, exc.detail, exc.headers)
 
 
 def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
                graphs: dict[str, ServedGraph] | None = None) -> Starlette:
     """The ASGI app serving `config`'s graphs (or `graphs`), threads kept in `db`. Graphs
     load here, so a broken one fails before the server listens."""
+    auth = None
     if graphs is None:
-        graphs = load_config(config).graphs
-    state = ServerState(graphs, system_assistants(graphs))
+        loaded = load_config(config)
+        graphs, auth = loaded.graphs, loaded.auth
+    state = ServerState(graphs, system_assistants(graphs), auth=auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,6 +89,7 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
     app = Starlette(
         routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES, *page.ROUTES],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        middleware=[Middleware(AuthMiddleware, auth=auth)] if auth is not None else [],
         lifespan=lifespan)
     app.state.server = state
     return app
