@@ -427,12 +427,13 @@ async def join_run(request: Request) -> Response:
 
 
 async def join_stream(request: Request) -> Response:
+    tid, rid = path_id(request, "thread_id", "thread"), path_id(request, "run_id", "run")
+    base = f"/threads/{tid}/runs/{rid}"
     try:
         await _thread_allows(request, "read", ApiError(404, "Thread not found"))
     except ApiError as e:  # LangGraph's stream starts, then reports it
-        if e.status != 404:
-            raise
-        return _error_stream(f"404: {e.detail}")
+        return _error_stream(f"{e.status}: {e.detail}",
+                             {"location": f"{base}/stream", "content-location": base})
     run = _run_or_404(request)
     raw = request.query_params.get("stream_mode") or ""
     modes: set[str] | None = None
@@ -447,7 +448,6 @@ async def join_stream(request: Request) -> Response:
         modes.add("metadata")
     cancel = request.query_params.get("cancel_on_disconnect", "false").lower() in (
         "true", "1", "yes")
-    base = _run_path(run, False)
     last_event_id = request.headers.get("last-event-id")
     return _sse_response(run, run.subscribe(last_event_id), cancel,
                          {"location": f"{base}/stream", "content-location": base}, modes)
@@ -511,7 +511,7 @@ def _thread_matches(server: ServerState, thread_id: str, filters: dict[str, Any]
     return not filters or (thread is not None and matches(thread.metadata, filters))
 
 
-def _error_stream(message: str) -> Response:
+def _error_stream(message: str, headers: dict[str, str]) -> Response:
     """An event stream holding one `error` event (how LangGraph reports a failure found
     once the stream has begun)."""
     async def frames() -> AsyncIterator[bytes]:
@@ -519,7 +519,7 @@ def _error_stream(message: str) -> Response:
 
     return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8",
                              headers={"cache-control": "no-store", "x-accel-buffering": "no",
-                                      "connection": "keep-alive"})
+                                      "connection": "keep-alive", **headers})
 
 
 async def delete_run(request: Request) -> Response:
