@@ -282,6 +282,39 @@ def test_async_client(servers):
     assert theirs["refused"][0] == 404 and theirs["found"] == []
 
 
+def _answer(response: httpx.Response) -> tuple[int, Any]:
+    json_body = response.headers.get("content-type", "").startswith("application/json")
+    return response.status_code, response.json() if json_body else response.text
+
+
+def test_users_in_every_form_and_failing_handlers(servers):
+    def scenario(url):
+        out = {}
+        for token in ("token-dave", "token-erin", "token-nobody", "token-teapot",
+                      "token-broken"):
+            headers = {"Authorization": f"Bearer {token}"}
+            created = httpx.post(url + "/threads", json={"metadata": {"m": 1}},
+                                 headers=headers, timeout=30)
+            status, body = _answer(created)
+            out[token] = {"create": (status, body["metadata"] if status == 200 else body)}
+            if status != 200:
+                continue
+            run = httpx.post(url + f"/threads/{body['thread_id']}/runs/wait", headers=headers,
+                             json={"assistant_id": "whoami", "input": {"count": 1}},
+                             timeout=WAIT)
+            status, result = _answer(run)
+            out[token]["run"] = (status, json.loads(result["log"][0]) if status == 200
+                                 else result, run.headers.get("retry-after"))
+        return out
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+    assert theirs["token-dave"]["run"] == [429, {"detail": "no runs left"}, "60"]
+    assert theirs["token-erin"]["create"] == [200, {"m": 1, "owner": "erin"}]
+    assert theirs["token-nobody"]["create"][0] == theirs["token-broken"]["create"][0] == 400
+    assert theirs["token-teapot"]["create"] == [500, "Internal Server Error"]
+
+
 # -- ferrograph on its own ------------------------------------------------------------------
 
 @pytest.mark.parametrize("auth_file,spec,expected", [

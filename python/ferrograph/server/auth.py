@@ -192,7 +192,9 @@ class ServerAuth:
 
     async def authenticate(self, scope: Scope) -> tuple[BaseUser, list[str]]:
         """The request's user and permissions; `AuthRefused` when the handler refuses it
-        (its 401 or 403 as given; any other refusal is the server's 500, as LangGraph's)."""
+        (its 401 or 403 as given; a `ValueError`, its own or for a user without identity,
+        is a 400; any other `Auth.exceptions.HTTPException` is the server's 500, as
+        LangGraph's)."""
         handler = self.auth._authenticate_handler
         kwargs = self._arguments(scope)
         try:
@@ -210,6 +212,8 @@ class ServerAuth:
         except AuthenticationError as e:
             raise AuthRefused(401 if getattr(e, "status_code", None) == 401 else 403,
                               str(e)) from None
+        except ValueError as e:  # LangGraph's server answers any ValueError so
+            raise AuthRefused(400, str(e)) from None
 
     def _arguments(self, scope: Scope) -> dict[str, Any]:
         """The request's parts the handler asked for, by parameter name."""
@@ -241,7 +245,8 @@ class ServerAuth:
                         action: str, value: dict[str, Any]) -> dict[str, Any] | None:
         """Runs the handler for `resource`/`action` on `value` (which it may change): None
         to allow, a filter dict to allow only what matches it; `ApiError` 403 when it
-        returns False or asserts, its own status when it raises `HTTPException`."""
+        returns False or asserts, 400 when it raises `ValueError`, its own status when it
+        raises `HTTPException`."""
         handler = self.handler(resource, action)
         if handler is None:
             return None
@@ -254,6 +259,8 @@ class ServerAuth:
                            dict(e.headers) if e.headers else None) from None
         except AssertionError as e:
             raise ApiError(403, str(e)) from None
+        except ValueError as e:  # LangGraph's server answers any ValueError so
+            raise ApiError(400, str(e)) from None
         if result is None or result is True:
             return None
         if result is False:
