@@ -387,3 +387,19 @@ def test_the_most_specific_handler_answers():
     assert chosen("threads", "delete") is threads
     assert chosen("assistants", "read") is reads
     assert chosen("assistants", "delete") is everything
+
+
+def test_paths_no_handler_covers_are_named():
+    auth = Auth()
+
+    @auth.authenticate
+    async def who(authorization: str | None) -> str:
+        return "x"
+
+    assert ServerAuth(auth, "x", set()).uncovered() == []  # authentication only
+
+    @auth.on.threads
+    async def threads(ctx, value): ...
+
+    assert ServerAuth(auth, "x", set()).uncovered() == [
+        f"assistants.{a}" for a in ("create", "read", "update", "delete", "search")]

@@ -270,13 +270,13 @@ async def delete(request: Request) -> Response:
 async def versions(request: Request) -> Response:
     server = _server(request)
     assistant_id = path_id(request, "assistant_id", "assistant")
+    body = await json_body(request)
+    limit, offset = page(body)
     filters = await authorize(request, "assistants", "read",
                               {"assistant_id": uuid.UUID(assistant_id)})
     assistant = server.assistants.get(assistant_id)
     if assistant is None:
         raise ApiError(404, f"Assistant {assistant_id} not found")
-    body = await json_body(request)
-    limit, offset = page(body)
     wanted = body.get("metadata") or {}
     found = [v for v in reversed(assistant.versions or [assistant.to_json()])
              if all(v["metadata"].get(k) == value for k, value in wanted.items())

@@ -200,11 +200,11 @@ async def post_state_checkpoint(request: Request) -> Response:
 async def update_state(request: Request) -> Response:
     server = _server(request)
     thread_id = path_id(request, "thread_id", "thread")
+    body = await json_body(request)
     update = await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
     thread = await readable_thread(request)
     if not matches(thread.metadata, update):  # readable but not the caller's to change
         raise ApiError(403, "Forbidden")
-    body = await json_body(request)
     graph = await thread_graph(server, thread)
     if graph is None:
         raise ApiError(400, f"Thread '{thread.thread_id}' has no assigned graph ID. This "
@@ -238,8 +238,8 @@ async def update_state(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     server = _server(request)
-    thread = await readable_thread(request)
     body = await json_body(request)
+    thread = await readable_thread(request)
     limit = body.get("limit", 10)
     graph = await thread_graph(server, thread)
     if graph is None:

@@ -11,6 +11,7 @@ Nothing here imports `langgraph_sdk`: the handlers, the `AuthContext` they get a
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ OPEN_PATHS = frozenset({"/ok", "/info", "/docs", "/openapi.json"})
 AUTHENTICATE_PARAMETERS = ("request", "body", "user", "path", "method", "scopes",
                            "path_params", "query_params", "headers", "authorization", "scope")
 """What an `@auth.authenticate` handler may ask for, by parameter name (LangGraph's list)."""
+
+SERVED_ACTIONS = {"threads": ("create", "read", "update", "delete", "search", "create_run"),
+                  "assistants": ("create", "read", "update", "delete", "search")}
+"""The resources and actions the server's routes ask the `@auth.on` handlers about."""
 
 
 def load_auth(spec: Any, base: Path) -> ServerAuth | None:
@@ -57,7 +62,14 @@ def load_auth(spec: Any, base: Path) -> ServerAuth | None:
         raise GraphLoadError(f"auth: the authenticate handler {handler.__name__} of {path} "
                              f"asks for {', '.join(unknown)}; it may ask for "
                              f"{', '.join(AUTHENTICATE_PARAMETERS)}")
-    return ServerAuth(auth, path, {n for n in wanted if n in AUTHENTICATE_PARAMETERS})
+    served = ServerAuth(auth, path, {n for n in wanted if n in AUTHENTICATE_PARAMETERS})
+    uncovered = served.uncovered()
+    if uncovered:
+        logging.getLogger("ferrograph.server").warning(
+            "auth %s: no @auth.on handler covers %s: those are allowed without "
+            "authorization checks (add a global @auth.on to deny by default)", path,
+            ", ".join(uncovered))
+    return served
 
 
 class AuthUser(BaseUser):
@@ -232,6 +244,14 @@ class ServerAuth:
             "method": lambda: scope.get("method", "GET"),
         }
         return {name: parts[name]() for name in self.parameters if name in parts}
+
+    def uncovered(self) -> list[str]:
+        """The `resource.action` pairs the server asks about that no handler covers, when
+        some are covered (an `Auth` with no `@auth.on` at all only authenticates)."""
+        if not self.auth._handlers and not self.auth._global_handlers:
+            return []
+        return [f"{r}.{a}" for r, actions in SERVED_ACTIONS.items() for a in actions
+                if self.handler(r, a) is None]
 
     def handler(self, resource: str, action: str) -> Any:
         """The most specific `@auth.on` handler: resource and action, then the resource's,
