@@ -93,6 +93,7 @@ def test_missing_or_bad_token_is_refused_and_health_stays_open(servers):
                 r = httpx.request(method, url + path, json={}, headers=headers, timeout=30)
                 out[f"{label} {method} {path}"] = (r.status_code, r.json())
         out["ok"] = httpx.get(url + "/ok", timeout=30).json()
+        out["root"] = httpx.get(url + "/", timeout=30).status_code
         out["info"] = httpx.get(url + "/info", timeout=30).status_code
         out["known user, unknown route"] = httpx.get(
             url + "/nowhere", headers={"Authorization": "Bearer token-bob"}, timeout=30

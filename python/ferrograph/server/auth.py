@@ -1,6 +1,6 @@
 """Custom auth as LangGraph's server applies it: `langgraph.json`'s `"auth": {"path":
 "./auth.py:auth"}` names a `langgraph_sdk.Auth`, loaded at start. Its `@auth.authenticate`
-handler sees each request (but `/ok` and `/info`) and names the user, or refuses it (401/403
+handler sees each request (but `OPEN_PATHS`: health, info, the web page) and names the user, or refuses it (401/403
 with LangGraph's body); its `@auth.on...` handlers see each operation on a resource
 (`authorize`), may stamp the value's metadata, deny it (403) or return a filter on the
 resources' metadata (`matches`), which hides what it does not match (404, as langgraph dev).
@@ -26,8 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ferrograph.server.graphs import GraphLoadError, import_target
 from ferrograph.server.http import ApiError, error_response
 
-OPEN_PATHS = frozenset({"/ok", "/info", "/docs", "/openapi.json"})
-"""Paths served without authentication, as LangGraph's server serves them."""
+OPEN_PATHS = frozenset({"/", "/ok", "/info", "/docs", "/openapi.json"})
+"""Paths served without authentication, as LangGraph's server serves them (`/` is its root
+health check, and ferrograph's web page)."""
+OPEN_PREFIX = "/static/"
+"""The web page's files, open as LangGraph's UI assets are (the data they show is not)."""
 
 AUTHENTICATE_PARAMETERS = ("request", "body", "user", "path", "method", "scopes",
                            "path_params", "query_params", "headers", "authorization", "scope")
@@ -301,7 +304,8 @@ class AuthMiddleware:
         self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or \
+                scope["path"].startswith(OPEN_PREFIX):
             await self.app(scope, receive, send)
             return
         try:
