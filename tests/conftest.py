@@ -10,7 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from tests import parity
+from tests.server_support import HeldModel, ferrograph_serve, langgraph_dev
 from tests.services import PostgresServer
+
+PAIR_MAX_BODY_BYTES = 64 * 1024
+"""The body limit both servers of `server_pair` are given (LangGraph's variable), small
+enough to test the 413 with a body the loopback socket takes whole."""
 
 
 @pytest.fixture
@@ -34,3 +39,17 @@ def postgres_url() -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def server_pair(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """{"ferrograph": url, "langgraph": url}: `ferrograph serve` and `langgraph dev` serving
+    tests/server_graphs, both with `HTTP_MAX_REQUEST_BODY_BYTES=PAIR_MAX_BODY_BYTES`; shared
+    by the parity modules that do not need servers of their own."""
+    env = {"HTTP_MAX_REQUEST_BODY_BYTES": str(PAIR_MAX_BODY_BYTES)}
+    with HeldModel() as model:
+        fg_dir = tmp_path_factory.mktemp("pair-ferrograph")
+        lg_dir = tmp_path_factory.mktemp("pair-langgraph")
+        with ferrograph_serve(model, fg_dir, env=env) as fg, \
+                langgraph_dev(model, lg_dir, env=env) as lg:
+            yield {"ferrograph": fg.url, "langgraph": lg.url}

@@ -135,6 +135,7 @@ def graph_env(model: HeldModel, lib: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
+                     env: dict[str, str] | None = None,
                      config: str = "langgraph.json") -> Iterator[ServerProcess]:
     """`ferrograph serve` of `config` (a file of tests/server_graphs)."""
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
@@ -142,7 +143,8 @@ def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
     server = ServerProcess(
         [sys.executable, "-m", "ferrograph", "serve", "--config", config,
          "--port", str(port), *extra],
-        graphs, graph_env(model, "ferrograph"), port, where / f"ferrograph-{port}.log")
+        graphs, {**graph_env(model, "ferrograph"), **(env or {})}, port,
+        where / f"ferrograph-{port}.log")
     try:
         yield server
     finally:
@@ -150,8 +152,8 @@ def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
 
 
 @contextlib.contextmanager
-def langgraph_dev(model: HeldModel, where: Path, config: str = "langgraph.json"
-                  ) -> Iterator[ServerProcess]:
+def langgraph_dev(model: HeldModel, where: Path, env: dict[str, str] | None = None,
+                  config: str = "langgraph.json") -> Iterator[ServerProcess]:
     """`langgraph dev` of `config` (a file of tests/server_graphs)."""
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
     port = free_port()
@@ -159,7 +161,8 @@ def langgraph_dev(model: HeldModel, where: Path, config: str = "langgraph.json"
     server = ServerProcess(
         [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port),
          "--config", config],
-        graphs, graph_env(model, "langgraph"), port, where / f"langgraph-{port}.log")
+        graphs, {**graph_env(model, "langgraph"), **(env or {})}, port,
+        where / f"langgraph-{port}.log")
     try:
         yield server
     finally:
@@ -169,6 +172,13 @@ def langgraph_dev(model: HeldModel, where: Path, config: str = "langgraph.json"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$")
+
+
+SERVER_ONLY_METADATA = frozenset({
+    "langgraph_version", "langgraph_api_version", "langgraph_plan", "langgraph_host",
+    "langgraph_api_url", "langgraph_request_id", "langgraph_auth_user_id"})
+"""Run metadata only LangGraph's server writes (its versions, plan, host, request and auth
+ids)."""
 
 
 def normalise(value: Any) -> Any:

@@ -78,6 +78,25 @@ def test_node_filter_keeps_the_chosen_nodes_tokens_and_pushes_down(server, model
     assert set(c.threads.get_state(tid)["values"]) == {"topic", "joke", "poem"}
 
 
+def test_node_filter_pushes_down_under_stream_mode_events(server, model):
+    """`events` runs the graph through `astream_events`; the node filter still chooses the
+    events (the chosen node's and the graph's) and keeps the other node's model from
+    streaming at all."""
+    c = client(server)
+    before = len(model.server.requests)
+    parts = list(c.runs.stream(None, "seed", input={"topic": "moles"},
+                               stream_mode=["events", "messages-tuple"],
+                               config={"configurable": {"ferrograph_nodes": ["write_poem"]}}))
+    events = [p.data for p in parts if p.event == "events"]
+    assert {e["metadata"].get("langgraph_node") for e in events} == {None, "write_poem"}
+    assert "moles" in "".join(e["data"]["chunk"]["content"] for e in events
+                              if e["event"] == "on_chat_model_stream")
+    assert set(tokens_by_node(parts)) == {"write_poem"}
+    asked = {("joke" if "joke" in r.messages[-1]["content"] else "poem"): r.stream
+             for r in model.server.requests[before:]}
+    assert asked == {"joke": False, "poem": True}
+
+
 def test_unknown_node_in_the_filter_is_422(server):
     response = httpx.post(server + "/runs/stream", json={
         "assistant_id": "seed", "input": {"topic": "x"},
@@ -332,7 +351,7 @@ def test_cancel_many(server, model):
         first = c.runs.create(tid, "slow", input={"count": 1})
         assert model.held.wait(WAIT)
         second = c.runs.create(tid, "counter", input={"count": 1})
-        c.runs.cancel_many(thread_id=tid)
+        c.runs.cancel_many(thread_id=tid, run_ids=[first["run_id"], second["run_id"]])
     finally:
         model.release()
     assert [c.runs.get(tid, r["run_id"])["status"] for r in (first, second)] == [

@@ -49,7 +49,7 @@ def model():
 def servers(model, tmp_path_factory):
     """{"ferrograph": url, "langgraph": url}, both serving the auth config."""
     with ferrograph_serve(model, tmp_path_factory.mktemp("ferrograph"), config=CONFIG) as fg, \
-            langgraph_dev(model, tmp_path_factory.mktemp("langgraph"), CONFIG) as lg:
+            langgraph_dev(model, tmp_path_factory.mktemp("langgraph"), config=CONFIG) as lg:
         yield {"ferrograph": fg.url, "langgraph": lg.url}
 
 

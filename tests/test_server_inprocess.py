@@ -100,3 +100,46 @@ def test_a_client_gone_leaves_no_task_and_shutdown_ends_runs(model):
     model.release()
     run2_task = state.runner.runs[run2["run_id"]]
     assert run2_task.task.done() and run2_task.record.status == "interrupted"
+
+
+def _open_streams(state) -> int:
+    """Listeners still subscribed to any run (each open SSE response holds one)."""
+    return sum(len(run.listeners) for run in state.runner.runs.values())
+
+
+@pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
+@pytest.mark.parametrize("stream_mode", [["values"], ["events", "updates"]])
+def test_a_client_gone_mid_stream_leaves_no_task_thread_or_listener(model, on_disconnect,
+                                                                     stream_mode):
+    app = create_app(GRAPHS / "langgraph.json")
+    with InProcessServer(app) as server:
+        state = app.state.server
+        tid = httpx.post(server.url + "/threads", json={}).json()["thread_id"]
+        # a first run starts what stays for the server's life (worker threads, clients)
+        assert httpx.post(f"{server.url}/threads/{tid}/runs/wait", timeout=WAIT, json={
+            "assistant_id": "slow", "input": {"count": 0}}).status_code == 200
+        tasks = server.call(lambda: len(asyncio.all_tasks()))
+        threads = threading.active_count()
+        model.hold()
+        body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": stream_mode,
+                "on_disconnect": on_disconnect}
+        with httpx.stream("POST", f"{server.url}/threads/{tid}/runs/stream", json=body,
+                          timeout=WAIT) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: metadata"
+            run_id = json.loads(next(lines)[len("data: "):])["run_id"]
+            assert model.held.wait(WAIT)
+        run = state.runner.runs[run_id]
+        # the response's generator ended with the connection: it let go of the run
+        _until(lambda: server.call(lambda: _open_streams(state)) == 0, "a listener left")
+        if on_disconnect == "continue":
+            assert server.call(lambda: run.record.status) == "running"
+        model.release()
+        _until(lambda: server.call(lambda: run.task.done()), "the run's task still going")
+        assert run.record.status == ("interrupted" if on_disconnect == "cancel" else "success")
+        _until(lambda: server.call(lambda: len(asyncio.all_tasks())) <= tasks,
+               "tasks left behind")
+        _until(lambda: threading.active_count() <= threads, "threads left behind")
+        # and the server still serves runs
+        assert httpx.post(f"{server.url}/threads/{tid}/runs/wait", timeout=WAIT, json={
+            "assistant_id": "counter", "input": {"count": 1}}).json()["count"] == 20

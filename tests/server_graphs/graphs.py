@@ -131,6 +131,18 @@ nested = (
 )
 
 
+failing_child = StateGraph(CountState).add_node(explode).add_edge(START, "explode").compile()
+
+nested_boom = (
+    StateGraph(CountState)
+    .add_node(first)
+    .add_node("child", failing_child)
+    .add_edge(START, "first")
+    .add_edge("first", "child")
+    .compile()
+)
+
+
 def make_counter(config: dict[str, Any]) -> Any:
     """A factory taking the run's config, as `langgraph.json` allows."""
     return counter

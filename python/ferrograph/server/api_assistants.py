@@ -36,8 +36,8 @@ def _server(request: Request) -> ServerState:
 async def allowed_assistant(request: Request, assistant_id: str, action: str,
                             missing: str | None = None, **value: Any) -> Assistant:
     """The assistant, if it exists and the custom auth lets the caller `action` it (its
-    handler sees `{"assistant_id": ..., **value}`); else 404 with `missing` (by default
-    LangGraph's `Assistant <id> not found`)."""
+    handler sees `{"assistant_id": ..., **value}`); else a 404 with LangGraph's `detail`
+    for the route (`missing`; by default `Assistant <id> not found`)."""
     filters = await authorize(request, "assistants", action,
                               {"assistant_id": uuid.UUID(assistant_id), **value})
     assistant = _server(request).assistants.get(assistant_id)
@@ -54,7 +54,7 @@ def _path_assistant_id(request: Request, by_name: bool) -> str:
         for assistant in _server(request).assistants.values():
             if assistant.graph_id == ref:
                 return assistant.assistant_id
-        raise ApiError(404, f"Assistant {ref} not found")
+        raise ApiError(422, "Invalid assistant ID: must be a UUID")
     return path_id(request, "assistant_id", "assistant")
 
 
@@ -101,13 +101,14 @@ async def _search(request: Request, body: dict[str, Any], limit: int, offset: in
 
 
 async def search(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "AssistantSearchRequest")
     limit, offset = page(body)
     return paginated(await _search(request, body, limit, offset), limit, offset)
 
 
 async def count(request: Request) -> Response:
-    return json_response(len(await _search(request, await json_body(request), 0, 0)))
+    body = await json_body(request, "AssistantCountRequest")
+    return json_response(len(await _search(request, body, 0, 0)))
 
 
 async def get(request: Request) -> Response:
@@ -201,7 +202,7 @@ def _config_and_context(config: Any, context: Any) -> tuple[dict[str, Any], dict
 
 
 async def create(request: Request) -> Response:
-    server, body = _server(request), await json_body(request)
+    server, body = _server(request), await json_body(request, "AssistantCreate")
     graph_id = body.get("graph_id")
     if graph_id not in server.graphs:
         raise _unknown_graph(server, graph_id)
@@ -232,7 +233,7 @@ async def create(request: Request) -> Response:
 async def patch(request: Request) -> Response:
     server = _server(request)
     assistant_id = path_id(request, "assistant_id", "assistant")
-    body = await json_body(request)
+    body = await json_body(request, "AssistantPatch")
     metadata = dict(body.get("metadata") or {})  # the auth may stamp it
     assistant = await allowed_assistant(
         request, assistant_id, "update", graph_id=body.get("graph_id"),
@@ -270,7 +271,7 @@ async def delete(request: Request) -> Response:
 async def versions(request: Request) -> Response:
     server = _server(request)
     assistant_id = path_id(request, "assistant_id", "assistant")
-    body = await json_body(request)
+    body = await json_body(request, "AssistantVersionsSearchRequest")
     limit, offset = page(body)
     filters = await authorize(request, "assistants", "read",
                               {"assistant_id": uuid.UUID(assistant_id)})
@@ -289,10 +290,11 @@ async def versions(request: Request) -> Response:
 async def set_latest(request: Request) -> Response:
     server = _server(request)
     assistant_id = path_id(request, "assistant_id", "assistant")
-    version = (await json_body(request)).get("version")
+    version = (await json_body(request, "AssistantVersionChange")).get("version")
     assistant = await allowed_assistant(request, assistant_id, "update", version=version)
     if not isinstance(version, int) or not assistant.restore(version):
-        raise ApiError(404, f"Assistant {assistant.assistant_id} has no version {version!r}")
+        raise ApiError(404, f"Version {version} not found for assistant "
+                            f"{assistant.assistant_id}")
     await server.assistant_store.save(assistant)
     return json_response(assistant.to_json())
 

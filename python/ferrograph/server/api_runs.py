@@ -17,18 +17,16 @@ from starlette.routing import Route
 
 from ferrograph.server.auth import authorize, matches, run_user
 from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
-from ferrograph.server.http import ApiError, json_body, json_response, path_id
-from ferrograph.server.storage import RUN_STATUSES, Assistant, RunRecord, Thread
+from ferrograph.server.http import ApiError, body_id, json_body, json_response, path_id
+from ferrograph.server.storage import Assistant, RunRecord, Thread
 from ferrograph.server.wire import HEARTBEAT, dumps, now, parse_uuid, sse_frame, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
 
-STREAM_MODES = ("values", "messages", "messages-tuple", "updates", "events", "debug",
-                "custom", "tasks", "checkpoints")
-SUPPORTED_MODES = frozenset(STREAM_MODES) - {"events"}
-MULTITASK = ("reject", "rollback", "interrupt", "enqueue")
 HEARTBEAT_SECONDS = 5.0
+_NOTHING_TO_CANCEL = ("No matching runs to cancel. Please verify the thread ID and run IDs are "
+                      "correct, and the runs haven't been deleted or completed.")
 
 
 def _server(request: Request) -> ServerState:
@@ -37,41 +35,22 @@ def _server(request: Request) -> ServerState:
 
 # -- the request ----------------------------------------------------------------------------
 
-def _one_of(body: dict[str, Any], key: str, allowed: tuple[str, ...] | frozenset[str],
-            default: Any) -> Any:
-    value = body.get(key, default)
-    if value is not None and value not in allowed:
-        raise ApiError(422, f"{value!r} is not one of {sorted(allowed)} ({key})")
-    return value
+def _body_shape(request: Request) -> str:
+    """The run body's name in LangGraph's API: a run on a thread or stateless, and one whose
+    response follows it (stream, wait: it may say `on_disconnect`) or not."""
+    stateful = "thread_id" in request.path_params
+    follows = request.url.path.endswith(("/stream", "/wait"))
+    return (f"RunCreate{'Streaming' if follows else ''}"
+            f"{'Stateful' if stateful else 'Stateless'}")
 
 
 def _stream_modes(body: dict[str, Any]) -> list[str]:
+    """The requested modes (checked by the body's shape), once each, in order."""
     modes = body.get("stream_mode", ["values"])
-    modes = [modes] if isinstance(modes, str) else modes
-    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
-        raise ApiError(422, f"{modes!r} is not valid under any of the schemas listed in the "
-                            "'anyOf' keyword (stream_mode)")
-    for mode in modes:
-        if mode not in STREAM_MODES:
-            raise ApiError(422, f"{mode!r} is not valid under any of the schemas listed in "
-                                "the 'anyOf' keyword (stream_mode)")
-        if mode not in SUPPORTED_MODES:
-            raise ApiError(422, f"stream_mode {mode!r} is not supported by ferrograph serve")
-    return list(dict.fromkeys(modes))
+    return list(dict.fromkeys([modes] if isinstance(modes, str) else modes))
 
 
-def _breakpoints(body: dict[str, Any], key: str) -> Any:
-    value = body.get(key)
-    if value is None or value == "*":
-        return value
-    if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
-        raise ApiError(422, f"{key} must be '*' or a list of node names")
-    return value
-
-
-def _resolve_assistant(server: ServerState, ref: Any) -> Assistant:
-    if not isinstance(ref, str):
-        raise ApiError(422, '"assistant_id" is a required property')
+def _resolve_assistant(server: ServerState, ref: str) -> Assistant:
     found = parse_uuid(ref)
     if found is not None:
         assistant = server.assistants.get(found)
@@ -107,6 +86,18 @@ def _check_nodes(served_graph: Any, nodes: list[str]) -> None:
 
 
 _NOT_FOUND = "Thread or assistant not found."
+
+
+def _run_thread_id(request: Request) -> str:
+    """The run's thread id: the path's, or a new one for a stateless run."""
+    if "thread_id" not in request.path_params:
+        return uuid7()
+    thread_id = parse_uuid(request.path_params["thread_id"])
+    if thread_id is None:  # LangGraph's server answers each route so
+        if _body_shape(request) == "RunCreateStateful":
+            raise ApiError(422, "Invalid thread ID")
+        raise ApiError(400, "badly formed hexadecimal UUID string")
+    return thread_id
 
 
 async def _thread_for_run(server: ServerState, thread_id: str, stateless: bool,
@@ -182,24 +173,15 @@ async def _allowed_to_run(request: Request, assistant: Assistant, value: dict[st
 
 async def create_run(request: Request) -> RunTask:
     """Checks the request, then starts the run (it waits for the thread's earlier runs)."""
-    server, body = _server(request), await json_body(request)
-    assistant = _resolve_assistant(server, body.get("assistant_id"))
+    server, body = _server(request), await json_body(request, _body_shape(request))
+    assistant = _resolve_assistant(server, body["assistant_id"])
     modes = _stream_modes(body)
-    strategy = _one_of(body, "multitask_strategy", MULTITASK, "enqueue")
-    _one_of(body, "on_disconnect", ("cancel", "continue"), "continue")
-    _one_of(body, "on_completion", ("delete", "keep"), "delete")
-    _one_of(body, "durability", ("sync", "async", "exit"), None)
-    interrupt_before = _breakpoints(body, "interrupt_before")
-    interrupt_after = _breakpoints(body, "interrupt_after")
-    after_seconds = body.get("after_seconds") or 0
-    if not isinstance(after_seconds, (int, float)) or after_seconds < 0:
-        raise ApiError(422, f"{after_seconds!r} is not a valid after_seconds")
+    strategy = body.get("multitask_strategy", "enqueue")
+    interrupt_before = body.get("interrupt_before")
+    interrupt_after = body.get("interrupt_after")
+    after_seconds = max(body.get("after_seconds") or 0, 0)
     command = body.get("command")
-    if command is not None and not isinstance(command, dict):
-        raise ApiError(422, "command must be an object")
     request_config = body.get("config") or {}
-    if not isinstance(request_config, dict):
-        raise ApiError(422, "config must be an object")
     request_configurable = dict(request_config.get("configurable") or {})
     nodes = _filter(request_configurable, NODES_KEY)
     tags = _filter(request_configurable, TAGS_KEY)
@@ -209,10 +191,8 @@ async def create_run(request: Request) -> RunTask:
     if nodes:
         _check_nodes(await served.build({"configurable": {}}, None), nodes)
     stateless = "thread_id" not in request.path_params
-    thread_id = uuid7() if stateless else parse_uuid(request.path_params["thread_id"])
-    if thread_id is None:
-        raise ApiError(400, "badly formed hexadecimal UUID string")
-    if_not_exists = _one_of(body, "if_not_exists", ("reject", "create"), "reject")
+    thread_id = _run_thread_id(request)
+    if_not_exists = body.get("if_not_exists", "reject")
     temporary = stateless and body.get("on_completion", "delete") != "keep"
 
     run_id = uuid7()
@@ -329,7 +309,7 @@ async def _result_body(run: RunTask) -> AsyncIterator[bytes]:
 
 async def stream_run(request: Request) -> Response:
     run = await create_run(request)
-    body = await json_body(request)  # read again from the request's cache
+    body = await json_body(request, _body_shape(request))  # kept from create_run
     queue = run.subscribe()
     stateless = "thread_id" not in request.path_params
     base = _run_path(run, stateless)
@@ -350,13 +330,14 @@ async def wait_run(request: Request) -> Response:
                              headers={"location": f"{base}/join", "content-location": base})
 
 
-def _run_or_404(request: Request, detail: str = "Run not found") -> RunTask:
+def _run_or_404(request: Request, missing: str = "Run not found") -> RunTask:
+    """The path's run; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
     server = _server(request)
     thread_id = path_id(request, "thread_id", "thread")
     run_id = path_id(request, "run_id", "run")
     run = server.runner.runs.get(run_id)
     if run is None or run.record.thread_id != thread_id:
-        raise ApiError(404, detail)
+        raise ApiError(404, missing)
     return run
 
 
@@ -368,11 +349,16 @@ async def _thread_allows(request: Request, action: str, missing: ApiError,
     thread_id = path_id(request, "thread_id", "thread")
     filters = await authorize(request, "threads", action,
                               {"thread_id": uuid.UUID(thread_id), **(value or {})})
-    if filters:
-        thread = _server(request).threads.get(thread_id)
-        if thread is None or not matches(thread.metadata, filters):
-            raise missing
+    if filters and not _thread_matches(_server(request), thread_id, filters):
+        raise missing
     return filters
+
+
+def _thread_matches(server: ServerState, thread_id: str, filters: dict[str, Any] | None
+                    ) -> bool:
+    """Whether the thread exists and passes the auth's filter (with no filter: True)."""
+    thread = server.threads.get(thread_id)
+    return not filters or (thread is not None and matches(thread.metadata, filters))
 
 
 async def _readable_thread(request: Request) -> Thread:
@@ -397,9 +383,7 @@ async def list_runs(request: Request) -> Response:
     thread_id = thread.thread_id
     searchable = await authorize(request, "threads", "search",
                                  {"thread_id": uuid.UUID(thread_id), "metadata": {}})
-    status = request.query_params.get("status")
-    if status is not None and status not in RUN_STATUSES:
-        raise ApiError(422, f"{status!r} is not one of {list(RUN_STATUSES)}")
+    status = request.query_params.get("status")  # unknown: no run has it (LangGraph's way)
     try:
         limit = int(request.query_params.get("limit", 10))
         offset = int(request.query_params.get("offset", 0))
@@ -431,10 +415,14 @@ async def join_stream(request: Request) -> Response:
     base = f"/threads/{tid}/runs/{rid}"
     try:
         await _thread_allows(request, "read", ApiError(404, "Thread not found"))
-    except ApiError as e:  # LangGraph's stream starts, then reports it
-        return _error_stream(f"{e.status}: {e.detail}",
-                             {"location": f"{base}/stream", "content-location": base})
-    run = _run_or_404(request)
+        run = _run_or_404(request)
+    except ApiError as e:
+        # LangGraph's server starts the stream, then reports it in one `error` event
+        return StreamingResponse(
+            iter([sse_frame("error", {"error": "HTTPException",
+                                      "message": f"{e.status}: {e.detail}"})]),
+            media_type="text/event-stream; charset=utf-8",
+            headers={"location": f"{base}/stream", "content-location": base})
     raw = request.query_params.get("stream_mode") or ""
     modes: set[str] | None = None
     if raw:
@@ -448,25 +436,23 @@ async def join_stream(request: Request) -> Response:
         modes.add("metadata")
     cancel = request.query_params.get("cancel_on_disconnect", "false").lower() in (
         "true", "1", "yes")
+    base = _run_path(run, False)
     last_event_id = request.headers.get("last-event-id")
     return _sse_response(run, run.subscribe(last_event_id), cancel,
                          {"location": f"{base}/stream", "content-location": base}, modes)
 
 
-_NO_RUNS = "No runs found to cancel."
-
-
 async def cancel_run(request: Request) -> Response:
+    action = request.query_params.get("action", "interrupt")
+    await _thread_allows(request, "update", ApiError(404, "No runs found to cancel."), {
+        "action": action, "metadata": {
+            "run_ids": [uuid.UUID(path_id(request, "run_id", "run"))], "status": None}})
+    run = _run_or_404(request, "No runs found to cancel.")
+    if run.finished.is_set():
+        raise ApiError(404, _NOTHING_TO_CANCEL)
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
         raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
-    run_id = path_id(request, "run_id", "run")
-    await _thread_allows(request, "update", ApiError(404, _NO_RUNS), {
-        "action": action, "metadata": {"run_ids": [uuid.UUID(run_id)], "status": None}})
-    run = _run_or_404(request, _NO_RUNS)
-    if run.finished.is_set():
-        raise ApiError(404, "No matching runs to cancel. Please verify the thread ID and run "
-                            "ID are correct, and that the runs are in a cancellable state.")
     run.cancel(f"interrupt requested via POST /threads/{run.record.thread_id}/runs/"
                f"{run.record.run_id}/cancel", rollback=action == "rollback")
     if request.query_params.get("wait", "0").lower() in ("1", "true"):
@@ -476,56 +462,43 @@ async def cancel_run(request: Request) -> Response:
 
 
 async def cancel_many(request: Request) -> Response:
-    """`POST /runs/cancel`: the runs of a thread (all, or `run_ids`), or every run with
-    `status` (`pending`, `running` or `all`)."""
-    server, body = _server(request), await json_body(request)
+    """`POST /runs/cancel`: a thread's runs named in `run_ids`, or every run with `status`
+    (`pending`, `running` or `all`)."""
+    server, body = _server(request), await json_body(request, "RunsCancel")
     action = request.query_params.get("action", "interrupt")
     if action not in ("interrupt", "rollback"):
-        raise ApiError(422, f"{action!r} is not one of ['interrupt', 'rollback']")
-    status = _one_of(body, "status", ("pending", "running", "all"), None)
-    if status is None and not body.get("thread_id"):
-        raise ApiError(422, "Either thread_id or status must be given")
-    run_ids = set(body.get("run_ids") or [])
-    thread_id = parse_uuid(body["thread_id"]) if body.get("thread_id") else None
+        action = "interrupt"  # as LangGraph's server takes an unknown action
+    status = body.get("status")
+    if status is not None and (body.get("thread_id") or body.get("run_ids")):
+        raise ApiError(422, "When providing a 'status', 'thread_id' and 'run_ids' must be "
+                            "omitted. The 'status' parameter cancels all runs with the given "
+                            "status, regardless of thread or run ID.")
+    thread_id = body_id(body, "thread_id", "thread")
+    run_ids = {body_id({"run_id": r}, "run_id", "run") for r in body.get("run_ids") or []}
+    statuses = ("pending", "running") if status == "all" else (status,)
+    # as LangGraph's server: the runs named (or with the status), then those still going
     filters = await authorize(request, "threads", "update", {
         "thread_id": uuid.UUID(thread_id) if thread_id else None, "action": action,
-        "metadata": {"run_ids": [uuid.UUID(r) for r in run_ids if parse_uuid(r)],
-                     "status": status}})
-    chosen = [r for r in server.runner.runs.values() if not r.finished.is_set()
-              and (not body.get("thread_id") or r.record.thread_id == body["thread_id"])
-              and (not run_ids or r.record.run_id in run_ids)
-              and (status in (None, "all") or r.record.status == status)
-              and _thread_matches(server, r.record.thread_id, filters)]
-    if filters and not chosen:  # LangGraph's answer when the auth leaves it nothing
-        raise ApiError(404, _NO_RUNS)
+        "metadata": {"run_ids": [uuid.UUID(r) for r in run_ids], "status": status}})
+    named = [r for r in server.runner.runs.values()
+             if (r.record.status in statuses if status is not None else
+                 r.record.thread_id == thread_id and r.record.run_id in run_ids)
+             and _thread_matches(server, r.record.thread_id, filters)]
+    if not named:
+        raise ApiError(404, "No runs found to cancel.")
+    chosen = [r for r in named if not r.finished.is_set()]
+    if not chosen:
+        raise ApiError(404, _NOTHING_TO_CANCEL)
     for run in chosen:
-        run.cancel("interrupt requested via POST /runs/cancel", rollback=action == "rollback")
+        run.cancel(f"{action} requested via POST /runs/cancel", rollback=action == "rollback")
     for run in chosen:
         await run.finished.wait()
     return Response(status_code=204)
 
 
-def _thread_matches(server: ServerState, thread_id: str, filters: dict[str, Any] | None
-                    ) -> bool:
-    thread = server.threads.get(thread_id)
-    return not filters or (thread is not None and matches(thread.metadata, filters))
-
-
-def _error_stream(message: str, headers: dict[str, str]) -> Response:
-    """An event stream holding one `error` event (how LangGraph reports a failure found
-    once the stream has begun)."""
-    async def frames() -> AsyncIterator[bytes]:
-        yield sse_frame("error", {"error": "HTTPException", "message": message})
-
-    return StreamingResponse(frames(), media_type="text/event-stream; charset=utf-8",
-                             headers={"cache-control": "no-store", "x-accel-buffering": "no",
-                                      "connection": "keep-alive", **headers})
-
-
 async def delete_run(request: Request) -> Response:
-    run_id = path_id(request, "run_id", "run")
     await _thread_allows(request, "delete", ApiError(404, "Not Found"),
-                         {"run_id": uuid.UUID(run_id)})
+                         {"run_id": uuid.UUID(path_id(request, "run_id", "run"))})
     run = _run_or_404(request)
     if not run.finished.is_set():
         raise ApiError(409, "Run is still running: cancel it first")

@@ -26,7 +26,7 @@ from ferrograph.server.http import (
 )
 from ferrograph.server.state import empty_state, state_json, thread_config
 from ferrograph.server.storage import THREAD_STATUSES, Thread
-from ferrograph.server.wire import now, uuid7
+from ferrograph.server.wire import now, parse_uuid, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
@@ -66,7 +66,7 @@ async def thread_graph(server: ServerState, thread: Thread) -> Any:
 
 
 async def create_thread(request: Request) -> Response:
-    server, body = _server(request), await json_body(request)
+    server, body = _server(request), await json_body(request, "ThreadCreate")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
@@ -96,12 +96,12 @@ async def get_thread(request: Request) -> Response:
 async def patch_thread(request: Request) -> Response:
     server = _server(request)
     thread_id = path_id(request, "thread_id", "thread")
-    body = await json_body(request)
+    if server.threads.get(thread_id) is None:
+        raise ApiError(404, "Not Found")
+    body = await json_body(request, "ThreadPatch")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
-    if server.threads.get(thread_id) is None:
-        raise ApiError(404, "Not Found")
     thread = await allowed_thread(request, thread_id, "update", ApiError(404, "Not Found"),
                                   metadata=metadata)
     thread.metadata = {**thread.metadata, **metadata}
@@ -124,6 +124,9 @@ async def delete_thread(request: Request) -> Response:
 
 async def _search(request: Request, request_body: dict[str, Any], limit: int, offset: int
                   ) -> list[Thread]:
+    for thread_id in request_body.get("ids") or ():
+        if parse_uuid(thread_id) is None:
+            raise ApiError(400, f"Invalid thread ID {thread_id}")
     status = request_body.get("status")
     if status is not None and status not in THREAD_STATUSES:
         raise ApiError(422, f"{status!r} is not one of {list(THREAD_STATUSES)}")
@@ -144,12 +147,14 @@ async def _search(request: Request, request_body: dict[str, Any], limit: int, of
 
 async def copy_thread(request: Request) -> Response:
     server = _server(request)
-    thread_id = path_id(request, "thread_id", "thread")
+    source_id = parse_uuid(request.path_params["thread_id"])
+    if source_id is None:  # LangGraph's server answers this route so
+        raise ApiError(400, "badly formed hexadecimal UUID string")
     copy_id = uuid7()
-    read = await authorize(request, "threads", "read", {"thread_id": uuid.UUID(thread_id)})
+    read = await authorize(request, "threads", "read", {"thread_id": uuid.UUID(source_id)})
     # the caller must be allowed to create threads; where the copy is visible is not its say
     await authorize(request, "threads", "create", {"thread_id": uuid.UUID(copy_id)})
-    source = server.threads.get(thread_id)
+    source = server.threads.get(source_id)
     if source is None or not matches(source.metadata, read):
         raise ApiError(409, "Conflict")  # LangGraph's answer to a copy of no thread
     at = now()
@@ -165,13 +170,14 @@ async def copy_thread(request: Request) -> Response:
 
 
 async def search_threads(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "ThreadSearchRequest")
     limit, offset = page(body)
     return paginated(await _search(request, body, limit, offset), limit, offset)
 
 
 async def count_threads(request: Request) -> Response:
-    return json_response(len(await _search(request, await json_body(request), 0, 0)))
+    body = await json_body(request, "ThreadCountRequest")
+    return json_response(len(await _search(request, body, 0, 0)))
 
 
 async def _state(request: Request, checkpoint: dict[str, Any] | None,
@@ -193,18 +199,18 @@ async def get_state(request: Request) -> Response:
 
 
 async def post_state_checkpoint(request: Request) -> Response:
-    body = await json_body(request)
+    body = await json_body(request, "ThreadStateCheckpointRequest")
     return await _state(request, body.get("checkpoint"), bool(body.get("subgraphs")))
 
 
 async def update_state(request: Request) -> Response:
     server = _server(request)
     thread_id = path_id(request, "thread_id", "thread")
-    body = await json_body(request)
     update = await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
     thread = await readable_thread(request)
     if not matches(thread.metadata, update):  # readable but not the caller's to change
         raise ApiError(403, "Forbidden")
+    body = await json_body(request, "ThreadStateUpdate")
     graph = await thread_graph(server, thread)
     if graph is None:
         raise ApiError(400, f"Thread '{thread.thread_id}' has no assigned graph ID. This "
@@ -238,8 +244,8 @@ async def update_state(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     server = _server(request)
-    body = await json_body(request)
     thread = await readable_thread(request)
+    body = await json_body(request, "ThreadStateSearch")
     limit = body.get("limit", 10)
     graph = await thread_graph(server, thread)
     if graph is None:

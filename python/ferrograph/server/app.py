@@ -22,7 +22,7 @@ from ferrograph.server import api_assistants, api_runs, api_threads, page
 from ferrograph.server.auth import AuthMiddleware, ServerAuth
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
-from ferrograph.server.http import ApiError, error_response
+from ferrograph.server.http import ApiError, error_response, max_body_bytes_from_env
 from ferrograph.server.storage import (
     Assistant,
     AssistantStore,
@@ -61,9 +61,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
-               graphs: dict[str, ServedGraph] | None = None) -> Starlette:
+               graphs: dict[str, ServedGraph] | None = None,
+               max_body_bytes: int | None = None) -> Starlette:
     """The ASGI app serving `config`'s graphs (or `graphs`), threads kept in `db`. Graphs
-    load here, so a broken one fails before the server listens."""
+    load here, so a broken one fails before the server listens. Request bodies over
+    `max_body_bytes` (default: `$HTTP_MAX_REQUEST_BODY_BYTES`, else 300 MiB, as LangGraph's
+    server) are refused with a 413."""
     auth = None
     if graphs is None:
         loaded = load_config(config)
@@ -92,6 +95,8 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
         middleware=[Middleware(AuthMiddleware, auth=auth)] if auth is not None else [],
         lifespan=lifespan)
     app.state.server = state
+    app.state.max_body_bytes = (max_body_bytes if max_body_bytes is not None
+                                else max_body_bytes_from_env())
     return app
 
 

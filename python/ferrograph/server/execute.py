@@ -1,5 +1,6 @@
 """Running runs: one asyncio task per run, one run at a time per thread (later runs wait:
-LangGraph's `enqueue`), the graph's `astream` turned into LangGraph's server events, and the
+LangGraph's `enqueue`), the graph's `astream` (or, for `stream_mode="events"`, its
+`astream_events`) turned into LangGraph's server events, and the
 events handed to whoever listens (the creating request's stream, `join_stream`), the final
 result to whoever waits (`wait`, `join`). Cancelling a run cancels its task, which closes
 the graph's stream (the engine stops the run and cancels its nodes)."""
@@ -93,7 +94,7 @@ class RunTask:
             self.listeners.remove(queue)
 
     def publish(self, event: str, data: Any) -> None:
-        if self.spec.resumable:
+        if self.spec.resumable and self._kept(event):
             # ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
             # unique within a millisecond (LangGraph's in-memory server always uses 0)
             self._sequence += 1
@@ -107,6 +108,14 @@ class RunTask:
             frame = sse_frame(event, data)
         for queue in self.listeners:
             queue.put_nowait((event, frame))
+
+    def _kept(self, event: str) -> bool:
+        """Whether a resumable run stores `event` for replay: as LangGraph's server, only
+        those of the requested modes (and `metadata`), not e.g. the `error` event."""
+        mode = event.split("|", 1)[0]
+        modes = self.spec.stream_modes
+        return mode in modes or mode == "metadata" or (
+            mode == "messages" and "messages-tuple" in modes)
 
     def cancel(self, reason: str, rollback: bool = False) -> None:
         """Cancels the run's task, once (a second request finds it already cancelling)."""
@@ -124,12 +133,15 @@ class EventShaper:
 
     def __init__(self, requested: list[str], subgraphs: bool) -> None:
         self.requested = set(requested)
+        # `events` is no mode of the graph's stream: `astream_events` drives such a run
+        self.wants_events = "events" in self.requested
         self.subgraphs = subgraphs
         self.messages: dict[str, Any] = {}
         self.last_values: Any = None
 
     def engine_modes(self) -> list[str]:
-        modes = {"messages" if m == "messages-tuple" else m for m in self.requested}
+        modes = {"messages" if m == "messages-tuple" else m for m in self.requested
+                 if m != "events"}
         modes.add("values")  # the `wait`/`join` result is the run's last values
         return sorted(modes)
 
@@ -241,11 +253,14 @@ class Runner:
                 if getattr(spec, name) is not None:
                     kwargs[name] = getattr(spec, name)
             graph_input = _command(spec.command) if spec.command else spec.input
-            stream = graph.astream(graph_input, spec.config, **kwargs)
-            async with contextlib.aclosing(stream):
-                async for item in stream:
-                    for event, data in shaper.shape(item):
-                        run.publish(event, data)
+            if shaper.wants_events:
+                await self._stream_events(run, shaper, graph, graph_input, kwargs)
+            else:
+                stream = graph.astream(graph_input, spec.config, **kwargs)
+                async with contextlib.aclosing(stream):
+                    async for item in stream:
+                        for event, data in shaper.shape(item):
+                            run.publish(event, data)
             status = "success"
             run.result = shaper.last_values if shaper.last_values is not None else {}
         except asyncio.CancelledError:
@@ -266,6 +281,25 @@ class Runner:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
             record.status = status
+
+    @staticmethod
+    async def _stream_events(run: RunTask, shaper: EventShaper, graph: Any, graph_input: Any,
+                             kwargs: dict[str, Any]) -> None:
+        """A run asked for `events`: as LangGraph's server, the graph's `astream_events`
+        (v2) drives it; the graph's own stream items (its root run's `on_chain_stream`)
+        become the other modes' events, every other event goes out whole as `events`
+        (never namespaced; those tagged `langsmith:hidden` not at all)."""
+        root = run.record.run_id
+        stream = graph.astream_events(graph_input, run.spec.config, version="v2", **kwargs)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                if "langsmith:hidden" in (event.get("tags") or ()):
+                    continue
+                if event["event"] == "on_chain_stream" and event["run_id"] == root:
+                    for name, data in shaper.shape(event["data"]["chunk"]):
+                        run.publish(name, data)
+                else:
+                    run.publish("events", event)
 
     async def _after_run(self, run: RunTask, status: str, thread: Thread, graph: Any,
                          failure: BaseException | None) -> None:
@@ -306,15 +340,17 @@ _UserInterrupt.__name__ = "UserInterrupt"
 
 
 def _command(command: dict[str, Any]) -> Any:
+    """A run's `command` as LangGraph's server makes it: `goto` a list (of node names and
+    `Send`s) or None, an `update` of `[key, value]` pairs as tuples."""
     from ferrograph.types import Command, Send
 
     goto = command.get("goto")
-    if isinstance(goto, dict):
-        goto = Send(goto["node"], goto["input"])
-    elif isinstance(goto, list):
-        goto = [Send(g["node"], g["input"]) if isinstance(g, dict) else g for g in goto]
+    if goto is not None and not isinstance(goto, list):
+        goto = [goto]
     update = command.get("update")
-    if isinstance(update, list):
+    if isinstance(update, list) and all(
+            isinstance(u, list) and len(u) == 2 and isinstance(u[0], str) for u in update):
         update = [tuple(u) for u in update]
     return Command(resume=command.get("resume"), update=update,
-                   goto=goto if goto is not None else ())
+                   goto=[g if isinstance(g, str) else Send(g["node"], g["input"])
+                         for g in goto] if goto else None)

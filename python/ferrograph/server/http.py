@@ -3,11 +3,13 @@ LangGraph's server checks them, its `{"detail": ...}` errors, JSON responses."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ferrograph.server.bodies import BodyError, check
 from ferrograph.server.wire import dumps, loads, parse_uuid
 
 
@@ -32,17 +34,46 @@ def error_response(status: int, detail: str, headers: Any = None) -> Response:
     return json_response({"detail": detail}, status, dict(headers) if headers else None)
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is `{}`."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
+MAX_BODY_ENV = "HTTP_MAX_REQUEST_BODY_BYTES"
+"""The environment variable of the largest request body, in bytes (LangGraph's name)."""
+DEFAULT_MAX_BODY_BYTES = 300 * 1024 * 1024
+"""LangGraph's server's default: what it takes, ferrograph takes."""
+
+
+def max_body_bytes_from_env() -> int:
+    value = os.environ.get(MAX_BODY_ENV, "")
+    return int(value) if value.strip().isdigit() else DEFAULT_MAX_BODY_BYTES
+
+
+async def _raw_body(request: Request) -> bytes:
+    """The body, read once (kept on the request) and no further than the server's limit:
+    beyond it, LangGraph's 413."""
+    if not hasattr(request.state, "raw_body"):
+        limit = request.app.state.max_body_bytes
+        too_large = ApiError(413, f"Request body too large (limit: {limit} bytes)")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large  # refused before reading it
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise too_large
+        request.state.raw_body = bytes(chunks)
+    return request.state.raw_body
+
+
+async def json_body(request: Request, shape: str) -> dict[str, Any]:
+    """The body as the JSON object `shape` (see `bodies.BODIES`) describes; anything else
+    is LangGraph's 422 (an empty body is not JSON)."""
     try:
-        body = loads(raw)
+        body = loads(await _raw_body(request))
     except ValueError:
         raise ApiError(422, "Invalid JSON in request body") from None
-    if not isinstance(body, dict):
-        raise ApiError(422, f"{raw[:80].decode(errors='replace')} is not of type 'object'")
+    try:
+        check(body, shape)
+    except BodyError as e:
+        raise ApiError(422, str(e)) from None
     return body
 
 
