@@ -2,6 +2,8 @@
 subprocess on a free 127.0.0.1 port serving `tests/server_graphs` copied into a temporary
 directory (so `langgraph dev`'s state files land there), stopped with its whole process group.
 The graphs' model is the embedded local OpenAI server, whose address goes in the environment.
+`server_database` gives a server its database on either backend (a SQLite file or `:memory:`,
+or a PostgreSQL database of its own on the session's server, tests/services.py).
 
 `normalise` makes two servers' answers comparable: ids, timestamps and run-specific values
 replaced by placeholders."""
@@ -18,11 +20,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from ferrograph.local_openai import LocalOpenAIServer, reply_for
 
@@ -30,6 +34,10 @@ GRAPHS = Path(__file__).resolve().parent / "server_graphs"
 READY_TIMEOUT = 120.0
 """Seconds to wait for a server's `/ok` (`langgraph dev` is slow to start on a busy machine)."""
 SLOW_PROMPT = "Write a slow reply"
+
+
+BACKENDS = ("sqlite", "postgres")
+"""The databases `ferrograph serve` keeps its data in."""
 
 
 def free_port() -> int:
@@ -149,6 +157,36 @@ def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server at `server_url`, dropped
+    afterwards (so each test's server starts from nothing)."""
+    import psycopg
+
+    name = f"serve_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    head, _, query = server_url.partition("?")
+    url = head.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
+    try:
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextlib.contextmanager
+def server_database(request: pytest.FixtureRequest, backend: str,
+                    sqlite: str = ":memory:") -> Iterator[list[str]]:
+    """`ferrograph serve`'s arguments for an empty database of `backend`: the SQLite path
+    `sqlite`, or a database of its own on the session's PostgreSQL (`postgres_url`)."""
+    if backend == "sqlite":
+        yield ["--db", sqlite]
+        return
+    with postgres_database(request.getfixturevalue("postgres_url")) as url:
+        yield ["--database-uri", url]
 
 
 @contextlib.contextmanager

@@ -1140,3 +1140,36 @@ def test_one_checkpointer_shared_by_both_engines(order: str, candidate: Lib,
     assert mixed == expected
     assert [m["content"] for m in expected["resume 2"]["messages"]] == [
         "one", "echo: one", "approved: yes", "two", "echo: two", "approved: sure"]
+
+
+def test_the_same_run_id_re_enters_its_run(candidate: Lib, oracle: Lib) -> None:
+    """A run given the `metadata.run_id` of the thread's last checkpoint (the server retrying
+    a run after a restart) resumes from that checkpoint with its input ignored; another
+    run id with the same input starts a new run."""
+
+    def run(lib: Lib) -> Any:
+        failing = {"b": True}
+
+        def step(name: str) -> Callable[[Any], dict[str, Any]]:
+            def node(state: Any) -> dict[str, Any]:
+                if failing.get(name):
+                    raise RuntimeError(f"{name} failed")
+                return {"log": [name]}
+
+            return node
+
+        graph = (lib.StateGraph(Log)
+                 .add_sequence([("a", step("a")), ("b", step("b")), ("c", step("c"))])
+                 .add_edge(lib.START, "a")
+                 .compile(checkpointer=saver()))
+        first = {**thread("t"), "metadata": {"run_id": "run-1"}}
+        seen = {"failed": attempt(lambda: graph.invoke({"log": ["in"]}, first))}
+        failing["b"] = False
+        seen["retried"] = graph.invoke({"log": ["in"]}, first)
+        seen["other run"] = graph.invoke(
+            {"log": ["again"]}, {**thread("t"), "metadata": {"run_id": "run-2"}})
+        seen.update(snapshot_view(graph, thread("t")))
+        return seen
+
+    expected = check(run, candidate, oracle)
+    assert expected["retried"]["log"] == ["in", "a", "b", "c"]

@@ -1,7 +1,8 @@
 """`ferrograph serve` on its own: the node filter (ferrograph's extension), cancelling runs
 (the endpoint, a client that goes away, a new run on a busy thread), joins, the async client,
-threads kept in a SQLite file across restarts, and start-up errors. What LangGraph's server
-does the same way is compared with it in test_server_parity.py."""
+threads kept across restarts, and start-up errors; each on both databases (SQLite and
+PostgreSQL). What LangGraph's server does the same way is compared with it in
+test_server_parity.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
-from tests.server_support import GRAPHS, HeldModel, copy_graphs, ferrograph_serve, graph_env
+from tests.server_support import (
+    BACKENDS,
+    GRAPHS,
+    HeldModel,
+    copy_graphs,
+    ferrograph_serve,
+    graph_env,
+    server_database,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -29,9 +38,10 @@ def model():
         yield held
 
 
-@pytest.fixture(scope="module")
-def server(model, tmp_path_factory):
-    with ferrograph_serve(model, tmp_path_factory.mktemp("serve")) as proc:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, model, tmp_path_factory):
+    with server_database(request, request.param) as args, \
+            ferrograph_serve(model, tmp_path_factory.mktemp("serve"), *args) as proc:
         yield proc.url
 
 
@@ -254,26 +264,32 @@ def test_interrupt_before_and_after(server):
     assert c.threads.get_state(tid)["next"] == ["second"]
 
 
-def test_threads_persist_in_a_sqlite_file(model, tmp_path):
-    db = str(tmp_path / "threads.sqlite")
-    with ferrograph_serve(model, tmp_path, "--db", db) as proc:
-        c = client(proc.url)
-        tid = c.threads.create(metadata={"keep": True})["thread_id"]
-        c.runs.wait(tid, "ask", input={"count": 1})
-        made = c.assistants.create("counter", config={"recursion_limit": 9}, name="kept")
-        c.assistants.update(made["assistant_id"], metadata={"v": 2})
-    with ferrograph_serve(model, tmp_path, "--db", db) as proc:
-        c = client(proc.url)
-        kept = c.assistants.get(made["assistant_id"])
-        assert (kept["name"], kept["version"], kept["metadata"], kept["config"]) == (
-            "kept", 2, {"v": 2}, {"recursion_limit": 9})
-        assert [v["version"] for v in c.assistants.get_versions(made["assistant_id"])] == [2, 1]
-        thread = c.threads.get(tid)
-        assert thread["metadata"]["keep"] is True
-        assert thread["status"] == "interrupted"
-        assert c.runs.wait(tid, "ask", command={"resume": "zed"})["log"] == [
-            "first", "hello zed", "second"]
-        assert len(c.threads.get_history(tid, limit=100)) >= 5
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_runs_and_assistants_persist_across_restarts(request, backend, model, tmp_path):
+    with server_database(request, backend, str(tmp_path / "threads.sqlite")) as db:
+        with ferrograph_serve(model, tmp_path, *db) as proc:
+            c = client(proc.url)
+            tid = c.threads.create(metadata={"keep": True})["thread_id"]
+            c.runs.wait(tid, "ask", input={"count": 1})
+            [run] = c.runs.list(tid)
+            made = c.assistants.create("counter", config={"recursion_limit": 9}, name="kept")
+            c.assistants.update(made["assistant_id"], metadata={"v": 2})
+        with ferrograph_serve(model, tmp_path, *db) as proc:
+            c = client(proc.url)
+            kept = c.assistants.get(made["assistant_id"])
+            assert (kept["name"], kept["version"], kept["metadata"], kept["config"]) == (
+                "kept", 2, {"v": 2}, {"recursion_limit": 9})
+            assert [v["version"] for v in c.assistants.get_versions(
+                made["assistant_id"])] == [2, 1]
+            thread = c.threads.get(tid)
+            assert thread["metadata"]["keep"] is True
+            assert thread["status"] == "interrupted"
+            assert c.runs.get(tid, run["run_id"]) == run
+            assert c.runs.list(tid) == [run]
+            assert c.runs.wait(tid, "ask", command={"resume": "zed"})["log"] == [
+                "first", "hello zed", "second"]
+            assert len(c.threads.get_history(tid, limit=100)) >= 5
+            assert [r["status"] for r in c.runs.list(tid)] == ["success", "success"]
 
 
 def test_a_graph_that_fails_to_import_stops_the_server_with_its_name(model, tmp_path):

@@ -318,6 +318,31 @@ def test_users_in_every_form_and_failing_handlers(servers):
 
 # -- ferrograph on its own ------------------------------------------------------------------
 
+def test_a_run_restarted_by_the_next_server_keeps_its_caller(model, tmp_path):
+    """A run the server stopped (SIGTERM) runs again on the next one with the same caller in
+    its config (stored as JSON, a user again, as LangGraph's worker restores it)."""
+    db = ["--db", str(tmp_path / "serve.sqlite")]
+    model.hold()
+    try:
+        with ferrograph_serve(model, tmp_path, *db, config=CONFIG) as proc:
+            alice = user(proc.url, "alice")
+            tid = alice.threads.create()["thread_id"]
+            run = alice.runs.create(tid, "slow_whoami", input={"count": 1})
+            assert model.held.wait(WAIT)
+            proc.stop()
+        with ferrograph_serve(model, tmp_path, *db, config=CONFIG) as proc:
+            alice, bob = user(proc.url, "alice"), user(proc.url, "bob")
+            model.release()
+            assert alice.runs.join(tid, run["run_id"])["count"] == 3  # first, whoami_step
+            seen = json.loads(alice.threads.get_state(tid)["values"]["log"][-1])
+            assert outcome(bob.runs.get, tid, run["run_id"])[0] == 404
+    finally:
+        model.release()
+    assert (seen["identity"], seen["item"], seen["display_name"], seen["user_id"]) == (
+        "alice", "alice", "Alice", "alice")
+    assert seen["permissions"] == ["runs:create", "threads:delete"]
+
+
 @pytest.mark.parametrize("auth_file,spec,expected", [
     ("import no_such_auth_module\n", "./bad_auth.py:auth", "no_such_auth_module"),
     ("auth = {}\n", "./bad_auth.py:auth", "not a langgraph_sdk Auth"),

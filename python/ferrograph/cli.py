@@ -221,7 +221,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=2024, help="port (default: %(default)s)")
     s.add_argument("--db", default=":memory:", metavar="PATH|:memory:",
-                   help="SQLite file for threads and checkpoints (default: %(default)s)")
+                   help="SQLite file for assistants, threads, runs and checkpoints "
+                        "(default: %(default)s)")
+    s.add_argument("--database-uri", default=os.environ.get("DATABASE_URI") or None,
+                   metavar="postgres://...",
+                   help="keep them in PostgreSQL instead (default: $DATABASE_URI, as "
+                        "LangGraph's server; needs the `postgres` extra)")
     return top
 
 
@@ -229,13 +234,22 @@ def serve(args: argparse.Namespace) -> int:
     from ferrograph._extras import missing_extra
 
     try:
-        from ferrograph.server import GraphLoadError
+        from ferrograph.server import DatabaseError, GraphLoadError
         from ferrograph.server import serve as run_server
+        from ferrograph.server.database import is_postgres_uri, redacted
     except ImportError as exc:
         raise missing_extra("server", "ferrograph serve", exc) from exc
+    db = args.db
+    if args.database_uri:
+        if not is_postgres_uri(args.database_uri):
+            print(f"ferrograph serve: DATABASE_URI {redacted(args.database_uri)!r} is not a "
+                  "postgres:// or postgresql:// URI (a SQLite file goes in --db)",
+                  file=sys.stderr)
+            return 2
+        db = args.database_uri
     try:
-        run_server(args.config, host=args.host, port=args.port, db=args.db)
-    except GraphLoadError as e:
+        run_server(args.config, host=args.host, port=args.port, db=db)
+    except (GraphLoadError, DatabaseError) as e:
         print(f"ferrograph serve: {e}", file=sys.stderr)
         return 1
     return 0

@@ -192,3 +192,15 @@ def whoami_step(state: CountState, config: RunnableConfig) -> dict[str, Any]:
 
 
 whoami = StateGraph(CountState).add_node(whoami_step).add_edge(START, "whoami_step").compile()
+
+slow_whoami = (
+    StateGraph(CountState)
+    .add_node(first)
+    .add_node(wait_for_model)
+    .add_node(whoami_step)
+    .add_edge(START, "first")
+    .add_edge("first", "wait_for_model")
+    .add_edge("wait_for_model", "whoami_step")
+    .compile()
+)
+"""Who the caller is, asked after a model call a test can hold (across a server restart)."""

@@ -187,6 +187,10 @@ class Scratchpad:
         return None if self.persistence is None else self.persistence.take_null_resume()
 
 
+_NO_RUN_ID = object()
+"""Stands for a run without `metadata.run_id` (never equal to a saved one)."""
+
+
 class Persistence:
     """The saver's side of one run (see the module doc)."""
 
@@ -286,8 +290,14 @@ class Persistence:
             self.adopt(saved)
         else:
             rust = self.fresh_run(run.recursion_limit)
+        # A top-level run whose `metadata.run_id` is that of the saved checkpoint re-enters
+        # that run (LangGraph's server retrying a run after a restart): it resumes.
+        same_run = (self.parent is None and saved is not None
+                    and self.run_metadata.get("run_id", _NO_RUN_ID)
+                    == (saved.metadata or {}).get("run_id"))
         resuming = saved is not None and (
-            input is None or is_command or (self.parent is not None and self.parent.resumed))
+            input is None or is_command or same_run
+            or (self.parent is not None and self.parent.resumed))
         if resuming:
             time_travel = addressed and not (is_command and input.resume is not None)
             if time_travel:

@@ -5,6 +5,8 @@ auth (resource `assistants`) as LangGraph's in-memory server does."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ from ferrograph.server.wire import now, parse_uuid, uuid7
 
 if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
+
+logger = logging.getLogger("ferrograph.server")
 
 
 def _server(request: Request) -> ServerState:
@@ -59,7 +63,19 @@ def _path_assistant_id(request: Request, by_name: bool) -> str:
 
 
 async def ok(request: Request) -> Response:
-    return json_response({"ok": True, "services": {}})
+    """Health: with `check_db=1` (the default on PostgreSQL, whose server can go away) the
+    database is asked to answer within 3 s; 500 if it does not, as LangGraph's `/ok`."""
+    server = request.app.state.server
+    default = "1" if server.database.remote else "0"
+    if request.query_params.get("check_db", default) == "0":
+        return json_response({"ok": True, "services": {}})
+    try:
+        await asyncio.wait_for(server.database.ping(), 3.0)
+    except Exception:  # noqa: BLE001 - any failure is an unhealthy database
+        logger.warning("health check: %s does not answer", server.database.describe,
+                       exc_info=True)
+        return json_response({"ok": False, "services": {"database": "unhealthy"}}, status=500)
+    return json_response({"ok": True, "services": {"database": "healthy"}})
 
 
 async def info(request: Request) -> Response:

@@ -237,7 +237,7 @@ async def create_run(request: Request) -> RunTask:
               "durability": body.get("durability") or "async"}
     record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
                        kwargs, strategy)
-    return server.runner.start(record, spec)
+    return await server.runner.start(record, spec)
 
 
 def _run_path(run: RunTask, stateless: bool) -> str:
@@ -502,7 +502,7 @@ async def delete_run(request: Request) -> Response:
     run = _run_or_404(request)
     if not run.finished.is_set():
         raise ApiError(409, "Run is still running: cancel it first")
-    _server(request).runner.runs.pop(run.record.run_id, None)
+    await _server(request).runner.forget(run.record.run_id)
     return Response(status_code=204)
 
 

@@ -58,8 +58,13 @@ async def readable_thread(request: Request) -> Thread:
 
 
 async def thread_graph(server: ServerState, thread: Thread) -> Any:
-    """The graph of the thread's runs, bound to the server's saver; None before any run."""
-    served = server.graphs.get(thread.graph_id or "")
+    """The graph of the thread's runs, bound to the server's saver; None before any run.
+    Until its first run ends, the thread's metadata has no graph: as LangGraph's server, the
+    graph of a run on the thread is taken."""
+    graph_id = thread.graph_id or next(
+        (r.record.kwargs["config"]["configurable"].get("graph_id")
+         for r in server.runner.runs.values() if r.record.thread_id == thread.thread_id), "")
+    served = server.graphs.get(graph_id)
     if served is None:
         return None
     return await served.build(thread_config(thread.thread_id), server.saver)
@@ -118,7 +123,10 @@ async def delete_thread(request: Request) -> Response:
         run.cancel("thread deleted")
         if run.task is not None:
             await run.finished.wait()
-    await server.threads.delete(thread.thread_id)
+    await server.threads.delete(thread.thread_id)  # its runs' records too, as LangGraph
+    for run_id in [r for r, run in server.runner.runs.items()
+                   if run.record.thread_id == thread.thread_id]:
+        server.runner.runs.pop(run_id)
     return Response(status_code=204)
 
 

@@ -1,8 +1,9 @@
 """The server: a Starlette app over ferrograph's runtime, serving the graphs of a
 `langgraph.json` with the LangGraph Server API (`create_app`), behind the config's custom
 auth if it has one, and a web page at `/`, and `serve`, which runs it with uvicorn
-(`ferrograph serve`). Threads and checkpoints live in one SQLite database
-(LangGraph's `AsyncSqliteSaver`), a file or `:memory:`."""
+(`ferrograph serve`). Assistants, threads, runs and
+checkpoints live in one database (`database.py`): SQLite (a file or `:memory:`) or
+PostgreSQL (`DATABASE_URI`)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from starlette.responses import Response
 
 from ferrograph.server import api_assistants, api_runs, api_threads, page
 from ferrograph.server.auth import AuthMiddleware, ServerAuth
+from ferrograph.server.database import Database, database_for
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
 from ferrograph.server.http import ApiError, error_response, max_body_bytes_from_env
 from ferrograph.server.storage import (
     Assistant,
     AssistantStore,
+    RunStore,
     ThreadStore,
     system_assistants,
 )
@@ -33,11 +36,13 @@ from ferrograph.server.storage import (
 
 @dataclass
 class ServerState:
-    """What the routes share: the graphs, their assistants, the saver, threads and runs."""
+    """What the routes share: the graphs, their assistants, the database (and its saver),
+    threads and runs."""
 
     graphs: dict[str, ServedGraph]
     system: dict[str, Assistant]
     """The graphs' system assistants."""
+    database: Database
     saver: Any = None
     auth: ServerAuth | None = None
     """The config's custom auth (`auth`), None without one."""
@@ -63,31 +68,35 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
                graphs: dict[str, ServedGraph] | None = None,
                max_body_bytes: int | None = None) -> Starlette:
-    """The ASGI app serving `config`'s graphs (or `graphs`), threads kept in `db`. Graphs
-    load here, so a broken one fails before the server listens. Request bodies over
-    `max_body_bytes` (default: `$HTTP_MAX_REQUEST_BODY_BYTES`, else 300 MiB, as LangGraph's
-    server) are refused with a 413."""
+    """The ASGI app serving `config`'s graphs (or `graphs`), kept in `db`: a SQLite file,
+    `:memory:`, or a `postgres://` URI. Graphs load here, so a broken one fails before the
+    server listens. Request bodies over `max_body_bytes` (default:
+    `$HTTP_MAX_REQUEST_BODY_BYTES`, else 300 MiB, as LangGraph's server) are refused with a
+    413."""
     auth = None
     if graphs is None:
         loaded = load_config(config)
         graphs, auth = loaded.graphs, loaded.auth
-    state = ServerState(graphs, system_assistants(graphs), auth=auth)
+    state = ServerState(graphs, system_assistants(graphs), database_for(db), auth=auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from ferrograph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        async with AsyncSqliteSaver.from_conn_string(db) as saver:
-            state.saver = saver
-            state.threads = ThreadStore(saver)
+        database = state.database
+        await database.open()
+        try:
+            state.saver = database.saver
+            state.threads = ThreadStore(database)
             await state.threads.open()
-            state.assistant_store = AssistantStore(saver, state.system)
+            state.assistant_store = AssistantStore(database, state.system)
             await state.assistant_store.open()
-            state.runner = Runner(state.threads, saver)
+            state.runner = Runner(state.threads, RunStore(database), database.saver)
+            await state.runner.restore(graphs)
             try:
                 yield
             finally:
                 await state.runner.close()
+        finally:
+            await database.close()
 
     app = Starlette(
         routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES, *page.ROUTES],
@@ -102,8 +111,10 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
 
 def serve(config: str, host: str = "127.0.0.1", port: int = 2024,
           db: str = ":memory:") -> None:
-    """Runs the server until interrupted (`ferrograph serve`)."""
+    """Runs the server until interrupted (`ferrograph serve`). The database is tried first:
+    one that cannot be used raises `DatabaseError` naming it, before anything starts."""
     import uvicorn
 
     app = create_app(config, db)
+    app.state.server.database.check()
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -3,7 +3,13 @@ LangGraph's `enqueue`), the graph's `astream` (or, for `stream_mode="events"`, i
 `astream_events`) turned into LangGraph's server events, and the
 events handed to whoever listens (the creating request's stream, `join_stream`), the final
 result to whoever waits (`wait`, `join`). Cancelling a run cancels its task, which closes
-the graph's stream (the engine stops the run and cancels its nodes)."""
+the graph's stream (the engine stops the run and cancels its nodes).
+
+Run records are written to the database at each change of status. A run the server stops
+during (shutdown) goes back to `pending`, as LangGraph's worker returns a run it lost to the
+queue; the next server on the same database runs it again as its next attempt (`restore`),
+with the same `run_id`, so the graph resumes from the run's last checkpoint rather than
+re-running the nodes whose writes were saved."""
 
 from __future__ import annotations
 
@@ -14,9 +20,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferrograph.server.auth import AuthUser
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
-from ferrograph.server.storage import RunRecord, Thread, ThreadStore
+from ferrograph.server.storage import RunRecord, RunStore, Thread, ThreadStore
 from ferrograph.server.wire import error_body, event_id_key, now, sse_frame
 
 logger = logging.getLogger("ferrograph.server")
@@ -29,6 +36,9 @@ TAGS_KEY = "ferrograph_tags"
 """The run's `config.configurable` keys of ferrograph's server-side filter: only items from
 these nodes (and subgraph nodes as `parent/child`) or with these tags are produced, exactly as
 `stream(..., nodes=..., tags=...)` (see README, "Server")."""
+
+MAX_ATTEMPTS = 3
+"""Starts a run gets before a restart fails it instead (LangGraph's BG_JOB_MAX_RETRIES)."""
 
 
 @dataclass
@@ -60,7 +70,8 @@ class RunTask:
     """A run while the server holds it: its record, spec, listeners and outcome."""
 
     record: RunRecord
-    spec: RunSpec
+    spec: RunSpec | None
+    """None for a run that ended before this server started (read from the database)."""
     listeners: list[asyncio.Queue] = field(default_factory=list)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     result: Any = None
@@ -94,7 +105,7 @@ class RunTask:
             self.listeners.remove(queue)
 
     def publish(self, event: str, data: Any) -> None:
-        if self.spec.resumable and self._kept(event):
+        if self.spec is not None and self.spec.resumable and self._kept(event):
             # ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
             # unique within a millisecond (LangGraph's in-memory server always uses 0)
             self._sequence += 1
@@ -182,50 +193,100 @@ class EventShaper:
 class Runner:
     """Starts, tracks and cancels runs; owns their tasks (`close` ends them all)."""
 
-    def __init__(self, threads: ThreadStore, saver: Any) -> None:
+    def __init__(self, threads: ThreadStore, run_store: RunStore, saver: Any) -> None:
         self.threads = threads
+        self.run_store = run_store
         self.saver = saver
         self.runs: dict[str, RunTask] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self.closing = False
 
     def active_runs(self, thread_id: str) -> list[RunTask]:
         return [r for r in self.runs.values() if r.record.thread_id == thread_id
                 and r.record.status in ("pending", "running")]
 
-    def start(self, record: RunRecord, spec: RunSpec) -> RunTask:
+    async def start(self, record: RunRecord, spec: RunSpec) -> RunTask:
+        record.rerun = rerun_json(spec)
+        await self.run_store.save(record)
         run = RunTask(record, spec)
         self.runs[record.run_id] = run
         run.task = asyncio.get_running_loop().create_task(self._execute(run))
         return run
 
+    async def forget(self, run_id: str) -> None:
+        """Drops a finished run (`DELETE` of a run, a rollback)."""
+        self.runs.pop(run_id, None)
+        await self.run_store.delete(run_id)
+
+    async def restore(self, graphs: dict[str, ServedGraph]) -> None:
+        """The runs of earlier servers on this database: those that ended, to show; those
+        pending or running when their server stopped, started again (the next attempt)."""
+        for record in await self.run_store.load():
+            if record.status not in ("pending", "running"):
+                run = RunTask(record, None)
+                thread = self.threads.get(record.thread_id)
+                run.result = thread.values if thread is not None and thread.values else {}
+                run.finished.set()
+                self.runs[record.run_id] = run
+                continue
+            spec = _spec_from(record, graphs)
+            if spec is not None and record.attempt < MAX_ATTEMPTS:
+                record.status = "pending"
+                await self.start(record, spec)
+                continue
+            failure = RuntimeError(
+                f"Run {record.run_id} exceeded max attempts ({MAX_ATTEMPTS})." if spec else
+                f"Run {record.run_id} was not restarted: its graph is not served.")
+            logger.error("%s", failure)
+            record.status, record.updated_at = "error", now()
+            await self.run_store.save(record)
+            thread = self.threads.get(record.thread_id)
+            if thread is not None:  # as LangGraph's worker fails such a run
+                thread.status, thread.error = "error", error_body(failure)
+                await self.threads.save(thread)
+            run = RunTask(record, None)
+            run.result = {"__error__": error_body(failure)}
+            run.finished.set()
+            self.runs[record.run_id] = run
+
     async def close(self) -> None:
+        """Stops every run (the server is stopping): running and pending runs are left
+        `pending` in the database, for the next server to run (see the module doc)."""
+        self.closing = True
         tasks = [r.task for r in self.runs.values() if r.task and not r.task.done()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _stopped_by_shutdown(self, run: RunTask) -> bool:
+        return self.closing and run.cancel_reason is None
+
     async def _execute(self, run: RunTask) -> None:
         record, spec = run.record, run.spec
+        assert spec is not None
         lock = self._locks.setdefault(record.thread_id, asyncio.Lock())
+        requeued = False
         try:
             if spec.after_seconds > 0:
                 await asyncio.sleep(spec.after_seconds)  # a scheduled run
             async with lock:
                 await self._run_graph(run)
         except asyncio.CancelledError:
-            if record.status == "pending":  # cancelled while waiting for the thread
+            requeued = self._stopped_by_shutdown(run)
+            if record.status == "pending" and not requeued:  # cancelled waiting for the thread
                 record.status = "interrupted"
                 run.result = {}
+                record.updated_at = now()
+                await self.run_store.save(record)
         finally:
-            record.updated_at = now()
             for queue in run.listeners:
                 queue.put_nowait(END)
             run.listeners.clear()
             run.finished.set()
-            if spec.temporary:
+            if spec.temporary and not requeued:
                 await self.threads.delete(record.thread_id)
             if run.rollback:
-                self.runs.pop(record.run_id, None)
+                await self.forget(record.run_id)
             if not self.active_runs(record.thread_id):
                 self._locks.pop(record.thread_id, None)
 
@@ -233,9 +294,13 @@ class Runner:
         """Runs the graph, then records the thread's outcome; only then does the run show
         its final status (a client that sees it finished sees the thread updated)."""
         record, spec = run.record, run.spec
+        assert spec is not None
         thread = self.threads.get(record.thread_id)
         record.status = "running"
+        record.attempt += 1
         record.updated_at = now()
+        spec.config["metadata"]["run_attempt"] = record.attempt
+        await self.run_store.save(record)
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
         graph = None
@@ -243,7 +308,7 @@ class Runner:
             if thread is not None:
                 thread.status = "busy"
                 await self.threads.save(thread)
-            run.publish("metadata", {"run_id": record.run_id, "attempt": 1})
+            run.publish("metadata", {"run_id": record.run_id, "attempt": record.attempt})
             graph = await spec.served.build(spec.config,
                                             None if spec.temporary else self.saver)
             kwargs: dict[str, Any] = {"stream_mode": shaper.engine_modes(),
@@ -264,6 +329,12 @@ class Runner:
             status = "success"
             run.result = shaper.last_values if shaper.last_values is not None else {}
         except asyncio.CancelledError:
+            if self._stopped_by_shutdown(run):
+                # the thread stays busy, its checkpoints as they are: the next server runs
+                # the run again (a new attempt)
+                record.status, record.updated_at = "pending", now()
+                await self.run_store.save(record)
+                raise
             status = "interrupted"
             run.result = shaper.last_values if shaper.last_values is not None else {}
             failure = _UserInterrupt(run.cancel_reason or "run cancelled")
@@ -280,7 +351,9 @@ class Runner:
             if thread is not None and not spec.temporary:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
-            record.status = status
+            record.status, record.updated_at = status, now()
+            if not run.rollback:
+                await self.run_store.save(record)
 
     @staticmethod
     async def _stream_events(run: RunTask, shaper: EventShaper, graph: Any, graph_input: Any,
@@ -354,3 +427,36 @@ def _command(command: dict[str, Any]) -> Any:
     return Command(resume=command.get("resume"), update=update,
                    goto=[g if isinstance(g, str) else Send(g["node"], g["input"])
                          for g in goto] if goto else None)
+
+
+def rerun_json(spec: RunSpec) -> dict[str, Any]:
+    """What a run needs to run again, besides its record's `kwargs`."""
+    return {"graph_id": spec.served.graph_id, "durability": spec.durability,
+            "nodes": spec.nodes, "tags": spec.tags, "after_seconds": spec.after_seconds}
+
+
+def _spec_from(record: RunRecord, graphs: dict[str, ServedGraph]) -> RunSpec | None:
+    """The spec of a run read back from the database (None when its graph is not served).
+    Its config has no `run_id` (the tracers' id of a later attempt is a new one, as under
+    LangGraph); `metadata.run_id` is kept, so the graph resumes the run."""
+    served = graphs.get(record.rerun.get("graph_id", ""))
+    if served is None:
+        return None
+    kwargs, rerun = record.kwargs, record.rerun
+    config = {k: v for k, v in kwargs["config"].items() if k != "run_id"}
+    configurable = config.get("configurable") or {}
+    if isinstance(configurable.get("langgraph_auth_user"), dict):
+        # the caller, stored as JSON, is a user again (as LangGraph's worker makes it)
+        config["configurable"] = {**configurable, "langgraph_auth_user": AuthUser(
+            configurable["langgraph_auth_user"])}
+    scheduled_at = record.created_at.timestamp() + (rerun.get("after_seconds") or 0)
+    return RunSpec(
+        served=served, input=kwargs.get("input"), command=kwargs.get("command"),
+        config=config, context=kwargs.get("context") or None,
+        stream_modes=kwargs.get("stream_mode") or ["values"],
+        subgraphs=bool(kwargs.get("subgraphs")),
+        interrupt_before=kwargs.get("interrupt_before"),
+        interrupt_after=kwargs.get("interrupt_after"), durability=rerun.get("durability"),
+        nodes=rerun.get("nodes"), tags=rerun.get("tags"),
+        temporary=bool(kwargs.get("temporary")), resumable=bool(kwargs.get("resumable")),
+        after_seconds=max(0.0, scheduled_at - time.time()))

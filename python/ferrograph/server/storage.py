@@ -1,7 +1,7 @@
 """What the server keeps besides checkpoints: assistants (the system assistant of each graph,
-and those clients create) and threads, each in memory and written through to a table in the
-checkpoints' SQLite database, and runs (in memory: a run lives as long as the server).
-Checkpoints themselves are the LangGraph saver's."""
+and those clients create), threads and runs, each in memory and written through to a table of
+the server's database (`database.py`: SQLite or PostgreSQL), from which a restarted server
+reads them back. Checkpoints themselves are the LangGraph saver's."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ferrograph.server.database import Database, upsert
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.wire import dumps, iso, loads, now
 
@@ -68,25 +69,21 @@ def system_assistants(graphs: dict[str, ServedGraph]) -> dict[str, Assistant]:
             for g in graphs.values()}
 
 
+_ASSISTANT_COLUMNS = ("assistant_id", "created_at", "updated_at", "version", "versions")
+
+
 class AssistantStore:
     """Assistants in memory: the graphs' system assistants (made anew at each start) and
     those clients create, which are written through, with their versions, to the table
-    `ferrograph_assistants` on the saver's connection."""
+    `ferrograph_assistants`."""
 
-    def __init__(self, saver: Any, system: dict[str, Assistant]) -> None:
-        self.saver = saver
+    def __init__(self, db: Database, system: dict[str, Assistant]) -> None:
+        self.db = db
         self.assistants = dict(system)
 
     async def open(self) -> None:
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "CREATE TABLE IF NOT EXISTS ferrograph_assistants (assistant_id TEXT PRIMARY "
-                "KEY, created_at TEXT, updated_at TEXT, version INTEGER, versions TEXT)")
-            await self.saver.conn.commit()
-            async with self.saver.conn.execute(
-                    "SELECT assistant_id, created_at, updated_at, version, versions FROM "
-                    "ferrograph_assistants") as cur:
-                rows = await cur.fetchall()
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(_ASSISTANT_COLUMNS)} FROM ferrograph_assistants")
         for assistant_id, created, updated, version, versions in rows:
             kept = loads(versions)
             assistant = Assistant(assistant_id, "", datetime.fromisoformat(created), name="",
@@ -97,20 +94,15 @@ class AssistantStore:
 
     async def save(self, assistant: Assistant) -> None:
         self.assistants[assistant.assistant_id] = assistant
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "INSERT OR REPLACE INTO ferrograph_assistants VALUES (?, ?, ?, ?, ?)",
-                (assistant.assistant_id, iso(assistant.created_at),
-                 iso(assistant.updated_at or assistant.created_at), assistant.version,
-                 dumps(assistant.versions).decode()))
-            await self.saver.conn.commit()
+        await self.db.run([(upsert("ferrograph_assistants", _ASSISTANT_COLUMNS, "assistant_id"),
+                            (assistant.assistant_id, iso(assistant.created_at),
+                             iso(assistant.updated_at or assistant.created_at),
+                             assistant.version, dumps(assistant.versions).decode()))])
 
     async def delete(self, assistant_id: str) -> None:
         self.assistants.pop(assistant_id, None)
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "DELETE FROM ferrograph_assistants WHERE assistant_id = ?", (assistant_id,))
-            await self.saver.conn.commit()
+        await self.db.run([("DELETE FROM ferrograph_assistants WHERE assistant_id = ?",
+                            (assistant_id,))])
 
 
 @dataclass
@@ -142,32 +134,22 @@ _THREAD_COLUMNS = ("thread_id", "created_at", "updated_at", "state_updated_at", 
 
 
 class ThreadStore:
-    """Threads in memory, each change written through to the table `ferrograph_threads` on
-    the saver's own aiosqlite connection (so `:memory:` keeps both in one database and a
-    file never has two writers)."""
+    """Threads in memory, each change written through to the table `ferrograph_threads`."""
 
-    def __init__(self, saver: Any) -> None:
-        self.saver = saver
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.threads: dict[str, Thread] = {}
 
     async def open(self) -> None:
-        await self.saver.setup()
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "CREATE TABLE IF NOT EXISTS ferrograph_threads (thread_id TEXT PRIMARY KEY, "
-                "created_at TEXT, updated_at TEXT, state_updated_at TEXT, metadata TEXT, "
-                "status TEXT, state_values TEXT, interrupts TEXT, error TEXT)")
-            await self.saver.conn.commit()
-            async with self.saver.conn.execute(
-                    f"SELECT {', '.join(_THREAD_COLUMNS)} FROM ferrograph_threads") as cur:
-                rows = await cur.fetchall()
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(_THREAD_COLUMNS)} FROM ferrograph_threads")
         for row in rows:
             (tid, created, updated, state_updated, metadata, status, values, interrupts,
              error) = row
             self.threads[tid] = Thread(
                 tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
                 datetime.fromisoformat(state_updated), loads(metadata),
-                # a thread busy when the server stopped has no run any more
+                # busy again once its re-queued run starts (see `Runner.requeue`)
                 "idle" if status == "busy" else status, loads(values), loads(interrupts),
                 loads(error))
 
@@ -181,48 +163,24 @@ class ThreadStore:
                iso(thread.state_updated_at), dumps(thread.metadata).decode(), thread.status,
                dumps(thread.values).decode(), dumps(thread.interrupts).decode(),
                dumps(thread.error).decode())
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                f"INSERT OR REPLACE INTO ferrograph_threads ({', '.join(_THREAD_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_THREAD_COLUMNS))})", row)
-            await self.saver.conn.commit()
+        await self.db.run([(upsert("ferrograph_threads", _THREAD_COLUMNS, "thread_id"), row)])
 
     async def delete(self, thread_id: str) -> None:
+        """The thread, its runs' records and its checkpoints."""
         self.threads.pop(thread_id, None)
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "DELETE FROM ferrograph_threads WHERE thread_id = ?", (thread_id,))
-            await self.saver.conn.commit()
-        await self.saver.adelete_thread(thread_id)
+        await self.db.run([("DELETE FROM ferrograph_threads WHERE thread_id = ?", (thread_id,)),
+                           ("DELETE FROM ferrograph_runs WHERE thread_id = ?", (thread_id,))])
+        await self.db.saver.adelete_thread(thread_id)
 
     async def copy_checkpoints(self, source: str, target: str) -> None:
         """Every checkpoint and pending write of thread `source`, under thread `target`
         (checkpoint ids unchanged, as LangGraph's server copies a thread)."""
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-                "parent_checkpoint_id, type, checkpoint, metadata) SELECT ?, checkpoint_ns, "
-                "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM "
-                "checkpoints WHERE thread_id = ?", (target, source))
-            await self.saver.conn.execute(
-                "INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
-                "task_path, idx, channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, "
-                "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
-                (target, source))
-            await self.saver.conn.commit()
+        await self.db.copy_checkpoints(source, target)
 
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         """Removes the checkpoints a run wrote (and their pending writes): a rollback. The
         run is known by the `run_id` every checkpoint's metadata records."""
-        where = ("thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?")
-        async with self.saver.lock:
-            await self.saver.conn.execute(
-                f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN "
-                f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
-                (thread_id, thread_id, run_id))
-            await self.saver.conn.execute(f"DELETE FROM checkpoints WHERE {where}",
-                                          (thread_id, run_id))
-            await self.saver.conn.commit()
+        await self.db.delete_run_checkpoints(thread_id, run_id)
 
     def search(self, *, metadata: dict[str, Any] | None = None,
                values: dict[str, Any] | None = None, ids: list[str] | None = None,
@@ -255,6 +213,11 @@ class RunRecord:
     multitask_strategy: str
     status: str = "pending"
     updated_at: datetime | None = None
+    attempt: int = 0
+    """How many times the run has started: one the server stopped during is run again
+    after a restart, as the next attempt (see `execute.Runner.restore`)."""
+    rerun: dict[str, Any] = field(default_factory=dict)
+    """What the run needs, besides `kwargs`, to run again (`execute.rerun_json`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "thread_id": self.thread_id,
@@ -262,3 +225,36 @@ class RunRecord:
                 "updated_at": iso(self.updated_at or self.created_at), "status": self.status,
                 "metadata": self.metadata, "multitask_strategy": self.multitask_strategy,
                 "kwargs": self.kwargs, "langsmith_session_name": None}
+
+
+_RUN_COLUMNS = ("run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status",
+                "metadata", "kwargs", "multitask_strategy", "attempt", "rerun")
+
+
+class RunStore:
+    """Run records, written to the table `ferrograph_runs` at each change of status (the
+    running runs themselves are `execute.Runner`'s)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def load(self) -> list[RunRecord]:
+        """Every run kept, oldest first."""
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(_RUN_COLUMNS)} FROM ferrograph_runs ORDER BY created_at")
+        return [RunRecord(run_id, thread_id, assistant_id, datetime.fromisoformat(created),
+                          loads(metadata), loads(kwargs), strategy, status,
+                          datetime.fromisoformat(updated) if updated else None, attempt,
+                          loads(rerun))
+                for (run_id, thread_id, assistant_id, created, updated, status, metadata,
+                     kwargs, strategy, attempt, rerun) in rows]
+
+    async def save(self, record: RunRecord) -> None:
+        row = (record.run_id, record.thread_id, record.assistant_id, iso(record.created_at),
+               iso(record.updated_at or record.created_at), record.status,
+               dumps(record.metadata).decode(), dumps(record.kwargs).decode(),
+               record.multitask_strategy, record.attempt, dumps(record.rerun).decode())
+        await self.db.run([(upsert("ferrograph_runs", _RUN_COLUMNS, "run_id"), row)])
+
+    async def delete(self, run_id: str) -> None:
+        await self.db.run([("DELETE FROM ferrograph_runs WHERE run_id = ?", (run_id,))])
