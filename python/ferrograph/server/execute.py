@@ -300,14 +300,17 @@ class Runner:
         record.attempt += 1
         record.updated_at = now()
         spec.config["metadata"]["run_attempt"] = record.attempt
-        await self.run_store.save(record)
+        changes = self.run_store.changes(record)
+        if thread is not None:
+            thread.status = "busy"
+            changes += self.threads.changes(thread)
+        # Written while the graph starts, not before (a first token sooner); awaited before
+        # anything else is written about the run, so the database sees the changes in order.
+        started = asyncio.ensure_future(self.threads.db.run(changes))
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
         graph = None
         try:
-            if thread is not None:
-                thread.status = "busy"
-                await self.threads.save(thread)
             run.publish("metadata", {"run_id": record.run_id, "attempt": record.attempt})
             graph = await spec.served.build(spec.config,
                                             None if spec.temporary else self.saver)
@@ -332,6 +335,7 @@ class Runner:
             if self._stopped_by_shutdown(run):
                 # the thread stays busy, its checkpoints as they are: the next server runs
                 # the run again (a new attempt)
+                await asyncio.shield(started)
                 record.status, record.updated_at = "pending", now()
                 await self.run_store.save(record)
                 raise
@@ -345,6 +349,7 @@ class Runner:
             run.publish("error", error_body(e))
             failure = e
         try:
+            await asyncio.shield(started)
             if run.rollback and thread is not None and not spec.temporary:
                 await self.threads.delete_run_checkpoints(thread.thread_id, record.run_id)
                 failure = None  # as if the run had not been

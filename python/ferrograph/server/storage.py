@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ferrograph.server.database import Database, upsert
+from ferrograph.server.database import Database, Statement, upsert
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.wire import dumps, iso, loads, now
 
@@ -157,13 +157,18 @@ class ThreadStore:
         return self.threads.get(thread_id)
 
     async def save(self, thread: Thread) -> None:
+        await self.db.run(self.changes(thread))
+
+    def changes(self, thread: Thread) -> list[Statement]:
+        """Records `thread` as changed now: in memory at once, and the statements that
+        write it (for `save`, or with others in one `Database.run`)."""
         thread.updated_at = now()
         self.threads[thread.thread_id] = thread
         row = (thread.thread_id, iso(thread.created_at), iso(thread.updated_at),
                iso(thread.state_updated_at), dumps(thread.metadata).decode(), thread.status,
                dumps(thread.values).decode(), dumps(thread.interrupts).decode(),
                dumps(thread.error).decode())
-        await self.db.run([(upsert("ferrograph_threads", _THREAD_COLUMNS, "thread_id"), row)])
+        return [(upsert("ferrograph_threads", _THREAD_COLUMNS, "thread_id"), row)]
 
     async def delete(self, thread_id: str) -> None:
         """The thread, its runs' records and its checkpoints."""
@@ -250,11 +255,17 @@ class RunStore:
                      kwargs, strategy, attempt, rerun) in rows]
 
     async def save(self, record: RunRecord) -> None:
+        await self.db.run(self.changes(record))
+
+    @staticmethod
+    def changes(record: RunRecord) -> list[Statement]:
+        """The statements that write `record` (for `save`, or with others in one
+        `Database.run`)."""
         row = (record.run_id, record.thread_id, record.assistant_id, iso(record.created_at),
                iso(record.updated_at or record.created_at), record.status,
                dumps(record.metadata).decode(), dumps(record.kwargs).decode(),
                record.multitask_strategy, record.attempt, dumps(record.rerun).decode())
-        await self.db.run([(upsert("ferrograph_runs", _RUN_COLUMNS, "run_id"), row)])
+        return [(upsert("ferrograph_runs", _RUN_COLUMNS, "run_id"), row)]
 
     async def delete(self, run_id: str) -> None:
         await self.db.run([("DELETE FROM ferrograph_runs WHERE run_id = ?", (run_id,))])

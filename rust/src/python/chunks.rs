@@ -139,7 +139,13 @@ impl ChunkChannel {
                 self.handover.changed.notify_all();
                 drained
             }
-            other => other,
+            other => {
+                // An event loop drains without waiting, once its waker ran: if a producer is
+                // handing it the GIL (`ChunkProducer::push`), it has it now.
+                *self.handover.taken.lock() += 1;
+                self.handover.changed.notify_all();
+                other
+            }
         };
         match drained {
             Drain::Chunks(chunks) => {
@@ -216,8 +222,9 @@ impl ChunkProducer {
     /// Queues `payload` as a chunk of `mode`: True if queued, False if nobody subscribed.
     /// Waits (GIL released) while the channel is full; raises `ChannelClosed` once closed.
     ///
-    /// A consumer that has been waiting a while (`HAND_OVER_AFTER`) is handed the GIL: the
-    /// producer releases it until the consumer has taken it (or `HAND_OVER_WAIT`), instead
+    /// A consumer that has been waiting a while (`HAND_OVER_AFTER`), asleep in `drain` or an
+    /// event loop that armed the channel, is handed the GIL: the producer releases it until
+    /// the consumer has taken it (or `HAND_OVER_WAIT`), instead
     /// of keeping it until the interpreter's switch interval (5 ms) makes it let go. So the
     /// first token of a run, or of a quiet stream, reaches the consumer at once, while a
     /// steady stream is still drained in batches (its consumer is never asleep for long,

@@ -126,7 +126,8 @@ pub struct ChunkChannel<T> {
     closed: AtomicBool,
     producers_waiting: AtomicUsize,
     consumer_waiting: AtomicBool,
-    /// When the consumer last went to sleep in `drain`: nanoseconds since `epoch`.
+    /// When the consumer last went to sleep in `drain`, or armed the channel (an event
+    /// loop's sleep): nanoseconds since `epoch`.
     consumer_slept_at: AtomicU64,
     epoch: Instant,
     /// An event-loop consumer is waiting for its waker (invariant 5).
@@ -261,6 +262,8 @@ impl<T> ChunkChannel<T> {
     /// need to wait — chunks are already there or the channel is closed — so the consumer
     /// drains at once; true when the waker will run (invariant 5).
     pub fn arm(&self) -> bool {
+        self.consumer_slept_at
+            .store(self.nanos_since_epoch(), Ordering::Relaxed);
         self.armed.store(true, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if self.queue.is_empty() && !self.is_closed() {
@@ -339,11 +342,11 @@ impl<T> ChunkChannel<T> {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// How long the consumer has been asleep in `drain` waiting for chunks (None: it is
-    /// not). Read without synchronisation: a hint, for deciding whether to hand it a
-    /// shared resource (the GIL) rather than keep going.
+    /// How long the consumer has been asleep in `drain`, or armed waiting for its waker,
+    /// waiting for chunks (None: it is not). Read without synchronisation: a hint, for
+    /// deciding whether to hand it a shared resource (the GIL) rather than keep going.
     pub fn consumer_asleep_for(&self) -> Option<Duration> {
-        if !self.consumer_waiting.load(Ordering::Relaxed) {
+        if !self.consumer_waiting.load(Ordering::Relaxed) && !self.armed.load(Ordering::Relaxed) {
             return None;
         }
         let slept_at = self.consumer_slept_at.load(Ordering::Relaxed);
@@ -448,6 +451,17 @@ mod tests {
         assert!(ch.consumer_asleep_for().unwrap() >= Duration::from_millis(20));
         ch.producer(tag(1, 1)).push(2, 9).unwrap();
         assert!(matches!(consumer.join().unwrap(), Drain::Chunks(c) if c.len() == 1));
+        assert_eq!(ch.consumer_asleep_for(), None);
+    }
+
+    #[test]
+    fn tells_how_long_an_armed_consumer_has_been_asleep() {
+        let ch = channel(4);
+        ch.set_waker(Some(Arc::new(|| {})));
+        assert!(ch.arm());
+        thread::sleep(Duration::from_millis(20));
+        assert!(ch.consumer_asleep_for().unwrap() >= Duration::from_millis(20));
+        ch.producer(tag(1, 1)).push(2, 9).unwrap(); // takes the wake-up: no longer armed
         assert_eq!(ch.consumer_asleep_for(), None);
     }
 
