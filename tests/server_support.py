@@ -143,11 +143,13 @@ def graph_env(model: HeldModel, lib: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def ferrograph_serve(model: HeldModel, where: Path, *extra: str,
-                     env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+                     env: dict[str, str] | None = None,
+                     config: str = "langgraph.json") -> Iterator[ServerProcess]:
+    """`ferrograph serve` of `config` (a file of tests/server_graphs)."""
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
     port = free_port()
     server = ServerProcess(
-        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
+        [sys.executable, "-m", "ferrograph", "serve", "--config", config,
          "--port", str(port), *extra],
         graphs, {**graph_env(model, "ferrograph"), **(env or {})}, port,
         where / f"ferrograph-{port}.log")
@@ -188,14 +190,15 @@ def server_database(request: pytest.FixtureRequest, backend: str,
 
 
 @contextlib.contextmanager
-def langgraph_dev(model: HeldModel, where: Path,
-                  env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def langgraph_dev(model: HeldModel, where: Path, env: dict[str, str] | None = None,
+                  config: str = "langgraph.json") -> Iterator[ServerProcess]:
+    """`langgraph dev` of `config` (a file of tests/server_graphs)."""
     graphs = copy_graphs(where) if not (where / "graphs").exists() else where / "graphs"
     port = free_port()
     cli = Path(sys.executable).with_name("langgraph")
     server = ServerProcess(
         [str(cli), "dev", "--no-browser", "--no-reload", "--port", str(port),
-         "--config", "langgraph.json"],
+         "--config", config],
         graphs, {**graph_env(model, "langgraph"), **(env or {})}, port,
         where / f"langgraph-{port}.log")
     try:

@@ -171,6 +171,7 @@ BAD = [
     ('POST', '/threads/{u}/state/checkpoint', {'checkpoint': {}}),
     ('GET', '/threads/{u}/state/{u}', None),
     ('POST', '/threads/{u}/history', {}),
+    ('POST', '/threads/{u}/copy', None),
     ('GET', '/threads/{u}/runs', None),
     ('POST', '/threads/{u}/runs', {'assistant_id': 'counter'}),
     ('POST', '/threads/{u}/runs/wait', {'assistant_id': 'counter'}),

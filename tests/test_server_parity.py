@@ -7,6 +7,7 @@ runs each comparison twice: on SQLite, then on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -582,3 +583,15 @@ def test_run_metadata_in_checkpoints_and_messages(servers):
 
     ours, theirs = both(servers, scenario)
     assert ours == theirs
+
+
+def test_a_run_without_auth_sees_no_caller(servers):
+    """Without custom auth LangGraph's server still names the caller in a run's config: no
+    user, identity "", no permissions."""
+    def scenario(url):
+        return sync_client(url).runs.wait(None, "whoami", input={"count": 1})
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+    assert json.loads(theirs["log"][0]) == {"configurable_user_id": "", "permissions": [],
+                                            "user_id": ""}

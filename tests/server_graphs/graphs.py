@@ -6,9 +6,12 @@ whose address the test passes in `LOCAL_OPENAI_URL`."""
 
 from __future__ import annotations
 
+import json
 import operator
 import os
 from typing import Annotated, Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
 
 if os.environ.get("SERVER_GRAPH_LIB") == "langgraph":
     from langgraph.config import get_stream_writer
@@ -171,3 +174,33 @@ def overheat(state: CountState) -> dict[str, Any]:
 
 
 crash = StateGraph(CountState).add_node(overheat).add_edge(START, "overheat").compile()
+
+
+def whoami_step(state: CountState, config: RunnableConfig) -> dict[str, Any]:
+    """What the run's config says about the caller (LangGraph's server puts the
+    authenticated user in `configurable`)."""
+    c = config["configurable"]
+    user = c.get("langgraph_auth_user")
+    seen = {"user_id": c.get("langgraph_auth_user_id"),
+            "permissions": list(c.get("langgraph_auth_permissions") or []),
+            "configurable_user_id": c.get("user_id")}
+    if user is not None:
+        seen.update(identity=user.identity, item=user["identity"],
+                    display_name=user.display_name, authenticated=user.is_authenticated,
+                    as_dict=dict(user))
+    return {"count": state["count"] + 1, "log": [json.dumps(seen, sort_keys=True, default=repr)]}
+
+
+whoami = StateGraph(CountState).add_node(whoami_step).add_edge(START, "whoami_step").compile()
+
+slow_whoami = (
+    StateGraph(CountState)
+    .add_node(first)
+    .add_node(wait_for_model)
+    .add_node(whoami_step)
+    .add_edge(START, "first")
+    .add_edge("first", "wait_for_model")
+    .add_edge("wait_for_model", "whoami_step")
+    .compile()
+)
+"""Who the caller is, asked after a model call a test can hold (across a server restart)."""

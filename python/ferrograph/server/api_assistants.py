@@ -1,17 +1,20 @@
 """Assistant routes: the system assistant of each graph and those clients create (kept in
 memory, with their versions): create, get, update, delete, search, count, versions, set
-latest, the graph's drawing and its schemas; plus `/ok` and `/info`."""
+latest, the graph's drawing and its schemas; plus `/ok` and `/info`. Each asks the custom
+auth (resource `assistants`) as LangGraph's in-memory server does."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ferrograph.server.auth import authorize, matches
 from ferrograph.server.http import (
     ApiError,
     body_id,
@@ -34,24 +37,29 @@ def _server(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def assistant_by_id(server: ServerState, assistant_id: str,
-                    missing: str | None = None) -> Assistant:
-    """The assistant; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
-    assistant = server.assistants.get(assistant_id)
-    if assistant is None:
+async def allowed_assistant(request: Request, assistant_id: str, action: str,
+                            missing: str | None = None, **value: Any) -> Assistant:
+    """The assistant, if it exists and the custom auth lets the caller `action` it (its
+    handler sees `{"assistant_id": ..., **value}`); else a 404 with LangGraph's `detail`
+    for the route (`missing`; by default `Assistant <id> not found`)."""
+    filters = await authorize(request, "assistants", action,
+                              {"assistant_id": uuid.UUID(assistant_id), **value})
+    assistant = _server(request).assistants.get(assistant_id)
+    if assistant is None or not matches(assistant.metadata, filters):
         raise ApiError(404, missing or f"Assistant {assistant_id} not found")
     return assistant
 
 
-def assistant_by_id_or_graph(server: ServerState, ref: str) -> Assistant:
-    """A UUID, or a graph id meaning that graph's system assistant (some routes take both)."""
-    found = parse_uuid(ref)
-    if found is not None:
-        return assistant_by_id(server, found, "Not Found")
-    for assistant in server.assistants.values():
-        if assistant.graph_id == ref:
-            return assistant
-    raise ApiError(422, "Invalid assistant ID: must be a UUID")
+def _path_assistant_id(request: Request, by_name: bool) -> str:
+    """The path's assistant id; with `by_name`, a graph id means that graph's system
+    assistant (some routes take both)."""
+    ref = request.path_params["assistant_id"]
+    if by_name and parse_uuid(ref) is None:
+        for assistant in _server(request).assistants.values():
+            if assistant.graph_id == ref:
+                return assistant.assistant_id
+        raise ApiError(422, "Invalid assistant ID: must be a UUID")
+    return path_id(request, "assistant_id", "assistant")
 
 
 async def ok(request: Request) -> Response:
@@ -84,15 +92,20 @@ async def info(request: Request) -> Response:
                  "revision_id": None, "tenant_id": None}})
 
 
-def _search(server: ServerState, body: dict[str, Any]) -> list[Assistant]:
+async def _search(request: Request, body: dict[str, Any], limit: int, offset: int
+                  ) -> list[Assistant]:
+    server = _server(request)
     graph_id = body.get("graph_id")
+    metadata = body.get("metadata") or {}  # the handler sees (and may add to) it
+    filters = await authorize(request, "assistants", "search", {
+        "graph_id": graph_id, "metadata": metadata, "limit": limit, "offset": offset})
     if graph_id is not None and graph_id not in server.graphs:
         raise ApiError(404, f"Graph {graph_id} not found")
-    metadata = body.get("metadata") or {}
     found = [a for a in server.assistants.values()
              if (graph_id is None or a.graph_id == graph_id)
              and (body.get("name") is None or body["name"] in a.name)
-             and all(a.metadata.get(k) == v for k, v in metadata.items())]
+             and all(a.metadata.get(k) == v for k, v in metadata.items())
+             and matches(a.metadata, filters)]
     sort_by = body.get("sort_by") or "created_at"
     key = {"created_at": lambda a: a.created_at, "updated_at": lambda a: a.updated_at or a.created_at,
            "assistant_id": lambda a: a.assistant_id, "graph_id": lambda a: a.graph_id,
@@ -106,27 +119,24 @@ def _search(server: ServerState, body: dict[str, Any]) -> list[Assistant]:
 async def search(request: Request) -> Response:
     body = await json_body(request, "AssistantSearchRequest")
     limit, offset = page(body)
-    return paginated(_search(_server(request), body), limit, offset)
+    return paginated(await _search(request, body, limit, offset), limit, offset)
 
 
 async def count(request: Request) -> Response:
     body = await json_body(request, "AssistantCountRequest")
-    return json_response(len(_search(_server(request), body)))
+    return json_response(len(await _search(request, body, 0, 0)))
 
 
 async def get(request: Request) -> Response:
-    server = _server(request)
-    return json_response(assistant_by_id(
-        server, path_id(request, "assistant_id", "assistant"), "Not Found").to_json())
+    assistant_id = path_id(request, "assistant_id", "assistant")
+    return json_response((await allowed_assistant(request, assistant_id, "read",
+                                                  "Not Found")).to_json())
 
 
 async def _graph_of(request: Request, by_name: bool) -> Any:
     server = _server(request)
-    if by_name:
-        assistant = assistant_by_id_or_graph(server, request.path_params["assistant_id"])
-    else:
-        assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"),
-                                    "Not Found")
+    assistant = await allowed_assistant(request, _path_assistant_id(request, by_name), "read",
+                                        "Not Found")
     served = server.graphs.get(assistant.graph_id)
     if served is None:
         raise ApiError(404, f"Graph '{assistant.graph_id}' of assistant "
@@ -213,16 +223,22 @@ async def create(request: Request) -> Response:
     if graph_id not in server.graphs:
         raise _unknown_graph(server, graph_id)
     assistant_id = body_id(body, "assistant_id", "assistant")
+    new_id = assistant_id or str(uuid7())
+    metadata = dict(body.get("metadata") or {})  # the auth may stamp it
+    config_in, context_in = dict(body.get("config") or {}), body.get("context")
+    name = body.get("name") or "Untitled"
+    filters = await authorize(request, "assistants", "create", {
+        "assistant_id": uuid.UUID(new_id), "graph_id": graph_id, "config": config_in,
+        "context": context_in, "metadata": metadata, "name": name})
     if assistant_id is not None:
         existing = server.assistants.get(assistant_id)
         if existing is not None:
-            if body.get("if_exists") == "do_nothing":
+            if body.get("if_exists") == "do_nothing" and matches(existing.metadata, filters):
                 return json_response(existing.to_json())
             raise ApiError(409, f"Assistant {assistant_id} already exists")
-    config, context = _config_and_context(body.get("config"), body.get("context"))
-    assistant = Assistant(assistant_id or str(uuid7()), graph_id, now(),
-                          name=body.get("name") or "Untitled", config=config,
-                          context=context, metadata=dict(body.get("metadata") or {}),
+    config, context = _config_and_context(config_in, context_in)
+    assistant = Assistant(new_id, graph_id, now(), name=name, config=config,
+                          context=context, metadata=metadata,
                           description=body.get("description"))
     assistant.record_version()
     assistant.updated_at = assistant.created_at
@@ -232,8 +248,13 @@ async def create(request: Request) -> Response:
 
 async def patch(request: Request) -> Response:
     server = _server(request)
-    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    assistant_id = path_id(request, "assistant_id", "assistant")
     body = await json_body(request, "AssistantPatch")
+    metadata = dict(body.get("metadata") or {})  # the auth may stamp it
+    assistant = await allowed_assistant(
+        request, assistant_id, "update", graph_id=body.get("graph_id"),
+        config=body.get("config") or {}, context=body.get("context"), metadata=metadata,
+        name=body.get("name"))
     if "graph_id" in body:
         if body["graph_id"] not in server.graphs:
             raise _unknown_graph(server, body["graph_id"])
@@ -243,8 +264,8 @@ async def patch(request: Request) -> Response:
                                                                   body["context"])
     elif body.get("config") is not None:
         assistant.config = dict(body["config"])
-    if body.get("metadata"):
-        assistant.metadata = {**assistant.metadata, **body["metadata"]}
+    if metadata:
+        assistant.metadata = {**assistant.metadata, **metadata}
     for key in ("name", "description"):
         if body.get(key) is not None:
             setattr(assistant, key, body[key])
@@ -257,27 +278,36 @@ async def patch(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     server = _server(request)
     assistant_id = path_id(request, "assistant_id", "assistant")
-    assistant = assistant_by_id(server, assistant_id,
-                                f"Assistant with ID {assistant_id} not found")
+    assistant = await allowed_assistant(request, assistant_id, "delete",
+                                        f"Assistant with ID {assistant_id} not found")
     await server.assistant_store.delete(assistant.assistant_id)
     return Response(status_code=204)
 
 
 async def versions(request: Request) -> Response:
     server = _server(request)
-    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    assistant_id = path_id(request, "assistant_id", "assistant")
     body = await json_body(request, "AssistantVersionsSearchRequest")
     limit, offset = page(body)
+    filters = await authorize(request, "assistants", "read",
+                              {"assistant_id": uuid.UUID(assistant_id)})
+    assistant = server.assistants.get(assistant_id)
+    if assistant is None:
+        raise ApiError(404, f"Assistant {assistant_id} not found")
     wanted = body.get("metadata") or {}
     found = [v for v in reversed(assistant.versions or [assistant.to_json()])
-             if all(v["metadata"].get(k) == value for k, value in wanted.items())]
+             if all(v["metadata"].get(k) == value for k, value in wanted.items())
+             and matches(v["metadata"], filters)]
+    if filters and not found:  # every version hidden: as LangGraph, no such assistant
+        raise ApiError(404, f"Assistant {assistant_id} not found")
     return json_response(found[offset:offset + limit])
 
 
 async def set_latest(request: Request) -> Response:
     server = _server(request)
-    assistant = assistant_by_id(server, path_id(request, "assistant_id", "assistant"))
+    assistant_id = path_id(request, "assistant_id", "assistant")
     version = (await json_body(request, "AssistantVersionChange")).get("version")
+    assistant = await allowed_assistant(request, assistant_id, "update", version=version)
     if not isinstance(version, int) or not assistant.restore(version):
         raise ApiError(404, f"Version {version} not found for assistant "
                             f"{assistant.assistant_id}")

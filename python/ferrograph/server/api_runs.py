@@ -1,6 +1,7 @@
 """Run routes: create (background), stream (server-sent events), wait, join, join_stream,
 get, list, cancel, delete, on a thread or stateless (`/runs/...`), with LangGraph's bodies,
-status codes and SSE framing."""
+status codes and SSE framing. Runs belong to their thread for the custom auth (resource
+`threads`: `create_run`, `read`, `search`, `update` to cancel, `delete`), as in LangGraph."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from ferrograph.server.auth import authorize, matches, run_user
 from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
 from ferrograph.server.http import ApiError, body_id, json_body, json_response, path_id
 from ferrograph.server.storage import Assistant, RunRecord, Thread
@@ -83,39 +85,54 @@ def _check_nodes(served_graph: Any, nodes: list[str]) -> None:
                                 f"are {', '.join(n for n in known if not n.startswith('__'))}")
 
 
-async def _thread_for_run(server: ServerState, request: Request, body: dict[str, Any]
-                          ) -> tuple[Thread, bool]:
-    """The run's thread (created when `if_not_exists="create"`), or a temporary one for a
-    stateless run; and whether it is temporary."""
-    at = now()
+_NOT_FOUND = "Thread or assistant not found."
+
+
+def _run_thread_id(request: Request) -> str:
+    """The run's thread id: the path's, or a new one for a stateless run."""
     if "thread_id" not in request.path_params:
-        thread = Thread(uuid7(), at, at, at, {})
-        await server.threads.save(thread)
-        return thread, body.get("on_completion", "delete") != "keep"
+        return uuid7()
     thread_id = parse_uuid(request.path_params["thread_id"])
     if thread_id is None:  # LangGraph's server answers each route so
         if _body_shape(request) == "RunCreateStateful":
             raise ApiError(422, "Invalid thread ID")
         raise ApiError(400, "badly formed hexadecimal UUID string")
-    thread = server.threads.get(thread_id)
-    if thread is None:
-        if body.get("if_not_exists", "reject") != "create":
-            raise ApiError(404, "Thread or assistant not found.")
-        thread = Thread(thread_id, at, at, at, {})
-        await server.threads.save(thread)
+    return thread_id
+
+
+async def _thread_for_run(server: ServerState, thread_id: str, stateless: bool,
+                          if_not_exists: str, filters: dict[str, Any] | None,
+                          new_metadata: dict[str, Any]) -> tuple[Thread, bool]:
+    """The run's thread (created, with `new_metadata`, for a stateless run or when
+    `if_not_exists="create"`; one the auth's `filters` hide is missing); and whether it
+    existed before."""
+    thread = None if stateless else server.threads.get(thread_id)
+    if thread is not None:
+        if not matches(thread.metadata, filters):
+            raise ApiError(404, _NOT_FOUND)
+        return thread, True
+    if not stateless and if_not_exists != "create":
+        raise ApiError(404, _NOT_FOUND)
+    at = now()
+    thread = Thread(thread_id, at, at, at, new_metadata)
+    await server.threads.save(thread)
     return thread, False
 
 
 def _run_config(assistant: Assistant, thread: Thread, run_id: str, body: dict[str, Any],
-                request_config: dict[str, Any], request_configurable: dict[str, Any]
-                ) -> dict[str, Any]:
+                request_config: dict[str, Any], request_configurable: dict[str, Any],
+                run_metadata: dict[str, Any], caller: dict[str, Any]) -> dict[str, Any]:
     """The config a run's graph gets, as LangGraph's server makes it: the assistant's config
-    under the request's, the run's identifiers in `configurable` and `metadata` (with the
-    thread's and the request's metadata), the checkpoint to start from, and the run's id."""
-    configurable = {**(assistant.config.get("configurable") or {}), **request_configurable,
+    under the request's, the caller (`langgraph_auth_user`, ...), the run's identifiers in
+    `configurable` and `metadata` (with the thread's and the request's metadata), the
+    checkpoint to start from, and the run's id."""
+    assistant_configurable = assistant.config.get("configurable") or {}
+    configurable = {**assistant_configurable, **request_configurable, **caller,
                     "run_id": run_id, "thread_id": thread.thread_id,
                     "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
-                    "user_id": ""}
+                    "user_id": request_configurable.get("user_id")
+                    or assistant_configurable.get("user_id")
+                    or caller["langgraph_auth_user_id"]}
     if body.get("checkpoint_id"):
         configurable["checkpoint_id"] = body["checkpoint_id"]
     if isinstance(body.get("checkpoint"), dict):
@@ -125,18 +142,33 @@ def _run_config(assistant: Assistant, thread: Thread, run_id: str, body: dict[st
         **{k: v for k, v in assistant.config.items() if k != "configurable"},
         **{k: v for k, v in request_config.items() if k != "configurable"},
         "configurable": configurable,
-        "metadata": {**thread.metadata, **_run_metadata(assistant, body),
-                     **(request_config.get("metadata") or {}), "run_attempt": 1,
+        "metadata": {**thread.metadata, **run_metadata, "run_attempt": 1,
                      "run_id": run_id, "thread_id": thread.thread_id},
         # the run's own id (for tracers), as LangGraph's server sets it
         "run_id": uuid.UUID(run_id),
     }
 
 
-def _run_metadata(assistant: Assistant, body: dict[str, Any]) -> dict[str, Any]:
-    """The run's `metadata` as the API shows it."""
-    return {**assistant.metadata, **(body.get("metadata") or {}),
-            "graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id}
+def _run_metadata(assistant: Assistant, thread_metadata: dict[str, Any],
+                  request_config: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The run's `metadata` as the API shows it: the assistant's, the thread's (when it
+    existed), the request config's and the request's, with the run's graph and assistant."""
+    return {**assistant.metadata, **thread_metadata, **(request_config.get("metadata") or {}),
+            **metadata, "graph_id": assistant.graph_id,
+            "assistant_id": assistant.assistant_id}
+
+
+async def _allowed_to_run(request: Request, assistant: Assistant, value: dict[str, Any]
+                          ) -> dict[str, Any] | None:
+    """The custom auth's filter on the run's thread (`threads`/`create_run`, which may stamp
+    `value["metadata"]`); a non-system assistant must also be readable by the caller."""
+    filters = await authorize(request, "threads", "create_run", value)
+    if assistant.metadata.get("created_by") != "system":
+        readable = await authorize(request, "assistants", "read",
+                                   {"assistant_id": uuid.UUID(assistant.assistant_id)})
+        if not matches(assistant.metadata, readable):
+            raise ApiError(404, _NOT_FOUND)
+    return filters
 
 
 async def create_run(request: Request) -> RunTask:
@@ -158,8 +190,27 @@ async def create_run(request: Request) -> RunTask:
         raise ApiError(404, "Thread or assistant not found.")
     if nodes:
         _check_nodes(await served.build({"configurable": {}}, None), nodes)
+    stateless = "thread_id" not in request.path_params
+    thread_id = _run_thread_id(request)
+    if_not_exists = body.get("if_not_exists", "reject")
+    temporary = stateless and body.get("on_completion", "delete") != "keep"
 
-    thread, temporary = await _thread_for_run(server, request, body)
+    run_id = uuid7()
+    metadata = dict(body.get("metadata") or {})  # the auth may stamp it
+    filters = await _allowed_to_run(request, assistant, {
+        "thread_id": None if temporary else uuid.UUID(thread_id),
+        "assistant_id": uuid.UUID(assistant.assistant_id), "run_id": uuid.UUID(run_id),
+        "status": "pending", "metadata": metadata,
+        "prevent_insert_if_inflight": strategy == "reject", "multitask_strategy": strategy,
+        "if_not_exists": if_not_exists, "after_seconds": after_seconds,
+        "kwargs": {"input": body.get("input"), "command": command, "config": request_config,
+                   "context": body.get("context") or {}, "stream_mode": modes}})
+    thread, existed = await _thread_for_run(
+        server, thread_id, stateless, if_not_exists, filters,
+        {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
+         **(request_config.get("metadata") or {}), **metadata})
+    run_metadata = _run_metadata(assistant, thread.metadata if existed else {}, request_config,
+                                 metadata)
     active = server.runner.active_runs(thread.thread_id)
     if active and strategy == "reject":
         raise ApiError(409, "Thread is already running a task. Wait for it to finish or "
@@ -169,8 +220,8 @@ async def create_run(request: Request) -> RunTask:
             run.cancel(f"interrupted by a new run ({strategy})",
                        rollback=strategy == "rollback")
 
-    run_id = uuid7()
-    config = _run_config(assistant, thread, run_id, body, request_config, request_configurable)
+    config = _run_config(assistant, thread, run_id, body, request_config, request_configurable,
+                         run_metadata, run_user(request))
     context = {**assistant.context, **(body.get("context") or {})} or None
     spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,
                    context=context, stream_modes=modes,
@@ -184,8 +235,8 @@ async def create_run(request: Request) -> RunTask:
               "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,
               "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": spec.resumable,
               "durability": body.get("durability") or "async"}
-    record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(),
-                       _run_metadata(assistant, body), kwargs, strategy)
+    record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
+                       kwargs, strategy)
     return await server.runner.start(record, spec)
 
 
@@ -290,18 +341,48 @@ def _run_or_404(request: Request, missing: str = "Run not found") -> RunTask:
     return run
 
 
-async def get_run(request: Request) -> Response:
+async def _thread_allows(request: Request, action: str, missing: ApiError,
+                         value: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Asks the custom auth whether the caller may `action` the path's thread (the handler
+    sees `{"thread_id", **value}`): `missing` when its filter hides the thread. Returns the
+    filter."""
     thread_id = path_id(request, "thread_id", "thread")
-    if _server(request).threads.get(thread_id) is None:
-        raise ApiError(404, f"Thread with ID {thread_id} not found")
+    filters = await authorize(request, "threads", action,
+                              {"thread_id": uuid.UUID(thread_id), **(value or {})})
+    if filters and not _thread_matches(_server(request), thread_id, filters):
+        raise missing
+    return filters
+
+
+def _thread_matches(server: ServerState, thread_id: str, filters: dict[str, Any] | None
+                    ) -> bool:
+    """Whether the thread exists and passes the auth's filter (with no filter: True)."""
+    thread = server.threads.get(thread_id)
+    return not filters or (thread is not None and matches(thread.metadata, filters))
+
+
+async def _readable_thread(request: Request) -> Thread:
+    """The path's thread, if it exists and the caller may read it; else LangGraph's 404."""
+    thread_id = path_id(request, "thread_id", "thread")
+    missing = ApiError(404, f"Thread with ID {thread_id} not found")
+    await _thread_allows(request, "read", missing)
+    thread = _server(request).threads.get(thread_id)
+    if thread is None:
+        raise missing
+    return thread
+
+
+async def get_run(request: Request) -> Response:
+    await _readable_thread(request)
     return json_response(_run_or_404(request, "Not Found").record.to_json())
 
 
 async def list_runs(request: Request) -> Response:
     server = _server(request)
-    thread_id = path_id(request, "thread_id", "thread")
-    if server.threads.get(thread_id) is None:
-        raise ApiError(404, f"Thread with ID {thread_id} not found")
+    thread = await _readable_thread(request)
+    thread_id = thread.thread_id
+    searchable = await authorize(request, "threads", "search",
+                                 {"thread_id": uuid.UUID(thread_id), "metadata": {}})
     status = request.query_params.get("status")  # unknown: no run has it (LangGraph's way)
     try:
         limit = int(request.query_params.get("limit", 10))
@@ -309,12 +390,14 @@ async def list_runs(request: Request) -> Response:
     except ValueError:
         raise ApiError(422, "limit and offset must be integers") from None
     runs = [r.record for r in server.runner.runs.values() if r.record.thread_id == thread_id
-            and (status is None or r.record.status == status)]
+            and (status is None or r.record.status == status)
+            and matches(thread.metadata, searchable)]
     runs.sort(key=lambda r: r.created_at, reverse=True)
     return json_response([r.to_json() for r in runs[offset:offset + limit]])
 
 
 async def join_run(request: Request) -> Response:
+    await _thread_allows(request, "read", ApiError(404, "Thread not found"))
     try:
         run = _run_or_404(request)
     except ApiError as e:
@@ -328,16 +411,18 @@ async def join_run(request: Request) -> Response:
 
 
 async def join_stream(request: Request) -> Response:
+    tid, rid = path_id(request, "thread_id", "thread"), path_id(request, "run_id", "run")
+    base = f"/threads/{tid}/runs/{rid}"
     try:
+        await _thread_allows(request, "read", ApiError(404, "Thread not found"))
         run = _run_or_404(request)
     except ApiError as e:
-        if e.status != 404:
-            raise
-        # LangGraph's server answers an unknown run with a stream of one `error` event
+        # LangGraph's server starts the stream, then reports it in one `error` event
         return StreamingResponse(
             iter([sse_frame("error", {"error": "HTTPException",
-                                      "message": "404: Run not found"})]),
-            media_type="text/event-stream; charset=utf-8")
+                                      "message": f"{e.status}: {e.detail}"})]),
+            media_type="text/event-stream; charset=utf-8",
+            headers={"location": f"{base}/stream", "content-location": base})
     raw = request.query_params.get("stream_mode") or ""
     modes: set[str] | None = None
     if raw:
@@ -358,6 +443,10 @@ async def join_stream(request: Request) -> Response:
 
 
 async def cancel_run(request: Request) -> Response:
+    action = request.query_params.get("action", "interrupt")
+    await _thread_allows(request, "update", ApiError(404, "No runs found to cancel."), {
+        "action": action, "metadata": {
+            "run_ids": [uuid.UUID(path_id(request, "run_id", "run"))], "status": None}})
     run = _run_or_404(request, "No runs found to cancel.")
     if run.finished.is_set():
         raise ApiError(404, _NOTHING_TO_CANCEL)
@@ -388,9 +477,13 @@ async def cancel_many(request: Request) -> Response:
     run_ids = {body_id({"run_id": r}, "run_id", "run") for r in body.get("run_ids") or []}
     statuses = ("pending", "running") if status == "all" else (status,)
     # as LangGraph's server: the runs named (or with the status), then those still going
+    filters = await authorize(request, "threads", "update", {
+        "thread_id": uuid.UUID(thread_id) if thread_id else None, "action": action,
+        "metadata": {"run_ids": [uuid.UUID(r) for r in run_ids], "status": status}})
     named = [r for r in server.runner.runs.values()
              if (r.record.status in statuses if status is not None else
-                 r.record.thread_id == thread_id and r.record.run_id in run_ids)]
+                 r.record.thread_id == thread_id and r.record.run_id in run_ids)
+             and _thread_matches(server, r.record.thread_id, filters)]
     if not named:
         raise ApiError(404, "No runs found to cancel.")
     chosen = [r for r in named if not r.finished.is_set()]
@@ -404,6 +497,8 @@ async def cancel_many(request: Request) -> Response:
 
 
 async def delete_run(request: Request) -> Response:
+    await _thread_allows(request, "delete", ApiError(404, "Not Found"),
+                         {"run_id": uuid.UUID(path_id(request, "run_id", "run"))})
     run = _run_or_404(request)
     if not run.finished.is_set():
         raise ApiError(409, "Run is still running: cancel it first")

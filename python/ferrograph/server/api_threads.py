@@ -1,14 +1,19 @@
 """Thread routes: create, get, update, delete, copy, search, count, and the thread's state
-(get, update, history), with LangGraph's paths, bodies and status codes."""
+(get, update, history), with LangGraph's paths, bodies and status codes, each asking the
+custom auth (resource `threads`) as LangGraph's in-memory server does: a thread its filter
+hides answers as a missing one."""
 
 from __future__ import annotations
 
+import copy
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ferrograph.server.auth import authorize, matches
 from ferrograph.server.http import (
     ApiError,
     body_id,
@@ -33,12 +38,23 @@ def _server(request: Request) -> ServerState:
     return request.app.state.server
 
 
-def thread_or_404(server: ServerState, thread_id: str, missing: str | None = None) -> Thread:
-    """The thread; unknown: a 404 with LangGraph's `detail` for the route (`missing`)."""
-    thread = server.threads.get(thread_id)
-    if thread is None:
-        raise ApiError(404, missing or f"Thread with ID {thread_id} not found")
+async def allowed_thread(request: Request, thread_id: str, action: str,
+                         missing: ApiError, **value: Any) -> Thread:
+    """The thread, if it exists and the custom auth lets the caller `action` it (its
+    handler sees `{"thread_id": ..., **value}`); else `missing`."""
+    filters = await authorize(request, "threads", action,
+                              {"thread_id": uuid.UUID(thread_id), **value})
+    thread = _server(request).threads.get(thread_id)
+    if thread is None or not matches(thread.metadata, filters):
+        raise missing
     return thread
+
+
+async def readable_thread(request: Request) -> Thread:
+    """The path's thread, if the caller may read it; else LangGraph's 404."""
+    thread_id = path_id(request, "thread_id", "thread")
+    return await allowed_thread(request, thread_id, "read",
+                                ApiError(404, f"Thread with ID {thread_id} not found"))
 
 
 async def thread_graph(server: ServerState, thread: Thread) -> Any:
@@ -60,32 +76,39 @@ async def create_thread(request: Request) -> Response:
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
     thread_id = body_id(body, "thread_id", "thread")
+    if body.get("graph_id"):
+        metadata = {**metadata, "graph_id": body["graph_id"]}
+    new_id = thread_id or uuid7()
+    if_exists = body.get("if_exists") or "raise"
+    filters = await authorize(request, "threads", "create", {
+        "thread_id": uuid.UUID(new_id), "metadata": metadata, "if_exists": if_exists})
     if thread_id is not None:
         existing = server.threads.get(thread_id)
         if existing is not None:
-            if body.get("if_exists") == "do_nothing":
+            if if_exists == "do_nothing" and matches(existing.metadata, filters):
                 return json_response(existing.to_json())
             raise ApiError(409, f"Thread with ID {thread_id} already exists")
-    if body.get("graph_id"):
-        metadata = {**metadata, "graph_id": body["graph_id"]}
     at = now()
-    thread = Thread(thread_id or uuid7(), at, at, at, metadata)
+    thread = Thread(new_id, at, at, at, copy.deepcopy(metadata))
     await server.threads.save(thread)
     return json_response(thread.to_json())
 
 
 async def get_thread(request: Request) -> Response:
-    server = _server(request)
-    return json_response(thread_or_404(server, path_id(request, "thread_id", "thread")).to_json())
+    return json_response((await readable_thread(request)).to_json())
 
 
 async def patch_thread(request: Request) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"), "Not Found")
+    thread_id = path_id(request, "thread_id", "thread")
+    if server.threads.get(thread_id) is None:
+        raise ApiError(404, "Not Found")
     body = await json_body(request, "ThreadPatch")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ApiError(422, "metadata must be an object")
+    thread = await allowed_thread(request, thread_id, "update", ApiError(404, "Not Found"),
+                                  metadata=metadata)
     thread.metadata = {**thread.metadata, **metadata}
     await server.threads.save(thread)
     return json_response(thread.to_json())
@@ -93,7 +116,9 @@ async def patch_thread(request: Request) -> Response:
 
 async def delete_thread(request: Request) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    thread_id = path_id(request, "thread_id", "thread")
+    thread = await allowed_thread(request, thread_id, "delete",
+                                  ApiError(404, f"Thread with ID {thread_id} not found"))
     for run in server.runner.active_runs(thread.thread_id):
         run.cancel("thread deleted")
         if run.task is not None:
@@ -105,7 +130,8 @@ async def delete_thread(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
+async def _search(request: Request, request_body: dict[str, Any], limit: int, offset: int
+                  ) -> list[Thread]:
     for thread_id in request_body.get("ids") or ():
         if parse_uuid(thread_id) is None:
             raise ApiError(400, f"Invalid thread ID {thread_id}")
@@ -115,10 +141,16 @@ def _search(request_body: dict[str, Any], server: ServerState) -> list[Thread]:
     sort_by = request_body.get("sort_by") or "created_at"
     if sort_by not in _SORT_KEYS:
         raise ApiError(422, f"{sort_by!r} is not one of {list(_SORT_KEYS)}")
-    return server.threads.search(
-        metadata=request_body.get("metadata"), values=request_body.get("values"),
-        ids=request_body.get("ids"), status=status, sort_by=sort_by,
-        sort_order=request_body.get("sort_order") or "desc")
+    # the handler sees (and may add to) the metadata the search looks for
+    metadata = request_body.get("metadata") or {}
+    values = request_body.get("values") or {}
+    filters = await authorize(request, "threads", "search", {
+        "metadata": metadata, "values": values, "status": status, "limit": limit,
+        "offset": offset})
+    found = _server(request).threads.search(
+        metadata=metadata, values=values, ids=request_body.get("ids"), status=status,
+        sort_by=sort_by, sort_order=request_body.get("sort_order") or "desc")
+    return [t for t in found if matches(t.metadata, filters)]
 
 
 async def copy_thread(request: Request) -> Response:
@@ -126,13 +158,20 @@ async def copy_thread(request: Request) -> Response:
     source_id = parse_uuid(request.path_params["thread_id"])
     if source_id is None:  # LangGraph's server answers this route so
         raise ApiError(400, "badly formed hexadecimal UUID string")
-    source = thread_or_404(server, source_id)
+    copy_id = uuid7()
+    read = await authorize(request, "threads", "read", {"thread_id": uuid.UUID(source_id)})
+    # the caller must be allowed to create threads; where the copy is visible is not its say
+    await authorize(request, "threads", "create", {"thread_id": uuid.UUID(copy_id)})
+    source = server.threads.get(source_id)
+    if source is None or not matches(source.metadata, read):
+        raise ApiError(409, "Conflict")  # LangGraph's answer to a copy of no thread
     at = now()
     # a copy starts idle, as LangGraph's (its checkpoints hold any interrupt still open)
-    copy = Thread(uuid7(), at, at, at, dict(source.metadata), "idle", source.values)
-    await server.threads.copy_checkpoints(source.thread_id, copy.thread_id)
-    await server.threads.save(copy)
-    shown = copy.to_json()
+    duplicate = Thread(copy_id, at, at, at, copy.deepcopy(source.metadata), "idle",
+                       source.values)
+    await server.threads.copy_checkpoints(source.thread_id, duplicate.thread_id)
+    await server.threads.save(duplicate)
+    shown = duplicate.to_json()
     for key in ("values", "interrupts", "error"):  # LangGraph's copy answers without them
         del shown[key]
     return json_response(shown)
@@ -141,18 +180,18 @@ async def copy_thread(request: Request) -> Response:
 async def search_threads(request: Request) -> Response:
     body = await json_body(request, "ThreadSearchRequest")
     limit, offset = page(body)
-    return paginated(_search(body, _server(request)), limit, offset)
+    return paginated(await _search(request, body, limit, offset), limit, offset)
 
 
 async def count_threads(request: Request) -> Response:
     body = await json_body(request, "ThreadCountRequest")
-    return json_response(len(_search(body, _server(request))))
+    return json_response(len(await _search(request, body, 0, 0)))
 
 
 async def _state(request: Request, checkpoint: dict[str, Any] | None,
                  subgraphs: bool) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    thread = await readable_thread(request)
     graph = await thread_graph(server, thread)
     if graph is None:
         return json_response(empty_state())
@@ -174,7 +213,11 @@ async def post_state_checkpoint(request: Request) -> Response:
 
 async def update_state(request: Request) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    thread_id = path_id(request, "thread_id", "thread")
+    update = await authorize(request, "threads", "update", {"thread_id": uuid.UUID(thread_id)})
+    thread = await readable_thread(request)
+    if not matches(thread.metadata, update):  # readable but not the caller's to change
+        raise ApiError(403, "Forbidden")
     body = await json_body(request, "ThreadStateUpdate")
     graph = await thread_graph(server, thread)
     if graph is None:
@@ -209,7 +252,7 @@ async def update_state(request: Request) -> Response:
 
 async def history(request: Request) -> Response:
     server = _server(request)
-    thread = thread_or_404(server, path_id(request, "thread_id", "thread"))
+    thread = await readable_thread(request)
     body = await json_body(request, "ThreadStateSearch")
     limit = body.get("limit", 10)
     graph = await thread_graph(server, thread)

@@ -1,6 +1,7 @@
 """The server: a Starlette app over ferrograph's runtime, serving the graphs of a
-`langgraph.json` with the LangGraph Server API (`create_app`) and a web page at `/`, and
-`serve`, which runs it with uvicorn (`ferrograph serve`). Assistants, threads, runs and
+`langgraph.json` with the LangGraph Server API (`create_app`), behind the config's custom
+auth if it has one, and a web page at `/`, and `serve`, which runs it with uvicorn
+(`ferrograph serve`). Assistants, threads, runs and
 checkpoints live in one database (`database.py`): SQLite (a file or `:memory:`) or
 PostgreSQL (`DATABASE_URI`)."""
 
@@ -14,10 +15,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ferrograph.server import api_assistants, api_runs, api_threads, page
+from ferrograph.server.auth import AuthMiddleware, ServerAuth
 from ferrograph.server.database import Database, database_for
 from ferrograph.server.execute import Runner
 from ferrograph.server.graphs import ServedGraph, load_config
@@ -41,6 +44,8 @@ class ServerState:
     """The graphs' system assistants."""
     database: Database
     saver: Any = None
+    auth: ServerAuth | None = None
+    """The config's custom auth (`auth`), None without one."""
     assistant_store: AssistantStore = field(init=False)
     threads: ThreadStore = field(init=False)
     runner: Runner = field(init=False)
@@ -52,12 +57,12 @@ class ServerState:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.detail)
+    return error_response(exc.status, exc.detail, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail)
+    return error_response(exc.status_code, exc.detail, exc.headers)
 
 
 def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:",
@@ -68,9 +73,11 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
     server listens. Request bodies over `max_body_bytes` (default:
     `$HTTP_MAX_REQUEST_BODY_BYTES`, else 300 MiB, as LangGraph's server) are refused with a
     413."""
+    auth = None
     if graphs is None:
-        graphs = load_config(config).graphs
-    state = ServerState(graphs, system_assistants(graphs), database_for(db))
+        loaded = load_config(config)
+        graphs, auth = loaded.graphs, loaded.auth
+    state = ServerState(graphs, system_assistants(graphs), database_for(db), auth=auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,6 +101,7 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
     app = Starlette(
         routes=[*api_assistants.ROUTES, *api_threads.ROUTES, *api_runs.ROUTES, *page.ROUTES],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+        middleware=[Middleware(AuthMiddleware, auth=auth)] if auth is not None else [],
         lifespan=lifespan)
     app.state.server = state
     app.state.max_body_bytes = (max_body_bytes if max_body_bytes is not None

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferrograph.server.auth import AuthUser
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, RunStore, Thread, ThreadStore
@@ -448,6 +449,11 @@ def _spec_from(record: RunRecord, graphs: dict[str, ServedGraph]) -> RunSpec | N
         return None
     kwargs, rerun = record.kwargs, record.rerun
     config = {k: v for k, v in kwargs["config"].items() if k != "run_id"}
+    configurable = config.get("configurable") or {}
+    if isinstance(configurable.get("langgraph_auth_user"), dict):
+        # the caller, stored as JSON, is a user again (as LangGraph's worker makes it)
+        config["configurable"] = {**configurable, "langgraph_auth_user": AuthUser(
+            configurable["langgraph_auth_user"])}
     scheduled_at = record.created_at.timestamp() + (rerun.get("after_seconds") or 0)
     return RunSpec(
         served=served, input=kwargs.get("input"), command=kwargs.get("command"),

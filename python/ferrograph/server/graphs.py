@@ -1,8 +1,8 @@
 """The graphs a server serves, read from `langgraph.json` as `langgraph dev` reads it:
 `graphs` (`./file.py:variable` or `module.path:variable`: a compiled graph, or a factory
-called with the run's config), `env` (a mapping, or a `.env` file's path) and `dependencies`
-(directories put on `sys.path`). A graph that fails to load stops the server at start, with
-an error naming it."""
+called with the run's config), `env` (a mapping, or a `.env` file's path), `dependencies`
+(directories put on `sys.path`) and `auth` (see `auth`). A graph that fails to load stops the
+server at start, with an error naming it."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ class ServedGraph:
 class ServerConfig:
     path: Path | None
     graphs: dict[str, ServedGraph]
+    auth: Any = None
+    """The `auth` key's custom auth (`server.auth.ServerAuth`), None without one."""
 
 
 def load_config(path: str | os.PathLike[str] | None) -> ServerConfig:
@@ -101,8 +103,10 @@ def load_config(path: str | os.PathLike[str] | None) -> ServerConfig:
     for graph_id, target in graphs_raw.items():
         if isinstance(target, dict):  # {"path": ..., "description": ...}
             target = target.get("path", "")
-        graphs[graph_id] = ServedGraph(graph_id, target, _import_target(graph_id, target, base))
-    return ServerConfig(config_path, graphs)
+        graphs[graph_id] = ServedGraph(graph_id, target, _import_graph(graph_id, target, base))
+    from ferrograph.server.auth import load_auth
+
+    return ServerConfig(config_path, graphs, load_auth(raw.get("auth"), base))
 
 
 def _apply_env(env: Any, base: Path) -> None:
@@ -122,16 +126,18 @@ def _apply_env(env: Any, base: Path) -> None:
         os.environ.setdefault(str(key), str(value))
 
 
-def _import_target(graph_id: str, target: str, base: Path) -> Any:
+def import_target(target: str, base: Path, what: str) -> Any:
+    """The object `target` (`./file.py:variable` or `module.path:variable`, a file relative
+    to `base`) names; `what` names it in errors ("graph 'agent'", "auth")."""
     module_ref, sep, attr = target.rpartition(":")
     if not sep or not module_ref or not attr:
-        raise GraphLoadError(f"graph {graph_id!r}: {target!r} is not "
+        raise GraphLoadError(f"{what}: {target!r} is not "
                              "'./file.py:variable' or 'module:variable'")
     try:
         if module_ref.endswith(".py") or "/" in module_ref:
             file = (base / module_ref).resolve()
             if not file.exists():
-                raise GraphLoadError(f"graph {graph_id!r}: file not found: {file}")
+                raise GraphLoadError(f"{what}: file not found: {file}")
             name = f"ferrograph_served_{file.stem}_{abs(hash(str(file))):x}"
             module = sys.modules.get(name)
             if module is None:
@@ -149,12 +155,16 @@ def _import_target(graph_id: str, target: str, base: Path) -> Any:
     except GraphLoadError:
         raise
     except Exception as e:
-        raise GraphLoadError(f"graph {graph_id!r}: importing {module_ref} failed: "
+        raise GraphLoadError(f"{what}: importing {module_ref} failed: "
                              f"{type(e).__name__}: {e}") from e
     try:
-        value = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
-        raise GraphLoadError(f"graph {graph_id!r}: {module_ref} has no {attr!r}") from None
+        raise GraphLoadError(f"{what}: {module_ref} has no {attr!r}") from None
+
+
+def _import_graph(graph_id: str, target: str, base: Path) -> Any:
+    value = import_target(target, base, f"graph {graph_id!r}")
     if not hasattr(value, "astream") and not callable(value):
         raise GraphLoadError(f"graph {graph_id!r}: {target} is a {type(value).__name__}, "
                              "not a compiled graph nor a factory of one")

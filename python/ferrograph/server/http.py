@@ -16,10 +16,12 @@ from ferrograph.server.wire import dumps, loads, parse_uuid
 class ApiError(Exception):
     """An HTTP error with LangGraph's body, `{"detail": ...}`."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None
+                 ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.headers = headers
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -28,8 +30,8 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
                     media_type="application/json")
 
 
-def error_response(status: int, detail: str) -> Response:
-    return json_response({"detail": detail}, status)
+def error_response(status: int, detail: str, headers: Any = None) -> Response:
+    return json_response({"detail": detail}, status, dict(headers) if headers else None)
 
 
 MAX_BODY_ENV = "HTTP_MAX_REQUEST_BODY_BYTES"
