@@ -13,6 +13,7 @@ from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -83,7 +84,10 @@ def open_page(driver, url):
 
 
 def choose_graph(driver, graph, node):
-    """Picks `graph` and waits for its node checkboxes (`node` among them)."""
+    """Picks `graph` (once the list has it) and waits for its node checkboxes (`node` among
+    them)."""
+    WebDriverWait(driver, WAIT).until(lambda d: graph in [
+        o.text for o in Select(d.find_element(*by_testid("assistant"))).options])
     Select(driver.find_element(*by_testid("assistant"))).select_by_visible_text(graph)
     WebDriverWait(driver, WAIT).until(ec.presence_of_element_located(by_testid(f"node-{node}")))
 
@@ -156,3 +160,28 @@ def test_interrupt_answered_from_the_page(server, browser):
     summaries = [i.get_property("textContent") for i in items]
     assert summaries[2].startswith("step 1 · loop · next: ask_name · ")
     assert summaries[0].startswith("step 3 · loop · next: (end) · ")
+
+
+def test_a_token_signs_the_page_in_on_a_server_with_auth(tmp_path, browser):
+    with HeldModel() as model, ferrograph_serve(model, tmp_path,
+                                                config="langgraph-auth.json") as proc:
+        headers = {"authorization": "Bearer token-alice"}
+        # this auth shows a user the assistants she made (its search handler asks for them)
+        assert httpx.post(proc.url + "/assistants", headers=headers, json={
+            "graph_id": "counter", "name": "alices"}).status_code == 200
+        open_page(browser, proc.url)
+        # without a token the API refuses the page, which says so
+        WebDriverWait(browser, WAIT).until(lambda d: "401" in text_of(d, "error"))
+        type_into(browser, "token", "token-alice")
+        browser.find_element(*by_testid("token")).send_keys(Keys.TAB)  # `change`
+        choose_graph(browser, "alices (counter)", "second")
+        Select(browser.find_element(*by_testid("thread"))).select_by_value("")
+        type_into(browser, "input", '{"count": 1}')
+        browser.find_element(*by_testid("send")).click()
+        wait_for_status(browser, "success")
+        assert json.loads(text_of(browser, "state")) == {"count": 20, "log": ["first", "second"]}
+        # the thread is alice's: the server stamped it, and bob does not see it
+        threads = httpx.post(proc.url + "/threads/search", json={}, headers=headers).json()
+        assert [t["metadata"]["owner"] for t in threads] == ["alice"]
+        assert httpx.post(proc.url + "/threads/search", json={},
+                          headers={"authorization": "Bearer token-bob"}).json() == []

@@ -14,8 +14,15 @@ let threadLoads = 0;
 
 // --- the API ---------------------------------------------------------------------------
 
+// The caller's credentials: a bearer token for a server with custom auth (kept for the
+// browser tab's session only).
+function authHeaders() {
+  const token = $("token").value.trim();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 async function api(method, path, body) {
-  const init = { method, headers: {} };
+  const init = { method, headers: authHeaders() };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -274,7 +281,8 @@ async function run(body) {
     const path = `/threads/${encodeURIComponent(threadId)}/runs/stream`;
     const response = await fetch(path, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream" },
+      headers: { ...authHeaders(), "content-type": "application/json",
+                 accept: "text/event-stream" },
       body: JSON.stringify(request),
     });
     if (!response.ok) throw new Error(`POST ${path}: ${response.status} ${await response.text()}`);
@@ -326,6 +334,12 @@ function guarded(action) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("token").value = sessionStorage.getItem("ferrograph-token") || "";
+  $("token").addEventListener("change", guarded(() => {
+    sessionStorage.setItem("ferrograph-token", $("token").value.trim());
+    showError(null);
+    return loadAssistants();
+  }));
   $("assistant").addEventListener("change", guarded(selectAssistant));
   $("thread").addEventListener("change", guarded(showThread));
   $("new-thread").addEventListener("click", guarded(newThread));
