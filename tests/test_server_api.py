@@ -381,3 +381,19 @@ def test_after_seconds_keeps_the_run_pending_then_runs_it(server):
     assert c.runs.get(tid, run["run_id"])["status"] == "pending"
     assert c.runs.join(tid, run["run_id"])["count"] == 20
     assert c.runs.get(tid, run["run_id"])["status"] == "success"
+
+
+def test_the_log_names_what_is_served_and_each_run(model, tmp_path):
+    with ferrograph_serve(model, tmp_path) as proc:
+        run = client(proc.url).runs.wait(None, "counter", input={"count": 1})
+        assert run["count"] == 20
+        deadline = time.monotonic() + WAIT  # the line is written as the run's record is
+        while "of counter on thread (stateless): success" not in proc.output():
+            assert time.monotonic() < deadline, proc.output()
+            time.sleep(0.05)
+        log = proc.output()
+    graphs = json.loads((GRAPHS / "langgraph.json").read_text())["graphs"]
+    assert f"ferrograph serve: {len(graphs)} graphs from langgraph.json: " \
+           f"{', '.join(graphs)}\n" in log
+    assert "kept in the SQLite database :memory:" in log
+    assert f"API at {proc.url}, the web page at {proc.url}/" in log

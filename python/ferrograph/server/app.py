@@ -8,6 +8,7 @@ PostgreSQL (`DATABASE_URI`)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from ferrograph.server.storage import (
     ThreadStore,
     system_assistants,
 )
+
+logger = logging.getLogger("ferrograph.server")
 
 
 @dataclass
@@ -116,5 +119,27 @@ def serve(config: str, host: str = "127.0.0.1", port: int = 2024,
     import uvicorn
 
     app = create_app(config, db)
-    app.state.server.database.check()
+    state = app.state.server
+    state.database.check()
+    _log_to_console()
+    logger.info("ferrograph serve: %d graph%s from %s: %s", len(state.graphs),
+                "" if len(state.graphs) == 1 else "s", config, ", ".join(state.graphs))
+    logger.info("kept in %s%s", state.database.describe,
+                f"; custom auth {state.auth.path}" if state.auth is not None else "")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    logger.info("API at http://%s:%d, the web page at http://%s:%d/", shown, port, shown, port)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def _log_to_console() -> None:
+    """The server's own log lines (start, each run's end, failures) on stderr, in uvicorn's
+    format beside its lines."""
+    class UvicornStyle(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return f"{record.levelname + ':':<10}{super().format(record)}"
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(UvicornStyle("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

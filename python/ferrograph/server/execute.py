@@ -307,6 +307,7 @@ class Runner:
         # Written while the graph starts, not before (a first token sooner); awaited before
         # anything else is written about the run, so the database sees the changes in order.
         started = asyncio.ensure_future(self.threads.db.run(changes))
+        began = time.monotonic()
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
         graph = None
@@ -357,6 +358,10 @@ class Runner:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
             record.status, record.updated_at = status, now()
+            logger.info("run %s of %s on thread %s: %s after %.0f ms (attempt %d)",
+                        record.run_id, spec.served.graph_id,
+                        "(stateless)" if spec.temporary else record.thread_id, status,
+                        (time.monotonic() - began) * 1000, record.attempt)
             if not run.rollback:
                 await self.run_store.save(record)
 
