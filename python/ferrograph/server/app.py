@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +122,11 @@ def serve(config: str, host: str = "127.0.0.1", port: int = 2024,
     app = create_app(config, db)
     state = app.state.server
     state.database.check()
+    # The event loop that writes every client's events shares the GIL with the threads
+    # running sync nodes; each time it gives the GIL up (every socket write, every poll) a
+    # busy node thread keeps it for the interpreter's switch interval. 1 ms, not Python's
+    # 5, bounds what that adds to each event's way out (FERROGRAPH_SWITCH_INTERVAL: seconds).
+    sys.setswitchinterval(float(os.environ.get("FERROGRAPH_SWITCH_INTERVAL", "0.001")))
     _log_to_console()
     logger.info("ferrograph serve: %d graph%s from %s: %s", len(state.graphs),
                 "" if len(state.graphs) == 1 else "s", config, ", ".join(state.graphs))
