@@ -397,3 +397,42 @@ def test_the_log_names_what_is_served_and_each_run(model, tmp_path):
            f"{', '.join(graphs)}\n" in log
     assert "kept in the SQLite database :memory:" in log
     assert f"API at {proc.url}, the web page at {proc.url}/" in log
+
+
+@pytest.mark.parametrize("graph_id", ["seed", "seed_factory"])
+def test_a_graph_built_with_langgraph_runs_on_ferrograph(model, tmp_path, graph_id):
+    """A module written against `langgraph.graph` (a compiled graph, a factory of one, an
+    uncompiled builder) is served on ferrograph's engine, rebuilt by `ferrograph.adapt`: the
+    node filter, which only ferrograph's engine has, pushes down."""
+    with ferrograph_serve(model, tmp_path, config="langgraph-built.json") as proc:
+        c = client(proc.url)
+        before = len(model.server.requests)
+        parts = list(c.runs.stream(None, graph_id, input={"topic": "owls"},
+                                   stream_mode="messages-tuple",
+                                   config={"configurable": {"ferrograph_nodes": ["write_poem"]}}))
+        assert [p.event for p in parts if p.event == "error"] == []
+        assert set(tokens_by_node(parts)) == {"write_poem"}
+        asked = {("joke" if "joke" in r.messages[-1]["content"] else "poem"): r.stream
+                 for r in model.server.requests[before:]}
+        assert asked == {"joke": False, "poem": True}
+        assert c.runs.wait(None, "counter", input={"count": 1}) == {
+            "count": 20, "log": ["first", "second"]}
+        assert "not ferrograph's" not in proc.output()
+
+
+def test_a_langgraph_graph_ferrograph_cannot_run_stops_the_server_naming_it(model, tmp_path):
+    graphs = copy_graphs(tmp_path)
+    (graphs / "handmade.py").write_text(
+        "from langgraph.channels import LastValue\n"
+        "from langgraph.pregel import NodeBuilder, Pregel\n"
+        "node = NodeBuilder().subscribe_only('a').do(lambda x: x).write_to('b')\n"
+        "graph = Pregel(nodes={'n': node}, channels={'a': LastValue(int), 'b': LastValue(int)},"
+        " input_channels='a', output_channels='b')\n")
+    (graphs / "langgraph.json").write_text(json.dumps(
+        {"dependencies": ["."], "graphs": {"handmade": "./handmade.py:graph"}}))
+    done = subprocess.run(
+        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
+         "--port", "0"], cwd=graphs, env=graph_env(model, "ferrograph"),
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "graph 'handmade'" in done.stderr and "Pregel built by hand" in done.stderr

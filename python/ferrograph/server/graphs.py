@@ -55,6 +55,7 @@ class ServedGraph:
             graph = graph(config) if takes_config else graph()
             if inspect.isawaitable(graph):
                 graph = await graph
+            graph = on_ferrograph(self.graph_id, self.target, graph)
             if not hasattr(graph, "astream"):
                 raise GraphLoadError(f"graph {self.graph_id!r}: the factory {self.target} "
                                      f"returned {type(graph).__name__}, not a compiled graph")
@@ -163,8 +164,27 @@ def import_target(target: str, base: Path, what: str) -> Any:
         raise GraphLoadError(f"{what}: {module_ref} has no {attr!r}") from None
 
 
+def on_ferrograph(graph_id: str, target: str, value: Any) -> Any:
+    """`value` to run on ferrograph's engine: a graph LangGraph built (compiled, or a
+    `StateGraph` builder, which LangGraph's server compiles) rebuilt by `ferrograph.adapt`;
+    anything else as it is. What `adapt` cannot translate stops the server, naming it."""
+    if not type(value).__module__.startswith("langgraph."):
+        return value
+    from ferrograph.graph import StateGraph
+    from ferrograph.graph.adapt import UntranslatableGraphError, adapt
+
+    try:
+        adapted = adapt(value)
+    except (UntranslatableGraphError, TypeError) as e:
+        raise GraphLoadError(f"graph {graph_id!r}: {target} is a LangGraph "
+                             f"{type(value).__name__} ferrograph cannot run: {e}") from None
+    return adapted.compile() if isinstance(adapted, StateGraph) else adapted
+
+
 def _import_graph(graph_id: str, target: str, base: Path) -> Any:
     value = import_target(target, base, f"graph {graph_id!r}")
+    if not callable(value) or hasattr(value, "astream"):  # a graph, not a factory
+        value = on_ferrograph(graph_id, target, value)
     if not hasattr(value, "astream") and not callable(value):
         raise GraphLoadError(f"graph {graph_id!r}: {target} is a {type(value).__name__}, "
                              "not a compiled graph nor a factory of one")
