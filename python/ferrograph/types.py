@@ -380,7 +380,7 @@ def interrupt(value: Any, *, response_schema: Any = None) -> Any:
         from pydantic import TypeAdapter
         adapter = TypeAdapter(response_schema)
     if pad is None:  # no checkpointer: the run stops here, with nothing to resume it by
-        from ferrograph.pregel._checkpoint import interrupt_id
+        from ferrograph.pregel._thread_format import interrupt_id
         raise GraphInterrupt((Interrupt(value, interrupt_id(conf.get("checkpoint_ns", ""), 0),
                                         response_schema=response_schema),))
     index = pad.next_index()
@@ -393,7 +393,7 @@ def interrupt(value: Any, *, response_schema: Any = None) -> Any:
         pad.resume.append(answer)
         pad.resume_written = list(pad.resume)
         return _validated(adapter, answer)
-    from ferrograph.pregel._checkpoint import interrupt_id
+    from ferrograph.pregel._thread_format import interrupt_id
     schema = adapter.json_schema() if adapter else response_schema
     raise GraphInterrupt((Interrupt(value, interrupt_id(conf["checkpoint_ns"],
                                                         len(pad.resume)),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from xxhash import xxh3_128_hexdigest
 
-from ferrograph.pregel._checkpoint import engine_writes, saved_form
+from ferrograph.pregel._thread_format import engine_writes, saved_form
 from ferrograph.pregel._write import update_payload
 
 if TYPE_CHECKING:

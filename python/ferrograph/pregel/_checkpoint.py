@@ -1,167 +1,61 @@
-"""A run's thread: loading its checkpoint into the run, saving one after each step, and the
-writes of each task, all in LangGraph's checkpoint format on any LangGraph saver.
+"""A run's thread: `Persistence`, the part of a `GraphRun` that talks to a LangGraph saver.
 
-`Persistence` is the part of a `GraphRun` that talks to the saver. It starts the run from the
-thread's checkpoint (or a fresh one), names each task as LangGraph names it (task ids are a
-hash of the checkpoint id, so a thread's pending writes find their task again, whichever
-engine resumes it), saves each finished task's writes as the task ends, and a checkpoint
-after each step. What a checkpoint holds comes from the Rust run in one call per step,
-which returns only what changed since the last (`Run.checkpoint_changes`): the checkpoint's
-dicts are kept and updated, and the saver gets shallow copies of them. A checkpoint is read
-back into a Rust run in one call (`Run.restore`, with the saver's version names and their
-ranks).
+It starts the run from the thread's checkpoint (`ThreadStart`, `_thread_start`), names each
+task as LangGraph names it (task ids are a hash of the checkpoint id, so a thread's pending
+writes find their task again, whichever engine resumes it), saves each finished task's
+writes as the task ends, and a checkpoint after each step. What a checkpoint holds comes
+from the Rust run in one call per step, which returns only what changed since the last
+(`Run.checkpoint_changes`): the checkpoint's dicts are kept and updated, and the saver gets
+shallow copies of them. The format itself (ids, versions, saved forms) is `_thread_format`'s.
 
 Versions: the engine counts channel versions 1, 2, ... (one per applied step); the saver
 names them (`get_next_version`), and `Versions` keeps the names. A thread's versions are
 read back in order, so comparisons mean the same on both sides.
 """
-
 from __future__ import annotations
 
-import binascii
-import dataclasses
-import importlib.util
 import os
-import random
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
-
-from langgraph.checkpoint.base import CheckpointTuple
-from langgraph.checkpoint.base import id as _uuid6_state
-from xxhash import xxh3_128_hexdigest
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import Run
-from ferrograph.errors import EmptyInputError, InvalidUpdateError
 from ferrograph.pregel._errors import handled_failure
-from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
-from ferrograph.types import Command, Interrupt, Send
+from ferrograph.pregel._thread_format import (
+    CHECKPOINT_FORMAT,
+    CONTROL_WRITES,
+    ERROR,
+    ERROR_SOURCE_NODE,
+    INPUT,
+    INTERRUPT,
+    NO_WRITES,
+    NULL_TASK_ID,
+    PULL,
+    PUSH,
+    RESUME,
+    TASKS,
+    Durability,
+    Versions,
+    WireInterrupt,
+    WireSend,
+    checkpoint_id,
+    copy_checkpoint,
+    empty_checkpoint,
+    engine_writes,
+    interrupt_dict,
+    interrupt_id,
+    now_iso,
+    saved_form,
+    task_id,
+    task_statuses,
+    tracked_arg,
+    wire_value,
+    with_checkpoint_map,
+)
+from ferrograph.pregel._thread_start import ThreadStart
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import GraphRun, Task
+    from ferrograph.pregel._loop import Task
     from ferrograph.pregel.main import CompiledStateGraph
-
-NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
-INPUT = "__input__"
-INTERRUPT = "__interrupt__"
-RESUME = "__resume__"
-ERROR = "__error__"
-ERROR_SOURCE_NODE = "__error_source_node__"
-NO_WRITES = "__no_writes__"
-RETURN = "__return__"
-TASKS = "__pregel_tasks"
-PULL = "__pregel_pull"
-PUSH = "__pregel_push"
-CONTROL_WRITES = frozenset((ERROR, ERROR_SOURCE_NODE, INTERRUPT, RESUME))
-NOT_STATE = frozenset((*CONTROL_WRITES, NO_WRITES, RETURN))
-CHECKPOINT_FORMAT = 4
-"""LangGraph 1.2's checkpoint `v`."""
-
-Durability = Literal["sync", "async", "exit"]
-
-
-def task_id(checkpoint_id: str, *parts: str) -> str:
-    """LangGraph's task id: a uuid-shaped XXH3-128 of the checkpoint id and the task's
-    namespace, step, name and path, so the same task of the same checkpoint has the same
-    id in any process and either engine."""
-    digest = xxh3_128_hexdigest(binascii.unhexlify(checkpoint_id.replace("-", ""))
-                                + "".join(parts).encode())
-    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
-
-
-def checkpoint_id(step: int) -> str:
-    """A new checkpoint id: LangGraph's `str(uuid6(clock_seq=step))` (a version 6 uuid of
-    the time, the step and random bits, later than any it made before in this process:
-    the last time is LangGraph's own), without building a `UUID` on the way."""
-    stamp = time.time_ns() // 100 + 0x01B21DD213814000
-    last = _uuid6_state._last_v6_timestamp
-    if last is not None and stamp <= last:
-        stamp = last + 1
-    _uuid6_state._last_v6_timestamp = stamp
-    h = "%032x" % (((stamp >> 12) & 0xFFFFFFFFFFFF) << 80 | (0x6000 | stamp & 0x0FFF) << 64
-                   | (0x8000 | step & 0x3FFF) << 48 | random.getrandbits(48))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def interrupt_id(task_ns: str, answered: int) -> str:
-    """LangGraph's interrupt id: by the task's namespace and how many answers it has."""
-    return xxh3_128_hexdigest((f"{task_ns}|{answered}" if answered else task_ns).encode())
-
-
-@dataclass(slots=True)
-class TaskStatus:
-    """What a task's saved writes say of it (LangGraph's reading: finished iff it has an
-    output write)."""
-
-    output: list[tuple[str, Any]] = field(default_factory=list)
-    interrupts: list[Any] = field(default_factory=list)
-    resume: list[Any] | None = None
-    error: BaseException | None = None
-    error_source: str | None = None
-    """The node whose failure the task's error handler was handling when it failed too."""
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.output)
-
-
-def task_statuses(writes: Iterable[tuple[str, str, Any]]) -> dict[str, TaskStatus]:
-    statuses: dict[str, TaskStatus] = {}
-    for tid, channel, value in writes:
-        if tid == NULL_TASK_ID:
-            continue
-        status = statuses.setdefault(tid, TaskStatus())
-        if channel == INTERRUPT:
-            status.interrupts.extend(
-                our_interrupt(i) for i in (value if isinstance(value, Sequence) else [value]))
-        elif channel == ERROR:
-            status.error = status.error or value
-        elif channel == RESUME:
-            status.resume = value if isinstance(value, list) else [value]
-        elif channel == ERROR_SOURCE_NODE:
-            status.error_source = str(value)
-        elif channel not in CONTROL_WRITES:
-            status.output.append((channel, value))
-    return statuses
-
-
-class Versions:
-    """The saver's names of the engine's channel versions (index: engine version)."""
-
-    __slots__ = ("names", "saver")
-
-    def __init__(self, saver: Any, names: list[Any] | None = None) -> None:
-        self.saver = saver
-        self.names: list[Any] = names if names is not None else [None]
-
-    def cover(self, latest: int) -> list[Any]:
-        """The names, with one made for each engine version up to `latest`."""
-        names = self.names
-        while len(names) <= latest:
-            names.append(self.saver.get_next_version(names[-1], None))
-        return names
-
-    @classmethod
-    def ranked(cls, saver: Any, checkpoint: dict[str, Any]
-               ) -> tuple[Versions, dict[Any, int]]:
-        """The names found in `checkpoint`, and each one's engine version (in order)."""
-        found = set((checkpoint.get("channel_versions") or {}).values())
-        for seen in (checkpoint.get("versions_seen") or {}).values():
-            found.update(seen.values())
-        ordered = sorted(found)
-        return cls(saver, [None, *ordered]), {name: i for i, name in enumerate(ordered, 1)}
-
-    @classmethod
-    def read(cls, saver: Any, checkpoint: dict[str, Any]
-             ) -> tuple[Versions, dict[str, int], dict[str, dict[str, int]]]:
-        """The names found in `checkpoint`, and its versions as engine versions (in order)."""
-        versions, rank = cls.ranked(saver, checkpoint)
-        return (versions,
-                {c: rank[v] for c, v in (checkpoint.get("channel_versions") or {}).items()},
-                {n: {c: rank[v] for c, v in seen.items()}
-                 for n, seen in (checkpoint.get("versions_seen") or {}).items()})
 
 
 class Scratchpad:
@@ -187,11 +81,7 @@ class Scratchpad:
         return None if self.persistence is None else self.persistence.take_null_resume()
 
 
-_NO_RUN_ID = object()
-"""Stands for a run without `metadata.run_id` (never equal to a saved one)."""
-
-
-class Persistence:
+class Persistence(ThreadStart):
     """The saver's side of one run (see the module doc)."""
 
     def __init__(self, graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
@@ -215,7 +105,7 @@ class Persistence:
         self.run_metadata: dict[str, Any] = config.get("metadata") or {}
         """The run's `metadata`, handed to the saver with each checkpoint (which copies it
         into the checkpoint's metadata, as under LangGraph)."""
-        self.checkpoint: dict[str, Any] = _empty_checkpoint()
+        self.checkpoint: dict[str, Any] = empty_checkpoint()
         self._live_run: Run | None = None
         self._live_versions: dict[str, Any] | None = None
         self._at: tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
@@ -249,21 +139,6 @@ class Persistence:
         """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
         of `versions_seen`, kept from checkpoint to checkpoint."""
 
-    # -- starting -----------------------------------------------------------------------------
-
-    def start(self, run: GraphRun, input: Any) -> Run:
-        """The Rust run this run continues from: the thread's checkpoint with `input`
-        written in (a new input), or as it was (None or a `Command`: a resume)."""
-        return self._begin(run, input, self.saver.get_tuple(self.config))
-
-    async def astart(self, run: GraphRun, input: Any) -> Run:
-        """`start` for a run driven on an event loop: the saver's async methods, and from
-        now on its writes wait in `outbox` for the driver to `aflush` them."""
-        self.outbox = []
-        rust = self._begin(run, input, await self.saver.aget_tuple(self.config))
-        await self.aflush()
-        return rust
-
     async def aflush(self) -> None:
         """Hands the saver, in order, the writes waiting in `outbox` (async runs)."""
         outbox = self.outbox
@@ -277,121 +152,6 @@ class Persistence:
             self.outbox.append(("aput_writes", (config, writes, tid)))
         else:
             self.saver.put_writes(config, writes, tid)
-
-    def _begin(self, run: GraphRun, input: Any, saved: CheckpointTuple | None) -> Run:
-        addressed = bool(self.config["configurable"].get("checkpoint_id"))
-        if saved is None and addressed:
-            raise ValueError(
-                f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
-                f"{self.config['configurable'].get('thread_id')!r}")
-        is_command = isinstance(input, Command)
-        if saved is not None:
-            rust = restore_run(self, saved, run.recursion_limit)
-            self.adopt(saved)
-        else:
-            rust = self.fresh_run(run.recursion_limit)
-        # A top-level run whose `metadata.run_id` is that of the saved checkpoint re-enters
-        # that run (LangGraph's server retrying a run after a restart): it resumes.
-        same_run = (self.parent is None and saved is not None
-                    and self.run_metadata.get("run_id", _NO_RUN_ID)
-                    == (saved.metadata or {}).get("run_id"))
-        resuming = saved is not None and (
-            input is None or is_command or same_run
-            or (self.parent is not None and self.parent.resumed))
-        if resuming:
-            time_travel = addressed and not (is_command and input.resume is not None)
-            if time_travel:
-                # Time travel: the writes saved against that checkpoint are rerun.
-                self.reapply = False
-                self.pending = [w for w in self.pending if w[1] != RESUME]
-            if is_command:
-                self._take_command(rust, input)
-            null_writes = [(c, v) for t, c, v in self.pending if t == NULL_TASK_ID
-                           and c not in NOT_STATE]
-            if null_writes:
-                rust.apply_external(self.engine_writes(null_writes))
-            if time_travel and self.metadata.get("source") not in ("update", "fork"):
-                # Replaying a past checkpoint starts a branch of the thread: a fork
-                # checkpoint of its own (LangGraph's), which the replayed steps follow.
-                self.pending = [w for w in self.pending if w[1] != INTERRUPT]
-                self.save(rust, "fork")
-                rust.advance_step()
-            self.resumed = True
-            # Breakpoints already passed do not stop the resumed run again.
-            self.interrupt_seen = self._versions_now(rust)
-            # The start node, when the thread stopped before it ran, maps the saved input.
-            run.input = _ours_command(
-                (saved.checkpoint.get("channel_values") or {}).get("__start__"))
-            return rust
-        # A `Command` on a thread with no checkpoint is the run's input (as in LangGraph:
-        # its resume value finds no interrupt to answer).
-        if input is None:
-            raise EmptyInputError("Received no input for __start__")
-        if saved is not None:
-            rust.write_input()
-            self.pending = []
-        self.save(rust, "input", start_value=input)
-        return rust
-
-    def adopt(self, saved: CheckpointTuple) -> None:
-        """Continues the thread from `saved` (its newest checkpoint, or the one asked for)."""
-        self.checkpoint = saved.checkpoint
-        self.metadata = dict(saved.metadata or {})
-        self.parent_config = saved.parent_config
-        self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
-        self.saved_id = saved.checkpoint["id"]
-        self.saved_step = self.metadata.get("step", -1)
-        self.config = {**self.config, "configurable": {
-            **self.config["configurable"], **saved.config["configurable"]}}
-
-    def fresh_run(self, recursion_limit: int) -> Run:
-        """The Rust run of a thread with no checkpoint yet."""
-        graph = self.graph
-        self.versions.cover(1)
-        return Run(graph.plan, graph.reducers, graph.start_values(), recursion_limit)
-
-    def _take_command(self, rust: Run, command: Command) -> None:
-        """A resume's `Command`: its answer(s) for the pending interrupts, its update and
-        route, saved as the null task's writes (LangGraph's place for them)."""
-        writes: list[tuple[str, Any]] = []
-        resume = command.resume
-        if resume is not None:
-            if isinstance(resume, dict) and resume and all(
-                    is_interrupt_id(k) for k in resume):
-                self.resume_map = dict(resume)
-            else:
-                pending = self.pending_interrupts()
-                if len({i.id for i in pending}) > 1:  # a task's, and its caller's: one
-                    raise RuntimeError(
-                        "When there are multiple pending interrupts, you must specify the "
-                        "interrupt id when resuming. Docs: https://docs.langchain.com/oss/"
-                        "python/langgraph/interrupts#handling-multiple-interrupts.")
-                writes.append((RESUME, resume))
-        for key, value in command._update_as_tuples():
-            writes.append((key, value))
-        goto = command.goto
-        for dest in ([goto] if isinstance(goto, (str, Send)) else goto or ()):
-            if isinstance(dest, Send):
-                writes.append((TASKS, WireSend(dest.node, dest.arg)))
-            else:
-                writes.append((f"branch:to:{dest}", None))
-        if not writes and self.resume_map is None:
-            raise EmptyInputError("Received empty Command input")
-        if writes:
-            self.put_writes(NULL_TASK_ID, writes)
-
-    def pending_interrupts(self) -> list[Any]:
-        return [i for s in task_statuses(self.pending).values() if not s.finished
-                for i in s.interrupts]
-
-    def take_null_resume(self) -> Any:
-        """The run's resume value, for the first interrupt that asks for it (and only it);
-        a graph run by a task takes its caller's when it has none of its own."""
-        for i, (tid, channel, value) in enumerate(self.pending):
-            if tid == NULL_TASK_ID and channel == RESUME:
-                del self.pending[i]
-                return value
-        return None if self.parent is None else self.parent.take_null_resume()
 
     def nested(self, graph: CompiledStateGraph, config: dict[str, Any]) -> Persistence:
         """The thread of a graph run by one of this run's tasks (`config` is the task's):
@@ -538,7 +298,7 @@ class Persistence:
                 shown.append({"id": t.id, "name": t.name, "error": status.error,
                               "state": state})
                 continue
-            interrupts = tuple(_as_dict(i) for i in status.interrupts) if status else ()
+            interrupts = tuple(interrupt_dict(i) for i in status.interrupts) if status else ()
             result = None
             if status is not None and status.finished:
                 from ferrograph.pregel._write import result_dict
@@ -603,7 +363,7 @@ class Persistence:
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
             new_values.pop(key, None)
         if sends:
-            new_values[TASKS] = [WireSend(node, _tracked(self.graph, arg)) for node, arg in sends]
+            new_values[TASKS] = [WireSend(node, tracked_arg(self.graph, arg)) for node, arg in sends]
             new_versions[TASKS] = names[rust.latest_version]
         else:
             removed.append(TASKS)
@@ -712,182 +472,7 @@ class Persistence:
             self._put_writes(self._at_checkpoint(), ws, tid)
 
 
-def saved_form(graph: CompiledStateGraph, writes: Iterable[tuple[int, int, Any]],
-               node_id: int | None, *, tracked_only: bool = True) -> list[tuple[str, Any]]:
-    """Engine writes as LangGraph saves (or caches) them — state keys, routes, sends — with
-    node `node_id`'s static edges. `tracked_only`: without `UntrackedValue` keys, also
-    inside `Send` arguments (what a checkpoint may hold)."""
-    untracked = graph.untracked_keys if tracked_only else frozenset()
-    out: list[tuple[str, Any]] = []
-    for kind, target, value in writes:
-        if kind == WRITE_KEY:
-            if graph.key_names[target] not in untracked:
-                out.append((graph.key_names[target], value))
-        elif kind == WRITE_GOTO:
-            out.append((f"branch:to:{graph.node_names[target]}", None))
-        elif kind == WRITE_SEND:
-            if untracked and isinstance(value, dict):
-                value = {k: v for k, v in value.items() if k not in untracked}
-            out.append((TASKS, WireSend(graph.node_names[target], value)))
-    if node_id is not None:
-        out.extend(graph.static_writes[node_id])
-    return out
 
-
-def engine_writes(graph: CompiledStateGraph, writes: Iterable[tuple[str, Any]],
-                  skip: frozenset[str] | set[str] = frozenset()) -> list[tuple[int, int, Any]]:
-    """Saved (or cached) writes as the engine applies them; the node's static edges come
-    from the plan (barrier arrivals and `skip` are left out)."""
-    out: list[tuple[int, int, Any]] = []
-    for channel, value in writes:
-        if channel in NOT_STATE or channel in skip:
-            continue
-        if (key := graph.key_ids.get(channel)) is not None:
-            out.append((WRITE_KEY, key, value))
-        elif channel == TASKS:
-            node = graph.node_ids.get(getattr(value, "node", None))
-            if node is not None:
-                out.append((WRITE_SEND, node, value.arg))
-        elif channel.startswith("branch:to:"):
-            node = graph.node_ids.get(channel[len("branch:to:"):])
-            if node is not None:
-                out.append((WRITE_GOTO, node, None))
-        elif not channel.startswith("join:"):
-            raise InvalidUpdateError(f"Unknown channel {channel!r} in saved writes")
-    return out
-
-
-def _tracked(graph: CompiledStateGraph, arg: Any) -> Any:
-    """A pending `Send`'s argument as saved: without untracked keys (LangGraph's rule)."""
-    untracked = graph.untracked_keys
-    if untracked and isinstance(arg, dict):
-        return {k: v for k, v in arg.items() if k not in untracked}
-    return arg
-
-
-def with_checkpoint_map(config: dict[str, Any] | None,
-                         metadata: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A subgraph checkpoint's config names the checkpoints of the graphs around it
-    (`checkpoint_map`), as LangGraph's does."""
-    parents = (metadata or {}).get("parents")
-    if config is None or not parents:
-        return config
-    conf = config["configurable"]
-    return {**config, "configurable": {**conf, "checkpoint_map": {
-        **parents, conf["checkpoint_ns"]: conf["checkpoint_id"]}}}
-
-
-def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:
-    """The Rust run `saved` describes (its versions kept by `persistence`)."""
-    graph = persistence.graph
-    checkpoint = saved.checkpoint
-    persistence.versions, rank = Versions.ranked(persistence.saver, checkpoint)
-    seen = checkpoint.get("versions_seen") or {}
-    persistence.interrupt_seen = dict(seen.get(INTERRUPT) or {})
-    values = checkpoint.get("channel_values") or {}
-    # A key the checkpoint has no value for starts as in a new run (a reducer's empty value).
-    starts = zip(graph.key_names, graph.start_values(), strict=True)
-    values = {**{k: v for k, v in starts if v is not None}, **values}
-    sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
-             if getattr(s, "node", None) in graph.node_ids]
-    # The saver's version names go as they are, with their ranks (nodes the plan does not
-    # have, like `__input__` and `__interrupt__`, are not read).
-    return Run.restore(graph.plan, graph.reducers, values,
-                       checkpoint.get("channel_versions") or {}, seen, sends,
-                       (saved.metadata or {}).get("step", -1), recursion_limit, rank)
-
-
-def _wire_types() -> tuple[type[Interrupt], type[Send], type[Command]]:
-    """The classes interrupts and sends are saved as. With LangGraph installed, they are
-    saved under LangGraph's names (the serializer records a class by module and name), so
-    the stored bytes are LangGraph's and a thread moves between the engines; our classes
-    otherwise. Nothing of LangGraph is imported here."""
-    if importlib.util.find_spec("langgraph") is None:
-        return Interrupt, Send, Command
-
-    class WireInterrupt(Interrupt):
-        __slots__ = ()
-
-    class WireSend(Send):
-        __slots__ = ()
-
-    @dataclasses.dataclass(kw_only=True, slots=True, frozen=True)
-    class WireCommand(Command):
-        pass
-
-    for cls, name in ((WireInterrupt, "Interrupt"), (WireSend, "Send"),
-                      (WireCommand, "Command")):
-        cls.__module__, cls.__name__, cls.__qualname__ = "langgraph.types", name, name
-    return WireInterrupt, WireSend, WireCommand
-
-
-WireInterrupt, WireSend, WireCommand = _wire_types()
-
-
-def wire_value(value: Any) -> Any:
-    """`value` as it is saved (a `Command` under LangGraph's name, see `_wire_types`)."""
-    if type(value) is Command:
-        return WireCommand(graph=value.graph, update=value.update, resume=value.resume,
-                           goto=value.goto)
-    return value
-
-
-def our_interrupt(interrupt: Any) -> Interrupt:
-    """A saved interrupt (LangGraph's class, when it was saved under its name) as ours."""
-    if type(interrupt) is Interrupt:
-        return interrupt
-    return Interrupt(interrupt.value, interrupt.id,
-                     response_schema=getattr(interrupt, "response_schema", None))
-
-
-def _as_dict(interrupt: Any) -> dict[str, Any]:
-    return {"value": interrupt.value, "id": interrupt.id,
-            "response_schema": getattr(interrupt, "response_schema", None)}
-
-
-def _ours_command(value: Any) -> Any:
-    """A saved input: a `Command` saved under LangGraph's name comes back as ours."""
-    if type(value).__name__ == "Command" and not isinstance(value, Command):
-        return Command(graph=value.graph, update=value.update, resume=value.resume,
-                       goto=value.goto)
-    return value
-
-
-def is_interrupt_id(key: Any) -> bool:
-    return isinstance(key, str) and len(key) == 32 and all(
-        c in "0123456789abcdef" for c in key)
-
-
-def copy_checkpoint(checkpoint: dict[str, Any], *, own_rows: bool = False) -> dict[str, Any]:
-    """What the saver gets: its own dicts (`Persistence.save` updates ours in place), which
-    share the rows of `versions_seen` (replaced, never changed). With `own_rows`, its own
-    rows and list of `updated_channels` too (None when empty), for a run that changes them
-    in place (the functional API's, `_func_thread`)."""
-    copy = {**checkpoint,
-            "channel_values": dict(checkpoint["channel_values"]),
-            "channel_versions": dict(checkpoint["channel_versions"]),
-            "versions_seen": dict(checkpoint["versions_seen"])}
-    if own_rows:
-        copy["versions_seen"] = {k: dict(v) for k, v in checkpoint["versions_seen"].items()}
-        copy["updated_channels"] = list(checkpoint.get("updated_channels") or []) or None
-    return copy
-
-
-def _empty_checkpoint() -> dict[str, Any]:
-    """LangGraph's `empty_checkpoint()`, the checkpoint of a run before it starts. Its id
-    and time are never saved nor used (a run saves or loads a checkpoint first), so they
-    are made once: a snapshot or an update builds a `Persistence` per checkpoint."""
-    return {**_EMPTY_CHECKPOINT, "channel_values": {}, "channel_versions": {},
-            "versions_seen": {}, "pending_sends": []}
-
-
-def now_iso(now: Any = datetime.now, utc: timezone = timezone.utc) -> str:
-    return now(utc).isoformat()
-
-
-_EMPTY_CHECKPOINT: dict[str, Any] = {
-    "v": CHECKPOINT_FORMAT, "id": checkpoint_id(-2), "ts": now_iso(), "channel_values": {},
-    "channel_versions": {}, "versions_seen": {}, "pending_sends": [], "updated_channels": None}
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 """Debugging: each checkpoint built from changes is compared with one built from scratch."""
@@ -906,7 +491,7 @@ def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
         seen[INTERRUPT] = dict(persistence.interrupt_seen)
     seen.setdefault(INPUT, {})
     if sends:
-        values[TASKS] = [WireSend(node, _tracked(persistence.graph, arg)) for node, arg in sends]
+        values[TASKS] = [WireSend(node, tracked_arg(persistence.graph, arg)) for node, arg in sends]
         versions[TASKS] = names[rust.latest_version]
     checkpoint = persistence.checkpoint
     for field_name, full in (("channel_values", values), ("channel_versions", versions),
@@ -915,4 +500,3 @@ def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
         if built.keys() != full.keys() or any(
                 built[k] is not full[k] and built[k] != full[k] for k in full):
             raise AssertionError(f"checkpoint {field_name}: built {built!r}, full {full!r}")
-

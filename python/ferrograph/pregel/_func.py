@@ -27,7 +27,16 @@ from xxhash import xxh3_128_hexdigest
 
 from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK_ID
 from ferrograph.errors import EmptyInputError, GraphBubbleUp, GraphInterrupt
-from ferrograph.pregel._checkpoint import (
+from ferrograph.pregel._func_calls import CONFIG_KEY_CHECKPOINT_NS, FuncCalls, FuncTask
+from ferrograph.pregel._func_items import FuncItems
+from ferrograph.pregel._func_thread import (
+    END,
+    PREVIOUS,
+    START,
+    FuncThread,
+    empty_entrypoint_checkpoint,
+)
+from ferrograph.pregel._thread_format import (
     ERROR,
     INPUT,
     INTERRUPT,
@@ -40,15 +49,6 @@ from ferrograph.pregel._checkpoint import (
     our_interrupt,
     task_id,
     task_statuses,
-)
-from ferrograph.pregel._func_calls import CONFIG_KEY_CHECKPOINT_NS, FuncCalls, FuncTask
-from ferrograph.pregel._func_items import FuncItems
-from ferrograph.pregel._func_thread import (
-    END,
-    PREVIOUS,
-    START,
-    FuncThread,
-    empty_entrypoint_checkpoint,
 )
 from ferrograph.types import Command, Interrupt
 

@@ -23,22 +23,22 @@ from xxhash import xxh3_128_hexdigest
 
 from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, CONFIG_KEY_TASK_ID
 from ferrograph.errors import GraphBubbleUp, GraphInterrupt
-from ferrograph.pregel._checkpoint import (
+from ferrograph.pregel._checkpoint import Scratchpad
+from ferrograph.pregel._executor import DEFAULT_POOL
+from ferrograph.pregel._func_thread import PREVIOUS, START
+from ferrograph.pregel._func_trace import TASK_TAGS, atraced, trace_inputs, traced
+from ferrograph.pregel._retry import aretrying, retry_policies, retrying, timed
+from ferrograph.pregel._thread_format import (
     ERROR,
     INTERRUPT,
     PULL,
     PUSH,
     RESUME,
     RETURN,
-    Scratchpad,
     WireInterrupt,
     interrupt_id,
     task_id,
 )
-from ferrograph.pregel._executor import DEFAULT_POOL
-from ferrograph.pregel._func_thread import PREVIOUS, START
-from ferrograph.pregel._func_trace import TASK_TAGS, atraced, trace_inputs, traced
-from ferrograph.pregel._retry import aretrying, retry_policies, retrying, timed
 from ferrograph.runtime import ExecutionInfo, Runtime
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ferrograph.pregel._checkpoint import now_iso, task_statuses
 from ferrograph.pregel._func_thread import END
+from ferrograph.pregel._thread_format import now_iso, task_statuses
 
 if TYPE_CHECKING:
     from ferrograph.pregel._func import FuncRun

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ferrograph.config import CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, CONFIG_KEY_TASK_ID
-from ferrograph.pregel._checkpoint import checkpoint_id, task_statuses
 from ferrograph.pregel._func import FuncRun
 from ferrograph.pregel._func_calls import (
     CONFIG_KEY_CALL,
@@ -20,6 +19,7 @@ from ferrograph.pregel._func_calls import (
     Call,
     FuncTask,
 )
+from ferrograph.pregel._thread_format import checkpoint_id, task_statuses
 from ferrograph.runtime import DEFAULT_RUNTIME, ExecutionInfo
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferrograph.pregel._checkpoint import (
+from ferrograph.pregel._thread_format import (
     INPUT,
     INTERRUPT,
     NULL_TASK_ID,

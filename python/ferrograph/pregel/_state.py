@@ -18,24 +18,22 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ferrograph._core import ConcurrentUpdate
 from ferrograph.errors import InvalidUpdateError
-from ferrograph.pregel._checkpoint import (
+from ferrograph.pregel._checkpoint import Persistence
+from ferrograph.pregel._errors import concurrent_update_error
+from ferrograph.pregel._thread_format import (
     INPUT,
     INTERRUPT,
     NOT_STATE,
     NULL_TASK_ID,
     PULL,
     PUSH,
-    Persistence,
     now_iso,
-    restore_run,
     task_id,
     task_statuses,
     with_checkpoint_map,
 )
-from ferrograph.pregel._checkpoint import (
-    checkpoint_id as new_checkpoint_id,
-)
-from ferrograph.pregel._errors import concurrent_update_error
+from ferrograph.pregel._thread_format import checkpoint_id as new_checkpoint_id
+from ferrograph.pregel._thread_start import restore_run
 from ferrograph.pregel._write import branch_writes, map_input, output_writes, result_dict
 from ferrograph.types import PregelTask, StateSnapshot
 
