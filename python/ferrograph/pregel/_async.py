@@ -23,9 +23,10 @@ from ferrograph.pregel._cache import alookup, arun_step, astore
 from ferrograph.pregel._call import raised_by_the_node as _raised_by_the_node
 from ferrograph.pregel._dispatch import DRAIN_BATCH, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL
-from ferrograph.pregel._loop import GraphRun, Item, Step, Task
+from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._messages import LoopProducer
-from ferrograph.pregel._stream import CONTROL_NODE, MODE_DONE
+from ferrograph.pregel._stream import CONTROL_NODE, MODE_DONE, Item
+from ferrograph.pregel._task import Step, Task
 from ferrograph.pregel._trace import aend_trace, areport_resume, astart_trace, atraced_task
 from ferrograph.pregel._write import abranch_writes
 

@@ -27,7 +27,9 @@ from ferrograph.pregel._thread_format import engine_writes, saved_form
 from ferrograph.pregel._write import update_payload
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import GraphRun, Item, Step, Task
+    from ferrograph.pregel._loop import GraphRun
+    from ferrograph.pregel._stream import Item
+    from ferrograph.pregel._task import Step, Task
     from ferrograph.pregel.main import CompiledStateGraph
 
 CACHE_NS_WRITES = "__pregel_ns_writes"

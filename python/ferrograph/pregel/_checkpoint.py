@@ -54,7 +54,7 @@ from ferrograph.pregel._thread_format import (
 from ferrograph.pregel._thread_start import ThreadStart
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import Task
+    from ferrograph.pregel._task import Task
     from ferrograph.pregel.main import CompiledStateGraph
 
 
@@ -470,8 +470,6 @@ class Persistence(ThreadStart):
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
             self._put_writes(self._at_checkpoint(), ws, tid)
-
-
 
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))

@@ -26,7 +26,7 @@ from ferrograph.pregel._errors import (
     recursion_error,
 )
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
-from ferrograph.pregel._loop import recursion_limit, task_bases
+from ferrograph.pregel._task import recursion_limit, task_bases
 from ferrograph.pregel._write import PUSHED_WRITES, branch_writes, map_input, output_writes
 from ferrograph.runtime import RunControl
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import Task
+    from ferrograph.pregel._task import Task
 
 DRAIN_BATCH = 1024
 """The most chunks the consumer takes from the channel at once."""

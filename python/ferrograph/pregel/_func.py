@@ -71,7 +71,7 @@ class FuncRun(FuncThread, FuncCalls, FuncItems):
         """The thread of the run whose task runs this entrypoint (ours or a graph's)."""
         configurable = config.get("configurable") or {}
         if configurable.get(CONFIG_KEY_TASK_ID) and saver in (None, True):
-            from ferrograph.pregel._loop import calling_persisted_task, numbered_config
+            from ferrograph.pregel._task import calling_persisted_task, numbered_config
             calling = calling_persisted_task(config)
             if calling is not None:
                 self.caller = calling.scratchpad.persistence

@@ -33,7 +33,8 @@ from ferrograph.pregel._messages import StreamClosed
 from ferrograph.pregel._stream import MODE_FORWARD
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import GraphRun, Task
+    from ferrograph.pregel._loop import GraphRun
+    from ferrograph.pregel._task import Task
 
 NS_SEP = "|"
 

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun
     from ferrograph.pregel.main import CompiledStateGraph
 
+Item = tuple[tuple[str, ...], str, Any]
+"""A run's stream item: `(namespace, mode, payload)`."""
+
 # Stream modes as the chunk channel numbers them.
 MODE_VALUES = 0
 MODE_UPDATES = 1

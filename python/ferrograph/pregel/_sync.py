@@ -17,8 +17,10 @@ from ferrograph.errors import is_invalid_resume
 from ferrograph.pregel._cache import run_step
 from ferrograph.pregel._dispatch import DRAIN_BATCH, DRAIN_WAIT_SECONDS, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
-from ferrograph.pregel._loop import GraphRun, Item, Step, Task, raise_refused_answer
-from ferrograph.pregel._stream import CONTROL_NODE
+from ferrograph.pregel._loop import GraphRun
+from ferrograph.pregel._outcome import raise_refused_answer
+from ferrograph.pregel._stream import CONTROL_NODE, Item
+from ferrograph.pregel._task import Step, Task
 from ferrograph.pregel._trace import end_trace, start_trace
 
 

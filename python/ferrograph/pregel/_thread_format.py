@@ -216,8 +216,6 @@ def with_checkpoint_map(config: dict[str, Any] | None,
         **parents, conf["checkpoint_ns"]: conf["checkpoint_id"]}}}
 
 
-
-
 def _wire_types() -> tuple[type[Interrupt], type[Send], type[Command]]:
     """The classes interrupts and sends are saved as. With LangGraph installed, they are
     saved under LangGraph's names (the serializer records a class by module and name), so

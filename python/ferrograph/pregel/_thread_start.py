@@ -169,7 +169,6 @@ class ThreadStart:
         return None if self.parent is None else self.parent.take_null_resume()
 
 
-
 def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limit: int) -> Run:
     """The Rust run `saved` describes (its versions kept by `persistence`)."""
     graph = persistence.graph

@@ -35,7 +35,8 @@ from ferrograph.pregel._messages import TaskMessages, _StreamingCallbackHandler
 from ferrograph.pregel._tools import TaskTools
 
 if TYPE_CHECKING:
-    from ferrograph.pregel._loop import GraphRun, Task
+    from ferrograph.pregel._loop import GraphRun
+    from ferrograph.pregel._task import Task
 
 logger = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from ferrograph.pregel._cache import cache_namespaces, node_policies
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
 from ferrograph.pregel._draw import draw
-from ferrograph.pregel._loop import DEFAULT_RECURSION_LIMIT, GraphRun, Task, numbered_config
+from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
     MODE_FORWARD,
@@ -63,6 +63,7 @@ from ferrograph.pregel._stream import (
     StreamSpec,
     resolve_stream_spec,
 )
+from ferrograph.pregel._task import DEFAULT_RECURSION_LIMIT, Task, numbered_config
 from ferrograph.runtime import RunControl
 from ferrograph.types import GraphOutput, StateSnapshot, StateUpdate
 
