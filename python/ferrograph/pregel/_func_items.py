@@ -132,9 +132,9 @@ class FuncItems:
         inherited by the tasks it calls (whose items stream under the graph's namespace)."""
         if not ({"messages", "tools"} & self.modes):
             return
+        from ferrograph.pregel._handlers import with_handler
         from ferrograph.pregel._messages import TaskMessages
         from ferrograph.pregel._tools import TaskTools
-        from ferrograph.pregel._trace import with_handler
         producer = _Producer(self)
         callbacks = self.node_callbacks
         if "messages" in self.modes:

@@ -27,6 +27,7 @@ from ferrograph.config import CONFIG_KEY_NODE_FINISHED, CONFIG_KEY_RUN_ID, CONFI
 from ferrograph.errors import GraphDrained, GraphInterrupt, GraphRecursionError
 from ferrograph.pregel._checkpoint import Persistence
 from ferrograph.pregel._errors import concurrent_update_error, recursion_error
+from ferrograph.pregel._handlers import without_our_handlers
 from ferrograph.pregel._outcome import TaskOutcome
 from ferrograph.pregel._step_items import StepItems
 from ferrograph.pregel._stream import CHANNEL_CAPACITY, Item, StreamSpec, open_channel
@@ -39,13 +40,7 @@ from ferrograph.pregel._task import (
     recursion_limit,
     task_bases,
 )
-from ferrograph.pregel._trace import (
-    RunTrace,
-    areport_pause,
-    report_pause,
-    report_resume,
-    without_our_handlers,
-)
+from ferrograph.pregel._trace import RunTrace, areport_pause, report_pause, report_resume
 from ferrograph.runtime import RunControl
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from ferrograph.config import (
     CONFIG_KEY_TIMEOUT,
 )
 from ferrograph.pregel._errors import note_preparing_error
+from ferrograph.pregel._handlers import with_handler, without_streaming
 from ferrograph.pregel._interop import ForeignStream, foreign_namespace
 from ferrograph.pregel._messages import (
     AsyncTaskMessages,
@@ -34,7 +35,6 @@ from ferrograph.pregel._messages import (
 )
 from ferrograph.pregel._stream import MODE_CUSTOM, MODE_FORWARD
 from ferrograph.pregel._tools import TaskTools
-from ferrograph.pregel._trace import with_handler, without_streaming
 from ferrograph.pregel._write import Handled, TimedArg
 from ferrograph.runtime import RunControl, Runtime, run_runtime, server_info_of
 

@@ -5,8 +5,8 @@ node runners, routers, per-node task metadata) and gives LangGraph's run API: `i
 `stream`, `ainvoke`, `astream`, `get_graph` (drawn by `_draw`), the JSON schemas. Each call
 picks a driver: `invoke` the Rust one (`_direct`) when it can, else a `GraphRun` (`_loop`)
 driven by `_sync` or `_async`, its items shaped for the caller by `_stream`. A graph run as
-a node of another (a subgraph) runs nested in its parent's run, streaming into the parent's
-channel when asked to.
+a node of another (a subgraph) runs nested in its parent's run (`_nested`), streaming into
+the parent's channel when asked to.
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ from ferrograph._schema import (
 )
 from ferrograph.config import (
     CONFIG_KEY_NODE_FINISHED,
-    CONFIG_KEY_RUN,
     CONFIG_KEY_RUNTIME,
-    CONFIG_KEY_TASK,
-    CONFIG_KEY_TASK_ID,
 )
 from ferrograph.pregel import _state, _sync
 from ferrograph.pregel._async import AsyncDriver
@@ -54,16 +51,16 @@ from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import build_direct_graph, invoke_direct
 from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import GraphRun
+from ferrograph.pregel._nested import ainvoke_nested, calling_task, invoke_nested, on_its_loop
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
-    MODE_FORWARD,
     MODE_IDS,
     ItemShape,
     RunStream,
     StreamSpec,
     resolve_stream_spec,
 )
-from ferrograph.pregel._task import DEFAULT_RECURSION_LIMIT, Task, numbered_config
+from ferrograph.pregel._task import DEFAULT_RECURSION_LIMIT
 from ferrograph.runtime import RunControl
 from ferrograph.types import GraphOutput, StateSnapshot, StateUpdate
 
@@ -359,13 +356,13 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 output_keys=output_keys, interrupt_before=interrupt_before,
                 interrupt_after=interrupt_after, control=control, durability=durability,
                 **kwargs)]
-        parent, parent_task = _calling_task(config)
+        parent, parent_task = calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
-        if parent is not None and parent_task is not None and _on_its_loop(parent):
+        if parent is not None and parent_task is not None and on_its_loop(parent):
             # A subgraph node of an `astream` run: it runs on the same loop, so cancelling
             # or failing the enclosing run reaches its nodes too.
-            result = await self._ainvoke_nested(input, config, parent, parent_task, keys,
+            result = await ainvoke_nested(self, input, config, parent, parent_task, keys,
                                                 control)
             return self._result(result, output_keys if single_key else None, version)
         if (not self.has_async_nodes or parent is not None) and (
@@ -500,11 +497,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
         is called before each step and what it raises stops the run there."""
         if output_keys is None and self.root:
             output_keys = ROOT
-        parent, parent_task = _calling_task(config)
+        parent, parent_task = calling_task(config)
         single_key = isinstance(output_keys, str)
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
-            result = self._invoke_nested(input, config, parent, parent_task, keys, control)
+            result = invoke_nested(self, input, config, parent, parent_task, keys, control)
         elif (parent is None and interrupt_before is None and interrupt_after is None
               and self.checkpointer in (None, True, False)
               and (parent_task is None or parent_task.scratchpad is None)
@@ -525,69 +522,6 @@ class CompiledStateGraph(Runnable[Any, Any]):
             _sync.run_to_end(run)
             result = run.output()
         return self._result(result, output_keys if single_key else None, version)
-
-    def _invoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                       parent_task: Task, keys: Sequence[str] | None,
-                       control: RunControl | None) -> Any:
-        """Runs as a node of `parent`: streams into the parent's run when it asks for it."""
-        run, producer = self._nested_run(input, config, parent, parent_task, keys, control)
-        if producer is not None and _on_its_loop(parent):
-            # Called synchronously by a node running on the parent's event loop: a push
-            # that waited for room there would stop the very loop that makes room.
-            producer = parent.aloop.outlet_of(parent_task, producer)  # type: ignore[union-attr]
-        for batch in _sync.batches(run):
-            if producer is not None:
-                for item in batch:
-                    producer.push(MODE_FORWARD, item)
-        return run.final_values
-
-    async def _ainvoke_nested(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                              parent_task: Task, keys: Sequence[str] | None,
-                              control: RunControl | None) -> Any:
-        """`_invoke_nested` on the loop of a parent run by `astream`."""
-        run, producer = self._nested_run(input, config, parent, parent_task, keys, control)
-        if producer is None:
-            await AsyncDriver(run).run_to_end()
-            return run.final_values
-        outlet = parent.aloop.outlet_of(parent_task, producer)  # type: ignore[union-attr]
-        async with aclosing(AsyncDriver(run).batches()) as batches:
-            async for batch in batches:
-                for item in batch:
-                    outlet.push(MODE_FORWARD, item)
-                if outlet.backlog:
-                    await outlet.flush()  # the parent's consumer is behind: wait for it
-        return run.final_values
-
-    def _nested_run(self, input: Any, config: RunnableConfig, parent: GraphRun,
-                    parent_task: Task, keys: Sequence[str] | None,
-                    control: RunControl | None) -> tuple[GraphRun, Any]:
-        """The run of this graph as a node of `parent`, and the producer its items are
-        forwarded through (None when the parent does not stream them)."""
-        if self.root and keys == [ROOT]:  # its items are bare values too
-            keys = ROOT  # type: ignore[assignment]
-        configurable = {k: v for k, v in config.get("configurable", {}).items()
-                        if k not in (CONFIG_KEY_RUN, CONFIG_KEY_TASK)}
-        index = parent_task.next_graph_index()
-        config = numbered_config({**config, "configurable": configurable}, index)
-        # A graph compiled with `checkpointer=True` keeps one history per thread: its items
-        # stream under the node's name alone, as LangGraph's do.
-        namespace = (*parent.namespace, parent_task.name if self.checkpointer is True
-                     else f"{parent_task.name}:{parent_task.id}",
-                     *((str(index),) if index else ()))
-        if parent.spec.forwards(parent_task.name):
-            inner = parent.spec.inner.get(parent_task.name)
-            spec = StreamSpec(parent.spec.modes, True, inner, tags=parent.spec.tags,
-                              state_objects=parent.spec.state_objects)
-            producer = parent.channel.producer(parent_task.node_id, parent_task.index)
-        else:
-            spec, producer = StreamSpec(frozenset()), None
-        run = GraphRun(self, input, config, spec, namespace=namespace,
-                       context=parent.context, output_keys=keys,
-                       seen_messages=parent.seen_messages, strict_input=False,
-                       control=control, caller_thread=(
-                           None if parent_task.scratchpad is None
-                           else parent_task.scratchpad.persistence))
-        return run, producer
 
     def clear_cache(self, nodes: Sequence[str] | None = None) -> None:
         """Clears the cached results of `nodes` (all nodes when None), as LangGraph does."""
@@ -655,23 +589,3 @@ def _find_graph(action: Any) -> CompiledStateGraph | None:
                 found = []
             candidates.extend(getattr(nl, "__self__", nl) for nl in found)
     return None
-
-
-def _calling_task(config: RunnableConfig) -> tuple[GraphRun | None, Task | None]:
-    """The ferrograph run (None when it streams nothing) and task calling this graph (None
-    for a task of the Rust driver). Neither when the config is not the task's own but that
-    of a task of a graph compiled by LangGraph which the task runs (LangGraph hands its
-    tasks the config it was given, our keys included): that graph runs in between."""
-    configurable = config.get("configurable")
-    if not configurable:  # a top-level run given no `configurable`: no caller
-        return None, None
-    task = configurable.get(CONFIG_KEY_TASK)
-    if task is not None and configurable.get(CONFIG_KEY_TASK_ID) != task.id:
-        return None, None
-    return configurable.get(CONFIG_KEY_RUN), task
-
-
-def _on_its_loop(run: GraphRun) -> bool:
-    """Whether `run` is driven on the event loop running now (a node of an `astream` run
-    calling a subgraph from that loop)."""
-    return run.aloop is not None and run.aloop.on_this_loop()
