@@ -26,7 +26,7 @@ from ferrograph.pregel._errors import (
     recursion_error,
 )
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
-from ferrograph.pregel._task import recursion_limit, task_bases
+from ferrograph.pregel._task import recursion_limit, task_bases, without_run_ids
 from ferrograph.pregel._write import PUSHED_WRITES, branch_writes, map_input, output_writes
 from ferrograph.runtime import RunControl
 
@@ -96,11 +96,11 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     configurable[CONFIG_KEY_TASK] = None
     if (run_id := config.get("run_id")) is not None:  # the tasks' runtimes have it,
         configurable[CONFIG_KEY_RUN_ID] = run_id  # not their configs (see `GraphRun`)
-    task_config = {k: v for k, v in config.items() if k not in ("run_id", "run_name")}
     questions: list[Any] = []
     try:
         result = graph.direct.invoke(
-            graph, input, strict, graph.start_values(), limit, {**task_config, "callbacks": None},
+            graph, input, strict, graph.start_values(), limit,
+            {**without_run_ids(config), "callbacks": None},
             configurable, metadata, result_ids, config.get("max_concurrency") or None,
             stop_check, runtime.control, questions)
     except OutOfSteps:

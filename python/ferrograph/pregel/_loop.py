@@ -39,6 +39,7 @@ from ferrograph.pregel._task import (
     numbered_config,
     recursion_limit,
     task_bases,
+    without_run_ids,
 )
 from ferrograph.pregel._trace import RunTrace, areport_pause, report_pause, report_resume
 from ferrograph.runtime import RunControl
@@ -87,7 +88,7 @@ class GraphRun(TaskSetup, TaskOutcome, StepItems):
         self.config = config
         self.run_id = config.get("run_id")
         """The id the run's chain run takes (the caller's `run_id`): not its tasks'."""
-        self._task_config = {k: v for k, v in config.items() if k not in ("run_id", "run_name")}
+        self._task_config = without_run_ids(config)  # copied by each task's config
         self.trace: RunTrace | None = None
         """With user callbacks: the run's chain run (see `_trace`)."""
         self.pause_status = "pending"

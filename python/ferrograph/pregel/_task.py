@@ -111,6 +111,15 @@ class Task:
         return index
 
 
+def without_run_ids(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run's task configs copy from the run's config: all of it but the run's own
+    `run_id` and `run_name` (see `GraphRun.run_id`); `config` itself when it has neither
+    (most runs), not a filtered copy of it."""
+    if "run_id" not in config and "run_name" not in config:
+        return config
+    return {k: v for k, v in config.items() if k not in ("run_id", "run_name")}
+
+
 def recursion_limit(config: dict[str, Any]) -> int:
     limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
     if not isinstance(limit, int) or limit < 1:
