@@ -193,6 +193,11 @@ class AsyncDriver:
         """Runs the graph to the end (or a breakpoint), streaming nothing."""
         run = self.run
         run.streams_outputs = True
+        if run.user_callbacks is None and run.saving is None:
+            # Nothing to trace, load or save (most runs): none of the hooks around the
+            # steps has anything to do, so none of their coroutines is made.
+            await self._steps_to_end()
+            return
         await astart_trace(run)
         error: BaseException | None = None
         try:
@@ -232,7 +237,8 @@ class AsyncDriver:
             if misses:
                 await astore(run, misses)
             stop = run.after_step(tasks)[1]
-            await run.aflush()
+            if run.saving is not None:
+                await run.aflush()
             if stop:
                 return
         run.final_values = run.run.read(run.result_ids)

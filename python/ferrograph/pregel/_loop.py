@@ -292,10 +292,11 @@ class GraphRun(TaskSetup, TaskOutcome, StepItems):
     def after_step(self, tasks: list[Task]) -> tuple[list[Any] | tuple[()], bool]:
         """Applies the step's writes; the items that follows, and whether the run stops."""
         spec = self.spec
-        if not any(t.paused for t in tasks):
-            paused = None
-        else:
-            paused = [i for t in tasks for i in t.interrupts]
+        paused = None
+        for t in tasks:  # (a loop: no generator made per step, as `any` would need)
+            if t.paused:
+                paused = [i for t in tasks for i in t.interrupts]
+                break
         if paused is not None and self.nested:
             # A graph run by a task pauses that task: the question goes up to the run
             # that has the caller (its thread holds this graph's checkpoints).
