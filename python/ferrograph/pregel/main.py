@@ -177,6 +177,10 @@ class CompiledStateGraph(Runnable[Any, Any]):
         the `langgraph_*` keys that are the same for all its tasks; a push task's
         `langgraph_path` is its own)."""
         self.direct = build_direct_graph(self)
+        self.direct_by_build = not (self.interrupt_before or self.interrupt_after or self.managed
+                                    or self.root or self.cache_policies or self.reads_state)
+        """Whether what the graph was built with lets `invoke` go by the Rust driver (the
+        run's own arguments and the graph's settable attributes are asked per call)."""
         """What `invoke` runs when it can go without a `GraphRun` (see `invoke_direct`)."""
 
     def _router(self, source: str,
@@ -508,14 +512,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
             result = invoke_nested(self, input, config, parent, parent_task, keys, control)
-        elif (parent is None and interrupt_before is None and interrupt_after is None
-              and self.checkpointer in (None, True, False)
+        elif (self.direct_by_build and parent is None and interrupt_before is None
+              and interrupt_after is None and self.checkpointer in (None, True, False)
               and (parent_task is None or parent_task.scratchpad is None)
               and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
-              and not (self.interrupt_before or self.interrupt_after) and not self.managed
-              and not config.get("callbacks") and not self.root
-              and self.step_timeout is None and not self.cache_policies
-              and not self.reads_state):
+              and not config.get("callbacks") and self.step_timeout is None):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:
