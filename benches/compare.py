@@ -763,7 +763,8 @@ def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats:
         f"Machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         "One row alone: `python benches/compare.py --only <scenario> --out /tmp/row.md` "
-        "(add `--repeats N`).",
+        "(add `--repeats N`). The server's rows (`ferrograph serve` beside `langgraph dev`) "
+        "are in [`SERVER.md`](SERVER.md), by `python benches/server.py`.",
         "",
         "Median (min) wall time per run; `per unit` divides the median by the unit count. "
         "Ratio = ferrograph / langgraph (below 1: ferrograph is faster). `nograph` streams "
