@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ferrograph.server.auth import authorize, matches, run_user
+from ferrograph.server.database import Statement
 from ferrograph.server.execute import END, NODES_KEY, TAGS_KEY, RunSpec, RunTask
 from ferrograph.server.http import ApiError, body_id, json_body, json_response, path_id
 from ferrograph.server.storage import Assistant, RunRecord, Thread
@@ -102,21 +103,21 @@ def _run_thread_id(request: Request) -> str:
 
 async def _thread_for_run(server: ServerState, thread_id: str, stateless: bool,
                           if_not_exists: str, filters: dict[str, Any] | None,
-                          new_metadata: dict[str, Any]) -> tuple[Thread, bool]:
+                          new_metadata: dict[str, Any]
+                          ) -> tuple[Thread, bool, list[Statement]]:
     """The run's thread (created, with `new_metadata`, for a stateless run or when
-    `if_not_exists="create"`; one the auth's `filters` hide is missing); and whether it
-    existed before."""
+    `if_not_exists="create"`; one the auth's `filters` hide is missing); whether it existed
+    before; and what writes a new one (with the run's record, in one batch)."""
     thread = None if stateless else server.threads.get(thread_id)
     if thread is not None:
         if not matches(thread.metadata, filters):
             raise ApiError(404, _NOT_FOUND)
-        return thread, True
+        return thread, True, []
     if not stateless and if_not_exists != "create":
         raise ApiError(404, _NOT_FOUND)
     at = now()
     thread = Thread(thread_id, at, at, at, new_metadata)
-    await server.threads.save(thread)
-    return thread, False
+    return thread, False, server.threads.changes(thread)
 
 
 def _run_config(assistant: Assistant, thread: Thread, run_id: str, body: dict[str, Any],
@@ -205,7 +206,7 @@ async def create_run(request: Request) -> RunTask:
         "if_not_exists": if_not_exists, "after_seconds": after_seconds,
         "kwargs": {"input": body.get("input"), "command": command, "config": request_config,
                    "context": body.get("context") or {}, "stream_mode": modes}})
-    thread, existed = await _thread_for_run(
+    thread, existed, thread_changes = await _thread_for_run(
         server, thread_id, stateless, if_not_exists, filters,
         {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
          **(request_config.get("metadata") or {}), **metadata})
@@ -237,7 +238,7 @@ async def create_run(request: Request) -> RunTask:
               "durability": body.get("durability") or "async"}
     record = RunRecord(run_id, thread.thread_id, assistant.assistant_id, now(), run_metadata,
                        kwargs, strategy)
-    return await server.runner.start(record, spec)
+    return await server.runner.start(record, spec, thread_changes)
 
 
 def _run_path(run: RunTask, stateless: bool) -> str:
@@ -309,7 +310,7 @@ async def _result_body(run: RunTask) -> AsyncIterator[bytes]:
 
 async def stream_run(request: Request) -> Response:
     run = await create_run(request)
-    body = await json_body(request, _body_shape(request))  # kept from create_run
+    body = await json_body(request, _body_shape(request))  # as create_run read it
     queue = run.subscribe()
     stateless = "thread_id" not in request.path_params
     base = _run_path(run, stateless)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrograph.server.auth import AuthUser
+from ferrograph.server.database import Statement
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, RunStore, Thread, ThreadStore
@@ -205,9 +206,12 @@ class Runner:
         return [r for r in self.runs.values() if r.record.thread_id == thread_id
                 and r.record.status in ("pending", "running")]
 
-    async def start(self, record: RunRecord, spec: RunSpec) -> RunTask:
+    async def start(self, record: RunRecord, spec: RunSpec,
+                    changes: list[Statement] | None = None) -> RunTask:
+        """Records the run (with `changes`, e.g. its new thread, in the same batch) and
+        starts it."""
         record.rerun = rerun_json(spec)
-        await self.run_store.save(record)
+        await self.threads.db.run([*(changes or ()), *self.run_store.changes(record)])
         run = RunTask(record, spec)
         self.runs[record.run_id] = run
         run.task = asyncio.get_running_loop().create_task(self._execute(run))

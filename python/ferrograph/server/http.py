@@ -65,7 +65,11 @@ async def _raw_body(request: Request) -> bytes:
 
 async def json_body(request: Request, shape: str) -> dict[str, Any]:
     """The body as the JSON object `shape` (see `bodies.BODIES`) describes; anything else
-    is LangGraph's 422 (an empty body is not JSON)."""
+    is LangGraph's 422 (an empty body is not JSON). Read and checked once per request:
+    asked again (a route and the helper it calls), the same object comes back."""
+    checked = getattr(request.state, "checked_body", None)
+    if checked is not None and checked[0] == shape:
+        return checked[1]
     try:
         body = loads(await _raw_body(request))
     except ValueError:
@@ -74,6 +78,7 @@ async def json_body(request: Request, shape: str) -> dict[str, Any]:
         check(body, shape)
     except BodyError as e:
         raise ApiError(422, str(e)) from None
+    request.state.checked_body = (shape, body)
     return body
 
 
