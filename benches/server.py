@@ -195,7 +195,10 @@ class Bench:
         self.rows: list[str] = []
 
     def alternate(self, make: Any) -> dict[str, list[Any]]:
-        """`make(server)` a coroutine; run it `repeats` times per server, alternating."""
+        """`make(server)` a coroutine; run it `repeats` times per server, alternating, after
+        one untimed run each (its check, and the warm-up every server gets)."""
+        for name in self.ports:
+            asyncio.run(make(name))
         out: dict[str, list[Any]] = {name: [] for name in self.ports}
         for _ in range(self.repeats):
             for name in self.ports:
@@ -230,7 +233,7 @@ class Bench:
             return got
 
         runs = self.alternate(one)
-        engine = [engine_first_token(words) for _ in range(self.repeats)]
+        engine = [engine_first_token(words) for _ in range(self.repeats + 1)][1:]
         first = {n: median_ms([s.first_token for s in r]) for n, r in runs.items()}
         self.rows.append(
             f"| `srv_ttft_idle` first token, one {words}-word stream, idle server "
@@ -272,12 +275,13 @@ class Bench:
             "langgraph_client": ("langgraph", None, want_all),
         }
         times: dict[str, list[float]] = {v: [] for v in variants}
-        for _ in range(self.repeats):
+        for repeat in range(self.repeats + 1):  # the first, untimed: checks and warms up
             for variant, (server, nodes, want) in variants.items():
                 got = asyncio.run(stream_run(self.ports[server],
                                              run_body("seed", words, nodes)))
                 self.check(variant, got, want)
-                times[variant].append(got.total)
+                if repeat:
+                    times[variant].append(got.total)
         fg_server, fg_client, lg = (median_ms(times[v]) for v in variants)
         self.rows.append(
             f"| `srv_seed_poem` the seed graph ({words} words a node), keep the poem | "
@@ -306,7 +310,8 @@ def main() -> None:
         "# `ferrograph serve` vs `langgraph dev`",
         "",
         f"Command: `python benches/server.py{' --quick' if args.quick else ''}` — {repeats} "
-        "repeats per row, alternating between the servers, one client process.",
+        "repeats per row after an untimed one (checked), alternating between the servers, one "
+        "client process.",
         f"Machine: {os.cpu_count()} cores; Python {platform.python_version()}; "
         f"run {date.today().isoformat()} at commit {commit}. Both servers and the client "
         "share the cores: read the ratios.",
