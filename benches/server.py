@@ -209,7 +209,8 @@ class Bench:
         if got.tokens != want:
             raise RuntimeError(f"{name}: {got.tokens} token events, expected {want}")
 
-    def tokens_one(self, words: int) -> None:
+    def speak_runs(self, words: int) -> dict[str, list[Stream]]:
+        """One `words`-word stream at a time, `repeats` per server, each checked."""
         want = expected_tokens(words)
 
         async def one(name: str) -> Stream:
@@ -217,7 +218,11 @@ class Bench:
             self.check(name, got, want)
             return got
 
-        runs = self.alternate(one)
+        return self.alternate(one)
+
+    def tokens_one(self, words: int) -> None:
+        want = expected_tokens(words)
+        runs = self.speak_runs(words)
         rate = {n: want / statistics.median(s.total for s in r) for n, r in runs.items()}
         self.rows.append(
             f"| `srv_tokens_1` one stream, {words} words ({want} token events) | "
@@ -225,14 +230,7 @@ class Bench:
             f"{rate['ferrograph'] / rate['langgraph']:.1f}x |")
 
     def ttft_idle(self, words: int) -> None:
-        want = expected_tokens(words)
-
-        async def one(name: str) -> Stream:
-            got = await stream_run(self.ports[name], run_body("speak", words))
-            self.check(name, got, want)
-            return got
-
-        runs = self.alternate(one)
+        runs = self.speak_runs(words)
         engine = [engine_first_token(words) for _ in range(self.repeats + 1)][1:]
         first = {n: median_ms([s.first_token for s in r]) for n, r in runs.items()}
         self.rows.append(

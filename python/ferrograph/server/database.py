@@ -88,9 +88,19 @@ class Database:
         """Every checkpoint and pending write of thread `source` under thread `target`."""
         raise NotImplementedError
 
+    _WRITES_TABLE: str
+    """The saver's table of pending writes."""
+    _RUN_ID: str
+    """SQL reading a checkpoint's `metadata.run_id`."""
+
     async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
         """Removes the checkpoints (and their writes) whose metadata names `run_id`."""
-        raise NotImplementedError
+        where = f"thread_id = ? AND {self._RUN_ID} = ?"
+        await self.run([
+            (f"DELETE FROM {self._WRITES_TABLE} WHERE thread_id = ? AND checkpoint_id IN "
+             f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
+             (thread_id, thread_id, run_id)),
+            (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
 
     async def migrate(self) -> None:
         """Brings the server's tables to the newest schema (idempotent)."""
@@ -159,13 +169,8 @@ class SqliteDatabase(Database):
              "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
              (target, source))])
 
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        where = "thread_id = ? AND json_extract(CAST(metadata AS TEXT), '$.run_id') = ?"
-        await self.run([
-            (f"DELETE FROM writes WHERE thread_id = ? AND checkpoint_id IN "
-             f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
-             (thread_id, thread_id, run_id)),
-            (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
+    _WRITES_TABLE = "writes"
+    _RUN_ID = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
 
 
 _MIGRATION_LOCK_KEY = 0x66657272  # "ferr": one advisory lock for every ferrograph server
@@ -250,13 +255,8 @@ class PostgresDatabase(Database):
              "checkpoint_id, task_id, task_path, idx, channel, type, blob FROM "
              "checkpoint_writes WHERE thread_id = ?", (target, source))])
 
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        where = "thread_id = ? AND metadata->>'run_id' = ?"
-        await self.run([
-            (f"DELETE FROM checkpoint_writes WHERE thread_id = ? AND checkpoint_id IN "
-             f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
-             (thread_id, thread_id, run_id)),
-            (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
+    _WRITES_TABLE = "checkpoint_writes"
+    _RUN_ID = "metadata->>'run_id'"
 
 
 def database_for(uri: str) -> SqliteDatabase | PostgresDatabase:
