@@ -167,3 +167,28 @@ def test_python_dash_m():
 
 def test_cli_module_imports_ferrograph_not_langgraph():
     assert cli.StateGraph.__module__.startswith("ferrograph")
+
+
+def test_serve_demo_serves_the_seed_graph_with_the_embedded_model(tmp_path):
+    """`ferrograph serve --demo`: no langgraph.json needed; the demo's graph as `seed`, its
+    model the embedded server; the page and the node filter work on it."""
+    from langgraph_sdk import get_sync_client
+
+    from tests.server_support import ServerProcess, free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    server = ServerProcess([sys.executable, "-m", "ferrograph", "serve", "--demo", "--port",
+                            str(port), "--token-delay", "0"], tmp_path, env, port,
+                           tmp_path / "serve.log")
+    try:
+        client = get_sync_client(url=server.url, api_key=None)
+        assert [a["graph_id"] for a in client.assistants.search()] == ["seed"]
+        tokens = [part.data[0]["content"] for part in client.runs.stream(
+            None, "seed", input={"topic": "owls"}, stream_mode="messages-tuple",
+            config={"configurable": {"ferrograph_nodes": ["write_poem"]}})
+            if part.event == "messages"]
+        assert "".join(tokens) == poem_about("owls")
+        assert "ferrograph serve: 1 graph from the demo: seed" in server.output()
+    finally:
+        server.stop()

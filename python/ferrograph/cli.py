@@ -227,6 +227,16 @@ def parser() -> argparse.ArgumentParser:
                    metavar="postgres://...",
                    help="keep them in PostgreSQL instead (default: $DATABASE_URI, as "
                         "LangGraph's server; needs the `postgres` extra)")
+    s.add_argument("--demo", action="store_true",
+                   help="serve the demo's joke/poem graph (as `seed`) instead of a "
+                        "langgraph.json: OpenAI when OPENAI_API_KEY is set, otherwise the "
+                        "embedded local server")
+    s.add_argument("--token-delay", type=_at_least(0, float), default=0.02, metavar="SECONDS",
+                   help="with --demo: pause between tokens of the embedded server "
+                        "(default: %(default)s)")
+    s.add_argument("--model", default="gpt-4o-mini",
+                   help="with --demo: OpenAI model when OPENAI_API_KEY is set "
+                        "(default: %(default)s)")
     return top
 
 
@@ -248,7 +258,16 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         db = args.database_uri
     try:
-        run_server(args.config, host=args.host, port=args.port, db=db)
+        if args.demo:
+            from ferrograph.server.graphs import ServedGraph
+
+            with chat_model(args) as model:
+                graph = build_graph(model)
+                run_server("the demo", host=args.host, port=args.port, db=db,
+                           graphs={"seed": ServedGraph("seed", "ferrograph serve --demo",
+                                                       graph)})
+        else:
+            run_server(args.config, host=args.host, port=args.port, db=db)
     except (GraphLoadError, DatabaseError) as e:
         print(f"ferrograph serve: {e}", file=sys.stderr)
         return 1

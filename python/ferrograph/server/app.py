@@ -114,12 +114,13 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
 
 
 def serve(config: str, host: str = "127.0.0.1", port: int = 2024,
-          db: str = ":memory:") -> None:
-    """Runs the server until interrupted (`ferrograph serve`). The database is tried first:
+          db: str = ":memory:", graphs: dict[str, ServedGraph] | None = None) -> None:
+    """Runs the server until interrupted (`ferrograph serve`): `config`'s graphs, or
+    `graphs` (`config` then only names where they come from). The database is tried first:
     one that cannot be used raises `DatabaseError` naming it, before anything starts."""
     import uvicorn
 
-    app = create_app(config, db)
+    app = create_app(None if graphs is not None else config, db, graphs=graphs)
     state = app.state.server
     state.database.check()
     # The event loop that writes every client's events shares the GIL with the threads
