@@ -84,8 +84,6 @@ class RunTask:
     """Cancelled with `action="rollback"`: the run and its checkpoints are deleted."""
     history: list[tuple[tuple[int, int], str, bytes]] = field(default_factory=list)
     """A resumable run's events so far: `(id key, event, frame)`."""
-    writes: asyncio.Future | None = None
-    """The last database write about the run not waited for (`Runner.write_behind`)."""
     _sequence: int = 0
 
     def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue:
@@ -213,37 +211,16 @@ class Runner:
         """Records the run (with `changes`, e.g. its new thread, in the same batch) and
         starts it."""
         record.rerun = rerun_json(spec)
+        await self.threads.db.run([*(changes or ()), *self.run_store.changes(record)])
         run = RunTask(record, spec)
-        self.write_behind(run, [*(changes or ()), *self.run_store.changes(record)])
         self.runs[record.run_id] = run
         run.task = asyncio.get_running_loop().create_task(self._execute(run))
         return run
 
     async def forget(self, run_id: str) -> None:
         """Drops a finished run (`DELETE` of a run, a rollback)."""
-        run = self.runs.pop(run_id, None)
-        if run is not None:
-            await self.settle(run)
+        self.runs.pop(run_id, None)
         await self.run_store.delete(run_id)
-
-    def write_behind(self, run: RunTask, statements: list[Statement]) -> None:
-        """Writes `statements` after the run's earlier writes, without waiting for them (a
-        run's start, its first token, are not held up by the database): the database sees a
-        run's changes in order, and whatever writes about a run later `settle`s first."""
-        earlier = run.writes
-
-        async def write() -> None:
-            if earlier is not None:
-                await earlier
-            await self.threads.db.run(statements)
-
-        run.writes = asyncio.ensure_future(write())
-
-    @staticmethod
-    async def settle(run: RunTask) -> None:
-        """Waits for the run's writes behind (raising what they raised)."""
-        if run.writes is not None:
-            await asyncio.shield(run.writes)
 
     async def restore(self, graphs: dict[str, ServedGraph]) -> None:
         """The runs of earlier servers on this database: those that ended, to show; those
@@ -284,9 +261,6 @@ class Runner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        # and what they left to write, before the database closes
-        await asyncio.gather(*(r.writes for r in self.runs.values() if r.writes is not None),
-                             return_exceptions=True)
 
     def _stopped_by_shutdown(self, run: RunTask) -> bool:
         return self.closing and run.cancel_reason is None
@@ -307,7 +281,6 @@ class Runner:
                 record.status = "interrupted"
                 run.result = {}
                 record.updated_at = now()
-                await self.settle(run)
                 await self.run_store.save(record)
         finally:
             for queue in run.listeners:
@@ -335,7 +308,9 @@ class Runner:
         if thread is not None:
             thread.status = "busy"
             changes += self.threads.changes(thread)
-        self.write_behind(run, changes)  # while the graph starts: a first token sooner
+        # Written while the graph starts, not before (a first token sooner); awaited before
+        # anything else is written about the run, so the database sees the changes in order.
+        started = asyncio.ensure_future(self.threads.db.run(changes))
         began = time.monotonic()
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
@@ -365,7 +340,7 @@ class Runner:
             if self._stopped_by_shutdown(run):
                 # the thread stays busy, its checkpoints as they are: the next server runs
                 # the run again (a new attempt)
-                await self.settle(run)
+                await asyncio.shield(started)
                 record.status, record.updated_at = "pending", now()
                 await self.run_store.save(record)
                 raise
@@ -379,7 +354,7 @@ class Runner:
             run.publish("error", error_body(e))
             failure = e
         try:
-            await self.settle(run)
+            await asyncio.shield(started)
             if run.rollback and thread is not None and not spec.temporary:
                 await self.threads.delete_run_checkpoints(thread.thread_id, record.run_id)
                 failure = None  # as if the run had not been
