@@ -40,6 +40,22 @@ BACKENDS = ("sqlite", "postgres")
 """The databases `ferrograph serve` keeps its data in."""
 
 
+RUN_WAIT = 60.0
+"""Seconds a test waits for a run to reach a state (a deadline, never a pause)."""
+
+
+def wait_for_status(c: Any, thread_id: str, run_id: str, *statuses: str) -> dict[str, Any]:
+    """The run (through the SDK client `c`) once its status is one of `statuses`, polled
+    against `RUN_WAIT`."""
+    deadline = time.monotonic() + RUN_WAIT
+    while time.monotonic() < deadline:
+        run = c.runs.get(thread_id, run_id)
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} still {run['status']}, not {statuses}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

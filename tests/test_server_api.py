@@ -24,6 +24,7 @@ from tests.server_support import (
     ferrograph_serve,
     graph_env,
     server_database,
+    wait_for_status,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -47,17 +48,6 @@ def server(request, model, tmp_path_factory):
 
 def client(url):
     return get_sync_client(url=url, api_key=None)
-
-
-def wait_for_status(c, thread_id, run_id, *statuses):
-    """The run once its status is one of `statuses` (polled against a deadline)."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        run = c.runs.get(thread_id, run_id)
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} still {run['status']}, not {statuses}")
 
 
 def tokens_by_node(parts):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from tests.server_support import (
     free_port,
     graph_env,
     server_database,
+    wait_for_status,
 )
 from tests.services import PostgresServer
 
@@ -39,16 +39,6 @@ WAIT = 60.0
 def model():
     with HeldModel() as held:
         yield held
-
-
-def wait_for_status(c: Any, thread_id: str, run_id: str, *statuses: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        run = c.runs.get(thread_id, run_id)
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} still {run['status']}, not {statuses}")
 
 
 def query(db_args: list[str], sql: str) -> list[tuple[Any, ...]]:

@@ -160,10 +160,7 @@ class SqliteDatabase(Database):
 
     async def copy_checkpoints(self, source: str, target: str) -> None:
         await self.run([
-            ("INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-             "parent_checkpoint_id, type, checkpoint, metadata) SELECT ?, checkpoint_ns, "
-             "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM "
-             "checkpoints WHERE thread_id = ?", (target, source)),
+            (_COPY_CHECKPOINTS, (target, source)),
             ("INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
              "task_path, idx, channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, "
              "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
@@ -172,6 +169,12 @@ class SqliteDatabase(Database):
     _WRITES_TABLE = "writes"
     _RUN_ID = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
 
+
+_COPY_CHECKPOINTS = (
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+    "type, checkpoint, metadata) SELECT ?, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
+    "type, checkpoint, metadata FROM checkpoints WHERE thread_id = ?")
+"""Copies a thread's checkpoints (the table both savers name alike) under another thread."""
 
 _MIGRATION_LOCK_KEY = 0x66657272  # "ferr": one advisory lock for every ferrograph server
 
@@ -243,10 +246,7 @@ class PostgresDatabase(Database):
 
     async def copy_checkpoints(self, source: str, target: str) -> None:
         await self.run([
-            ("INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-             "parent_checkpoint_id, type, checkpoint, metadata) SELECT ?, checkpoint_ns, "
-             "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM "
-             "checkpoints WHERE thread_id = ?", (target, source)),
+            (_COPY_CHECKPOINTS, (target, source)),
             ("INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, "
              "blob) SELECT ?, checkpoint_ns, channel, version, type, blob FROM "
              "checkpoint_blobs WHERE thread_id = ?", (target, source)),
