@@ -2,7 +2,7 @@
 //! (a full channel for producers, an empty one for the consumer) happens with the GIL
 //! released, so the other side can run; the fast paths never release it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub struct ChunkChannel {
 struct Handover {
     taken: Mutex<u64>,
     changed: Condvar,
+    /// Producers handing the GIL over right now: an event loop's drain that finds chunks
+    /// without waiting counts in `taken` only when one is (its hot path takes no lock).
+    awaiting: AtomicUsize,
     /// When a producer last handed the GIL over: nanoseconds since `epoch`.
     last: AtomicU64,
     epoch: Instant,
@@ -51,6 +54,7 @@ impl Handover {
         Handover {
             taken: Mutex::new(0),
             changed: Condvar::new(),
+            awaiting: AtomicUsize::new(0),
             last: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -141,9 +145,13 @@ impl ChunkChannel {
             }
             other => {
                 // An event loop drains without waiting, once its waker ran: if a producer is
-                // handing it the GIL (`ChunkProducer::push`), it has it now.
-                *self.handover.taken.lock() += 1;
-                self.handover.changed.notify_all();
+                // handing it the GIL (`ChunkProducer::push`), it has it now. (The producer
+                // counts itself in `awaiting` before it pushes, so a drain that takes its
+                // chunk sees it.)
+                if self.handover.awaiting.load(Ordering::SeqCst) > 0 {
+                    *self.handover.taken.lock() += 1;
+                    self.handover.changed.notify_all();
+                }
                 other
             }
         };
@@ -236,15 +244,21 @@ impl ChunkProducer {
             .is_some_and(|slept| slept >= HAND_OVER_AFTER)
             .then(|| self.handover.claim().then(|| *self.handover.taken.lock()))
             .flatten();
+        let handover = &self.handover;
+        if handing_over.is_some() {
+            handover.awaiting.fetch_add(1, Ordering::SeqCst);
+        }
         let outcome = self.push_chunk(py, mode, payload);
         if let (Some(taken), Ok(true)) = (handing_over, &outcome) {
-            let handover = &self.handover;
             py.detach(|| {
                 let mut now = handover.taken.lock();
                 if *now == taken {
                     handover.changed.wait_for(&mut now, HAND_OVER_WAIT);
                 }
             });
+        }
+        if handing_over.is_some() {
+            handover.awaiting.fetch_sub(1, Ordering::SeqCst);
         }
         outcome
     }
