@@ -282,17 +282,23 @@ def test_threads_runs_and_assistants_persist_across_restarts(request, backend, m
             assert [r["status"] for r in c.runs.list(tid)] == ["success", "success"]
 
 
+def serve_that_fails(model, graphs) -> subprocess.CompletedProcess:
+    """`ferrograph serve` of `graphs`/langgraph.json, which must stop at start (status 1)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
+         "--port", "0"], cwd=graphs, env=graph_env(model, "ferrograph"),
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    return done
+
+
 def test_a_graph_that_fails_to_import_stops_the_server_with_its_name(model, tmp_path):
     graphs = copy_graphs(tmp_path)
     (graphs / "broken.py").write_text("import no_such_module_here\n")
     config = json.loads((GRAPHS / "langgraph.json").read_text())
     config["graphs"]["broken"] = "./broken.py:graph"
     (graphs / "langgraph.json").write_text(json.dumps(config))
-    done = subprocess.run(
-        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
-         "--port", "0"], cwd=graphs, env=graph_env(model, "ferrograph"),
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
+    done = serve_that_fails(model, graphs)
     assert "graph 'broken'" in done.stderr and "no_such_module_here" in done.stderr
 
 
@@ -420,9 +426,5 @@ def test_a_langgraph_graph_ferrograph_cannot_run_stops_the_server_naming_it(mode
         " input_channels='a', output_channels='b')\n")
     (graphs / "langgraph.json").write_text(json.dumps(
         {"dependencies": ["."], "graphs": {"handmade": "./handmade.py:graph"}}))
-    done = subprocess.run(
-        [sys.executable, "-m", "ferrograph", "serve", "--config", "langgraph.json",
-         "--port", "0"], cwd=graphs, env=graph_env(model, "ferrograph"),
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
+    done = serve_that_fails(model, graphs)
     assert "graph 'handmade'" in done.stderr and "Pregel built by hand" in done.stderr
