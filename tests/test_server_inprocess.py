@@ -146,3 +146,33 @@ def test_a_client_gone_mid_stream_leaves_no_task_thread_or_listener(model, on_di
         # and the server still serves runs
         assert httpx.post(f"{server.url}/threads/{tid}/runs/wait", timeout=WAIT, json={
             "assistant_id": "counter", "input": {"count": 1}}).json()["count"] == 20
+
+
+def test_an_idle_stream_gets_heartbeats_and_then_its_events(model, monkeypatch):
+    """A stream with nothing to send writes a heartbeat comment every HEARTBEAT_SECONDS, and
+    the run's events still follow once it goes on."""
+    from ferrograph.server import api_runs
+
+    monkeypatch.setattr(api_runs, "HEARTBEAT_SECONDS", 0.05)
+    app = create_app(GRAPHS / "langgraph.json")
+    with InProcessServer(app) as server:
+        tid = httpx.post(server.url + "/threads", json={}).json()["thread_id"]
+        model.hold()
+        body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": ["values"]}
+        with httpx.stream("POST", f"{server.url}/threads/{tid}/runs/stream", json=body,
+                          timeout=WAIT) as response:
+            lines = response.iter_lines()
+            assert next(lines) == "event: metadata"
+            assert model.held.wait(WAIT)
+            # the model holds the run: heartbeats come, one after another
+            before: list[str] = []
+            for line in lines:
+                if line:
+                    before.append(line)
+                if before.count(": heartbeat") == 2:
+                    break
+            assert before[-1] == ": heartbeat"
+            model.release()
+            after = [line for line in lines if line and line != ": heartbeat"]
+        events = [line for line in before + after if line.startswith("event: ")]
+        assert set(events) == {"event: values"} and len(events) >= 2, events

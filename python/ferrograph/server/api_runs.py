@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ferrograph.server.app import ServerState
 
 HEARTBEAT_SECONDS = 5.0
+_BEAT = object()  # queued by an idle stream's heartbeat timer
 _NOTHING_TO_CANCEL = ("No matching runs to cancel. Please verify the thread ID and run IDs are "
                       "correct, and the runs haven't been deleted or completed.")
 
@@ -257,14 +258,17 @@ async def _sse(run: RunTask, queue: asyncio.Queue, cancel_on_disconnect: bool,
     The events queued by the time the response is ready to write go out in one write: when
     the run produces faster than the socket takes (many tokens a millisecond), a write per
     event would cost a send and a task switch per token."""
+    loop = asyncio.get_running_loop()
     try:
         while True:
-            if queue.empty():  # only an idle stream needs the heartbeat's timer
+            if queue.empty():
+                # The heartbeat is a timer that queues a marker, not `wait_for` (whose extra
+                # task costs each event a turn of the loop on its way to the socket).
+                beat = loop.call_later(HEARTBEAT_SECONDS, queue.put_nowait, _BEAT)
                 try:
-                    item = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except asyncio.TimeoutError:
-                    yield HEARTBEAT
-                    continue
+                    item = await queue.get()
+                finally:
+                    beat.cancel()
             else:
                 item = queue.get_nowait()
             frames: list[bytes] = []
@@ -273,10 +277,13 @@ async def _sse(run: RunTask, queue: asyncio.Queue, cancel_on_disconnect: bool,
                     if frames:
                         yield b"".join(frames)
                     return
-                event, frame = item
-                if modes is None or event.split("|", 1)[0] in modes or event == "error" or (
-                        event.startswith("messages") and "messages" in modes):
-                    frames.append(frame)
+                if item is _BEAT:
+                    frames.append(HEARTBEAT)
+                else:
+                    event, frame = item
+                    if modes is None or event.split("|", 1)[0] in modes or event == "error" or (
+                            event.startswith("messages") and "messages" in modes):
+                        frames.append(frame)
                 if queue.empty():
                     break
                 item = queue.get_nowait()
