@@ -202,7 +202,6 @@ def _first_error(value: Any, schema: dict[str, Any], where: str, at: str) -> Err
 
 def _keyword_error(value: Any, schema: dict[str, Any], keyword: str, rule: Any, where: str,
                    at: str) -> Error | None:
-    shown = _shown(value)
     if keyword == "$ref":
         return _first_error(value, NAMED[rule], f'["components"]["schemas"]["{rule}"]', at)
     if keyword == "type":
@@ -211,23 +210,30 @@ def _keyword_error(value: Any, schema: dict[str, Any], keyword: str, rule: Any, 
             return None
         if isinstance(rule, list):
             names = ", ".join(f'"{k}"' for k in sorted(kinds))
-            return f"{shown} is not of types {names}", keyword, where, at, value
-        return f'{shown} is not of type "{rule}"', keyword, where, at, value
+            return f"{_shown(value)} is not of types {names}", keyword, where, at, value
+        return f'{_shown(value)} is not of type "{rule}"', keyword, where, at, value
     if keyword == "enum":
         if value in rule:
             return None
-        return f"{shown} is not one of {_candidates(rule)}", keyword, where, at, value
+        return f"{_shown(value)} is not one of {_candidates(rule)}", keyword, where, at, value
     if keyword in ("anyOf", "oneOf"):
-        passing = sum(_first_error(value, s, "", "") is None for s in rule)
+        # counted only as far as the answer needs: anyOf's first match, oneOf's second
+        enough = 1 if keyword == "anyOf" else 2
+        passing = 0
+        for option in rule:
+            if _first_error(value, option, "", "") is None:
+                passing += 1
+                if passing == enough:
+                    break
         if keyword == "anyOf" and passing:
             return None
         if keyword == "oneOf" and passing == 1:
             return None
         if passing > 1:
-            message = (f"{shown} is valid under more than one of the schemas listed in the "
+            message = (f"{_shown(value)} is valid under more than one of the schemas listed in the "
                        f"'{keyword}' keyword")
         else:
-            message = (f"{shown} is not valid under any of the schemas listed in the "
+            message = (f"{_shown(value)} is not valid under any of the schemas listed in the "
                        f"'{keyword}' keyword")
         return message, keyword, where, at, value
     if keyword == "allOf":
@@ -263,14 +269,14 @@ def _keyword_error(value: Any, schema: dict[str, Any], keyword: str, rule: Any, 
             if found is not None:
                 return found
     elif keyword == "maxProperties" and isinstance(value, dict) and len(value) > rule:
-        return f"{shown} has more than {rule} properties", keyword, where, at, value
+        return f"{_shown(value)} has more than {rule} properties", keyword, where, at, value
     elif keyword == "minLength" and isinstance(value, str) and len(value) < rule:
         unit = "character" if rule == 1 else "characters"
-        return f"{shown} is shorter than {rule} {unit}", keyword, where, at, value
+        return f"{_shown(value)} is shorter than {rule} {unit}", keyword, where, at, value
     elif keyword in ("minimum", "maximum") and isinstance(value, (int, float)) and \
             not isinstance(value, bool):
         if keyword == "minimum" and value < rule:
-            return f"{shown} is less than the minimum of {rule}", keyword, where, at, value
+            return f"{_shown(value)} is less than the minimum of {rule}", keyword, where, at, value
         if keyword == "maximum" and value > rule:
-            return f"{shown} is greater than the maximum of {rule}", keyword, where, at, value
+            return f"{_shown(value)} is greater than the maximum of {rule}", keyword, where, at, value
     return None
