@@ -188,6 +188,26 @@ def test_a_run_sees_its_caller_in_its_config(servers):
     assert theirs["new thread"]["owner"] == "bob"
 
 
+def test_a_handler_changes_what_the_run_gets(servers):
+    """A `create_run` handler that edits the value's `kwargs` (the config in place, the input
+    replaced) changes the run, on a thread and stateless."""
+    def scenario(url):
+        alice = user(url, "alice")
+        tid = alice.threads.create()["thread_id"]
+        on_thread = alice.runs.wait(tid, "whoami", input={"count": 1},
+                                    metadata={"rewrite": True})
+        stateless = alice.runs.wait(None, "whoami", input={"count": 1},
+                                    metadata={"rewrite": True}, config={"tags": ["t"]})
+        return {"thread": {"count": on_thread["count"],
+                           "injected": json.loads(on_thread["log"][0]).get("injected")},
+                "stateless": {"count": stateless["count"],
+                              "injected": json.loads(stateless["log"][0]).get("injected")}}
+
+    ours, theirs = both(servers, scenario)
+    assert ours == theirs
+    assert theirs["thread"] == {"count": 41, "injected": "alice"}
+
+
 def test_handlers_by_resource_and_action(servers):
     def scenario(url):
         alice, bob, carol = user(url, "alice"), user(url, "bob"), user(url, "carol")

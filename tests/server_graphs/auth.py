@@ -74,6 +74,10 @@ async def may_run(ctx: Auth.types.AuthContext, value: dict[str, Any]) -> dict[st
         raise Auth.exceptions.HTTPException(status_code=429, detail="no runs left",
                                             headers={"Retry-After": "60"})
     value.setdefault("metadata", {})["owner"] = ctx.user.identity
+    if value["metadata"].get("rewrite"):  # what the run gets, changed by the handler
+        kwargs = value["kwargs"]
+        kwargs["config"].setdefault("configurable", {})["injected"] = ctx.user.identity
+        kwargs["input"] = {"count": 40}
     return {"owner": {"$eq": ctx.user.identity}}
 
 

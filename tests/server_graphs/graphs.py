@@ -184,6 +184,8 @@ def whoami_step(state: CountState, config: RunnableConfig) -> dict[str, Any]:
     seen = {"user_id": c.get("langgraph_auth_user_id"),
             "permissions": list(c.get("langgraph_auth_permissions") or []),
             "configurable_user_id": c.get("user_id")}
+    if "injected" in c:  # put there by an auth handler
+        seen["injected"] = c["injected"]
     if user is not None:
         seen.update(identity=user.identity, item=user["identity"],
                     display_name=user.display_name, authenticated=user.is_authenticated,

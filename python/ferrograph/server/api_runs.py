@@ -182,16 +182,10 @@ async def create_run(request: Request) -> RunTask:
     interrupt_before = body.get("interrupt_before")
     interrupt_after = body.get("interrupt_after")
     after_seconds = max(body.get("after_seconds") or 0, 0)
-    command = body.get("command")
     request_config = body.get("config") or {}
-    request_configurable = dict(request_config.get("configurable") or {})
-    nodes = _filter(request_configurable, NODES_KEY)
-    tags = _filter(request_configurable, TAGS_KEY)
     served = server.graphs.get(assistant.graph_id)
     if served is None:  # an assistant kept from a config that served its graph
         raise ApiError(404, "Thread or assistant not found.")
-    if nodes:
-        _check_nodes(await served.build({"configurable": {}}, None), nodes)
     stateless = "thread_id" not in request.path_params
     thread_id = _run_thread_id(request)
     if_not_exists = body.get("if_not_exists", "reject")
@@ -199,14 +193,25 @@ async def create_run(request: Request) -> RunTask:
 
     run_id = uuid7()
     metadata = dict(body.get("metadata") or {})  # the auth may stamp it
+    run_kwargs = {"input": body.get("input"), "command": body.get("command"),
+                  "config": request_config, "context": body.get("context") or {},
+                  "stream_mode": modes}
     filters = await _allowed_to_run(request, assistant, {
         "thread_id": None if temporary else uuid.UUID(thread_id),
         "assistant_id": uuid.UUID(assistant.assistant_id), "run_id": uuid.UUID(run_id),
         "status": "pending", "metadata": metadata,
         "prevent_insert_if_inflight": strategy == "reject", "multitask_strategy": strategy,
         "if_not_exists": if_not_exists, "after_seconds": after_seconds,
-        "kwargs": {"input": body.get("input"), "command": command, "config": request_config,
-                   "context": body.get("context") or {}, "stream_mode": modes}})
+        "kwargs": run_kwargs})
+    # what an auth handler changed in the run's kwargs is what the run gets, as on
+    # LangGraph's server: the config changed in place; the input, command and context
+    # also replaced
+    graph_input, command = run_kwargs.get("input"), run_kwargs.get("command")
+    request_configurable = dict(request_config.get("configurable") or {})
+    nodes = _filter(request_configurable, NODES_KEY)
+    tags = _filter(request_configurable, TAGS_KEY)
+    if nodes:
+        _check_nodes(await served.build({"configurable": {}}, None), nodes)
     thread, existed, thread_changes = await _thread_for_run(
         server, thread_id, stateless, if_not_exists, filters,
         {"graph_id": assistant.graph_id, "assistant_id": assistant.assistant_id,
@@ -224,15 +229,15 @@ async def create_run(request: Request) -> RunTask:
 
     config = _run_config(assistant, thread, run_id, body, request_config, request_configurable,
                          run_metadata, run_user(request))
-    context = {**assistant.context, **(body.get("context") or {})} or None
-    spec = RunSpec(served=served, input=body.get("input"), command=command, config=config,
+    context = {**assistant.context, **(run_kwargs.get("context") or {})} or None
+    spec = RunSpec(served=served, input=graph_input, command=command, config=config,
                    context=context, stream_modes=modes,
                    subgraphs=bool(body.get("stream_subgraphs")),
                    interrupt_before=interrupt_before, interrupt_after=interrupt_after,
                    durability=body.get("durability"), nodes=nodes, tags=tags,
                    temporary=temporary, resumable=bool(body.get("stream_resumable")),
                    after_seconds=after_seconds)
-    kwargs = {"input": body.get("input"), "command": command, "config": config,
+    kwargs = {"input": graph_input, "command": command, "config": config,
               "context": context or {}, "stream_mode": modes,
               "interrupt_before": interrupt_before, "interrupt_after": interrupt_after,
               "temporary": temporary, "subgraphs": spec.subgraphs, "resumable": spec.resumable,
