@@ -162,6 +162,39 @@ def test_interrupt_answered_from_the_page(server, browser):
     assert summaries[0].startswith("step 3 · loop · next: (end) · ")
 
 
+def test_several_interrupts_answered_each_by_its_id(server, browser):
+    """Two nodes of one step interrupt: the page asks both questions, and the resume answers
+    each by its interrupt's id."""
+    open_page(browser, server)
+    choose_graph(browser, "ask_both", "ask_city")
+    browser.find_element(*by_testid("new-thread")).click()
+    WebDriverWait(browser, WAIT).until(
+        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
+        .get_attribute("value") != "")
+    thread_id = Select(browser.find_element(*by_testid("thread"))).first_selected_option \
+        .get_attribute("value")
+    type_into(browser, "input", '{"count": 1}')
+    browser.find_element(*by_testid("send")).click()
+    wait_for_status(browser, "interrupted")
+
+    pending = httpx.get(f"{server}/threads/{thread_id}").json()["interrupts"]
+    ids = {i["value"]["question"]: i["id"] for found in pending.values() for i in found}
+    assert set(ids) == {"name?", "city?"}
+    WebDriverWait(browser, WAIT).until(
+        ec.visibility_of_element_located(by_testid(f"resume-{ids['city?']}")))
+    assert not browser.find_element(*by_testid("resume")).is_displayed()
+    for question, reply in (("name?", "ann"), ("city?", "Oslo")):
+        assert json.loads(text_of(browser, f"interrupt-value-{ids[question]}"))["question"] \
+            == question
+        type_into(browser, f"resume-{ids[question]}", reply)
+    browser.find_element(*by_testid("resume-send")).click()
+    wait_for_status(browser, "success")
+
+    state = json.loads(text_of(browser, "state"))
+    assert sorted(state["log"]) == ["from Oslo", "hello ann", "second"]
+    assert state["count"] == 10
+
+
 def test_a_token_signs_the_page_in_on_a_server_with_auth(tmp_path, browser):
     with HeldModel() as model, ferrograph_serve(model, tmp_path,
                                                 config="langgraph-auth.json") as proc:

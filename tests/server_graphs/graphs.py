@@ -100,6 +100,24 @@ ask = (
 )
 
 
+def ask_city(state: CountState) -> dict[str, Any]:
+    answer = interrupt({"question": "city?"})
+    return {"log": [f"from {answer}"]}
+
+
+ask_both = (
+    StateGraph(CountState)
+    .add_node(ask_name)
+    .add_node(ask_city)
+    .add_node(second)
+    .add_edge(START, "ask_name")
+    .add_edge(START, "ask_city")
+    .add_edge(["ask_name", "ask_city"], "second")
+    .compile()
+)
+"""Two questions at once (parallel nodes): a resume answers each interrupt by its id."""
+
+
 def explode(state: CountState) -> dict[str, Any]:
     raise ValueError(f"boom at {state['count']}")
 

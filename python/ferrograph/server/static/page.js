@@ -209,9 +209,31 @@ async function showThread() {
   }));
 }
 
+// The pending interrupts: one answer box for one, a box each (answered by id) for several.
+let pendingInterrupts = [];
+
 function showInterrupts(interrupts) {
+  pendingInterrupts = interrupts;
   $("interrupt").hidden = interrupts.length === 0;
   $("interrupt-value").textContent = interrupts.map((i) => pretty(i.value)).join("\n");
+  const several = interrupts.length > 1;
+  $("interrupt-value").hidden = several;
+  $("resume-one").hidden = several;
+  $("interrupt-answers").replaceChildren(...(several ? interrupts : []).map((i) => {
+    const item = document.createElement("div");
+    item.className = "answer";
+    const question = document.createElement("pre");
+    question.dataset.testid = `interrupt-value-${i.id}`;
+    question.textContent = pretty(i.value);
+    const box = document.createElement("textarea");
+    box.rows = 2;
+    box.spellcheck = false;
+    box.dataset.testid = `resume-${i.id}`;
+    box.dataset.interruptId = i.id;
+    box.setAttribute("aria-label", `Answer to ${pretty(i.value)}`);
+    item.append(question, box);
+    return item;
+  }));
 }
 
 // --- runs ----------------------------------------------------------------------------------
@@ -317,15 +339,22 @@ function send() {
   return run({ input });
 }
 
-function resume() {
-  const text = $("resume").value;
-  let value;
+function answer(text) {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
-    value = text; // plain text answers as a string
+    return text; // plain text answers as a string
   }
-  return run({ command: { resume: value } });
+}
+
+// One pending interrupt takes the answer itself; several, a map of interrupt id to answer.
+function resume() {
+  if (pendingInterrupts.length <= 1) return run({ command: { resume: answer($("resume").value) } });
+  const answers = {};
+  for (const box of $("interrupt-answers").querySelectorAll("textarea")) {
+    answers[box.dataset.interruptId] = answer(box.value);
+  }
+  return run({ command: { resume: answers } });
 }
 
 // Runs `action`, showing what it throws (event handlers have no one else to tell).
