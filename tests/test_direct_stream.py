@@ -239,3 +239,14 @@ def test_closing_the_stream_stops_the_run() -> None:
     assert next(stream) == {"n0": {"x": 0}}
     stream.close()
     assert list(stream) == [] and calls == [0]
+
+
+def test_bad_arguments_raise_at_the_call_as_under_a_graph_run() -> None:
+    graph = chain()
+    for kwargs in ({"config": {"recursion_limit": "many"}}, {"buffer_size": 0}):
+        errors = []
+        for more in ({}, {"_graph_run": True}):
+            with pytest.raises(Exception) as raised:  # noqa: PT011 - compared below
+                graph.stream({"log": [], "x": 0}, stream_mode="updates", **kwargs, **more)
+            errors.append((raised.type, str(raised.value)))
+        assert errors[0] == errors[1], kwargs

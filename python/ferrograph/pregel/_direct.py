@@ -174,7 +174,8 @@ def stream_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
                   control: RunControl | None) -> Iterator[list[Any]]:
     """The run's `(namespace, mode, item)` items a step at a time, on the Rust driver (see
     `DirectStream`): for a run `invoke_direct` could make that streams `modes` (of
-    `STREAMED_MODES`), with every state key in its items. Closing it stops the run."""
+    `STREAMED_MODES`), with every state key in its items. Closing it stops the run. Bad
+    arguments raise here, at the call, as `GraphRun` raises them."""
     limit = recursion_limit(config)
     strict, configurable, metadata, run_control = _run_args(graph, config, context, control)
     run = DirectStream(
@@ -182,6 +183,10 @@ def stream_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
         {**without_run_ids(config), "callbacks": None}, configurable, metadata,
         graph.default_output[1], "updates" in modes, "values" in modes,
         config.get("max_concurrency") or None, run_control, [])
+    return _direct_batches(run, limit)
+
+
+def _direct_batches(run: DirectStream, limit: int) -> Iterator[list[Any]]:
     try:
         while (items := run.next_items()) is not None:
             yield items
