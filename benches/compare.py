@@ -500,6 +500,7 @@ def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario
         "chain100", "invoke a 100-node chain of trivial nodes",
         {k: (lambda g=g: g.invoke({"x": 0}, cfg)) for k, g in graphs.items()},
         lambda r: r == {"x": 100}, per=100, unit="superstep", inner=20))
+    out += stream_chain_scenarios(graphs, cfg)
     graphs = {k: chain_graph(L, 3) for k, L in libs.items()}
     out.append(Scenario(
         "chain3", "invoke a 3-node chain",
@@ -566,6 +567,37 @@ def build_scenarios(quick: bool, only: list[str] | None = None) -> list[Scenario
                         "nograph: its model alone)", runs, lambda r: r == "w0",
                         self_timed=True))
     return out
+
+
+STREAM_CHAIN = ("stream100_updates", "stream100_values", "stream100_updates_async")
+"""`stream` / `astream` of the `chain100` graph: their target's reference is `chain100`."""
+
+
+def astream_list(graph: Any, input: Any, config: dict[str, Any], mode: str) -> list[Any]:
+    async def main() -> list[Any]:
+        return [item async for item in graph.astream(input, config, stream_mode=mode)]
+    return asyncio.run(main())
+
+
+def stream_chain_scenarios(graphs: dict[str, Any], cfg: dict[str, Any]) -> list[Scenario]:
+    """`stream100_*`: the 100-node chain of `chain100` streamed (`updates`, `values`, and
+    `updates` by `astream`): what a step costs a caller that streams."""
+    updates = [{f"n{i}": {"x": i + 1}} for i in range(100)]
+    values = [{"x": i} for i in range(101)]
+    return [
+        Scenario("stream100_updates", "`stream` (updates) of the 100-node chain",
+                 {k: (lambda g=g: list(g.stream({"x": 0}, cfg, stream_mode="updates")))
+                  for k, g in graphs.items()},
+                 lambda r: r == updates, per=100, unit="superstep", inner=20),
+        Scenario("stream100_values", "`stream` (values) of the 100-node chain",
+                 {k: (lambda g=g: list(g.stream({"x": 0}, cfg, stream_mode="values")))
+                  for k, g in graphs.items()},
+                 lambda r: r == values, per=100, unit="superstep", inner=20),
+        Scenario("stream100_updates_async", "`astream` (updates) of the 100-node chain",
+                 {k: (lambda g=g: astream_list(g, {"x": 0}, cfg, "updates"))
+                  for k, g in graphs.items()},
+                 lambda r: r == updates, per=100, unit="superstep", inner=10),
+    ]
 
 
 def openai_scenarios(server: Any) -> list[Scenario]:
@@ -708,6 +740,11 @@ def targets(scenarios: list[Scenario], rss: dict[str, dict[str, float]]) -> list
         if have(name, "ferrograph"):
             got = med[name]["ferrograph"] / per[name]
             rows.append((f"`{name}` ≤ {fmt(limit)} {what}", fmt(got), got <= limit))
+    for name in STREAM_CHAIN[:2]:
+        if have(name, "ferrograph") and have("chain100", "ferrograph"):
+            ratio = med[name]["ferrograph"] / med["chain100"]["ferrograph"]
+            rows.append((f"`{name}` within 2× of `chain100` (invoke) per superstep",
+                         f"{ratio:.2f}× invoke", ratio <= 2))
     for s in scenarios:
         name = s.name
         if re.fullmatch(r"msgs_all_\d+", name) and have(name, "ferrograph", "nograph"):
@@ -832,6 +869,10 @@ def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats:
               "- `chain100`, `chain3`, `fanout5`: each timed repeat runs the graph "
               "back to back (20, 200 and 100 times) and divides, so one call's timer and "
               "cold-cache noise do not swamp runs of microseconds; both implementations alike.",
+              "- `stream100_*`: `chain100`'s graph streamed, each repeat 20 runs back to back "
+              "(the `astream` row 10, each in its own `asyncio.run`); their target compares "
+              "ferrograph's cost per superstep with its own `invoke` of the same graph "
+              "(`chain100`, timed in the same run).",
               "- `ttft_*`: from calling `stream` to the first non-empty chunk of the node "
               "listened to, then the stream is closed (not timed).",
               "- langgraph's sync executor runs at most `min(32, cores + 4)` tasks at once "
@@ -884,6 +925,8 @@ def main(argv: list[str] | None = None) -> int:
     import persistence
 
     only = [n for arg in args.only or () for n in arg.split(",") if n] or None
+    if only and set(only) & set(STREAM_CHAIN) and "chain100" not in only:
+        only.append("chain100")  # the reference of their target
     if only and "persistence" in only:
         only = [n for n in only if n != "persistence"] + persistence.NAMES
     repeats = args.repeats or (3 if args.quick else 7)

@@ -86,7 +86,8 @@ def test_runs_the_direct_driver_cannot_serve_go_through_a_graph_run(
         "callbacks": {},
         "interrupt_before": {"interrupt_before": ["n1"]},
         "interrupt_after": {"interrupt_after": ["n1"]},
-        "stream_mode": {"stream_mode": "updates"},
+        # (`updates` / `values` alone stream on the direct driver: see test_direct_stream)
+        "stream_mode": {"stream_mode": ["updates", "custom"]},
     }[how]
     config = {"callbacks": [recorder]} if how == "callbacks" else None
     result = graph.invoke({"log": []}, config, **kwargs)
@@ -94,7 +95,7 @@ def test_runs_the_direct_driver_cannot_serve_go_through_a_graph_run(
     if how == "callbacks":
         assert recorder.chains == ["LangGraph", "n0", "n1", "n2"]  # the trace needs GraphRun
     elif how == "stream_mode":
-        assert result == [{"n0": {"log": [0]}}, {"n1": {"log": [1]}}, {"n2": {"log": [2]}}]
+        assert result == [("updates", {f"n{i}": {"log": [i]}}) for i in range(3)]
     else:
         assert result == {"log": [0, 1]} if how == "interrupt_after" else {"log": [0]}
 

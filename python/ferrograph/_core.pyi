@@ -149,6 +149,36 @@ class DirectGraph:
         raises stops the run. A node pausing at `interrupt()` adds its questions to
         `paused`, and the run stops once that step is applied."""
 
+# -- stream on the direct driver (rust/src/python/direct_stream.rs) ---------------------------
+
+@final
+class DirectStream:
+    """One `stream` of `updates` / `values` on the direct driver, a step at a time."""
+
+    def __init__(
+        self,
+        direct: DirectGraph,
+        graph: Any,
+        input: Any,
+        strict: bool,
+        initial: list[Any | None],
+        recursion_limit: int,
+        config: dict[str, Any],
+        configurable: dict[str, Any],
+        metadata: dict[str, Any] | None,
+        output_ids: list[int],
+        updates: bool,
+        values: bool,
+        max_concurrency: int | None,
+        control: Any,
+        paused: list[Any],
+    ) -> None: ...
+    def next_items(self) -> list[tuple[tuple[str, ...], str, Any]] | None:
+        """The `(namespace, mode, item)` items of the next steps (never an empty list); None
+        once the run is over. Raises as `DirectGraph.invoke` does, after the items before."""
+    def close(self) -> None:
+        """Stops the run: no task starts any more."""
+
 # -- a step's crew (rust/src/python/crew.rs) ----------------------------------------------
 
 @final

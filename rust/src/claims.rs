@@ -33,6 +33,16 @@ impl Claims {
         }
     }
 
+    /// `count` tasks that workers alone run (the caller runs none), at most `limit` at once
+    /// (None: no cap; below 1 counts as 1).
+    pub fn workers_only(count: usize, limit: Option<usize>) -> Self {
+        Claims {
+            unclaimed: Mutex::new((0..count).collect()),
+            hired: AtomicUsize::new(0),
+            helpers: limit.unwrap_or(count).max(1).min(count),
+        }
+    }
+
     /// The most workers the step may hire.
     pub fn helpers(&self) -> usize {
         self.helpers

@@ -48,7 +48,12 @@ from ferrograph.pregel import _state, _sync
 from ferrograph.pregel._async import AsyncDriver
 from ferrograph.pregel._cache import cache_namespaces, node_policies
 from ferrograph.pregel._call import NodeRunner
-from ferrograph.pregel._direct import build_direct_graph, invoke_direct
+from ferrograph.pregel._direct import (
+    build_direct_graph,
+    invoke_direct,
+    stream_direct,
+    streams_directly,
+)
 from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._nested import ainvoke_nested, calling_task, invoke_nested, on_its_loop
@@ -317,12 +322,20 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 raise TypeError(f"tags= takes tag names (str), got {tags!r}")
             spec.tags = frozenset(tags)
         spec.state_objects = version == "v2"
+        shape = ItemShape(modes, single, subgraphs, version)
+        # (`astream` drives a `GraphRun` itself: it asks for one.)
+        if not kwargs.get("_graph_run") and streams_directly(
+                self, spec, config, output_keys, interrupt_before, interrupt_after, version):
+            if not isinstance(buffer_size, int) or buffer_size < 1:  # as `GraphRun` checks
+                raise ValueError(f"buffer_size must be a positive int, got {buffer_size!r}")
+            return RunStream.over(None, stream_direct(
+                self, input, config, self._context(context, config), spec.modes, control), shape)
         run = GraphRun(self, input, config, spec, context=self._context(context, config),
                        output_keys=output_keys, buffer_size=buffer_size,
                        interrupt_before=self._breakpoints(interrupt_before),
                        interrupt_after=self._breakpoints(interrupt_after), control=control,
                        durability=durability)
-        return RunStream.over(run, _sync.batches(run), ItemShape(modes, single, subgraphs, version))
+        return RunStream.over(run, _sync.batches(run), shape)
 
 
     async def astream(self, input: Any, config: RunnableConfig | None = None,
@@ -331,7 +344,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         loop, sync nodes run on worker threads, items are handed over a batch at a time
         with at most `buffer_size` waiting. Leaving the loop, `aclose()` or cancelling stops
         the run and cancels the nodes still running."""
-        stream = self.stream(input, config, **kwargs)
+        stream = self.stream(input, config, _graph_run=True, **kwargs)
         shape = stream.shape
         stream.close()  # nothing of it ran: the run is driven by `abatches` below
         async with aclosing(AsyncDriver(stream.run).batches()) as batches:

@@ -37,6 +37,15 @@ impl Crew {
         }
     }
 
+    /// A crew of workers alone for `count` tasks (the caller runs none), at most `limit` at
+    /// once.
+    pub fn workers_only(count: usize, limit: Option<usize>, submit: Py<PyAny>) -> Self {
+        Crew {
+            claims: Claims::workers_only(count, limit),
+            submit,
+        }
+    }
+
     /// How many workers the crew may recruit.
     pub fn helpers(&self) -> usize {
         self.claims.helpers()
@@ -61,7 +70,7 @@ pub trait CrewWork: Send + Sync + 'static {
 }
 
 /// Asks the pool for up to `wanted` workers while tasks are unclaimed and the cap allows.
-fn recruit(step: &Arc<dyn CrewWork>, py: Python<'_>, wanted: usize) -> PyResult<()> {
+pub fn recruit(step: &Arc<dyn CrewWork>, py: Python<'_>, wanted: usize) -> PyResult<()> {
     let crew = step.crew();
     let submit = crew.submit.bind(py);
     for _ in 0..wanted {

@@ -14,6 +14,7 @@
 //! the step proves slow (the scout, polling, finds it still running), each worker bringing in
 //! two more.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,11 +29,18 @@ use crate::plan::START_NODE;
 use crate::schedule::{RunState, Task, TaskPath, TaskWrites, Write};
 use crate::task_id;
 
-type Writes = Vec<Write<Py<PyAny>>>;
+pub(super) type Writes = Vec<Write<Py<PyAny>>>;
+
+/// What a task's node gave: its writes and, when the run streams `updates`, its payload
+/// there (`update_payload`'s: None when it wrote no state key).
+pub(super) struct Finished {
+    pub(super) writes: Writes,
+    pub(super) update: Option<Py<PyAny>>,
+}
 
 /// How long the calling thread waits for workers before looking at signals (Ctrl-C is only
 /// seen between waits).
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
+pub(super) const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How the driver calls a node.
 enum NodeCall {
@@ -42,8 +50,8 @@ enum NodeCall {
     Runner(Py<PyAny>),
 }
 
-struct DirectNode {
-    name: Py<PyString>,
+pub(super) struct DirectNode {
+    pub(super) name: Py<PyString>,
     /// None for the start node, which maps the run's input instead.
     call: Option<NodeCall>,
     input_ids: Vec<usize>,
@@ -61,14 +69,14 @@ struct DirectNode {
 /// A compiled graph as the direct driver runs it (built once per graph).
 #[pyclass(frozen, module = "ferrograph._core")]
 pub struct DirectGraph {
-    plan: Py<GraphPlan>,
-    nodes: Vec<DirectNode>,
+    pub(super) plan: Py<GraphPlan>,
+    pub(super) nodes: Vec<DirectNode>,
     /// State key name -> key id.
     key_ids: Py<PyDict>,
     /// By key id: whether the graph's input schema has the key.
     input_keys: Vec<bool>,
-    reducers: Vec<Option<Py<PyAny>>>,
-    hooks: Hooks,
+    pub(super) reducers: Vec<Option<Py<PyAny>>>,
+    pub(super) hooks: Hooks,
 }
 
 /// The Python side's helpers (see the module doc), passed as a dict keyed by field name:
@@ -76,13 +84,16 @@ pub struct DirectGraph {
 /// no cycle.
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
-struct Hooks {
+pub(super) struct Hooks {
     /// langchain-core's `var_child_runnable_config`.
     context_var: Py<PyAny>,
     /// `pregel._write.map_input(graph, value, strict)`.
     map_input: Py<PyAny>,
     /// `pregel._write.output_writes(graph, name, output)` -> `(writes, pairs)`.
     output_writes: Py<PyAny>,
+    /// `_direct.update_payload(graph, pairs)`: a task's `updates` payload from the `(key,
+    /// value)` state writes `output_writes` made of its result.
+    update_payload: Py<PyAny>,
     /// `pregel._write.branch_writes(graph, name, config, state, writes, result)` -> writes.
     branch_writes: Py<PyAny>,
     /// `note_task_error(error, name, task_id)` -> the error the task reports.
@@ -97,16 +108,16 @@ struct Hooks {
     /// run stops once the step is applied.
     paused: Py<PyAny>,
     /// The worker pool's `submit(fn)`.
-    submit: Py<PyAny>,
+    pub(super) submit: Py<PyAny>,
     /// The scout's `watch(fn)`.
     watch: Py<PyAny>,
     /// `raise_drained(control)`: raises `GraphDrained` for a run whose `RunControl` was asked
     /// to drain.
-    drained: Py<PyAny>,
+    pub(super) drained: Py<PyAny>,
     /// `ferrograph.runtime.RunControl`: a control of exactly this class is asked whether to
     /// drain by reading its `_drain_reason` slot (a C-level read) rather than its
     /// `drain_requested` property (a Python call per step).
-    run_control: Py<PyAny>,
+    pub(super) run_control: Py<PyAny>,
     /// `pregel._write.PUSHED_WRITES`: per task id, the writes its node made with
     /// `push_message`, applied before what it returned.
     pushed_writes: Py<PyDict>,
@@ -124,23 +135,23 @@ type NodeArgs = (
 );
 
 /// What is fixed for one run: the config every task's config is copied from.
-struct RunArgs<'py> {
-    input: Bound<'py, PyAny>,
+pub(super) struct RunArgs<'py> {
+    pub(super) input: Bound<'py, PyAny>,
     /// Who the run is for: the graph and how its input is checked.
-    caller: Caller,
+    pub(super) caller: Caller,
     /// The run's config with `callbacks` cleared; `metadata` and `configurable` are replaced.
-    config: Bound<'py, PyDict>,
+    pub(super) config: Bound<'py, PyDict>,
     /// `configurable` less the task's own entries (`checkpoint_ns`, `__pregel_task_id`): the
     /// caller's, the run's `Runtime` (`__pregel_runtime`), and `__ferrograph_run` /
     /// `__ferrograph_task` set to None (no `GraphRun`, no streaming).
-    configurable: Bound<'py, PyDict>,
+    pub(super) configurable: Bound<'py, PyDict>,
     /// Run metadata that goes under every task's own (None: there is none).
-    metadata: Option<Bound<'py, PyDict>>,
+    pub(super) metadata: Option<Bound<'py, PyDict>>,
 }
 
 /// One task, ready to run: what the node is called with.
-struct Prepared {
-    task: Task,
+pub(super) struct Prepared {
+    pub(super) task: Task,
     id: Py<PyString>,
     input: Py<PyAny>,
     /// None for the start node without conditional edges (no code of the user's sees it).
@@ -286,7 +297,7 @@ impl DirectGraph {
                 .collect::<PyResult<Vec<_>>>()?;
             let results = if prepared.len() == 1 {
                 let task = prepared.into_iter().next().expect("one task");
-                let writes = graph.run_task(py, &task, &run.caller)?;
+                let writes = graph.run_task(py, &task, &run.caller, false)?.writes;
                 vec![TaskWrites {
                     task: task.task,
                     writes,
@@ -312,7 +323,7 @@ impl DirectGraph {
 impl DirectGraph {
     /// The task's input and config, built on the calling thread before the step runs (so the
     /// state they read is the step's, whichever thread runs the task).
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         py: Python<'_>,
         run: &RunArgs<'_>,
@@ -411,9 +422,16 @@ impl DirectGraph {
 
     /// Runs a prepared task: calls its node and turns what it returned (and its conditional
     /// edges) into writes. A failure is the error `note_task_error` makes of it (noted with
-    /// its task), as in the streaming loop.
-    fn run_task(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
-        let outcome = self.run_node(py, task, caller);
+    /// its task), as in the streaming loop. With `want_update`, the result carries the
+    /// task's `updates` payload too.
+    pub(super) fn run_task(
+        &self,
+        py: Python<'_>,
+        task: &Prepared,
+        caller: &Caller,
+        want_update: bool,
+    ) -> PyResult<Finished> {
+        let outcome = self.run_node(py, task, caller, want_update);
         if let Err(e) = &outcome {
             let paused = self
                 .hooks
@@ -421,7 +439,11 @@ impl DirectGraph {
                 .call1(py, (e.value(py), caller.paused.bind(py)))?;
             if paused.is_truthy(py)? {
                 let _ = self.take_pushed(py, task);
-                return Ok(vec![Write::Handled]); // no writes; its edges do not fire
+                // No writes; its edges do not fire.
+                return Ok(Finished {
+                    writes: vec![Write::Handled],
+                    update: None,
+                });
             }
         }
         outcome.map_err(|e| {
@@ -458,7 +480,13 @@ impl DirectGraph {
         Ok(found)
     }
 
-    fn run_node(&self, py: Python<'_>, task: &Prepared, caller: &Caller) -> PyResult<Writes> {
+    fn run_node(
+        &self,
+        py: Python<'_>,
+        task: &Prepared,
+        caller: &Caller,
+        want_update: bool,
+    ) -> PyResult<Finished> {
         let node = &self.nodes[task.task.node];
         let input = task.input.bind(py);
         let config = task.config.as_ref().map(|c| c.bind(py));
@@ -480,13 +508,13 @@ impl DirectGraph {
             (Some(_), None) => unreachable!("nodes other than the start node have a config"),
         };
         let pushed = self.take_pushed(py, task)?;
-        let mut writes = match pushed {
+        let (mut writes, update) = match pushed {
             // What the node pushed comes first, as the update of a `Command` in a list.
             Some(pushed) => {
                 let combined = PyList::new(py, [pushed, output.clone()])?;
-                self.output_writes(py, caller, node, combined.as_any())?
+                self.output_writes(py, caller, node, combined.as_any(), want_update)?
             }
-            None => self.output_writes(py, caller, node, &output)?,
+            None => self.output_writes(py, caller, node, &output, want_update)?,
         };
         if node.branches {
             let state = task.state.as_ref().expect("prepared with its state");
@@ -495,7 +523,7 @@ impl DirectGraph {
             writes =
                 self.branch_writes(py, caller, node, config, state.bind(py), writes, result)?;
         }
-        Ok(writes)
+        Ok(Finished { writes, update })
     }
 
     /// The start node's output: the run's input as a dict of input-schema keys.
@@ -532,33 +560,60 @@ impl DirectGraph {
     }
 
     /// A node's return value as writes: a dict's known keys here, anything else (`Command`,
-    /// state objects, lists of commands, errors) by `output_writes`.
+    /// state objects, lists of commands, errors) by `output_writes`. With `want_update`, also
+    /// the `updates` payload of those writes (as `update_payload` makes it: a dict of the
+    /// state keys written, None for none).
     fn output_writes(
         &self,
         py: Python<'_>,
         caller: &Caller,
         node: &DirectNode,
         output: &Bound<'_, PyAny>,
-    ) -> PyResult<Writes> {
+        want_update: bool,
+    ) -> PyResult<(Writes, Option<Py<PyAny>>)> {
         if let Ok(dict) = output.cast_exact::<PyDict>() {
             let key_ids = self.key_ids.bind(py);
             let mut writes = Vec::with_capacity(dict.len());
+            let payload = if want_update {
+                Some(PyDict::new(py))
+            } else {
+                None
+            };
             for (k, v) in dict.iter() {
                 if let Some(id) = key_ids.get_item(&k)? {
+                    if let Some(payload) = &payload {
+                        payload.set_item(&k, &v)?;
+                    }
                     writes.push(Write::Key(id.extract()?, v.unbind()));
                 }
             }
-            return Ok(writes);
+            let update = payload.map(|p| {
+                if p.is_empty() {
+                    py.None()
+                } else {
+                    p.into_any().unbind()
+                }
+            });
+            return Ok((writes, update));
         }
         if output.is_none() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), want_update.then(|| py.None())));
         }
         let described = self.hooks.output_writes.bind(py).call1((
             caller.graph.bind(py),
             node.name.bind(py),
             output,
         ))?;
-        self.engine_writes(&described.get_item(0)?)
+        let update = if want_update {
+            Some(
+                self.hooks
+                    .update_payload
+                    .call1(py, (caller.graph.bind(py), described.get_item(1)?))?,
+            )
+        } else {
+            None
+        };
+        Ok((self.engine_writes(&described.get_item(0)?)?, update))
     }
 
     /// `writes` extended with the routes of the node's conditional edges; `result` is what
@@ -609,28 +664,33 @@ impl DirectGraph {
 }
 
 /// A step with several tasks, shared between the calling thread and recruited workers.
-struct SharedStep {
+pub(super) struct SharedStep {
     graph: Py<DirectGraph>,
-    tasks: Vec<Prepared>,
+    pub(super) tasks: Vec<Prepared>,
     /// Who runs which task, and how many workers may be recruited.
-    crew: Crew,
-    outcomes: Vec<Mutex<Option<PyResult<Writes>>>>,
-    progress: Mutex<Progress>,
-    changed: Condvar,
+    pub(super) crew: Crew,
+    pub(super) outcomes: Vec<Mutex<Option<PyResult<Finished>>>>,
+    pub(super) progress: Mutex<Progress>,
+    pub(super) changed: Condvar,
     caller: Caller,
+    /// For a streaming run (see [`super::direct_stream`]): whether tasks make their `updates`
+    /// payload, and each task's own list for the questions it pauses with (empty otherwise:
+    /// the run's list in `caller` takes them).
+    want_update: bool,
+    pub(super) pauses: Vec<Py<PyList>>,
 }
 
 /// The graph a run is for, and whether its input may only name state keys (a caller's own
 /// input; a parent graph's state handed to a subgraph may carry more).
-struct Caller {
-    graph: Py<PyAny>,
-    strict: bool,
+pub(super) struct Caller {
+    pub(super) graph: Py<PyAny>,
+    pub(super) strict: bool,
     /// The questions of the tasks that paused at `interrupt()` (the run stops after the step).
-    paused: Py<PyList>,
+    pub(super) paused: Py<PyList>,
 }
 
 impl Caller {
-    fn clone_ref(&self, py: Python<'_>) -> Caller {
+    pub(super) fn clone_ref(&self, py: Python<'_>) -> Caller {
         Caller {
             graph: self.graph.clone_ref(py),
             strict: self.strict,
@@ -639,11 +699,14 @@ impl Caller {
     }
 }
 
-struct Progress {
+pub(super) struct Progress {
     /// Tasks not finished yet (claimed or not).
-    pending: usize,
+    pub(super) pending: usize,
     /// The first task that failed.
-    failed: Option<usize>,
+    pub(super) failed: Option<usize>,
+    /// Tasks that finished, in the order they did (a streaming run hands their items on in
+    /// that order).
+    pub(super) ended: VecDeque<usize>,
 }
 
 impl Progress {
@@ -655,16 +718,64 @@ impl Progress {
 }
 
 impl SharedStep {
+    /// A step of `tasks` for `caller`'s run, at most `limit` runners at once (the caller
+    /// included). For a streaming run, `stream` says whether tasks make their `updates`
+    /// payload; workers alone then run the tasks (at most `limit` at once), and each task
+    /// keeps the questions it pauses with apart.
+    pub(super) fn new(
+        graph: &Bound<'_, DirectGraph>,
+        tasks: Vec<Prepared>,
+        caller: &Caller,
+        limit: Option<usize>,
+        stream: Option<bool>,
+    ) -> Self {
+        let py = graph.py();
+        let count = tasks.len();
+        SharedStep {
+            graph: graph.clone().unbind(),
+            outcomes: (0..count).map(|_| Mutex::new(None)).collect(),
+            tasks,
+            crew: if stream.is_some() {
+                // Every task on a worker: the caller hands each one's items on as it ends.
+                Crew::workers_only(count, limit, graph.get().hooks.submit.clone_ref(py))
+            } else {
+                Crew::new(count, limit, graph.get().hooks.submit.clone_ref(py))
+            },
+            progress: Mutex::new(Progress {
+                pending: count,
+                failed: None,
+                ended: VecDeque::with_capacity(if stream.is_some() { count } else { 0 }),
+            }),
+            changed: Condvar::new(),
+            caller: caller.clone_ref(py),
+            want_update: stream == Some(true),
+            pauses: if stream.is_some() {
+                (0..count).map(|_| PyList::empty(py).unbind()).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
     /// Runs task `index` and records its outcome; true when it failed.
     fn run_recorded(&self, py: Python<'_>, index: usize) -> bool {
-        let outcome = self
-            .graph
-            .get()
-            .run_task(py, &self.tasks[index], &self.caller);
+        let graph = self.graph.get();
+        let outcome = match self.pauses.get(index) {
+            Some(paused) => {
+                let caller = Caller {
+                    graph: self.caller.graph.clone_ref(py),
+                    strict: self.caller.strict,
+                    paused: paused.clone_ref(py),
+                };
+                graph.run_task(py, &self.tasks[index], &caller, self.want_update)
+            }
+            None => graph.run_task(py, &self.tasks[index], &self.caller, self.want_update),
+        };
         let failed = outcome.is_err();
         *self.outcomes[index].lock() = Some(outcome);
         let mut progress = self.progress.lock();
         progress.pending -= 1;
+        progress.ended.push_back(index);
         if failed && progress.failed.is_none() {
             progress.failed = Some(index);
         }
@@ -694,23 +805,13 @@ fn run_shared(
     max_concurrency: Option<usize>,
 ) -> PyResult<Vec<TaskWrites<Py<PyAny>>>> {
     let py = graph.py();
-    let count = tasks.len();
-    let step = Arc::new(SharedStep {
-        graph: graph.clone().unbind(),
-        outcomes: (0..count).map(|_| Mutex::new(None)).collect(),
+    let step = Arc::new(SharedStep::new(
+        graph,
         tasks,
-        crew: Crew::new(
-            count,
-            max_concurrency,
-            graph.get().hooks.submit.clone_ref(py),
-        ),
-        progress: Mutex::new(Progress {
-            pending: count,
-            failed: None,
-        }),
-        changed: Condvar::new(),
-        caller: run.caller.clone_ref(py),
-    });
+        &run.caller,
+        max_concurrency,
+        None,
+    ));
     if step.crew.helpers() > 0 {
         let crew = Bound::new(py, StepCrew::of(&step))?;
         graph.get().hooks.watch.bind(py).call1((crew,))?;
@@ -728,7 +829,7 @@ fn run_shared(
         .into_iter()
         .zip(&step.outcomes)
         .map(|(task, outcome)| {
-            let writes = outcome.lock().take().expect("every task finished")?;
+            let writes = outcome.lock().take().expect("every task finished")?.writes;
             Ok(TaskWrites { task, writes })
         })
         .collect()
@@ -765,7 +866,11 @@ fn drive_step(py: Python<'_>, step: &Arc<SharedStep>) -> PyResult<()> {
 
 /// Waits (the GIL released, waking to look at signals) until only the `never_started` tasks
 /// are still pending: every claimed task has ended.
-fn wait_for_running(py: Python<'_>, step: &Arc<SharedStep>, never_started: usize) -> PyResult<()> {
+pub(super) fn wait_for_running(
+    py: Python<'_>,
+    step: &Arc<SharedStep>,
+    never_started: usize,
+) -> PyResult<()> {
     loop {
         let running = py.detach(|| {
             let mut progress = step.progress.lock();

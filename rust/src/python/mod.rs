@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod chunks;
 mod crew;
 mod direct;
+mod direct_stream;
 mod engine;
 mod models;
 
@@ -15,6 +16,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     chunks::register(m)?;
     crew::register(m)?;
     direct::register(m)?;
+    direct_stream::register(m)?;
     models::register(m)?;
     Ok(())
 }
