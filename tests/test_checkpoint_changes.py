@@ -6,6 +6,7 @@ the saver gets dicts later checkpoints do not change."""
 from __future__ import annotations
 
 import operator
+import re
 import uuid
 from typing import Annotated, Any, TypedDict
 
@@ -82,3 +83,84 @@ def test_the_saver_gets_dicts_later_steps_do_not_change() -> None:
     assert len(kept) > 3
     for checkpoint, shown in kept:
         assert repr(checkpoint) == shown
+
+
+# `durability="exit"` saves one checkpoint, at the run's end: that of the last step applied,
+# whether the run finishes, pauses, fails or stops at a breakpoint.
+
+class Flow(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+    last: str
+
+
+def exit_graph(lib: str, saver: Any, end: str) -> Any:
+    """s0 -> s1 -> s2 -> s3, where s3 ends the run as `end` says."""
+    mod = __import__(f"{lib}.graph", fromlist=["StateGraph"])
+    types = __import__(f"{lib}.types", fromlist=["interrupt"])
+
+    def step(i: int) -> Any:
+        def node(state: Flow) -> Any:
+            if i == 3 and end == "pause":
+                return {"log": [f"s3:{types.interrupt('ok?')}"]}
+            if i == 3 and end == "fail":
+                raise ValueError("s3 failed")
+            return {"log": [f"s{i}"], "last": f"s{i}"}
+        return node
+
+    g = mod.StateGraph(Flow)
+    for i in range(4):
+        g.add_node(f"s{i}", step(i))
+        g.add_edge(mod.START if i == 0 else f"s{i - 1}", f"s{i}")
+    if end == "clash":  # two writers of a plain key: the step's writes fail to apply
+        g.add_node("twin", lambda s: {"last": "twin"})
+        g.add_edge("s2", "twin")
+    compiled = g.compile(checkpointer=saver,
+                         interrupt_after=["s2"] if end == "breakpoint" else None)
+    return compiled
+
+
+def saved_thread(saver: Any, config: dict[str, Any]) -> list[Any]:
+    """The thread as stored, ids and times left out, versions by their number."""
+    def version(v: Any) -> int:
+        return int(str(v).split(".")[0])
+
+    out = []
+    for t in saver.list(config):
+        ck = t.checkpoint
+        out.append({
+            "values": ck["channel_values"], "updated": ck.get("updated_channels"),
+            "versions": {c: version(v) for c, v in ck["channel_versions"].items()},
+            "seen": {n: {c: version(v) for c, v in row.items()}
+                     for n, row in ck["versions_seen"].items()},
+            "metadata": {k: v for k, v in t.metadata.items() if k != "run_id"},
+            "writes": sorted((c, re.sub(r"id='\w+'", "id=?", repr(v)))
+                             for _, c, v in t.pending_writes or ()),
+        })
+    return out
+
+
+def run_to_end(lib: str, end: str, durability: str) -> list[Any]:
+    saver = InMemorySaver()
+    app = exit_graph(lib, saver, end)
+    config = {"configurable": {"thread_id": "t"}}
+    try:
+        app.invoke({"log": []}, config, durability=durability)
+    except Exception as e:  # noqa: BLE001 - compared
+        return [type(e).__name__, saved_thread(saver, config)]
+    return [saved_thread(saver, config)]
+
+
+@pytest.mark.parametrize("end", ["finish", "pause", "fail", "breakpoint"])
+def test_exit_durability_saves_what_langgraph_saves(end: str) -> None:
+    ours = run_to_end("ferrograph", end, "exit")
+    assert ours == run_to_end("langgraph", end, "exit")
+    assert ours[-1], "a checkpoint was saved"
+
+
+def test_exit_durability_after_writes_that_fail_to_apply() -> None:
+    # The checkpoint saved is that of the last step applied, as `sync` saved it (LangGraph
+    # saves its channels as the failed step left them half-applied instead).
+    exit_run = run_to_end("ferrograph", "clash", "exit")
+    sync_run = run_to_end("ferrograph", "clash", "sync")
+    assert exit_run[0] == sync_run[0] == "InvalidUpdateError"
+    assert exit_run[1] == sync_run[1][:1]

@@ -14,6 +14,7 @@ read back in order, so comparisons mean the same on both sides.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -431,12 +432,17 @@ class Persistence(ThreadStart):
                 "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": self.ns,
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
-            saved = self.saver.put(put_config, copy_checkpoint(self.checkpoint), self.metadata,
-                                   new_versions)
+            checkpoint = self.checkpoint
+            if not _serializes_at_once(type(self.saver)):
+                checkpoint = copy_checkpoint(checkpoint)
+            saved = self.saver.put(put_config, checkpoint, self.metadata, new_versions)
         self.put_config = saved
         self.saved_id = self.checkpoint["id"]
-        self.config = {**self.config, "configurable": {
+        self.config = config = {**self.config, "configurable": {
             **self.config["configurable"], **saved["configurable"]}}
+        if (config["configurable"].get("checkpoint_id") == self.saved_id
+                and config["configurable"].get("checkpoint_ns") == self.ns):
+            self._at = (config, self.checkpoint, config)  # what `_at_checkpoint` would make
 
     def _at_checkpoint(self) -> dict[str, Any]:
         """The config of the newest checkpoint (the writes made against it are saved so);
@@ -470,6 +476,27 @@ class Persistence(ThreadStart):
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws in writes:
             self._put_writes(self._at_checkpoint(), ws, tid)
+
+
+def _serializes_at_once(saver_type: type) -> bool:
+    """Whether the saver's `put` is that of LangGraph's `InMemorySaver`, `SqliteSaver` or
+    `PostgresSaver`, which keep none of the checkpoint's dicts (they store its bytes before
+    they return), so it needs no copy of them."""
+    known = _PUT_KEEPS_NOTHING.get(saver_type)
+    if known is None:
+        stock = []
+        for module, name in (("langgraph.checkpoint.memory", "InMemorySaver"),
+                             ("langgraph.checkpoint.sqlite", "SqliteSaver"),
+                             ("langgraph.checkpoint.postgres", "PostgresSaver")):
+            try:
+                stock.append(getattr(importlib.import_module(module), name).put)
+            except ImportError:  # an extra that is not installed
+                continue
+        known = _PUT_KEEPS_NOTHING[saver_type] = getattr(saver_type, "put", None) in stock
+    return known
+
+
+_PUT_KEEPS_NOTHING: dict[type, bool] = {}
 
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))

@@ -17,7 +17,6 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from langgraph.checkpoint.base import id as _uuid6_state
@@ -300,8 +299,19 @@ def empty_checkpoint() -> dict[str, Any]:
             "versions_seen": {}, "pending_sends": []}
 
 
-def now_iso(now: Any = datetime.now, utc: timezone = timezone.utc) -> str:
-    return now(utc).isoformat()
+def now_iso() -> str:
+    """LangGraph's `datetime.now(timezone.utc).isoformat()` (no fraction on a whole
+    second), the date and time of day formatted once a second."""
+    global _SECOND
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    known = _SECOND
+    if known[0] != second:
+        known = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{known[1]}.{micros:06d}+00:00" if micros else f"{known[1]}+00:00"
+
+
+_SECOND: tuple[int, str] = (-1, "")
+"""The last second `now_iso` formatted (one tuple, replaced whole: threads share it)."""
 
 
 _EMPTY_CHECKPOINT: dict[str, Any] = {
