@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import Run
-from ferrograph.pregel._delta import COUNTERS, checkpoint_deltas, exit_snapshots
+from ferrograph.pregel._delta import COUNTERS, checkpoint_deltas, exit_deltas
 from ferrograph.pregel._errors import handled_failure
 from ferrograph.pregel._thread_format import (
     CHECKPOINT_FORMAT,
@@ -143,6 +143,16 @@ class Persistence(ThreadStart):
         """Whether this is `update_state` on a thread without a checkpoint (`_delta`)."""
         self.delta_stored_versions: dict[str, Any] = {}
         """The channel versions of the checkpoint this run started from (`_delta`)."""
+        self.delta_addressed = False
+        """Whether the run started from a checkpoint asked for by id (`_delta`)."""
+        self.delta_exit_writes: list[tuple[int, str, str, str, Any]] = []
+        """Under `durability="exit"`: the run's writes to delta keys, `(step, task id,
+        task path, key, value)`, and the keys' values at the newest checkpoint; the id of
+        the stub root checkpoint a new thread may need (see `_delta.exit_deltas`)."""
+        self.delta_step_writes: list[tuple[int, str, str, str, Any]] = []
+        self.delta_first_step: int | None = None
+        self.delta_exit_values: dict[str, Any] = {}
+        self.delta_stub_id: str | None = None
         self.delta_histories: Any = None
         """The saver's histories of the delta keys of the checkpoint this run starts from,
         fetched by `astart` with the saver's async method."""
@@ -288,6 +298,10 @@ class Persistence(ThreadStart):
         self.pending.extend([(tid, c, v) for c, v in writes])
         if self.durability == "exit":
             self.exit_writes.append((tid, writes, path))
+            if self.graph.delta_keys:  # (saved at the end: see `_delta.exit_deltas`)
+                step = self.metadata.get("step", -1) + 1
+                self.delta_step_writes.extend((step, tid, path, c, v) for c, v in writes
+                                              if c in self.graph.delta_keys)
             return
         self._put_writes(self._at_checkpoint(), writes, tid, path)
 
@@ -411,7 +425,7 @@ class Persistence(ThreadStart):
         counters = None
         if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
             updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})
-            counters = checkpoint_deltas(self, rust, values, changed, versions)
+            counters = checkpoint_deltas(self, rust, values, changed, versions, source, step)
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
             "id": checkpoint_id(step),
@@ -486,7 +500,7 @@ class Persistence(ThreadStart):
                 self._flush_exit_writes()
             return
         if self.graph.delta_keys:
-            exit_snapshots(self)
+            exit_deltas(self)
         self._put(dict(self.checkpoint["channel_versions"]))
         self._flush_exit_writes()
 

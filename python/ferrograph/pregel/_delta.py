@@ -115,6 +115,12 @@ def unwrapped(stored: Any, reducer: DeltaReducer) -> Any:
     return stored
 
 
+def checkpoint_id(step: int) -> str:
+    from ferrograph.pregel._thread_format import checkpoint_id as new_id
+
+    return new_id(step)
+
+
 def _snapshot(value: Any) -> Any:
     from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
@@ -199,7 +205,8 @@ def overwritten(graph: CompiledStateGraph, pairs: Iterable[tuple[str, Any]]) -> 
 
 
 def checkpoint_deltas(persistence: Persistence, rust: Run, values: dict[str, Any],
-                      changed: dict[str, Any], versions: dict[str, Any]) -> dict[str, Any]:
+                      changed: dict[str, Any], versions: dict[str, Any], source: str,
+                      step: int) -> dict[str, Any]:
     """Makes the checkpoint being saved hold the delta keys as LangGraph's does: none,
     except the snapshots due (their version goes to the saver with `changed`, so it stores
     them); returns the counters for its metadata. `persistence.metadata` is still the
@@ -223,7 +230,16 @@ def checkpoint_deltas(persistence: Persistence, rust: Run, values: dict[str, Any
         due = {k for k, (updates, steps) in counters.items() if k in versions and (
             updates >= graph.delta_reducers[k].frequency or steps >= MAX_SUPERSTEPS_SINCE_SNAPSHOT)}
         due.update(forced)  # (one never written too: its snapshot ends the walk here)
-    if persistence.durability == "exit":  # snapshots at the end (`exit_snapshots`)
+    if persistence.durability == "exit":  # snapshots at the end (`exit_deltas`)
+        if persistence.delta_stub_id is None:  # (made before the run's checkpoints' ids)
+            persistence.delta_stub_id = checkpoint_id(-2)
+        persistence.delta_exit_values = rust.read([graph.key_ids[k] for k in delta])
+        if source == "loop" and persistence.delta_first_step is None:
+            persistence.delta_first_step = step
+        # The writes of the step this checkpoint ends (those after it, if the run ends
+        # first, are saved against the run's checkpoint itself).
+        persistence.delta_exit_writes.extend(persistence.delta_step_writes)
+        persistence.delta_step_writes = []
         return {k: v for k, v in counters.items() if v != (0, 0)}
     _put_snapshots(persistence, rust, due, values, set(changed), versions, counters)
     for key in due:
@@ -251,22 +267,84 @@ def _put_snapshots(persistence: Persistence, rust: Run, due: set[str], values: d
     persistence.delta_forced.difference_update(due)
 
 
-def exit_snapshots(persistence: Persistence) -> None:
-    """At the end of a `durability="exit"` run, before its one checkpoint is saved: every
-    written delta key snapshotted there (the writes of its steps are not saved)."""
-    rust = persistence._live_run
+def exit_deltas(persistence: Persistence) -> None:
+    """At the end of a `durability="exit"` run, before its one checkpoint is saved, as
+    LangGraph's loop ends one: the delta keys due (by their counters, or forced) are
+    snapshotted in it; the writes the run made to the others are saved against the
+    checkpoint it started from (a stub root checkpoint on a new thread), under task ids
+    that keep them in step order, so that they are replayed."""
+    graph = persistence.graph
     checkpoint = persistence.checkpoint
     versions = checkpoint["channel_versions"]
-    due = {k for k in persistence.graph.delta_keys if k in versions}
-    if rust is None or not due:
-        return
-    counters = dict(persistence.metadata.get(COUNTERS) or {})
+    writes = persistence.delta_exit_writes
+    persistence.delta_exit_writes = []
+    if persistence.delta_addressed and persistence.saved_id is not None:
+        # A checkpoint asked for by id may have children, which replay what is saved on it.
+        persistence.delta_forced.update(w[3] for w in writes)
+    counters = {k: tuple(v) for k, v in (persistence.metadata.get(COUNTERS) or {}).items()}
+    due = {k for k, (updates, steps) in counters.items() if k in versions and (
+        updates >= graph.delta_reducers[k].frequency
+        or steps >= MAX_SUPERSTEPS_SINCE_SNAPSHOT)} | persistence.delta_forced
+    if pending := [w for w in writes if w[3] not in due]:
+        _save_exit_writes(persistence, pending)
     stored = persistence.delta_stored_versions
-    moved = {k for k in due if versions.get(k) != stored.get(k)}
-    _put_snapshots(persistence, rust, due, checkpoint["channel_values"], moved, versions,
-                   counters)
-    counters = {k: tuple(v) for k, v in counters.items() if tuple(v) != (0, 0)}
+    for key in due:
+        value = persistence.delta_exit_values.get(key, MISSING)
+        checkpoint["channel_values"][key] = _snapshot(
+            graph.delta_reducers[key].empty() if value is MISSING else value)
+        counters[key] = (0, 0)
+        if key not in versions or versions[key] == stored.get(key):
+            versions[key] = persistence.saver.get_next_version(versions.get(key), None)
+    counters = {k: v for k, v in counters.items() if v != (0, 0)}
     if counters:
         persistence.metadata[COUNTERS] = counters
     else:
         persistence.metadata.pop(COUNTERS, None)
+
+
+MISSING = object()
+
+
+def _save_exit_writes(persistence: Persistence,
+                      pending: list[tuple[int, str, str, str, Any]]) -> None:
+    from ferrograph.pregel._thread_format import empty_checkpoint, now_iso
+
+    if persistence.saved_id is None:  # a new thread: the writes go on a stub root
+        stub = {**empty_checkpoint(), "id": persistence.delta_stub_id, "ts": now_iso()}
+        config = {"configurable": {k: v for k, v in persistence.config["configurable"].items()
+                                   if k != "checkpoint_id"}}
+        if persistence.outbox is not None:
+            persistence.outbox.append(("aput", (config, stub, {"step": -2}, {})))
+        else:
+            persistence.saver.put(config, stub, {"step": -2}, {})
+        persistence.saved_id = stub["id"]
+    anchor = {"configurable": {**persistence.config["configurable"],
+                               "checkpoint_ns": persistence.ns,
+                               "checkpoint_id": persistence.saved_id}}
+    first = persistence.delta_first_step
+    grouped: dict[tuple[str, str], list[tuple[str, Any]]] = {}
+    for step, tid, path, channel, value in pending:
+        if tid == NULL_TASK_ID:
+            key = (_exit_task_id(step, tid), "")
+        elif step == first:
+            key = (_exit_task_id(step, tid), path)
+        else:  # after every real task id and path, in step order
+            parts = tid.split("-")
+            key = (f"ffffffff-{step >> 16:04x}-{step & 0xFFFF:04x}-{parts[3]}-{parts[4]}",
+                   f"~~{step:010d}{path}")
+        grouped.setdefault(key, []).append((channel, value))
+    for (tid, path), entries in grouped.items():
+        persistence._put_writes(anchor, entries, tid, path)
+
+
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def _exit_task_id(step: int, tid: str) -> str:
+    """LangGraph's task id for a run's delta writes saved at its exit: the step in the
+    first group (so they sort in step order), never the null task's."""
+    parts = tid.split("-")
+    synthetic = f"{step:08d}-{parts[1]}-{parts[2]}-{parts[3]}-{parts[4]}"
+    if synthetic == NULL_TASK_ID:
+        return f"{step:08d}-0000-0000-0000-000000000001"
+    return synthetic

@@ -190,7 +190,9 @@ def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
     config = thread_config(config)
     config["configurable"].setdefault("checkpoint_ns", "")
     graph = graph_for(graph, config)
-    for saved in saver.list(config, filter=filter, before=before, limit=limit):
+    # Read whole first, as LangGraph does: a saver may hold its database cursor (and lock)
+    # while its `list` is iterated, and a snapshot reads the saver again (delta keys).
+    for saved in list(saver.list(config, filter=filter, before=before, limit=limit)):
         yield snapshot(graph, saver, saved.config, saved, live=False)
 
 

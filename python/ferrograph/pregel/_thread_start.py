@@ -64,6 +64,7 @@ class ThreadStart:
                 f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
                 f"{self.config['configurable'].get('thread_id')!r}")
         is_command = isinstance(input, Command)
+        self.delta_addressed = addressed
         if saved is not None:
             rust = restore_run(self, saved, run.recursion_limit)
             self.adopt(saved)
