@@ -36,7 +36,6 @@ from tests.test_persistence_parity import (
     types_of,
 )
 
-
 TASKS = "__pregel_tasks"
 
 
@@ -109,6 +108,22 @@ def stored(checkpointer: Any, config: dict[str, Any]) -> Any:
     return out
 
 
+def in_order(items: list[Any]) -> list[Any]:
+    """Streamed `(mode, payload)` items with each run of `updates` items sorted by node
+    (the tasks of a step report as they end)."""
+    out: list[Any] = []
+    run: list[Any] = []
+    for item in [*items, None]:
+        if isinstance(item, tuple) and item[0] == "updates":
+            run.append(item)
+            continue
+        out.extend(sorted(run, key=lambda i: sorted(i[1])))
+        run = []
+        if item is not None:
+            out.append(item)
+    return out
+
+
 def _written(value: Any) -> Any:
     """A saved write, an `Overwrite` (either engine's class) as its value."""
     return ("Overwrite", value.value) if type(value).__name__ == "Overwrite" else value
@@ -130,8 +145,8 @@ def test_turns_stream_state_history_and_stored_checkpoints(frequency: int, candi
         shared = saver()
         graph = chat(lib, shared, frequency)
         seen: dict[str, Any] = {"one": attempt(lambda: graph.invoke(turn("one"), thread()))}
-        seen["two"] = stream_all(graph.stream(turn("two"), thread(),
-                                              stream_mode=["updates", "values"]))
+        seen["two"] = in_order(stream_all(graph.stream(turn("two"), thread(),
+                                                       stream_mode=["updates", "values"])))
         seen["three"] = attempt(lambda: graph.invoke(turn("three"), thread()))
         seen["state"] = attempt(lambda: graph.get_state(thread()))
         seen["history"] = history(graph, thread())
@@ -329,9 +344,10 @@ def test_async_runs_and_reads(durability: str, candidate: Lib, oracle: Lib) -> N
 
         async def main() -> Any:
             seen = {"one": await graph.ainvoke(turn("one"), thread(), durability=durability)}
-            seen["two"] = [c async for c in graph.astream(turn("two"), thread(),
-                                                          stream_mode="updates",
-                                                          durability=durability)]
+            items = [c async for c in graph.astream(turn("two"), thread(),
+                                                    stream_mode="updates",
+                                                    durability=durability)]
+            seen["two"] = sorted(items, key=lambda c: list(c))  # (parallel tasks: as they end)
             seen["state"] = await graph.aget_state(thread())
             seen["history"] = [s async for s in graph.aget_state_history(thread())]
             return seen
