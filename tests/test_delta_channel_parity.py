@@ -518,3 +518,41 @@ def test_sends_and_a_subgraph_write_delta_keys(candidate: Lib, oracle: Lib) -> N
         return seen
 
     check(run, candidate, oracle)
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_without_a_checkpointer(how: str, candidate: Lib, oracle: Lib) -> None:
+    """No thread: the key is a reducer key whose reducer takes each step's writes at once
+    (`invoke` goes by ferrograph's Rust driver)."""
+
+    def run(lib: Lib) -> Any:
+        calls: list[Any] = []
+
+        def batch(state: list, writes: Sequence[Any]) -> list:
+            calls.append(list(writes))
+            return extend(state, writes)
+
+        class State(TypedDict, total=False):
+            log: Annotated[list, DeltaChannel(batch)]
+
+        builder = lib.StateGraph(State)
+        for name in ("a", "b", "c"):
+            builder.add_node(name, lambda state, name=name: {"log": [name]})
+        builder.add_edge(lib.START, "a")
+        builder.add_edge(lib.START, "b")
+        builder.add_edge("a", "c")
+        graph = builder.compile()
+        if how == "invoke":
+            out = attempt(lambda: graph.invoke({"log": ["in"]}))
+        else:
+            out = in_order(stream_all(graph.stream({"log": ["in"]},
+                                                   stream_mode=["updates", "values"])))
+        return {"out": out, "reducer calls": calls}
+
+    check(run, candidate, oracle)
+
+
+def test_ferrograph_channels_names_langgraphs_class() -> None:
+    from ferrograph.channels import DeltaChannel as Ours
+
+    assert Ours is DeltaChannel
