@@ -182,10 +182,11 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
         let py = self.py;
         // A `DeltaChannel` key (LangGraph's batch reducer): the step's writes in one call.
         static DELTA_REDUCER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-        if reducer
-            .get_type()
-            .is(DELTA_REDUCER.import(py, "ferrograph.pregel._delta", "DeltaReducer")?)
-        {
+        if reducer.get_type().is(DELTA_REDUCER.import(
+            py,
+            "ferrograph.pregel._delta",
+            "DeltaReducer",
+        )?) {
             let updates = PyList::new(py, updates)?;
             return Ok(reducer
                 .call_method1(intern!(py, "fold"), (current, updates))?
