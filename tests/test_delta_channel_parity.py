@@ -556,3 +556,21 @@ def test_ferrograph_channels_names_langgraphs_class() -> None:
     from ferrograph.channels import DeltaChannel as Ours
 
     assert Ours is DeltaChannel
+
+
+def test_bulk_updates_in_one_superstep_replay_in_the_order_given(candidate: Lib,
+                                                                oracle: Lib) -> None:
+    def run(lib: Lib) -> Any:
+        StateUpdate = types_of(lib).StateUpdate
+        shared = saver()
+        graph = chat(lib, shared, 100, False)
+        graph.invoke(turn("one"), thread())
+        seen = {"bulk": attempt(lambda: graph.bulk_update_state(thread(), [
+            [StateUpdate({"log": ["z"]}, "tally"), StateUpdate({"log": ["a"]}, "note")],
+            [StateUpdate({"log": ["m"]}, "respond")]]))}
+        seen["run"] = attempt(lambda: graph.invoke(turn("two"), thread()))
+        seen["history"] = history(graph, thread())
+        seen["stored"] = stored(shared, thread())
+        return seen
+
+    check(run, candidate, oracle)

@@ -30,6 +30,7 @@ from ferrograph.pregel._thread_format import (
     PUSH,
     now_iso,
     task_id,
+    task_path_str,
     task_statuses,
     with_checkpoint_map,
 )
@@ -310,7 +311,11 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             tid = given_tid or (planned[node].pop(0) if planned.get(node)
                                 else _update_task_id(saved.checkpoint["id"], i))
             if saved_form := persistence.saved_form(writes, graph.node_ids[node]):
-                saver.put_writes(saved.config, saved_form, tid)
+                if graph.delta_keys:  # in the order they were given, when replayed
+                    saver.put_writes(saved.config, saved_form, tid,
+                                     task_path_str((INTERRUPT, i)))
+                else:
+                    saver.put_writes(saved.config, saved_form, tid)
         try:
             rust.apply_external(writes, graph.node_ids[node])
         except ConcurrentUpdate as e:
