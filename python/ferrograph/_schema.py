@@ -15,6 +15,8 @@ from langchain_core.utils.pydantic import create_model_v2
 from pydantic import BaseModel, TypeAdapter
 from typing_extensions import NotRequired, Required, is_typeddict
 
+from ferrograph.pregel._delta import DeltaReducer, is_delta_channel
+
 MISSING = object()
 """Marks a key with no start value."""
 
@@ -39,6 +41,9 @@ class KeySchema:
     ephemeral: bool = False
     """`Annotated[..., EphemeralValue]` (LangGraph's channel): emptied by every step that
     does not write it."""
+    delta: Any = None
+    """`Annotated[..., DeltaChannel(reducer)]`: LangGraph's channel (see `pregel/_delta`);
+    `reducer` is then its `DeltaReducer`."""
 
 
 def _reducer_of(extras: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
@@ -180,6 +185,9 @@ def _key_of(name: str, hint: Any) -> KeySchema:
     hint = _unwrap_required(hint)
     if get_origin(hint) is Annotated:
         base, *extras = get_args(hint)
+        if (delta := next((e for e in extras if is_delta_channel(e)), None)) is not None:
+            start = _start_factory(_unwrap_required(base))
+            return KeySchema(name, DeltaReducer(delta, start), start, hint, delta=delta)
         reducer = _reducer_of(tuple(extras))
         if reducer is not None:
             start = _start_factory(_unwrap_required(base))

@@ -34,7 +34,8 @@ class UntranslatableGraphError(NotImplementedError):
     """A LangGraph graph uses something ferrograph does not run the same way."""
 
 
-_CHANNELS = {"LastValue", "BinaryOperatorAggregate", "EphemeralValue", "UntrackedValue"}
+_CHANNELS = {"LastValue", "BinaryOperatorAggregate", "EphemeralValue", "UntrackedValue",
+             "DeltaChannel"}
 """LangGraph's state channel types ferrograph's state keys are."""
 
 
@@ -218,7 +219,8 @@ def _check_keys(lg: Any, fg: StateGraph) -> None:
         ours = fg.keys[key]
         kind = type(channel).__name__
         same = {
-            "BinaryOperatorAggregate": ours.reducer is not None,
+            "BinaryOperatorAggregate": ours.reducer is not None and ours.delta is None,
+            "DeltaChannel": ours.delta is not None,
             "EphemeralValue": ours.ephemeral,
             "UntrackedValue": ours.untracked and ours.reducer is None,
             "LastValue": ours.reducer is None and not ours.ephemeral and not ours.untracked,

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ferrograph._core import Run
+from ferrograph.pregel._delta import COUNTERS, checkpoint_deltas, exit_deltas
 from ferrograph.pregel._errors import handled_failure
 from ferrograph.pregel._thread_format import (
     CHECKPOINT_FORMAT,
@@ -47,6 +48,7 @@ from ferrograph.pregel._thread_format import (
     now_iso,
     saved_form,
     task_id,
+    task_path_str,
     task_statuses,
     tracked_arg,
     wire_value,
@@ -125,7 +127,7 @@ class Persistence(ThreadStart):
         """What the saver returned for the newest checkpoint it stored."""
         self.saved_id: str | None = None
         """The id of the newest checkpoint the saver has (None: this run saved none yet)."""
-        self.exit_writes: list[tuple[str, list[tuple[str, Any]]]] = []
+        self.exit_writes: list[tuple[str, list[tuple[str, Any]], str]] = []
         self.outbox: list[tuple[str, tuple[Any, ...]]] | None = None
         """In a run driven on an event loop: saver calls waiting for the driver (`aflush`)."""
         self.parent: Persistence | None = None
@@ -136,6 +138,25 @@ class Persistence(ThreadStart):
         """Whether the run continues the thread's open step (None or `Command` input)."""
         self.reapply = True
         """Whether loaded writes of finished tasks stand in for running them again."""
+        self.delta_forced: set[str] = set()
+        """Delta keys the next checkpoint snapshots whatever their counters (see `_delta`)."""
+        self.delta_fresh_update = False
+        """Whether this is `update_state` on a thread without a checkpoint (`_delta`)."""
+        self.delta_stored_versions: dict[str, Any] = {}
+        """The channel versions of the checkpoint this run started from (`_delta`)."""
+        self.delta_addressed = False
+        """Whether the run started from a checkpoint asked for by id (`_delta`)."""
+        self.delta_exit_writes: list[tuple[int, str, str, str, Any]] = []
+        """Under `durability="exit"`: the run's writes to delta keys, `(step, task id,
+        task path, key, value)`, and the keys' values at the newest checkpoint; the id of
+        the stub root checkpoint a new thread may need (see `_delta.exit_deltas`)."""
+        self.delta_step_writes: list[tuple[int, str, str, str, Any]] = []
+        self.delta_first_step: int | None = None
+        self.delta_exit_values: dict[str, Any] = {}
+        self.delta_stub_id: str | None = None
+        self.delta_histories: Any = None
+        """The saver's histories of the delta keys of the checkpoint this run starts from,
+        fetched by `astart` with the saver's async method."""
         self.call_names: list[str] = []
         """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
         of `versions_seen`, kept from checkpoint to checkpoint."""
@@ -148,11 +169,12 @@ class Persistence(ThreadStart):
             await getattr(self.saver, method)(*args)
 
     def _put_writes(self, config: dict[str, Any], writes: list[tuple[str, Any]],
-                    tid: str) -> None:
+                    tid: str, path: str = "") -> None:
+        args = (config, writes, tid, path) if path else (config, writes, tid)
         if self.outbox is not None:
-            self.outbox.append(("aput_writes", (config, writes, tid)))
+            self.outbox.append(("aput_writes", args))
         else:
-            self.saver.put_writes(config, writes, tid)
+            self.saver.put_writes(*args)
 
     def nested(self, graph: CompiledStateGraph, config: dict[str, Any]) -> Persistence:
         """The thread of a graph run by one of this run's tasks (`config` is the task's):
@@ -255,7 +277,7 @@ class Persistence(ThreadStart):
                 self.put_writes(self.handler_task_id(t), [(ERROR, t.error)])
         else:
             writes = self.task_writes(t)
-        self.put_writes(t.id, writes)
+        self.put_writes(t.id, writes, task_path_str(t.path) if self.graph.delta_keys else "")
 
     def handler_task_id(self, t: Task) -> str:
         """LangGraph's id of the task in which `t`'s error handler runs."""
@@ -264,7 +286,10 @@ class Persistence(ThreadStart):
         return task_id(self.checkpoint["id"], ns, str(t.step), name, PUSH,
                        "node_error_handler", t.id)
 
-    def put_writes(self, tid: str, writes: list[tuple[str, Any]]) -> None:
+    def put_writes(self, tid: str, writes: list[tuple[str, Any]], path: str = "") -> None:
+        """Saves a task's writes against the newest checkpoint (`path`: LangGraph's text of
+        the task's path, by which savers order a checkpoint's writes; given for graphs with
+        delta keys, whose values are rebuilt from the writes in that order)."""
         if tid == NULL_TASK_ID:
             special = {c for c, _ in writes if c in CONTROL_WRITES}
             self.pending = [w for w in self.pending
@@ -273,9 +298,13 @@ class Persistence(ThreadStart):
             self.pending = [w for w in self.pending if w[0] != tid]
         self.pending.extend([(tid, c, v) for c, v in writes])
         if self.durability == "exit":
-            self.exit_writes.append((tid, writes))
+            self.exit_writes.append((tid, writes, path))
+            if self.graph.delta_keys:  # (saved at the end: see `_delta.exit_deltas`)
+                step = self.metadata.get("step", -1) + 1
+                self.delta_step_writes.extend((step, tid, path, c, v) for c, v in writes
+                                              if c in self.graph.delta_keys)
             return
-        self._put_writes(self._at_checkpoint(), writes, tid)
+        self._put_writes(self._at_checkpoint(), writes, tid, path)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -392,6 +421,12 @@ class Persistence(ThreadStart):
         for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
             seen.setdefault(name, {})
         self._live_versions = versions
+        # Channels this step wrote that hold something now (LangGraph's list).
+        updated = sorted([c for c in changed if c in values])
+        counters = None
+        if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
+            updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})
+            counters = checkpoint_deltas(self, rust, values, changed, versions, source, step)
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
             "id": checkpoint_id(step),
@@ -399,14 +434,15 @@ class Persistence(ThreadStart):
             "channel_values": values,
             "channel_versions": versions,
             "versions_seen": seen,
-            # Channels this step wrote that hold something now (LangGraph's list).
-            "updated_channels": sorted([c for c in changed if c in values]),
+            "updated_channels": None if source == "update" else updated,  # (LangGraph's)
         }
         if _CHECK_CHECKPOINTS:
             _check_checkpoint(self, rust, names, start_value)
         self.metadata = {"source": source, "step": step,
                          "parents": dict(self.parents) if self.parent is not None
                          else self.metadata.get("parents") or {}}
+        if counters:
+            self.metadata[COUNTERS] = counters
         self.pending = []
         self.exit_writes = []
         if self.durability != "exit":
@@ -469,13 +505,15 @@ class Persistence(ThreadStart):
             if self.durability == "exit" and self.exit_writes:
                 self._flush_exit_writes()
             return
+        if self.graph.delta_keys:
+            exit_deltas(self)
         self._put(dict(self.checkpoint["channel_versions"]))
         self._flush_exit_writes()
 
     def _flush_exit_writes(self) -> None:
         writes, self.exit_writes = self.exit_writes, []
-        for tid, ws in writes:
-            self._put_writes(self._at_checkpoint(), ws, tid)
+        for tid, ws, path in writes:
+            self._put_writes(self._at_checkpoint(), ws, tid, path)
 
 
 def _serializes_at_once(saver_type: type) -> bool:
@@ -505,6 +543,8 @@ _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 
 def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
                       start_value: Any) -> None:
+    if persistence.graph.delta_keys:  # their values are not what the run holds
+        return
     # From scratch (`reset`): all of it, nothing kept; what the next step reports is the
     # change since now, which the kept dicts (just checked) equal.
     values, _, versions, seen, sends = rust.checkpoint_changes(

@@ -38,6 +38,7 @@ from ferrograph.pregel._thread_format import (
     WireInterrupt,
     interrupt_id,
     task_id,
+    task_path_str,
 )
 from ferrograph.runtime import ExecutionInfo, Runtime
 
@@ -62,15 +63,6 @@ def task_identifier(func: Any) -> str | None:
 def _returned(writes: Any) -> Any:
     """A task's result in its cached writes (LangGraph's entry: `[("__return__", value)]`)."""
     return next((v for c, v in writes if c == RETURN), None)
-
-
-def task_path_str(tup: Any) -> str:
-    """LangGraph's text of a task path (a part of a PUSH task's id)."""
-    if isinstance(tup, (tuple, list)):
-        return "~" + ", ".join(task_path_str(x) for x in tup)
-    if isinstance(tup, int) and not isinstance(tup, bool):
-        return f"{tup:010d}"
-    return str(tup)
 
 
 def task_name(func: Any) -> str:

@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 from ferrograph._core import ConcurrentUpdate
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.pregel._checkpoint import Persistence
+from ferrograph.pregel._delta import COUNTERS, overwritten, with_pending
 from ferrograph.pregel._errors import concurrent_update_error
 from ferrograph.pregel._thread_format import (
     INPUT,
@@ -29,6 +30,7 @@ from ferrograph.pregel._thread_format import (
     PUSH,
     now_iso,
     task_id,
+    task_path_str,
     task_statuses,
     with_checkpoint_map,
 )
@@ -189,7 +191,9 @@ def get_state_history(graph: CompiledStateGraph, config: dict[str, Any], *,
     config = thread_config(config)
     config["configurable"].setdefault("checkpoint_ns", "")
     graph = graph_for(graph, config)
-    for saved in saver.list(config, filter=filter, before=before, limit=limit):
+    # Read whole first, as LangGraph does: a saver may hold its database cursor (and lock)
+    # while its `list` is iterated, and a snapshot reads the saver again (delta keys).
+    for saved in list(saver.list(config, filter=filter, before=before, limit=limit)):
         yield snapshot(graph, saver, saved.config, saved, live=False)
 
 
@@ -217,8 +221,9 @@ def bulk_update_state(graph: CompiledStateGraph, config: dict[str, Any],
         raise ValueError("No updates provided")
     current = thread_config(config)
     graph = graph_for(graph, current)  # a subgraph's namespace: the update is that graph's
-    for updates in supersteps:
-        current = _update_step(graph, saver, current, [_as_update(u) for u in updates])
+    for i, updates in enumerate(supersteps):
+        current = _update_step(graph, saver, current, [_as_update(u) for u in updates],
+                               is_first=i == 0)
     return current
 
 
@@ -229,11 +234,16 @@ def _as_update(update: Any) -> tuple[Any, str | None, str | None]:
 
 
 def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
-                 updates: list[tuple[Any, str | None, str | None]]) -> dict[str, Any]:
+                 updates: list[tuple[Any, str | None, str | None]], *,
+                 is_first: bool = False) -> dict[str, Any]:
     saved = saver.get_tuple(config)
     if updates[0][1] == COPY:
         return _copy_step(graph, saver, saved, updates)
     persistence = Persistence(graph, saver, config, "sync")
+    if graph.delta_keys:
+        persistence.delta_fresh_update = saved is None
+        if is_first and saved is not None:  # the new checkpoint must not replay these
+            persistence.delta_forced = with_pending(graph, saved.pending_writes or ())
     if saved is not None:
         rust = restore_run(persistence, saved, SNAPSHOT_LIMIT + 1)
         persistence.adopt(saved)
@@ -291,11 +301,21 @@ def _update_step(graph: CompiledStateGraph, saver: Any, config: dict[str, Any],
             writes, _ = output_writes(graph, node, values)
         if node in graph.branches:
             branch_writes(graph, node, config, state, writes, values)
+        if graph.delta_keys:
+            saved_form = persistence.saved_form(writes, graph.node_ids[node])
+            persistence.delta_forced |= overwritten(graph, saved_form)
+            if not keep_writes and is_first:  # the thread moved on: snapshotted instead
+                persistence.delta_forced |= with_pending(graph, [(None, c, v)
+                                                                 for c, v in saved_form])
         if keep_writes:
             tid = given_tid or (planned[node].pop(0) if planned.get(node)
                                 else _update_task_id(saved.checkpoint["id"], i))
             if saved_form := persistence.saved_form(writes, graph.node_ids[node]):
-                saver.put_writes(saved.config, saved_form, tid)
+                if graph.delta_keys:  # in the order they were given, when replayed
+                    saver.put_writes(saved.config, saved_form, tid,
+                                     task_path_str((INTERRUPT, i)))
+                else:
+                    saver.put_writes(saved.config, saved_form, tid)
         try:
             rust.apply_external(writes, graph.node_ids[node])
         except ConcurrentUpdate as e:
@@ -321,6 +341,8 @@ def _copy_step(graph: CompiledStateGraph, saver: Any, saved: CheckpointTuple | N
         **saved.config["configurable"], "checkpoint_id": None}}
     metadata = {"source": "fork", "step": step + 1,
                 "parents": saved.metadata.get("parents", {})}
+    if COUNTERS in saved.metadata:  # the copy has the same values and the same parent
+        metadata[COUNTERS] = saved.metadata[COUNTERS]
     copied = with_checkpoint_map(saver.put(parent, copy, metadata, {}), saved.metadata)
     if not (isinstance(values, list) and values):
         return copied  # type: ignore[return-value]

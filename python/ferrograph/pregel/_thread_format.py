@@ -48,6 +48,16 @@ CHECKPOINT_FORMAT = 4
 Durability = Literal["sync", "async", "exit"]
 
 
+def task_path_str(tup: Any) -> str:
+    """LangGraph's text of a task path (a part of a PUSH task's id; savers order a
+    checkpoint's writes by it)."""
+    if isinstance(tup, (tuple, list)):
+        return "~" + ", ".join(task_path_str(x) for x in tup)
+    if isinstance(tup, int) and not isinstance(tup, bool):
+        return f"{tup:010d}"
+    return str(tup)
+
+
 def task_id(checkpoint_id: str, *parts: str) -> str:
     """LangGraph's task id: a uuid-shaped XXH3-128 of the checkpoint id and the task's
     namespace, step, name and path, so the same task of the same checkpoint has the same

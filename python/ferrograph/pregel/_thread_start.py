@@ -13,6 +13,7 @@ from langgraph.checkpoint.base import CheckpointTuple
 
 from ferrograph._core import Run
 from ferrograph.errors import EmptyInputError
+from ferrograph.pregel._delta import afetch_histories, restored_values, stamp_pairs, with_pending
 from ferrograph.pregel._thread_format import (
     INTERRUPT,
     NOT_STATE,
@@ -49,7 +50,10 @@ class ThreadStart:
         """`start` for a run driven on an event loop: the saver's async methods, and from
         now on its writes wait in `outbox` for the driver to `aflush` them."""
         self.outbox = []
-        rust = self._begin(run, input, await self.saver.aget_tuple(self.config))
+        saved = await self.saver.aget_tuple(self.config)
+        if self.graph.delta_keys:
+            self.delta_histories = await afetch_histories(self.graph, self.saver, saved)
+        rust = self._begin(run, input, saved)
         await self.aflush()
         return rust
 
@@ -60,6 +64,7 @@ class ThreadStart:
                 f"No checkpoint {self.config['configurable']['checkpoint_id']!r} in thread "
                 f"{self.config['configurable'].get('thread_id')!r}")
         is_command = isinstance(input, Command)
+        self.delta_addressed = addressed
         if saved is not None:
             rust = restore_run(self, saved, run.recursion_limit)
             self.adopt(saved)
@@ -81,6 +86,9 @@ class ThreadStart:
                 self.pending = [w for w in self.pending if w[1] != RESUME]
             if is_command:
                 self._take_command(rust, input)
+            if not self.reapply and self.graph.delta_keys:
+                # A new branch: its checkpoints must not replay the writes saved here.
+                self.delta_forced = with_pending(self.graph, self.pending)
             null_writes = [(c, v) for t, c, v in self.pending if t == NULL_TASK_ID
                            and c not in NOT_STATE]
             if null_writes:
@@ -104,6 +112,8 @@ class ThreadStart:
             raise EmptyInputError("Received no input for __start__")
         if saved is not None:
             rust.write_input()
+            if self.graph.delta_keys:  # the writes dropped here are not to be replayed
+                self.delta_forced = with_pending(self.graph, self.pending)
             self.pending = []
         self.save(rust, "input", start_value=input)
         return rust
@@ -116,6 +126,8 @@ class ThreadStart:
         self.pending = [(str(t), c, v) for t, c, v in saved.pending_writes or ()]
         self.saved_id = saved.checkpoint["id"]
         self.saved_step = self.metadata.get("step", -1)
+        if self.graph.delta_keys:
+            self.delta_stored_versions = dict(saved.checkpoint.get("channel_versions") or {})
         self.config = {**self.config, "configurable": {
             **self.config["configurable"], **saved.config["configurable"]}}
 
@@ -153,6 +165,8 @@ class ThreadStart:
         if not writes and self.resume_map is None:
             raise EmptyInputError("Received empty Command input")
         if writes:
+            if self.graph.delta_keys:
+                writes = stamp_pairs(self.graph, writes)
             self.put_writes(NULL_TASK_ID, writes)
 
     def pending_interrupts(self) -> list[Any]:
@@ -180,6 +194,9 @@ def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limi
     # A key the checkpoint has no value for starts as in a new run (a reducer's empty value).
     starts = zip(graph.key_names, graph.start_values(), strict=True)
     values = {**{k: v for k, v in starts if v is not None}, **values}
+    if graph.delta_keys:
+        histories, persistence.delta_histories = persistence.delta_histories, None
+        values.update(restored_values(graph, persistence.saver, saved, histories))
     sends = [(graph.node_ids[s.node], s.arg) for s in values.get(TASKS) or ()
              if getattr(s, "node", None) in graph.node_ids]
     # The saver's version names go as they are, with their ranks (nodes the plan does not

@@ -27,6 +27,7 @@ from ferrograph.errors import (
     ParentCommand,
     create_error_message,
 )
+from ferrograph.pregel._delta import stamp_writes
 from ferrograph.pregel._foreign import from_langgraph
 from ferrograph.pregel._trace import atraced_route, traced_route
 from ferrograph.types import Command, Send, TimeoutPolicy, update_as_pairs
@@ -166,9 +167,13 @@ def output_writes(graph: CompiledStateGraph, node: str,
     pairs: list[tuple[str, Any]] = []
     if type(output) is Handled:  # its error handler's result stands in, under its name
         _collect_writes(graph, output.node, output.output, writes, pairs)
+        if graph.delta_keys:
+            stamp_writes(graph, writes, pairs)
         writes.append(HANDLED_WRITE)
         return writes, pairs
     _collect_writes(graph, node, output, writes, pairs)
+    if graph.delta_keys:
+        stamp_writes(graph, writes, pairs)
     return writes, pairs
 
 

@@ -124,6 +124,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.reducers = [k.reducer for k in keys]
         self.untracked_keys = frozenset(k.name for k in keys if k.untracked)
         """Keys never saved in checkpoints (`UntrackedValue`)."""
+        self.delta_keys = {k.name: k.delta for k in keys if k.delta is not None}
+        """Keys annotated with LangGraph's `DeltaChannel`, by name (see `_delta`)."""
+        self.delta_reducers = {k.name: k.reducer for k in keys if k.delta is not None}
         self._start = [k.start for k in keys]
         self._no_starts = all(start is None for start in self._start)
         self.output_keys = [k.name for k in read_schema(builder.output_schema)]

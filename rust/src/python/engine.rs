@@ -180,6 +180,18 @@ impl Reduce<Py<PyAny>> for PyReducers<'_, '_> {
             .expect("reducer keys are given a reducer")
             .bind(self.py);
         let py = self.py;
+        // A `DeltaChannel` key (LangGraph's batch reducer): the step's writes in one call.
+        static DELTA_REDUCER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+        if reducer.get_type().is(DELTA_REDUCER.import(
+            py,
+            "ferrograph.pregel._delta",
+            "DeltaReducer",
+        )?) {
+            let updates = PyList::new(py, updates)?;
+            return Ok(reducer
+                .call_method1(intern!(py, "fold"), (current, updates))?
+                .unbind());
+        }
         let mut updates = updates.into_iter();
         // An empty key takes its first update as is, as LangGraph's reducer channels do.
         let mut acc = match current {
