@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypedDict
 
@@ -108,3 +110,16 @@ def test_a_run_cancelled_while_queued_never_starts():
 
     assert asyncio.run(main()) == {"x": 1}
     assert started == [1]
+
+
+def test_a_finished_event_loop_is_not_kept_alive():
+    graph = one_node_graph(lambda state: {"x": state["x"] + 1})
+    loops = []
+
+    async def main():
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return await graph.ainvoke({"x": 1})
+
+    assert asyncio.run(main()) == {"x": 2}
+    gc.collect()
+    assert loops[0]() is None

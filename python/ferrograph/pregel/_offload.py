@@ -40,12 +40,13 @@ _Job = tuple[asyncio.Future, contextvars.Context, Callable[..., Any], tuple[Any,
 class LoopOffload:
     """One event loop's queue of runs for worker threads (see the module doc)."""
 
-    __slots__ = ("loop", "_jobs", "_ended", "_lock", "_runners", "_delivering", "_started",
+    __slots__ = ("_loop", "_jobs", "_ended", "_lock", "_runners", "_delivering", "_started",
                  "_finished", "_seen_moved", "_last_look", "_stuck_looks", "_watching",
                  "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self._loop = weakref.ref(loop)
+        """Weak: the registry (`_OFFLOADS`) holds this while the loop lives, no longer."""
         self._jobs: deque[_Job] = deque()
         self._ended: list[tuple[asyncio.Future, Any, BaseException | None]] = []
         self._lock = threading.Lock()
@@ -61,11 +62,17 @@ class LoopOffload:
         self._stuck_looks = 0
         self._watching = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop (None once it is gone: nobody awaits its runs any more)."""
+        return self._loop()
+
+    def submit(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., Any],
+               *args: Any) -> asyncio.Future:
         """`fn(*args)` on a worker thread, in a copy of this context (as `to_thread`); the
         future has its result. On the loop's thread. A run whose future is cancelled
         before a runner takes it never starts."""
-        future = self.loop.create_future()
+        future = loop.create_future()
         job = (future, contextvars.copy_context(), fn, args)
         with self._lock:
             self._jobs.append(job)
@@ -76,16 +83,16 @@ class LoopOffload:
             if watch:
                 self._watching = True
         if start:
-            self._start_runners(1)
+            self._start_runners(loop, 1)
         elif watch:  # runs wait behind a runner: the scout sees whether they move
             DEFAULT_SCOUT.watch(self._check)
         return future
 
-    def _start_runners(self, count: int) -> None:
+    def _start_runners(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         """On the loop's thread: `count` more runners (already counted in `_runners`)."""
         for _ in range(count):
             try:
-                self.loop.run_in_executor(None, self._serve)
+                loop.run_in_executor(None, self._serve)
             except RuntimeError as e:  # the executor is shut down: nothing will run them
                 with self._lock:
                     self._runners -= 1
@@ -121,8 +128,8 @@ class LoopOffload:
                 self._delivering = True
             if schedule:
                 try:
-                    self.loop.call_soon_threadsafe(self._deliver)
-                except RuntimeError:  # the loop is closed: nobody awaits these any more
+                    self.loop.call_soon_threadsafe(self._deliver)  # type: ignore[union-attr]
+                except (RuntimeError, AttributeError):  # the loop is closed, or gone
                     with lock:
                         self._delivering = False
                         self._ended.clear()
@@ -146,8 +153,9 @@ class LoopOffload:
         in their nodes, not waiting for it), doubles the runners (up to the executor's
         size). A late look means the GIL was busy: more runners would only contend."""
         now = time.monotonic()
+        loop = self.loop
         with self._lock:
-            if not self._jobs:
+            if not self._jobs or loop is None:
                 self._watching = False
                 return
             moved = self._started + self._finished
@@ -158,11 +166,11 @@ class LoopOffload:
             more = 0
             if self._stuck_looks >= 2:
                 self._stuck_looks = 0
-                more = max(0, min(self._runners, _runner_cap(self.loop) - self._runners))
+                more = max(0, min(self._runners, _runner_cap(loop) - self._runners))
                 self._runners += more
         if more:
             try:
-                self.loop.call_soon_threadsafe(self._start_runners, more)
+                loop.call_soon_threadsafe(self._start_runners, loop, more)
             except RuntimeError:  # the loop is closed
                 with self._lock:
                     self._runners -= more
@@ -185,4 +193,4 @@ def offload(fn: Callable[..., Any], *args: Any) -> asyncio.Future:
     queue = _OFFLOADS.get(loop)
     if queue is None:
         queue = _OFFLOADS[loop] = LoopOffload(loop)
-    return queue.submit(fn, *args)
+    return queue.submit(loop, fn, *args)
