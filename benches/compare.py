@@ -891,7 +891,8 @@ def report(scenarios: list[Scenario], rss: dict[str, dict[str, float]], repeats:
               f"- `ainvoke_N` with N ≥ {SLOW_AT:,}: langgraph is timed once (after its check "
               "run; about 20 s a run here), ferrograph every repeat; rows with fewer runs say "
               "so. `_sync`: a graph of sync nodes only, which ferrograph runs in one hop to "
-              "a worker thread (the loop's default executor) and langgraph node by node in "
+              "a worker thread (the loop's default executor; concurrent runs batched onto "
+              "its runners, results back a batch at a time) and langgraph node by node in "
               "the executor."]
     import persistence
 
