@@ -123,3 +123,20 @@ def test_a_finished_event_loop_is_not_kept_alive():
     assert asyncio.run(main()) == {"x": 2}
     gc.collect()
     assert loops[0]() is None
+
+
+def test_a_run_raising_stop_iteration_does_not_hold_up_the_others():
+    def node(state: S):
+        if state["x"] == 0:
+            raise StopIteration
+        return {"x": state["x"]}
+
+    graph = one_node_graph(node)
+
+    async def main():
+        return await asyncio.gather(*(graph.ainvoke({"x": i}) for i in range(3)),
+                                    return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert isinstance(results[0], (TypeError, RuntimeError, StopIteration))
+    assert results[1:] == [{"x": 1}, {"x": 2}]

@@ -144,8 +144,11 @@ class LoopOffload:
                 continue
             if error is None:
                 future.set_result(result)
-            else:
+                continue
+            try:
                 future.set_exception(error)
+            except TypeError as refused:  # StopIteration cannot go into a future: the
+                future.set_exception(refused)  # rest of the batch is still delivered
 
     def _check(self) -> None:
         """On the scout's thread: while runs wait and, twice in a row, none started or
