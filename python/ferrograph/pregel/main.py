@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -57,6 +56,7 @@ from ferrograph.pregel._direct import (
 from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._nested import ainvoke_nested, calling_task, invoke_nested, on_its_loop
+from ferrograph.pregel._offload import offload
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
     MODE_IDS,
@@ -394,22 +394,23 @@ class CompiledStateGraph(Runnable[Any, Any]):
         if (not self.has_async_nodes or parent is not None) and (
                 self.checkpointer in (None, True, False) or parent_task is not None):
             # A graph of sync nodes only goes off the loop in one hop rather than one per
-            # node; so does a subgraph feeding a sync run's stream (it pushes there from a
-            # worker thread, where waiting for room blocks nobody).
+            # node (runs are batched onto worker threads: see `_offload`); so does a
+            # subgraph feeding a sync run's stream (it pushes there from a worker thread,
+            # where waiting for room blocks nobody).
             # Cancelling the caller cannot stop the node running on that thread, but the
             # run stops there: no further step starts, as in LangGraph.
-            cancelled = threading.Event()
+            cancelled = False
 
             def stop_check() -> None:
-                if cancelled.is_set():
+                if cancelled:
                     raise asyncio.CancelledError
 
             try:
-                return await asyncio.to_thread(
+                return await offload(
                     self._invoke, input, config, context, output_keys, interrupt_before,
                     interrupt_after, version, stop_check, control, durability, True)
             except asyncio.CancelledError:
-                cancelled.set()
+                cancelled = True
                 raise
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context, config), output_keys=keys,
