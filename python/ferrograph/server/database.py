@@ -28,6 +28,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
          "attempt INTEGER, rerun TEXT)",
          "CREATE INDEX IF NOT EXISTS ferrograph_runs_by_thread ON ferrograph_runs "
          "(thread_id)"]),
+    # a run's result (the `wait`/`join` body) and, for several instances on one database
+    # (`cluster.py`), the queue's and the leases' columns
+    (3, [f"ALTER TABLE ferrograph_runs ADD COLUMN IF NOT EXISTS {column}" for column in (
+        "result TEXT", "owner TEXT", "lease_until DOUBLE PRECISION",
+        "not_before DOUBLE PRECISION", "cancel TEXT")]),
 ]
 """The server's tables, by schema version (applied in order, each once)."""
 
@@ -102,6 +107,11 @@ class Database:
              (thread_id, thread_id, run_id)),
             (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
 
+    @staticmethod
+    def _dialect(sql: str) -> str:
+        """A migration's statement as this database spells it."""
+        return sql
+
     async def migrate(self) -> None:
         """Brings the server's tables to the newest schema (idempotent)."""
         await self.run([("CREATE TABLE IF NOT EXISTS ferrograph_schema (version INTEGER "
@@ -112,7 +122,8 @@ class Database:
                 continue
             # statements are IF NOT EXISTS and the record ON CONFLICT DO NOTHING, so a
             # second server migrating at the same moment changes nothing
-            await self.run([*self._migration_lock, *((s, ()) for s in statements),
+            await self.run([*self._migration_lock,
+                            *((self._dialect(s), ()) for s in statements),
                             ("INSERT INTO ferrograph_schema (version, applied_at) VALUES "
                              "(?, ?) ON CONFLICT (version) DO NOTHING",
                              (version, iso(now())))])
@@ -165,6 +176,12 @@ class SqliteDatabase(Database):
              "task_path, idx, channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, "
              "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
              (target, source))])
+
+    @staticmethod
+    def _dialect(sql: str) -> str:
+        # SQLite has no `ADD COLUMN IF NOT EXISTS`; a file has one server, which migrates
+        # it once (the version is recorded in the same transaction)
+        return sql.replace("ADD COLUMN IF NOT EXISTS", "ADD COLUMN")
 
     _WRITES_TABLE = "writes"
     _RUN_ID = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
