@@ -8,11 +8,10 @@ import operator
 import os
 from typing import Annotated, Any, TypedDict
 
+from graphs import _model  # the directory is on sys.path (`dependencies`)
 from langchain_core.runnables import RunnableConfig
 
 from ferrograph.graph import START, StateGraph
-
-from graphs import _model  # the directory is on sys.path (`dependencies`)
 
 
 class TallyState(TypedDict):

@@ -38,6 +38,8 @@ BLOCK_MS = 2000
 """How long a reader's `XREAD` waits before it looks at the run's status itself."""
 RETRY_SECONDS = 0.5
 """Pause before trying Redis again after it failed (restarting, say)."""
+GIVE_UP_SECONDS = 30.0
+"""A stream whose run has ended, with Redis away that long: it ends without its tail."""
 
 
 def stream_key(run_id: str) -> str:
@@ -220,16 +222,24 @@ async def relay_events(cluster: Cluster, run_id: str, queue: asyncio.Queue, end:
             queue.put_nowait(end)
             return
         cursor = tail[0][0] if tail else "0-0"
+    quiet_after_end = failures_after_end = 0
     while True:
         try:
             got = await r.xread({key: cursor}, count=1000, block=BLOCK_MS)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - Redis away: go on from `cursor` when it is back
-            got = None
+            failures_after_end = failures_after_end + 1 if finished.is_set() else 0
+            if failures_after_end * RETRY_SECONDS >= GIVE_UP_SECONDS:
+                queue.put_nowait(end)  # the run is over; its last events are not coming
+                return
             await asyncio.sleep(RETRY_SECONDS)
+            continue
         if not got:
-            if finished.is_set():
+            # finished, yet no end mark: lost with Redis, or still on its way from a worker
+            # that retries; two quiet reads after the status said so, and it is over
+            quiet_after_end = quiet_after_end + 1 if finished.is_set() else 0
+            if quiet_after_end >= 2:
                 queue.put_nowait(end)
                 return
             continue

@@ -8,6 +8,7 @@ savers' own tables differ. The schema is created at start by numbered migrations
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -194,6 +195,7 @@ _COPY_CHECKPOINTS = (
 """Copies a thread's checkpoints (the table both savers name alike) under another thread."""
 
 _MIGRATION_LOCK_KEY = 0x66657272  # "ferr": one advisory lock for every ferrograph server
+_SETUP_LOCK_KEY = 0x66657273
 
 
 class PostgresDatabase(Database):
@@ -237,8 +239,20 @@ class PostgresDatabase(Database):
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
         await self.pool.open(wait=True, timeout=30)
         self.saver = AsyncPostgresSaver(self.pool)
-        await self.saver.setup()
-        await self.migrate()
+        # the saver's own migrations do not expect company: instances starting together
+        # take turns (a lock of this session, beside the migrations' transaction lock).
+        # Tried, not waited for: a waiting statement would hold up the saver's
+        # CREATE INDEX CONCURRENTLY in the instance that has the lock.
+        async with self.pool.connection() as conn:
+            while not (await (await conn.execute(
+                    "SELECT pg_try_advisory_lock(%s) AS got", (_SETUP_LOCK_KEY,))
+                    ).fetchone())["got"]:
+                await asyncio.sleep(0.1)
+            try:
+                await self.saver.setup()
+                await self.migrate()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
 
     async def close(self) -> None:
         if self.pool is not None:
