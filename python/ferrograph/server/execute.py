@@ -287,6 +287,7 @@ class Runner:
                 await asyncio.sleep(spec.after_seconds)  # a scheduled run
             async with lock:
                 await self._run_graph(run)
+            requeued = run.lost
         except asyncio.CancelledError:
             requeued = self._stopped_by_shutdown(run)
             if record.status == "pending" and not requeued:  # cancelled waiting for the thread
@@ -305,6 +306,11 @@ class Runner:
                 await self.forget(record.run_id)
             if not self.active_runs(record.thread_id):
                 self._locks.pop(record.thread_id, None)
+
+    def _abandons(self, run: RunTask, failure: Exception) -> bool:
+        """Whether the run stops without an outcome after `failure` (for another attempt
+        elsewhere: `shared.py`); a single server reports every failure."""
+        return False
 
     async def _delete_temporary(self, run: RunTask) -> None:
         """A stateless run ended: its thread goes (with its checkpoints and runs)."""
@@ -365,6 +371,10 @@ class Runner:
             run.result = shaper.last_values if shaper.last_values is not None else {}
             failure = _UserInterrupt(run.cancel_reason or "run cancelled")
         except Exception as e:  # the graph failed: reported to clients, not raised
+            if self._abandons(run, e):
+                # left as it is for another attempt (`lost`): nothing more is written
+                started.add_done_callback(lambda f: f.cancelled() or f.exception())
+                return
             logger.exception("run %s failed", record.run_id)
             status = "error"
             run.result = {"__error__": error_body(e)}

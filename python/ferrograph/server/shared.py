@@ -75,7 +75,7 @@ run going (one per thread at a time, in order, as `enqueue`), or a run whose own
 ran out."""
 
 _RENEW = (f"UPDATE ferrograph_runs SET lease_until = {_NOW} + ? WHERE owner = ? AND "
-          "status = 'running' RETURNING run_id, cancel")
+          "status = 'running' AND run_id = ANY(?) RETURNING run_id, cancel")
 
 
 @dataclass
@@ -341,24 +341,53 @@ class SharedRunner(Runner):
             "ferrograph_threads t WHERE t.thread_id = r.thread_id)",
             (STATELESS_KEPT_SECONDS,))])
 
+    def _abandons(self, run: RunTask, failure: Exception) -> bool:
+        """A run whose worker lost the database (a connection failure, not the graph's)
+        is left to its lease: once that runs out, any instance resumes it from its last
+        checkpoint as its next attempt, as a dead worker's."""
+        import psycopg
+        import psycopg_pool
+
+        if isinstance(failure, (psycopg.OperationalError, psycopg.InterfaceError,
+                                psycopg_pool.PoolTimeout)):
+            logger.warning("run %s: the database failed mid-run (%s); left for another "
+                           "attempt once its lease runs out", run.record.run_id, failure)
+            run.lost = True
+            return True
+        return False
+
+    def _abandon(self, run: RelayedRun, why: str) -> None:
+        if run.record.status == "running" and run.task and not run.task.done():
+            logger.warning("run %s: %s", run.record.run_id, why)
+            run.lost = True
+            run.task.cancel()
+
     async def _renew(self) -> None:
-        """Renews this instance's leases; a run whose lease another instance took over is
-        stopped here (`lost`), a cancel request written on a run's row is carried out."""
+        """Renews the leases of the runs this instance executes; a run whose lease another
+        instance took over is stopped here (`lost`), as is every run once renewals have
+        failed for most of a lease (another instance may take them over any moment); a
+        cancel request written on a run's row is carried out."""
+        renewed = asyncio.get_running_loop().time()
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
+            asked = list(self.executing)  # runs claimed meanwhile are not in the answer
             try:
-                rows = await self.db.fetchall(
-                    _RENEW, (self.lease_seconds, self.cluster.instance_id))
+                rows = await self.db.fetchall(_RENEW, (
+                    self.lease_seconds, self.cluster.instance_id, asked))
+                renewed = asyncio.get_running_loop().time()
             except Exception as e:  # noqa: BLE001 - the database is away: try again
                 logger.warning("leases not renewed: %s", e)
+                if asyncio.get_running_loop().time() - renewed > self.lease_seconds * 0.8:
+                    for run in list(self.executing.values()):
+                        self._abandon(run, "lease not renewed in time: stopped here")
                 continue
             held = dict(rows)
-            for run_id, run in list(self.executing.items()):
+            for run_id in asked:
+                run = self.executing.get(run_id)
+                if run is None:
+                    continue
                 if run_id not in held:
-                    if run.record.status == "running" and run.task and not run.task.done():
-                        logger.warning("run %s: lease lost to another instance", run_id)
-                        run.lost = True
-                        run.task.cancel()
+                    self._abandon(run, "lease lost to another instance")
                 elif held[run_id] and run.cancel_reason is None:
                     request = loads(held[run_id])
                     run.cancel(request.get("reason") or "run cancelled",
