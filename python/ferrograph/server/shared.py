@@ -58,7 +58,7 @@ STATELESS_KEPT_SECONDS = 3600
 _NOW = "extract(epoch FROM clock_timestamp())"
 _CLAIM = f"""
 UPDATE ferrograph_runs SET status = 'running', owner = ?, lease_until = {_NOW} + ?
-WHERE run_id = (
+WHERE run_id IN (
   SELECT r.run_id FROM ferrograph_runs r
   WHERE (r.status = 'pending' AND coalesce(r.not_before, 0) <= {_NOW}
          AND NOT EXISTS (
@@ -67,12 +67,12 @@ WHERE run_id = (
              AND (o.status = 'running' OR (o.status = 'pending' AND o.created_at < r.created_at
                                            AND coalesce(o.not_before, 0) <= {_NOW}))))
      OR (r.status = 'running' AND r.lease_until < {_NOW})
-  ORDER BY r.created_at LIMIT 1
+  ORDER BY r.created_at LIMIT ?
   FOR UPDATE SKIP LOCKED)
 RETURNING {RUN_SELECT.removeprefix("SELECT ").removesuffix(" FROM ferrograph_runs")}"""
-"""Claims the next run for this instance: the oldest due pending run of a thread with no
-run going (one per thread at a time, in order, as `enqueue`), or a run whose owner's lease
-ran out."""
+"""Claims up to `?` runs for this instance, oldest first: due pending runs of threads with
+no run going (one per thread at a time, in order, as `enqueue`), and runs whose owner's
+lease ran out."""
 
 _RENEW = (f"UPDATE ferrograph_runs SET lease_until = {_NOW} + ? WHERE owner = ? AND "
           "status = 'running' AND run_id = ANY(?) RETURNING run_id, cancel")
@@ -283,14 +283,16 @@ class SharedRunner(Runner):
             self.wake.clear()
             while len(self.executing) < self.capacity:
                 try:
-                    rows = await self.db.fetchall(
-                        _CLAIM, (self.cluster.instance_id, self.lease_seconds))
+                    rows = await self.db.fetchall(_CLAIM, (
+                        self.cluster.instance_id, self.lease_seconds,
+                        self.capacity - len(self.executing)))
                 except Exception as e:  # noqa: BLE001 - the database is away: poll again
                     logger.warning("queue not read: %s", e)
                     break
                 if not rows:
                     break
-                await self._begin(run_from_row(rows[0]))
+                for row in sorted(rows, key=lambda row: row[3]):  # oldest first
+                    await self._begin(run_from_row(row))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
 
