@@ -36,8 +36,14 @@ STREAM_MAXLEN = 100_000
 """Entries a run's stream keeps at most (approximately): a bound on Redis's memory."""
 BLOCK_MS = 2000
 """How long a reader's `XREAD` waits before it looks at the run's status itself."""
+READERS_MAX = 10_000
+"""Streams an instance relays at once at most (one Redis connection each; Redis's own
+default limit of clients is 10,000)."""
 RETRY_SECONDS = 0.5
 """Pause before trying Redis again after it failed (restarting, say)."""
+QUIET_READS = 5
+"""Empty `BLOCK_MS` reads after the run's status says it ended before a stream ends
+without the run's end mark (lost when Redis restarted)."""
 GIVE_UP_SECONDS = 30.0
 """A stream whose run has ended, with Redis away that long: it ends without its tail."""
 
@@ -60,6 +66,10 @@ class Cluster:
         self.describe = f"REDIS_URI {redacted(uri)}"
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.redis: Any = None
+        """Commands that answer at once: the relay's writes, the hints."""
+        self.blocking: Any = None
+        """`XREAD BLOCK`s, each holding its connection while it waits: a pool of their
+        own, so waiting readers never leave the writers they wait for without one."""
         self.on_hint: Callable[[dict[str, Any]], None] = lambda hint: None
         self._listener: asyncio.Task | None = None
 
@@ -87,8 +97,10 @@ class Cluster:
         import redis.asyncio
 
         self.redis = redis.asyncio.Redis.from_url(
+            self.uri, socket_connect_timeout=5, health_check_interval=5)
+        self.blocking = redis.asyncio.Redis.from_url(
             self.uri, socket_connect_timeout=5, health_check_interval=5,
-            retry_on_timeout=False)
+            max_connections=READERS_MAX)
         await self.redis.ping()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
@@ -97,8 +109,9 @@ class Cluster:
             self._listener.cancel()
             with contextlib.suppress(BaseException):
                 await self._listener
-        if self.redis is not None:
-            await self.redis.aclose()
+        for client in (self.redis, self.blocking):
+            if client is not None:
+                await client.aclose()
 
     async def ping(self) -> None:
         await self.redis.ping()
@@ -225,7 +238,7 @@ async def relay_events(cluster: Cluster, run_id: str, queue: asyncio.Queue, end:
     quiet_after_end = failures_after_end = 0
     while True:
         try:
-            got = await r.xread({key: cursor}, count=1000, block=BLOCK_MS)
+            got = await cluster.blocking.xread({key: cursor}, count=1000, block=BLOCK_MS)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - Redis away: go on from `cursor` when it is back
@@ -237,9 +250,9 @@ async def relay_events(cluster: Cluster, run_id: str, queue: asyncio.Queue, end:
             continue
         if not got:
             # finished, yet no end mark: lost with Redis, or still on its way from a worker
-            # that retries; two quiet reads after the status said so, and it is over
+            # that retries; quiet for QUIET_READS reads after the status said so: it is over
             quiet_after_end = quiet_after_end + 1 if finished.is_set() else 0
-            if quiet_after_end >= 2:
+            if quiet_after_end >= QUIET_READS:
                 queue.put_nowait(end)
                 return
             continue

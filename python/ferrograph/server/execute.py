@@ -89,9 +89,11 @@ class RunTask:
     stopped without writing anything more about it."""
     _sequence: int = 0
 
-    def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue:
+    def subscribe(self, last_event_id: str | None = None,
+                  from_start: bool = False) -> asyncio.Queue:
         """A queue of the run's events from now on; with `last_event_id` (a resumable run)
-        first those stored after that id (`-1`: all of them)."""
+        first those stored after that id (`-1`: all of them). `from_start`: the stream of
+        the request that created the run (here, nothing was published before it)."""
         queue: asyncio.Queue = asyncio.Queue()
         if last_event_id is not None:
             after = event_id_key(last_event_id)

@@ -66,7 +66,7 @@ WHERE run_id IN (
            WHERE o.thread_id = r.thread_id AND o.run_id <> r.run_id
              AND (o.status = 'running' OR (o.status = 'pending' AND o.created_at < r.created_at
                                            AND coalesce(o.not_before, 0) <= {_NOW}))))
-     OR (r.status = 'running' AND r.lease_until < {_NOW})
+     OR (r.status = 'running' AND coalesce(r.lease_until, 0) < {_NOW})
   ORDER BY r.created_at LIMIT ?
   FOR UPDATE SKIP LOCKED)
 RETURNING {RUN_SELECT.removeprefix("SELECT ").removesuffix(" FROM ferrograph_runs")}"""
@@ -98,12 +98,14 @@ class RemoteRun(RunTask):
 
     runner: SharedRunner | None = None
     created_here: bool = False
-    """Created by this instance's request: its first subscriber reads every event."""
+    """Created by this instance's request: the request's own stream (`from_start`) reads
+    every event, whenever the worker started."""
     readers: dict[int, asyncio.Task] = field(default_factory=dict)
 
-    def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue:
+    def subscribe(self, last_event_id: str | None = None,
+                  from_start: bool = False) -> asyncio.Queue:
         queue: asyncio.Queue = asyncio.Queue()
-        from_start, self.created_here = self.created_here, False
+        from_start, self.created_here = self.created_here and from_start, False
         self.readers[id(queue)] = asyncio.get_running_loop().create_task(relay_events(
             self.runner.cluster, self.record.run_id, queue, END, self.finished,
             from_start=from_start, last_event_id=last_event_id))
@@ -428,7 +430,7 @@ class SharedReads:
         if thread_id is not None:
             await state.threads.refresh(thread_id)
             await state.runner.refresh_runs(thread_id)
-        elif path.startswith("/threads"):
+        elif path.startswith("/threads/"):  # search, count: every thread
             await state.threads.refresh()
         elif path == "/runs/cancel":
             await state.runner.refresh_runs()
