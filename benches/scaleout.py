@@ -124,6 +124,37 @@ def main() -> None:
     write(Path(args.out), rows, repeats, runs, words)
 
 
+ANALYSIS = """\
+## What the rows say, and what limits scaling
+
+- On one 2-core machine, instances add no cores: the instances, PostgreSQL, Redis and the
+  client share the same two (and, when this was run, other jobs on the machine: load
+  average about 10), so the rows measure what the shared mode costs and how the processes
+  contend, not what machines added would give. Expect noise of tens of percent between
+  runs of this script.
+- The shared mode pays, per run, in PostgreSQL: the queue row, the claim (an `UPDATE ...
+  FOR UPDATE SKIP LOCKED`), the status and thread writes, and the reads each request makes
+  first (the path's thread and runs, the assistants); and, per event, the relay: the
+  worker's `XADD`s (one round trip per batch of the events that accumulated meanwhile) and
+  the streaming instance's `XREAD`, a hop through a third process. Single-instance mode
+  runs the graph in the process that holds the stream and hands events through an
+  in-process queue: it stays the fastest way to serve from one machine.
+- What limits scaling across machines: PostgreSQL. Every run touches it several times
+  beside its checkpoints, and every instance shares the one primary (the claims contend on
+  the runs table's index of pending runs). Then: each open stream holds one Redis
+  connection on the instance that streams it (a blocking `XREAD` per stream; one
+  multiplexed reader per instance would lift that), and thread search and count read every
+  thread from PostgreSQL on each request.
+- Past one PostgreSQL: shard by thread (a thread's runs, record and checkpoints in one
+  database; every instance claims from every shard), or take the queue out of PostgreSQL
+  (Redis Streams consumer groups, `XAUTOCLAIM` as the lease), keeping PostgreSQL for the
+  records and checkpoints; read replicas could serve the per-request reads of threads with
+  no run going (a thread with a run going needs its primary, to read its own writes).
+  Redis is light here (one stream per run, expiring after it) and Redis Cluster already
+  shards the streams by key.
+"""
+
+
 def write(out: Path, rows: dict[str, dict[str, float]], repeats: int, runs: int,
           words: int) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -144,7 +175,7 @@ def write(out: Path, rows: dict[str, dict[str, float]], repeats: int, runs: int,
         lines.append(f"| {name} | {row['runs_per_s']:.1f} | {row['ttft_ms']:.1f} ms | "
                      f"{row['event_us']:.1f} µs | "
                      f"{'—' if row is single else f'{extra:+.1f} µs'} |")
-    lines += ["", __doc__.split("\n\n", 2)[2].strip()]
+    lines += ["", __doc__.split("\n\n", 2)[2].strip(), "", ANALYSIS.strip()]
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
