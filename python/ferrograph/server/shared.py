@@ -302,7 +302,10 @@ class SharedRunner(Runner):
         await self.threads.refresh(record.thread_id)
         spec = _spec_from(record, self.graphs)
         if spec is None or record.attempt >= MAX_ATTEMPTS:
-            await self.fail_unrunnable(record, spec is not None)
+            failed = await self.fail_unrunnable(record, spec is not None)
+            writer = RelayWriter(self.cluster, record.run_id)  # its streams end with it
+            writer.put("error", sse_frame("error", failed.result["__error__"]), "")
+            await writer.end()
             await self.cluster.hint("done", record.run_id)
             return
         spec.after_seconds = 0  # due: the claim looked at `not_before`
