@@ -245,6 +245,12 @@ def test_a_run_created_on_one_instance_streams_from_another_token_for_token(clus
     assert all(event_id for _, _, event_id in from_b)
     resumed = stream_of(c, path, last_event_id=from_b[9][2])
     assert resumed == from_b[10:]
+    # the filter ran in the worker: the other writer's tokens never reached Redis
+    import redis
+
+    relayed = redis.Redis.from_url(cluster.redis.url).xrange(f"ferrograph:run:{run['run_id']}")
+    assert len(relayed) == len(from_b) + 1  # and the end mark
+    assert not [entry for _, entry in relayed if b"write_joke" in entry.get(b"f", b"")]
 
 
 def test_a_hundred_runs_over_three_instances_each_run_exactly_once(cluster):
