@@ -233,8 +233,9 @@ def parser() -> argparse.ArgumentParser:
                         "and this Redis (run queue, event relay, cancellation); default: "
                         "$REDIS_URI, as LangGraph's server")
     s.add_argument("--workers", type=_at_least(1, int), default=1, metavar="N",
-                   help="with --redis-uri: worker loops of this instance (default: "
-                        "%(default)s); it runs up to N x --jobs-per-worker runs at once")
+                   help="with --redis-uri: workers of this instance (default: "
+                        "%(default)s): it runs up to N x --jobs-per-worker runs at once, "
+                        "all on its event loop (for more cores, run more instances)")
     s.add_argument("--jobs-per-worker", type=_at_least(1, int),
                    default=int(os.environ.get("N_JOBS_PER_WORKER") or 10), metavar="M",
                    help="runs each worker runs at once (default: $N_JOBS_PER_WORKER, else "

@@ -8,11 +8,13 @@ and a Redis (`shared.py`, `cluster.py`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +111,12 @@ def create_app(config: str | os.PathLike[str] | None = None, db: str = ":memory:
             if state.cluster is not None:
                 from ferrograph.server.shared import SharedRunner
 
+                # The engine's `aget_state` reads a thread on a thread of the default
+                # executor, whose sync saver call waits for the event loop; with every one
+                # of asyncio's few default threads (cores + 4) waiting so, runs waiting for
+                # a thread in turn stall. Room for every run of this instance and requests.
+                asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(
+                    max_workers=4 * jobs + 32, thread_name_prefix="ferrograph-serve"))
                 await state.cluster.open()
                 state.runner = SharedRunner(
                     state.threads, RunStore(database), database.saver, state.cluster,

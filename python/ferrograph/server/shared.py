@@ -330,6 +330,15 @@ class SharedRunner(Runner):
             if not requeued:
                 await self.cluster.hint("done", run.record.run_id)
 
+    async def _after_run(self, run: RunTask, status: str, thread: Any, graph: Any,
+                         failure: BaseException | None) -> None:
+        """`Runner._after_run` on the thread as PostgreSQL has it now: another instance may
+        have changed it (its metadata, say) while the run went on."""
+        await self.threads.refresh(thread.thread_id)
+        fresh = self.threads.get(thread.thread_id)
+        if fresh is not None:  # deleted meanwhile: nothing to record
+            await super()._after_run(run, status, fresh, graph, failure)
+
     async def _delete_temporary(self, run: RunTask) -> None:
         """A stateless run ended: its thread and checkpoints go, its record stays a while,
         for whichever instance waits for its result (`_forget_stateless`)."""
