@@ -9,7 +9,12 @@ PostgreSQL refuses to run as root, so under root both run as the unprivileged sy
 No server outlives the tests: `stop()` shuts it down (fast, then immediate, then SIGKILL) and
 removes the directory, and the server is started through `setpriv --pdeathsig`, so that it also
 gets SIGQUIT (immediate shutdown) if the test process dies without running `stop()`; the
-directory such a run leaves behind is removed by the next run."""
+directory such a run leaves behind is removed by the next run.
+
+`RedisServer` runs a throwaway `redis-server` the same way (a temporary directory, a free
+127.0.0.1 port, no persistence, `setpriv --pdeathsig`); Redis runs as root too. Both can be
+restarted on the same port (`restart()`): PostgreSQL keeps its data, Redis (no persistence)
+comes back empty."""
 
 from __future__ import annotations
 
@@ -235,8 +240,22 @@ class PostgresServer:
         except (OSError, AttributeError):
             return "(no server log)"
 
+    def restart(self) -> None:
+        """Stops the server (fast shutdown: clients are disconnected) and starts it again on
+        the same port with the same data."""
+        self._stop_process()
+        assert self.dir is not None
+        if not self._launch(self.dir / "data"):
+            raise ServiceUnavailable(f"postgres did not restart:\n{self._log_tail()}")
+
     def stop(self) -> None:
         """Shut the server down and remove its directory; safe to call more than once."""
+        self._stop_process()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _stop_process(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             # SIGINT: fast shutdown (disconnects clients); SIGQUIT: immediate; then SIGKILL.
@@ -251,11 +270,108 @@ class PostgresServer:
             if sig is signal.SIGKILL:  # backends outlive a killed postmaster briefly: end them
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisServer:
+    """A throwaway Redis server (Debian's `redis-server`, no persistence); use as a context
+    manager, or `start()` / `stop()`."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not os.access(binary, os.X_OK):
+            raise ServiceUnavailable(
+                "redis-server is not installed. Install it with scripts/ensure-services.sh "
+                "(Debian's `redis-server` package).")
+        self.binary = binary
+        self.dir: Path | None = None
+        self.port: int | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> str:
+        try:
+            _remove_stale_dirs()
+            self.dir = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX + "redis-"))
+            (self.dir / _OWNER_FILE).write_text(str(os.getpid()))
+            for _attempt in range(5):  # a free port can be taken before redis binds it
+                self.port = free_port()
+                if self._launch():
+                    return self.url
+            raise ServiceUnavailable(f"redis-server did not start:\n{self._log_tail()}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self) -> bool:
+        assert self.dir is not None
+        argv = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            argv = [setpriv, "--pdeathsig", "SIGKILL", *argv]
+        self.proc = subprocess.Popen(argv, cwd=self.dir, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                self.proc = None
+                if "in use" in self._log_tail():
+                    return False
+                raise ServiceUnavailable(f"redis-server exited:\n{self._log_tail()}")
+            if self._answers():
+                return True
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable(
+                    f"redis-server did not answer within {READY_TIMEOUT:.0f} s:\n"
+                    f"{self._log_tail()}")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            log = (self.dir / "redis.log").read_text(errors="replace")
+            return "\n".join(log.splitlines()[-lines:])
+        except (OSError, TypeError):
+            return "(no server log)"
+
+    def restart(self) -> None:
+        """Stops the server and starts it again, empty, on the same port."""
+        self._stop_process()
+        if not self._launch():
+            raise ServiceUnavailable(f"redis-server did not restart:\n{self._log_tail()}")
+
+    def _stop_process(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)  # nothing to keep: no persistence
+            proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._stop_process()
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
 
-    def __enter__(self) -> PostgresServer:
+    def __enter__(self) -> RedisServer:
         self.start()
         return self
 

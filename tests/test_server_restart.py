@@ -68,7 +68,7 @@ def test_a_run_stopped_by_shutdown_runs_again_from_its_last_checkpoint(
         # left for the next server, as LangGraph's worker returns a run it lost to the queue
         assert query(db, "SELECT status, attempt FROM ferrograph_runs") == [("pending", 1)]
         assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == [
-            (1,), (2,)]
+            (1,), (2,), (3,)]
 
         with ferrograph_serve(model, tmp_path, *db) as proc:
             c = get_sync_client(url=proc.url, api_key=None)
@@ -91,7 +91,7 @@ def test_a_run_stopped_by_shutdown_runs_again_from_its_last_checkpoint(
                 run["run_id"], 2)
             assert [r["run_id"] for r in c.runs.list(tid)] == [run["run_id"]]
         assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == [
-            (1,), (2,)]
+            (1,), (2,), (3,)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -221,4 +221,4 @@ def test_a_sqlite_file_from_before_the_migrations_is_kept(tmp_path):
                 "ok": True, "services": {"database": "healthy"}}
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT version FROM ferrograph_schema ORDER BY "
-                                "version").fetchall() == [(1,), (2,)]
+                                "version").fetchall() == [(1,), (2,), (3,)]

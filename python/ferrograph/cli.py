@@ -227,6 +227,19 @@ def parser() -> argparse.ArgumentParser:
                    metavar="postgres://...",
                    help="keep them in PostgreSQL instead (default: $DATABASE_URI, as "
                         "LangGraph's server; needs the `postgres` extra)")
+    s.add_argument("--redis-uri", default=os.environ.get("REDIS_URI") or None,
+                   metavar="redis://...",
+                   help="with --database-uri: one of several instances sharing that database "
+                        "and this Redis (run queue, event relay, cancellation); default: "
+                        "$REDIS_URI, as LangGraph's server")
+    s.add_argument("--workers", type=_at_least(1, int), default=1, metavar="N",
+                   help="with --redis-uri: workers of this instance (default: "
+                        "%(default)s): it runs up to N x --jobs-per-worker runs at once, "
+                        "all on its event loop (for more cores, run more instances)")
+    s.add_argument("--jobs-per-worker", type=_at_least(1, int),
+                   default=int(os.environ.get("N_JOBS_PER_WORKER") or 10), metavar="M",
+                   help="runs each worker runs at once (default: $N_JOBS_PER_WORKER, else "
+                        "10, as LangGraph's server)")
     s.add_argument("--demo", action="store_true",
                    help="serve the demo's joke/poem graph (as `seed`) instead of a "
                         "langgraph.json: OpenAI when OPENAI_API_KEY is set, otherwise the "
@@ -257,6 +270,11 @@ def serve(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         db = args.database_uri
+    if args.redis_uri and not args.database_uri:
+        print("ferrograph serve: REDIS_URI needs DATABASE_URI (several instances share one "
+              "PostgreSQL database)", file=sys.stderr)
+        return 2
+    shared = {"redis_uri": args.redis_uri, "jobs": args.workers * args.jobs_per_worker}
     try:
         if args.demo:
             from ferrograph.server.graphs import ServedGraph
@@ -265,9 +283,9 @@ def serve(args: argparse.Namespace) -> int:
                 graph = build_graph(model)
                 run_server("the demo", host=args.host, port=args.port, db=db,
                            graphs={"seed": ServedGraph("seed", "ferrograph serve --demo",
-                                                       graph)})
+                                                       graph)}, **shared)
         else:
-            run_server(args.config, host=args.host, port=args.port, db=db)
+            run_server(args.config, host=args.host, port=args.port, db=db, **shared)
     except (GraphLoadError, DatabaseError) as e:
         print(f"ferrograph serve: {e}", file=sys.stderr)
         return 1

@@ -133,6 +133,10 @@ class AsyncDriver:
             if batch:
                 for items in run.batch_items(batch, step, dispatch.task_ended):
                     yield items
+                if dispatch.pending and run.saving is not None and run.saving.outbox:
+                    # a task ended while others run on: its writes are saved now (as
+                    # LangGraph's), so a run stopped mid-step does not run it again
+                    await run.aflush()
             else:
                 wake = self._wake = loop.create_future()
                 if channel.arm():
@@ -268,12 +272,15 @@ class AsyncDriver:
         running = [asyncio.ensure_future(bounded(t) if limit else self._run_task(t))
                    for t in tasks]
         try:
+            saving = self.run.saving
             for future in asyncio.as_completed(running):
                 await future
                 failed = next((t for t in tasks if t.error is not None
                                and not is_invalid_resume(t.error)), None)
                 if failed is not None:
                     raise failed.error
+                if saving is not None and saving.outbox:  # as in `_execute_streaming`
+                    await self.run.aflush()
         finally:
             for future in running:  # a failure (or our own cancellation) stops siblings
                 future.cancel()

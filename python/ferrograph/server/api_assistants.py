@@ -64,18 +64,26 @@ def _path_assistant_id(request: Request, by_name: bool) -> str:
 
 async def ok(request: Request) -> Response:
     """Health: with `check_db=1` (the default on PostgreSQL, whose server can go away) the
-    database is asked to answer within 3 s; 500 if it does not, as LangGraph's `/ok`."""
+    database (and Redis, for one of several instances) is asked to answer within 3 s; 500
+    if it does not, as LangGraph's `/ok`."""
     server = request.app.state.server
     default = "1" if server.database.remote else "0"
     if request.query_params.get("check_db", default) == "0":
         return json_response({"ok": True, "services": {}})
-    try:
-        await asyncio.wait_for(server.database.ping(), 3.0)
-    except Exception:  # noqa: BLE001 - any failure is an unhealthy database
-        logger.warning("health check: %s does not answer", server.database.describe,
-                       exc_info=True)
-        return json_response({"ok": False, "services": {"database": "unhealthy"}}, status=500)
-    return json_response({"ok": True, "services": {"database": "healthy"}})
+    services = {"database": server.database}
+    if server.cluster is not None:  # several instances: ready only with Redis too
+        services["redis"] = server.cluster
+    health = {}
+    for name, service in services.items():
+        try:
+            await asyncio.wait_for(service.ping(), 3.0)
+            health[name] = "healthy"
+        except Exception:  # noqa: BLE001 - any failure is an unhealthy service
+            logger.warning("health check: %s does not answer", service.describe,
+                           exc_info=True)
+            health[name] = "unhealthy"
+    ok = all(h == "healthy" for h in health.values())
+    return json_response({"ok": ok, "services": health}, status=200 if ok else 500)
 
 
 async def info(request: Request) -> Response:

@@ -323,7 +323,7 @@ async def _result_body(run: RunTask) -> AsyncIterator[bytes]:
 async def stream_run(request: Request) -> Response:
     run = await create_run(request)
     body = await json_body(request, _body_shape(request))  # as create_run read it
-    queue = run.subscribe()
+    queue = run.subscribe(from_start=True)
     stateless = "thread_id" not in request.path_params
     base = _run_path(run, stateless)
     return _sse_response(run, queue, body.get("on_disconnect") == "cancel",

@@ -83,6 +83,8 @@ async def create_thread(request: Request) -> Response:
     filters = await authorize(request, "threads", "create", {
         "thread_id": uuid.UUID(new_id), "metadata": metadata, "if_exists": if_exists})
     if thread_id is not None:
+        if server.cluster is not None:  # another instance may have made it
+            await server.threads.refresh(thread_id)
         existing = server.threads.get(thread_id)
         if existing is not None:
             if if_exists == "do_nothing" and matches(existing.metadata, filters):

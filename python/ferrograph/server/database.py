@@ -8,6 +8,7 @@ savers' own tables differ. The schema is created at start by numbered migrations
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
          "attempt INTEGER, rerun TEXT)",
          "CREATE INDEX IF NOT EXISTS ferrograph_runs_by_thread ON ferrograph_runs "
          "(thread_id)"]),
+    # a run's result (the `wait`/`join` body) and, for several instances on one database
+    # (`cluster.py`), the queue's and the leases' columns
+    (3, [f"ALTER TABLE ferrograph_runs ADD COLUMN IF NOT EXISTS {column}" for column in (
+        "result TEXT", "owner TEXT", "lease_until DOUBLE PRECISION",
+        "not_before DOUBLE PRECISION", "cancel TEXT")]),
 ]
 """The server's tables, by schema version (applied in order, each once)."""
 
@@ -102,6 +108,11 @@ class Database:
              (thread_id, thread_id, run_id)),
             (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
 
+    @staticmethod
+    def _dialect(sql: str) -> str:
+        """A migration's statement as this database spells it."""
+        return sql
+
     async def migrate(self) -> None:
         """Brings the server's tables to the newest schema (idempotent)."""
         await self.run([("CREATE TABLE IF NOT EXISTS ferrograph_schema (version INTEGER "
@@ -112,7 +123,8 @@ class Database:
                 continue
             # statements are IF NOT EXISTS and the record ON CONFLICT DO NOTHING, so a
             # second server migrating at the same moment changes nothing
-            await self.run([*self._migration_lock, *((s, ()) for s in statements),
+            await self.run([*self._migration_lock,
+                            *((self._dialect(s), ()) for s in statements),
                             ("INSERT INTO ferrograph_schema (version, applied_at) VALUES "
                              "(?, ?) ON CONFLICT (version) DO NOTHING",
                              (version, iso(now())))])
@@ -166,6 +178,12 @@ class SqliteDatabase(Database):
              "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
              (target, source))])
 
+    @staticmethod
+    def _dialect(sql: str) -> str:
+        # SQLite has no `ADD COLUMN IF NOT EXISTS`; a file has one server, which migrates
+        # it once (the version is recorded in the same transaction)
+        return sql.replace("ADD COLUMN IF NOT EXISTS", "ADD COLUMN")
+
     _WRITES_TABLE = "writes"
     _RUN_ID = "json_extract(CAST(metadata AS TEXT), '$.run_id')"
 
@@ -177,6 +195,7 @@ _COPY_CHECKPOINTS = (
 """Copies a thread's checkpoints (the table both savers name alike) under another thread."""
 
 _MIGRATION_LOCK_KEY = 0x66657272  # "ferr": one advisory lock for every ferrograph server
+_SETUP_LOCK_KEY = 0x66657273
 
 
 class PostgresDatabase(Database):
@@ -220,8 +239,20 @@ class PostgresDatabase(Database):
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row})
         await self.pool.open(wait=True, timeout=30)
         self.saver = AsyncPostgresSaver(self.pool)
-        await self.saver.setup()
-        await self.migrate()
+        # the saver's own migrations do not expect company: instances starting together
+        # take turns (a lock of this session, beside the migrations' transaction lock).
+        # Tried, not waited for: a waiting statement would hold up the saver's
+        # CREATE INDEX CONCURRENTLY in the instance that has the lock.
+        async with self.pool.connection() as conn:
+            while not (await (await conn.execute(
+                    "SELECT pg_try_advisory_lock(%s) AS got", (_SETUP_LOCK_KEY,))
+                    ).fetchone())["got"]:
+                await asyncio.sleep(0.1)
+            try:
+                await self.saver.setup()
+                await self.migrate()
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK_KEY,))
 
     async def close(self) -> None:
         if self.pool is not None:

@@ -84,11 +84,16 @@ class RunTask:
     """Cancelled with `action="rollback"`: the run and its checkpoints are deleted."""
     history: list[tuple[tuple[int, int], str, bytes]] = field(default_factory=list)
     """A resumable run's events so far: `(id key, event, frame)`."""
+    lost: bool = False
+    """Another server took the run over (this one's lease on it ran out, `cluster.py`):
+    stopped without writing anything more about it."""
     _sequence: int = 0
 
-    def subscribe(self, last_event_id: str | None = None) -> asyncio.Queue:
+    def subscribe(self, last_event_id: str | None = None,
+                  from_start: bool = False) -> asyncio.Queue:
         """A queue of the run's events from now on; with `last_event_id` (a resumable run)
-        first those stored after that id (`-1`: all of them)."""
+        first those stored after that id (`-1`: all of them). `from_start`: the stream of
+        the request that created the run (here, nothing was published before it)."""
         queue: asyncio.Queue = asyncio.Queue()
         if last_event_id is not None:
             after = event_id_key(last_event_id)
@@ -107,11 +112,7 @@ class RunTask:
 
     def publish(self, event: str, data: Any) -> None:
         if self.spec is not None and self.spec.resumable and self._kept(event):
-            # ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
-            # unique within a millisecond (LangGraph's in-memory server always uses 0)
-            self._sequence += 1
-            ms = time.time_ns() // 1_000_000
-            event_id = f"{ms}-{self._sequence}"
+            event_id = self._next_event_id()
             frame = sse_frame(event, data, event_id)
             self.history.append((event_id_key(event_id), event, frame))
         elif not self.listeners:
@@ -120,6 +121,12 @@ class RunTask:
             frame = sse_frame(event, data)
         for queue in self.listeners:
             queue.put_nowait((event, frame))
+
+    def _next_event_id(self) -> str:
+        """ids LangGraph's way (`<epoch ms>-<n>`), but with a sequence that makes them
+        unique within a millisecond (LangGraph's in-memory server always uses 0)."""
+        self._sequence += 1
+        return f"{time.time_ns() // 1_000_000}-{self._sequence}"
 
     def _kept(self, event: str) -> bool:
         """Whether a resumable run stores `event` for replay: as LangGraph's server, only
@@ -229,7 +236,8 @@ class Runner:
             if record.status not in ("pending", "running"):
                 run = RunTask(record, None)
                 thread = self.threads.get(record.thread_id)
-                run.result = thread.values if thread is not None and thread.values else {}
+                run.result = record.result if record.result is not None else (
+                    thread.values if thread is not None and thread.values else {})
                 run.finished.set()
                 self.runs[record.run_id] = run
                 continue
@@ -238,20 +246,25 @@ class Runner:
                 record.status = "pending"
                 await self.start(record, spec)
                 continue
-            failure = RuntimeError(
-                f"Run {record.run_id} exceeded max attempts ({MAX_ATTEMPTS})." if spec else
-                f"Run {record.run_id} was not restarted: its graph is not served.")
-            logger.error("%s", failure)
-            record.status, record.updated_at = "error", now()
-            await self.run_store.save(record)
-            thread = self.threads.get(record.thread_id)
-            if thread is not None:  # as LangGraph's worker fails such a run
-                thread.status, thread.error = "error", error_body(failure)
-                await self.threads.save(thread)
-            run = RunTask(record, None)
-            run.result = {"__error__": error_body(failure)}
-            run.finished.set()
-            self.runs[record.run_id] = run
+            self.runs[record.run_id] = await self.fail_unrunnable(record, spec is not None)
+
+    async def fail_unrunnable(self, record: RunRecord, served: bool) -> RunTask:
+        """Fails a run that may not start again: it has had its `MAX_ATTEMPTS`, or its
+        graph is not served (`served` False)."""
+        failure = RuntimeError(
+            f"Run {record.run_id} exceeded max attempts ({MAX_ATTEMPTS})." if served else
+            f"Run {record.run_id} was not restarted: its graph is not served.")
+        logger.error("%s", failure)
+        run = RunTask(record, None)
+        run.result = record.result = {"__error__": error_body(failure)}
+        record.status, record.updated_at = "error", now()
+        await self.run_store.save(record)
+        thread = self.threads.get(record.thread_id)
+        if thread is not None:  # as LangGraph's worker fails such a run
+            thread.status, thread.error = "error", error_body(failure)
+            await self.threads.save(thread)
+        run.finished.set()
+        return run
 
     async def close(self) -> None:
         """Stops every run (the server is stopping): running and pending runs are left
@@ -263,7 +276,8 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _stopped_by_shutdown(self, run: RunTask) -> bool:
-        return self.closing and run.cancel_reason is None
+        """Stopped by no client: the server is stopping, or another took the run over."""
+        return (self.closing or run.lost) and run.cancel_reason is None
 
     async def _execute(self, run: RunTask) -> None:
         record, spec = run.record, run.spec
@@ -275,11 +289,12 @@ class Runner:
                 await asyncio.sleep(spec.after_seconds)  # a scheduled run
             async with lock:
                 await self._run_graph(run)
+            requeued = run.lost
         except asyncio.CancelledError:
             requeued = self._stopped_by_shutdown(run)
             if record.status == "pending" and not requeued:  # cancelled waiting for the thread
                 record.status = "interrupted"
-                run.result = {}
+                run.result = record.result = {}
                 record.updated_at = now()
                 await self.run_store.save(record)
         finally:
@@ -288,11 +303,20 @@ class Runner:
             run.listeners.clear()
             run.finished.set()
             if spec.temporary and not requeued:
-                await self.threads.delete(record.thread_id)
+                await self._delete_temporary(run)
             if run.rollback:
                 await self.forget(record.run_id)
             if not self.active_runs(record.thread_id):
                 self._locks.pop(record.thread_id, None)
+
+    def _abandons(self, run: RunTask, failure: Exception) -> bool:
+        """Whether the run stops without an outcome after `failure` (for another attempt
+        elsewhere: `shared.py`); a single server reports every failure."""
+        return False
+
+    async def _delete_temporary(self, run: RunTask) -> None:
+        """A stateless run ended: its thread goes (with its checkpoints and runs)."""
+        await self.threads.delete(run.record.thread_id)
 
     async def _run_graph(self, run: RunTask) -> None:
         """Runs the graph, then records the thread's outcome; only then does the run show
@@ -341,13 +365,18 @@ class Runner:
                 # the thread stays busy, its checkpoints as they are: the next server runs
                 # the run again (a new attempt)
                 await asyncio.shield(started)
-                record.status, record.updated_at = "pending", now()
-                await self.run_store.save(record)
+                if not run.lost:  # a run another server took over is its now
+                    record.status, record.updated_at = "pending", now()
+                    await self.run_store.save(record)
                 raise
             status = "interrupted"
             run.result = shaper.last_values if shaper.last_values is not None else {}
             failure = _UserInterrupt(run.cancel_reason or "run cancelled")
         except Exception as e:  # the graph failed: reported to clients, not raised
+            if self._abandons(run, e):
+                # left as it is for another attempt (`lost`): nothing more is written
+                started.add_done_callback(lambda f: f.cancelled() or f.exception())
+                return
             logger.exception("run %s failed", record.run_id)
             status = "error"
             run.result = {"__error__": error_body(e)}
@@ -361,7 +390,7 @@ class Runner:
             if thread is not None and not spec.temporary:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
-            record.status, record.updated_at = status, now()
+            record.status, record.updated_at, record.result = status, now(), run.result
             logger.info("run %s of %s on thread %s: %s after %.0f ms (attempt %d)",
                         record.run_id, spec.served.graph_id,
                         "(stateless)" if spec.temporary else record.thread_id, status,

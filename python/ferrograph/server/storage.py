@@ -79,6 +79,7 @@ class AssistantStore:
 
     def __init__(self, db: Database, system: dict[str, Assistant]) -> None:
         self.db = db
+        self._system = system
         self.assistants = dict(system)
 
     async def open(self) -> None:
@@ -91,6 +92,12 @@ class AssistantStore:
             assistant.restore(version)
             assistant.updated_at = datetime.fromisoformat(updated)
             self.assistants[assistant_id] = assistant
+
+    async def refresh(self) -> None:
+        """Reads them again (several servers share the database: another may have changed
+        them). The system assistants stay those made at start."""
+        self.assistants = dict(self._system)
+        await self.open()
 
     async def save(self, assistant: Assistant) -> None:
         self.assistants[assistant.assistant_id] = assistant
@@ -144,14 +151,24 @@ class ThreadStore:
         rows = await self.db.fetchall(
             f"SELECT {', '.join(_THREAD_COLUMNS)} FROM ferrograph_threads")
         for row in rows:
-            (tid, created, updated, state_updated, metadata, status, values, interrupts,
-             error) = row
-            self.threads[tid] = Thread(
-                tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
-                datetime.fromisoformat(state_updated), loads(metadata),
-                # busy again once its re-queued run starts (see `Runner.requeue`)
-                "idle" if status == "busy" else status, loads(values), loads(interrupts),
-                loads(error))
+            thread = _thread_from_row(row)
+            if thread.status == "busy":  # busy again once its re-queued run starts
+                thread.status = "idle"
+            self.threads[thread.thread_id] = thread
+
+    async def refresh(self, thread_id: str | None = None) -> None:
+        """Reads the thread (every thread: None) again from the database, which several
+        servers share (`cluster.py`); one no longer there is dropped."""
+        where, params = ("WHERE thread_id = ?", (thread_id,)) if thread_id else ("", ())
+        rows = await self.db.fetchall(
+            f"SELECT {', '.join(_THREAD_COLUMNS)} FROM ferrograph_threads {where}", params)
+        found = {row[0]: _thread_from_row(row) for row in rows}
+        if thread_id is None:
+            self.threads = found
+        elif thread_id in found:
+            self.threads[thread_id] = found[thread_id]
+        else:
+            self.threads.pop(thread_id, None)
 
     def get(self, thread_id: str) -> Thread | None:
         return self.threads.get(thread_id)
@@ -200,6 +217,13 @@ class ThreadStore:
         return found
 
 
+def _thread_from_row(row: tuple[Any, ...]) -> Thread:
+    tid, created, updated, state_updated, metadata, status, values, interrupts, error = row
+    return Thread(tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
+                  datetime.fromisoformat(state_updated), loads(metadata), status,
+                  loads(values), loads(interrupts), loads(error))
+
+
 def _contains(have: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
     """JSONB `@>` as the server's search uses it: every wanted key with an equal value."""
     return not wanted or all(k in have and have[k] == v for k, v in wanted.items())
@@ -223,6 +247,8 @@ class RunRecord:
     after a restart, as the next attempt (see `execute.Runner.restore`)."""
     rerun: dict[str, Any] = field(default_factory=dict)
     """What the run needs, besides `kwargs`, to run again (`execute.rerun_json`)."""
+    result: Any = None
+    """The `wait`/`join` body once the run ended (read back by other servers)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "thread_id": self.thread_id,
@@ -233,7 +259,9 @@ class RunRecord:
 
 
 _RUN_COLUMNS = ("run_id", "thread_id", "assistant_id", "created_at", "updated_at", "status",
-                "metadata", "kwargs", "multitask_strategy", "attempt", "rerun")
+                "metadata", "kwargs", "multitask_strategy", "attempt", "rerun", "result")
+RUN_SELECT = f"SELECT {', '.join(_RUN_COLUMNS)} FROM ferrograph_runs"
+"""Every column of run records, for `run_from_row`."""
 
 
 class RunStore:
@@ -243,16 +271,10 @@ class RunStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def load(self) -> list[RunRecord]:
-        """Every run kept, oldest first."""
-        rows = await self.db.fetchall(
-            f"SELECT {', '.join(_RUN_COLUMNS)} FROM ferrograph_runs ORDER BY created_at")
-        return [RunRecord(run_id, thread_id, assistant_id, datetime.fromisoformat(created),
-                          loads(metadata), loads(kwargs), strategy, status,
-                          datetime.fromisoformat(updated) if updated else None, attempt,
-                          loads(rerun))
-                for (run_id, thread_id, assistant_id, created, updated, status, metadata,
-                     kwargs, strategy, attempt, rerun) in rows]
+    async def load(self, where: str = "", params: tuple[Any, ...] = ()) -> list[RunRecord]:
+        """Every run kept (or those `where` selects), oldest first."""
+        rows = await self.db.fetchall(f"{RUN_SELECT} {where} ORDER BY created_at", params)
+        return [run_from_row(row) for row in rows]
 
     async def save(self, record: RunRecord) -> None:
         await self.db.run(self.changes(record))
@@ -264,8 +286,19 @@ class RunStore:
         row = (record.run_id, record.thread_id, record.assistant_id, iso(record.created_at),
                iso(record.updated_at or record.created_at), record.status,
                dumps(record.metadata).decode(), dumps(record.kwargs).decode(),
-               record.multitask_strategy, record.attempt, dumps(record.rerun).decode())
+               record.multitask_strategy, record.attempt, dumps(record.rerun).decode(),
+               None if record.result is None else dumps(record.result).decode())
         return [(upsert("ferrograph_runs", _RUN_COLUMNS, "run_id"), row)]
 
     async def delete(self, run_id: str) -> None:
         await self.db.run([("DELETE FROM ferrograph_runs WHERE run_id = ?", (run_id,))])
+
+
+def run_from_row(row: tuple[Any, ...]) -> RunRecord:
+    """A run record from the columns of `RUN_SELECT` (or a `RETURNING` of them)."""
+    (run_id, thread_id, assistant_id, created, updated, status, metadata, kwargs, strategy,
+     attempt, rerun, result) = row
+    return RunRecord(run_id, thread_id, assistant_id, datetime.fromisoformat(created),
+                     loads(metadata), loads(kwargs), strategy, status,
+                     datetime.fromisoformat(updated) if updated else None, attempt,
+                     loads(rerun), None if result is None else loads(result))
