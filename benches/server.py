@@ -13,7 +13,8 @@ so the servers are what differs. Every run is a stateless `POST /runs/stream` wi
 - `srv_tokens_1`: one stream of a 2,000-word reply: tokens per second through one SSE stream.
 - `srv_ttft_idle`: time to the first token event of one 100-word stream on an idle server,
   beside the engine's own time to the first token (`graph.astream(..., stream_mode="messages")`
-  in this process, the same graph): the server's added latency; 21 samples each, medians.
+  in this process, the same graph, each sample taken from idle as the servers' are, after
+  `langgraph dev`'s): the server's added latency; 21 samples each, medians.
   (`langgraph dev`'s in-memory queue looks for new runs every 0.5 s while idle,
   `langgraph_runtime_inmem.ops.Runs.next`: most of its time to first token is that wait.)
 - `srv_200`: 200 concurrent streams of 100 words: total tokens per second, p50/p99 time to
@@ -230,18 +231,29 @@ class Bench:
             f"{rate['ferrograph'] / rate['langgraph']:.1f}x |")
 
     def ttft_idle(self, words: int, samples: int = 21) -> None:
-        # more samples than the other rows: a few milliseconds each, and the target's margin
-        # is a fraction of one
-        repeats, self.repeats = self.repeats, max(self.repeats, samples)
-        try:
-            runs = self.speak_runs(words)
-            engine = [engine_first_token(words) for _ in range(self.repeats + 1)][1:]
-        finally:
-            self.repeats = repeats
-        first = {n: median_ms([s.first_token for s in r]) for n, r in runs.items()}
+        """First tokens from idle: each sample (each server's, then the engine's alone in
+        this process) comes after the others' (`langgraph dev`'s takes about a second), so
+        all three start from the same idle machine: threads asleep, caches cold. The engine
+        back to back (hot) is shown beside it. More samples than the other rows: a few
+        milliseconds each, and the target's margin is a fraction of one."""
+        want = expected_tokens(words)
+        firsts: dict[str, list[float]] = {name: [] for name in self.ports}
+        engine: list[float] = []
+        for sample in range(samples + 1):  # the first, untimed: its check and warm-up
+            for name in self.ports:
+                got = asyncio.run(stream_run(self.ports[name], run_body("speak", words)))
+                self.check(name, got, want)
+                if sample:
+                    firsts[name].append(got.first_token)
+            took = engine_first_token(words)
+            if sample:
+                engine.append(took)
+        hot = [engine_first_token(words) for _ in range(samples + 1)][1:]
+        first = {n: median_ms(f) for n, f in firsts.items()}
         self.rows.append(
             f"| `srv_ttft_idle` first token, one {words}-word stream, idle server "
-            f"(engine alone: {median_ms(engine):.2f} ms) | {first['ferrograph']:.2f} ms "
+            f"(engine alone, from idle as the servers: {median_ms(engine):.2f} ms; back to "
+            f"back: {median_ms(hot):.2f} ms) | {first['ferrograph']:.2f} ms "
             f"(+{first['ferrograph'] - median_ms(engine):.2f} ms over the engine) | "
             f"{first['langgraph']:.2f} ms | {first['ferrograph'] / first['langgraph']:.2f} |")
 
