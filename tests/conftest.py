@@ -53,3 +53,19 @@ def server_pair(tmp_path_factory) -> Iterator[dict[str, str]]:
         with ferrograph_serve(model, fg_dir, env=env) as fg, \
                 langgraph_dev(model, lg_dir, env=env) as lg:
             yield {"ferrograph": fg.url, "langgraph": lg.url}
+
+
+@pytest.fixture
+def graph_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each `GraphRun` made (a run on the Rust direct driver makes none)."""
+    import ferrograph.pregel.main as main_module
+
+    made: list[str] = []
+    real = main_module.GraphRun
+
+    def recording(*args, **kwargs):
+        made.append("GraphRun")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(main_module, "GraphRun", recording)
+    return made

@@ -17,7 +17,6 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 
-import ferrograph.pregel.main as main_module
 from ferrograph._core import new_task_id
 from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_RUNTIME, CONFIG_KEY_TASK, get_config
 from ferrograph.graph import START, StateGraph
@@ -40,20 +39,6 @@ class Context:
     user: str
 
 
-@pytest.fixture
-def no_graph_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records each `GraphRun` made (`invoke` on the direct driver makes none)."""
-    made: list[str] = []
-    real = main_module.GraphRun
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        made.append("GraphRun")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(main_module, "GraphRun", recording)
-    return made
-
-
 def chain(n: int = 3) -> Any:
     b = StateGraph(Log)
     for i in range(n):
@@ -71,15 +56,15 @@ class Recorder(BaseCallbackHandler):
         self.chains.append(name or "")
 
 
-def test_plain_invoke_takes_the_direct_driver(no_graph_run: list[str]) -> None:
+def test_plain_invoke_takes_the_direct_driver(graph_runs: list[str]) -> None:
     assert chain().invoke({"log": []}) == {"log": [0, 1, 2]}
-    assert no_graph_run == []
+    assert graph_runs == []
 
 
 @pytest.mark.parametrize("how", ["callbacks", "interrupt_before", "interrupt_after",
                                  "stream_mode"])
 def test_runs_the_direct_driver_cannot_serve_go_through_a_graph_run(
-        no_graph_run: list[str], how: str) -> None:
+        graph_runs: list[str], how: str) -> None:
     graph = chain()
     recorder = Recorder()
     kwargs: dict[str, Any] = {
@@ -91,7 +76,7 @@ def test_runs_the_direct_driver_cannot_serve_go_through_a_graph_run(
     }[how]
     config = {"callbacks": [recorder]} if how == "callbacks" else None
     result = graph.invoke({"log": []}, config, **kwargs)
-    assert no_graph_run == ["GraphRun"]
+    assert graph_runs == ["GraphRun"]
     if how == "callbacks":
         assert recorder.chains == ["LangGraph", "n0", "n1", "n2"]  # the trace needs GraphRun
     elif how == "stream_mode":
@@ -168,11 +153,11 @@ def seen_configs(**invoke_kwargs: Any) -> list[tuple[str, Any]]:
     return sorted(seen, key=lambda pair: (pair[0], str(pair[1])))
 
 
-def test_nodes_see_the_same_config_as_under_a_graph_run(no_graph_run: list[str]) -> None:
+def test_nodes_see_the_same_config_as_under_a_graph_run(graph_runs: list[str]) -> None:
     direct = seen_configs()
-    assert no_graph_run == []
+    assert graph_runs == []
     through_graph_run = seen_configs(interrupt_before=[])  # a breakpoint list: GraphRun
-    assert no_graph_run == ["GraphRun"]
+    assert graph_runs == ["GraphRun"]
     assert direct == through_graph_run
     by_node = dict(direct)
     plain = by_node["plain"]["metadata"]
@@ -319,7 +304,7 @@ def test_task_ids_are_unique_uuid_text_and_a_forked_child_draws_its_own() -> Non
 
 
 def test_drain_of_a_run_control_subclass_is_asked_through_its_property(
-        no_graph_run: list[str]) -> None:
+        graph_runs: list[str]) -> None:
     """The direct driver reads a `RunControl`'s drain state from its slot; a subclass that
     answers `drain_requested` its own way is asked through that property, before each step."""
     from ferrograph.errors import GraphDrained
@@ -341,7 +326,7 @@ def test_drain_of_a_run_control_subclass_is_asked_through_its_property(
     with pytest.raises(GraphDrained):
         chain().invoke({"log": []}, control=control)
     assert control.checks == 3  # the start step, n0, then drained before n1
-    assert no_graph_run == []
+    assert graph_runs == []
     plain = RunControl()
     assert chain().invoke({"log": []}, control=plain) == {"log": [0, 1, 2]}
     plain.request_drain("done")

@@ -12,7 +12,6 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from pydantic import BaseModel
 
-import ferrograph.pregel.main as main_module
 from ferrograph.errors import GraphRecursionError, InvalidUpdateError
 from ferrograph.graph import END, START, StateGraph
 from ferrograph.types import Command, Send, interrupt
@@ -27,20 +26,6 @@ class Log(TypedDict):
 
 class Model(BaseModel):
     x: int = 0
-
-
-@pytest.fixture
-def graph_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records each `GraphRun` made (a run on the direct driver makes none)."""
-    made: list[str] = []
-    real = main_module.GraphRun
-
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        made.append("GraphRun")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(main_module, "GraphRun", recording)
-    return made
 
 
 def both_ways(graph: Any, input: Any, mode: Any, **kwargs: Any) -> tuple[Any, Any]:

@@ -156,6 +156,19 @@ def stream_of(url: str, path: str, last_event_id: str | None = None,
     return into
 
 
+def stream_from_another(cluster, owner: int, path: str,
+                        seen: list[tuple[str, Any, str | None]]) -> threading.Thread:
+    """A client streaming `path` (a run's `join_stream`, from its first event) from the
+    instance after `owner`, on a thread, its events appended to `seen`; returns once the
+    first has come."""
+    streaming = threading.Thread(target=stream_of, daemon=True, args=(
+        cluster.instances[(owner + 1) % INSTANCES].url, path),
+        kwargs={"last_event_id": "-1", "into": seen})
+    streaming.start()
+    until(lambda: seen, "the stream started")
+    return streaming
+
+
 def _iter_events(response: httpx.Response) -> Iterator[tuple[str, Any, str | None]]:
     """`(event, data, id)` of a server-sent event stream, as they come."""
     import json
@@ -296,12 +309,8 @@ def test_a_worker_killed_mid_run_its_run_finishes_on_another_from_its_checkpoint
 
     # a client streams the run from another instance than the worker's
     seen: list[tuple[str, Any, str | None]] = []
-    streaming = threading.Thread(target=stream_of, daemon=True, args=(
-        cluster.instances[(owner + 1) % INSTANCES].url,
-        f"/threads/{tid}/runs/{run['run_id']}/stream"), kwargs={"last_event_id": "-1",
-                                                               "into": seen})
-    streaming.start()
-    until(lambda: seen, "the stream started")
+    streaming = stream_from_another(cluster, owner, f"/threads/{tid}/runs/{run['run_id']}/stream",
+                                    seen)
 
     os.kill(cluster.instances[owner].proc.pid, signal.SIGKILL)
     cluster.instances[owner].proc.wait(RUN_WAIT)
@@ -346,12 +355,8 @@ def test_redis_restarted_mid_run_the_run_finishes_and_its_stream_ends(cluster, h
     owner = cluster.owner_index(run["run_id"])
     assert held_model.held.wait(RUN_WAIT)
     seen: list[tuple[str, Any, str | None]] = []
-    streaming = threading.Thread(target=stream_of, daemon=True, args=(
-        cluster.instances[(owner + 1) % INSTANCES].url,
-        f"/threads/{tid}/runs/{run['run_id']}/stream"), kwargs={"last_event_id": "-1",
-                                                               "into": seen})
-    streaming.start()
-    until(lambda: seen, "the stream started")
+    streaming = stream_from_another(cluster, owner, f"/threads/{tid}/runs/{run['run_id']}/stream",
+                                    seen)
 
     cluster.redis.restart()  # empty: the stream's entries so far are gone
     held_model.release()

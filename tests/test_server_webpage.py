@@ -98,6 +98,16 @@ def type_into(driver, testid, text):
     box.send_keys(text)
 
 
+def new_thread(driver) -> str:
+    """Makes a thread from the page (its "New thread" button); the new thread's id."""
+    driver.find_element(*by_testid("new-thread")).click()
+    WebDriverWait(driver, WAIT).until(
+        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
+        .get_attribute("value") != "")
+    return Select(driver.find_element(*by_testid("thread"))).first_selected_option \
+        .get_attribute("value")
+
+
 def wait_for_status(driver, status):
     try:
         WebDriverWait(driver, WAIT).until(lambda d: text_of(d, "run-status") in (status, "error"))
@@ -131,12 +141,7 @@ def test_chosen_nodes_tokens_fill_their_lane(server, browser):
 def test_interrupt_answered_from_the_page(server, browser):
     open_page(browser, server)
     choose_graph(browser, "ask", "ask_name")
-    browser.find_element(*by_testid("new-thread")).click()
-    WebDriverWait(browser, WAIT).until(
-        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
-        .get_attribute("value") != "")
-    thread_id = Select(browser.find_element(*by_testid("thread"))).first_selected_option \
-        .get_attribute("value")
+    thread_id = new_thread(browser)
     type_into(browser, "input", '{"count": 1}')
     browser.find_element(*by_testid("send")).click()
     wait_for_status(browser, "interrupted")
@@ -167,12 +172,7 @@ def test_several_interrupts_answered_each_by_its_id(server, browser):
     each by its interrupt's id."""
     open_page(browser, server)
     choose_graph(browser, "ask_both", "ask_city")
-    browser.find_element(*by_testid("new-thread")).click()
-    WebDriverWait(browser, WAIT).until(
-        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
-        .get_attribute("value") != "")
-    thread_id = Select(browser.find_element(*by_testid("thread"))).first_selected_option \
-        .get_attribute("value")
+    thread_id = new_thread(browser)
     type_into(browser, "input", '{"count": 1}')
     browser.find_element(*by_testid("send")).click()
     wait_for_status(browser, "interrupted")

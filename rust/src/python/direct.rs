@@ -123,6 +123,27 @@ pub(super) struct Hooks {
     pushed_writes: Py<PyDict>,
 }
 
+impl Hooks {
+    /// Whether the run was asked to drain (stop after this step); the `drained` hook is told
+    /// when it was. A `RunControl` itself (`plain`, not a subclass, which may answer
+    /// `drain_requested` its own way) is read without the property call: the property is
+    /// `_drain_reason is not None`.
+    pub(super) fn check_drain(&self, control: &Bound<'_, PyAny>, plain: bool) -> PyResult<()> {
+        let py = control.py();
+        let drained = if plain {
+            !control.getattr(intern!(py, "_drain_reason"))?.is_none()
+        } else {
+            control
+                .getattr(intern!(py, "drain_requested"))?
+                .is_truthy()?
+        };
+        if drained {
+            self.drained.call1(py, (control,))?;
+        }
+        Ok(())
+    }
+}
+
 /// A node as the Python side describes it to [`DirectGraph::new`].
 type NodeArgs = (
     Option<Py<PyAny>>,
@@ -276,16 +297,7 @@ impl DirectGraph {
                 break;
             }
             if let Some(control) = &control {
-                let drained = if plain_control {
-                    !control.getattr(intern!(py, "_drain_reason"))?.is_none()
-                } else {
-                    control
-                        .getattr(intern!(py, "drain_requested"))?
-                        .is_truthy()?
-                };
-                if drained {
-                    graph.hooks.drained.call1(py, (control,))?;
-                }
+                graph.hooks.check_drain(control, plain_control)?;
             }
             if let Some(check) = &stop_check {
                 check.call0()?;

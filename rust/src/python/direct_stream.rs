@@ -181,17 +181,9 @@ impl DirectStream {
             return Ok(false);
         }
         if let Some(control) = &self.control {
-            let control = control.bind(py);
-            let drained = if self.plain_control {
-                !control.getattr(intern!(py, "_drain_reason"))?.is_none()
-            } else {
-                control
-                    .getattr(intern!(py, "drain_requested"))?
-                    .is_truthy()?
-            };
-            if drained {
-                direct.hooks.drained.call1(py, (control,))?;
-            }
+            direct
+                .hooks
+                .check_drain(control.bind(py), self.plain_control)?;
         }
         let run = RunArgs {
             input: self.input.bind(py).clone(),
