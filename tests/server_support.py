@@ -11,6 +11,7 @@ replaced by placeholders."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -54,6 +55,18 @@ def wait_for_status(c: Any, thread_id: str, run_id: str, *statuses: str) -> dict
             return run
         time.sleep(0.05)
     raise AssertionError(f"run {run_id} still {run['status']}, not {statuses}")
+
+
+def stream_until_held(url: str, model: HeldModel, thread_id: str, body: dict[str, Any]) -> str:
+    """Streams a run of `body` on `thread_id` until its model call is held, then hangs up
+    (the client gone mid-stream); the run's id."""
+    with httpx.stream("POST", f"{url}/threads/{thread_id}/runs/stream", json=body,
+                      timeout=RUN_WAIT) as response:
+        lines = response.iter_lines()
+        assert next(lines) == "event: metadata"
+        run_id = json.loads(next(lines)[len("data: "):])["run_id"]
+        assert model.held.wait(RUN_WAIT)
+    return run_id
 
 
 def free_port() -> int:

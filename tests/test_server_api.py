@@ -24,6 +24,7 @@ from tests.server_support import (
     ferrograph_serve,
     graph_env,
     server_database,
+    stream_until_held,
     wait_for_status,
 )
 
@@ -153,12 +154,7 @@ def test_client_that_disconnects_cancels_the_run_when_asked(server, model):
     try:
         body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": "values",
                 "on_disconnect": "cancel"}
-        with httpx.stream("POST", f"{server}/threads/{tid}/runs/stream", json=body,
-                          timeout=WAIT) as response:
-            lines = response.iter_lines()
-            assert next(lines) == "event: metadata"
-            run_id = json.loads(next(lines)[len("data: "):])["run_id"]
-            assert model.held.wait(WAIT)
+        run_id = stream_until_held(server, model, tid, body)
         # the connection is closed: the run goes on no further
         wait_for_status(c, tid, run_id, "interrupted")
     finally:

@@ -5,7 +5,6 @@ ends its runs and its thread."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pytest
 import uvicorn
 
 from ferrograph.server import create_app
-from tests.server_support import GRAPHS, HeldModel, free_port
+from tests.server_support import GRAPHS, HeldModel, free_port, stream_until_held
 
 WAIT = 60.0
 
@@ -78,7 +77,7 @@ def test_a_client_gone_leaves_no_task_and_shutdown_ends_runs(model):
         tid = httpx.post(server.url + "/threads", json={}).json()["thread_id"]
         model.hold()
         body = {"assistant_id": "slow", "input": {"count": 1}, "on_disconnect": "cancel"}
-        run_id = _stream_until_held(server, model, tid, body)
+        run_id = stream_until_held(server.url, model, tid, body)
         run = state.runner.runs[run_id]
         _until(lambda: server.call(lambda: run.task.done()), "the run's task still going")
         assert run.record.status == "interrupted"
@@ -96,18 +95,6 @@ def test_a_client_gone_leaves_no_task_and_shutdown_ends_runs(model):
     model.release()
     run2_task = state.runner.runs[run2["run_id"]]
     assert run2_task.task.done() and run2_task.record.status == "pending"
-
-
-def _stream_until_held(server, model, tid: str, body: dict) -> str:
-    """Streams a run of `body` on thread `tid` until its model call is held, then hangs up
-    (the client gone mid-stream); the run's id."""
-    with httpx.stream("POST", f"{server.url}/threads/{tid}/runs/stream", json=body,
-                      timeout=WAIT) as response:
-        lines = response.iter_lines()
-        assert next(lines) == "event: metadata"
-        run_id = json.loads(next(lines)[len("data: "):])["run_id"]
-        assert model.held.wait(WAIT)
-    return run_id
 
 
 def _open_streams(state) -> int:
@@ -131,7 +118,7 @@ def test_a_client_gone_mid_stream_leaves_no_task_thread_or_listener(model, on_di
         model.hold()
         body = {"assistant_id": "slow", "input": {"count": 1}, "stream_mode": stream_mode,
                 "on_disconnect": on_disconnect}
-        run_id = _stream_until_held(server, model, tid, body)
+        run_id = stream_until_held(server.url, model, tid, body)
         run = state.runner.runs[run_id]
         # the response's generator ended with the connection: it let go of the run
         _until(lambda: server.call(lambda: _open_streams(state)) == 0, "a listener left")

@@ -108,6 +108,13 @@ def new_thread(driver) -> str:
         .get_attribute("value")
 
 
+def send_input(driver, text: str, status: str) -> None:
+    """Sends `text` as the run's input and waits for the run to end as `status`."""
+    type_into(driver, "input", text)
+    driver.find_element(*by_testid("send")).click()
+    wait_for_status(driver, status)
+
+
 def wait_for_status(driver, status):
     try:
         WebDriverWait(driver, WAIT).until(lambda d: text_of(d, "run-status") in (status, "error"))
@@ -142,9 +149,7 @@ def test_interrupt_answered_from_the_page(server, browser):
     open_page(browser, server)
     choose_graph(browser, "ask", "ask_name")
     thread_id = new_thread(browser)
-    type_into(browser, "input", '{"count": 1}')
-    browser.find_element(*by_testid("send")).click()
-    wait_for_status(browser, "interrupted")
+    send_input(browser, '{"count": 1}', "interrupted")
 
     WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located(by_testid("interrupt")))
     assert json.loads(text_of(browser, "interrupt-value")) == {"question": "name?", "count": 2}
@@ -173,9 +178,7 @@ def test_several_interrupts_answered_each_by_its_id(server, browser):
     open_page(browser, server)
     choose_graph(browser, "ask_both", "ask_city")
     thread_id = new_thread(browser)
-    type_into(browser, "input", '{"count": 1}')
-    browser.find_element(*by_testid("send")).click()
-    wait_for_status(browser, "interrupted")
+    send_input(browser, '{"count": 1}', "interrupted")
 
     pending = httpx.get(f"{server}/threads/{thread_id}").json()["interrupts"]
     ids = {i["value"]["question"]: i["id"] for found in pending.values() for i in found}

@@ -181,7 +181,7 @@ class RelayWriter:
             await self.ready.wait()
             self.ready.clear()
             batch, self.items = self.items, []
-            ended = self.ended and not self.items
+            ended = self.ended  # `end` was asked: this batch is the last
             while True:
                 try:
                     pipe = self.redis.pipeline(transaction=False)
