@@ -22,9 +22,9 @@ from typing import Any, NamedTuple
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableSerializable
 from langchain_core.runnables.graph import Graph
-from langchain_core.runnables.utils import get_function_nonlocals
 
 from ferrograph.constants import END, START
+from ferrograph.pregel._nested import subgraph_of
 
 DRY_RUN_STEPS = 250
 """How many steps the dry run goes on for (a graph with a cycle never runs out of tasks)."""
@@ -71,36 +71,6 @@ def node_data(name: str, action: Any) -> Any:
     if inspect.isgeneratorfunction(action) or inspect.isasyncgenfunction(action):
         return RunnableLambda(action, name=name)
     return DrawnNode(action=action, lc_path=_RUNNABLE_CALLABLE)
-
-
-def subgraph_of(action: Any) -> Any:
-    """The graph a node runs, found as LangGraph finds it: the node itself, a step of a
-    sequence, or a graph a function node refers to (`sub.invoke(...)` in its body). A graph
-    compiled with `checkpointer=False` does not count."""
-    from ferrograph.pregel.main import CompiledStateGraph
-
-    candidates: list[Any] = [action]
-    if not isinstance(action, Runnable) and callable(action):
-        candidates.extend(_nonlocals(action))
-    for c in candidates:
-        if isinstance(c, CompiledStateGraph) or (
-                isinstance(c, Runnable) and hasattr(c, "get_subgraphs")
-                and hasattr(c, "get_graph")):
-            if getattr(c, "checkpointer", None) is not False:
-                return c
-        elif isinstance(c, RunnableLambda):
-            candidates.extend(c.deps)
-        elif isinstance(c, Runnable) and isinstance(getattr(c, "steps", None), list):
-            candidates.extend(c.steps)  # RunnableSequence, LangGraph's RunnableSeq
-        elif isinstance(c, Runnable) and hasattr(c, "func") and hasattr(c, "afunc"):
-            candidates.extend(_nonlocals(c.func if c.func is not None else c.afunc))
-    return None
-
-
-def _nonlocals(fn: Any) -> list[Any]:
-    if fn is None:
-        return []
-    return [getattr(v, "__self__", v) for v in get_function_nonlocals(fn)]
 
 
 # ----------------------------------------------------------------------- the dry run

@@ -2,7 +2,7 @@
 and task call it (`calling_task`), and its run nested in theirs — on the caller's event
 loop when the caller is driven there, its items forwarded into the caller's channel when
 the caller streams subgraphs, its checkpoints in the caller's thread under the task's
-namespace.
+namespace. And which graph a node runs (`subgraph_of`), for snapshots and drawings.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.utils import get_function_nonlocals
 
 from ferrograph._schema import ROOT
 from ferrograph.config import CONFIG_KEY_RUN, CONFIG_KEY_TASK, CONFIG_KEY_TASK_ID
@@ -110,3 +111,37 @@ def nested_run(graph: CompiledStateGraph, input: Any, config: RunnableConfig,
                        None if parent_task.scratchpad is None
                        else parent_task.scratchpad.persistence))
     return run, producer
+
+
+def subgraph_of(action: Any) -> Any:
+    """The graph a node runs, found as LangGraph finds it: the node itself, a step of a
+    sequence, or a graph a function node refers to (`sub.invoke(...)` in its body). A graph
+    compiled with `checkpointer=False` does not count."""
+    from ferrograph.pregel.main import CompiledStateGraph
+
+    candidates: list[Any] = [action]
+    if not isinstance(action, Runnable) and callable(action):
+        candidates.extend(_nonlocals(action))
+    for c in candidates:
+        if isinstance(c, CompiledStateGraph) or (
+                isinstance(c, Runnable) and hasattr(c, "get_subgraphs")
+                and hasattr(c, "get_graph")):
+            if getattr(c, "checkpointer", None) is not False:
+                return c
+        elif isinstance(c, RunnableLambda):
+            candidates.extend(c.deps)
+        elif isinstance(c, Runnable) and isinstance(getattr(c, "steps", None), list):
+            candidates.extend(c.steps)  # RunnableSequence, LangGraph's RunnableSeq
+        elif isinstance(c, Runnable) and hasattr(c, "func") and hasattr(c, "afunc"):
+            candidates.extend(_nonlocals(c.func if c.func is not None else c.afunc))
+    return None
+
+
+def _nonlocals(fn: Any) -> list[Any]:
+    if fn is None:
+        return []
+    try:
+        found = get_function_nonlocals(fn)
+    except Exception:  # noqa: BLE001 - a callable whose source cannot be read
+        return []
+    return [getattr(v, "__self__", v) for v in found]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -55,7 +54,13 @@ from ferrograph.pregel._direct import (
 )
 from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import GraphRun
-from ferrograph.pregel._nested import ainvoke_nested, calling_task, invoke_nested, on_its_loop
+from ferrograph.pregel._nested import (
+    ainvoke_nested,
+    calling_task,
+    invoke_nested,
+    on_its_loop,
+    subgraph_of,
+)
 from ferrograph.pregel._offload import offload
 from ferrograph.pregel._stream import (
     CHANNEL_CAPACITY,
@@ -564,7 +569,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
         found = self._subgraphs.get(name, ...)
         if found is ...:
             runner = self.runners.get(name)
-            found = None if runner is None else _find_graph(runner.action)
+            found = None if runner is None else subgraph_of(runner.action)
+            if not isinstance(found, CompiledStateGraph):  # a graph built by LangGraph
+                found = None
             self._subgraphs[name] = found
         return found
 
@@ -587,29 +594,3 @@ class CompiledStateGraph(Runnable[Any, Any]):
                          xray: int | bool = False) -> DrawableGraph:
         return draw(self, config, xray)
 
-
-def _find_graph(action: Any) -> CompiledStateGraph | None:
-    """LangGraph's search for the graph a node runs: the node, the steps of a sequence, a
-    lambda's dependencies, and the values a function reads from its closure."""
-    from langchain_core.runnables import RunnableLambda, RunnableSequence
-    from langchain_core.runnables.utils import get_function_nonlocals
-
-    candidates, seen = [action], set()
-    for c in candidates:
-        if id(c) in seen:
-            continue
-        seen.add(id(c))
-        if isinstance(c, CompiledStateGraph):
-            if c.checkpointer is not False:
-                return c
-        elif isinstance(c, RunnableSequence):
-            candidates.extend(c.steps)
-        elif isinstance(c, RunnableLambda):
-            candidates.extend(c.deps)
-        elif callable(c) and (inspect.isfunction(c) or inspect.ismethod(c)):
-            try:
-                found = get_function_nonlocals(c)
-            except Exception:  # noqa: BLE001 - a function whose source cannot be read
-                found = []
-            candidates.extend(getattr(nl, "__self__", nl) for nl in found)
-    return None
