@@ -199,11 +199,6 @@ class ThreadStore:
         (checkpoint ids unchanged, as LangGraph's server copies a thread)."""
         await self.db.copy_checkpoints(source, target)
 
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        """Removes the checkpoints a run wrote (and their pending writes): a rollback. The
-        run is known by the `run_id` every checkpoint's metadata records."""
-        await self.db.delete_run_checkpoints(thread_id, run_id)
-
     def search(self, *, metadata: dict[str, Any] | None = None,
                values: dict[str, Any] | None = None, ids: list[str] | None = None,
                status: str | None = None, sort_by: str = "created_at",
