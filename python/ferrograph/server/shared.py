@@ -170,6 +170,8 @@ class SharedRunner(Runner):
         self.executing: dict[str, RelayedRun] = {}
         self.wake = asyncio.Event()
         self._background: set[asyncio.Task] = set()
+        self._timers: set[asyncio.Task] = set()
+        """Hints to send when a scheduled run (`after_seconds`) is due."""
         self._loops: list[asyncio.Task] = []
         cluster.on_hint = self._on_hint
 
@@ -188,7 +190,7 @@ class SharedRunner(Runner):
         """Stops the loops and this instance's runs: they go back to `pending` for any
         instance to claim (`Runner._run_graph`)."""
         self.closing = True
-        for task in self._loops:
+        for task in (*self._loops, *self._timers):
             task.cancel()
         for run in self.runs.values():
             if isinstance(run, RemoteRun):
@@ -216,7 +218,16 @@ class SharedRunner(Runner):
         self.runs[record.run_id] = view
         self.wake.set()
         await self.cluster.hint("wake")
+        if spec.after_seconds > 0:  # the workers are woken when it is due too, not polled
+            timer = asyncio.get_running_loop().create_task(self._hint_later(spec.after_seconds))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
         return view
+
+    async def _hint_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.wake.set()
+        await self.cluster.hint("wake")
 
     async def refresh_runs(self, thread_id: str | None = None) -> None:
         """The views of the thread's runs (every run: None) as PostgreSQL has them."""
