@@ -478,7 +478,7 @@ def test_fenced_writes_of_an_older_claim_are_refused(cluster):
     from ferrograph.server.cluster import Cluster as RedisCluster
     from ferrograph.server.cluster import RelayWriter
     from ferrograph.server.database import LeaseLost, PostgresDatabase
-    from ferrograph.server.shared import _FENCE, fenced_saver
+    from ferrograph.server.fencing import FENCE, fenced_saver
 
     rid, tid = str(uuid.uuid4()), str(uuid.uuid4())
     thread_sql = "INSERT INTO ferrograph_threads (thread_id, status) VALUES (?, 'idle')"
@@ -491,7 +491,7 @@ def test_fenced_writes_of_an_older_claim_are_refused(cluster):
             await db.run([("INSERT INTO ferrograph_runs (run_id, thread_id, status, owner, "
                            "fence) VALUES (?, ?, 'running', 'b', 2)", (rid, tid))])
             with pytest.raises(LeaseLost):
-                await db.run_fenced((_FENCE, (rid, "a", 1)), [(thread_sql, (tid,))])
+                await db.run_fenced((FENCE, (rid, "a", 1)), [(thread_sql, (tid,))])
             assert await db.fetchall("SELECT 1 FROM ferrograph_threads WHERE thread_id = ?",
                                      (tid,)) == []
 

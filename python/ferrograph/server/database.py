@@ -40,6 +40,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (4, ["ALTER TABLE ferrograph_runs ADD COLUMN IF NOT EXISTS fence BIGINT",
          "CREATE INDEX IF NOT EXISTS ferrograph_runs_queue ON ferrograph_runs (created_at) "
          "WHERE status IN ('pending', 'running')"]),
+    # a thread's `config` (LangGraph's: the config of the run created on it when idle)
+    (5, ["ALTER TABLE ferrograph_threads ADD COLUMN IF NOT EXISTS config TEXT"]),
 ]
 """The server's tables, by schema version (applied in order, each once)."""
 

@@ -87,6 +87,8 @@ class RunTask:
     lost: bool = False
     """Another server took the run over (this one's lease on it ran out, `shared.py`):
     stopped without writing or relaying anything more about it."""
+    start_written: asyncio.Future | None = None
+    """The write of its start (running, its thread busy), under way while the graph starts."""
     fence: int = 0
     """The fencing token of this server's claim on the run (`shared.py`): its writes about
     the run hold only while the run's row still has it."""
@@ -352,7 +354,7 @@ class Runner:
             changes += self.threads.changes(thread)
         # Written while the graph starts, not before (a first token sooner); awaited before
         # anything else is written about the run, so the database sees the changes in order.
-        started = asyncio.ensure_future(self._write(run, changes))
+        started = run.start_written = asyncio.ensure_future(self._write(run, changes))
         began = time.monotonic()
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None

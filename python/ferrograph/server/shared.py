@@ -48,6 +48,7 @@ from ferrograph.server.execute import (
     _spec_from,
     rerun_json,
 )
+from ferrograph.server.fencing import FENCE, caused_by, fenced_saver
 from ferrograph.server.storage import RUN_SELECT, RunRecord, run_from_row
 from ferrograph.server.wire import dumps, loads, parse_uuid, sse_frame
 
@@ -87,11 +88,6 @@ lease ran out. Each row: the record's columns, then the claim's fencing token.""
 _RENEW = (f"UPDATE ferrograph_runs SET lease_until = {_NOW} + ? WHERE owner = ? AND "
           "status = 'running' AND run_id = ANY(?) RETURNING run_id, cancel")
 
-_FENCE = ("SELECT 1 FROM ferrograph_runs WHERE run_id = ? AND owner = ? AND fence = ? "
-          "FOR KEY SHARE")
-"""The guard of a worker's writes about a run: the run is still its claim. The row lock
-holds off another's claim (`FOR UPDATE`) until the write commits, yet not the renewals,
-status writes and cancel requests of the run (`FOR NO KEY UPDATE`)."""
 
 
 @dataclass
@@ -411,7 +407,7 @@ class SharedRunner(Runner):
         when another instance has claimed the run since."""
         try:
             await self.db.run_fenced(
-                (_FENCE, (run.record.run_id, self.cluster.instance_id, run.fence)), statements)
+                (FENCE, (run.record.run_id, self.cluster.instance_id, run.fence)), statements)
         except LeaseLost:
             self._lose(run, "lease lost to another instance: its writes refused")
             raise
@@ -429,7 +425,12 @@ class SharedRunner(Runner):
 
     async def _lease_held(self, run: RelayedRun) -> bool:
         """Whether the run is still this instance's: at once while its last renewal is
-        younger than a lease, else by renewing it now. False: it is stopped (`lost`)."""
+        younger than a lease, else by renewing it now. False: it is stopped (`lost`).
+        Its start written first: a client that saw an event finds the run running and its
+        thread busy, from any instance, as on a single one."""
+        if run.start_written is not None and not run.start_written.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(run.start_written)
         loop = asyncio.get_running_loop()
         if run.lost or loop.time() < run.held_until:
             return not run.lost
@@ -450,7 +451,7 @@ class SharedRunner(Runner):
         import psycopg
         import psycopg_pool
 
-        if run.lost or _caused_by(failure, LeaseLost):
+        if run.lost or caused_by(failure, LeaseLost):
             self._lose(run, "lease lost to another instance")
             return True
         if isinstance(failure, (psycopg.OperationalError, psycopg.InterfaceError,
@@ -501,56 +502,6 @@ class SharedRunner(Runner):
                     request = loads(held[run_id])
                     run.cancel(request.get("reason") or "run cancelled",
                                rollback=bool(request.get("rollback")))
-
-
-def _caused_by(failure: BaseException, kind: type[BaseException]) -> bool:
-    """Whether `failure`, or an exception it was raised from or during, is a `kind`."""
-    seen: set[int] = set()
-    while failure is not None and id(failure) not in seen:
-        if isinstance(failure, kind):
-            return True
-        seen.add(id(failure))
-        failure = failure.__cause__ or failure.__context__
-    return False
-
-
-_fenced_saver_class: Any = None
-
-
-def fenced_saver(pool: Any, fence: tuple[str, str, int], on_lost: Any) -> Any:
-    """A saver (LangGraph's `AsyncPostgresSaver` on `pool`) for one run's graph, whose every
-    write (checkpoint, pending writes) is one transaction that first checks the run's fence
-    (`_FENCE` with `fence`): refused, `on_lost()` and `LeaseLost`, nothing written."""
-    global _fenced_saver_class
-    if _fenced_saver_class is None:
-        from contextlib import asynccontextmanager
-
-        from psycopg.rows import dict_row
-
-        from ferrograph.checkpoint.postgres.aio import AsyncPostgresSaver
-
-        guard_sql = _FENCE.replace("?", "%s")
-
-        class FencedSaver(AsyncPostgresSaver):
-            @asynccontextmanager
-            async def _cursor(self, *, pipeline: bool = False) -> Any:
-                if not pipeline:  # reads (the saver's writes all ask for a pipeline)
-                    async with super()._cursor() as cur:
-                        yield cur
-                    return
-                async with self.lock, self.conn.connection() as conn, conn.transaction():
-                    guard = await conn.execute(guard_sql, self.fence)
-                    if await guard.fetchone() is None:
-                        self.on_lost()
-                        raise LeaseLost(self.fence[0])
-                    async with conn.pipeline(), conn.cursor(
-                            binary=True, row_factory=dict_row) as cur:
-                        yield cur
-
-        _fenced_saver_class = FencedSaver
-    saver = _fenced_saver_class(pool)
-    saver.fence, saver.on_lost = fence, on_lost
-    return saver
 
 
 _THREAD_PATH = re.compile(r"^/threads/([0-9a-fA-F-]{32,36})(?:/|$)")

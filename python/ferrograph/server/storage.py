@@ -123,12 +123,15 @@ class Thread:
     values: Any = None
     interrupts: dict[str, Any] = field(default_factory=dict)
     error: Any = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """As LangGraph's server keeps it: set when a run is created on the thread while it is
+    not busy (`api_runs.thread_config_for_run`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"thread_id": self.thread_id, "created_at": iso(self.created_at),
                 "updated_at": iso(self.updated_at),
                 "state_updated_at": iso(self.state_updated_at), "metadata": self.metadata,
-                "status": self.status, "config": {}, "values": self.values,
+                "status": self.status, "config": self.config, "values": self.values,
                 "error": self.error, "interrupts": self.interrupts}
 
     @property
@@ -137,7 +140,7 @@ class Thread:
 
 
 _THREAD_COLUMNS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata",
-                   "status", "state_values", "interrupts", "error")
+                   "status", "state_values", "interrupts", "error", "config")
 
 
 class ThreadStore:
@@ -184,7 +187,7 @@ class ThreadStore:
         row = (thread.thread_id, iso(thread.created_at), iso(thread.updated_at),
                iso(thread.state_updated_at), dumps(thread.metadata).decode(), thread.status,
                dumps(thread.values).decode(), dumps(thread.interrupts).decode(),
-               dumps(thread.error).decode())
+               dumps(thread.error).decode(), dumps(thread.config).decode())
         return [(upsert("ferrograph_threads", _THREAD_COLUMNS, "thread_id"), row)]
 
     async def delete(self, thread_id: str) -> None:
@@ -213,10 +216,12 @@ class ThreadStore:
 
 
 def _thread_from_row(row: tuple[Any, ...]) -> Thread:
-    tid, created, updated, state_updated, metadata, status, values, interrupts, error = row
+    (tid, created, updated, state_updated, metadata, status, values, interrupts, error,
+     config) = row
     return Thread(tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
                   datetime.fromisoformat(state_updated), loads(metadata), status,
-                  loads(values), loads(interrupts), loads(error))
+                  loads(values), loads(interrupts), loads(error),
+                  loads(config) if config else {})
 
 
 def _contains(have: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
