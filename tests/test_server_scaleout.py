@@ -349,6 +349,31 @@ def test_a_cancel_sent_to_one_instance_stops_the_run_on_another(cluster, held_mo
     held_model.release()
 
 
+def test_every_instance_shows_a_thread_as_one_instance_would_while_and_after_its_run(
+        cluster, held_model):
+    held_model.hold()
+    c = cluster.client(0)
+    tid = c.threads.create()["thread_id"]
+    rid = c.runs.create(tid, "slow", input={"count": 1}, stream_resumable=True,
+                        config={"tags": ["mine"], "configurable": {"x": 1}})["run_id"]
+    owner = cluster.owner_index(rid)
+    seen: list[tuple[str, Any, str | None]] = []
+    streaming = stream_from_another(cluster, owner, f"/threads/{tid}/runs/{rid}/stream", seen)
+    # a client that saw the run's first event finds it running, its thread busy, anywhere
+    for i in range(INSTANCES):
+        assert cluster.client(i).threads.get(tid)["status"] == "busy"
+        assert cluster.client(i).runs.get(tid, rid)["status"] == "running"
+    held_model.release()
+    streaming.join(RUN_WAIT)
+    assert not streaming.is_alive(), "the streaming client did not see the run's end"
+    # once its stream ended, the thread is the run's outcome everywhere
+    for i in range(INSTANCES):
+        thread = cluster.client(i).threads.get(tid)
+        assert thread["status"] == "idle"
+        assert thread["values"] == {"count": 2, "log": ["first", "slow reply"]}
+        assert thread["config"] == {"tags": ["mine"], "configurable": {}}
+
+
 def test_redis_restarted_mid_run_the_run_finishes_and_its_stream_ends(cluster, held_model):
     held_model.hold()
     c = cluster.client(0)
