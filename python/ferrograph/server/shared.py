@@ -167,6 +167,9 @@ class SharedRunner(Runner):
         self.wake = asyncio.Event()
         self._background: set[asyncio.Task] = set()
         self._timers: set[asyncio.Task] = set()
+        self.claims = [0, 0]
+        """Runs claimed here on a wake (a hint, a slot freed), and those found by the poll
+        (a lease that ran out, a hint lost): logged at shutdown (benches/scaleout.py)."""
         """Hints to send when a scheduled run (`after_seconds`) is due."""
         self._loops: list[asyncio.Task] = []
         cluster.on_hint = self._on_hint
@@ -186,6 +189,7 @@ class SharedRunner(Runner):
         """Stops the loops and this instance's runs: they go back to `pending` for any
         instance to claim (`Runner._run_graph`)."""
         self.closing = True
+        logger.info("runs claimed here: %d on a wake, %d found by the poll", *self.claims)
         for task in (*self._loops, *self._timers):
             task.cancel()
         for run in self.runs.values():
@@ -309,6 +313,7 @@ class SharedRunner(Runner):
 
     async def _work(self) -> None:
         """Claims runs while this instance has room, then waits for a hint or the poll."""
+        by_poll = False
         while True:
             self.wake.clear()
             while len(self.executing) < self.capacity:
@@ -322,10 +327,14 @@ class SharedRunner(Runner):
                     break
                 if not rows:
                     break
+                self.claims[1 if by_poll else 0] += len(rows)
                 for row in sorted(rows, key=lambda row: row[3]):  # oldest first
                     await self._begin(run_from_row(row[:-1]), row[-1], sent)
-            with contextlib.suppress(asyncio.TimeoutError):
+            try:
                 await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                by_poll = False
+            except asyncio.TimeoutError:
+                by_poll = True
 
     async def _begin(self, record: RunRecord, fence: int, claimed_at: float) -> None:
         """Starts a run just claimed (`fence`: the claim's token, `claimed_at`: when the
