@@ -89,7 +89,6 @@ _RENEW = (f"UPDATE ferrograph_runs SET lease_until = {_NOW} + ? WHERE owner = ? 
           "status = 'running' AND run_id = ANY(?) RETURNING run_id, cancel")
 
 
-
 @dataclass
 class RelayedRun(RunTask):
     """A run this instance's worker executes: its events go to the run's Redis stream."""
@@ -167,10 +166,10 @@ class SharedRunner(Runner):
         self.wake = asyncio.Event()
         self._background: set[asyncio.Task] = set()
         self._timers: set[asyncio.Task] = set()
+        """Hints to send when a scheduled run (`after_seconds`) is due."""
         self.claims = [0, 0]
         """Runs claimed here on a wake (a hint, a slot freed), and those found by the poll
         (a lease that ran out, a hint lost): logged at shutdown (benches/scaleout.py)."""
-        """Hints to send when a scheduled run (`after_seconds`) is due."""
         self._loops: list[asyncio.Task] = []
         cluster.on_hint = self._on_hint
 
@@ -472,8 +471,9 @@ class SharedRunner(Runner):
         return False
 
     def _abandon(self, run: RelayedRun, why: str) -> None:
-        """Stops the run here without writing or relaying anything more about it."""
-        if run.task and not run.task.done():
+        """Stops the run here without writing or relaying anything more about it (not once
+        its outcome is on its way to the database: the renewal no longer finds it running)."""
+        if run.record.status == "running" and run.task and not run.task.done():
             self._lose(run, why)
             run.task.cancel()
 
