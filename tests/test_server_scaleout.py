@@ -2,9 +2,11 @@
 real servers started here (tests/services.py): a run created on one instance streamed from
 another, token for token as on a single instance; 100 runs spread over three instances, each
 run exactly once; a worker killed (-9) mid-run, its run finished by another instance from its
-last checkpoint without running again a node whose writes were saved; a cancel reaching the
-instance running the run; Redis restarted and PostgreSQL restarted mid-run; `/ok` and the
-start's failures. Every wait is on a status or an event, against a deadline."""
+last checkpoint without running again a node whose writes were saved; a worker stopped
+(SIGSTOP) past its lease while another took its run over, writing and relaying nothing once
+it goes on, and the fences themselves; threads read alike from every instance; a cancel
+reaching the instance running the run; Redis restarted and PostgreSQL restarted mid-run;
+`/ok` and the start's failures. Every wait is on a status or an event, against a deadline."""
 
 from __future__ import annotations
 
