@@ -16,6 +16,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
+from ferrograph.server.database import MIGRATIONS
 from tests.server_support import (
     BACKENDS,
     GRAPHS,
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 WAIT = 60.0
 """Seconds a test waits for a run to reach a state (a deadline, never a pause)."""
+SCHEMA_VERSIONS = [(version,) for version, _ in MIGRATIONS]
+"""Every migration, each recorded once."""
 
 
 @pytest.fixture
@@ -67,8 +70,7 @@ def test_a_run_stopped_by_shutdown_runs_again_from_its_last_checkpoint(
             proc.stop()  # SIGTERM, mid-run
         # left for the next server, as LangGraph's worker returns a run it lost to the queue
         assert query(db, "SELECT status, attempt FROM ferrograph_runs") == [("pending", 1)]
-        assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == [
-            (1,), (2,), (3,)]
+        assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == SCHEMA_VERSIONS
 
         with ferrograph_serve(model, tmp_path, *db) as proc:
             c = get_sync_client(url=proc.url, api_key=None)
@@ -90,8 +92,7 @@ def test_a_run_stopped_by_shutdown_runs_again_from_its_last_checkpoint(
             assert (newest["metadata"]["run_id"], newest["metadata"]["run_attempt"]) == (
                 run["run_id"], 2)
             assert [r["run_id"] for r in c.runs.list(tid)] == [run["run_id"]]
-        assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == [
-            (1,), (2,), (3,)]
+        assert query(db, "SELECT version FROM ferrograph_schema ORDER BY version") == SCHEMA_VERSIONS
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -221,4 +222,4 @@ def test_a_sqlite_file_from_before_the_migrations_is_kept(tmp_path):
                 "ok": True, "services": {"database": "healthy"}}
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT version FROM ferrograph_schema ORDER BY "
-                                "version").fetchall() == [(1,), (2,), (3,)]
+                                "version").fetchall() == SCHEMA_VERSIONS

@@ -2,28 +2,34 @@
 real servers started here (tests/services.py): a run created on one instance streamed from
 another, token for token as on a single instance; 100 runs spread over three instances, each
 run exactly once; a worker killed (-9) mid-run, its run finished by another instance from its
-last checkpoint without running again a node whose writes were saved; a cancel reaching the
-instance running the run; Redis restarted and PostgreSQL restarted mid-run; `/ok` and the
-start's failures. Every wait is on a status or an event, against a deadline."""
+last checkpoint without running again a node whose writes were saved; a worker stopped
+(SIGSTOP) past its lease while another took its run over, writing and relaying nothing once
+it goes on, and the fences themselves; threads read alike from every instance; a cancel
+reaching the instance running the run; Redis restarted and PostgreSQL restarted mid-run;
+`/ok` and the start's failures. Every wait is on a status or an event, against a deadline."""
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from langgraph_sdk import get_sync_client
 
+from ferrograph.server.cluster import stream_key
 from tests.server_support import (
     RUN_WAIT,
     HeldModel,
@@ -259,9 +265,7 @@ def test_a_run_created_on_one_instance_streams_from_another_token_for_token(clus
     resumed = stream_of(c, path, last_event_id=from_b[9][2])
     assert resumed == from_b[10:]
     # the filter ran in the worker: the other writer's tokens never reached Redis
-    import redis
-
-    relayed = redis.Redis.from_url(cluster.redis.url).xrange(f"ferrograph:run:{run['run_id']}")
+    relayed = redis.Redis.from_url(cluster.redis.url).xrange(stream_key(run["run_id"]))
     assert len(relayed) == len(from_b) + 1  # and the end mark
     assert not [entry for _, entry in relayed if b"write_joke" in entry.get(b"f", b"")]
 
@@ -347,6 +351,31 @@ def test_a_cancel_sent_to_one_instance_stops_the_run_on_another(cluster, held_mo
     held_model.release()
 
 
+def test_every_instance_shows_a_thread_as_one_instance_would_while_and_after_its_run(
+        cluster, held_model):
+    held_model.hold()
+    c = cluster.client(0)
+    tid = c.threads.create()["thread_id"]
+    rid = c.runs.create(tid, "slow", input={"count": 1}, stream_resumable=True,
+                        config={"tags": ["mine"], "configurable": {"x": 1}})["run_id"]
+    owner = cluster.owner_index(rid)
+    seen: list[tuple[str, Any, str | None]] = []
+    streaming = stream_from_another(cluster, owner, f"/threads/{tid}/runs/{rid}/stream", seen)
+    # a client that saw the run's first event finds it running, its thread busy, anywhere
+    for i in range(INSTANCES):
+        assert cluster.client(i).threads.get(tid)["status"] == "busy"
+        assert cluster.client(i).runs.get(tid, rid)["status"] == "running"
+    held_model.release()
+    streaming.join(RUN_WAIT)
+    assert not streaming.is_alive(), "the streaming client did not see the run's end"
+    # once its stream ended, the thread is the run's outcome everywhere
+    for i in range(INSTANCES):
+        thread = cluster.client(i).threads.get(tid)
+        assert thread["status"] == "idle"
+        assert thread["values"] == {"count": 2, "log": ["first", "slow reply"]}
+        assert thread["config"] == {"tags": ["mine"], "configurable": {}}
+
+
 def test_redis_restarted_mid_run_the_run_finishes_and_its_stream_ends(cluster, held_model):
     held_model.hold()
     c = cluster.client(0)
@@ -398,3 +427,122 @@ def test_postgres_restarted_mid_run_the_run_finishes_intact(cluster, held_model)
     for proc in cluster.instances:  # ready again once their pools have reconnected
         until(lambda url=proc.url: httpx.get(url + "/ok", timeout=RUN_WAIT).status_code == 200,
               "/ok healthy again")
+
+
+def test_a_worker_paused_past_its_lease_writes_nothing_once_another_took_its_run_over(
+        cluster, held_model):
+    c = cluster.client(0)
+    expected = c.runs.wait(c.threads.create()["thread_id"], "tally", input={"count": 1})
+    held_model.hold()
+    tid = c.threads.create()["thread_id"]
+    rid = c.runs.create(tid, "tally", input={"count": 1}, stream_resumable=True,
+                        stream_mode=["values", "updates"])["run_id"]
+    paused = cluster.owner_index(rid)
+    assert held_model.held.wait(RUN_WAIT)
+    watcher = cluster.client((paused + 1) % INSTANCES)
+    until(lambda: any(t["name"] == "side" and t["result"] is not None
+                      for t in watcher.threads.get_state(tid)["tasks"]), "side's writes saved")
+    seen: list[tuple[str, Any, str | None]] = []
+    streaming = stream_from_another(cluster, paused, f"/threads/{tid}/runs/{rid}/stream", seen)
+
+    def checkpoints_of_attempt(attempt: int) -> list[str]:
+        return [s["checkpoint_id"] for s in watcher.threads.get_history(tid, limit=100)
+                if s["metadata"].get("run_attempt") == attempt]
+
+    process = cluster.instances[paused].proc
+    os.kill(process.pid, signal.SIGSTOP)  # as a long GC pause would: its lease runs out
+    try:
+        taker, = until(lambda: (i := cluster.owner_index(rid)) != paused and (i,),
+                       "the run taken over")
+        # the taker resumed the run to its model call, which waits too
+        until(lambda: cluster.calls_of(tid)["wait_for_model"] == 2, "the takeover at the model")
+        first_attempt = checkpoints_of_attempt(1)
+        # its model call answered while it is stopped: when it goes on, the reply is there
+        # at once, the graph's next writes and events race with its own lease renewal
+        held_model.release()
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    finished = wait_for_status(watcher, tid, rid, "success", "error")
+    assert finished["status"] == "success"
+    log = cluster.instances[paused].log
+    until(lambda: f"run {rid}: left to the instance that took it over" in log.read_text(),
+          "the paused worker stopped the run")
+
+    # the run, its thread and its checkpoints are the taker's
+    (status, attempt, owner, fence, result), = cluster.query(
+        "SELECT status, attempt, owner, fence, result FROM ferrograph_runs WHERE run_id = %s",
+        rid)
+    assert (status, attempt, fence) == ("success", 2, 2)
+    assert int(owner.split(":")[1]) == cluster.instances[taker].proc.pid
+    assert json.loads(result) == expected
+    assert watcher.threads.get_state(tid)["values"] == expected
+    assert watcher.threads.get(tid)["status"] == "idle"
+    assert checkpoints_of_attempt(1) == first_attempt  # none after it was paused
+    assert watcher.threads.get_history(tid, limit=1)[0]["metadata"]["run_attempt"] == 2
+    assert cluster.calls_of(tid) == {"first": 1, "side": 1, "wait_for_model": 2}
+    # the client saw the run end once, each event once: nothing from the paused worker
+    streaming.join(RUN_WAIT)
+    assert not streaming.is_alive(), "the streaming client did not see the run's end"
+    assert [data for event, data, _ in seen if event == "metadata"] == [
+        {"run_id": rid, "attempt": 1}, {"run_id": rid, "attempt": 2}]
+    assert seen[-1][:2] == ("values", expected)
+    assert [e for e, data, _ in seen if e == "values" and data == expected] == ["values"]
+    assert [e for e, data, _ in seen if e == "updates" and "wait_for_model" in data] == [
+        "updates"]
+    relayed = redis.Redis.from_url(cluster.redis.url).xrange(stream_key(rid))
+    assert [fields for _, fields in relayed if b"end" in fields] == [{b"end": b"1"}]
+    assert b"end" in relayed[-1][1]
+    assert httpx.get(cluster.instances[paused].url + "/ok", timeout=RUN_WAIT).status_code == 200
+
+
+def test_fenced_writes_of_an_older_claim_are_refused(cluster):
+    """The fences themselves: a run's row, thread and checkpoint writes, and its relay,
+    with the token of an older claim than the run's."""
+    import asyncio
+
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from ferrograph.server.cluster import Cluster as RedisCluster
+    from ferrograph.server.cluster import RelayWriter
+    from ferrograph.server.database import LeaseLost, PostgresDatabase
+    from ferrograph.server.fencing import FENCE, fenced_saver
+
+    rid, tid = str(uuid.uuid4()), str(uuid.uuid4())
+    thread_sql = "INSERT INTO ferrograph_threads (thread_id, status) VALUES (?, 'idle')"
+
+    async def check() -> None:
+        db, relay = PostgresDatabase(cluster.postgres.url), RedisCluster(cluster.redis.url)
+        await db.open()
+        await relay.open()
+        try:
+            await db.run([("INSERT INTO ferrograph_runs (run_id, thread_id, status, owner, "
+                           "fence) VALUES (?, ?, 'running', 'b', 2)", (rid, tid))])
+            with pytest.raises(LeaseLost):
+                await db.run_fenced((FENCE, (rid, "a", 1)), [(thread_sql, (tid,))])
+            assert await db.fetchall("SELECT 1 FROM ferrograph_threads WHERE thread_id = ?",
+                                     (tid,)) == []
+
+            lost: list[str] = []
+            config = {"configurable": {"thread_id": tid, "checkpoint_ns": ""}}
+            stale = fenced_saver(db.pool, (rid, "a", 1), lambda: lost.append("saver"))
+            with pytest.raises(LeaseLost):
+                await stale.aput(config, empty_checkpoint(), {}, {})
+            assert await stale.aget_tuple(config) is None
+            await fenced_saver(db.pool, (rid, "b", 2), lambda: lost.append("b")).aput(
+                config, empty_checkpoint(), {}, {})
+            assert await stale.aget_tuple(config) is not None
+
+            current = RelayWriter(relay, rid, 2)
+            current.put("values", b"from b", "")
+            await current.end(mark_end=False)
+            older = RelayWriter(relay, rid, 1, on_refused=lambda: lost.append("relay"))
+            older.put("values", b"from a", "")
+            await older.end()
+            assert lost == ["saver", "relay"]
+            entries = await relay.redis.xrange(stream_key(rid))
+            assert [fields[b"f"] for _, fields in entries] == [b"from b"]
+        finally:
+            await relay.close()
+            await db.close()
+
+    asyncio.run(check())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,18 @@ async def _thread_for_run(server: ServerState, thread_id: str, stateless: bool,
     return thread, False, server.threads.changes(thread)
 
 
+def thread_config_for_run(assistant: Assistant, thread: Thread | None,
+                          request_config: dict[str, Any]) -> dict[str, Any]:
+    """A thread's `config` once a run is created on it (None: a new thread), as LangGraph's
+    server merges it: the assistant's config, the thread's, the request's, each over the
+    last, with `configurable` the assistant's and the thread's only."""
+    had = thread.config if thread is not None else {}
+    return copy.deepcopy({
+        **assistant.config, **had, **request_config,
+        "configurable": {**(assistant.config.get("configurable") or {}),
+                         **(had.get("configurable") or {})}})
+
+
 def _run_config(assistant: Assistant, thread: Thread, run_id: str, body: dict[str, Any],
                 request_config: dict[str, Any], request_configurable: dict[str, Any],
                 run_metadata: dict[str, Any], caller: dict[str, Any]) -> dict[str, Any]:
@@ -226,6 +239,13 @@ async def create_run(request: Request) -> RunTask:
         for run in active:
             run.cancel(f"interrupted by a new run ({strategy})",
                        rollback=strategy == "rollback")
+    if not existed:
+        thread.config = thread_config_for_run(assistant, None, request_config)
+        thread_changes = server.threads.changes(thread)
+    elif not active and thread.status != "busy":
+        thread.config = thread_config_for_run(assistant, thread, request_config)
+        thread_changes = [("UPDATE ferrograph_threads SET config = ? WHERE thread_id = ?",
+                           (dumps(thread.config).decode(), thread.thread_id))]
 
     config = _run_config(assistant, thread, run_id, body, request_config, request_configurable,
                          run_metadata, run_user(request))

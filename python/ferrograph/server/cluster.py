@@ -3,6 +3,11 @@ events on their way from the worker running it to whichever instance holds a cli
 stream (`RelayWriter`, `relay_events`), and the hints instances send each other
 (`Cluster.hint`: a run was queued, one ended, one is to be cancelled).
 
+A run's events are fenced as its database writes are (`shared.py`): each batch goes in with
+the writer's claim token (`RelayWriter`, one Lua script: the stream's fence key holds the
+newest token that wrote; an older one is refused), so a worker that was paused past its
+lease while another instance took the run over adds nothing to the run's stream.
+
 Why Redis Streams for the events, not pub/sub: a stream keeps its entries, in order, so a
 client that subscribes late (a run created on A and claimed by B's worker before A's stream
 response starts reading) loses nothing, `Last-Event-ID` replays from it on any instance, and a
@@ -20,7 +25,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ferrograph.server.database import DatabaseError, redacted
@@ -52,6 +57,31 @@ def stream_key(run_id: str) -> str:
     return f"ferrograph:run:{run_id}"
 
 
+def fence_key(run_id: str) -> str:
+    """The newest claim token that wrote to the run's stream."""
+    return f"ferrograph:fence:{run_id}"
+
+
+_RELAY_SCRIPT = """
+local newest = tonumber(redis.call('GET', KEYS[2]) or '0')
+if newest > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+for i = 5, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*',
+             'e', ARGV[i], 'f', ARGV[i + 1], 'i', ARGV[i + 2])
+end
+if ARGV[4] ~= '0' then
+  if ARGV[4] == 'end' then redis.call('XADD', KEYS[1], '*', 'end', '1') end
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return 1
+"""
+"""A batch of a run's events (KEYS: its stream, its fence key; ARGV: the writer's claim
+token, the stream's length bound, the keys' lifetime, `0` | `last` | `end` (the last batch,
+with the end mark), then event, frame, id of each event), added only if no newer claim
+has written: 1, else 0."""
+
+
 def lease_seconds_from_env() -> float:
     """`FERROGRAPH_LEASE_SECONDS` (default 30): how long a worker's claim on a run lasts
     without renewal, i.e. how soon another instance takes over the run of a dead one."""
@@ -71,6 +101,7 @@ class Cluster:
         """`XREAD BLOCK`s, each holding its connection while it waits: a pool of their
         own, so waiting readers never leave the writers they wait for without one."""
         self.on_hint: Callable[[dict[str, Any]], None] = lambda hint: None
+        self.relay_script: Any = None
         self._listener: asyncio.Task | None = None
 
     def check(self) -> None:
@@ -101,6 +132,7 @@ class Cluster:
         self.blocking = redis.asyncio.Redis.from_url(
             self.uri, socket_connect_timeout=5, health_check_interval=5,
             max_connections=READERS_MAX)
+        self.relay_script = self.redis.register_script(_RELAY_SCRIPT)
         await self.redis.ping()
         self._listener = asyncio.get_running_loop().create_task(self._listen())
 
@@ -150,31 +182,51 @@ class Cluster:
 
 class RelayWriter:
     """A run's events on their way to its Redis stream, in order. `put` never waits (the
-    graph must not wait on Redis); a task writes whatever has accumulated in one pipeline
-    per round trip, and tries again while Redis is away."""
+    graph must not wait on Redis); a task writes whatever has accumulated in one script call
+    per round trip, and tries again while Redis is away.
 
-    def __init__(self, cluster: Cluster, run_id: str) -> None:
-        self.redis = cluster.redis
-        self.key = stream_key(run_id)
+    Fenced by the claim's token `fence`: a batch goes in only if no newer claim has written
+    to the stream; before each batch, `lease_check` (if given) confirms the lease is still
+    held (it asks the database when the last renewal is older than a lease). A refused batch
+    drops it and everything after, and calls `on_refused`."""
+
+    def __init__(self, cluster: Cluster, run_id: str, fence: int = 0,
+                 lease_check: Callable[[], Awaitable[bool]] | None = None,
+                 on_refused: Callable[[], None] | None = None) -> None:
+        self.script = cluster.relay_script
+        self.keys = [stream_key(run_id), fence_key(run_id)]
+        self.fence, self.lease_check, self.on_refused = fence, lease_check, on_refused
         self.items: list[tuple[str, bytes, str]] = []
         self.ready = asyncio.Event()
-        self.ended = False
+        self.ended = self.refused = False
+        self.mark_end = True
         self.task = asyncio.get_running_loop().create_task(self._write())
 
     def put(self, event: str, frame: bytes, event_id: str) -> None:
-        self.items.append((event, frame, event_id))
-        self.ready.set()
+        if not self.refused:
+            self.items.append((event, frame, event_id))
+            self.ready.set()
 
-    async def end(self, mark_end: bool = True) -> None:
-        """Writes what is left and, with `mark_end`, the run's end; waits at most a
-        minute for Redis (then the readers learn the end from the run's status)."""
+    async def end(self, mark_end: bool = True, discard: bool = False) -> None:
+        """Writes what is left (nothing with `discard`: the run is another's now) and, with
+        `mark_end`, the run's end; waits at most a minute for Redis (then the readers learn
+        the end from the run's status)."""
         self.ended, self.mark_end = True, mark_end
+        if discard:
+            self.refused = True
+            self.items.clear()
         self.ready.set()
         try:
             await asyncio.wait_for(asyncio.shield(self.task), 60)
         except asyncio.TimeoutError:
             self.task.cancel()
-            logger.warning("%s: events not relayed: Redis does not answer", self.key)
+            logger.warning("%s: events not relayed: Redis does not answer", self.keys[0])
+
+    def _refuse(self) -> None:
+        self.refused = True
+        self.items.clear()
+        if self.on_refused is not None:
+            self.on_refused()
 
     async def _write(self) -> None:
         while True:
@@ -182,24 +234,24 @@ class RelayWriter:
             self.ready.clear()
             batch, self.items = self.items, []
             ended = self.ended  # `end` was asked: this batch is the last
-            while True:
+            while not self.refused:
                 try:
-                    pipe = self.redis.pipeline(transaction=False)
-                    for event, frame, event_id in batch:
-                        pipe.xadd(self.key, {"e": event, "f": frame, "i": event_id},
-                                  maxlen=STREAM_MAXLEN, approximate=True)
-                    if ended:
-                        if self.mark_end:
-                            pipe.xadd(self.key, {"end": "1"})
-                        pipe.expire(self.key, STREAM_TTL_SECONDS)
-                    await pipe.execute()
+                    if self.lease_check is not None and not await self.lease_check():
+                        self._refuse()
+                        break
+                    args: list[Any] = [self.fence, STREAM_MAXLEN, STREAM_TTL_SECONDS,
+                                       ("end" if self.mark_end else "last") if ended else "0"]
+                    for item in batch:
+                        args.extend(item)
+                    if not await self.script(keys=self.keys, args=args):
+                        self._refuse()  # a newer claim on the run wrote: it is theirs
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception as e:  # noqa: BLE001 - Redis away: keep them, try again
-                    logger.warning("%s: relay paused: %s", self.key, e)
+                    logger.warning("%s: relay paused: %s", self.keys[0], e)
                     await asyncio.sleep(RETRY_SECONDS)
-            if ended:
+            if ended or self.refused:
                 return
 
 

@@ -34,8 +34,21 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     (3, [f"ALTER TABLE ferrograph_runs ADD COLUMN IF NOT EXISTS {column}" for column in (
         "result TEXT", "owner TEXT", "lease_until DOUBLE PRECISION",
         "not_before DOUBLE PRECISION", "cancel TEXT")]),
+    # the fencing token of a run's lease (one more at each claim: a worker's writes about the
+    # run hold only while it is theirs), and the queue's own index (the runs that are not
+    # over), so a claim does not read every run kept
+    (4, ["ALTER TABLE ferrograph_runs ADD COLUMN IF NOT EXISTS fence BIGINT",
+         "CREATE INDEX IF NOT EXISTS ferrograph_runs_queue ON ferrograph_runs (created_at) "
+         "WHERE status IN ('pending', 'running')"]),
+    # a thread's `config` (LangGraph's: the config of the run created on it when idle)
+    (5, ["ALTER TABLE ferrograph_threads ADD COLUMN IF NOT EXISTS config TEXT"]),
 ]
 """The server's tables, by schema version (applied in order, each once)."""
+
+
+class LeaseLost(Exception):
+    """A write fenced by a run's lease (`Database.run_fenced`) found the run claimed by
+    another worker since: nothing of it was written."""
 
 
 class DatabaseError(Exception):
@@ -86,6 +99,11 @@ class Database:
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    async def run_fenced(self, guard: Statement, statements: list[Statement]) -> None:
+        """The statements in one transaction that first runs `guard` (a query that locks the
+        row that entitles the writer); no row: `LeaseLost`, and nothing is written."""
+        raise NotImplementedError
+
     async def ping(self) -> None:
         """Returns when the database answers a query; raises otherwise."""
         await self.fetchall("SELECT 1")
@@ -99,14 +117,15 @@ class Database:
     _RUN_ID: str
     """SQL reading a checkpoint's `metadata.run_id`."""
 
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        """Removes the checkpoints (and their writes) whose metadata names `run_id`."""
+    def run_checkpoints_deletion(self, thread_id: str, run_id: str) -> list[Statement]:
+        """The statements removing the checkpoints (and their writes) whose metadata names
+        `run_id`."""
         where = f"thread_id = ? AND {self._RUN_ID} = ?"
-        await self.run([
+        return [
             (f"DELETE FROM {self._WRITES_TABLE} WHERE thread_id = ? AND checkpoint_id IN "
              f"(SELECT checkpoint_id FROM checkpoints WHERE {where})",
              (thread_id, thread_id, run_id)),
-            (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))])
+            (f"DELETE FROM checkpoints WHERE {where}", (thread_id, run_id))]
 
     @staticmethod
     def _dialect(sql: str) -> str:
@@ -264,6 +283,13 @@ class PostgresDatabase(Database):
 
     async def run(self, statements: list[Statement]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
+            for sql, params in statements:
+                await conn.execute(self._sql(sql), params)
+
+    async def run_fenced(self, guard: Statement, statements: list[Statement]) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            if await (await conn.execute(self._sql(guard[0]), guard[1])).fetchone() is None:
+                raise LeaseLost(guard[1][0])  # leaving the block rolls back: nothing written
             for sql, params in statements:
                 await conn.execute(self._sql(sql), params)
 

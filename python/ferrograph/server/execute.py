@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrograph.server.auth import AuthUser
-from ferrograph.server.database import Statement
+from ferrograph.server.database import LeaseLost, Statement
 from ferrograph.server.graphs import ServedGraph
 from ferrograph.server.state import interrupt_json
 from ferrograph.server.storage import RunRecord, RunStore, Thread, ThreadStore
@@ -85,8 +85,13 @@ class RunTask:
     history: list[tuple[tuple[int, int], str, bytes]] = field(default_factory=list)
     """A resumable run's events so far: `(id key, event, frame)`."""
     lost: bool = False
-    """Another server took the run over (this one's lease on it ran out, `cluster.py`):
-    stopped without writing anything more about it."""
+    """Another server took the run over (this one's lease on it ran out, `shared.py`):
+    stopped without writing or relaying anything more about it."""
+    start_written: asyncio.Future | None = None
+    """The write of its start (running, its thread busy), under way while the graph starts."""
+    fence: int = 0
+    """The fencing token of this server's claim on the run (`shared.py`): its writes about
+    the run hold only while the run's row still has it."""
     _sequence: int = 0
 
     def subscribe(self, last_event_id: str | None = None,
@@ -248,21 +253,23 @@ class Runner:
                 continue
             self.runs[record.run_id] = await self.fail_unrunnable(record, spec is not None)
 
-    async def fail_unrunnable(self, record: RunRecord, served: bool) -> RunTask:
+    async def fail_unrunnable(self, record: RunRecord, served: bool,
+                              fence: int = 0) -> RunTask:
         """Fails a run that may not start again: it has had its `MAX_ATTEMPTS`, or its
-        graph is not served (`served` False)."""
+        graph is not served (`served` False). `fence`: the claim's token (`shared.py`)."""
         failure = RuntimeError(
             f"Run {record.run_id} exceeded max attempts ({MAX_ATTEMPTS})." if served else
             f"Run {record.run_id} was not restarted: its graph is not served.")
         logger.error("%s", failure)
-        run = RunTask(record, None)
+        run = RunTask(record, None, fence=fence)
         run.result = record.result = {"__error__": error_body(failure)}
         record.status, record.updated_at = "error", now()
-        await self.run_store.save(record)
+        changes = self.run_store.changes(record)
         thread = self.threads.get(record.thread_id)
         if thread is not None:  # as LangGraph's worker fails such a run
             thread.status, thread.error = "error", error_body(failure)
-            await self.threads.save(thread)
+            changes += self.threads.changes(thread)
+        await self._write(run, changes)
         run.finished.set()
         return run
 
@@ -276,8 +283,18 @@ class Runner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _stopped_by_shutdown(self, run: RunTask) -> bool:
-        """Stopped by no client: the server is stopping, or another took the run over."""
-        return (self.closing or run.lost) and run.cancel_reason is None
+        """Stopped by no client (the server is stopping), or another took the run over
+        (whatever a client asked of it is then the other's to do)."""
+        return run.lost or (self.closing and run.cancel_reason is None)
+
+    async def _write(self, run: RunTask, statements: list[Statement]) -> None:
+        """Writes what the run changed (its record, its thread) in one transaction; in a
+        cluster only while the run is still this server's (`shared.py`: else `LeaseLost`)."""
+        await self.threads.db.run(statements)
+
+    def _saver_for(self, run: RunTask) -> Any:
+        """The checkpointer the run's graph writes with."""
+        return self.saver
 
     async def _execute(self, run: RunTask) -> None:
         record, spec = run.record, run.spec
@@ -296,7 +313,10 @@ class Runner:
                 record.status = "interrupted"
                 run.result = record.result = {}
                 record.updated_at = now()
-                await self.run_store.save(record)
+                with contextlib.suppress(LeaseLost):
+                    await self._write(run, self.run_store.changes(record))
+        except LeaseLost:
+            requeued = True  # another server's run now: nothing more is written here
         finally:
             for queue in run.listeners:
                 queue.put_nowait(END)
@@ -304,7 +324,7 @@ class Runner:
             run.finished.set()
             if spec.temporary and not requeued:
                 await self._delete_temporary(run)
-            if run.rollback:
+            if run.rollback and not run.lost:
                 await self.forget(record.run_id)
             if not self.active_runs(record.thread_id):
                 self._locks.pop(record.thread_id, None)
@@ -334,7 +354,7 @@ class Runner:
             changes += self.threads.changes(thread)
         # Written while the graph starts, not before (a first token sooner); awaited before
         # anything else is written about the run, so the database sees the changes in order.
-        started = asyncio.ensure_future(self.threads.db.run(changes))
+        started = run.start_written = asyncio.ensure_future(self._write(run, changes))
         began = time.monotonic()
         shaper = EventShaper(spec.stream_modes, spec.subgraphs)
         failure: BaseException | None = None
@@ -342,7 +362,7 @@ class Runner:
         try:
             run.publish("metadata", {"run_id": record.run_id, "attempt": record.attempt})
             graph = await spec.served.build(spec.config,
-                                            None if spec.temporary else self.saver)
+                                            None if spec.temporary else self._saver_for(run))
             kwargs: dict[str, Any] = {"stream_mode": shaper.engine_modes(),
                                       "subgraphs": spec.subgraphs}
             for name in ("interrupt_before", "interrupt_after", "durability", "context",
@@ -367,7 +387,7 @@ class Runner:
                 await asyncio.shield(started)
                 if not run.lost:  # a run another server took over is its now
                     record.status, record.updated_at = "pending", now()
-                    await self.run_store.save(record)
+                    await self._write(run, self.run_store.changes(record))
                 raise
             status = "interrupted"
             run.result = shaper.last_values if shaper.last_values is not None else {}
@@ -385,18 +405,21 @@ class Runner:
         try:
             await asyncio.shield(started)
             if run.rollback and thread is not None and not spec.temporary:
-                await self.threads.delete_run_checkpoints(thread.thread_id, record.run_id)
+                # the run's checkpoints (known by the `run_id` in their metadata) go
+                await self._write(run, self.threads.db.run_checkpoints_deletion(
+                    thread.thread_id, record.run_id))
                 failure = None  # as if the run had not been
             if thread is not None and not spec.temporary:
                 await self._after_run(run, status, thread, graph, failure)
         finally:
-            record.status, record.updated_at, record.result = status, now(), run.result
-            logger.info("run %s of %s on thread %s: %s after %.0f ms (attempt %d)",
-                        record.run_id, spec.served.graph_id,
-                        "(stateless)" if spec.temporary else record.thread_id, status,
-                        (time.monotonic() - began) * 1000, record.attempt)
-            if not run.rollback:
-                await self.run_store.save(record)
+            if not run.lost:  # else another server's now: its outcome is the other's
+                record.status, record.updated_at, record.result = status, now(), run.result
+                logger.info("run %s of %s on thread %s: %s after %.0f ms (attempt %d)",
+                            record.run_id, spec.served.graph_id,
+                            "(stateless)" if spec.temporary else record.thread_id, status,
+                            (time.monotonic() - began) * 1000, record.attempt)
+                if not run.rollback:
+                    await self._write(run, self.run_store.changes(record))
 
     @staticmethod
     async def _stream_events(run: RunTask, shaper: EventShaper, graph: Any, graph_input: Any,
@@ -445,7 +468,7 @@ class Runner:
         thread.error = error_body(failure) if failure is not None else None
         thread.status = ("error" if failure is not None and not isinstance(
             failure, _UserInterrupt) else "interrupted" if next_nodes else "idle")
-        await self.threads.save(thread)
+        await self._write(run, self.threads.changes(thread))
 
 
 class _UserInterrupt(Exception):

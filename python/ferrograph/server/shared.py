@@ -11,6 +11,14 @@ instance takes any request, any instance's workers run any run.
   its next attempt with the same run id, so the graph resumes from the run's last checkpoint
   with the pending writes of the tasks that finished (`pregel/_thread_start.py`), as after a
   restart; `MAX_ATTEMPTS` still bounds it.
+- Fencing: each claim adds one to the run's `fence`. Every write a worker makes about a run
+  (its record, its thread, its checkpoints and pending writes: `FencedSaver`) is one
+  transaction that first locks the run's row and finds its own token there, and its events
+  go to Redis with the token too (`cluster.RelayWriter`). A worker paused past its lease (a
+  long GC, SIGSTOP) while another instance took the run over therefore writes nothing more:
+  its first refused write marks the run `lost` and stops it quietly (no status, no events).
+  It also relays only while its last renewal is younger than a lease, else it asks the
+  database first (which closes the moment between another's claim and its first event).
 - A cancel request is written on the run's row (`cancel`) and hinted through Redis; the
   owner cancels on the hint, or at its next renewal if the hint was lost.
 - Requests read from PostgreSQL: `SharedReads` refreshes, before each request, what it
@@ -30,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ferrograph.server.cluster import Cluster, RelayWriter, relay_events
+from ferrograph.server.database import LeaseLost, Statement
 from ferrograph.server.execute import (
     END,
     MAX_ATTEMPTS,
@@ -39,6 +48,7 @@ from ferrograph.server.execute import (
     _spec_from,
     rerun_json,
 )
+from ferrograph.server.fencing import FENCE, caused_by, fenced_saver
 from ferrograph.server.storage import RUN_SELECT, RunRecord, run_from_row
 from ferrograph.server.wire import dumps, loads, parse_uuid, sse_frame
 
@@ -57,7 +67,8 @@ STATELESS_KEPT_SECONDS = 3600
 
 _NOW = "extract(epoch FROM clock_timestamp())"
 _CLAIM = f"""
-UPDATE ferrograph_runs SET status = 'running', owner = ?, lease_until = {_NOW} + ?
+UPDATE ferrograph_runs SET status = 'running', owner = ?, lease_until = {_NOW} + ?,
+  fence = coalesce(fence, 0) + 1
 WHERE run_id IN (
   SELECT r.run_id FROM ferrograph_runs r
   WHERE (r.status = 'pending' AND coalesce(r.not_before, 0) <= {_NOW}
@@ -69,10 +80,10 @@ WHERE run_id IN (
      OR (r.status = 'running' AND coalesce(r.lease_until, 0) < {_NOW})
   ORDER BY r.created_at LIMIT ?
   FOR UPDATE SKIP LOCKED)
-RETURNING {RUN_SELECT.removeprefix("SELECT ").removesuffix(" FROM ferrograph_runs")}"""
+RETURNING {RUN_SELECT.removeprefix("SELECT ").removesuffix(" FROM ferrograph_runs")}, fence"""
 """Claims up to `?` runs for this instance, oldest first: due pending runs of threads with
 no run going (one per thread at a time, in order, as `enqueue`), and runs whose owner's
-lease ran out."""
+lease ran out. Each row: the record's columns, then the claim's fencing token."""
 
 _RENEW = (f"UPDATE ferrograph_runs SET lease_until = {_NOW} + ? WHERE owner = ? AND "
           "status = 'running' AND run_id = ANY(?) RETURNING run_id, cancel")
@@ -83,8 +94,13 @@ class RelayedRun(RunTask):
     """A run this instance's worker executes: its events go to the run's Redis stream."""
 
     writer: RelayWriter | None = None
+    held_until: float = 0.0
+    """Until when (the loop's clock) the lease is surely held: a lease from when the last
+    claim or renewal that found it was sent."""
 
     def publish(self, event: str, data: Any) -> None:
+        if self.lost:
+            return
         event_id = ""
         if self.spec.resumable and self._kept(event):
             event_id = self._next_event_id()
@@ -149,6 +165,11 @@ class SharedRunner(Runner):
         self.executing: dict[str, RelayedRun] = {}
         self.wake = asyncio.Event()
         self._background: set[asyncio.Task] = set()
+        self._timers: set[asyncio.Task] = set()
+        """Hints to send when a scheduled run (`after_seconds`) is due."""
+        self.claims = [0, 0]
+        """Runs claimed here on a wake (a hint, a slot freed), and those found by the poll
+        (a lease that ran out, a hint lost): logged at shutdown (benches/scaleout.py)."""
         self._loops: list[asyncio.Task] = []
         cluster.on_hint = self._on_hint
 
@@ -167,7 +188,8 @@ class SharedRunner(Runner):
         """Stops the loops and this instance's runs: they go back to `pending` for any
         instance to claim (`Runner._run_graph`)."""
         self.closing = True
-        for task in self._loops:
+        logger.info("runs claimed here: %d on a wake, %d found by the poll", *self.claims)
+        for task in (*self._loops, *self._timers):
             task.cancel()
         for run in self.runs.values():
             if isinstance(run, RemoteRun):
@@ -195,7 +217,16 @@ class SharedRunner(Runner):
         self.runs[record.run_id] = view
         self.wake.set()
         await self.cluster.hint("wake")
+        if spec.after_seconds > 0:  # the workers are woken when it is due too, not polled
+            timer = asyncio.get_running_loop().create_task(self._hint_later(spec.after_seconds))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
         return view
+
+    async def _hint_later(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.wake.set()
+        await self.cluster.hint("wake")
 
     async def refresh_runs(self, thread_id: str | None = None) -> None:
         """The views of the thread's runs (every run: None) as PostgreSQL has them."""
@@ -281,9 +312,11 @@ class SharedRunner(Runner):
 
     async def _work(self) -> None:
         """Claims runs while this instance has room, then waits for a hint or the poll."""
+        by_poll = False
         while True:
             self.wake.clear()
             while len(self.executing) < self.capacity:
+                sent = asyncio.get_running_loop().time()
                 try:
                     rows = await self.db.fetchall(_CLAIM, (
                         self.cluster.instance_id, self.lease_seconds,
@@ -293,17 +326,26 @@ class SharedRunner(Runner):
                     break
                 if not rows:
                     break
+                self.claims[1 if by_poll else 0] += len(rows)
                 for row in sorted(rows, key=lambda row: row[3]):  # oldest first
-                    await self._begin(run_from_row(row))
-            with contextlib.suppress(asyncio.TimeoutError):
+                    await self._begin(run_from_row(row[:-1]), row[-1], sent)
+            try:
                 await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+                by_poll = False
+            except asyncio.TimeoutError:
+                by_poll = True
 
-    async def _begin(self, record: RunRecord) -> None:
+    async def _begin(self, record: RunRecord, fence: int, claimed_at: float) -> None:
+        """Starts a run just claimed (`fence`: the claim's token, `claimed_at`: when the
+        claim was sent)."""
         await self.threads.refresh(record.thread_id)
         spec = _spec_from(record, self.graphs)
         if spec is None or record.attempt >= MAX_ATTEMPTS:
-            failed = await self.fail_unrunnable(record, spec is not None)
-            writer = RelayWriter(self.cluster, record.run_id)  # its streams end with it
+            try:
+                failed = await self.fail_unrunnable(record, spec is not None, fence)
+            except LeaseLost:
+                return
+            writer = RelayWriter(self.cluster, record.run_id, fence)  # its streams end with it
             writer.put("error", sse_frame("error", failed.result["__error__"]), "")
             await writer.end()
             await self.cluster.hint("done", record.run_id)
@@ -311,7 +353,11 @@ class SharedRunner(Runner):
         spec.after_seconds = 0  # due: the claim looked at `not_before`
         if record.attempt == 0:  # the tracers' run id, as the first attempt has it
             spec.config["run_id"] = uuid.UUID(record.run_id)
-        run = RelayedRun(record, spec, writer=RelayWriter(self.cluster, record.run_id))
+        run = RelayedRun(record, spec, fence=fence,
+                         held_until=claimed_at + self.lease_seconds)
+        run.writer = RelayWriter(
+            self.cluster, record.run_id, fence, lease_check=lambda: self._lease_held(run),
+            on_refused=lambda: self._abandon(run, "lease lost to another instance (relay)"))
         self.executing[record.run_id] = run
         if record.attempt:
             logger.info("run %s taken over (attempt %d)", record.run_id, record.attempt + 1)
@@ -323,9 +369,13 @@ class SharedRunner(Runner):
         finally:
             requeued = self._stopped_by_shutdown(run)
             # the end mark after the final status is written: a reader that sees it finds
-            # the run finished
-            await run.writer.end(mark_end=not requeued)
-            self.executing.pop(run.record.run_id, None)
+            # the run finished. A lost run's last events are not sent: they are another's.
+            await run.writer.end(mark_end=not requeued, discard=run.lost)
+            if run.lost:
+                logger.info("run %s: left to the instance that took it over",
+                            run.record.run_id)
+            if self.executing.get(run.record.run_id) is run:
+                del self.executing[run.record.run_id]
             self.wake.set()
             if not requeued:
                 await self.cluster.hint("done", run.record.run_id)
@@ -343,8 +393,11 @@ class SharedRunner(Runner):
         """A stateless run ended: its thread and checkpoints go, its record stays a while,
         for whichever instance waits for its result (`_forget_stateless`)."""
         thread_id = run.record.thread_id
-        await self.db.run([("DELETE FROM ferrograph_threads WHERE thread_id = ?",
-                            (thread_id,))])
+        try:
+            await self._write(run, [("DELETE FROM ferrograph_threads WHERE thread_id = ?",
+                                     (thread_id,))])
+        except LeaseLost:
+            return
         self.threads.threads.pop(thread_id, None)
         await self.db.saver.adelete_thread(thread_id)
 
@@ -357,13 +410,58 @@ class SharedRunner(Runner):
             "ferrograph_threads t WHERE t.thread_id = r.thread_id)",
             (STATELESS_KEPT_SECONDS,))])
 
+    async def _write(self, run: RunTask, statements: list[Statement]) -> None:
+        """`Runner._write` fenced by the run's lease: `LeaseLost` (the run marked `lost`)
+        when another instance has claimed the run since."""
+        try:
+            await self.db.run_fenced(
+                (FENCE, (run.record.run_id, self.cluster.instance_id, run.fence)), statements)
+        except LeaseLost:
+            self._lose(run, "lease lost to another instance: its writes refused")
+            raise
+
+    def _saver_for(self, run: RunTask) -> Any:
+        return fenced_saver(self.db.pool, (run.record.run_id, self.cluster.instance_id,
+                                           run.fence),
+                            lambda: self._lose(run, "lease lost to another instance: "
+                                               "its checkpoint refused"))
+
+    def _lose(self, run: RunTask, why: str) -> None:
+        if not run.lost:
+            logger.warning("run %s: %s; stopped here", run.record.run_id, why)
+            run.lost = True
+
+    async def _lease_held(self, run: RelayedRun) -> bool:
+        """Whether the run is still this instance's: at once while its last renewal is
+        younger than a lease, else by renewing it now. False: it is stopped (`lost`).
+        Its start written first: a client that saw an event finds the run running and its
+        thread busy, from any instance, as on a single one."""
+        if run.start_written is not None and not run.start_written.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(run.start_written)
+        loop = asyncio.get_running_loop()
+        if run.lost or loop.time() < run.held_until:
+            return not run.lost
+        sent = loop.time()
+        rows = await self.db.fetchall(_RENEW, (
+            self.lease_seconds, self.cluster.instance_id, [run.record.run_id]))
+        if rows:
+            run.held_until = sent + self.lease_seconds
+            return True
+        self._abandon(run, "lease lost to another instance (found before relaying)")
+        return False
+
     def _abandons(self, run: RunTask, failure: Exception) -> bool:
         """A run whose worker lost the database (a connection failure, not the graph's)
         is left to its lease: once that runs out, any instance resumes it from its last
-        checkpoint as its next attempt, as a dead worker's."""
+        checkpoint as its next attempt, as a dead worker's. A run whose lease another
+        instance took (a refused write) is left to that one."""
         import psycopg
         import psycopg_pool
 
+        if run.lost or caused_by(failure, LeaseLost):
+            self._lose(run, "lease lost to another instance")
+            return True
         if isinstance(failure, (psycopg.OperationalError, psycopg.InterfaceError,
                                 psycopg_pool.PoolTimeout)):
             logger.warning("run %s: the database failed mid-run (%s); left for another "
@@ -373,9 +471,10 @@ class SharedRunner(Runner):
         return False
 
     def _abandon(self, run: RelayedRun, why: str) -> None:
+        """Stops the run here without writing or relaying anything more about it (not once
+        its outcome is on its way to the database: the renewal no longer finds it running)."""
         if run.record.status == "running" and run.task and not run.task.done():
-            logger.warning("run %s: %s", run.record.run_id, why)
-            run.lost = True
+            self._lose(run, why)
             run.task.cancel()
 
     async def _renew(self) -> None:
@@ -383,14 +482,16 @@ class SharedRunner(Runner):
         instance took over is stopped here (`lost`), as is every run once renewals have
         failed for most of a lease (another instance may take them over any moment); a
         cancel request written on a run's row is carried out."""
-        renewed = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             asked = list(self.executing)  # runs claimed meanwhile are not in the answer
+            sent = loop.time()
             try:
                 rows = await self.db.fetchall(_RENEW, (
                     self.lease_seconds, self.cluster.instance_id, asked))
-                renewed = asyncio.get_running_loop().time()
+                renewed = loop.time()
             except Exception as e:  # noqa: BLE001 - the database is away: try again
                 logger.warning("leases not renewed: %s", e)
                 if asyncio.get_running_loop().time() - renewed > self.lease_seconds * 0.8:
@@ -404,7 +505,9 @@ class SharedRunner(Runner):
                     continue
                 if run_id not in held:
                     self._abandon(run, "lease lost to another instance")
-                elif held[run_id] and run.cancel_reason is None:
+                    continue
+                run.held_until = sent + self.lease_seconds
+                if held[run_id] and run.cancel_reason is None:
                     request = loads(held[run_id])
                     run.cancel(request.get("reason") or "run cancelled",
                                rollback=bool(request.get("rollback")))

@@ -123,12 +123,15 @@ class Thread:
     values: Any = None
     interrupts: dict[str, Any] = field(default_factory=dict)
     error: Any = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """As LangGraph's server keeps it: set when a run is created on the thread while it is
+    not busy (`api_runs.thread_config_for_run`)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"thread_id": self.thread_id, "created_at": iso(self.created_at),
                 "updated_at": iso(self.updated_at),
                 "state_updated_at": iso(self.state_updated_at), "metadata": self.metadata,
-                "status": self.status, "config": {}, "values": self.values,
+                "status": self.status, "config": self.config, "values": self.values,
                 "error": self.error, "interrupts": self.interrupts}
 
     @property
@@ -137,7 +140,7 @@ class Thread:
 
 
 _THREAD_COLUMNS = ("thread_id", "created_at", "updated_at", "state_updated_at", "metadata",
-                   "status", "state_values", "interrupts", "error")
+                   "status", "state_values", "interrupts", "error", "config")
 
 
 class ThreadStore:
@@ -184,7 +187,7 @@ class ThreadStore:
         row = (thread.thread_id, iso(thread.created_at), iso(thread.updated_at),
                iso(thread.state_updated_at), dumps(thread.metadata).decode(), thread.status,
                dumps(thread.values).decode(), dumps(thread.interrupts).decode(),
-               dumps(thread.error).decode())
+               dumps(thread.error).decode(), dumps(thread.config).decode())
         return [(upsert("ferrograph_threads", _THREAD_COLUMNS, "thread_id"), row)]
 
     async def delete(self, thread_id: str) -> None:
@@ -198,11 +201,6 @@ class ThreadStore:
         """Every checkpoint and pending write of thread `source`, under thread `target`
         (checkpoint ids unchanged, as LangGraph's server copies a thread)."""
         await self.db.copy_checkpoints(source, target)
-
-    async def delete_run_checkpoints(self, thread_id: str, run_id: str) -> None:
-        """Removes the checkpoints a run wrote (and their pending writes): a rollback. The
-        run is known by the `run_id` every checkpoint's metadata records."""
-        await self.db.delete_run_checkpoints(thread_id, run_id)
 
     def search(self, *, metadata: dict[str, Any] | None = None,
                values: dict[str, Any] | None = None, ids: list[str] | None = None,
@@ -218,10 +216,12 @@ class ThreadStore:
 
 
 def _thread_from_row(row: tuple[Any, ...]) -> Thread:
-    tid, created, updated, state_updated, metadata, status, values, interrupts, error = row
+    (tid, created, updated, state_updated, metadata, status, values, interrupts, error,
+     config) = row
     return Thread(tid, datetime.fromisoformat(created), datetime.fromisoformat(updated),
                   datetime.fromisoformat(state_updated), loads(metadata), status,
-                  loads(values), loads(interrupts), loads(error))
+                  loads(values), loads(interrupts), loads(error),
+                  loads(config) if config else {})
 
 
 def _contains(have: dict[str, Any], wanted: dict[str, Any] | None) -> bool:
