@@ -5,6 +5,7 @@ parallel branches, `Send`, `Command`, `get_config` inside nodes and the recursio
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -395,3 +396,37 @@ def test_max_concurrency_bounds_the_running_nodes_as_in_langgraph() -> None:
         result = asyncio.run(build(lib(name), peak).ainvoke({"log": [], "x": 0},
                                                             {"max_concurrency": 2}))
         assert result["log"] == list(range(6)) and peak[0] == 2, name
+
+
+def test_context_variables_set_by_nodes_are_seen_as_in_langgraph() -> None:
+    """A node's own context variables: each task of a step of several has a copy of the
+    caller's context; a step of one task runs in the caller's."""
+    def build(L: Lib, var: contextvars.ContextVar[str]) -> Any:
+        def make(name: str) -> Any:
+            async def node(state: Log) -> dict[str, Any]:
+                seen = var.get()
+                var.set(name)
+                await asyncio.sleep(0)
+                return {"log": [f"{name} saw {seen}"]}
+            return node
+
+        b = L.StateGraph(Log)
+        for name in ("a", "b", "c", "d"):
+            b.add_node(name, make(name))
+        b.add_edge(L.START, "a")
+        b.add_edge("a", "b")
+        b.add_edge("a", "c")
+        b.add_edge("b", "d")
+        return b.compile()
+
+    outcomes = {}
+    for name in LIB_NAMES:
+        var: contextvars.ContextVar[str] = contextvars.ContextVar(f"var_{name}", default="-")
+        graph = build(lib(name), var)
+
+        async def run(graph: Any = graph, var: contextvars.ContextVar[str] = var) -> Any:
+            result = await graph.ainvoke({"log": [], "x": 0})
+            return result["log"], var.get()
+
+        outcomes[name] = asyncio.run(run())
+    assert outcomes["ferrograph"] == outcomes["langgraph"]

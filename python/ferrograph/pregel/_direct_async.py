@@ -3,16 +3,17 @@
 A run `invoke` would make on the Rust driver (see `_direct`), of a graph whose nodes all run
 on the event loop and whose routers are plain functions, needs no `GraphRun` either: Rust
 plans each step, prepares its tasks and applies their writes; this module only awaits the
-nodes. A step of one task is awaited in place (a node that never suspends costs no more than
-its call), a step of several as tasks of the loop, the first failure cancelling the others,
-as `AsyncDriver` does.
+nodes, each in a copy of the caller's context as LangGraph runs them. A step of one task is
+awaited in place (a node that never suspends costs no more than its call), a step of several
+as tasks of the loop, the first failure cancelling the others, as `AsyncDriver` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from contextvars import Context, copy_context
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.runnables import Runnable
@@ -91,18 +92,18 @@ async def ainvoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str
 
 async def _run_task(run: DirectAsyncRun, index: int,
                     task: tuple[Any, Any, dict[str, Any], bool]) -> BaseException | None:
-    """Awaits task `index` of the step and hands its outcome to `run`; returns the error the
-    run fails with, if any (raises only a cancellation of the task awaiting it)."""
+    """Awaits task `index` of the step, in a copy of the caller's context (as LangGraph runs
+    each node: what the node sets there is its own), and hands its outcome to `run`; returns
+    the error the run fails with, if any (raises only a cancellation of the task awaiting
+    it)."""
     fn, input, config, plain = task
+    context = copy_context()
     try:
         if plain:
-            token = var_child_runnable_config.set(config)
-            try:
-                output = await fn(input)
-            finally:
-                var_child_runnable_config.reset(token)
+            context.run(var_child_runnable_config.set, config)
+            output = await InContext(context, context.run(fn, input))
         else:
-            output = await fn(input, config)
+            output = await InContext(context, context.run(fn, input, config))
     except asyncio.CancelledError as e:
         if not raised_by_the_node():
             raise
@@ -110,6 +111,41 @@ async def _run_task(run: DirectAsyncRun, index: int,
     except BaseException as e:  # noqa: BLE001 - the run decides (a pause is no failure)
         return run.failed(index, e)
     return run.finish(index, output)
+
+
+class InContext:
+    """Awaits `coro` with each of its steps run in `context` (what `yield from` does, plus
+    the context): no task of the loop, so a coroutine that never suspends costs no more
+    than its call."""
+
+    __slots__ = ("context", "coro")
+
+    def __init__(self, context: Context, coro: Any) -> None:
+        self.context = context
+        self.coro = coro
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        run, coro = self.context.run, self.coro
+        try:
+            step = run(coro.send, None)
+        except StopIteration as e:
+            return e.value
+        while True:
+            try:
+                sent = yield step
+            except GeneratorExit:
+                run(coro.close)
+                raise
+            except BaseException as e:  # noqa: BLE001 - thrown in (a cancellation): the node's
+                try:
+                    step = run(coro.throw, e)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    step = run(coro.send, sent)
+                except StopIteration as stop:
+                    return stop.value
 
 
 async def _run_tasks(run: DirectAsyncRun, tasks: list[Any], limit_to: int | None) -> None:

@@ -30,6 +30,10 @@ struct AsyncCall {
     runner: Py<PyAny>,
 }
 
+/// A node as the Python side describes it to [`DirectAsyncGraph::new`]: None for the start
+/// node, else `(plain_action_or_None, acall)`.
+type CallArgs = Option<(Option<Py<PyAny>>, Py<PyAny>)>;
+
 /// A compiled graph as the async direct driver runs it (built once per graph, when every
 /// node runs on the loop).
 #[pyclass(frozen, module = "ferrograph._core")]
@@ -49,7 +53,7 @@ impl DirectAsyncGraph {
     #[new]
     fn new(
         direct: Py<DirectGraph>,
-        calls: Vec<Option<(Option<Py<PyAny>>, Py<PyAny>)>>,
+        calls: Vec<CallArgs>,
         timed_arg: Py<PyAny>,
         timeout_key: Py<PyString>,
     ) -> PyResult<Self> {
