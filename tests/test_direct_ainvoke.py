@@ -430,3 +430,35 @@ def test_context_variables_set_by_nodes_are_seen_as_in_langgraph() -> None:
 
         outcomes[name] = asyncio.run(run())
     assert outcomes["ferrograph"] == outcomes["langgraph"]
+
+
+def test_an_interrupt_without_a_checkpointer_matches_langgraph() -> None:
+    def build(L: Lib) -> Any:
+        interrupt = load_interrupt(L)
+
+        async def asks(state: Log) -> dict[str, Any]:
+            return {"log": [interrupt("name?")]}
+
+        async def other(state: Log) -> dict[str, Any]:
+            return {"log": ["other"]}
+
+        b = L.StateGraph(Log)
+        b.add_node("asks", asks)
+        b.add_node("other", other)
+        b.add_edge(L.START, "asks")
+        b.add_edge(L.START, "other")
+        b.add_edge("other", "asks")
+        return b.compile()
+
+    outcomes = both(build, {"log": [], "x": 0})
+    for result in outcomes.values():  # an interrupt's id hashes its task's (random) id
+        for question in result["__interrupt__"]:
+            question["id"] = "<id>"
+    assert outcomes["ferrograph"] == outcomes["langgraph"]
+    assert outcomes["ferrograph"]["log"] == ["other"]
+
+
+def load_interrupt(L: Lib) -> Any:
+    import importlib
+
+    return importlib.import_module(f"{L.name}.types").interrupt

@@ -118,6 +118,12 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:
         raise concurrent_update_error(e.args[0]) from None
+    return with_pause(result, questions, strict)
+
+
+def with_pause(result: dict[str, Any], questions: list[Any], strict: bool) -> dict[str, Any]:
+    """A direct run's result, given the questions its tasks paused with: they go under
+    `__interrupt__`, or, for a run a task made, become that task's pause."""
     if questions:
         if not strict:  # run by a task: the pause is that task's
             raise GraphInterrupt(tuple(questions))

@@ -21,9 +21,8 @@ from langchain_core.runnables.config import var_child_runnable_config
 
 from ferrograph._core import ConcurrentUpdate, DirectAsyncGraph, DirectAsyncRun, OutOfSteps
 from ferrograph.config import CONFIG_KEY_TIMEOUT
-from ferrograph.errors import GraphInterrupt
 from ferrograph.pregel._call import raised_by_the_node
-from ferrograph.pregel._direct import _run_args, result_key_ids
+from ferrograph.pregel._direct import _run_args, result_key_ids, with_pause
 from ferrograph.pregel._errors import concurrent_update_error, recursion_error
 from ferrograph.pregel._task import recursion_limit, without_run_ids
 from ferrograph.pregel._write import TimedArg
@@ -82,12 +81,7 @@ async def ainvoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:
         raise concurrent_update_error(e.args[0]) from None
-    result = run.result()
-    if questions:
-        if not strict:  # run by a task: the pause is that task's
-            raise GraphInterrupt(tuple(questions))
-        result["__interrupt__"] = questions
-    return result
+    return with_pause(run.result(), questions, strict)
 
 
 async def _run_task(run: DirectAsyncRun, index: int,
