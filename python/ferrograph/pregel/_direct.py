@@ -105,13 +105,7 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     step; what it raises ends the run there. A drain requested of the run's control stops
     it there too (`GraphDrained`)."""
     limit = recursion_limit(config)
-    if result_keys is None:
-        result_ids = graph.default_output[-1]
-    else:
-        for key in result_keys:
-            if key not in graph.key_ids:
-                raise ValueError(f"Key {key} not in channels")
-        result_ids = [graph.key_ids[k] for k in result_keys]
+    result_ids = result_key_ids(graph, result_keys)
     strict, configurable, metadata, run_control = _run_args(graph, config, context, control)
     questions: list[Any] = []
     try:
@@ -124,11 +118,39 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
         raise recursion_error(limit) from None
     except ConcurrentUpdate as e:
         raise concurrent_update_error(e.args[0]) from None
+    return with_pause(result, questions, strict)
+
+
+def with_pause(result: dict[str, Any], questions: list[Any], strict: bool) -> dict[str, Any]:
+    """A direct run's result, given the questions its tasks paused with: they go under
+    `__interrupt__`, or, for a run a task made, become that task's pause."""
     if questions:
         if not strict:  # run by a task: the pause is that task's
             raise GraphInterrupt(tuple(questions))
         result["__interrupt__"] = questions
     return result
+
+
+def goes_direct(graph: CompiledStateGraph, config: dict[str, Any], parent: Any,
+                parent_task: Any, interrupt_before: Any, interrupt_after: Any) -> bool:
+    """Whether a run of the final values may go by a Rust driver (`invoke_direct`,
+    `_direct_async.ainvoke_direct`): no breakpoint, checkpointer, callbacks, step timeout
+    or calling run."""
+    return (graph.direct_by_build and parent is None and interrupt_before is None
+            and interrupt_after is None and graph.checkpointer in (None, True, False)
+            and (parent_task is None or parent_task.scratchpad is None)
+            and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
+            and not config.get("callbacks") and graph.step_timeout is None)
+
+
+def result_key_ids(graph: CompiledStateGraph, result_keys: Sequence[str] | None) -> list[int]:
+    """The ids of the keys a direct run returns (None: the graph's output keys)."""
+    if result_keys is None:
+        return graph.default_output[-1]
+    for key in result_keys:
+        if key not in graph.key_ids:
+            raise ValueError(f"Key {key} not in channels")
+    return [graph.key_ids[k] for k in result_keys]
 
 
 def _run_args(graph: CompiledStateGraph, config: dict[str, Any], context: Any,

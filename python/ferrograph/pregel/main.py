@@ -39,7 +39,6 @@ from ferrograph._schema import (
     schema_defaults,
 )
 from ferrograph.config import (
-    CONFIG_KEY_NODE_FINISHED,
     CONFIG_KEY_RUNTIME,
 )
 from ferrograph.pregel import _state, _sync
@@ -48,10 +47,12 @@ from ferrograph.pregel._cache import cache_namespaces, node_policies
 from ferrograph.pregel._call import NodeRunner
 from ferrograph.pregel._direct import (
     build_direct_graph,
+    goes_direct,
     invoke_direct,
     stream_direct,
     streams_directly,
 )
+from ferrograph.pregel._direct_async import ainvoke_direct, build_direct_async
 from ferrograph.pregel._draw import draw
 from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._nested import (
@@ -190,6 +191,9 @@ class CompiledStateGraph(Runnable[Any, Any]):
         the `langgraph_*` keys that are the same for all its tasks; a push task's
         `langgraph_path` is its own)."""
         self.direct = build_direct_graph(self)
+        self.direct_async = build_direct_async(self)
+        """What `ainvoke` runs when it can go without a `GraphRun` (None: some node runs off
+        the loop, or some router is awaited; see `ainvoke_direct`)."""
         self.direct_by_build = not (self.interrupt_before or self.interrupt_after or self.managed
                                     or self.root or self.cache_policies or self.reads_state)
         """Whether what the graph was built with lets `invoke` go by the Rust driver (the
@@ -417,6 +421,12 @@ class CompiledStateGraph(Runnable[Any, Any]):
             except asyncio.CancelledError:
                 cancelled = True
                 raise
+        if self.direct_async is not None and goes_direct(
+                self, config, parent, parent_task, interrupt_before, interrupt_after):
+            # Async nodes awaited on this loop, the steps planned and applied in Rust.
+            result = await ainvoke_direct(self, input, config, self._context(context, config),
+                                          keys, control)
+            return self._result(result, output_keys if single_key else None, version)
         run = GraphRun(self, input, config, StreamSpec(frozenset()),
                        context=self._context(context, config), output_keys=keys,
                        interrupt_before=self._breakpoints(interrupt_before),
@@ -534,11 +544,8 @@ class CompiledStateGraph(Runnable[Any, Any]):
         keys = [output_keys] if single_key else output_keys
         if parent is not None and parent_task is not None:
             result = invoke_nested(self, input, config, parent, parent_task, keys, control)
-        elif (self.direct_by_build and parent is None and interrupt_before is None
-              and interrupt_after is None and self.checkpointer in (None, True, False)
-              and (parent_task is None or parent_task.scratchpad is None)
-              and CONFIG_KEY_NODE_FINISHED not in config.get("configurable", ())
-              and not config.get("callbacks") and self.step_timeout is None):
+        elif goes_direct(self, config, parent, parent_task, interrupt_before,
+                         interrupt_after):
             result = invoke_direct(self, input, config, self._context(context, config), keys,
                                    stop_check, control)
         else:

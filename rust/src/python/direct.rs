@@ -100,7 +100,7 @@ pub(super) struct Hooks {
     note_error: Py<PyAny>,
     /// `own_command(error)`: a node's failure that is a `ParentCommand` from a graph the node
     /// called, as the node's own `Command`; re-raises any other error.
-    own_command: Py<PyAny>,
+    pub(super) own_command: Py<PyAny>,
     /// `note_preparing_error(error, name, path)`: for a failure reading a task's input.
     note_preparing_error: Py<PyAny>,
     /// `paused(error, into) -> bool`: whether a node's failure is a pause at `interrupt()`
@@ -173,10 +173,10 @@ pub(super) struct RunArgs<'py> {
 /// One task, ready to run: what the node is called with.
 pub(super) struct Prepared {
     pub(super) task: Task,
-    id: Py<PyString>,
-    input: Py<PyAny>,
+    pub(super) id: Py<PyString>,
+    pub(super) input: Py<PyAny>,
     /// None for the start node without conditional edges (no code of the user's sees it).
-    config: Option<Py<PyDict>>,
+    pub(super) config: Option<Py<PyDict>>,
     /// For nodes with conditional edges: the state at the step's start.
     state: Option<Py<PyDict>>,
 }
@@ -443,26 +443,38 @@ impl DirectGraph {
         caller: &Caller,
         want_update: bool,
     ) -> PyResult<Finished> {
-        let outcome = self.run_node(py, task, caller, want_update);
-        if let Err(e) = &outcome {
-            let paused = self
-                .hooks
-                .paused
-                .call1(py, (e.value(py), caller.paused.bind(py)))?;
-            if paused.is_truthy(py)? {
-                let _ = self.take_pushed(py, task);
-                // No writes; its edges do not fire.
-                return Ok(Finished {
-                    writes: vec![Write::Handled],
-                    update: None,
-                });
-            }
+        match self.run_node(py, task, caller, want_update) {
+            Ok(finished) => Ok(finished),
+            Err(e) => self.task_failed(py, task, caller, e),
         }
-        outcome.map_err(|e| {
-            // A failed node's pushed writes are dropped with its other writes.
+    }
+
+    /// A task whose node failed with `e`: no writes when it paused at `interrupt()`, else the
+    /// error `note_task_error` makes of it.
+    pub(super) fn task_failed(
+        &self,
+        py: Python<'_>,
+        task: &Prepared,
+        caller: &Caller,
+        e: PyErr,
+    ) -> PyResult<Finished> {
+        let paused = self
+            .hooks
+            .paused
+            .call1(py, (e.value(py), caller.paused.bind(py)))?;
+        if paused.is_truthy(py)? {
             let _ = self.take_pushed(py, task);
-            let node = &self.nodes[task.task.node];
-            // Best effort: if the hook fails, the task's own error is what the caller gets.
+            // No writes; its edges do not fire.
+            return Ok(Finished {
+                writes: vec![Write::Handled],
+                update: None,
+            });
+        }
+        // A failed node's pushed writes are dropped with its other writes.
+        let _ = self.take_pushed(py, task);
+        let node = &self.nodes[task.task.node];
+        // Best effort: if the hook fails, the task's own error is what the caller gets.
+        Err(
             match self
                 .hooks
                 .note_error
@@ -470,8 +482,8 @@ impl DirectGraph {
             {
                 Ok(error) => PyErr::from_value(error.into_bound(py)),
                 Err(_) => e,
-            }
-        })
+            },
+        )
     }
 
     /// The writes the task's node pushed (`push_message`), taken out of `PUSHED_WRITES`.
@@ -519,6 +531,22 @@ impl DirectGraph {
             (Some(NodeCall::Runner(f)), Some(config)) => f.bind(py).call1((input, config))?,
             (Some(_), None) => unreachable!("nodes other than the start node have a config"),
         };
+        self.output_finished(py, task, caller, &output, want_update)
+    }
+
+    /// What a task's node returned (`output`), as its writes (what it pushed first, then its
+    /// result's, then its conditional edges').
+    pub(super) fn output_finished(
+        &self,
+        py: Python<'_>,
+        task: &Prepared,
+        caller: &Caller,
+        output: &Bound<'_, PyAny>,
+        want_update: bool,
+    ) -> PyResult<Finished> {
+        let node = &self.nodes[task.task.node];
+        let input = task.input.bind(py);
+        let config = task.config.as_ref().map(|c| c.bind(py));
         let pushed = self.take_pushed(py, task)?;
         let (mut writes, update) = match pushed {
             // What the node pushed comes first, as the update of a `Command` in a list.
@@ -526,12 +554,12 @@ impl DirectGraph {
                 let combined = PyList::new(py, [pushed, output.clone()])?;
                 self.output_writes(py, caller, node, combined.as_any(), want_update)?
             }
-            None => self.output_writes(py, caller, node, &output, want_update)?,
+            None => self.output_writes(py, caller, node, output, want_update)?,
         };
         if node.branches {
             let state = task.state.as_ref().expect("prepared with its state");
             // Routers also see the extra keys of a dict result (the start node's: the input).
-            let result = if node.call.is_none() { input } else { &output };
+            let result = if node.call.is_none() { input } else { output };
             writes =
                 self.branch_writes(py, caller, node, config, state.bind(py), writes, result)?;
         }

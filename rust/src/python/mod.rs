@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod chunks;
 mod crew;
 mod direct;
+mod direct_async;
 mod direct_stream;
 mod engine;
 mod models;
@@ -16,6 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     chunks::register(m)?;
     crew::register(m)?;
     direct::register(m)?;
+    direct_async::register(m)?;
     direct_stream::register(m)?;
     models::register(m)?;
     Ok(())
