@@ -14,8 +14,11 @@ read back in order, so comparisons mean the same on both sides.
 """
 from __future__ import annotations
 
+import binascii
+import bisect
 import importlib
 import os
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +51,7 @@ from ferrograph.pregel._thread_format import (
     now_iso,
     saved_form,
     task_id,
+    task_id_of,
     task_path_str,
     task_statuses,
     tracked_arg,
@@ -157,6 +161,9 @@ class Persistence(ThreadStart):
         self.delta_histories: Any = None
         """The saver's histories of the delta keys of the checkpoint this run starts from,
         fetched by `astart` with the saver's async method."""
+        self._id_of_bytes: str | None = None
+        self._id_bytes = b""
+        """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
         self.call_names: list[str] = []
         """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
         of `versions_seen`, kept from checkpoint to checkpoint."""
@@ -200,6 +207,9 @@ class Persistence(ThreadStart):
         checkpoint_id = self.checkpoint["id"]
         ns = self.ns
         graph = self.graph
+        if not self.pending and not self.resume_map:  # (most steps: nothing saved to reuse)
+            self._name_fresh_tasks(tasks, step, checkpoint_id)
+            return
         statuses = task_statuses(self.pending) if self.pending else {}
         for t in tasks:
             task_ns = f"{ns}|{t.name}" if ns else t.name
@@ -234,6 +244,28 @@ class Persistence(ThreadStart):
                         key = interrupt_id(task_ns, 0)
                     if key in self.resume_map:
                         pad.resume.append(self.resume_map[key])
+
+    def _name_fresh_tasks(self, tasks: list[Task], step: int, checkpoint_id: str) -> None:
+        """`name_tasks` of a step with no saved writes or answers: each task gets its id
+        and an empty scratchpad. A pull task's id hashes bytes kept per node and namespace
+        (`_pull_id_parts`), so only the checkpoint's and the step's are made here."""
+        if checkpoint_id is not self._id_of_bytes:
+            self._id_bytes = binascii.unhexlify(checkpoint_id.replace("-", ""))
+            self._id_of_bytes = checkpoint_id
+        head = self._id_bytes
+        step_text = str(step)
+        step_bytes = step_text.encode()
+        parts = _pull_id_parts(self.graph, self.ns)
+        for t in tasks:
+            if t.path[0] == PULL:
+                before, after = parts.get(t.node_id) or _add_pull_id_parts(
+                    self.graph, self.ns, parts, t.node_id, t.name)
+                t.id = task_id_of(head + before + step_bytes + after)
+            else:
+                task_ns = f"{self.ns}|{t.name}" if self.ns else t.name
+                t.id = task_id(checkpoint_id, task_ns, step_text, t.name, PUSH,
+                               str(t.path[1]))
+            t.scratchpad = Scratchpad([], self)
 
     def task_writes(self, t: Task) -> list[tuple[str, Any]]:
         """A finished task's writes as LangGraph saves them: state keys, routes, sends and
@@ -388,6 +420,24 @@ class Persistence(ThreadStart):
             values = previous["channel_values"]
             versions = old_versions
             seen = previous["versions_seen"]
+        if not reset and not self.graph.delta_keys:  # (most steps: merged in Rust)
+            changed, updated, sends = rust.checkpoint_into(
+                names, wire_value(start_value), values, versions, seen,
+                self.graph.untracked_keys or None)
+            if sends:
+                values[TASKS] = [WireSend(node, tracked_arg(self.graph, arg))
+                                 for node, arg in sends]
+                name = names[rust.latest_version]
+                if versions.get(TASKS) != name:
+                    changed[TASKS] = name
+                    bisect.insort(updated, TASKS)
+                versions[TASKS] = name
+            else:
+                values.pop(TASKS, None)
+                versions.pop(TASKS, None)
+            self._finish_checkpoint(rust, source, step, values, versions, seen, changed,
+                                    updated, None, names, start_value)
+            return
         new_values, removed, new_versions, new_seen, sends = rust.checkpoint_changes(
             names, wire_value(start_value), reset)
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
@@ -413,20 +463,31 @@ class Persistence(ThreadStart):
                 seen[node] = row
             else:
                 seen.pop(node, None)
-        if self.interrupt_seen:
-            seen[INTERRUPT] = dict(self.interrupt_seen)
-        else:
-            seen.pop(INTERRUPT, None)
-        seen.setdefault(INPUT, {})
-        for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
-            seen.setdefault(name, {})
-        self._live_versions = versions
         # Channels this step wrote that hold something now (LangGraph's list).
         updated = sorted([c for c in changed if c in values])
         counters = None
         if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
             updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})
             counters = checkpoint_deltas(self, rust, values, changed, versions, source, step)
+        self._finish_checkpoint(rust, source, step, values, versions, seen, changed, updated,
+                                counters, names, start_value)
+
+    def _finish_checkpoint(self, rust: Run, source: str, step: int, values: dict[str, Any],
+                           versions: dict[str, Any], seen: dict[str, Any],
+                           changed: dict[str, Any], updated: list[str],
+                           counters: dict[str, Any] | None, names: list[Any],
+                           start_value: Any) -> None:
+        """The rest of `save`, once the kept dicts hold the run's state: the rows of
+        `versions_seen` the run does not keep, the checkpoint and its metadata, the put."""
+        if self.interrupt_seen:
+            seen[INTERRUPT] = dict(self.interrupt_seen)
+        elif INTERRUPT in seen:
+            del seen[INTERRUPT]
+        if INPUT not in seen:
+            seen[INPUT] = {}
+        for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
+            seen.setdefault(name, {})
+        self._live_versions = versions
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
             "id": checkpoint_id(step),
@@ -514,6 +575,30 @@ class Persistence(ThreadStart):
         writes, self.exit_writes = self.exit_writes, []
         for tid, ws, path in writes:
             self._put_writes(self._at_checkpoint(), ws, tid, path)
+
+
+_PULL_ID_PARTS: weakref.WeakKeyDictionary[Any, dict[str, dict[int, tuple[bytes, bytes]]]] = \
+    weakref.WeakKeyDictionary()
+"""Per graph and namespace, per node id: the bytes a pull task's id hashes before the step
+(its namespace) and after it (its name, `PULL` and its triggers), see `task_id`."""
+
+
+def _pull_id_parts(graph: Any, ns: str) -> dict[int, tuple[bytes, bytes]]:
+    by_ns = _PULL_ID_PARTS.get(graph)
+    if by_ns is None:
+        by_ns = _PULL_ID_PARTS[graph] = {}
+    parts = by_ns.get(ns)
+    if parts is None:
+        parts = by_ns[ns] = {}
+    return parts
+
+
+def _add_pull_id_parts(graph: Any, ns: str, parts: dict[int, tuple[bytes, bytes]],
+                       node_id: int, name: str) -> tuple[bytes, bytes]:
+    task_ns = f"{ns}|{name}" if ns else name
+    found = parts[node_id] = (task_ns.encode(),
+                              "".join((name, PULL, *graph.triggers[node_id])).encode())
+    return found
 
 
 def _serializes_at_once(saver_type: type) -> bool:
