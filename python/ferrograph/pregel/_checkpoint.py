@@ -18,7 +18,6 @@ import binascii
 import bisect
 import importlib
 import os
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -577,16 +576,12 @@ class Persistence(ThreadStart):
             self._put_writes(self._at_checkpoint(), ws, tid, path)
 
 
-_PULL_ID_PARTS: weakref.WeakKeyDictionary[Any, dict[str, dict[int, tuple[bytes, bytes]]]] = \
-    weakref.WeakKeyDictionary()
-"""Per graph and namespace, per node id: the bytes a pull task's id hashes before the step
-(its namespace) and after it (its name, `PULL` and its triggers), see `task_id`."""
-
-
 def _pull_id_parts(graph: Any, ns: str) -> dict[int, tuple[bytes, bytes]]:
-    by_ns = _PULL_ID_PARTS.get(graph)
+    """Per node id, the bytes a pull task's id hashes before the step (its namespace `ns`)
+    and after it (its name, `PULL` and its triggers), see `task_id`: kept on the graph."""
+    by_ns = graph.__dict__.get("_pull_id_parts")
     if by_ns is None:
-        by_ns = _PULL_ID_PARTS[graph] = {}
+        by_ns = graph._pull_id_parts = {}
     parts = by_ns.get(ns)
     if parts is None:
         parts = by_ns[ns] = {}
