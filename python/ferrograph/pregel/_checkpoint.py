@@ -484,8 +484,9 @@ class Persistence(ThreadStart):
             del seen[INTERRUPT]
         if INPUT not in seen:
             seen[INPUT] = {}
-        for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
-            seen.setdefault(name, {})
+        if self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
+            for name in self.call_names:
+                seen.setdefault(name, {})
         self._live_versions = versions
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
@@ -498,13 +499,17 @@ class Persistence(ThreadStart):
         }
         if _CHECK_CHECKPOINTS:
             _check_checkpoint(self, rust, names, start_value)
-        self.metadata = {"source": source, "step": step,
-                         "parents": dict(self.parents) if self.parent is not None
-                         else self.metadata.get("parents") or {}}
+        if self.parent is not None:
+            parents = dict(self.parents)
+        else:
+            parents = self.metadata.get("parents") or {}
+        self.metadata = {"source": source, "step": step, "parents": parents}
         if counters:
             self.metadata[COUNTERS] = counters
-        self.pending = []
-        self.exit_writes = []
+        if self.pending:
+            self.pending = []
+        if self.exit_writes:
+            self.exit_writes = []
         if self.durability != "exit":
             self._put(changed)
 
