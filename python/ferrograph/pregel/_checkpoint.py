@@ -640,6 +640,8 @@ def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
     if persistence.interrupt_seen:
         seen[INTERRUPT] = dict(persistence.interrupt_seen)
     seen.setdefault(INPUT, {})
+    for name in persistence.call_names:
+        seen.setdefault(name, {})
     if sends:
         values[TASKS] = [WireSend(node, tracked_arg(persistence.graph, arg)) for node, arg in sends]
         versions[TASKS] = names[rust.latest_version]
