@@ -312,3 +312,7 @@ class ChatStream:
 def new_checkpoint_id(step: int, last: int | None) -> tuple[str, int]:
     """LangGraph's `str(uuid6(clock_seq=step))`, later than timestamp `last`: `(id, its
     timestamp)`."""
+
+def new_checkpoint_stamp(step: int, last: int | None) -> tuple[str, str, int]:
+    """`new_checkpoint_id` and LangGraph's `ts` (`datetime.now(timezone.utc).isoformat()`)
+    from one clock reading: `(id, ts, id timestamp)`."""

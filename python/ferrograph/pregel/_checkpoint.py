@@ -41,13 +41,12 @@ from ferrograph.pregel._thread_format import (
     Versions,
     WireInterrupt,
     WireSend,
-    checkpoint_id,
+    checkpoint_id_and_time,
     copy_checkpoint,
     empty_checkpoint,
     engine_writes,
     interrupt_dict,
     interrupt_id,
-    now_iso,
     saved_form,
     task_id,
     task_id_of,
@@ -488,10 +487,11 @@ class Persistence(ThreadStart):
             for name in self.call_names:
                 seen.setdefault(name, {})
         self._live_versions = versions
+        new_id, ts = checkpoint_id_and_time(step)
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
-            "id": checkpoint_id(step),
-            "ts": now_iso(),
+            "id": new_id,
+            "ts": ts,
             "channel_values": values,
             "channel_versions": versions,
             "versions_seen": seen,

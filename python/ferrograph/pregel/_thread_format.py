@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.checkpoint.base import id as _uuid6_state
 from xxhash import xxh3_128_hexdigest
 
-from ferrograph._core import new_checkpoint_id
+from ferrograph._core import new_checkpoint_id, new_checkpoint_stamp
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
 from ferrograph.types import Command, Interrupt, Send
@@ -79,6 +79,13 @@ def checkpoint_id(step: int) -> str:
     text, _uuid6_state._last_v6_timestamp = new_checkpoint_id(
         step, _uuid6_state._last_v6_timestamp)
     return text
+
+
+def checkpoint_id_and_time(step: int) -> tuple[str, str]:
+    """`checkpoint_id(step)` and `now_iso()` from one reading of the clock."""
+    text, ts, _uuid6_state._last_v6_timestamp = new_checkpoint_stamp(
+        step, _uuid6_state._last_v6_timestamp)
+    return text, ts
 
 
 def interrupt_id(task_ns: str, answered: int) -> str:

@@ -27,28 +27,77 @@ fn uuid6_text(stamp: u64, step: i64, random: u64) -> String {
     )
 }
 
+/// The id's timestamp for `now_ns` (nanoseconds since the Unix epoch): later than `last`
+/// (the timestamp of the process's last id, None for none).
+fn uuid6_stamp(now_ns: u128, last: Option<u64>) -> u64 {
+    let stamp = (now_ns / 100) as u64 + GREGORIAN_OFFSET;
+    match last {
+        Some(last) if stamp <= last => last + 1,
+        _ => stamp,
+    }
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `datetime.fromtimestamp(micros / 1e6, timezone.utc).isoformat()` (no fraction on a whole
+/// second), for microseconds since the Unix epoch.
+fn iso_utc(micros: u128) -> String {
+    let (secs, fraction) = ((micros / 1_000_000) as i64, (micros % 1_000_000) as u32);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = (of_day / 3_600, of_day % 3_600 / 60, of_day % 60);
+    if fraction == 0 {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}+00:00")
+    } else {
+        format!(
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:06}+00:00"
+        )
+    }
+}
+
 /// A new checkpoint id for `step`, later than `last` (the timestamp of the process's last
 /// id, None for none): `(id, its timestamp)`; the caller keeps the timestamp as the new last.
 #[pyfunction]
 #[pyo3(signature = (step, last))]
 fn new_checkpoint_id(step: i64, last: Option<u64>) -> (String, u64) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| (d.as_nanos() / 100) as u64);
-    let mut stamp = now + GREGORIAN_OFFSET;
-    if let Some(last) = last {
-        if stamp <= last {
-            stamp = last + 1;
-        }
-    }
+    let stamp = uuid6_stamp(now_ns(), last);
     (
         uuid6_text(stamp, step, crate::task_id::random_bits()),
         stamp,
     )
 }
 
+/// `new_checkpoint_id` and the checkpoint's `ts` (LangGraph's
+/// `datetime.now(timezone.utc).isoformat()`) from one reading of the clock:
+/// `(id, ts, id timestamp)`.
+#[pyfunction]
+#[pyo3(signature = (step, last))]
+fn new_checkpoint_stamp(step: i64, last: Option<u64>) -> (String, String, u64) {
+    let now = now_ns();
+    let stamp = uuid6_stamp(now, last);
+    (
+        uuid6_text(stamp, step, crate::task_id::random_bits()),
+        iso_utc(now / 1_000),
+        stamp,
+    )
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(new_checkpoint_id, m)?)?;
+    m.add_function(wrap_pyfunction!(new_checkpoint_stamp, m)?)?;
     Ok(())
 }
 
@@ -62,5 +111,19 @@ mod tests {
         let text = uuid6_text(0x0123_4567_89AB_CDEF, 5, 0xABCD_EF01_2345);
         assert_eq!(text, "12345678-9abc-6def-8005-abcdef012345");
         assert_eq!(&uuid6_text(1, -1, 0)[19..23], "bfff");
+    }
+
+    #[test]
+    fn iso_utc_matches_python() {
+        // datetime.fromtimestamp(x, timezone.utc).isoformat()
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(
+            iso_utc(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001+00:00"
+        );
+        assert_eq!(
+            iso_utc(1_796_497_622_123_456),
+            "2026-12-05T19:07:02.123456+00:00"
+        );
     }
 }
