@@ -1,7 +1,8 @@
 """A checkpoint built from what changed since the last (`Run.checkpoint_into`, the dicts
 kept from step to step) equals one built from scratch (`Run.checkpoint`), through sends,
-barriers, deferred nodes, interrupts and resumes, updates, forks and each durability; and
-the saver gets dicts later checkpoints do not change."""
+barriers, deferred nodes, untracked keys, interrupts and resumes, updates, forks and each
+durability; the saver gets dicts later checkpoints do not change; checkpoint ids and times
+are made as LangGraph makes them."""
 
 from __future__ import annotations
 
