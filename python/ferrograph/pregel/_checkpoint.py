@@ -41,12 +41,14 @@ from ferrograph.pregel._thread_format import (
     Versions,
     WireInterrupt,
     WireSend,
+    add_pull_id_parts,
     checkpoint_id_and_time,
     copy_checkpoint,
     empty_checkpoint,
     engine_writes,
     interrupt_dict,
     interrupt_id,
+    pull_id_parts,
     saved_form,
     task_id,
     task_id_of,
@@ -246,17 +248,17 @@ class Persistence(ThreadStart):
     def _name_fresh_tasks(self, tasks: list[Task], step: int, checkpoint_id: str) -> None:
         """`name_tasks` of a step with no saved writes or answers: each task gets its id
         and an empty scratchpad. A pull task's id hashes bytes kept per node and namespace
-        (`_pull_id_parts`), so only the checkpoint's and the step's are made here."""
+        (`pull_id_parts`), so only the checkpoint's and the step's are made here."""
         if checkpoint_id is not self._id_of_bytes:
             self._id_bytes = binascii.unhexlify(checkpoint_id.replace("-", ""))
             self._id_of_bytes = checkpoint_id
         head = self._id_bytes
         step_text = str(step)
         step_bytes = step_text.encode()
-        parts = _pull_id_parts(self.graph, self.ns)
+        parts = pull_id_parts(self.graph, self.ns)
         for t in tasks:
             if t.path[0] == PULL:
-                before, after = parts.get(t.node_id) or _add_pull_id_parts(
+                before, after = parts.get(t.node_id) or add_pull_id_parts(
                     self.graph, self.ns, parts, t.node_id, t.name)
                 t.id = task_id_of(head + before + step_bytes + after)
             else:
@@ -498,7 +500,8 @@ class Persistence(ThreadStart):
             "updated_channels": None if source == "update" else updated,  # (LangGraph's)
         }
         if _CHECK_CHECKPOINTS:
-            _check_checkpoint(self, rust, names, start_value)
+            from ferrograph.pregel._checkpoint_check import check_checkpoint
+            check_checkpoint(self, rust, names, start_value)
         if self.parent is not None:
             parents = dict(self.parents)
         else:
@@ -581,26 +584,6 @@ class Persistence(ThreadStart):
             self._put_writes(self._at_checkpoint(), ws, tid, path)
 
 
-def _pull_id_parts(graph: Any, ns: str) -> dict[int, tuple[bytes, bytes]]:
-    """Per node id, the bytes a pull task's id hashes before the step (its namespace `ns`)
-    and after it (its name, `PULL` and its triggers), see `task_id`: kept on the graph."""
-    by_ns = graph.__dict__.get("_pull_id_parts")
-    if by_ns is None:
-        by_ns = graph._pull_id_parts = {}
-    parts = by_ns.get(ns)
-    if parts is None:
-        parts = by_ns[ns] = {}
-    return parts
-
-
-def _add_pull_id_parts(graph: Any, ns: str, parts: dict[int, tuple[bytes, bytes]],
-                       node_id: int, name: str) -> tuple[bytes, bytes]:
-    task_ns = f"{ns}|{name}" if ns else name
-    found = parts[node_id] = (task_ns.encode(),
-                              "".join((name, PULL, *graph.triggers[node_id])).encode())
-    return found
-
-
 def _serializes_at_once(saver_type: type) -> bool:
     """Whether the saver's `put` is that of LangGraph's `InMemorySaver`, `SqliteSaver` or
     `PostgresSaver`, which keep none of the checkpoint's dicts (they store its bytes before
@@ -624,31 +607,3 @@ _PUT_KEEPS_NOTHING: dict[type, bool] = {}
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 """Debugging: each checkpoint built from changes is compared with one built from scratch."""
-
-
-def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
-                      start_value: Any) -> None:
-    if persistence.graph.delta_keys:  # their values are not what the run holds
-        return
-    # From scratch (`reset`): all of it, nothing kept; what the next step reports is the
-    # change since now, which the kept dicts (just checked) equal.
-    values, _, versions, seen, sends = rust.checkpoint_changes(
-        names, wire_value(start_value), True)
-    seen = {node: row for node, row in seen.items() if row}
-    for key in persistence.graph.untracked_keys:
-        values.pop(key, None)
-    if persistence.interrupt_seen:
-        seen[INTERRUPT] = dict(persistence.interrupt_seen)
-    seen.setdefault(INPUT, {})
-    for name in persistence.call_names:
-        seen.setdefault(name, {})
-    if sends:
-        values[TASKS] = [WireSend(node, tracked_arg(persistence.graph, arg)) for node, arg in sends]
-        versions[TASKS] = names[rust.latest_version]
-    checkpoint = persistence.checkpoint
-    for field_name, full in (("channel_values", values), ("channel_versions", versions),
-                             ("versions_seen", seen)):
-        built = checkpoint[field_name]
-        if built.keys() != full.keys() or any(
-                built[k] is not full[k] and built[k] != full[k] for k in full):
-            raise AssertionError(f"checkpoint {field_name}: built {built!r}, full {full!r}")

@@ -72,6 +72,27 @@ def task_id_of(key: bytes) -> str:
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
+def pull_id_parts(graph: Any, ns: str) -> dict[int, tuple[bytes, bytes]]:
+    """Per node id, the bytes a pull task's id hashes before the step (its namespace `ns`)
+    and after it (its name, `PULL` and its triggers), see `task_id`: kept on the graph."""
+    by_ns = graph.__dict__.get("_pull_id_parts")
+    if by_ns is None:
+        by_ns = graph._pull_id_parts = {}
+    parts = by_ns.get(ns)
+    if parts is None:
+        parts = by_ns[ns] = {}
+    return parts
+
+
+def add_pull_id_parts(graph: Any, ns: str, parts: dict[int, tuple[bytes, bytes]],
+                      node_id: int, name: str) -> tuple[bytes, bytes]:
+    """Node `node_id`'s (`name`'s) entry of `pull_id_parts`, made and kept."""
+    task_ns = f"{ns}|{name}" if ns else name
+    found = parts[node_id] = (task_ns.encode(),
+                              "".join((name, PULL, *graph.triggers[node_id])).encode())
+    return found
+
+
 def checkpoint_id(step: int) -> str:
     """A new checkpoint id: LangGraph's `str(uuid6(clock_seq=step))` (a version 6 uuid of
     the time, the step and random bits, later than any it made before in this process:
