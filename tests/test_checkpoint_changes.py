@@ -1,7 +1,8 @@
-"""A checkpoint built from what changed since the last (`Run.checkpoint_changes`, the dicts
+"""A checkpoint built from what changed since the last (`Run.checkpoint_into`, the dicts
 kept from step to step) equals one built from scratch (`Run.checkpoint`), through sends,
-barriers, deferred nodes, interrupts and resumes, updates, forks and each durability; and
-the saver gets dicts later checkpoints do not change."""
+barriers, deferred nodes, untracked keys, interrupts and resumes, updates, forks and each
+durability; the saver gets dicts later checkpoints do not change; checkpoint ids and times
+are made as LangGraph makes them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langgraph.channels import UntrackedValue
 
 from ferrograph.checkpoint.memory import InMemorySaver
 from ferrograph.graph import END, START, StateGraph
@@ -164,3 +166,63 @@ def test_exit_durability_after_writes_that_fail_to_apply() -> None:
     sync_run = run_to_end("ferrograph", "clash", "sync")
     assert exit_run[0] == sync_run[0] == "InvalidUpdateError"
     assert exit_run[1] == sync_run[1][:1]
+
+
+class Fan(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+    scratch: Annotated[str, UntrackedValue]
+
+
+def fanout_graph(lib: str, saver: Any) -> Any:
+    """Sends, a join of two branches and a key LangGraph never saves (`UntrackedValue`)."""
+    mod = __import__(f"{lib}.graph", fromlist=["StateGraph"])
+    types = __import__(f"{lib}.types", fromlist=["Send"])
+    g = mod.StateGraph(Fan)
+    g.add_node("a", lambda s: {"log": ["a"], "scratch": "a"})
+    g.add_node("b", lambda s: {"log": ["b"]})
+    g.add_node("work", lambda s: {"log": s["log"]})
+    g.add_node("join", lambda s: {"log": ["join"], "scratch": "join"})
+    g.add_edge(mod.START, "a")
+    g.add_edge(mod.START, "b")
+    g.add_conditional_edges(
+        "a", lambda s: [types.Send("work", {"log": [f"w{i}"]}) for i in range(2)], ["work"])
+    g.add_edge(["work", "b"], "join")
+    return g.compile(checkpointer=saver)
+
+
+def test_checkpoints_with_sends_joins_and_untracked_keys() -> None:
+    # Each step's checkpoint merged from changes equals one built from scratch (the autouse
+    # fixture checks it); an untracked key has versions but never a saved value.
+    saver = InMemorySaver()
+    config = {"configurable": {"thread_id": "t"}}
+    out = fanout_graph("ferrograph", saver).invoke({"log": []}, config, durability="sync")
+    assert out["log"] == ["a", "b", "w0", "w1", "join"]
+    thread = saved_thread(saver, config)
+    assert len(thread) == 5
+    assert all("scratch" not in ck["values"] for ck in thread)
+    assert thread[0]["versions"]["scratch"] == 5
+    assert all(ck["updated"] == sorted(ck["updated"]) for ck in thread if ck["updated"])
+    assert ["__pregel_tasks" in ck["updated"] for ck in thread[::-1]] == [
+        False, False, True, False, False]
+
+
+def test_checkpoint_ids_and_times_are_langgraphs() -> None:
+    from datetime import datetime, timezone
+
+    from langgraph.checkpoint.base.id import uuid6
+
+    from ferrograph.pregel._thread_format import checkpoint_id, checkpoint_id_and_time
+
+    theirs = str(uuid6(clock_seq=7))
+    ours, ts = checkpoint_id_and_time(7)
+    after = checkpoint_id(-1)
+    for text, step in ((ours, 7), (after, -1)):
+        parsed = uuid.UUID(text)
+        assert parsed.version == 6 and str(parsed) == text
+        assert parsed.clock_seq == step & 0x3FFF
+    # Later than the last id either engine made in this process (LangGraph's rule).
+    assert theirs < ours < after < str(uuid6(clock_seq=1))
+    when = datetime.fromisoformat(ts)
+    assert when.tzinfo == timezone.utc
+    assert abs((datetime.now(timezone.utc) - when).total_seconds()) < 60
+    assert ts == when.isoformat()

@@ -70,6 +70,13 @@ class Run:
                list[tuple[str, Any]]]:
         """`(values, removed, versions, seen, sends)` changed since the last call (all of it
         with `reset`), in a checkpoint's terms; versions named by `version_names[v]`."""
+    def checkpoint_into(
+        self, version_names: list[Any], start_value: Any, values: dict[str, Any],
+        versions: dict[str, Any], seen: dict[str, dict[str, Any]],
+        untracked: frozenset[str] | None = None,
+    ) -> tuple[dict[str, Any], list[str], list[tuple[str, Any]]]:
+        """`checkpoint_changes` since the last call merged into a checkpoint's kept dicts
+        (updated in place); returns `(changed versions, sorted updated channels, sends)`."""
     @staticmethod
     def restore(
         plan: GraphPlan,
@@ -299,3 +306,13 @@ class ChatStream:
         """The batch there is, or None: then `waker()` runs once (from the network thread)
         when there is one. It must only schedule work."""
     def close(self) -> None: ...
+
+# -- checkpoint ids (rust/src/python/checkpoint_ids.rs) ------------------------------------
+
+def new_checkpoint_id(step: int, last: int | None) -> tuple[str, int]:
+    """LangGraph's `str(uuid6(clock_seq=step))`, later than timestamp `last`: `(id, its
+    timestamp)`."""
+
+def new_checkpoint_stamp(step: int, last: int | None) -> tuple[str, str, int]:
+    """`new_checkpoint_id` and LangGraph's `ts` (`datetime.now(timezone.utc).isoformat()`)
+    from one clock reading: `(id, ts, id timestamp)`."""

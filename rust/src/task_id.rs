@@ -46,6 +46,14 @@ fn format_id(prefix: u64, n: u64) -> String {
     )
 }
 
+static DRAWS: AtomicU64 = AtomicU64::new(0);
+
+/// 64 bits that differ from draw to draw and from process to process (the prefix mixed with
+/// a counter of their own), for the random part of checkpoint ids.
+pub fn random_bits() -> u64 {
+    mix(PREFIX.load(Ordering::Relaxed) ^ mix(DRAWS.fetch_add(1, Ordering::Relaxed)))
+}
+
 /// A new task id.
 pub fn next() -> String {
     format_id(

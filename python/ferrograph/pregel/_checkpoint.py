@@ -14,6 +14,8 @@ read back in order, so comparisons mean the same on both sides.
 """
 from __future__ import annotations
 
+import binascii
+import bisect
 import importlib
 import os
 from collections.abc import Iterable
@@ -39,15 +41,17 @@ from ferrograph.pregel._thread_format import (
     Versions,
     WireInterrupt,
     WireSend,
-    checkpoint_id,
+    add_pull_id_parts,
+    checkpoint_id_and_time,
     copy_checkpoint,
     empty_checkpoint,
     engine_writes,
     interrupt_dict,
     interrupt_id,
-    now_iso,
+    pull_id_parts,
     saved_form,
     task_id,
+    task_id_of,
     task_path_str,
     task_statuses,
     tracked_arg,
@@ -157,6 +161,9 @@ class Persistence(ThreadStart):
         self.delta_histories: Any = None
         """The saver's histories of the delta keys of the checkpoint this run starts from,
         fetched by `astart` with the saver's async method."""
+        self._id_of_bytes: str | None = None
+        self._id_bytes = b""
+        """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
         self.call_names: list[str] = []
         """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
         of `versions_seen`, kept from checkpoint to checkpoint."""
@@ -200,6 +207,9 @@ class Persistence(ThreadStart):
         checkpoint_id = self.checkpoint["id"]
         ns = self.ns
         graph = self.graph
+        if not self.pending and not self.resume_map:  # (most steps: nothing saved to reuse)
+            self._name_fresh_tasks(tasks, step, checkpoint_id)
+            return
         statuses = task_statuses(self.pending) if self.pending else {}
         for t in tasks:
             task_ns = f"{ns}|{t.name}" if ns else t.name
@@ -234,6 +244,28 @@ class Persistence(ThreadStart):
                         key = interrupt_id(task_ns, 0)
                     if key in self.resume_map:
                         pad.resume.append(self.resume_map[key])
+
+    def _name_fresh_tasks(self, tasks: list[Task], step: int, checkpoint_id: str) -> None:
+        """`name_tasks` of a step with no saved writes or answers: each task gets its id
+        and an empty scratchpad. A pull task's id hashes bytes kept per node and namespace
+        (`pull_id_parts`), so only the checkpoint's and the step's are made here."""
+        if checkpoint_id is not self._id_of_bytes:
+            self._id_bytes = binascii.unhexlify(checkpoint_id.replace("-", ""))
+            self._id_of_bytes = checkpoint_id
+        head = self._id_bytes
+        step_text = str(step)
+        step_bytes = step_text.encode()
+        parts = pull_id_parts(self.graph, self.ns)
+        for t in tasks:
+            if t.path[0] == PULL:
+                before, after = parts.get(t.node_id) or add_pull_id_parts(
+                    self.graph, self.ns, parts, t.node_id, t.name)
+                t.id = task_id_of(head + before + step_bytes + after)
+            else:
+                task_ns = f"{self.ns}|{t.name}" if self.ns else t.name
+                t.id = task_id(checkpoint_id, task_ns, step_text, t.name, PUSH,
+                               str(t.path[1]))
+            t.scratchpad = Scratchpad([], self)
 
     def task_writes(self, t: Task) -> list[tuple[str, Any]]:
         """A finished task's writes as LangGraph saves them: state keys, routes, sends and
@@ -388,6 +420,24 @@ class Persistence(ThreadStart):
             values = previous["channel_values"]
             versions = old_versions
             seen = previous["versions_seen"]
+        if not reset and not self.graph.delta_keys:  # (most steps: merged in Rust)
+            changed, updated, sends = rust.checkpoint_into(
+                names, wire_value(start_value), values, versions, seen,
+                self.graph.untracked_keys or None)
+            if sends:
+                values[TASKS] = [WireSend(node, tracked_arg(self.graph, arg))
+                                 for node, arg in sends]
+                name = names[rust.latest_version]
+                if versions.get(TASKS) != name:
+                    changed[TASKS] = name
+                    bisect.insort(updated, TASKS)
+                versions[TASKS] = name
+            else:
+                values.pop(TASKS, None)
+                versions.pop(TASKS, None)
+            self._finish_checkpoint(rust, source, step, values, versions, seen, changed,
+                                    updated, None, names, start_value)
+            return
         new_values, removed, new_versions, new_seen, sends = rust.checkpoint_changes(
             names, wire_value(start_value), reset)
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
@@ -413,38 +463,56 @@ class Persistence(ThreadStart):
                 seen[node] = row
             else:
                 seen.pop(node, None)
-        if self.interrupt_seen:
-            seen[INTERRUPT] = dict(self.interrupt_seen)
-        else:
-            seen.pop(INTERRUPT, None)
-        seen.setdefault(INPUT, {})
-        for name in self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
-            seen.setdefault(name, {})
-        self._live_versions = versions
         # Channels this step wrote that hold something now (LangGraph's list).
         updated = sorted([c for c in changed if c in values])
         counters = None
         if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
             updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})
             counters = checkpoint_deltas(self, rust, values, changed, versions, source, step)
+        self._finish_checkpoint(rust, source, step, values, versions, seen, changed, updated,
+                                counters, names, start_value)
+
+    def _finish_checkpoint(self, rust: Run, source: str, step: int, values: dict[str, Any],
+                           versions: dict[str, Any], seen: dict[str, Any],
+                           changed: dict[str, Any], updated: list[str],
+                           counters: dict[str, Any] | None, names: list[Any],
+                           start_value: Any) -> None:
+        """The rest of `save`, once the kept dicts hold the run's state: the rows of
+        `versions_seen` the run does not keep, the checkpoint and its metadata, the put."""
+        if self.interrupt_seen:
+            seen[INTERRUPT] = dict(self.interrupt_seen)
+        elif INTERRUPT in seen:
+            del seen[INTERRUPT]
+        if INPUT not in seen:
+            seen[INPUT] = {}
+        if self.call_names:  # tasks called from nodes (`ferrograph.func.task`)
+            for name in self.call_names:
+                seen.setdefault(name, {})
+        self._live_versions = versions
+        new_id, ts = checkpoint_id_and_time(step)
         self.checkpoint = {
             "v": CHECKPOINT_FORMAT,
-            "id": checkpoint_id(step),
-            "ts": now_iso(),
+            "id": new_id,
+            "ts": ts,
             "channel_values": values,
             "channel_versions": versions,
             "versions_seen": seen,
             "updated_channels": None if source == "update" else updated,  # (LangGraph's)
         }
         if _CHECK_CHECKPOINTS:
-            _check_checkpoint(self, rust, names, start_value)
-        self.metadata = {"source": source, "step": step,
-                         "parents": dict(self.parents) if self.parent is not None
-                         else self.metadata.get("parents") or {}}
+            from ferrograph.pregel._checkpoint_check import check_checkpoint
+            check_checkpoint(self, rust, names, start_value)
+        if self.parent is not None:
+            parents = dict(self.parents)
+        else:
+            parents = self.metadata.get("parents") or {}
+        self.metadata = {"source": source, "step": step, "parents": parents}
         if counters:
             self.metadata[COUNTERS] = counters
-        self.pending = []
-        self.exit_writes = []
+        if self.pending:
+            self.pending = []
+        if self.exit_writes:
+            self.exit_writes = []
         if self.durability != "exit":
             self._put(changed)
 
@@ -539,29 +607,3 @@ _PUT_KEEPS_NOTHING: dict[type, bool] = {}
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))
 """Debugging: each checkpoint built from changes is compared with one built from scratch."""
-
-
-def _check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
-                      start_value: Any) -> None:
-    if persistence.graph.delta_keys:  # their values are not what the run holds
-        return
-    # From scratch (`reset`): all of it, nothing kept; what the next step reports is the
-    # change since now, which the kept dicts (just checked) equal.
-    values, _, versions, seen, sends = rust.checkpoint_changes(
-        names, wire_value(start_value), True)
-    seen = {node: row for node, row in seen.items() if row}
-    for key in persistence.graph.untracked_keys:
-        values.pop(key, None)
-    if persistence.interrupt_seen:
-        seen[INTERRUPT] = dict(persistence.interrupt_seen)
-    seen.setdefault(INPUT, {})
-    if sends:
-        values[TASKS] = [WireSend(node, tracked_arg(persistence.graph, arg)) for node, arg in sends]
-        versions[TASKS] = names[rust.latest_version]
-    checkpoint = persistence.checkpoint
-    for field_name, full in (("channel_values", values), ("channel_versions", versions),
-                             ("versions_seen", seen)):
-        built = checkpoint[field_name]
-        if built.keys() != full.keys() or any(
-                built[k] is not full[k] and built[k] != full[k] for k in full):
-            raise AssertionError(f"checkpoint {field_name}: built {built!r}, full {full!r}")

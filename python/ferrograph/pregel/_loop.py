@@ -285,8 +285,11 @@ class GraphRun(TaskSetup, TaskOutcome, StepItems):
         items: list[Any] | tuple[()] = _NO_ITEMS
         if self._prepare_early:  # `tasks` or `debug` mode: the start items
             items = list(self._task_start_items([t for t in tasks if t.node_id != 0], step))
-        if self.saving is not None and any(t.saved_writes is not None for t in tasks):
-            items = [*items, *self._reused_items(tasks)]
+        if self.saving is not None:
+            for t in tasks:  # (a loop: no generator per step, as `any` would make)
+                if t.saved_writes is not None:
+                    items = [*items, *self._reused_items(tasks)]
+                    break
         return items, False
 
     def after_step(self, tasks: list[Task]) -> tuple[list[Any] | tuple[()], bool]:

@@ -21,7 +21,7 @@ from ferrograph.pregel._loop import GraphRun
 from ferrograph.pregel._outcome import raise_refused_answer
 from ferrograph.pregel._stream import CONTROL_NODE, Item
 from ferrograph.pregel._task import Step, Task
-from ferrograph.pregel._trace import end_trace, start_trace
+from ferrograph.pregel._trace import end_trace, report_resume, start_trace
 
 
 def batches(run: GraphRun) -> Iterator[list[Item]]:
@@ -94,9 +94,56 @@ class StartedTasks:
 
 
 def run_to_end(run: GraphRun) -> None:
-    """Runs `run` to its end (or breakpoint), dropping its items (`invoke`)."""
-    for _ in batches(run):
-        pass
+    """Runs `run` to its end (or breakpoint), dropping its items (`invoke`). A run that
+    streams nothing takes its steps without `supersteps`' generator (see `_steps_to_end`)."""
+    if run.spec.modes:
+        for _ in batches(run):
+            pass
+        return
+    channel = run.open_channel()
+    control = channel.producer(CONTROL_NODE, 0)
+    start_trace(run)
+    error: BaseException | None = None
+    try:
+        run.begin()
+        report_resume(run)
+        _steps_to_end(run, channel, control)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        channel.close()  # as in `batches`: producers still running fail
+        try:
+            run.ended(error)
+        except BaseException as e:
+            end_trace(run, e)
+            raise
+        end_trace(run, error)
+
+
+def _steps_to_end(run: GraphRun, channel: ChunkChannel, control: Any) -> None:
+    """`GraphRun.supersteps` without its items (a run that streams none makes only those it
+    drops: a breakpoint's, a reused task's)."""
+    graph = run.graph
+    while tasks := run.plan_step():
+        number = run.run.step
+        if run.before_step(tasks, number)[1]:
+            return
+        if graph.cache_policies:  # looked up in the cache first (see `_cache`)
+            for _ in run_step(run, Step(tasks, number), functools.partial(
+                    _execute, run, channel=channel, control=control, step=number)):
+                pass
+        elif len(tasks) == 1 and not graph.step_timeout:
+            t = tasks[0]  # most steps: the task runs right here (nothing streams live)
+            run.run_task(t)
+            if t.error is not None:
+                raise t.error
+        else:
+            for _ in _execute(run, tasks, channel, control, number):
+                pass
+        if run.after_step(tasks)[1]:
+            return
+    run.final_values = run.run.read(run.result_ids)
 
 
 def _execute(run: GraphRun, tasks: list[Task], channel: ChunkChannel, control: Any,

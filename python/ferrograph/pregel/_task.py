@@ -174,7 +174,8 @@ class TaskSetup:
     def _new_task(self, index: int, node_id: int, push: int | None, arg: Any,
                   step: int) -> Task:
         """A planned task, not prepared yet: a step's tasks are prepared as they start, so
-        the first of hundreds starts (and streams) without waiting for the others'."""
+        the first of hundreds starts (and streams) without waiting for the others'. A run
+        with a thread names its tasks afterwards (`Persistence.name_tasks`): no id here."""
         graph = self.graph
         name = graph.node_names[node_id]
         timeout = None
@@ -186,7 +187,8 @@ class TaskSetup:
             triggers = ("__pregel_push",)
             if type(arg) is TimedArg:  # a `Send`'s argument with a timeout of its own
                 arg, timeout = arg.arg, arg.timeout
-        task = Task(index, node_id, name, new_task_id(), path, triggers,
+        task = Task(index, node_id, name, "" if self.saving is not None else new_task_id(),
+                    path, triggers,
                     self.input if node_id == 0 else arg, None, graph.runners.get(name), step)
         if timeout is not None:
             task.timeout = timeout

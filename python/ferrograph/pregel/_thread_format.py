@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import dataclasses
 import importlib.util
-import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.checkpoint.base import id as _uuid6_state
 from xxhash import xxh3_128_hexdigest
 
+from ferrograph._core import new_checkpoint_id, new_checkpoint_stamp
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
 from ferrograph.types import Command, Interrupt, Send
@@ -62,23 +62,51 @@ def task_id(checkpoint_id: str, *parts: str) -> str:
     """LangGraph's task id: a uuid-shaped XXH3-128 of the checkpoint id and the task's
     namespace, step, name and path, so the same task of the same checkpoint has the same
     id in any process and either engine."""
-    digest = xxh3_128_hexdigest(binascii.unhexlify(checkpoint_id.replace("-", ""))
-                                + "".join(parts).encode())
+    return task_id_of(binascii.unhexlify(checkpoint_id.replace("-", ""))
+                      + "".join(parts).encode())
+
+
+def task_id_of(key: bytes) -> str:
+    """`task_id` of the bytes it hashes (the checkpoint id's 16, then the parts')."""
+    digest = xxh3_128_hexdigest(key)
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def pull_id_parts(graph: Any, ns: str) -> dict[int, tuple[bytes, bytes]]:
+    """Per node id, the bytes a pull task's id hashes before the step (its namespace `ns`)
+    and after it (its name, `PULL` and its triggers), see `task_id`: kept on the graph."""
+    by_ns = graph.__dict__.get("_pull_id_parts")
+    if by_ns is None:
+        by_ns = graph._pull_id_parts = {}
+    parts = by_ns.get(ns)
+    if parts is None:
+        parts = by_ns[ns] = {}
+    return parts
+
+
+def add_pull_id_parts(graph: Any, ns: str, parts: dict[int, tuple[bytes, bytes]],
+                      node_id: int, name: str) -> tuple[bytes, bytes]:
+    """Node `node_id`'s (`name`'s) entry of `pull_id_parts`, made and kept."""
+    task_ns = f"{ns}|{name}" if ns else name
+    found = parts[node_id] = (task_ns.encode(),
+                              "".join((name, PULL, *graph.triggers[node_id])).encode())
+    return found
 
 
 def checkpoint_id(step: int) -> str:
     """A new checkpoint id: LangGraph's `str(uuid6(clock_seq=step))` (a version 6 uuid of
     the time, the step and random bits, later than any it made before in this process:
-    the last time is LangGraph's own), without building a `UUID` on the way."""
-    stamp = time.time_ns() // 100 + 0x01B21DD213814000
-    last = _uuid6_state._last_v6_timestamp
-    if last is not None and stamp <= last:
-        stamp = last + 1
-    _uuid6_state._last_v6_timestamp = stamp
-    h = "%032x" % (((stamp >> 12) & 0xFFFFFFFFFFFF) << 80 | (0x6000 | stamp & 0x0FFF) << 64
-                   | (0x8000 | step & 0x3FFF) << 48 | random.getrandbits(48))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    the last time is LangGraph's own), made in Rust (`new_checkpoint_id`)."""
+    text, _uuid6_state._last_v6_timestamp = new_checkpoint_id(
+        step, _uuid6_state._last_v6_timestamp)
+    return text
+
+
+def checkpoint_id_and_time(step: int) -> tuple[str, str]:
+    """`checkpoint_id(step)` and `now_iso()` from one reading of the clock."""
+    text, ts, _uuid6_state._last_v6_timestamp = new_checkpoint_stamp(
+        step, _uuid6_state._last_v6_timestamp)
+    return text, ts
 
 
 def interrupt_id(task_ns: str, answered: int) -> str:

@@ -483,6 +483,133 @@ impl Run {
         )
     }
 
+    /// `checkpoint_changes` since the last call (not the first), merged into the kept dicts
+    /// of the newest checkpoint: `values` (`channel_values`), `versions`
+    /// (`channel_versions`) and `seen` (`versions_seen`) are updated in place, and
+    /// `(changed, updated, sends)` returned: `changed` the channel versions that changed
+    /// (`{name: version name}`), `updated` the sorted names of changed channels that hold a
+    /// value now (LangGraph's `updated_channels`), `sends` as `checkpoint_changes` gives them.
+    /// The state keys in `untracked` (LangGraph's `UntrackedValue`) get versions, never values.
+    #[pyo3(signature = (version_names, start_value, values, versions, seen, untracked=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn checkpoint_into<'py>(
+        &mut self,
+        py: Python<'py>,
+        version_names: Bound<'py, PyList>,
+        start_value: Py<PyAny>,
+        values: Bound<'py, PyDict>,
+        versions: Bound<'py, PyDict>,
+        seen: Bound<'py, PyDict>,
+        untracked: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let plan = &self.plan.get().plan;
+        let state = &self.state;
+        let mut reported = self
+            .reported
+            .take()
+            .ok_or_else(|| PyValueError::new_err("no checkpoint reported yet"))?;
+        let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
+            version_names
+                .get_item(v as usize)
+                .map_err(|_| PyValueError::new_err(format!("no name for channel version {v}")))
+        };
+        let changed = PyDict::new(py);
+        let mut updated: Vec<&str> = Vec::new();
+        let mut sources: Option<Vec<Vec<String>>> = None;
+        let start = plan.nodes[crate::plan::START_NODE].entry;
+        for (c, channel) in plan.channels.iter().enumerate() {
+            let version = state.channel_version(c);
+            if version == 0 {
+                continue;
+            }
+            let name = channel.name.as_str();
+            let version_changed = version != reported.versions[c];
+            if version_changed {
+                let named = name_of(version)?;
+                versions.set_item(name, &named)?;
+                changed.set_item(name, named)?;
+                reported.versions[c] = version;
+            }
+            if c < plan.keys {
+                if version_changed {
+                    match state.value(c) {
+                        Some(value) => {
+                            let skip = match &untracked {
+                                Some(keys) => keys.contains(name)?,
+                                None => false,
+                            };
+                            if !skip {
+                                values.set_item(name, value.bind(py))?;
+                                updated.push(name);
+                            }
+                        }
+                        None => {
+                            if values.contains(name)? {
+                                values.del_item(name)?;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let mark = state.mark(c);
+            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
+                continue;
+            }
+            let value = mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
+                sources.get_or_insert_with(|| barrier_sources(plan))[c].clone()
+            })?;
+            match value {
+                Some(value) => {
+                    values.set_item(name, value)?;
+                    if version_changed {
+                        updated.push(name);
+                    }
+                }
+                None => {
+                    if values.contains(name)? {
+                        values.del_item(name)?;
+                    }
+                }
+            }
+            reported.marks[c] = mark;
+        }
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let now = state.seen_versions(n);
+            if reported.seen[n].as_slice() == now {
+                continue;
+            }
+            let node_seen = PyDict::new(py);
+            for (&c, &v) in node.triggers.iter().zip(now) {
+                if v != 0 {
+                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
+                }
+            }
+            let node_name = node.name.as_str();
+            if !node_seen.is_empty() {
+                seen.set_item(node_name, node_seen)?;
+            } else if seen.contains(node_name)? {
+                seen.del_item(node_name)?;
+            }
+            reported.seen[n].clear();
+            reported.seen[n].extend_from_slice(now);
+        }
+        self.reported = Some(reported);
+        updated.sort_unstable();
+        let sends = PyList::empty(py);
+        for (node, arg) in state.sends() {
+            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
+        }
+        PyTuple::new(
+            py,
+            [
+                changed.into_any(),
+                PyList::new(py, updated)?.into_any(),
+                sends.into_any(),
+            ],
+        )
+    }
+
     /// A run continuing from a checkpoint saved at `step`: `channel_values` as
     /// `checkpoint()` returns them, versions as integers (`channel_versions[name]`,
     /// `versions_seen[node][channel]`), `sends` as `[(node id, arg), ...]`. Channels and

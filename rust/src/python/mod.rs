@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+mod checkpoint_ids;
 mod chunks;
 mod crew;
 mod direct;
@@ -14,6 +15,7 @@ mod models;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     engine::register(m)?;
+    checkpoint_ids::register(m)?;
     chunks::register(m)?;
     crew::register(m)?;
     direct::register(m)?;

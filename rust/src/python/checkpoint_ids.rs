@@ -1,0 +1,129 @@
+//! Checkpoint ids: LangGraph's `str(uuid6(clock_seq=step))` made in one call.
+//!
+//! A checkpointed run makes an id every superstep (task ids hash it), so the text is built
+//! here rather than from a Python integer. The timestamp rule is LangGraph's: 100 ns ticks
+//! since the Gregorian epoch, and always later than the last id the process made, whose
+//! timestamp the caller keeps (in LangGraph's own module, shared by both engines).
+
+use pyo3::prelude::*;
+
+/// 100 ns ticks between the Gregorian epoch (1582-10-15) and the Unix one.
+const GREGORIAN_OFFSET: u64 = 0x01B2_1DD2_1381_4000;
+
+/// The id's text for `stamp` (100 ns ticks), `step` (its low 14 bits) and 48 random bits.
+fn uuid6_text(stamp: u64, step: i64, random: u64) -> String {
+    let value: u128 = (u128::from((stamp >> 12) & 0xFFFF_FFFF_FFFF) << 80)
+        | (u128::from(0x6000 | (stamp & 0x0FFF)) << 64)
+        | (u128::from(0x8000 | (step as u64 & 0x3FFF)) << 48)
+        | u128::from(random & 0xFFFF_FFFF_FFFF);
+    let h = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The id's timestamp for `now_ns` (nanoseconds since the Unix epoch): later than `last`
+/// (the timestamp of the process's last id, None for none).
+fn uuid6_stamp(now_ns: u128, last: Option<u64>) -> u64 {
+    let stamp = (now_ns / 100) as u64 + GREGORIAN_OFFSET;
+    match last {
+        Some(last) if stamp <= last => last + 1,
+        _ => stamp,
+    }
+}
+
+fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// `datetime.fromtimestamp(micros / 1e6, timezone.utc).isoformat()` (no fraction on a whole
+/// second), for microseconds since the Unix epoch.
+fn iso_utc(micros: u128) -> String {
+    let (secs, fraction) = ((micros / 1_000_000) as i64, (micros % 1_000_000) as u32);
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hour, minute, second) = (of_day / 3_600, of_day % 3_600 / 60, of_day % 60);
+    if fraction == 0 {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}+00:00")
+    } else {
+        format!(
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{fraction:06}+00:00"
+        )
+    }
+}
+
+/// A new checkpoint id for `step`, later than `last` (the timestamp of the process's last
+/// id, None for none): `(id, its timestamp)`; the caller keeps the timestamp as the new last.
+#[pyfunction]
+#[pyo3(signature = (step, last))]
+fn new_checkpoint_id(step: i64, last: Option<u64>) -> (String, u64) {
+    let stamp = uuid6_stamp(now_ns(), last);
+    (
+        uuid6_text(stamp, step, crate::task_id::random_bits()),
+        stamp,
+    )
+}
+
+/// `new_checkpoint_id` and the checkpoint's `ts` (LangGraph's
+/// `datetime.now(timezone.utc).isoformat()`) from one reading of the clock:
+/// `(id, ts, id timestamp)`.
+#[pyfunction]
+#[pyo3(signature = (step, last))]
+fn new_checkpoint_stamp(step: i64, last: Option<u64>) -> (String, String, u64) {
+    let now = now_ns();
+    let stamp = uuid6_stamp(now, last);
+    (
+        uuid6_text(stamp, step, crate::task_id::random_bits()),
+        iso_utc(now / 1_000),
+        stamp,
+    )
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(new_checkpoint_id, m)?)?;
+    m.add_function(wrap_pyfunction!(new_checkpoint_stamp, m)?)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_matches_langgraph_layout() {
+        // uuid6 fields: time_high 48 bits, version 6 + time_low 12, variant + clock_seq 14.
+        let text = uuid6_text(0x0123_4567_89AB_CDEF, 5, 0xABCD_EF01_2345);
+        assert_eq!(text, "12345678-9abc-6def-8005-abcdef012345");
+        assert_eq!(&uuid6_text(1, -1, 0)[19..23], "bfff");
+    }
+
+    #[test]
+    fn iso_utc_matches_python() {
+        // datetime.fromtimestamp(x, timezone.utc).isoformat()
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(
+            iso_utc(951_782_400_000_001),
+            "2000-02-29T00:00:00.000001+00:00"
+        );
+        assert_eq!(
+            iso_utc(1_796_497_622_123_456),
+            "2026-12-05T19:07:02.123456+00:00"
+        );
+    }
+}
