@@ -910,6 +910,74 @@ def test_pending_writes_of_a_failed_step_are_kept(candidate: Lib, oracle: Lib) -
     assert expected["calls"] == ["a", "b", "b"]
 
 
+@pytest.mark.parametrize("how", ["invoke", "ainvoke"])
+def test_pending_writes_keep_a_finished_tasks_routes_and_sends(how: str, candidate: Lib,
+                                                              oracle: Lib) -> None:
+    """A task whose router sends work finished in a step that then failed: its saved writes
+    hold its routes and `Send`s, so the resumed run sends them without running it again."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    class WatchedSaver(InMemorySaver):
+        """InMemorySaver that signals when node a's writes are saved."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.a_saved = threading.Event()
+
+        def put_writes(self, config: Any, writes: Any, task_id: str,
+                       task_path: str = "") -> None:
+            super().put_writes(config, writes, task_id, task_path)
+            if any(channel == "k" for channel, _ in writes):
+                self.a_saved.set()
+
+    def run(lib: Lib) -> Any:
+        calls: list[str] = []
+        broken = [True]
+        checkpointer = WatchedSaver()
+
+        def b(state: Log) -> dict[str, Any]:
+            calls.append("b")
+            if broken[0]:
+                checkpointer.a_saved.wait(WAIT)  # a's writes pending when b fails
+                raise ValueError("b is broken")
+            return {"log": ["b"]}
+
+        def a(state: Log) -> dict[str, Any]:
+            calls.append("a")
+            return {"k": "from a", "log": ["a"]}
+
+        def worker(item: Any) -> dict[str, Any]:
+            calls.append(f"worker {item}")
+            return {"log": [f"worker {item}"]}
+
+        graph = (lib.StateGraph(Log)
+                 .add_node("a", a)
+                 .add_node("b", b)
+                 .add_node("worker", worker)
+                 .add_node("after", lambda s: {"log": ["after"]})
+                 .add_edge(lib.START, "a")
+                 .add_edge(lib.START, "b")
+                 .add_conditional_edges(
+                     "a", lambda s: [lib.Send("worker", 1), lib.Send("worker", 2), "after"])
+                 .compile(checkpointer=checkpointer))
+        def call(input: Any) -> Any:
+            if how == "ainvoke":
+                return asyncio.run(graph.ainvoke(input, thread()))
+            return graph.invoke(input, thread())
+
+        seen: dict[str, Any] = {"failed": attempt(lambda: call({"log": []}))}
+        pending = checkpointer.get_tuple(thread()).pending_writes
+        seen["pending"] = sorted((channel, repr(value)) for _, channel, value in pending)
+        broken[0] = False
+        seen["resumed"] = attempt(lambda: call(None))
+        seen["calls"] = sorted(calls)
+        seen["state"] = graph.get_state(thread()).values
+        return seen
+
+    expected = check(run, candidate, oracle)
+    assert expected["calls"] == ["a", "b", "b", "worker 1", "worker 2"]
+
+
 # ============================================================================ 8 errors
 
 

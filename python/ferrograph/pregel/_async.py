@@ -332,6 +332,7 @@ class AsyncDriver:
         if t.name in run.graph.branches:
             await abranch_writes(run.graph, t.name, t.config, run.run.read(None), t.writes,
                                  output, run.router_managed(t))
+        run.task_done(t)
         run.emit_output(t, output)
 
 

@@ -67,6 +67,7 @@ class TaskOutcome:
         if t.name in self.graph.branches:
             branch_writes(self.graph, t.name, t.config, self.run.read(None), t.writes,
                           t.input if t.runner is None else output, self.router_managed(t))
+        self.task_done(t)
         self.emit_output(t, output)
 
     def router_managed(self, t: Task) -> dict[str, Any] | None:
@@ -95,6 +96,10 @@ class TaskOutcome:
         if self._wants_updates:
             t.update = update_payload(result_writes, self.output_name_set, self.single_key)
         t.writes = writes
+
+    def task_done(self, t: Task) -> None:
+        """After its routers (whose routes and `Send`s are among its writes, saved with
+        them as LangGraph saves them): the task's writes saved, `node_finished` told."""
         if self.saving is not None:
             self.saving.task_ended(t)
         if self.node_finished is not None and t.node_id != 0:
