@@ -8,6 +8,7 @@ mod direct;
 mod direct_stream;
 mod engine;
 mod models;
+mod task_config;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
