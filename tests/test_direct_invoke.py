@@ -347,3 +347,64 @@ def test_a_run_runtime_is_a_frozen_runtime() -> None:
     assert made == Runtime(context="ctx", store="store", control=control)
     with pytest.raises(FrozenInstanceError):
         made.context = "other"  # type: ignore[misc]
+
+
+def _task_config_orders(graph: Any, seen: list[tuple[str, dict[str, Any]]], config: Any,
+                        how: str) -> list[tuple[str, list[str], list[str], list[str]]]:
+    """Per task of one run of `graph` (`invoke` or `stream` of `updates`), whose nodes append
+    `(name, get_config())` to `seen`: the node and the key order of the config it saw, its
+    `metadata` and its `configurable`."""
+    seen.clear()
+    if how == "invoke":
+        graph.invoke({"log": [], "item": 0}, config)
+    else:
+        list(graph.stream({"log": [], "item": 0}, config, stream_mode="updates"))
+    configs = [c for _, c in seen]
+    assert all(type(c) is dict for c in configs)
+    assert len({id(c) for c in configs}) == len({id(c["metadata"]) for c in configs}) \
+        == len({id(c["configurable"]) for c in configs}) == len(configs)  # new dicts each
+    return [(name, list(c), list(c["metadata"]), list(c["configurable"])) for name, c in seen]
+
+
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_task_configs_keep_their_key_order(graph_runs: list[str], how: str) -> None:
+    """What a node's `get_config()` returns is a new dict per task whose keys come in the
+    order they always have on the direct driver (what printing a config shows), for pull and
+    push tasks, with and without the run's own metadata and `checkpoint_ns`."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def plain(state: Seen) -> dict[str, Any]:
+        seen.append(("plain", get_config()))
+        return {"log": ["plain"]}
+
+    def worker(item: int) -> dict[str, Any]:
+        seen.append(("worker", get_config()))
+        return {"log": [item]}
+
+    b = StateGraph(Seen)
+    b.add_node("plain", plain)
+    b.add_node("worker", worker)
+    b.add_edge(START, "plain")
+    b.add_conditional_edges("plain", lambda s: [Send("worker", 1), Send("worker", 2)])
+    graph = b.compile()
+    run_keys = ["tags", "metadata", "callbacks", "recursion_limit", "configurable"]
+    task_keys = ["__pregel_runtime", "__ferrograph_run", "__ferrograph_task", "checkpoint_ns",
+                 "__pregel_task_id"]
+    pull = ["langgraph_node", "langgraph_triggers", "langgraph_path", "langgraph_step",
+            "langgraph_checkpoint_ns"]
+    push = ["langgraph_node", "langgraph_triggers", "langgraph_step", "langgraph_path",
+            "langgraph_checkpoint_ns"]
+    assert _task_config_orders(graph, seen, None, how) == [
+        ("plain", run_keys, pull, task_keys),
+        ("worker", run_keys, push, task_keys), ("worker", run_keys, push, task_keys)]
+    config = {"metadata": {"team": "core"},
+              "configurable": {"thread_id": "t", "checkpoint_ns": "", "user": "ada"}}
+    # The caller's `checkpoint_ns` keeps its place (and goes into the metadata, as LangGraph).
+    caller_keys = ["thread_id", "checkpoint_ns", "user",
+                   *(k for k in task_keys if k != "checkpoint_ns")]
+    run_metadata = ["team", "checkpoint_ns", "thread_id"]
+    assert _task_config_orders(graph, seen, config, how) == [
+        ("plain", run_keys, [*run_metadata, *pull], caller_keys),
+        ("worker", run_keys, [*run_metadata, *push], caller_keys),
+        ("worker", run_keys, [*run_metadata, *push], caller_keys)]
+    assert graph_runs == []

@@ -110,8 +110,7 @@ def invoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     questions: list[Any] = []
     try:
         result = graph.direct.invoke(
-            graph, input, strict, graph.start_values(), limit,
-            {**without_run_ids(config), "callbacks": None},
+            graph, input, strict, graph.start_values(), limit, _task_config_base(config),
             configurable, metadata, result_ids, config.get("max_concurrency") or None,
             stop_check, run_control, questions)
     except OutOfSteps:
@@ -151,6 +150,16 @@ def result_key_ids(graph: CompiledStateGraph, result_keys: Sequence[str] | None)
         if key not in graph.key_ids:
             raise ValueError(f"Key {key} not in channels")
     return [graph.key_ids[k] for k in result_keys]
+
+
+def _task_config_base(config: dict[str, Any]) -> dict[str, Any]:
+    """What each task's config is copied from (the Rust side copies it, never changes it):
+    the run's config without its run ids and with `callbacks` None; `config` itself when it
+    is that already (most runs: `_run_config` made it for this run)."""
+    base = without_run_ids(config)
+    if base is config and "callbacks" in config and config["callbacks"] is None:
+        return config
+    return {**base, "callbacks": None}
 
 
 def _run_args(graph: CompiledStateGraph, config: dict[str, Any], context: Any,
@@ -202,7 +211,7 @@ def stream_direct(graph: CompiledStateGraph, input: Any, config: dict[str, Any],
     strict, configurable, metadata, run_control = _run_args(graph, config, context, control)
     run = DirectStream(
         graph.direct, graph, input, strict, graph.start_values(), limit,
-        {**without_run_ids(config), "callbacks": None}, configurable, metadata,
+        _task_config_base(config), configurable, metadata,
         graph.default_output[1], "updates" in modes, "values" in modes,
         config.get("max_concurrency") or None, run_control, [])
     return _direct_batches(run, limit)

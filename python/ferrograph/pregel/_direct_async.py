@@ -22,9 +22,9 @@ from langchain_core.runnables.config import var_child_runnable_config
 from ferrograph._core import ConcurrentUpdate, DirectAsyncGraph, DirectAsyncRun, OutOfSteps
 from ferrograph.config import CONFIG_KEY_TIMEOUT
 from ferrograph.pregel._call import raised_by_the_node
-from ferrograph.pregel._direct import _run_args, result_key_ids, with_pause
+from ferrograph.pregel._direct import _run_args, _task_config_base, result_key_ids, with_pause
 from ferrograph.pregel._errors import concurrent_update_error, recursion_error
-from ferrograph.pregel._task import recursion_limit, without_run_ids
+from ferrograph.pregel._task import recursion_limit
 from ferrograph.pregel._write import TimedArg
 from ferrograph.runtime import RunControl
 
@@ -68,7 +68,7 @@ async def ainvoke_direct(graph: CompiledStateGraph, input: Any, config: dict[str
     questions: list[Any] = []
     run = DirectAsyncRun(
         graph.direct_async, graph, input, strict, graph.start_values(), limit,
-        {**without_run_ids(config), "callbacks": None}, configurable, metadata, result_ids,
+        _task_config_base(config), configurable, metadata, result_ids,
         run_control, questions)
     try:
         while (tasks := run.next_step()) is not None:

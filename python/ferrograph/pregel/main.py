@@ -135,6 +135,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         self.delta_reducers = {k.name: k.reducer for k in keys if k.delta is not None}
         self._start = [k.start for k in keys]
         self._no_starts = all(start is None for start in self._start)
+        self._none_starts = (None,) * len(keys)
         self.output_keys = [k.name for k in read_schema(builder.output_schema)]
         ids = [self.key_ids[k] for k in self.key_names]
         self.default_output = (list(self.key_names), ids, frozenset(ids),
@@ -228,10 +229,11 @@ class CompiledStateGraph(Runnable[Any, Any]):
 
     # -- what the run loop asks of the graph -------------------------------------------------
 
-    def start_values(self) -> list[Any]:
-        """Each key's value before the run writes it (fresh per run: a reducer's start)."""
-        if self._no_starts:  # no reducer with a start value: no list to walk
-            return [None] * len(self._start)
+    def start_values(self) -> Sequence[Any]:
+        """Each key's value before the run writes it (fresh per run: a reducer's start), for
+        the Rust side to read (it copies them)."""
+        if self._no_starts:  # no reducer with a start value: every run reads the same Nones
+            return self._none_starts
         return [start() if start is not None else None for start in self._start]
 
     def _context(self, context: Any, config: RunnableConfig) -> Any:

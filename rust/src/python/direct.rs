@@ -21,10 +21,11 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use super::crew::{Crew, CrewWork, StepCrew};
 use super::engine::{apply_error, engine_write, read_state, GraphPlan, OutOfSteps, PyReducers};
+use super::task_config::{prime_configurable, task_config, ConfigVar, NodeConfig, RunConfig};
 use crate::plan::START_NODE;
 use crate::schedule::{RunState, Task, TaskPath, TaskWrites, Write};
 use crate::task_id;
@@ -57,11 +58,8 @@ pub(super) struct DirectNode {
     input_ids: Vec<usize>,
     /// Turns the input dict into the node's input schema object (Pydantic, dataclass).
     coerce: Option<Py<PyAny>>,
-    /// Task metadata of a pull task (the node's own metadata and the `langgraph_*` keys that
-    /// do not change between its tasks); copied per task.
-    pull_metadata: Py<PyDict>,
-    /// The same for a push task (`Send`), whose `langgraph_path` is set per task.
-    push_metadata: Py<PyDict>,
+    /// What its tasks' configs are made from.
+    config: NodeConfig,
     /// The node has conditional edges, evaluated by `branch_writes`.
     branches: bool,
 }
@@ -86,7 +84,7 @@ pub struct DirectGraph {
 #[pyo3(from_item_all)]
 pub(super) struct Hooks {
     /// langchain-core's `var_child_runnable_config`.
-    context_var: Py<PyAny>,
+    context_var: ConfigVar,
     /// `pregel._write.map_input(graph, value, strict)`.
     map_input: Py<PyAny>,
     /// `pregel._write.output_writes(graph, name, output)` -> `(writes, pairs)`.
@@ -160,14 +158,7 @@ pub(super) struct RunArgs<'py> {
     pub(super) input: Bound<'py, PyAny>,
     /// Who the run is for: the graph and how its input is checked.
     pub(super) caller: Caller,
-    /// The run's config with `callbacks` cleared; `metadata` and `configurable` are replaced.
-    pub(super) config: Bound<'py, PyDict>,
-    /// `configurable` less the task's own entries (`checkpoint_ns`, `__pregel_task_id`): the
-    /// caller's, the run's `Runtime` (`__pregel_runtime`), and `__ferrograph_run` /
-    /// `__ferrograph_task` set to None (no `GraphRun`, no streaming).
-    pub(super) configurable: Bound<'py, PyDict>,
-    /// Run metadata that goes under every task's own (None: there is none).
-    pub(super) metadata: Option<Bound<'py, PyDict>>,
+    pub(super) config: RunConfig<'py>,
 }
 
 /// One task, ready to run: what the node is called with.
@@ -208,23 +199,29 @@ impl DirectGraph {
                 |(
                     (call, plain, input_ids, coerce, pull_metadata, push_metadata, branches),
                     node,
-                )| DirectNode {
-                    name: PyString::intern(py, &node.name).unbind(),
-                    call: call.map(|f| {
-                        if plain {
-                            NodeCall::Plain(f)
-                        } else {
-                            NodeCall::Runner(f)
-                        }
-                    }),
-                    input_ids,
-                    coerce,
-                    pull_metadata,
-                    push_metadata,
-                    branches,
+                )| {
+                    Ok(DirectNode {
+                        name: PyString::intern(py, &node.name).unbind(),
+                        call: call.map(|f| {
+                            if plain {
+                                NodeCall::Plain(f)
+                            } else {
+                                NodeCall::Runner(f)
+                            }
+                        }),
+                        input_ids,
+                        coerce,
+                        config: NodeConfig::new(
+                            py,
+                            &node.name,
+                            pull_metadata.bind(py),
+                            push_metadata.bind(py),
+                        )?,
+                        branches,
+                    })
                 },
             )
-            .collect();
+            .collect::<PyResult<_>>()?;
         Ok(DirectGraph {
             plan,
             nodes,
@@ -276,12 +273,15 @@ impl DirectGraph {
                 plan.keys
             )));
         }
+        prime_configurable(&configurable)?;
         let run = RunArgs {
             input,
             caller,
-            config,
-            configurable,
-            metadata: metadata.filter(|m| !m.is_empty()),
+            config: RunConfig {
+                config,
+                configurable,
+                metadata: metadata.filter(|m| !m.is_empty()),
+            },
         };
         // A `RunControl` itself (not a subclass, which may answer `drain_requested` its own
         // way): its property is `_drain_reason is not None`, read here without the call.
@@ -344,7 +344,8 @@ impl DirectGraph {
         step: i64,
     ) -> PyResult<Prepared> {
         let node = &self.nodes[task.node];
-        let id = PyString::new(py, &task_id::next());
+        let id_text = task_id::next_id();
+        let id = PyString::new(py, id_text.as_str());
         let input = match task.path {
             TaskPath::Push(index) => state.send_arg(index).clone_ref(py),
             TaskPath::Pull(_) if task.node == START_NODE => run.input.clone().unbind(),
@@ -375,7 +376,18 @@ impl DirectGraph {
         let config = if task.node == START_NODE && !node.branches {
             None
         } else {
-            Some(self.task_config(py, run, node, &task, &id, step)?.unbind())
+            Some(
+                task_config(
+                    py,
+                    &run.config,
+                    &node.config,
+                    task.path,
+                    &id,
+                    &id_text,
+                    step,
+                )?
+                .unbind(),
+            )
         };
         Ok(Prepared {
             task,
@@ -384,52 +396,6 @@ impl DirectGraph {
             config,
             state: state_now,
         })
-    }
-
-    /// The config a task's node sees: the run's, with the task's metadata and identifiers.
-    fn task_config<'py>(
-        &self,
-        py: Python<'py>,
-        run: &RunArgs<'py>,
-        node: &DirectNode,
-        task: &Task,
-        id: &Bound<'py, PyString>,
-        step: i64,
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let checkpoint_ns = PyString::new(py, &format!("{}:{}", node.name.bind(py), id));
-        let template = match task.path {
-            TaskPath::Pull(_) => node.pull_metadata.bind(py),
-            TaskPath::Push(_) => node.push_metadata.bind(py),
-        };
-        // Task keys win over the node's metadata, which wins over the run's.
-        let metadata = match &run.metadata {
-            Some(base) => {
-                let merged = base.copy()?;
-                merged.update(template.as_mapping())?;
-                merged
-            }
-            None => template.copy()?,
-        };
-        metadata.set_item(intern!(py, "langgraph_step"), step)?;
-        if let TaskPath::Push(index) = task.path {
-            let path = PyTuple::new(
-                py,
-                [
-                    intern!(py, "__pregel_push").clone().into_any(),
-                    index.into_pyobject(py)?.into_any(),
-                    false.into_pyobject(py)?.to_owned().into_any(),
-                ],
-            )?;
-            metadata.set_item(intern!(py, "langgraph_path"), path)?;
-        }
-        metadata.set_item(intern!(py, "langgraph_checkpoint_ns"), &checkpoint_ns)?;
-        let configurable = run.configurable.copy()?;
-        configurable.set_item(intern!(py, "checkpoint_ns"), checkpoint_ns)?;
-        configurable.set_item(intern!(py, "__pregel_task_id"), id)?;
-        let config = run.config.copy()?;
-        config.set_item(intern!(py, "metadata"), metadata)?;
-        config.set_item(intern!(py, "configurable"), configurable)?;
-        Ok(config)
     }
 
     /// Runs a prepared task: calls its node and turns what it returned (and its conditional
@@ -517,10 +483,10 @@ impl DirectGraph {
         let output = match (&node.call, config) {
             (None, _) => self.map_input(py, caller, input)?,
             (Some(NodeCall::Plain(f)), Some(config)) => {
-                let var = self.hooks.context_var.bind(py);
-                let token = var.call_method1(intern!(py, "set"), (config,))?;
-                let output = f.bind(py).call1((input,));
-                var.call_method1(intern!(py, "reset"), (token,))?;
+                let output = self
+                    .hooks
+                    .context_var
+                    .call_in(config, || f.bind(py).call1((input,)))?;
                 match output {
                     Ok(output) => output,
                     // A `Command(graph=PARENT)` from a graph the node called is this node's

@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use super::direct::{Caller, DirectGraph, Prepared, RunArgs, Writes};
 use super::engine::{apply_error, read_state, OutOfSteps, PyReducers};
+use super::task_config::{prime_configurable, RunConfig};
 use crate::schedule::{RunState, TaskPath, TaskWrites};
 
 /// How a node is awaited.
@@ -125,6 +126,7 @@ impl DirectAsyncRun {
                 "initial values or result keys do not match the graph",
             ));
         }
+        prime_configurable(configurable.bind(py))?;
         let state = RunState::new(plan, initial, recursion_limit);
         let plain_control = control
             .as_ref()
@@ -183,9 +185,11 @@ impl DirectAsyncRun {
             let run = RunArgs {
                 input: self.input.bind(py).clone(),
                 caller: self.caller.clone_ref(py),
-                config: self.config.bind(py).clone(),
-                configurable: self.configurable.bind(py).clone(),
-                metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
+                config: RunConfig {
+                    config: self.config.bind(py).clone(),
+                    configurable: self.configurable.bind(py).clone(),
+                    metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
+                },
             };
             let mut prepared = {
                 let state = self.state.lock();

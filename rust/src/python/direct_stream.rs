@@ -23,6 +23,7 @@ use super::direct::{
     SIGNAL_CHECK_INTERVAL,
 };
 use super::engine::{apply_error, read_state, OutOfSteps, PyReducers};
+use super::task_config::{prime_configurable, RunConfig};
 use crate::plan::START_NODE;
 use crate::schedule::{RunState, TaskWrites};
 
@@ -89,6 +90,7 @@ impl DirectStream {
                 "initial values or output keys do not match the graph",
             ));
         }
+        prime_configurable(configurable.bind(py))?;
         let state = RunState::new(plan, initial, recursion_limit);
         let plain_control = control.as_ref().is_some_and(|c| {
             c.bind(py)
@@ -188,9 +190,11 @@ impl DirectStream {
         let run = RunArgs {
             input: self.input.bind(py).clone(),
             caller: self.caller.clone_ref(py),
-            config: self.config.bind(py).clone(),
-            configurable: self.configurable.bind(py).clone(),
-            metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
+            config: RunConfig {
+                config: self.config.bind(py).clone(),
+                configurable: self.configurable.bind(py).clone(),
+                metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
+            },
         };
         let prepared = {
             let state = self.state.lock();

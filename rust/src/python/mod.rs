@@ -10,6 +10,7 @@ mod direct_async;
 mod direct_stream;
 mod engine;
 mod models;
+mod task_config;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
