@@ -155,7 +155,7 @@ def result_key_ids(graph: CompiledStateGraph, result_keys: Sequence[str] | None)
 def _task_config_base(config: dict[str, Any]) -> dict[str, Any]:
     """What each task's config is copied from (the Rust side copies it, never changes it):
     the run's config without its run ids and with `callbacks` None; `config` itself when it
-    is that already (most runs: `_run_config` made it for this run)."""
+    is that already (most runs: `run_config` made it for this run)."""
     base = without_run_ids(config)
     if base is config and "callbacks" in config and config["callbacks"] is None:
         return config

@@ -1,5 +1,5 @@
-"""A run's tasks: what a task is (`Task`), what every task config of a run starts from
-(`task_bases`), and `TaskSetup`, the part of `GraphRun` that makes a step's tasks and
+"""A run's tasks: what a task is (`Task`), the run's config completed (`run_config`) and
+what every task config of a run starts from (`task_bases`), and `TaskSetup`, the part of `GraphRun` that makes a step's tasks and
 prepares each one as it starts: its input read from the Rust run, its config and metadata
 as LangGraph builds them, and its ways to stream (messages and tools handlers, the custom
 writer, the stream a graph compiled by LangGraph that it runs sends its items to).
@@ -12,6 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import (
+    ensure_config,
+    merge_configs,
+    var_child_runnable_config,
+)
 
 from ferrograph._core import ChannelClosed, new_task_id, reseed_task_ids
 from ferrograph.config import (
@@ -353,3 +360,24 @@ def numbered_config(config: dict[str, Any], index: int) -> dict[str, Any]:
 # Task ids are a per-process random prefix and a counter (see `rust/src/task_id.rs`): a forked
 # child draws its own prefix so that it does not repeat the parent's ids.
 os.register_at_fork(after_in_child=reseed_task_ids)
+
+
+def run_config(config: RunnableConfig | None,
+                base: RunnableConfig | None = None) -> dict[str, Any]:
+    """The run's config, completed as LangGraph does: `config` over the graph's own
+    (`base`, from `with_config`), and LangGraph's default recursion limit (not
+    langchain-core's 25) unless the caller, the graph or an enclosing run set one."""
+    if base:
+        config = merge_configs(base, config)
+    parent = var_child_runnable_config.get()
+    if not config and not parent:
+        # A bare call outside any run (most calls): what `ensure_config` makes of nothing,
+        # without its copying and filtering passes (a tenth of a small graph's `invoke`).
+        return {"tags": [], "metadata": {}, "callbacks": None,
+                "recursion_limit": DEFAULT_RECURSION_LIMIT, "configurable": {}}
+    limit = (config or {}).get("recursion_limit")
+    if limit is None and parent:
+        limit = parent.get("recursion_limit")
+    config = ensure_config(config)
+    config["recursion_limit"] = DEFAULT_RECURSION_LIMIT if limit is None else limit
+    return config

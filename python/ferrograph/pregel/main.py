@@ -19,9 +19,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import (
-    ensure_config,
     merge_configs,
-    var_child_runnable_config,
 )
 from langchain_core.runnables.graph import Graph as DrawableGraph
 from langchain_core.utils.pydantic import create_model_v2
@@ -71,30 +69,9 @@ from ferrograph.pregel._stream import (
     StreamSpec,
     resolve_stream_spec,
 )
-from ferrograph.pregel._task import DEFAULT_RECURSION_LIMIT
+from ferrograph.pregel._task import run_config
 from ferrograph.runtime import RunControl
 from ferrograph.types import GraphOutput, StateSnapshot, StateUpdate
-
-
-def _run_config(config: RunnableConfig | None,
-                base: RunnableConfig | None = None) -> dict[str, Any]:
-    """The run's config, completed as LangGraph does: `config` over the graph's own
-    (`base`, from `with_config`), and LangGraph's default recursion limit (not
-    langchain-core's 25) unless the caller, the graph or an enclosing run set one."""
-    if base:
-        config = merge_configs(base, config)
-    parent = var_child_runnable_config.get()
-    if not config and not parent:
-        # A bare call outside any run (most calls): what `ensure_config` makes of nothing,
-        # without its copying and filtering passes (a tenth of a small graph's `invoke`).
-        return {"tags": [], "metadata": {}, "callbacks": None,
-                "recursion_limit": DEFAULT_RECURSION_LIMIT, "configurable": {}}
-    limit = (config or {}).get("recursion_limit")
-    if limit is None and parent:
-        limit = parent.get("recursion_limit")
-    config = ensure_config(config)
-    config["recursion_limit"] = DEFAULT_RECURSION_LIMIT if limit is None else limit
-    return config
 
 
 class CompiledStateGraph(Runnable[Any, Any]):
@@ -328,7 +305,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
                 )
         if version not in ("v1", "v2"):
             raise ValueError(f"Invalid version {version!r}: expected 'v1' or 'v2'")
-        config = _run_config(config, self.config)
+        config = run_config(config, self.config)
         spec = resolve_stream_spec(self, frozenset(modes), subgraphs, nodes)
         if tags is not None:
             tags = [tags] if isinstance(tags, str) else list(tags)
@@ -384,7 +361,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         """`invoke` for asyncio callers, run on this event loop: async nodes are awaited as
         tasks of the loop (a failing one cancels its siblings; cancelling the caller cancels
         them all), sync nodes run on worker threads."""
-        config = _run_config(config, self.config)
+        config = run_config(config, self.config)
         if output_keys is None and self.root:
             output_keys = ROOT
         if stream_mode != "values":  # as `invoke` does: the streamed items, as a list
@@ -522,7 +499,7 @@ class CompiledStateGraph(Runnable[Any, Any]):
         **kwargs: Any,
     ) -> Any:
         """Runs the graph to the end and returns its final state (output keys only)."""
-        config = _run_config(config, self.config)
+        config = run_config(config, self.config)
         if stream_mode != "values":
             return list(self.stream(input, config, context=context, stream_mode=stream_mode,
                                     output_keys=output_keys, interrupt_before=interrupt_before,
