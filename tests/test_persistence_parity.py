@@ -855,12 +855,12 @@ def test_bulk_update_state(candidate: Lib, oracle: Lib) -> None:
 # ============================================================================ 7 pending writes
 
 
-def test_pending_writes_of_a_failed_step_are_kept(candidate: Lib, oracle: Lib) -> None:
+def watched_saver() -> Any:
+    """A LangGraph `InMemorySaver` whose `a_saved` event is set once node a's writes (the
+    only ones to key `k`) are saved."""
     from langgraph.checkpoint.memory import InMemorySaver
 
     class WatchedSaver(InMemorySaver):
-        """InMemorySaver that signals when node a's writes are saved."""
-
         def __init__(self) -> None:
             super().__init__()
             self.a_saved = threading.Event()
@@ -871,10 +871,14 @@ def test_pending_writes_of_a_failed_step_are_kept(candidate: Lib, oracle: Lib) -
             if any(channel == "k" for channel, _ in writes):
                 self.a_saved.set()
 
+    return WatchedSaver()
+
+
+def test_pending_writes_of_a_failed_step_are_kept(candidate: Lib, oracle: Lib) -> None:
     def run(lib: Lib) -> Any:
         calls: list[str] = []
         broken = [True]
-        checkpointer = WatchedSaver()
+        checkpointer = watched_saver()
 
         def a(state: Log) -> dict[str, Any]:
             calls.append("a")
@@ -915,25 +919,10 @@ def test_pending_writes_keep_a_finished_tasks_routes_and_sends(how: str, candida
                                                               oracle: Lib) -> None:
     """A task whose router sends work finished in a step that then failed: its saved writes
     hold its routes and `Send`s, so the resumed run sends them without running it again."""
-    from langgraph.checkpoint.memory import InMemorySaver
-
-    class WatchedSaver(InMemorySaver):
-        """InMemorySaver that signals when node a's writes are saved."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.a_saved = threading.Event()
-
-        def put_writes(self, config: Any, writes: Any, task_id: str,
-                       task_path: str = "") -> None:
-            super().put_writes(config, writes, task_id, task_path)
-            if any(channel == "k" for channel, _ in writes):
-                self.a_saved.set()
-
     def run(lib: Lib) -> Any:
         calls: list[str] = []
         broken = [True]
-        checkpointer = WatchedSaver()
+        checkpointer = watched_saver()
 
         def b(state: Log) -> dict[str, Any]:
             calls.append("b")

@@ -11,15 +11,14 @@
 //! into the task's writes as the sync driver does ([`DirectGraph::output_finished`]). The
 //! start node only maps the input: it runs in Rust, never awaited.
 
-use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use super::direct::{Caller, DirectGraph, Prepared, RunArgs, Writes};
-use super::engine::{apply_error, read_state, OutOfSteps, PyReducers};
-use super::task_config::{prime_configurable, RunConfig};
-use crate::schedule::{RunState, TaskPath, TaskWrites};
+use super::direct::{Caller, DirectGraph, Prepared, Writes};
+use super::engine::{apply_error, read_state, PyReducers};
+use super::held_run::HeldRun;
+use crate::schedule::{TaskPath, TaskWrites};
 
 /// How a node is awaited.
 struct AsyncCall {
@@ -81,15 +80,8 @@ impl DirectAsyncGraph {
 #[pyclass(module = "ferrograph._core")]
 pub struct DirectAsyncRun {
     graph: Py<DirectAsyncGraph>,
-    caller: Caller,
-    input: Py<PyAny>,
-    config: Py<PyDict>,
-    configurable: Py<PyDict>,
-    metadata: Option<Py<PyDict>>,
+    run: HeldRun,
     result_ids: Vec<usize>,
-    control: Option<Py<PyAny>>,
-    plain_control: bool,
-    state: Mutex<RunState<Py<PyAny>>>,
     /// The step being awaited: its tasks, whether each was handed out as a plain function,
     /// and the writes of those that finished.
     tasks: Vec<Prepared>,
@@ -120,32 +112,32 @@ impl DirectAsyncRun {
         paused: Py<PyList>,
     ) -> PyResult<Self> {
         let direct = graph.get().direct.get();
-        let plan = &direct.plan.get().plan;
-        if initial.len() != plan.keys || result_ids.iter().any(|&k| k >= plan.keys) {
+        if result_ids.iter().any(|&k| k >= direct.plan.get().plan.keys) {
             return Err(pyo3::exceptions::PyValueError::new_err(
-                "initial values or result keys do not match the graph",
+                "result keys do not match the graph",
             ));
         }
-        prime_configurable(configurable.bind(py))?;
-        let state = RunState::new(plan, initial, recursion_limit);
-        let plain_control = control
-            .as_ref()
-            .is_some_and(|c| c.bind(py).get_type().is(direct.hooks.run_control.bind(py)));
-        Ok(DirectAsyncRun {
-            graph,
-            caller: Caller {
-                graph: caller,
-                strict,
-                paused,
-            },
+        let caller = Caller {
+            graph: caller,
+            strict,
+            paused,
+        };
+        let run = HeldRun::new(
+            py,
+            direct,
+            caller,
             input,
+            initial,
+            recursion_limit,
             config,
             configurable,
-            metadata: metadata.filter(|m| !m.bind(py).is_empty()),
-            result_ids,
+            metadata,
             control,
-            plain_control,
-            state: Mutex::new(state),
+        )?;
+        Ok(DirectAsyncRun {
+            graph,
+            run,
+            result_ids,
             tasks: Vec::new(),
             plain: Vec::new(),
             writes: Vec::new(),
@@ -166,38 +158,10 @@ impl DirectAsyncRun {
         let graph = self.graph.clone_ref(py);
         let graph = graph.get();
         let direct = graph.direct.get();
-        let plan = &direct.plan.get().plan;
         while !self.over {
-            let tasks = self
-                .state
-                .lock()
-                .next_tasks(plan)
-                .map_err(|_| OutOfSteps::new_err(()))?;
-            if tasks.is_empty() {
+            let Some(mut prepared) = self.run.next_prepared(py, direct)? else {
                 self.over = true;
                 break;
-            }
-            if let Some(control) = &self.control {
-                direct
-                    .hooks
-                    .check_drain(control.bind(py), self.plain_control)?;
-            }
-            let run = RunArgs {
-                input: self.input.bind(py).clone(),
-                caller: self.caller.clone_ref(py),
-                config: RunConfig {
-                    config: self.config.bind(py).clone(),
-                    configurable: self.configurable.bind(py).clone(),
-                    metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
-                },
-            };
-            let mut prepared = {
-                let state = self.state.lock();
-                let step = state.step();
-                tasks
-                    .iter()
-                    .map(|&task| direct.prepare(py, &run, &state, task, step))
-                    .collect::<PyResult<Vec<_>>>()?
             };
             let items = PyList::empty(py);
             self.plain.clear();
@@ -206,7 +170,7 @@ impl DirectAsyncRun {
                 match &graph.calls[task.task.node] {
                     None => {
                         // The start node: the input mapped here, nothing to await.
-                        let finished = direct.run_task(py, task, &self.caller, false)?;
+                        let finished = direct.run_task(py, task, &self.run.caller, false)?;
                         self.plain.push(false);
                         self.writes.push(Some(finished.writes));
                     }
@@ -243,9 +207,9 @@ impl DirectAsyncRun {
         let graph = self.graph.clone_ref(py);
         let direct = graph.get().direct.get();
         let task = self.task(index)?;
-        let outcome = match direct.output_finished(py, task, &self.caller, &output, false) {
+        let outcome = match direct.output_finished(py, task, &self.run.caller, &output, false) {
             Ok(finished) => Ok(finished),
-            Err(e) => direct.task_failed(py, task, &self.caller, e),
+            Err(e) => direct.task_failed(py, task, &self.run.caller, e),
         };
         self.record(py, index, outcome)
     }
@@ -272,14 +236,19 @@ impl DirectAsyncRun {
                 Err(e) => error = e,
             }
         }
-        let outcome = direct.task_failed(py, &self.tasks[index], &self.caller, error);
+        let outcome = direct.task_failed(py, &self.tasks[index], &self.run.caller, error);
         self.record(py, index, outcome)
     }
 
     /// The values of the result keys, once the run is over.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let direct = self.graph.get().direct.get();
-        read_state(py, direct.plan.get(), &self.state.lock(), &self.result_ids)
+        read_state(
+            py,
+            direct.plan.get(),
+            &self.run.state.lock(),
+            &self.result_ids,
+        )
     }
 }
 
@@ -362,11 +331,12 @@ impl DirectAsyncRun {
             py,
             reducers: &direct.reducers,
         };
-        self.state
+        self.run
+            .state
             .lock()
             .apply(&compiled.plan, results, &mut reducers)
             .map_err(|e| apply_error(py, compiled, e))?;
-        if !self.caller.paused.bind(py).is_empty() {
+        if !self.run.caller.paused.bind(py).is_empty() {
             self.over = true; // a node paused at `interrupt()`: the run stops after its step
         }
         Ok(())

@@ -12,20 +12,18 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::crew::{recruit, CrewWork};
 use super::direct::{
-    wait_for_running, Caller, DirectGraph, Prepared, RunArgs, SharedStep, Writes,
-    SIGNAL_CHECK_INTERVAL,
+    wait_for_running, Caller, DirectGraph, Prepared, SharedStep, Writes, SIGNAL_CHECK_INTERVAL,
 };
-use super::engine::{apply_error, read_state, OutOfSteps, PyReducers};
-use super::task_config::{prime_configurable, RunConfig};
+use super::engine::{apply_error, read_state, PyReducers};
+use super::held_run::HeldRun;
 use crate::plan::START_NODE;
-use crate::schedule::{RunState, TaskWrites};
+use crate::schedule::TaskWrites;
 
 /// A step of several tasks, running on workers while the caller hands their items on.
 struct LiveStep {
@@ -40,19 +38,12 @@ struct LiveStep {
 #[pyclass(module = "ferrograph._core")]
 pub struct DirectStream {
     graph: Py<DirectGraph>,
-    caller: Caller,
-    input: Py<PyAny>,
-    config: Py<PyDict>,
-    configurable: Py<PyDict>,
-    metadata: Option<Py<PyDict>>,
+    run: HeldRun,
     /// The state keys `values` items carry.
     output_ids: Vec<usize>,
     updates: bool,
     values: bool,
     max_concurrency: Option<usize>,
-    control: Option<Py<PyAny>>,
-    plain_control: bool,
-    state: Mutex<RunState<Py<PyAny>>>,
     live: Option<LiveStep>,
     /// A failure that came after items of its step: raised once those are handed on.
     failure: Option<PyErr>,
@@ -85,36 +76,35 @@ impl DirectStream {
         paused: Py<PyList>,
     ) -> PyResult<Self> {
         let plan = &direct.get().plan.get().plan;
-        if initial.len() != plan.keys || output_ids.iter().any(|&k| k >= plan.keys) {
+        if output_ids.iter().any(|&k| k >= plan.keys) {
             return Err(pyo3::exceptions::PyValueError::new_err(
-                "initial values or output keys do not match the graph",
+                "output keys do not match the graph",
             ));
         }
-        prime_configurable(configurable.bind(py))?;
-        let state = RunState::new(plan, initial, recursion_limit);
-        let plain_control = control.as_ref().is_some_and(|c| {
-            c.bind(py)
-                .get_type()
-                .is(direct.get().hooks.run_control.bind(py))
-        });
-        Ok(DirectStream {
-            graph: direct,
-            caller: Caller {
-                graph,
-                strict,
-                paused,
-            },
+        let caller = Caller {
+            graph,
+            strict,
+            paused,
+        };
+        let run = HeldRun::new(
+            py,
+            direct.get(),
+            caller,
             input,
+            initial,
+            recursion_limit,
             config,
             configurable,
-            metadata: metadata.filter(|m| !m.bind(py).is_empty()),
+            metadata,
+            control,
+        )?;
+        Ok(DirectStream {
+            graph: direct,
+            run,
             output_ids,
             updates,
             values,
             max_concurrency,
-            control,
-            plain_control,
-            state: Mutex::new(state),
             live: None,
             failure: None,
             over: false,
@@ -172,44 +162,16 @@ impl DirectStream {
         }
         let graph = self.graph.bind(py).clone();
         let direct = graph.get();
-        let plan = &direct.plan.get().plan;
-        let tasks = self
-            .state
-            .lock()
-            .next_tasks(plan)
-            .map_err(|_| OutOfSteps::new_err(()))?;
-        if tasks.is_empty() {
+        let Some(prepared) = self.run.next_prepared(py, direct)? else {
             self.over = true;
             return Ok(false);
-        }
-        if let Some(control) = &self.control {
-            direct
-                .hooks
-                .check_drain(control.bind(py), self.plain_control)?;
-        }
-        let run = RunArgs {
-            input: self.input.bind(py).clone(),
-            caller: self.caller.clone_ref(py),
-            config: RunConfig {
-                config: self.config.bind(py).clone(),
-                configurable: self.configurable.bind(py).clone(),
-                metadata: self.metadata.as_ref().map(|m| m.bind(py).clone()),
-            },
-        };
-        let prepared = {
-            let state = self.state.lock();
-            let step = state.step();
-            tasks
-                .iter()
-                .map(|&task| direct.prepare(py, &run, &state, task, step))
-                .collect::<PyResult<Vec<_>>>()?
         };
         if prepared.len() == 1 {
             let task = prepared.into_iter().next().expect("one task");
             let paused = PyList::empty(py);
             let caller = Caller {
-                graph: self.caller.graph.clone_ref(py),
-                strict: self.caller.strict,
+                graph: self.run.caller.graph.clone_ref(py),
+                strict: self.run.caller.strict,
                 paused: paused.clone().unbind(),
             };
             let finished = direct.run_task(py, &task, &caller, self.updates)?;
@@ -220,7 +182,7 @@ impl DirectStream {
         let step = Arc::new(SharedStep::new(
             &graph,
             prepared,
-            &self.caller,
+            &self.run.caller,
             self.max_concurrency,
             Some(self.updates),
         ));
@@ -304,7 +266,8 @@ impl DirectStream {
         }
         let namespace = PyTuple::empty(py);
         if !paused.is_empty() {
-            self.caller
+            self.run
+                .caller
                 .paused
                 .bind(py)
                 .call_method1(intern!(py, "extend"), (paused,))?;
@@ -318,7 +281,7 @@ impl DirectStream {
                 let item = read_state(
                     py,
                     self.graph.get().plan.get(),
-                    &self.state.lock(),
+                    &self.run.state.lock(),
                     &self.output_ids,
                 )?;
                 item.set_item(intern!(py, "__interrupt__"), &interrupts)?;
@@ -348,7 +311,7 @@ impl DirectStream {
             py,
             reducers: &direct.reducers,
         };
-        let mut state = self.state.lock();
+        let mut state = self.run.state.lock();
         let written = state
             .apply(&compiled.plan, results, &mut reducers)
             .map_err(|e| apply_error(py, compiled, e))?

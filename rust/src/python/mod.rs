@@ -9,6 +9,7 @@ mod direct;
 mod direct_async;
 mod direct_stream;
 mod engine;
+mod held_run;
 mod models;
 mod task_config;
 
