@@ -165,8 +165,9 @@ class Persistence(ThreadStart):
         self._id_bytes = b""
         """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
         self.call_names: list[str] = []
-        """Names of the tasks nodes called (`ferrograph.func.task`): LangGraph's empty rows
-        of `versions_seen`, kept from checkpoint to checkpoint."""
+        """Names of the tasks nodes called (`ferrograph.func.task`) and of nodes that ran
+        from a `Send`: LangGraph's empty rows of `versions_seen` (a row for every task
+        applied, triggers or not), kept from checkpoint to checkpoint."""
 
     async def aflush(self) -> None:
         """Hands the saver, in order, the writes waiting in `outbox` (async runs)."""
@@ -287,6 +288,13 @@ class Persistence(ThreadStart):
 
     def engine_writes(self, writes: Iterable[tuple[str, Any]]) -> list[tuple[int, int, Any]]:
         return engine_writes(self.graph, writes)
+
+    def step_applied(self, tasks: list[Task]) -> None:
+        """Before the checkpoint of a step applied: its pushed tasks (`Send`s) get their
+        empty `versions_seen` rows, as LangGraph gives every task it applies."""
+        for t in tasks:
+            if t.path[0] == PUSH and t.name not in self.call_names:
+                self.call_names.append(t.name)
 
     def task_ended(self, t: Task) -> None:
         """Saves what a task left: its writes, its interrupt or its error (on the thread
@@ -424,17 +432,24 @@ class Persistence(ThreadStart):
             changed, updated, sends = rust.checkpoint_into(
                 names, wire_value(start_value), values, versions, seen,
                 self.graph.untracked_keys or None)
+            before = versions.get(TASKS)
             if sends:
                 values[TASKS] = [WireSend(node, tracked_arg(self.graph, arg))
                                  for node, arg in sends]
                 name = names[rust.latest_version]
-                if versions.get(TASKS) != name:
+                if before != name:
                     changed[TASKS] = name
                     bisect.insort(updated, TASKS)
                 versions[TASKS] = name
+            elif before is not None:  # LangGraph's emptied Topic: `[]`, kept
+                if values.get(TASKS):  # the sends just ran: emptied under this step's version
+                    name = names[rust.latest_version]
+                    if before != name:
+                        changed[TASKS] = name
+                    versions[TASKS] = name
+                values[TASKS] = []
             else:
                 values.pop(TASKS, None)
-                versions.pop(TASKS, None)
             self._finish_checkpoint(rust, source, step, values, versions, seen, changed,
                                     updated, None, names, start_value)
             return
@@ -442,9 +457,15 @@ class Persistence(ThreadStart):
             names, wire_value(start_value), reset)
         for key in self.graph.untracked_keys:  # LangGraph's `UntrackedValue`: never saved
             new_values.pop(key, None)
+        tasks_before = old_versions.get(TASKS)
         if sends:
             new_values[TASKS] = [WireSend(node, tracked_arg(self.graph, arg)) for node, arg in sends]
             new_versions[TASKS] = names[rust.latest_version]
+        elif tasks_before is not None:  # LangGraph's emptied Topic: `[]`, kept (as above)
+            new_values[TASKS] = []
+            new_versions[TASKS] = (names[rust.latest_version]
+                                   if (previous.get("channel_values") or {}).get(TASKS)
+                                   else tasks_before)
         else:
             removed.append(TASKS)
             versions.pop(TASKS, None)
@@ -455,7 +476,7 @@ class Persistence(ThreadStart):
             changed = {c: v for c, v in new_versions.items() if old_versions.get(c) != v}
         else:  # the run reports versions that changed (the sends' one is always there)
             changed = new_versions
-            if sends and old_versions.get(TASKS) == new_versions[TASKS]:
+            if TASKS in changed and old_versions.get(TASKS) == changed[TASKS]:
                 del changed[TASKS]
         versions.update(new_versions)
         for node, row in new_seen.items():
@@ -463,8 +484,12 @@ class Persistence(ThreadStart):
                 seen[node] = row
             else:
                 seen.pop(node, None)
+        if reset:  # the empty rows the run does not keep (they are never removed)
+            for node, row in (previous.get("versions_seen") or {}).items():
+                if not row:
+                    seen.setdefault(node, {})
         # Channels this step wrote that hold something now (LangGraph's list).
-        updated = sorted([c for c in changed if c in values])
+        updated = sorted([c for c in changed if c in values and (c != TASKS or values[c])])
         counters = None
         if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
             updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})

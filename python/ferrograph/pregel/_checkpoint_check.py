@@ -34,10 +34,16 @@ def check_checkpoint(persistence: Persistence, rust: Run, names: list[Any],
     seen.setdefault(INPUT, {})
     for name in persistence.call_names:
         seen.setdefault(name, {})
+    checkpoint = persistence.checkpoint
+    for name, row in checkpoint["versions_seen"].items():  # kept from earlier runs too
+        if not row:
+            seen.setdefault(name, {})
     if sends:
         values[TASKS] = [WireSend(node, tracked_arg(persistence.graph, arg)) for node, arg in sends]
         versions[TASKS] = names[rust.latest_version]
-    checkpoint = persistence.checkpoint
+    elif TASKS in checkpoint["channel_versions"]:  # emptied: its version is the run's history
+        values[TASKS] = []
+        versions[TASKS] = checkpoint["channel_versions"][TASKS]
     for field_name, full in (("channel_values", values), ("channel_versions", versions),
                              ("versions_seen", seen)):
         built = checkpoint[field_name]

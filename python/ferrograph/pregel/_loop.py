@@ -321,6 +321,7 @@ class GraphRun(TaskSetup, TaskOutcome, StepItems):
                 items.append(self.emit("updates", {"__interrupt__": ()}))
             return items, True
         if self.saving is not None:
+            self.saving.step_applied(tasks)
             self.saving.save(self.run, "loop")
             self.saving.resumed = False  # graphs its later tasks run start afresh
         items: list[Any] | tuple[()] = _NO_ITEMS
