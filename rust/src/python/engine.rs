@@ -284,6 +284,110 @@ struct Reported {
     seen: Vec<Vec<u64>>,
 }
 
+/// One change of the run since `Reported`, as a checkpoint records it (see
+/// [`Run::walk_changes`]).
+enum Change<'py, 'a> {
+    /// A channel's version moved (the saver's name for it).
+    Version(&'a str, Bound<'py, PyAny>),
+    /// A channel's value to record: its value now (None: gone); `version_changed` whether
+    /// its version moved too (a channel's mark may change without it).
+    Value {
+        name: &'a str,
+        value: Option<Bound<'py, PyAny>>,
+        key: bool,
+        version_changed: bool,
+    },
+    /// A node's row of `versions_seen` changed (empty: the node has none now).
+    Seen(&'a str, Bound<'py, PyDict>),
+}
+
+impl Run {
+    /// Walks what changed since `reported` (updated to now), channels in plan order then
+    /// nodes, handing each change to `on`: the one walk behind `checkpoint_changes` and
+    /// `checkpoint_into`.
+    fn walk_changes<'py, 'a>(
+        &'a self,
+        py: Python<'py>,
+        reported: &mut Reported,
+        version_names: &Bound<'py, PyList>,
+        start_value: &Py<PyAny>,
+        mut on: impl FnMut(Change<'py, 'a>) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let plan = &self.plan.get().plan;
+        let state = &self.state;
+        let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
+            version_names
+                .get_item(v as usize)
+                .map_err(|_| PyValueError::new_err(format!("no name for channel version {v}")))
+        };
+        let mut sources: Option<Vec<Vec<String>>> = None;
+        let start = plan.nodes[crate::plan::START_NODE].entry;
+        for (c, channel) in plan.channels.iter().enumerate() {
+            let version = state.channel_version(c);
+            if version == 0 {
+                continue;
+            }
+            let name = channel.name.as_str();
+            let version_changed = version != reported.versions[c];
+            if version_changed {
+                on(Change::Version(name, name_of(version)?))?;
+                reported.versions[c] = version;
+            }
+            if c < plan.keys {
+                if version_changed {
+                    on(Change::Value {
+                        name,
+                        value: state.value(c).map(|v| v.bind(py).clone()),
+                        key: true,
+                        version_changed,
+                    })?;
+                }
+                continue;
+            }
+            let mark = state.mark(c);
+            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
+                continue;
+            }
+            let value = mark_value(py, &mark, &channel.kind, c == start, start_value, || {
+                sources.get_or_insert_with(|| barrier_sources(plan))[c].clone()
+            })?;
+            on(Change::Value {
+                name,
+                value,
+                key: false,
+                version_changed,
+            })?;
+            reported.marks[c] = mark;
+        }
+        for (n, node) in plan.nodes.iter().enumerate() {
+            let now = state.seen_versions(n);
+            if reported.seen[n].as_slice() == now {
+                continue;
+            }
+            let node_seen = PyDict::new(py);
+            for (&c, &v) in node.triggers.iter().zip(now) {
+                if v != 0 {
+                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
+                }
+            }
+            on(Change::Seen(node.name.as_str(), node_seen))?;
+            reported.seen[n].clear();
+            reported.seen[n].extend_from_slice(now);
+        }
+        Ok(())
+    }
+
+    /// The `Send`s the next step runs, as `[(node name, arg), ...]`.
+    fn sends_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let plan = &self.plan.get().plan;
+        let sends = PyList::empty(py);
+        for (node, arg) in self.state.sends() {
+            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
+        }
+        Ok(sends)
+    }
+}
+
 #[pymethods]
 impl Run {
     /// `reducers[k]` folds writes to key `k` (None: last value); `initial[k]` is its start value.
@@ -393,7 +497,6 @@ impl Run {
         reset: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let plan = &self.plan.get().plan;
-        let state = &self.state;
         if reset {
             self.reported = None;
         }
@@ -407,70 +510,28 @@ impl Run {
                 .map(|n| vec![0; n.triggers.len()])
                 .collect(),
         });
-        let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
-            version_names
-                .get_item(v as usize)
-                .map_err(|_| PyValueError::new_err(format!("no name for channel version {v}")))
-        };
         let values = PyDict::new(py);
         let removed = PyList::empty(py);
         let versions = PyDict::new(py);
-        let mut sources: Option<Vec<Vec<String>>> = None;
-        let start = plan.nodes[crate::plan::START_NODE].entry;
-        for (c, channel) in plan.channels.iter().enumerate() {
-            let version = state.channel_version(c);
-            if version == 0 {
-                continue;
-            }
-            let name = channel.name.as_str();
-            let version_changed = version != reported.versions[c];
-            if version_changed {
-                versions.set_item(name, name_of(version)?)?;
-                reported.versions[c] = version;
-            }
-            if c < plan.keys {
-                if version_changed {
-                    match state.value(c) {
-                        Some(value) => values.set_item(name, value.bind(py))?,
-                        None => removed.append(name)?,
-                    }
-                }
-                continue;
-            }
-            let mark = state.mark(c);
-            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
-                continue;
-            }
-            let value = mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
-                sources.get_or_insert_with(|| barrier_sources(plan))[c].clone()
-            })?;
-            match value {
-                Some(value) => values.set_item(name, value)?,
-                None => removed.append(name)?,
-            }
-            reported.marks[c] = mark;
-        }
         let seen = PyDict::new(py);
-        for (n, node) in plan.nodes.iter().enumerate() {
-            let now = state.seen_versions(n);
-            if reported.seen[n].as_slice() == now {
-                continue;
-            }
-            let node_seen = PyDict::new(py);
-            for (&c, &v) in node.triggers.iter().zip(now) {
-                if v != 0 {
-                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
-                }
-            }
-            seen.set_item(node.name.as_str(), node_seen)?;
-            reported.seen[n].clear();
-            reported.seen[n].extend_from_slice(now);
-        }
+        self.walk_changes(
+            py,
+            &mut reported,
+            &version_names,
+            &start_value,
+            |change| match change {
+                Change::Version(name, named) => versions.set_item(name, named),
+                Change::Value {
+                    name,
+                    value: Some(value),
+                    ..
+                } => values.set_item(name, value),
+                Change::Value { name, .. } => removed.append(name),
+                Change::Seen(node, row) => seen.set_item(node, row),
+            },
+        )?;
         self.reported = Some(reported);
-        let sends = PyList::empty(py);
-        for (node, arg) in state.sends() {
-            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
-        }
+        let sends = self.sends_list(py)?;
         PyTuple::new(
             py,
             [
@@ -502,111 +563,58 @@ impl Run {
         seen: Bound<'py, PyDict>,
         untracked: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let plan = &self.plan.get().plan;
-        let state = &self.state;
         let mut reported = self
             .reported
             .take()
             .ok_or_else(|| PyValueError::new_err("no checkpoint reported yet"))?;
-        let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
-            version_names
-                .get_item(v as usize)
-                .map_err(|_| PyValueError::new_err(format!("no name for channel version {v}")))
-        };
         let changed = PyDict::new(py);
         let mut updated: Vec<&str> = Vec::new();
-        let mut sources: Option<Vec<Vec<String>>> = None;
-        let start = plan.nodes[crate::plan::START_NODE].entry;
-        for (c, channel) in plan.channels.iter().enumerate() {
-            let version = state.channel_version(c);
-            if version == 0 {
-                continue;
-            }
-            let name = channel.name.as_str();
-            let version_changed = version != reported.versions[c];
-            if version_changed {
-                let named = name_of(version)?;
-                versions.set_item(name, &named)?;
-                changed.set_item(name, named)?;
-                reported.versions[c] = version;
-            }
-            if c < plan.keys {
-                if version_changed {
-                    match state.value(c) {
-                        Some(value) => {
-                            let skip = match &untracked {
-                                Some(keys) => keys.contains(name)?,
-                                None => false,
-                            };
-                            if !skip {
-                                values.set_item(name, value.bind(py))?;
-                                updated.push(name);
-                            }
-                        }
-                        None => {
-                            if values.contains(name)? {
-                                values.del_item(name)?;
-                            }
+        self.walk_changes(py, &mut reported, &version_names, &start_value, |change| {
+            match change {
+                Change::Version(name, named) => {
+                    versions.set_item(name, &named)?;
+                    changed.set_item(name, named)?;
+                }
+                Change::Value {
+                    name,
+                    value: Some(value),
+                    key,
+                    version_changed,
+                } => {
+                    let skip = key
+                        && match &untracked {
+                            Some(keys) => keys.contains(name)?,
+                            None => false,
+                        };
+                    if !skip {
+                        values.set_item(name, value)?;
+                        if version_changed {
+                            updated.push(name);
                         }
                     }
                 }
-                continue;
-            }
-            let mark = state.mark(c);
-            if !version_changed && mark == reported.marks[c] && !(c == start && mark == Mark::Set) {
-                continue;
-            }
-            let value = mark_value(py, &mark, &channel.kind, c == start, &start_value, || {
-                sources.get_or_insert_with(|| barrier_sources(plan))[c].clone()
-            })?;
-            match value {
-                Some(value) => {
-                    values.set_item(name, value)?;
-                    if version_changed {
-                        updated.push(name);
-                    }
-                }
-                None => {
+                Change::Value { name, .. } => {
                     if values.contains(name)? {
                         values.del_item(name)?;
                     }
                 }
-            }
-            reported.marks[c] = mark;
-        }
-        for (n, node) in plan.nodes.iter().enumerate() {
-            let now = state.seen_versions(n);
-            if reported.seen[n].as_slice() == now {
-                continue;
-            }
-            let node_seen = PyDict::new(py);
-            for (&c, &v) in node.triggers.iter().zip(now) {
-                if v != 0 {
-                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
+                Change::Seen(node, row) => {
+                    if !row.is_empty() {
+                        seen.set_item(node, row)?;
+                    } else if seen.contains(node)? {
+                        seen.del_item(node)?;
+                    }
                 }
             }
-            let node_name = node.name.as_str();
-            if !node_seen.is_empty() {
-                seen.set_item(node_name, node_seen)?;
-            } else if seen.contains(node_name)? {
-                seen.del_item(node_name)?;
-            }
-            reported.seen[n].clear();
-            reported.seen[n].extend_from_slice(now);
-        }
-        self.reported = Some(reported);
+            Ok(())
+        })?;
         updated.sort_unstable();
-        let sends = PyList::empty(py);
-        for (node, arg) in state.sends() {
-            sends.append((plan.nodes[*node].name.as_str(), arg.bind(py)))?;
-        }
+        let updated = PyList::new(py, updated)?;
+        self.reported = Some(reported);
+        let sends = self.sends_list(py)?;
         PyTuple::new(
             py,
-            [
-                changed.into_any(),
-                PyList::new(py, updated)?.into_any(),
-                sends.into_any(),
-            ],
+            [changed.into_any(), updated.into_any(), sends.into_any()],
         )
     }
 
