@@ -10,7 +10,7 @@ import json
 import httpx
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -24,6 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 WAIT = 90.0
 """Seconds the browser is given to reach a state (a deadline, never a pause)."""
+
+
+def waiting(driver) -> WebDriverWait:
+    """A wait that looks again when the page re-rendered an element under it (a stale one)."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +84,17 @@ def text_of(driver, testid):
 
 def open_page(driver, url):
     driver.get(url + "/")
-    WebDriverWait(driver, WAIT).until(
+    waiting(driver).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
 
 
 def choose_graph(driver, graph, node):
     """Picks `graph` (once the list has it) and waits for its node checkboxes (`node` among
     them)."""
-    WebDriverWait(driver, WAIT).until(lambda d: graph in [
+    waiting(driver).until(lambda d: graph in [
         o.text for o in Select(d.find_element(*by_testid("assistant"))).options])
     Select(driver.find_element(*by_testid("assistant"))).select_by_visible_text(graph)
-    WebDriverWait(driver, WAIT).until(ec.presence_of_element_located(by_testid(f"node-{node}")))
+    waiting(driver).until(ec.presence_of_element_located(by_testid(f"node-{node}")))
 
 
 def type_into(driver, testid, text):
@@ -101,11 +106,8 @@ def type_into(driver, testid, text):
 def new_thread(driver) -> str:
     """Makes a thread from the page (its "New thread" button); the new thread's id."""
     driver.find_element(*by_testid("new-thread")).click()
-    WebDriverWait(driver, WAIT).until(
-        lambda d: Select(d.find_element(*by_testid("thread"))).first_selected_option
-        .get_attribute("value") != "")
-    return Select(driver.find_element(*by_testid("thread"))).first_selected_option \
-        .get_attribute("value")
+    return waiting(driver).until(
+        lambda d: d.find_element(*by_testid("thread")).get_property("value") or False)
 
 
 def send_input(driver, text: str, status: str) -> None:
@@ -117,7 +119,7 @@ def send_input(driver, text: str, status: str) -> None:
 
 def wait_for_status(driver, status):
     try:
-        WebDriverWait(driver, WAIT).until(lambda d: text_of(d, "run-status") in (status, "error"))
+        waiting(driver).until(lambda d: text_of(d, "run-status") in (status, "error"))
     except TimeoutException:
         raise AssertionError(f"the run is {text_of(driver, 'run-status')}, not {status}; "
                              f"log: {driver.get_log('browser')}") from None
@@ -151,7 +153,7 @@ def test_interrupt_answered_from_the_page(server, browser):
     thread_id = new_thread(browser)
     send_input(browser, '{"count": 1}', "interrupted")
 
-    WebDriverWait(browser, WAIT).until(ec.visibility_of_element_located(by_testid("interrupt")))
+    waiting(browser).until(ec.visibility_of_element_located(by_testid("interrupt")))
     assert json.loads(text_of(browser, "interrupt-value")) == {"question": "name?", "count": 2}
     assert json.loads(text_of(browser, "updates-first")) == {"count": 2, "log": ["first"]}
     type_into(browser, "resume", "bob")
@@ -183,7 +185,7 @@ def test_several_interrupts_answered_each_by_its_id(server, browser):
     pending = httpx.get(f"{server}/threads/{thread_id}").json()["interrupts"]
     ids = {i["value"]["question"]: i["id"] for found in pending.values() for i in found}
     assert set(ids) == {"name?", "city?"}
-    WebDriverWait(browser, WAIT).until(
+    waiting(browser).until(
         ec.visibility_of_element_located(by_testid(f"resume-{ids['city?']}")))
     assert not browser.find_element(*by_testid("resume")).is_displayed()
     for question, reply in (("name?", "ann"), ("city?", "Oslo")):
@@ -207,7 +209,7 @@ def test_a_token_signs_the_page_in_on_a_server_with_auth(tmp_path, browser):
             "graph_id": "counter", "name": "alices"}).status_code == 200
         open_page(browser, proc.url)
         # without a token the API refuses the page, which says so
-        WebDriverWait(browser, WAIT).until(lambda d: "401" in text_of(d, "error"))
+        waiting(browser).until(lambda d: "401" in text_of(d, "error"))
         type_into(browser, "token", "token-alice")
         browser.find_element(*by_testid("token")).send_keys(Keys.TAB)  # `change`
         choose_graph(browser, "alices (counter)", "second")
