@@ -394,3 +394,24 @@ def compared_stream(
     return tuple(  # type: ignore[return-value]
         (canonical(normalise(items), shape, layout), err) for items, err in runs
     )
+
+
+def stored_thread(saver: Any, config: dict[str, Any]) -> list[Any]:
+    """The thread as stored, ids and times left out, versions by their number."""
+    def version(v: Any) -> int:
+        return int(str(v).split(".")[0])
+
+    out = []
+    for t in saver.list(config):
+        ck = t.checkpoint
+        out.append({
+            "values": ck["channel_values"], "updated": ck.get("updated_channels"),
+            "versions": {c: version(v) for c, v in ck["channel_versions"].items()},
+            "seen": {n: {c: version(v) for c, v in row.items()}
+                     for n, row in ck["versions_seen"].items()},
+            "metadata": {k: ({ns: "?" for ns in v} if k == "parents" else v)
+                         for k, v in t.metadata.items() if k != "run_id"},
+            "writes": sorted((c, re.sub(r"id='\w+'", "id=?", repr(v)))
+                             for _, c, v in t.pending_writes or ()),
+        })
+    return out

@@ -7,7 +7,6 @@ are made as LangGraph makes them."""
 from __future__ import annotations
 
 import operator
-import re
 import uuid
 from typing import Annotated, Any, TypedDict
 
@@ -18,6 +17,7 @@ from ferrograph.checkpoint.memory import InMemorySaver
 from ferrograph.graph import END, START, StateGraph
 from ferrograph.pregel import _checkpoint
 from ferrograph.types import Command, Send, interrupt
+from tests.parity import stored_thread
 
 
 class State(TypedDict, total=False):
@@ -121,26 +121,6 @@ def exit_graph(lib: str, saver: Any, end: str) -> Any:
     return compiled
 
 
-def saved_thread(saver: Any, config: dict[str, Any]) -> list[Any]:
-    """The thread as stored, ids and times left out, versions by their number."""
-    def version(v: Any) -> int:
-        return int(str(v).split(".")[0])
-
-    out = []
-    for t in saver.list(config):
-        ck = t.checkpoint
-        out.append({
-            "values": ck["channel_values"], "updated": ck.get("updated_channels"),
-            "versions": {c: version(v) for c, v in ck["channel_versions"].items()},
-            "seen": {n: {c: version(v) for c, v in row.items()}
-                     for n, row in ck["versions_seen"].items()},
-            "metadata": {k: v for k, v in t.metadata.items() if k != "run_id"},
-            "writes": sorted((c, re.sub(r"id='\w+'", "id=?", repr(v)))
-                             for _, c, v in t.pending_writes or ()),
-        })
-    return out
-
-
 def run_to_end(lib: str, end: str, durability: str) -> list[Any]:
     saver = InMemorySaver()
     app = exit_graph(lib, saver, end)
@@ -148,8 +128,8 @@ def run_to_end(lib: str, end: str, durability: str) -> list[Any]:
     try:
         app.invoke({"log": []}, config, durability=durability)
     except Exception as e:  # noqa: BLE001 - compared
-        return [type(e).__name__, saved_thread(saver, config)]
-    return [saved_thread(saver, config)]
+        return [type(e).__name__, stored_thread(saver, config)]
+    return [stored_thread(saver, config)]
 
 
 @pytest.mark.parametrize("end", ["finish", "pause", "fail", "breakpoint"])
@@ -197,7 +177,7 @@ def test_checkpoints_with_sends_joins_and_untracked_keys() -> None:
     config = {"configurable": {"thread_id": "t"}}
     out = fanout_graph("ferrograph", saver).invoke({"log": []}, config, durability="sync")
     assert out["log"] == ["a", "b", "w0", "w1", "join"]
-    thread = saved_thread(saver, config)
+    thread = stored_thread(saver, config)
     assert len(thread) == 5
     assert all("scratch" not in ck["values"] for ck in thread)
     assert thread[0]["versions"]["scratch"] == 5
@@ -246,7 +226,7 @@ def fanout_thread(lib: str) -> list[Any]:
     app.invoke({"log": []}, config)
     app.invoke({"log": ["again"]}, config)
     return [{**ck, "values": {c: repr(v) for c, v in ck["values"].items()}}
-            for ck in saved_thread(saver, config)]
+            for ck in stored_thread(saver, config)]
 
 
 def test_sends_leave_the_thread_as_langgraph_stores_it() -> None:
@@ -256,3 +236,32 @@ def test_sends_leave_the_thread_as_langgraph_stores_it() -> None:
     assert ours == fanout_thread("langgraph")
     assert any(ck["values"].get("__pregel_tasks") == "[]" for ck in ours)
     assert any(ck["seen"].get("work") == {} for ck in ours)
+
+
+def test_version_names_are_langgraphs_savers() -> None:
+    # LangGraph's own savers' `get_next_version` (`{n + 1:032}.{random():016}`), made in
+    # Rust for those savers: the number after the previous name's, a random fraction in
+    # [0, 1) written as Python writes it.
+    from ferrograph._core import next_version_name
+    from ferrograph.pregel._thread_format import VERSIONING_SAVERS, Versions, is_stock_method
+
+    theirs = InMemorySaver().get_next_version("00000000000000000000000000000041.5", None)
+    for previous in (None, 7, "00000000000000000000000000000041.5"):
+        for _ in range(2000):
+            name = next_version_name(previous)
+            number, fraction = name.split(".", 1)
+            assert len(name) >= len(theirs) - 3 and len(number) == 32
+            assert int(number) == {None: 1, 7: 8}.get(previous, 42)
+            assert f"{float(fraction):016}" == fraction and 0 <= float(fraction) < 1
+    with pytest.raises(ValueError, match="invalid literal"):
+        next_version_name("x.1")
+
+    class Own(InMemorySaver):
+        def get_next_version(self, current: Any, channel: Any) -> Any:
+            return (current or 0) + 1
+
+    assert is_stock_method(InMemorySaver, "get_next_version", VERSIONING_SAVERS)
+    assert not is_stock_method(Own, "get_next_version", VERSIONING_SAVERS)
+    assert Versions(Own()).cover(3) == [None, 1, 2, 3]
+    names = Versions(InMemorySaver()).cover(3)[1:]
+    assert [int(n.split(".")[0]) for n in names] == [1, 2, 3] and names == sorted(names)

@@ -156,6 +156,27 @@ class DirectGraph:
         raises stops the run. A node pausing at `interrupt()` adds its questions to
         `paused`, and the run stops once that step is applied."""
 
+# -- checkpointed invoke's plain steps (rust/src/python/direct_thread.rs) ---------------------
+
+def run_thread_steps(
+    direct: DirectGraph,
+    run: Run,
+    graph: Any,
+    strict: bool,
+    config: dict[str, Any],
+    configurable: dict[str, Any],
+    metadata: dict[str, Any] | None,
+    stop_check: Callable[[], None] | None,
+    control: Any,
+    calls: dict[str, Callable[..., Any]],
+) -> int:
+    """Runs the steps of `run` (a checkpointed `GraphRun`'s) that are one plain task each:
+    0 when the run is over, 1 when the step planned last is the Python loop's to run, 2 when
+    its task failed or paused (recorded on it). `calls`: `name_step(planned, step)` -> the
+    task or None, `task_finished(task)` (its `writes` set), `task_failed(task, error)`,
+    `step_applied(task)` (see `pregel/_direct_thread.py`). Raises `OutOfSteps` and
+    `ConcurrentUpdate` as `invoke` does."""
+
 # -- stream on the direct driver (rust/src/python/direct_stream.rs) ---------------------------
 
 @final
@@ -316,3 +337,7 @@ def new_checkpoint_id(step: int, last: int | None) -> tuple[str, int]:
 def new_checkpoint_stamp(step: int, last: int | None) -> tuple[str, str, int]:
     """`new_checkpoint_id` and LangGraph's `ts` (`datetime.now(timezone.utc).isoformat()`)
     from one clock reading: `(id, ts, id timestamp)`."""
+
+def next_version_name(current: str | int | None) -> str:
+    """The channel version name after `current`, as the `get_next_version` of LangGraph's
+    `InMemorySaver`, `SqliteSaver` and `PostgresSaver` makes it (`{n + 1:032}.{random:016}`)."""

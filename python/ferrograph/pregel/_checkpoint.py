@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import binascii
 import bisect
-import importlib
 import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ from ferrograph.pregel._thread_format import (
     engine_writes,
     interrupt_dict,
     interrupt_id,
+    is_stock_method,
     pull_id_parts,
     saved_form,
     task_id,
@@ -163,6 +163,8 @@ class Persistence(ThreadStart):
         fetched by `astart` with the saver's async method."""
         self._id_of_bytes: str | None = None
         self._id_bytes = b""
+        self._pull_parts: dict[int, tuple[bytes, bytes]] | None = None
+        """`pull_id_parts` of this run's graph and namespace, once looked up."""
         """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
         self.call_names: list[str] = []
         """Names of the tasks nodes called (`ferrograph.func.task`) and of nodes that ran
@@ -250,10 +252,7 @@ class Persistence(ThreadStart):
         """`name_tasks` of a step with no saved writes or answers: each task gets its id
         and an empty scratchpad. A pull task's id hashes bytes kept per node and namespace
         (`pull_id_parts`), so only the checkpoint's and the step's are made here."""
-        if checkpoint_id is not self._id_of_bytes:
-            self._id_bytes = binascii.unhexlify(checkpoint_id.replace("-", ""))
-            self._id_of_bytes = checkpoint_id
-        head = self._id_bytes
+        head = self._checkpoint_id_bytes(checkpoint_id)
         step_text = str(step)
         step_bytes = step_text.encode()
         parts = pull_id_parts(self.graph, self.ns)
@@ -267,6 +266,26 @@ class Persistence(ThreadStart):
                 t.id = task_id(checkpoint_id, task_ns, step_text, t.name, PUSH,
                                str(t.path[1]))
             t.scratchpad = Scratchpad([], self)
+
+    def name_fresh_pull(self, t: Task, step: int) -> None:
+        """`_name_fresh_tasks` of a step whose one task `t` is a pull task."""
+        parts = self._pull_parts
+        if parts is None:
+            parts = self._pull_parts = pull_id_parts(self.graph, self.ns)
+        before, after = parts.get(t.node_id) or add_pull_id_parts(
+            self.graph, self.ns, parts, t.node_id, t.name)
+        checkpoint_id = self.checkpoint["id"]
+        head = (self._id_bytes if checkpoint_id is self._id_of_bytes
+                else self._checkpoint_id_bytes(checkpoint_id))
+        t.id = task_id_of(head + before + str(step).encode() + after)
+        t.scratchpad = Scratchpad([], self)
+
+    def _checkpoint_id_bytes(self, checkpoint_id: str) -> bytes:
+        """The 16 bytes of `checkpoint_id` (the current checkpoint's), kept per id."""
+        if checkpoint_id is not self._id_of_bytes:
+            self._id_bytes = binascii.unhexlify(checkpoint_id.replace("-", ""))
+            self._id_of_bytes = checkpoint_id
+        return self._id_bytes
 
     def task_writes(self, t: Task) -> list[tuple[str, Any]]:
         """A finished task's writes as LangGraph saves them: state keys, routes, sends and
@@ -613,21 +632,14 @@ def _serializes_at_once(saver_type: type) -> bool:
     """Whether the saver's `put` is that of LangGraph's `InMemorySaver`, `SqliteSaver` or
     `PostgresSaver`, which keep none of the checkpoint's dicts (they store its bytes before
     they return), so it needs no copy of them."""
-    known = _PUT_KEEPS_NOTHING.get(saver_type)
-    if known is None:
-        stock = []
-        for module, name in (("langgraph.checkpoint.memory", "InMemorySaver"),
-                             ("langgraph.checkpoint.sqlite", "SqliteSaver"),
-                             ("langgraph.checkpoint.postgres", "PostgresSaver")):
-            try:
-                stock.append(getattr(importlib.import_module(module), name).put)
-            except ImportError:  # an extra that is not installed
-                continue
-        known = _PUT_KEEPS_NOTHING[saver_type] = getattr(saver_type, "put", None) in stock
-    return known
+    return is_stock_method(saver_type, "put", _PUT_KEEPS_NOTHING)
 
 
-_PUT_KEEPS_NOTHING: dict[type, bool] = {}
+_PUT_KEEPS_NOTHING = (
+    ("langgraph.checkpoint.memory", "InMemorySaver"),
+    ("langgraph.checkpoint.sqlite", "SqliteSaver"),
+    ("langgraph.checkpoint.postgres", "PostgresSaver"),
+)
 
 
 _CHECK_CHECKPOINTS = bool(os.environ.get("FERROGRAPH_CHECK_CHECKPOINTS"))

@@ -15,6 +15,7 @@ from typing import Any
 from ferrograph._core import ChunkChannel, Crew
 from ferrograph.errors import is_invalid_resume
 from ferrograph.pregel._cache import run_step
+from ferrograph.pregel._direct_thread import thread_steps
 from ferrograph.pregel._dispatch import DRAIN_BATCH, DRAIN_WAIT_SECONDS, Dispatch
 from ferrograph.pregel._executor import DEFAULT_POOL, DEFAULT_SCOUT
 from ferrograph.pregel._loop import GraphRun
@@ -125,7 +126,20 @@ def _steps_to_end(run: GraphRun, channel: ChunkChannel, control: Any) -> None:
     """`GraphRun.supersteps` without its items (a run that streams none makes only those it
     drops: a breakpoint's, a reused task's)."""
     graph = run.graph
-    while tasks := run.plan_step():
+    rust_steps = thread_steps(run)
+    while True:
+        if rust_steps is not None:  # plain steps on the Rust driver (see `_direct_thread`)
+            if (handed := rust_steps()) is None:
+                break
+            tasks, ran = handed
+            if ran:  # its task failed or paused: the step ends here
+                if tasks[0].error is not None:
+                    raise tasks[0].error
+                if run.after_step(tasks)[1]:
+                    return
+                continue
+        elif not (tasks := run.plan_step()):
+            break
         number = run.run.step
         if run.before_step(tasks, number)[1]:
             return

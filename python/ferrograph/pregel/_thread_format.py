@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.checkpoint.base import id as _uuid6_state
 from xxhash import xxh3_128_hexdigest
 
-from ferrograph._core import new_checkpoint_id, new_checkpoint_stamp
+from ferrograph._core import new_checkpoint_id, new_checkpoint_stamp, next_version_name
 from ferrograph.errors import InvalidUpdateError
 from ferrograph.pregel._write import WRITE_GOTO, WRITE_KEY, WRITE_SEND
 from ferrograph.types import Command, Interrupt, Send
@@ -151,6 +151,35 @@ def task_statuses(writes: Iterable[tuple[str, str, Any]]) -> dict[str, TaskStatu
     return statuses
 
 
+VERSIONING_SAVERS = (
+    ("langgraph.checkpoint.memory", "InMemorySaver"),
+    ("langgraph.checkpoint.sqlite", "SqliteSaver"),
+    ("langgraph.checkpoint.sqlite.aio", "AsyncSqliteSaver"),
+    ("langgraph.checkpoint.postgres.base", "BasePostgresSaver"),
+)
+"""LangGraph's savers whose `get_next_version` is `next_version_name`'s rule."""
+
+
+def is_stock_method(saver_type: type, method: str, savers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether `saver_type`'s `method` is the one of one of LangGraph's `savers` (module,
+    class): not overridden, so what it does is known (savers of extras not installed are
+    skipped). Answered once per type and method."""
+    key = (saver_type, method)
+    known = _STOCK_METHODS.get(key)
+    if known is None:
+        stock = []
+        for module, name in savers:
+            try:
+                stock.append(getattr(getattr(importlib.import_module(module), name), method))
+            except (ImportError, AttributeError):  # an extra that is not installed
+                continue
+        known = _STOCK_METHODS[key] = getattr(saver_type, method, None) in stock
+    return known
+
+
+_STOCK_METHODS: dict[tuple[type, str], bool] = {}
+
+
 class Versions:
     """The saver's names of the engine's channel versions (index: engine version)."""
 
@@ -161,10 +190,17 @@ class Versions:
         self.names: list[Any] = names if names is not None else [None]
 
     def cover(self, latest: int) -> list[Any]:
-        """The names, with one made for each engine version up to `latest`."""
+        """The names, with one made for each engine version up to `latest` (by the saver's
+        `get_next_version`; for LangGraph's own savers, the same names made in Rust)."""
         names = self.names
-        while len(names) <= latest:
-            names.append(self.saver.get_next_version(names[-1], None))
+        if len(names) <= latest:
+            if is_stock_method(type(self.saver), "get_next_version", VERSIONING_SAVERS):
+                next_name = next_version_name
+                while len(names) <= latest:
+                    names.append(next_name(names[-1]))
+            else:
+                while len(names) <= latest:
+                    names.append(self.saver.get_next_version(names[-1], None))
         return names
 
     @classmethod

@@ -179,6 +179,8 @@ class ThreadStart:
         for i, (tid, channel, value) in enumerate(self.pending):
             if tid == NULL_TASK_ID and channel == RESUME:
                 del self.pending[i]
+                if self.exit_writes:  # taken: no longer saved at the end (as LangGraph)
+                    self.exit_writes = _without_null_resume(self.exit_writes)
                 return value
         return None if self.parent is None else self.parent.take_null_resume()
 
@@ -206,3 +208,17 @@ def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limi
                        (saved.metadata or {}).get("step", -1), recursion_limit, rank)
 
 
+
+
+def _without_null_resume(exit_writes: list[tuple[str, list[tuple[str, Any]], str]]
+                         ) -> list[tuple[str, list[tuple[str, Any]], str]]:
+    """`exit_writes` without the run's resume value (the null task's `RESUME` write); a
+    null task entry left with nothing is dropped."""
+    kept = []
+    for tid, writes, path in exit_writes:
+        if tid == NULL_TASK_ID:
+            writes = [(c, v) for c, v in writes if c != RESUME]
+            if not writes:
+                continue
+        kept.append((tid, writes, path))
+    return kept

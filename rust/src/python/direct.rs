@@ -335,17 +335,34 @@ impl DirectGraph {
 impl DirectGraph {
     /// The task's input and config, built on the calling thread before the step runs (so the
     /// state they read is the step's, whichever thread runs the task).
-    pub(super) fn prepare(
+    pub(super) fn prepare<'py>(
         &self,
-        py: Python<'_>,
-        run: &RunArgs<'_>,
+        py: Python<'py>,
+        run: &RunArgs<'py>,
         state: &RunState<Py<PyAny>>,
         task: Task,
         step: i64,
     ) -> PyResult<Prepared> {
-        let node = &self.nodes[task.node];
         let id_text = task_id::next_id();
         let id = PyString::new(py, id_text.as_str());
+        self.prepare_as(py, run, state, task, step, id, id_text.as_str(), None)
+    }
+
+    /// `prepare` for a task whose id the caller made (`id`, `id_text` the same text), and
+    /// whose config carries its `Task` object (`owner`: see [`task_config`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn prepare_as<'py>(
+        &self,
+        py: Python<'py>,
+        run: &RunArgs<'py>,
+        state: &RunState<Py<PyAny>>,
+        task: Task,
+        step: i64,
+        id: Bound<'py, PyString>,
+        id_text: &str,
+        owner: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Prepared> {
+        let node = &self.nodes[task.node];
         let input = match task.path {
             TaskPath::Push(index) => state.send_arg(index).clone_ref(py),
             TaskPath::Pull(_) if task.node == START_NODE => run.input.clone().unbind(),
@@ -383,8 +400,9 @@ impl DirectGraph {
                     &node.config,
                     task.path,
                     &id,
-                    &id_text,
+                    id_text,
                     step,
+                    owner,
                 )?
                 .unbind(),
             )
@@ -470,7 +488,7 @@ impl DirectGraph {
         Ok(found)
     }
 
-    fn run_node(
+    pub(super) fn run_node(
         &self,
         py: Python<'_>,
         task: &Prepared,
@@ -635,16 +653,8 @@ impl DirectGraph {
         writes: Writes,
         result: &Bound<'_, PyAny>,
     ) -> PyResult<Writes> {
-        let described = PyList::empty(py);
-        for write in writes {
-            let (kind, target, value) = match write {
-                Write::Key(key, value) => (super::engine::WRITE_KEY, key, value),
-                Write::Goto(node) => (super::engine::WRITE_GOTO, node, py.None()),
-                Write::Send(node, arg) => (super::engine::WRITE_SEND, node, arg),
-                Write::Handled => (super::engine::WRITE_HANDLED, 0, py.None()),
-            };
-            described.append((kind, target, value))?;
-        }
+        let described = describe_writes(py, &writes)?;
+        drop(writes);
         let routed = self.hooks.branch_writes.bind(py).call1((
             caller.graph.bind(py),
             node.name.bind(py),
@@ -667,6 +677,25 @@ impl DirectGraph {
             })
             .collect()
     }
+}
+
+/// `writes` as the Python side describes them: a list of `(kind, target, value)` tuples (the
+/// form `Run.apply` takes and a `GraphRun` task's `writes` hold).
+pub(super) fn describe_writes<'py>(
+    py: Python<'py>,
+    writes: &Writes,
+) -> PyResult<Bound<'py, PyList>> {
+    let described = PyList::empty(py);
+    for write in writes {
+        let (kind, target, value) = match write {
+            Write::Key(key, value) => (super::engine::WRITE_KEY, *key, value.clone_ref(py)),
+            Write::Goto(node) => (super::engine::WRITE_GOTO, *node, py.None()),
+            Write::Send(node, arg) => (super::engine::WRITE_SEND, *node, arg.clone_ref(py)),
+            Write::Handled => (super::engine::WRITE_HANDLED, 0, py.None()),
+        };
+        described.append((kind, target, value))?;
+    }
+    Ok(described)
 }
 
 /// A step with several tasks, shared between the calling thread and recruited workers.

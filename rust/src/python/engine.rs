@@ -269,10 +269,10 @@ pub(crate) const WRITE_HANDLED: u8 = 3;
 #[pyclass(module = "ferrograph._core")]
 pub struct Run {
     plan: Py<GraphPlan>,
-    state: RunState<Py<PyAny>>,
-    reducers: Vec<Option<Py<PyAny>>>,
+    pub(super) state: RunState<Py<PyAny>>,
+    pub(super) reducers: Vec<Option<Py<PyAny>>>,
     /// The tasks returned by the last `next_tasks`, addressed by index in `apply`.
-    tasks: Vec<Task>,
+    pub(super) tasks: Vec<Task>,
     /// What the last `checkpoint_changes` reported (None: nothing yet).
     reported: Option<Reported>,
 }
@@ -427,15 +427,7 @@ impl Run {
             .state
             .next_tasks(plan)
             .map_err(|_| OutOfSteps::new_err(()))?;
-        let items = self.tasks.iter().map(|task| match task.path {
-            TaskPath::Pull(_) => (task.node, None, None),
-            TaskPath::Push(index) => (
-                task.node,
-                Some(index),
-                Some(self.state.send_arg(index).clone_ref(py)),
-            ),
-        });
-        PyList::new(py, items)
+        planned_items(py, &self.state, &self.tasks)
     }
 
     /// Applies the writes of the current step's tasks: `results` holds
@@ -851,6 +843,24 @@ pub(crate) fn read_state<'py>(
         }
     }
     Ok(dict)
+}
+
+/// A step's planned `tasks` as `Run.next_tasks` describes them: `(node_id, push_index or
+/// None, send_arg or None)`.
+pub(super) fn planned_items<'py>(
+    py: Python<'py>,
+    state: &RunState<Py<PyAny>>,
+    tasks: &[Task],
+) -> PyResult<Bound<'py, PyList>> {
+    let items = tasks.iter().map(|task| match task.path {
+        TaskPath::Pull(_) => (task.node, None, None),
+        TaskPath::Push(index) => (
+            task.node,
+            Some(index),
+            Some(state.send_arg(index).clone_ref(py)),
+        ),
+    });
+    PyList::new(py, items)
 }
 
 /// One write as the Python side describes it, `(kind, target, value)`, checked against `plan`.

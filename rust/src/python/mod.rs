@@ -8,6 +8,7 @@ mod crew;
 mod direct;
 mod direct_async;
 mod direct_stream;
+mod direct_thread;
 mod engine;
 mod held_run;
 mod models;
@@ -23,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     direct::register(m)?;
     direct_async::register(m)?;
     direct_stream::register(m)?;
+    direct_thread::register(m)?;
     models::register(m)?;
     Ok(())
 }

@@ -16,7 +16,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use crate::schedule::TaskPath;
-use crate::task_id::TaskId;
 
 /// What a node's task configs are made from (built once per graph).
 pub(super) struct NodeConfig {
@@ -94,19 +93,23 @@ pub(super) fn prime_configurable(configurable: &Bound<'_, PyDict>) -> PyResult<(
     Ok(())
 }
 
-/// The config a task's node sees: the run's, with the task's metadata and identifiers.
+/// The config a task's node sees: the run's, with the task's metadata and identifiers;
+/// `owner`, when given, is the `Task` object of a checkpointed run (`__ferrograph_task`,
+/// where the node's `interrupt()` and the graphs it runs find their thread).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn task_config<'py>(
     py: Python<'py>,
     run: &RunConfig<'py>,
     node: &NodeConfig,
     path: TaskPath,
     id: &Bound<'py, PyString>,
-    id_text: &TaskId,
+    id_text: &str,
     step: i64,
+    owner: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let mut ns = String::with_capacity(node.ns_prefix.len() + 36);
+    let mut ns = String::with_capacity(node.ns_prefix.len() + id_text.len());
     ns.push_str(&node.ns_prefix);
-    ns.push_str(id_text.as_str());
+    ns.push_str(id_text);
     let checkpoint_ns = PyString::new(py, &ns);
     let template = match path {
         TaskPath::Pull(_) => node.pull_metadata.bind(py),
@@ -137,6 +140,9 @@ pub(super) fn task_config<'py>(
     let configurable = run.configurable.copy()?;
     configurable.set_item(intern!(py, "checkpoint_ns"), checkpoint_ns)?;
     configurable.set_item(intern!(py, "__pregel_task_id"), id)?;
+    if let Some(owner) = owner {
+        configurable.set_item(intern!(py, "__ferrograph_task"), owner)?;
+    }
     let config = run.config.copy()?;
     config.set_item(intern!(py, "metadata"), metadata)?;
     config.set_item(intern!(py, "configurable"), configurable)?;

@@ -1,0 +1,132 @@
+"""A checkpointed `invoke`'s plain steps on the Rust driver (`run_thread_steps`,
+`rust/src/python/direct_thread.rs`).
+
+`GraphRun` runs a run with a thread step by step in Python. Most steps of most runs are one
+task of a node that just runs, and for a run that streams nothing, reports to nobody and
+stops at no breakpoint, those go by the Rust driver instead: it plans, prepares, calls and
+applies, and calls back here for what the thread needs (naming the step's tasks as LangGraph
+names them, saving the task's writes, saving the checkpoint), through the same `Persistence`
+methods the Python loop calls. Any other step (several tasks, the start node, a task with
+saved writes or answers, a node that fails or pauses) goes back to the Python loop at its
+step boundary, which comes back here for the steps after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ferrograph._core import ConcurrentUpdate, OutOfSteps, run_thread_steps
+from ferrograph.config import (
+    CONFIG_KEY_RUN,
+    CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_TASK,
+    CONFIG_KEY_TASK_ID,
+)
+from ferrograph.pregel._errors import concurrent_update_error, recursion_error
+from ferrograph.pregel._task import Task
+from ferrograph.pregel._thread_format import PULL, PUSH
+
+if TYPE_CHECKING:
+    from ferrograph.pregel._loop import GraphRun
+    from ferrograph.pregel.main import CompiledStateGraph
+
+RUN_OVER, STEP_PLANNED, STEP_RUN = 0, 1, 2
+"""What `run_thread_steps` returns (see the Rust module)."""
+
+
+def thread_steps(run: GraphRun) -> Callable[[], tuple[list[Task], bool] | None] | None:
+    """For a run the Rust driver may take steps of: a call that runs steps until the run is
+    over (None) or one is the Python loop's: `(tasks, ran)`, its tasks planned and named (not
+    run), or run (`ran`: the task failed or paused, recorded on it). None: a run whose steps
+    all go by the Python loop."""
+    graph = run.graph
+    saving = run.saving
+    if not (saving is not None and saving.parent is None and not saving.ns
+            and graph.direct_by_build and graph.direct is not None and not graph.delta_keys
+            and not run.nested and not run.spec.modes and not run.interrupt_before
+            and not run.interrupt_after and graph.step_timeout is None
+            and run.user_callbacks is None and run.node_finished is None
+            and run.trace is None):
+        return None
+    steps = ThreadSteps(run)
+    configurable = {**run._base_configurable, "checkpoint_ns": None,
+                    CONFIG_KEY_RUNTIME: run._runtime, CONFIG_KEY_TASK_ID: None,
+                    CONFIG_KEY_RUN: None, CONFIG_KEY_TASK: None}  # (the order `_prepare` sets)
+    config = {**run._task_config, "callbacks": None}
+    calls = {"name_step": steps.name_step, "task_finished": saving.task_ended,
+             "task_failed": run.record_error, "step_applied": steps.step_applied}
+
+    def run_steps() -> tuple[list[Task], bool] | None:
+        try:
+            outcome = run_thread_steps(graph.direct, run.run, graph, run.strict_input, config,
+                                       configurable, run.base_metadata, run.stop_check,
+                                       run.control, calls)
+        except OutOfSteps:
+            raise recursion_error(run.recursion_limit) from None
+        except ConcurrentUpdate as e:
+            raise concurrent_update_error(e.args[0]) from None
+        if outcome == RUN_OVER:
+            return None
+        return steps.planned, outcome == STEP_RUN
+
+    return run_steps
+
+
+class ThreadSteps:
+    """The thread's calls of one run's Rust steps (see `run_thread_steps`)."""
+
+    __slots__ = ("run", "planned", "plain", "pulls")
+
+    def __init__(self, run: GraphRun) -> None:
+        self.run = run
+        self.planned: list[Task] = []
+        """The tasks of the step planned last."""
+        self.plain, self.pulls = _node_tables(run.graph)
+
+    def name_step(self, planned: list[tuple[int, int | None, Any]], step: int) -> Task | None:
+        """The step's tasks made and named as `GraphRun.plan_step` makes them; the task the
+        Rust driver runs, or None for a step that is the Python loop's."""
+        run = self.run
+        saving = run.saving
+        if len(planned) == 1 and not saving.pending and not saving.resume_map:  # type: ignore[union-attr]
+            node_id, push, _ = planned[0]
+            if push is None and self.plain[node_id]:  # (most steps)
+                name, path, triggers, runner = self.pulls[node_id]
+                t = Task(0, node_id, name, "", path, triggers, None, None, runner, step)
+                saving.name_fresh_pull(t, step)  # type: ignore[union-attr]
+                self.planned = [t]
+                return t
+        self.planned = tasks = [run._new_task(i, node_id, push, arg, step)
+                                for i, (node_id, push, arg) in enumerate(planned)]
+        run.saving.name_tasks(tasks, step)  # type: ignore[union-attr]
+        if len(tasks) != 1:
+            return None
+        t = tasks[0]
+        if (self.plain[t.node_id] and t.saved_writes is None and t.failed_before is None
+                and t.timeout is None and not t.scratchpad.resume):
+            return t
+        return None
+
+    def step_applied(self, t: Task) -> None:
+        t.config = {}  # (frees the task now: its config refers back to it)
+        saving = self.run.saving
+        if t.path[0] == PUSH:
+            saving.step_applied([t])  # type: ignore[union-attr]
+        saving.save(self.run.run, "loop")  # type: ignore[union-attr]
+        saving.resumed = False  # type: ignore[union-attr]
+
+
+def _node_tables(graph: CompiledStateGraph) -> tuple[list[bool], list[tuple[Any, ...]]]:
+    """By node id (made once per graph): whether its tasks may run on the Rust driver (not
+    the start node, nor a node with an error handler), and what its pull tasks are made of
+    (`GraphRun._new_task`'s name, path, triggers and runner)."""
+    tables = graph.__dict__.get("_thread_step_nodes")
+    if tables is None:
+        plain = [name in graph.runners and graph.runners[name].handler is None
+                 for name in graph.node_names]
+        plain[0] = False
+        pulls = [(name, (PULL, name), graph.triggers[node_id], graph.runners.get(name))
+                 for node_id, name in enumerate(graph.node_names)]
+        tables = graph._thread_step_nodes = (plain, pulls)
+    return tables

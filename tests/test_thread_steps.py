@@ -1,0 +1,263 @@
+"""A checkpointed `invoke`'s plain steps on the Rust driver (`pregel/_direct_thread.py`):
+which steps go there, and that the thread they leave, the result and the errors are
+LangGraph's — through sends, commands, routers, failures, pauses and resumes, failed applies,
+the recursion limit, graphs run by a node and tasks called from one, in each durability."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from ferrograph.checkpoint.memory import InMemorySaver
+from ferrograph.pregel import _direct_thread
+from tests.parity import stored_thread
+
+
+class Flow(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+    n: int
+
+
+def lib(name: str) -> tuple[Any, Any]:
+    return (__import__(f"{name}.graph", fromlist=["StateGraph"]),
+            __import__(f"{name}.types", fromlist=["Send"]))
+
+
+@pytest.fixture
+def rust_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tasks handed to the Rust driver to run (each a step of its own)."""
+    ran: list[str] = []
+    name_step = _direct_thread.ThreadSteps.name_step
+
+    def counted(self: Any, planned: Any, step: int) -> Any:
+        task = name_step(self, planned, step)
+        if task is not None:
+            ran.append(task.name)
+        return task
+
+    monkeypatch.setattr(_direct_thread.ThreadSteps, "name_step", counted)
+    return ran
+
+
+def mixed_graph(name: str, saver: Any, fail: str | None = None) -> Any:
+    """A chain with a router, a `Command` with a goto, a single `Send` and a fan-out of two
+    branches; the node named `fail` raises."""
+    g, types = lib(name)
+
+    def node(label: str) -> Any:
+        def run(state: Any) -> Any:
+            if label == fail:
+                raise ValueError(f"{label} failed")
+            if label == "b":
+                return types.Command(update={"log": ["b"]}, goto="c")
+            if label == "a":
+                return {"log": [label], "n": len(state["log"])}
+            return {"log": [label]}
+        return run
+
+    b = g.StateGraph(Flow)
+    for label in ("a", "b", "c", "d", "e", "f"):
+        b.add_node(label, node(label))
+    b.add_node("w", lambda item: {"log": [f"w{item}"]})
+    b.add_edge(g.START, "a")
+    b.add_conditional_edges("a", lambda s: "b" if s["n"] < 5 else "c", ["b", "c"])
+    b.add_conditional_edges("c", lambda s: [types.Send("w", 7)])
+    b.add_edge("w", "d")
+    b.add_edge("d", "e")
+    b.add_edge("d", "f")
+    return b.compile(checkpointer=saver)
+
+
+def run_mixed(name: str, durability: str, fail: str | None = None) -> list[Any]:
+    saver = InMemorySaver()
+    app = mixed_graph(name, saver, fail)
+    config = {"configurable": {"thread_id": "t"}}
+    try:
+        out: Any = app.invoke({"log": []}, config, durability=durability)
+    except ValueError as e:
+        out = repr(e)
+    return [out, stored_thread(saver, config)]
+
+
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
+def test_plain_steps_run_on_the_rust_driver_and_store_what_langgraph_stores(
+        durability: str, rust_steps: list[str]) -> None:
+    ours = run_mixed("ferrograph", durability)
+    assert ours == run_mixed("langgraph", durability)
+    assert ours[0]["log"] == ["a", "b", "c", "w7", "d", "e", "f"]
+    # The start node and the two-branch step go by the Python loop; the rest here.
+    assert rust_steps == ["a", "b", "c", "w", "d"]
+
+
+@pytest.mark.parametrize("fail", ["c", "d"])
+def test_a_failing_node_on_the_rust_driver_leaves_langgraphs_thread(
+        fail: str, rust_steps: list[str]) -> None:
+    ours = run_mixed("ferrograph", "sync", fail)
+    assert ours == run_mixed("langgraph", "sync", fail)
+    assert ours[0] == f"ValueError('{fail} failed')"
+    assert rust_steps[-1] == fail
+
+
+def paused_graph(name: str, saver: Any) -> Any:
+    g, types = lib(name)
+
+    def ask(state: Any) -> Any:
+        first = types.interrupt("first?")
+        second = types.interrupt("second?")
+        return {"log": [f"ask:{first}:{second}"]}
+
+    b = g.StateGraph(Flow)
+    b.add_node("a", lambda s: {"log": ["a"]})
+    b.add_node("ask", ask)
+    b.add_node("z", lambda s: {"log": ["z"]})
+    b.add_edge(g.START, "a")
+    b.add_edge("a", "ask")
+    b.add_edge("ask", "z")
+    return b.compile(checkpointer=saver)
+
+
+def pause_and_resume(name: str, durability: str) -> list[Any]:
+    _, types = lib(name)
+    saver = InMemorySaver()
+    app = paused_graph(name, saver)
+    config = {"configurable": {"thread_id": "t"}}
+    outs = [app.invoke({"log": []}, config, durability=durability)]
+    outs.append(app.invoke(types.Command(resume="yes"), config, durability=durability))
+    outs.append(app.invoke(types.Command(resume="sure"), config, durability=durability))
+    return [[{k: (v if k != "__interrupt__" else [i.value for i in v]) for k, v in o.items()}
+             for o in outs], stored_thread(saver, config)]
+
+
+@pytest.mark.parametrize("durability", ["sync", "exit"])
+def test_interrupts_and_resumes_of_a_node_on_the_rust_driver(
+        durability: str, rust_steps: list[str]) -> None:
+    ours = pause_and_resume("ferrograph", durability)
+    assert ours == pause_and_resume("langgraph", durability)
+    assert ours[0][-1]["log"] == ["a", "ask:yes:sure", "z"]
+    # `ask` pauses on the Rust driver at its first question, then (resumed with the run's
+    # answer) at its second; with an answer saved for it, the third run's `ask` goes by the
+    # Python loop, and `z` after it by the Rust driver again.
+    assert rust_steps == ["a", "ask", "ask", "z"]
+
+
+def refuse(old: list, new: list) -> list:
+    if new == ["bad"]:
+        raise ValueError("refused")
+    return old + new
+
+
+class Refusing(TypedDict, total=False):
+    log: Annotated[list, refuse]
+
+
+def clashing_graph(name: str, saver: Any) -> Any:
+    """One node whose write its key's reducer refuses: the step fails to apply."""
+    g, _ = lib(name)
+    b = g.StateGraph(Refusing)
+    b.add_node("a", lambda s: {"log": ["a"]})
+    b.add_node("bad", lambda s: {"log": ["bad"]})
+    b.add_edge(g.START, "a")
+    b.add_edge("a", "bad")
+    return b.compile(checkpointer=saver)
+
+
+def test_a_write_that_fails_to_apply_on_the_rust_driver(rust_steps: list[str]) -> None:
+    def run(name: str) -> list[Any]:
+        saver = InMemorySaver()
+        config = {"configurable": {"thread_id": "t"}}
+        with pytest.raises(ValueError, match="refused"):
+            clashing_graph(name, saver).invoke({"log": []}, config, durability="sync")
+        return stored_thread(saver, config)
+
+    assert run("ferrograph") == run("langgraph")
+    assert rust_steps == ["a", "bad"]
+
+
+def test_the_recursion_limit_on_the_rust_driver() -> None:
+    def run(name: str) -> list[Any]:
+        g, _ = lib(name)
+        errors = __import__(f"{name}.errors", fromlist=["GraphRecursionError"])
+        b = g.StateGraph(Flow)
+        b.add_node("loop", lambda s: {"log": ["x"]})
+        b.add_edge(g.START, "loop")
+        b.add_edge("loop", "loop")
+        saver = InMemorySaver()
+        config = {"configurable": {"thread_id": "t"}, "recursion_limit": 6}
+        with pytest.raises(errors.GraphRecursionError) as raised:
+            b.compile(checkpointer=saver).invoke({"log": []}, config)
+        return [str(raised.value), stored_thread(saver, config)]
+
+    assert run("ferrograph") == run("langgraph")
+
+
+def nesting_graph(name: str, saver: Any) -> Any:
+    """A node that runs a graph (which pauses) and a node that calls a task."""
+    g, types = lib(name)
+    func = __import__(f"{name}.func", fromlist=["task"])
+
+    @func.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    inner = g.StateGraph(Flow)
+    inner.add_node("i1", lambda s: {"log": ["i1"]})
+    inner.add_node("i2", lambda s: {"log": [f"i2:{types.interrupt('inner?')}"]})
+    inner.add_edge(g.START, "i1")
+    inner.add_edge("i1", "i2")
+    sub = inner.compile()
+
+    b = g.StateGraph(Flow)
+    b.add_node("calls", lambda s: {"n": double(21).result()})
+    b.add_node("runs", lambda s: {"log": sub.invoke({"log": []})["log"]})
+    b.add_edge(g.START, "calls")
+    b.add_edge("calls", "runs")
+    return b.compile(checkpointer=saver)
+
+
+def test_graphs_and_tasks_a_rust_driven_node_runs_keep_their_place_in_the_thread(
+        rust_steps: list[str]) -> None:
+    def run(name: str) -> list[Any]:
+        _, types = lib(name)
+        saver = InMemorySaver()
+        app = nesting_graph(name, saver)
+        config = {"configurable": {"thread_id": "t"}}
+        first = app.invoke({"log": []}, config)
+        second = app.invoke(types.Command(resume="ok"), config)
+        namespaces = sorted({t.config["configurable"]["checkpoint_ns"].split(":")[0]
+                             for t in saver.list({"configurable": {"thread_id": "t"}})})
+        return [first["n"], [i.value for i in first["__interrupt__"]], second,
+                namespaces, stored_thread(saver, config)]
+
+    assert run("ferrograph") == run("langgraph")
+    assert rust_steps == ["calls", "runs", "runs"]
+
+
+def test_a_drained_run_stops_between_rust_steps_and_resumes(rust_steps: list[str]) -> None:
+    from ferrograph.errors import GraphDrained
+    from ferrograph.graph import START, StateGraph
+    from ferrograph.runtime import RunControl
+
+    control = RunControl()
+
+    def b(state: Flow) -> dict[str, Any]:
+        control.request_drain("shutdown")
+        return {"log": ["b"]}
+
+    g = StateGraph(Flow)
+    g.add_node("a", lambda s: {"log": ["a"]})
+    g.add_node("b", b)
+    g.add_node("c", lambda s: {"log": ["c"]})
+    g.add_edge(START, "a")
+    g.add_edge("a", "b")
+    g.add_edge("b", "c")
+    app = g.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(GraphDrained, match="shutdown"):
+        app.invoke({"log": []}, config, control=control)
+    state = app.get_state(config)
+    assert state.values == {"log": ["a", "b"]} and state.next == ("c",)
+    assert app.invoke(None, config) == {"log": ["a", "b", "c"]}
+    # `c` was handed over, then the drain stopped the run before it ran.
+    assert rust_steps == ["a", "b", "c", "c"]
