@@ -122,6 +122,13 @@ pub(super) struct Hooks {
 }
 
 impl Hooks {
+    /// Whether `control` is a `RunControl` itself (not a subclass, which may answer
+    /// `drain_requested` its own way): its drain state is then read from its slot (see
+    /// [`Hooks::check_drain`]).
+    pub(super) fn plain_control(&self, control: Option<&Bound<'_, PyAny>>) -> bool {
+        control.is_some_and(|c| c.get_type().is(self.run_control.bind(c.py())))
+    }
+
     /// Whether the run was asked to drain (stop after this step); the `drained` hook is told
     /// when it was. A `RunControl` itself (`plain`, not a subclass, which may answer
     /// `drain_requested` its own way) is read without the property call: the property is
@@ -277,17 +284,9 @@ impl DirectGraph {
         let run = RunArgs {
             input,
             caller,
-            config: RunConfig {
-                config,
-                configurable,
-                metadata: metadata.filter(|m| !m.is_empty()),
-            },
+            config: RunConfig::new(config, configurable, metadata),
         };
-        // A `RunControl` itself (not a subclass, which may answer `drain_requested` its own
-        // way): its property is `_drain_reason is not None`, read here without the call.
-        let plain_control = control
-            .as_ref()
-            .is_some_and(|c| c.get_type().is(graph.hooks.run_control.bind(py)));
+        let plain_control = graph.hooks.plain_control(control.as_ref());
         let mut state = RunState::new(plan, initial, recursion_limit);
         loop {
             let tasks = state

@@ -84,15 +84,9 @@ fn run_thread_steps<'py>(
             strict,
             paused: PyList::empty(py).unbind(),
         },
-        config: RunConfig {
-            config,
-            configurable,
-            metadata: metadata.filter(|m| !m.is_empty()),
-        },
+        config: RunConfig::new(config, configurable, metadata),
     };
-    let plain_control = control
-        .as_ref()
-        .is_some_and(|c| c.get_type().is(direct.hooks.run_control.bind(py)));
+    let plain_control = direct.hooks.plain_control(control.as_ref());
     loop {
         if let Some(check) = &stop_check {
             check.call0()?;

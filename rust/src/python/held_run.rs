@@ -51,9 +51,9 @@ impl HeldRun {
             )));
         }
         prime_configurable(configurable.bind(py))?;
-        let plain_control = control
-            .as_ref()
-            .is_some_and(|c| c.bind(py).get_type().is(direct.hooks.run_control.bind(py)));
+        let plain_control = direct
+            .hooks
+            .plain_control(control.as_ref().map(|c| c.bind(py)));
         Ok(HeldRun {
             caller,
             input,

@@ -77,6 +77,21 @@ pub(super) struct RunConfig<'py> {
     pub(super) metadata: Option<Bound<'py, PyDict>>,
 }
 
+impl<'py> RunConfig<'py> {
+    /// A run's: `metadata` kept only when it has keys.
+    pub(super) fn new(
+        config: Bound<'py, PyDict>,
+        configurable: Bound<'py, PyDict>,
+        metadata: Option<Bound<'py, PyDict>>,
+    ) -> Self {
+        RunConfig {
+            config,
+            configurable,
+            metadata: metadata.filter(|m| !m.is_empty()),
+        }
+    }
+}
+
 /// Makes a run's `configurable` (a dict of the run's own) ready for [`task_config`]'s copies:
 /// the keys each task sets, added at the end where missing (where setting them per task put
 /// them). Idempotent.
