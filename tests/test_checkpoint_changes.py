@@ -85,6 +85,20 @@ def test_the_saver_gets_dicts_later_steps_do_not_change() -> None:
     assert len(kept) > 3
     for checkpoint, shown in kept:
         assert repr(checkpoint) == shown
+    # The same with `put` replaced on the saver itself rather than on its class.
+    kept.clear()
+    saver = InMemorySaver()
+    stock_put = saver.put
+
+    def keeping_put(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        kept.append((checkpoint, repr(checkpoint)))
+        return stock_put(config, checkpoint, metadata, new_versions)
+
+    saver.put = keeping_put  # type: ignore[method-assign]
+    graph(saver).invoke({"log": []}, {"configurable": {"thread_id": "t"}}, durability="sync")
+    assert len(kept) > 3
+    for checkpoint, shown in kept:
+        assert repr(checkpoint) == shown
 
 
 # `durability="exit"` saves one checkpoint, at the run's end: that of the last step applied,
@@ -263,5 +277,8 @@ def test_version_names_are_langgraphs_savers() -> None:
     assert is_stock_method(InMemorySaver, "get_next_version", VERSIONING_SAVERS)
     assert not is_stock_method(Own, "get_next_version", VERSIONING_SAVERS)
     assert Versions(Own()).cover(3) == [None, 1, 2, 3]
+    patched = InMemorySaver()
+    patched.get_next_version = lambda current, channel: (current or 0) + 10  # type: ignore[method-assign]
+    assert Versions(patched).cover(2) == [None, 10, 20]
     names = Versions(InMemorySaver()).cover(3)[1:]
     assert [int(n.split(".")[0]) for n in names] == [1, 2, 3] and names == sorted(names)

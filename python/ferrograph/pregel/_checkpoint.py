@@ -581,7 +581,7 @@ class Persistence(ThreadStart):
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
             checkpoint = self.checkpoint
-            if not _serializes_at_once(type(self.saver)):
+            if not _serializes_at_once(self.saver):
                 checkpoint = copy_checkpoint(checkpoint)
             saved = self.saver.put(put_config, checkpoint, self.metadata, new_versions)
         self.put_config = saved
@@ -628,11 +628,12 @@ class Persistence(ThreadStart):
             self._put_writes(self._at_checkpoint(), ws, tid, path)
 
 
-def _serializes_at_once(saver_type: type) -> bool:
+def _serializes_at_once(saver: Any) -> bool:
     """Whether the saver's `put` is that of LangGraph's `InMemorySaver`, `SqliteSaver` or
-    `PostgresSaver`, which keep none of the checkpoint's dicts (they store its bytes before
-    they return), so it needs no copy of them."""
-    return is_stock_method(saver_type, "put", _PUT_KEEPS_NOTHING)
+    `PostgresSaver` (not overridden, on its class or on itself), which keep none of the
+    checkpoint's dicts (they store its bytes before they return), so it needs no copy."""
+    return is_stock_method(type(saver), "put", _PUT_KEEPS_NOTHING) and (
+        "put" not in getattr(saver, "__dict__", ()))
 
 
 _PUT_KEEPS_NOTHING = (

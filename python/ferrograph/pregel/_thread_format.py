@@ -194,13 +194,15 @@ class Versions:
         `get_next_version`; for LangGraph's own savers, the same names made in Rust)."""
         names = self.names
         if len(names) <= latest:
-            if is_stock_method(type(self.saver), "get_next_version", VERSIONING_SAVERS):
+            saver = self.saver
+            if is_stock_method(type(saver), "get_next_version", VERSIONING_SAVERS) and (
+                    "get_next_version" not in getattr(saver, "__dict__", ())):
                 next_name = next_version_name
                 while len(names) <= latest:
                     names.append(next_name(names[-1]))
             else:
                 while len(names) <= latest:
-                    names.append(self.saver.get_next_version(names[-1], None))
+                    names.append(saver.get_next_version(names[-1], None))
         return names
 
     @classmethod
