@@ -27,15 +27,15 @@ def lib(name: str) -> tuple[Any, Any]:
 
 @pytest.fixture
 def rust_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the tasks handed to the Rust driver to run (each a step of its own)."""
+    """The names of the tasks handed to the Rust driver to run, step after step."""
     ran: list[str] = []
     name_step = _direct_thread.ThreadSteps.name_step
 
     def counted(self: Any, planned: Any, step: int) -> Any:
-        task = name_step(self, planned, step)
-        if task is not None:
-            ran.append(task.name)
-        return task
+        tasks = name_step(self, planned, step)
+        if tasks is not None:
+            ran.extend(t.name for t in tasks)
+        return tasks
 
     monkeypatch.setattr(_direct_thread.ThreadSteps, "name_step", counted)
     return ran
@@ -87,8 +87,8 @@ def test_plain_steps_run_on_the_rust_driver_and_store_what_langgraph_stores(
     ours = run_mixed("ferrograph", durability)
     assert ours == run_mixed("langgraph", durability)
     assert ours[0]["log"] == ["a", "b", "c", "w7", "d", "e", "f"]
-    # The start node and the two-branch step go by the Python loop; the rest here.
-    assert rust_steps == ["a", "b", "c", "w", "d"]
+    # The start node goes by the Python loop; the rest (`e` and `f` a step of two) here.
+    assert rust_steps == ["a", "b", "c", "w", "d", "e", "f"]
 
 
 @pytest.mark.parametrize("fail", ["c", "d"])
@@ -261,3 +261,73 @@ def test_a_drained_run_stops_between_rust_steps_and_resumes(rust_steps: list[str
     assert app.invoke(None, config) == {"log": ["a", "b", "c"]}
     # `c` was handed over, then the drain stopped the run before it ran.
     assert rust_steps == ["a", "b", "c", "c"]
+
+
+def fanout_graph(name: str, saver: Any, fail: bool, barrier: Any = None) -> Any:
+    """`split` starts three branches (two by edges, one by a `Send`); branch `b` fails or
+    pauses (`fail`), then they join. With `barrier`, `a` and `b` wait for each other (so
+    they must run at once)."""
+    g, types = lib(name)
+
+    def a(state: Any) -> Any:
+        if barrier is not None:
+            barrier.wait()
+        return {"log": ["a"]}
+
+    def b(state: Any) -> Any:
+        if barrier is not None:
+            barrier.wait()
+        if fail:
+            raise ValueError("b failed")
+        return {"log": [f"b:{types.interrupt('b?')}"]}
+
+    builder = g.StateGraph(Flow)
+    builder.add_node("split", lambda s: {"log": ["split"]})
+    builder.add_node("a", a)
+    builder.add_node("b", b)
+    builder.add_node("w", lambda item: {"log": [f"w{item}"]})
+    builder.add_node("join", lambda s: {"log": ["join"]})
+    builder.add_edge(g.START, "split")
+    builder.add_edge("split", "a")
+    builder.add_edge("split", "b")
+    builder.add_conditional_edges("split", lambda s: [types.Send("w", 1)])
+    builder.add_edge(["a", "b", "w"], "join")
+    return builder.compile(checkpointer=saver)
+
+
+def fanout_runs(name: str, fail: bool) -> list[Any]:
+    _, types = lib(name)
+    saver = InMemorySaver()
+    app = fanout_graph(name, saver, fail)
+    config = {"configurable": {"thread_id": "t"}}
+    outs: list[Any] = []
+    for value in ({"log": []}, None if fail else types.Command(resume="yes")):
+        try:
+            out = app.invoke(value, config)
+            outs.append({k: (v if k != "__interrupt__" else [i.value for i in v])
+                         for k, v in out.items()})
+        except ValueError as e:
+            outs.append(repr(e))
+    return [outs, stored_thread(saver, config)]
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["fails", "pauses"])
+def test_a_step_of_several_tasks_on_the_rust_driver(fail: bool, rust_steps: list[str]) -> None:
+    # The branches that finished keep their saved writes when a sibling fails or pauses;
+    # the next run runs only that sibling, as LangGraph does.
+    ours = fanout_runs("ferrograph", fail)
+    assert ours == fanout_runs("langgraph", fail)
+    assert sorted(rust_steps[:4]) == ["a", "b", "split", "w"]
+    assert rust_steps[1:4] == ["w", "a", "b"]  # a step's pushed task comes first
+
+
+def test_the_tasks_of_a_rust_driven_step_run_at_once() -> None:
+    # `a` and `b` each wait for the other: they finish only if they run side by side.
+    import threading
+
+    barrier = threading.Barrier(2, timeout=60)
+    app = fanout_graph("ferrograph", InMemorySaver(), fail=False, barrier=barrier)
+    config = {"configurable": {"thread_id": "t"}}
+    out = app.invoke({"log": []}, config)
+    assert sorted(out["log"]) == ["a", "split", "w1"] and "__interrupt__" in out
+    assert not barrier.broken

@@ -62,6 +62,10 @@ class Run:
     def latest_version(self) -> int:
         """The newest version given to a channel (1, 2, ... in apply order)."""
     @property
+    def consumed_channels(self) -> list[str]:
+        """Channels whose version the last step moved only by consuming them (not updated,
+        in LangGraph's `updated_channels` sense)."""
+    @property
     def channel_versions(self) -> list[int]:
         """Each channel's version (0: never written), by channel id."""
     def checkpoint_changes(
@@ -166,15 +170,17 @@ def run_thread_steps(
     config: dict[str, Any],
     configurable: dict[str, Any],
     metadata: dict[str, Any] | None,
+    max_concurrency: int | None,
     stop_check: Callable[[], None] | None,
     control: Any,
     calls: dict[str, Callable[..., Any]],
 ) -> int:
-    """Runs the steps of `run` (a checkpointed `GraphRun`'s) that are one plain task each:
-    0 when the run is over, 1 when the step planned last is the Python loop's to run, 2 when
-    its task failed or paused (recorded on it). `calls`: `name_step(planned, step)` -> the
-    task or None, `task_finished(task)` (its `writes` set), `task_failed(task, error)`,
-    `step_applied(task)` (see `pregel/_direct_thread.py`). Raises `OutOfSteps` and
+    """Runs the steps of `run` (a checkpointed `GraphRun`'s) whose tasks `name_step` hands
+    over: 0 when the run is over, 1 when the step planned last is the Python loop's to run, 2
+    when a task of its paused (recorded on it). `calls`: `name_step(planned, step)` -> the
+    tasks or None, `task_finished(task)` (its `writes` set), `task_failed(task, error)` -> the
+    error that fails the step or None, `step_applied(tasks)` (see
+    `pregel/_direct_thread.py`). Raises a failed task's error, `OutOfSteps` and
     `ConcurrentUpdate` as `invoke` does."""
 
 # -- stream on the direct driver (rust/src/python/direct_stream.rs) ---------------------------

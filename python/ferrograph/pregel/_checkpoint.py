@@ -409,10 +409,14 @@ class Persistence(ThreadStart):
         }
 
     def _versions_now(self, rust: Run) -> dict[str, Any]:
-        """Each written channel's version, by the saver's name."""
+        """Each written channel's version, by the saver's name (the sends' channel, which
+        the run keeps no version of, as the newest checkpoint has it)."""
         names = self.versions.cover(rust.latest_version)
-        return {channel: names[v] for channel, v in
-                zip(self.graph.channel_names, rust.channel_versions, strict=True) if v}
+        versions = {channel: names[v] for channel, v in
+                    zip(self.graph.channel_names, rust.channel_versions, strict=True) if v}
+        if (sends := (self.checkpoint.get("channel_versions") or {}).get(TASKS)) is not None:
+            versions[TASKS] = sends
+        return versions
 
     def should_interrupt(self, rust: Run) -> bool:
         """Whether a breakpoint may stop the run: a channel changed since the last stop
@@ -507,8 +511,11 @@ class Persistence(ThreadStart):
             for node, row in (previous.get("versions_seen") or {}).items():
                 if not row:
                     seen.setdefault(node, {})
-        # Channels this step wrote that hold something now (LangGraph's list).
-        updated = sorted([c for c in changed if c in values and (c != TASKS or values[c])])
+        # Channels this step wrote that hold something now (LangGraph's list: not a barrier
+        # its node consumed).
+        consumed = rust.consumed_channels
+        updated = sorted([c for c in changed if c in values and (c != TASKS or values[c])
+                          and c not in consumed])
         counters = None
         if self.graph.delta_keys:  # (whose checkpoints hold no value: written is enough)
             updated = sorted({*updated, *(c for c in changed if c in self.graph.delta_keys)})

@@ -1,14 +1,16 @@
 """A checkpointed `invoke`'s plain steps on the Rust driver (`run_thread_steps`,
 `rust/src/python/direct_thread.rs`).
 
-`GraphRun` runs a run with a thread step by step in Python. Most steps of most runs are one
-task of a node that just runs, and for a run that streams nothing, reports to nobody and
-stops at no breakpoint, those go by the Rust driver instead: it plans, prepares, calls and
-applies, and calls back here for what the thread needs (naming the step's tasks as LangGraph
-names them, saving the task's writes, saving the checkpoint), through the same `Persistence`
-methods the Python loop calls. Any other step (several tasks, the start node, a task with
-saved writes or answers, a node that fails or pauses) goes back to the Python loop at its
-step boundary, which comes back here for the steps after it.
+`GraphRun` runs a run with a thread step by step in Python. Most steps of most runs are
+tasks of nodes that just run, and for a run that streams nothing, reports to nobody and stops
+at no breakpoint, those go by the Rust driver instead: it plans, prepares, calls (a step of
+several tasks shared with workers, as the direct driver shares one) and applies, and calls
+back here for what the thread needs (naming the step's tasks as LangGraph names them, saving
+each task's writes or failure as it ends, saving the checkpoint), through the same
+`Persistence` and `GraphRun` methods the Python loop calls. Any other step (the start node,
+tasks with saved writes or answers, a node with an error handler) goes back to the Python
+loop at its step boundary, as does a step in which a node paused; the Python loop comes back
+here for the steps after it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from ferrograph.config import (
     CONFIG_KEY_TASK,
     CONFIG_KEY_TASK_ID,
 )
+from ferrograph.errors import is_invalid_resume
 from ferrograph.pregel._errors import concurrent_update_error, recursion_error
 from ferrograph.pregel._task import Task
-from ferrograph.pregel._thread_format import PULL, PUSH
+from ferrograph.pregel._thread_format import PULL
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun
@@ -38,8 +41,8 @@ RUN_OVER, STEP_PLANNED, STEP_RUN = 0, 1, 2
 def thread_steps(run: GraphRun) -> Callable[[], tuple[list[Task], bool] | None] | None:
     """For a run the Rust driver may take steps of: a call that runs steps until the run is
     over (None) or one is the Python loop's: `(tasks, ran)`, its tasks planned and named (not
-    run), or run (`ran`: the task failed or paused, recorded on it). None: a run whose steps
-    all go by the Python loop."""
+    run), or run (`ran`: a task paused or refused its answer, recorded on it). A failed task's
+    error is raised. None: a run whose steps all go by the Python loop."""
     graph = run.graph
     saving = run.saving
     if not (saving is not None and saving.parent is None and not saving.ns
@@ -55,13 +58,13 @@ def thread_steps(run: GraphRun) -> Callable[[], tuple[list[Task], bool] | None] 
                     CONFIG_KEY_RUN: None, CONFIG_KEY_TASK: None}  # (the order `_prepare` sets)
     config = {**run._task_config, "callbacks": None}
     calls = {"name_step": steps.name_step, "task_finished": saving.task_ended,
-             "task_failed": run.record_error, "step_applied": steps.step_applied}
+             "task_failed": steps.task_failed, "step_applied": steps.step_applied}
 
     def run_steps() -> tuple[list[Task], bool] | None:
         try:
             outcome = run_thread_steps(graph.direct, run.run, graph, run.strict_input, config,
-                                       configurable, run.base_metadata, run.stop_check,
-                                       run.control, calls)
+                                       configurable, run.base_metadata, run.max_concurrency,
+                                       run.stop_check, run.control, calls)
         except OutOfSteps:
             raise recursion_error(run.recursion_limit) from None
         except ConcurrentUpdate as e:
@@ -84,9 +87,10 @@ class ThreadSteps:
         """The tasks of the step planned last."""
         self.plain, self.pulls = _node_tables(run.graph)
 
-    def name_step(self, planned: list[tuple[int, int | None, Any]], step: int) -> Task | None:
-        """The step's tasks made and named as `GraphRun.plan_step` makes them; the task the
-        Rust driver runs, or None for a step that is the Python loop's."""
+    def name_step(self, planned: list[tuple[int, int | None, Any]],
+                  step: int) -> list[Task] | None:
+        """The step's tasks made and named as `GraphRun.plan_step` makes them, for the Rust
+        driver to run; None for a step that is the Python loop's (kept in `planned`)."""
         run = self.run
         saving = run.saving
         if len(planned) == 1 and not saving.pending and not saving.resume_map:  # type: ignore[union-attr]
@@ -95,24 +99,31 @@ class ThreadSteps:
                 name, path, triggers, runner = self.pulls[node_id]
                 t = Task(0, node_id, name, "", path, triggers, None, None, runner, step)
                 saving.name_fresh_pull(t, step)  # type: ignore[union-attr]
-                self.planned = [t]
-                return t
+                self.planned = tasks = [t]
+                return tasks
         self.planned = tasks = [run._new_task(i, node_id, push, arg, step)
                                 for i, (node_id, push, arg) in enumerate(planned)]
-        run.saving.name_tasks(tasks, step)  # type: ignore[union-attr]
-        if len(tasks) != 1:
-            return None
-        t = tasks[0]
-        if (self.plain[t.node_id] and t.saved_writes is None and t.failed_before is None
-                and t.timeout is None and not t.scratchpad.resume):
-            return t
-        return None
+        saving.name_tasks(tasks, step)  # type: ignore[union-attr]
+        plain = self.plain
+        for t in tasks:
+            if not (plain[t.node_id] and t.saved_writes is None and t.failed_before is None
+                    and t.timeout is None and not t.scratchpad.resume):
+                return None
+        return tasks
 
-    def step_applied(self, t: Task) -> None:
-        t.config = {}  # (frees the task now: its config refers back to it)
+    def task_failed(self, t: Task, error: BaseException) -> BaseException | None:
+        """Records the node's failure or pause on `t` as the Python loop does (and saves
+        it); the error that fails the step at once, or None: a pause or a refused answer,
+        after which the step's other tasks run on (see `raise_refused_answer`)."""
+        self.run.record_error(t, error)
+        failure = t.error
+        return failure if failure is not None and not is_invalid_resume(failure) else None
+
+    def step_applied(self, tasks: list[Task]) -> None:
+        for t in tasks:
+            t.config = {}  # (frees the task now: its config refers back to it)
         saving = self.run.saving
-        if t.path[0] == PUSH:
-            saving.step_applied([t])  # type: ignore[union-attr]
+        saving.step_applied(tasks)  # type: ignore[union-attr]
         saving.save(self.run.run, "loop")  # type: ignore[union-attr]
         saving.resumed = False  # type: ignore[union-attr]
 

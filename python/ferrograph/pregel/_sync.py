@@ -132,9 +132,8 @@ def _steps_to_end(run: GraphRun, channel: ChunkChannel, control: Any) -> None:
             if (handed := rust_steps()) is None:
                 break
             tasks, ran = handed
-            if ran:  # its task failed or paused: the step ends here
-                if tasks[0].error is not None:
-                    raise tasks[0].error
+            if ran:  # a task paused (or refused its answer): the step ends here
+                raise_refused_answer(tasks)
                 if run.after_step(tasks)[1]:
                     return
                 continue

@@ -314,7 +314,8 @@ impl DirectGraph {
                     writes,
                 }]
             } else {
-                run_shared(slf, prepared, &run, max_concurrency)?
+                run_shared(slf, prepared, &run, max_concurrency, None)?
+                    .expect("a run without a thread ends its steps")
             };
             let mut reducers = PyReducers {
                 py,
@@ -712,6 +713,60 @@ pub(super) struct SharedStep {
     /// the run's list in `caller` takes them).
     want_update: bool,
     pub(super) pauses: Vec<Py<PyList>>,
+    /// For a checkpointed run's step (see [`super::direct_thread`]): what each task's end
+    /// tells the thread.
+    thread: Option<ThreadTasks>,
+}
+
+/// A checkpointed run's step on the direct driver: each task's `Task` object, and the
+/// thread's calls as a task ends (see [`super::direct_thread`]).
+pub(super) struct ThreadTasks {
+    pub(super) owners: Vec<Py<PyAny>>,
+    /// `task_finished(task)`: saves the writes the task holds.
+    pub(super) finished: Py<PyAny>,
+    /// `task_failed(task, error)`: records the failure or pause on the task (and saves it);
+    /// returns the error that fails the step, or None (a pause or a refused answer: the
+    /// other tasks run on, and the Python loop ends the step).
+    pub(super) failed: Py<PyAny>,
+    /// Whether a task ended so (the step is then the Python loop's to end).
+    pub(super) handed: std::sync::atomic::AtomicBool,
+}
+
+impl ThreadTasks {
+    /// Runs task `task` of a checkpointed step (its `Task` object `owner`): its writes set
+    /// on `owner` and saved as it ends, or its failure recorded there. A failure that fails
+    /// the step is the `Err`; a task that paused (or refused its answer) gives no writes.
+    pub(super) fn run(
+        py: Python<'_>,
+        graph: &DirectGraph,
+        task: &Prepared,
+        caller: &Caller,
+        owner: &Bound<'_, PyAny>,
+        finished_call: &Bound<'_, PyAny>,
+        failed_call: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Finished>> {
+        let failure = match graph.run_node(py, task, caller, false) {
+            Ok(finished) => {
+                owner.setattr(
+                    intern!(py, "writes"),
+                    describe_writes(py, &finished.writes)?,
+                )?;
+                match finished_call.call1((owner,)) {
+                    Ok(_) => return Ok(Some(finished)),
+                    // Saving its writes failed: that is the task's failure, as in the
+                    // Python loop.
+                    Err(e) => e,
+                }
+            }
+            Err(e) => e,
+        };
+        let stop = failed_call.call1((owner, failure.value(py)))?;
+        if stop.is_none() {
+            Ok(None)
+        } else {
+            Err(PyErr::from_value(stop))
+        }
+    }
 }
 
 /// The graph a run is for, and whether its input may only name state keys (a caller's own
@@ -762,6 +817,7 @@ impl SharedStep {
         caller: &Caller,
         limit: Option<usize>,
         stream: Option<bool>,
+        thread: Option<ThreadTasks>,
     ) -> Self {
         let py = graph.py();
         let count = tasks.len();
@@ -788,13 +844,44 @@ impl SharedStep {
             } else {
                 Vec::new()
             },
+            thread,
         }
     }
 
     /// Runs task `index` and records its outcome; true when it failed.
     fn run_recorded(&self, py: Python<'_>, index: usize) -> bool {
         let graph = self.graph.get();
-        let outcome = match self.pauses.get(index) {
+        let outcome = if let Some(thread) = &self.thread {
+            let owner = thread.owners[index].bind(py);
+            ThreadTasks::run(
+                py,
+                graph,
+                &self.tasks[index],
+                &self.caller,
+                owner,
+                thread.finished.bind(py),
+                thread.failed.bind(py),
+            )
+            .map(|ran| {
+                ran.unwrap_or_else(|| {
+                    thread
+                        .handed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    Finished {
+                        writes: Vec::new(),
+                        update: None,
+                    }
+                })
+            })
+        } else {
+            self.run_plain(py, graph, index)
+        };
+        self.record(index, outcome)
+    }
+
+    /// `run_recorded`'s run of a task of a run without a thread.
+    fn run_plain(&self, py: Python<'_>, graph: &DirectGraph, index: usize) -> PyResult<Finished> {
+        match self.pauses.get(index) {
             Some(paused) => {
                 let caller = Caller {
                     graph: self.caller.graph.clone_ref(py),
@@ -804,7 +891,11 @@ impl SharedStep {
                 graph.run_task(py, &self.tasks[index], &caller, self.want_update)
             }
             None => graph.run_task(py, &self.tasks[index], &self.caller, self.want_update),
-        };
+        }
+    }
+
+    /// Records task `index`'s outcome; true when it failed.
+    fn record(&self, index: usize, outcome: PyResult<Finished>) -> bool {
         let failed = outcome.is_err();
         *self.outcomes[index].lock() = Some(outcome);
         let mut progress = self.progress.lock();
@@ -832,12 +923,15 @@ impl CrewWork for SharedStep {
 
 /// Runs a step's tasks on the calling thread and on the workers it turns out to need; returns
 /// their writes in task order, or the first failure (tasks not started by then never start).
-fn run_shared(
+/// With `thread` (a checkpointed run's step), None when a task paused or refused its answer
+/// (the step is the Python loop's to end; every task ran).
+pub(super) fn run_shared(
     graph: &Bound<'_, DirectGraph>,
     tasks: Vec<Prepared>,
     run: &RunArgs<'_>,
     max_concurrency: Option<usize>,
-) -> PyResult<Vec<TaskWrites<Py<PyAny>>>> {
+    thread: Option<ThreadTasks>,
+) -> PyResult<Option<Vec<TaskWrites<Py<PyAny>>>>> {
     let py = graph.py();
     let step = Arc::new(SharedStep::new(
         graph,
@@ -845,6 +939,7 @@ fn run_shared(
         &run.caller,
         max_concurrency,
         None,
+        thread,
     ));
     if step.crew.helpers() > 0 {
         let crew = Bound::new(py, StepCrew::of(&step))?;
@@ -858,6 +953,13 @@ fn run_shared(
         wait_for_running(py, &step, never_started)?;
     }
     outcome?;
+    if step
+        .thread
+        .as_ref()
+        .is_some_and(|t| t.handed.load(std::sync::atomic::Ordering::Relaxed))
+    {
+        return Ok(None);
+    }
     let tasks = step.tasks.iter().map(|t| t.task).collect::<Vec<_>>();
     tasks
         .into_iter()
@@ -866,7 +968,8 @@ fn run_shared(
             let writes = outcome.lock().take().expect("every task finished")?.writes;
             Ok(TaskWrites { task, writes })
         })
-        .collect()
+        .collect::<PyResult<_>>()
+        .map(Some)
 }
 
 /// The calling thread's share of a step: tasks until none is unclaimed, then a wait for the

@@ -185,6 +185,7 @@ impl DirectStream {
             &self.run.caller,
             self.max_concurrency,
             Some(self.updates),
+            None,
         ));
         let work: Arc<dyn CrewWork> = step.clone();
         self.live = Some(LiveStep {

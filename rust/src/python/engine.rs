@@ -290,7 +290,9 @@ enum Change<'py, 'a> {
     /// A channel's version moved (the saver's name for it).
     Version(&'a str, Bound<'py, PyAny>),
     /// A channel's value to record: its value now (None: gone); `version_changed` whether
-    /// its version moved too (a channel's mark may change without it).
+    /// its version moved by an update (a channel's mark may change without it, and a
+    /// barrier's version moves when its node consumes it, which LangGraph does not count as
+    /// an update).
     Value {
         name: &'a str,
         value: Option<Bound<'py, PyAny>>,
@@ -355,7 +357,7 @@ impl Run {
                 name,
                 value,
                 key: false,
-                version_changed,
+                version_changed: version_changed && !state.consumed_only().contains(&c),
             })?;
             reported.marks[c] = mark;
         }
@@ -458,6 +460,18 @@ impl Run {
             .map_err(|e| apply_error(py, plan_ref, e))
     }
 
+    /// The names of the channels whose version the last step moved only by consuming them
+    /// (a barrier whose node ran): not among LangGraph's `updated_channels`.
+    #[getter]
+    fn consumed_channels(&self) -> Vec<String> {
+        let plan = &self.plan.get().plan;
+        self.state
+            .consumed_only()
+            .iter()
+            .map(|&c| plan.channels[c].name.clone())
+            .collect()
+    }
+
     /// Each channel's version (0: never written), by channel id.
     #[getter]
     fn channel_versions(&self) -> Vec<u64> {
@@ -541,7 +555,8 @@ impl Run {
     /// (`channel_versions`) and `seen` (`versions_seen`) are updated in place, and
     /// `(changed, updated, sends)` returned: `changed` the channel versions that changed
     /// (`{name: version name}`), `updated` the sorted names of changed channels that hold a
-    /// value now (LangGraph's `updated_channels`), `sends` as `checkpoint_changes` gives them.
+    /// value now, less those only consumed (LangGraph's `updated_channels`), `sends` as
+    /// `checkpoint_changes` gives them.
     /// The state keys in `untracked` (LangGraph's `UntrackedValue`) get versions, never values.
     #[pyo3(signature = (version_names, start_value, values, versions, seen, untracked=None))]
     #[allow(clippy::too_many_arguments)]

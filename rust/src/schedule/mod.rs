@@ -145,6 +145,9 @@ pub struct RunState<V> {
     sends: Vec<(NodeId, V)>,
     /// Channels that became available in the last apply (the candidates for the next step).
     updated: Vec<ChannelId>,
+    /// Channels whose version the last apply moved only by consuming them (a barrier that
+    /// let its node run, a deferred trigger): LangGraph does not count them as updated.
+    consumed: Vec<ChannelId>,
     version: u64,
     step: i64,
     stop: i64,
@@ -168,6 +171,7 @@ impl<V> RunState<V> {
                 .collect(),
             sends: Vec::new(),
             updated: Vec::new(),
+            consumed: Vec::new(),
             version: 1,
             step: -1,
             stop: -1 + recursion_limit + 1,
@@ -258,6 +262,7 @@ impl<V> RunState<V> {
         results.sort_by_key(|r| r.task.path);
         self.version += 1;
         let version = self.version;
+        self.consumed.clear();
 
         // What the tasks read: mark it seen, then let barriers and deferred triggers reset.
         for result in &results {
@@ -269,6 +274,7 @@ impl<V> RunState<V> {
                 for &c in &node.triggers {
                     if self.consume(c) {
                         self.versions[c] = version;
+                        self.consumed.push(c);
                     }
                 }
             }
@@ -342,8 +348,16 @@ impl<V> RunState<V> {
                 }
             }
         }
+        let updated = &self.updated;
+        self.consumed.retain(|c| !updated.contains(c));
         self.step += 1;
         Ok(applied)
+    }
+
+    /// Channels whose version the last apply moved only by consuming them (see
+    /// `consumed`): their version is new, yet they were not updated.
+    pub fn consumed_only(&self) -> &[ChannelId] {
+        &self.consumed
     }
 
     /// Records a write to a trigger or barrier channel; true if the channel changed.
@@ -631,6 +645,40 @@ mod tests {
             steps,
             vec![vec!["__start__"], vec!["a", "b"], vec!["slow"], vec!["c"]]
         );
+    }
+
+    #[test]
+    fn a_consumed_barrier_is_not_updated() {
+        // LangGraph's `updated_channels` leaves out a barrier whose node consumed it: its
+        // version moves, yet nothing was written to it.
+        let mut s = spec(&["a", "b", "c"], &[(START, "a"), (START, "b")]);
+        s.waiting_edges
+            .push((vec!["a".into(), "b".into()], "c".into()));
+        let plan = Plan::compile(&s).unwrap();
+        let barrier = (0..plan.channels.len())
+            .find(|&c| plan.channels[c].name.starts_with("join:"))
+            .expect("the join's barrier");
+        let mut state: RunState<Vec<String>> = RunState::new(&plan, vec![None, None], 25);
+        let mut consumed = Vec::new();
+        loop {
+            let tasks = state.next_tasks(&plan).unwrap();
+            if tasks.is_empty() {
+                break;
+            }
+            let results = tasks
+                .iter()
+                .map(|&task| TaskWrites {
+                    task,
+                    writes: vec![],
+                })
+                .collect();
+            let before = state.channel_version(barrier);
+            state.apply(&plan, results, &mut Concat).unwrap();
+            let moved = state.channel_version(barrier) != before;
+            consumed.push((moved, state.consumed_only().contains(&barrier)));
+        }
+        // start; a and b arrive (written); c runs and consumes it (moved, not updated).
+        assert_eq!(consumed, vec![(false, false), (true, false), (true, true)]);
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl<V> RunState<V> {
             seen,
             sends: saved.sends,
             updated: Vec::new(),
+            consumed: Vec::new(),
             step,
             stop: step + recursion_limit + 1,
         };
