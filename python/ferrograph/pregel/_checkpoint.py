@@ -163,6 +163,8 @@ class Persistence(ThreadStart):
         fetched by `astart` with the saver's async method."""
         self._id_of_bytes: str | None = None
         self._id_bytes = b""
+        self._put_copies: bool | None = None
+        """Whether `put` gets copies of the checkpoint dicts (see `_serializes_at_once`)."""
         self._pull_parts: dict[int, tuple[bytes, bytes]] | None = None
         """`pull_id_parts` of this run's graph and namespace, once looked up."""
         """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
@@ -588,7 +590,9 @@ class Persistence(ThreadStart):
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
             checkpoint = self.checkpoint
-            if not _serializes_at_once(self.saver):
+            if (copies := self._put_copies) is None:
+                copies = self._put_copies = not _serializes_at_once(self.saver)
+            if copies:
                 checkpoint = copy_checkpoint(checkpoint)
             saved = self.saver.put(put_config, checkpoint, self.metadata, new_versions)
         self.put_config = saved

@@ -14,7 +14,7 @@ import binascii
 import dataclasses
 import importlib.util
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -180,29 +180,37 @@ def is_stock_method(saver_type: type, method: str, savers: tuple[tuple[str, str]
 _STOCK_METHODS: dict[tuple[type, str], bool] = {}
 
 
+def _namer(saver: Any) -> Callable[[Any], Any]:
+    """See `Versions.namer`."""
+    if is_stock_method(type(saver), "get_next_version", VERSIONING_SAVERS) and (
+            "get_next_version" not in getattr(saver, "__dict__", ())):
+        return next_version_name
+    method = saver.get_next_version
+    return lambda current: method(current, None)
+
+
 class Versions:
     """The saver's names of the engine's channel versions (index: engine version)."""
 
-    __slots__ = ("names", "saver")
+    __slots__ = ("names", "saver", "namer")
 
     def __init__(self, saver: Any, names: list[Any] | None = None) -> None:
         self.saver = saver
         self.names: list[Any] = names if names is not None else [None]
+        self.namer: Callable[[Any], Any] | None = None
+        """The name after a name: the saver's `get_next_version`, or for LangGraph's own
+        savers (theirs not replaced, on the class or the saver) the same names made in
+        Rust (`next_version_name`). Looked up at the first `cover`."""
 
     def cover(self, latest: int) -> list[Any]:
-        """The names, with one made for each engine version up to `latest` (by the saver's
-        `get_next_version`; for LangGraph's own savers, the same names made in Rust)."""
+        """The names, with one made for each engine version up to `latest`."""
         names = self.names
         if len(names) <= latest:
-            saver = self.saver
-            if is_stock_method(type(saver), "get_next_version", VERSIONING_SAVERS) and (
-                    "get_next_version" not in getattr(saver, "__dict__", ())):
-                next_name = next_version_name
-                while len(names) <= latest:
-                    names.append(next_name(names[-1]))
-            else:
-                while len(names) <= latest:
-                    names.append(saver.get_next_version(names[-1], None))
+            namer = self.namer
+            if namer is None:
+                namer = self.namer = _namer(self.saver)
+            while len(names) <= latest:
+                names.append(namer(names[-1]))
         return names
 
     @classmethod
