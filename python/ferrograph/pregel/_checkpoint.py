@@ -163,11 +163,11 @@ class Persistence(ThreadStart):
         fetched by `astart` with the saver's async method."""
         self._id_of_bytes: str | None = None
         self._id_bytes = b""
-        self._put_copies: bool | None = None
-        """Whether `put` gets copies of the checkpoint dicts (see `_serializes_at_once`)."""
+        """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
         self._pull_parts: dict[int, tuple[bytes, bytes]] | None = None
         """`pull_id_parts` of this run's graph and namespace, once looked up."""
-        """The checkpoint id whose 16 bytes `_id_bytes` holds (task ids hash them)."""
+        self._put_copies: bool | None = None
+        """Whether `put` gets copies of the checkpoint dicts (see `_serializes_at_once`)."""
         self.call_names: list[str] = []
         """Names of the tasks nodes called (`ferrograph.func.task`) and of nodes that ran
         from a `Send`: LangGraph's empty rows of `versions_seen` (a row for every task
@@ -257,12 +257,9 @@ class Persistence(ThreadStart):
         head = self._checkpoint_id_bytes(checkpoint_id)
         step_text = str(step)
         step_bytes = step_text.encode()
-        parts = pull_id_parts(self.graph, self.ns)
         for t in tasks:
             if t.path[0] == PULL:
-                before, after = parts.get(t.node_id) or add_pull_id_parts(
-                    self.graph, self.ns, parts, t.node_id, t.name)
-                t.id = task_id_of(head + before + step_bytes + after)
+                t.id = self._pull_task_id(t, head, step_bytes)
             else:
                 task_ns = f"{self.ns}|{t.name}" if self.ns else t.name
                 t.id = task_id(checkpoint_id, task_ns, step_text, t.name, PUSH,
@@ -271,16 +268,19 @@ class Persistence(ThreadStart):
 
     def name_fresh_pull(self, t: Task, step: int) -> None:
         """`_name_fresh_tasks` of a step whose one task `t` is a pull task."""
+        t.id = self._pull_task_id(t, self._checkpoint_id_bytes(self.checkpoint["id"]),
+                                  str(step).encode())
+        t.scratchpad = Scratchpad([], self)
+
+    def _pull_task_id(self, t: Task, head: bytes, step_bytes: bytes) -> str:
+        """Pull task `t`'s id, from the checkpoint id's bytes (`head`), the step's and those
+        kept for its node and namespace (`pull_id_parts`)."""
         parts = self._pull_parts
         if parts is None:
             parts = self._pull_parts = pull_id_parts(self.graph, self.ns)
         before, after = parts.get(t.node_id) or add_pull_id_parts(
             self.graph, self.ns, parts, t.node_id, t.name)
-        checkpoint_id = self.checkpoint["id"]
-        head = (self._id_bytes if checkpoint_id is self._id_of_bytes
-                else self._checkpoint_id_bytes(checkpoint_id))
-        t.id = task_id_of(head + before + str(step).encode() + after)
-        t.scratchpad = Scratchpad([], self)
+        return task_id_of(head + before + step_bytes + after)
 
     def _checkpoint_id_bytes(self, checkpoint_id: str) -> bytes:
         """The 16 bytes of `checkpoint_id` (the current checkpoint's), kept per id."""

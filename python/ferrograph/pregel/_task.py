@@ -1,8 +1,9 @@
 """A run's tasks: what a task is (`Task`), the run's config completed (`run_config`) and
-what every task config of a run starts from (`task_bases`), and `TaskSetup`, the part of `GraphRun` that makes a step's tasks and
-prepares each one as it starts: its input read from the Rust run, its config and metadata
-as LangGraph builds them, and its ways to stream (messages and tools handlers, the custom
-writer, the stream a graph compiled by LangGraph that it runs sends its items to).
+what every task config of a run starts from (`task_bases`), and `TaskSetup`, the part of
+`GraphRun` that makes a step's tasks and prepares each one as it starts: its input read from
+the Rust run, its config and metadata as LangGraph builds them, and its ways to stream
+(messages and tools handlers, the custom writer, the stream a graph compiled by LangGraph
+that it runs sends its items to).
 """
 
 from __future__ import annotations

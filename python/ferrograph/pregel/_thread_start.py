@@ -208,8 +208,6 @@ def restore_run(persistence: Persistence, saved: CheckpointTuple, recursion_limi
                        (saved.metadata or {}).get("step", -1), recursion_limit, rank)
 
 
-
-
 def _without_null_resume(exit_writes: list[tuple[str, list[tuple[str, Any]], str]]
                          ) -> list[tuple[str, list[tuple[str, Any]], str]]:
     """`exit_writes` without the run's resume value (the null task's `RESUME` write); a

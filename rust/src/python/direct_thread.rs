@@ -83,9 +83,8 @@ fn run_thread_steps<'py>(
     calls: ThreadCalls,
 ) -> PyResult<u8> {
     let py = direct.py();
-    let direct_bound = direct;
-    let direct = direct.get();
-    let compiled = direct.plan.get();
+    let driver = direct.get();
+    let compiled = driver.plan.get();
     let plan = &compiled.plan;
     let args = RunArgs {
         input: py.None().into_bound(py),
@@ -96,7 +95,7 @@ fn run_thread_steps<'py>(
         },
         config: RunConfig::new(config, configurable, metadata),
     };
-    let plain_control = direct.hooks.plain_control(control.as_ref());
+    let plain_control = driver.hooks.plain_control(control.as_ref());
     loop {
         if let Some(check) = &stop_check {
             check.call0()?;
@@ -120,7 +119,7 @@ fn run_thread_steps<'py>(
             return Ok(STEP_PLANNED);
         }
         if let Some(control) = &control {
-            direct.hooks.check_drain(control, plain_control)?;
+            driver.hooks.check_drain(control, plain_control)?;
         }
         let owners = named.cast_into::<PyList>().map_err(PyErr::from)?;
         let mut prepared = Vec::with_capacity(tasks.len());
@@ -129,17 +128,16 @@ fn run_thread_steps<'py>(
                 .getattr(intern!(py, "id"))?
                 .cast_into::<PyString>()
                 .map_err(PyErr::from)?;
-            let id_text = id.to_str()?.to_owned();
             let ready = {
                 let held = run.borrow();
-                direct.prepare_as(
+                driver.prepare_as(
                     py,
                     &args,
                     &held.state,
                     task,
                     step,
-                    id,
-                    &id_text,
+                    id.clone(),
+                    id.to_str()?,
                     Some(&owner),
                 )?
             };
@@ -153,7 +151,7 @@ fn run_thread_steps<'py>(
             let owner = owners.get_item(0)?;
             match ThreadTasks::run(
                 py,
-                direct,
+                driver,
                 &ready,
                 &args.caller,
                 &owner,
@@ -173,7 +171,7 @@ fn run_thread_steps<'py>(
                 failed: calls.task_failed.clone_ref(py),
                 handed: AtomicBool::new(false),
             };
-            match run_shared(direct_bound, prepared, &args, max_concurrency, Some(thread))? {
+            match run_shared(direct, prepared, &args, max_concurrency, Some(thread))? {
                 Some(results) => results,
                 None => return Ok(STEP_RUN),
             }
