@@ -260,11 +260,12 @@ def test_version_names_are_langgraphs_savers() -> None:
     from ferrograph.pregel._thread_format import VERSIONING_SAVERS, Versions, is_stock_method
 
     theirs = InMemorySaver().get_next_version("00000000000000000000000000000041.5", None)
+    assert theirs.startswith("00000000000000000000000000000042.")
     for previous in (None, 7, "00000000000000000000000000000041.5"):
         for _ in range(2000):
             name = next_version_name(previous)
             number, fraction = name.split(".", 1)
-            assert len(name) >= len(theirs) - 3 and len(number) == 32
+            assert len(number) == 32 and len(fraction) >= 16  # (`:016`: padded to 16)
             assert int(number) == {None: 1, 7: 8}.get(previous, 42)
             assert f"{float(fraction):016}" == fraction and 0 <= float(fraction) < 1
     with pytest.raises(ValueError, match="invalid literal"):

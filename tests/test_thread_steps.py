@@ -27,7 +27,8 @@ def lib(name: str) -> tuple[Any, Any]:
 
 @pytest.fixture
 def rust_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The names of the tasks handed to the Rust driver to run, step after step."""
+    """The names of the tasks handed to the Rust driver to run, step after step (named by
+    `ThreadSteps.name_step` or in Rust)."""
     ran: list[str] = []
     name_step = _direct_thread.ThreadSteps.name_step
 
@@ -38,6 +39,22 @@ def rust_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return tasks
 
     monkeypatch.setattr(_direct_thread.ThreadSteps, "name_step", counted)
+    made = _direct_thread.thread_save
+
+    def counting_rust_names(run: Any, steps: Any) -> Any:
+        """The steps Rust names itself (`thread_save`): their tasks counted as made."""
+        parts = made(run, steps)
+        if parts is not None:
+            task_type = parts["task_type"]
+
+            def task(*args: Any) -> Any:
+                t = task_type(*args)
+                ran.append(t.name)
+                return t
+            parts["task_type"] = task
+        return parts
+
+    monkeypatch.setattr(_direct_thread, "thread_save", counting_rust_names)
     return ran
 
 
@@ -331,3 +348,81 @@ def test_the_tasks_of_a_rust_driven_step_run_at_once() -> None:
     out = app.invoke({"log": []}, config)
     assert sorted(out["log"]) == ["a", "split", "w1"] and "__interrupt__" in out
     assert not barrier.broken
+
+
+def chain_runs(name: str, durability: str, value: Any = 1, streamed: bool = False
+               ) -> list[Any]:
+    """A three-node chain of plain nodes, run with run metadata (which `put` gets in its
+    config) and again on the same thread; `b` writes `value`. `streamed`: by `stream`
+    (whose steps are the Python loop's), not `invoke`."""
+    g, _ = lib(name)
+
+    class Chain(TypedDict, total=False):
+        log: Annotated[list, operator.add]
+        x: Any
+
+    b = g.StateGraph(Chain)
+    b.add_node("a", lambda s: {"log": ["a"]})
+    b.add_node("b", lambda s: {"log": ["b"], "x": value})
+    b.add_node("c", lambda s: {"log": ["c"]})
+    b.add_edge(g.START, "a")
+    b.add_edge("a", "b")
+    b.add_edge("b", "c")
+    saver = InMemorySaver()
+    app = b.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "t"}, "metadata": {"user": "u1"}}
+    outs = []
+    for _ in range(2):
+        try:
+            if streamed:
+                outs.append(list(app.stream({"log": []}, config, durability=durability)))
+            else:
+                outs.append(app.invoke({"log": []}, config, durability=durability))
+        except Exception as e:  # noqa: BLE001 (compared with LangGraph's)
+            outs.append(f"{type(e).__name__}: {e}")
+    return [outs, stored_thread(saver, {"configurable": {"thread_id": "t"}})]
+
+
+@pytest.fixture
+def python_saves(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the Python side of the thread did for the steps after the start node:
+    `task_ended` of a task, `save` of a checkpoint after a step."""
+    from ferrograph.pregel._checkpoint import Persistence
+    did: list[str] = []
+    task_ended, save = Persistence.task_ended, Persistence.save
+
+    def counted_task_ended(self: Any, t: Any) -> None:
+        did.append(f"task_ended:{t.name}")
+        task_ended(self, t)
+
+    def counted_save(self: Any, rust: Any, source: str, **kw: Any) -> None:
+        did.append(f"save:{source}")
+        save(self, rust, source, **kw)
+
+    monkeypatch.setattr(Persistence, "task_ended", counted_task_ended)
+    monkeypatch.setattr(Persistence, "save", counted_save)
+    return did
+
+
+@pytest.mark.parametrize("durability", ["sync", "exit"])
+def test_the_common_step_is_named_and_saved_in_rust(
+        durability: str, rust_steps: list[str], python_saves: list[str]) -> None:
+    ours = chain_runs("ferrograph", durability)
+    assert ours == chain_runs("langgraph", durability)
+    assert ours[0][1]["log"] == ["a", "b", "c"] * 2
+    assert rust_steps == ["a", "b", "c"] * 2
+    # Only the input's checkpoint and the start node's step are Python's.
+    assert python_saves == ["save:input", "task_ended:__start__", "save:loop"] * 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_write_the_saver_cannot_store_fails_the_step(
+        streamed: bool, rust_steps: list[str]) -> None:
+    """`put_writes` raises (an object msgpack cannot take): the node's failure, as in
+    LangGraph, which hands the writes again with the error after them (that fails too, so
+    no error is saved), and the thread keeps what was saved before."""
+    ours = chain_runs("ferrograph", "sync", value=object(), streamed=streamed)
+    theirs = chain_runs("langgraph", "sync", value=object(), streamed=streamed)
+    assert ours == theirs
+    assert "Type is not msgpack serializable" in ours[0][0]
+    assert rust_steps == ([] if streamed else ["a", "b", "a", "b"])

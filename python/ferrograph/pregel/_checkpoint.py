@@ -18,7 +18,7 @@ import binascii
 import bisect
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ferrograph._core import Run
 from ferrograph.pregel._delta import COUNTERS, checkpoint_deltas, exit_deltas
@@ -319,8 +319,9 @@ class Persistence(ThreadStart):
 
     def task_ended(self, t: Task) -> None:
         """Saves what a task left: its writes, its interrupt or its error (on the thread
-        that ran it, as it ends, so a crash later in the step loses nothing)."""
-        if t.saved_writes is not None:
+        that ran it, as it ends, so a crash later in the step loses nothing). The common
+        step's is also done in Rust (`rust/src/python/thread_save.rs`: change both)."""
+        if t.saved_writes is not None or t.save_failed:
             return
         if t.interrupts:
             writes: list[tuple[str, Any]] = [(INTERRUPT, [
@@ -338,7 +339,23 @@ class Persistence(ThreadStart):
                 self.put_writes(self.handler_task_id(t), [(ERROR, t.error)])
         else:
             writes = self.task_writes(t)
+            path = task_path_str(t.path) if self.graph.delta_keys else ""
+            try:
+                self.put_writes(t.id, writes, path)
+            except Exception as e:  # noqa: BLE001 - the saver's failure, raised below
+                self.writes_not_saved(t, writes, e, path)
+            return
         self.put_writes(t.id, writes, task_path_str(t.path) if self.graph.delta_keys else "")
+
+    def writes_not_saved(self, t: Task, writes: list[tuple[str, Any]], error: Exception,
+                         path: str = "") -> NoReturn:
+        """The saver failed to store finished task `t`'s `writes`: as LangGraph's runner
+        does, it is handed them again with the error after them (for a write it cannot
+        store, that fails again: that error is raised), and the error is the task's failure,
+        not saved again."""
+        t.save_failed = True
+        self.put_writes(t.id, [*writes, (ERROR, error)], path)
+        raise error
 
     def handler_task_id(self, t: Task) -> str:
         """LangGraph's id of the task in which `t`'s error handler runs."""
@@ -433,7 +450,9 @@ class Persistence(ThreadStart):
 
         The checkpoint's dicts are kept from one checkpoint to the next and updated with
         what changed (`Run.checkpoint_changes`); the saver gets shallow copies (the rows of
-        `versions_seen` are replaced, never changed, so sharing them is safe)."""
+        `versions_seen` are replaced, never changed, so sharing them is safe). The common
+        step's (with `_finish_checkpoint` and `_put`) is also done in Rust
+        (`rust/src/python/thread_save.rs`: change both)."""
         if source == "update":
             step = (-1 if self.saved_step is None else self.saved_step) + 1
         elif source == "fork":
@@ -590,9 +609,7 @@ class Persistence(ThreadStart):
                 "checkpoint_id": self.checkpoint["id"]}}
         else:
             checkpoint = self.checkpoint
-            if (copies := self._put_copies) is None:
-                copies = self._put_copies = not _serializes_at_once(self.saver)
-            if copies:
+            if self.put_copies():
                 checkpoint = copy_checkpoint(checkpoint)
             saved = self.saver.put(put_config, checkpoint, self.metadata, new_versions)
         self.put_config = saved
@@ -602,6 +619,14 @@ class Persistence(ThreadStart):
         if (config["configurable"].get("checkpoint_id") == self.saved_id
                 and config["configurable"].get("checkpoint_ns") == self.ns):
             self._at = (config, self.checkpoint, config)  # what `_at_checkpoint` would make
+
+    def put_copies(self) -> bool:
+        """Whether `put` gets copies of the checkpoint dicts (see `_serializes_at_once`),
+        decided once a run."""
+        copies = self._put_copies
+        if copies is None:
+            copies = self._put_copies = not _serializes_at_once(self.saver)
+        return copies
 
     def _at_checkpoint(self) -> dict[str, Any]:
         """The config of the newest checkpoint (the writes made against it are saved so);

@@ -7,7 +7,9 @@ at no breakpoint, those go by the Rust driver instead: it plans, prepares, calls
 several tasks shared with workers, as the direct driver shares one) and applies, and calls
 back here for what the thread needs (naming the step's tasks as LangGraph names them, saving
 each task's writes or failure as it ends, saving the checkpoint), through the same
-`Persistence` and `GraphRun` methods the Python loop calls. Any other step (the start node,
+`Persistence` and `GraphRun` methods the Python loop calls — or, for a step of one pull task
+with nothing pending, in Rust (`rust/src/python/thread_save.rs`, given its parts by
+`thread_save`), on the same `Persistence` attributes. Any other step (the start node,
 tasks with saved writes or answers, a node with an error handler) goes back to the Python
 loop at its step boundary, as does a step in which a node paused; the Python loop comes back
 here for the steps after it.
@@ -18,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from langgraph.checkpoint.base import id as _uuid6_state
+
 from ferrograph._core import ConcurrentUpdate, OutOfSteps, run_thread_steps
 from ferrograph.config import (
     CONFIG_KEY_RUN,
@@ -26,9 +30,16 @@ from ferrograph.config import (
     CONFIG_KEY_TASK_ID,
 )
 from ferrograph.errors import is_invalid_resume
+from ferrograph.pregel import _checkpoint
+from ferrograph.pregel._checkpoint import Scratchpad
 from ferrograph.pregel._errors import concurrent_update_error, recursion_error
 from ferrograph.pregel._task import Task
-from ferrograph.pregel._thread_format import PULL
+from ferrograph.pregel._thread_format import (
+    CONTROL_WRITES,
+    PULL,
+    add_pull_id_parts,
+    pull_id_parts,
+)
 
 if TYPE_CHECKING:
     from ferrograph.pregel._loop import GraphRun
@@ -58,7 +69,8 @@ def thread_steps(run: GraphRun) -> Callable[[], tuple[list[Task], bool] | None] 
                     CONFIG_KEY_RUN: None, CONFIG_KEY_TASK: None}  # (the order `_prepare` sets)
     config = {**run._task_config, "callbacks": None}
     calls = {"name_step": steps.name_step, "task_finished": saving.task_ended,
-             "task_failed": steps.task_failed, "step_applied": steps.step_applied}
+             "task_failed": steps.task_failed, "step_applied": steps.step_applied,
+             "fast": thread_save(run, steps)}
 
     def run_steps() -> tuple[list[Task], bool] | None:
         try:
@@ -90,7 +102,8 @@ class ThreadSteps:
     def name_step(self, planned: list[tuple[int, int | None, Any]],
                   step: int) -> list[Task] | None:
         """The step's tasks made and named as `GraphRun.plan_step` makes them, for the Rust
-        driver to run; None for a step that is the Python loop's (kept in `planned`)."""
+        driver to run; None for a step that is the Python loop's (kept in `planned`). (A step
+        of one fresh pull task is mostly named in Rust: `thread_save.rs`, change both.)"""
         run = self.run
         saving = run.saving
         if len(planned) == 1 and not saving.pending and not saving.resume_map:  # type: ignore[union-attr]
@@ -126,6 +139,58 @@ class ThreadSteps:
         saving.step_applied(tasks)  # type: ignore[union-attr]
         saving.save(self.run.run, "loop")  # type: ignore[union-attr]
         saving.resumed = False  # type: ignore[union-attr]
+
+
+def thread_save(run: GraphRun, steps: ThreadSteps) -> dict[str, Any] | None:
+    """What the Rust steps take the thread's side of a common step with (naming its one
+    pull task, saving its writes and its checkpoint: `rust/src/python/thread_save.rs`);
+    None for a run whose saving stays in Python: an async run's outbox, untracked keys,
+    checked checkpoints, a saver that names versions itself or whose `put` keeps the dicts
+    it gets, a state key named like one of LangGraph's control writes."""
+    saving = run.saving
+    graph = run.graph
+    at_exit = saving.durability == "exit"  # type: ignore[union-attr]
+    if (saving.outbox is not None or graph.untracked_keys  # type: ignore[union-attr]
+            or _checkpoint._CHECK_CHECKPOINTS
+            or not saving.versions.made_in_rust()  # type: ignore[union-attr]
+            or (not at_exit and saving.put_copies())):  # type: ignore[union-attr]
+        return None
+    nodes = _pull_nodes(graph)
+    if nodes is None:
+        return None
+    saver = saving.saver  # type: ignore[union-attr]
+    return {"saving": saving, "steps": steps, "task_type": Task, "scratchpad_type": Scratchpad,
+            "nodes": nodes, "key_names": graph.key_names,
+            "branch_names": [f"branch:to:{name}" for name in graph.node_names],
+            "uuid_state": _uuid6_state,
+            "put": None if at_exit else saver.put,
+            "put_writes": None if at_exit else saver.put_writes,
+            "run_metadata": saving.run_metadata or None}  # type: ignore[union-attr]
+
+
+def _pull_nodes(graph: CompiledStateGraph) -> list[tuple[Any, ...] | None] | None:
+    """`thread_save`'s `nodes` (made once per graph): by node id, for a node whose tasks
+    may run on the Rust driver, its pull task's name, path, triggers, runner, the bytes
+    its id hashes before and after the step, and its static edges as saved; None for a
+    graph with a state key named like a control write."""
+    if "_thread_save_nodes" in graph.__dict__:
+        return graph._thread_save_nodes
+    nodes: list[tuple[Any, ...] | None] | None = None
+    if CONTROL_WRITES.isdisjoint(graph.key_names):
+        plain, pulls = _node_tables(graph)
+        parts = pull_id_parts(graph, "")
+        nodes = []
+        for node_id, (name, path, triggers, runner) in enumerate(pulls):
+            static = graph.static_writes[node_id]
+            if not plain[node_id] or any(c in CONTROL_WRITES for c, _ in static):
+                nodes.append(None)
+                continue
+            before, after = parts.get(node_id) or add_pull_id_parts(graph, "", parts,
+                                                                    node_id, name)
+            nodes.append((name, path, triggers, runner, before, after,
+                          [tuple(w) for w in static]))
+    graph._thread_save_nodes = nodes
+    return nodes
 
 
 def _node_tables(graph: CompiledStateGraph) -> tuple[list[bool], list[tuple[Any, ...]]]:

@@ -100,6 +100,9 @@ class Task:
     failed_before: BaseException | None = None
     """With a checkpointer: the node's failure saved in the thread when its error handler
     failed too (the task runs the handler again, not the node)."""
+    save_failed: bool = False
+    """With a checkpointer: the saver failed to store the task's writes (its failure is the
+    saver's error, which is not saved for it: see `Persistence.writes_not_saved`)."""
     graphs_started: int = 0
     """Graphs this task has run so far (LangGraph's subgraph counter): the second and later
     keep their checkpoints and stream under the task's namespace plus their number."""

@@ -213,6 +213,13 @@ class Versions:
                 names.append(namer(names[-1]))
         return names
 
+    def made_in_rust(self) -> bool:
+        """Whether the names are those of LangGraph's own savers (`next_version_name`),
+        which the Rust steps make too (`rust/src/python/thread_save.rs`)."""
+        if self.namer is None:
+            self.namer = _namer(self.saver)
+        return self.namer is next_version_name
+
     @classmethod
     def ranked(cls, saver: Any, checkpoint: dict[str, Any]
                ) -> tuple[Versions, dict[Any, int]]:

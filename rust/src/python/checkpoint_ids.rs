@@ -7,6 +7,7 @@
 //! timestamp the caller keeps (in LangGraph's own module, shared by both engines).
 
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 /// 100 ns ticks between the Gregorian epoch (1582-10-15) and the Unix one.
 const GREGORIAN_OFFSET: u64 = 0x01B2_1DD2_1381_4000;
@@ -17,15 +18,23 @@ fn uuid6_text(stamp: u64, step: i64, random: u64) -> String {
         | (u128::from(0x6000 | (stamp & 0x0FFF)) << 64)
         | (u128::from(0x8000 | (step as u64 & 0x3FFF)) << 48)
         | u128::from(random & 0xFFFF_FFFF_FFFF);
-    let h = format!("{value:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    uuid_text(value)
+}
+
+/// `value`'s 32 lowercase hex digits, uuid-shaped (8-4-4-4-12). Made by hand: this runs a
+/// few times every checkpointed step, and `format!` is most of its cost.
+fn uuid_text(value: u128) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(36);
+    for digit in 0..32 {
+        if matches!(digit, 8 | 12 | 16 | 20) {
+            text.push('-');
+        }
+        text.push(char::from(
+            HEX[((value >> (124 - 4 * digit)) & 0xF) as usize],
+        ));
+    }
+    text
 }
 
 /// The id's timestamp for `now_ns` (nanoseconds since the Unix epoch): later than `last`
@@ -87,6 +96,11 @@ fn new_checkpoint_id(step: i64, last: Option<u64>) -> (String, u64) {
 #[pyfunction]
 #[pyo3(signature = (step, last))]
 fn new_checkpoint_stamp(step: i64, last: Option<u64>) -> (String, String, u64) {
+    checkpoint_stamp(step, last)
+}
+
+/// See [`new_checkpoint_stamp`].
+pub(super) fn checkpoint_stamp(step: i64, last: Option<u64>) -> (String, String, u64) {
     let now = now_ns();
     let stamp = uuid6_stamp(now, last);
     (
@@ -103,12 +117,17 @@ fn new_checkpoint_stamp(step: i64, last: Option<u64>) -> (String, String, u64) {
 #[pyfunction]
 #[pyo3(signature = (current))]
 fn next_version_name(current: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    next_version_text(current)
+}
+
+/// See [`next_version_name`].
+pub(super) fn next_version_text(current: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
     let number: u128 = match current {
         None => 0,
-        Some(value) => match value.extract::<u128>() {
-            Ok(number) => number,
-            Err(_) => {
-                let text: String = value.extract()?;
+        Some(value) => match value.cast::<PyString>() {
+            // (a name made before: the common case, tried first)
+            Ok(text) => {
+                let text = text.to_str()?;
                 text.split('.')
                     .next()
                     .unwrap_or_default()
@@ -119,10 +138,50 @@ fn next_version_name(current: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
                         ))
                     })?
             }
+            Err(_) => value.extract::<u128>()?,
         },
     };
     let fraction = (crate::task_id::random_bits() >> 11) as f64 / (1u64 << 53) as f64;
-    Ok(format!("{:032}.{}", number + 1, python_float_016(fraction)))
+    let mut name = zero_padded_32(number + 1);
+    name.push('.');
+    name.push_str(&python_float_016(fraction));
+    Ok(name)
+}
+
+/// `format!("{n:032}")`, by hand for the numbers that fit (all in practice): `u128`'s
+/// `Display` divides in 128 bits.
+fn zero_padded_32(n: u128) -> String {
+    let Ok(mut rest) = u64::try_from(n) else {
+        return format!("{n:032}");
+    };
+    let mut digits = [b'0'; 32];
+    let mut at = digits.len();
+    while rest > 0 {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let mut text = String::with_capacity(52);
+    text.extend(digits.iter().map(|&d| char::from(d)));
+    text
+}
+
+/// LangGraph's task id of the bytes it hashes (the checkpoint id's 16, then the task's
+/// namespace, step, name and path): the XXH3-128 digest's hex, uuid-shaped.
+pub(super) fn task_id_text(key: &[u8]) -> String {
+    uuid_text(xxhash_rust::xxh3::xxh3_128(key))
+}
+
+/// The 16 bytes of a checkpoint id's text (uuid-shaped hex), as task ids hash them.
+pub(super) fn checkpoint_id_bytes(id: &str) -> Option<[u8; 16]> {
+    let mut out = [0u8; 16];
+    let mut digits = id.bytes().filter(|&b| b != b'-');
+    for byte in &mut out {
+        let high = (digits.next()? as char).to_digit(16)?;
+        let low = (digits.next()? as char).to_digit(16)?;
+        *byte = (high * 16 + low) as u8;
+    }
+    digits.next().is_none().then_some(out)
 }
 
 /// `format(x, "016")` for `x` in [0, 1): Python's shortest round-trip digits (as Rust's),
@@ -174,6 +233,37 @@ mod tests {
             iso_utc(1_796_497_622_123_456),
             "2026-12-05T19:07:02.123456+00:00"
         );
+    }
+
+    #[test]
+    fn version_numbers_are_zero_padded_to_32() {
+        assert_eq!(zero_padded_32(42), format!("{:032}", 42));
+        assert_eq!(zero_padded_32(0), "0".repeat(32));
+        assert_eq!(
+            zero_padded_32(u128::from(u64::MAX)),
+            format!("{:032}", u64::MAX)
+        );
+        assert_eq!(zero_padded_32(u128::MAX), format!("{:032}", u128::MAX));
+    }
+
+    #[test]
+    fn task_ids_are_langgraph_s() {
+        // xxhash.xxh3_128_hexdigest in Python
+        assert_eq!(task_id_text(b""), "99aa06d3-0147-98d8-6001-c324468d497f");
+        assert_eq!(task_id_text(b"abc"), "06b05ab6-733a-6185-78af-5f94892f3950");
+        let bytes: Vec<u8> = (0..60).collect();
+        assert_eq!(task_id_text(&bytes), "5790df47-b169-825b-0e80-e1344ad84e9f");
+    }
+
+    #[test]
+    fn checkpoint_ids_read_as_bytes() {
+        let id = "1f0d2c3e-4b5a-6978-8001-0123456789ab";
+        let bytes = checkpoint_id_bytes(id).expect("16 bytes");
+        assert_eq!(bytes[0], 0x1f);
+        assert_eq!(bytes[15], 0xab);
+        assert!(checkpoint_id_bytes("1f0d").is_none());
+        assert!(checkpoint_id_bytes(&format!("{id}00")).is_none());
+        assert!(checkpoint_id_bytes(&id.replace('1', "g")).is_none());
     }
 
     #[test]

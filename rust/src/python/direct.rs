@@ -26,6 +26,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 use super::crew::{Crew, CrewWork, StepCrew};
 use super::engine::{apply_error, engine_write, read_state, GraphPlan, OutOfSteps, PyReducers};
 use super::task_config::{prime_configurable, task_config, ConfigVar, NodeConfig, RunConfig};
+use super::thread_save::ThreadSave;
 use crate::plan::START_NODE;
 use crate::schedule::{RunState, Task, TaskPath, TaskWrites, Write};
 use crate::task_id;
@@ -733,9 +734,12 @@ pub(super) struct ThreadTasks {
 }
 
 impl ThreadTasks {
-    /// Runs task `task` of a checkpointed step (its `Task` object `owner`): its writes set
-    /// on `owner` and saved as it ends, or its failure recorded there. A failure that fails
-    /// the step is the `Err`; a task that paused (or refused its answer) gives no writes.
+    /// Runs task `task` of a checkpointed step (its `Task` object `owner`): its writes saved
+    /// as it ends (by `fast`, for a task `thread_save` named, when it can; else set on
+    /// `owner` and saved by `finished_call`), or its failure recorded there. A failure that
+    /// fails the step is the `Err`; a task that paused (or refused its answer) gives no
+    /// writes.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn run(
         py: Python<'_>,
         graph: &DirectGraph,
@@ -744,15 +748,26 @@ impl ThreadTasks {
         owner: &Bound<'_, PyAny>,
         finished_call: &Bound<'_, PyAny>,
         failed_call: &Bound<'_, PyAny>,
+        fast: Option<(&ThreadSave, usize)>,
     ) -> PyResult<Option<Finished>> {
         let failure = match graph.run_node(py, task, caller, false) {
             Ok(finished) => {
-                owner.setattr(
-                    intern!(py, "writes"),
-                    describe_writes(py, &finished.writes)?,
-                )?;
-                match finished_call.call1((owner,)) {
-                    Ok(_) => return Ok(Some(finished)),
+                let saved = match fast {
+                    Some((fast, node)) => fast.task_ended(py, owner, node, &finished.writes),
+                    None => Ok(false),
+                };
+                let saved = match saved {
+                    Ok(true) => Ok(()),
+                    Ok(false) => owner
+                        .setattr(
+                            intern!(py, "writes"),
+                            describe_writes(py, &finished.writes)?,
+                        )
+                        .and_then(|()| finished_call.call1((owner,)).map(drop)),
+                    Err(e) => Err(e),
+                };
+                match saved {
+                    Ok(()) => return Ok(Some(finished)),
                     // Saving its writes failed: that is the task's failure, as in the
                     // Python loop.
                     Err(e) => e,
@@ -861,6 +876,7 @@ impl SharedStep {
                 owner,
                 thread.finished.bind(py),
                 thread.failed.bind(py),
+                None,
             )
             .map(|ran| {
                 ran.unwrap_or_else(|| {

@@ -7,9 +7,11 @@
 //! (its input and config as the direct driver builds them, with the task's id and `Task`
 //! object), call the nodes (several on the calling thread and the workers it recruits, as
 //! the direct driver shares a step: [`run_shared`]), turn their results into writes and apply
-//! them. What belongs to the thread stays in Python (see `pregel/_direct_thread.py`): naming
-//! the step's tasks, saving each task's writes or failure as it ends (on the thread that ran
-//! it), saving the checkpoint.
+//! them. What belongs to the thread is done by calls into Python (see
+//! `pregel/_direct_thread.py`): naming the step's tasks, saving each task's writes or failure
+//! as it ends (on the thread that ran it), saving the checkpoint — except for the most common
+//! step, one pull task of a plain node with nothing pending, whose naming and saving
+//! [`ThreadSave`] does here when it can.
 //!
 //! Any step that is not of that kind goes back to the Python loop at a step boundary, and the
 //! Python loop comes back here for the steps after it: a step whose tasks the naming call
@@ -30,7 +32,8 @@ use pyo3::types::{PyDict, PyList, PyString};
 use super::direct::{run_shared, Caller, DirectGraph, RunArgs, ThreadTasks};
 use super::engine::{apply_error, planned_items, OutOfSteps, PyReducers, Run};
 use super::task_config::RunConfig;
-use crate::schedule::TaskWrites;
+use super::thread_save::ThreadSave;
+use crate::schedule::{TaskPath, TaskWrites};
 
 /// The run has no step left.
 const RUN_OVER: u8 = 0;
@@ -57,6 +60,8 @@ struct ThreadCalls {
     task_failed: Py<PyAny>,
     /// `step_applied(tasks)`: the step's writes are applied; saves its checkpoint.
     step_applied: Py<PyAny>,
+    /// The run's saving in Rust, for steps it can take (None: the calls above do all).
+    fast: Option<ThreadSave>,
 }
 
 /// Runs the steps of `run` (the `Run` of a checkpointed `GraphRun` of `graph`) whose tasks
@@ -114,7 +119,17 @@ fn run_thread_steps<'py>(
             held.tasks = tasks.clone();
             (planned, tasks, held.state.step())
         };
-        let named = calls.name_step.bind(py).call1((planned, step))?;
+        // A step of one pull task of a plain node is named in Rust (see `thread_save`).
+        let fast_task = match (&calls.fast, tasks.as_slice()) {
+            (Some(fast), [task]) if matches!(task.path, TaskPath::Pull(_)) => {
+                fast.name(py, task.node, step)?
+            }
+            _ => None,
+        };
+        let named = match fast_task {
+            Some(task) => PyList::new(py, [task])?.into_any(),
+            None => calls.name_step.bind(py).call1((planned, step))?,
+        };
         if named.is_none() {
             return Ok(STEP_PLANNED);
         }
@@ -157,6 +172,7 @@ fn run_thread_steps<'py>(
                 &owner,
                 calls.task_finished.bind(py),
                 calls.task_failed.bind(py),
+                calls.fast.as_ref().map(|fast| (fast, ready.task.node)),
             )? {
                 Some(finished) => vec![TaskWrites {
                     task: ready.task,
@@ -187,7 +203,18 @@ fn run_thread_steps<'py>(
                 .apply(plan, results, &mut reducers)
                 .map_err(|e| apply_error(py, compiled, e))?;
         }
-        calls.step_applied.bind(py).call1((owners,))?;
+        let saved = match &calls.fast {
+            Some(fast) if owners.len() == 1 => {
+                let owner = owners.get_item(0)?;
+                // (frees the task now: its config refers back to it)
+                owner.setattr(intern!(py, "config"), PyDict::new(py))?;
+                fast.save(py, run)?
+            }
+            _ => false,
+        };
+        if !saved {
+            calls.step_applied.bind(py).call1((owners,))?;
+        }
     }
 }
 

@@ -47,6 +47,10 @@ pub struct GraphPlan {
     pub(crate) plan: Plan,
     /// Interned key names, reused for every state dict built.
     pub(crate) key_names: Vec<Py<PyString>>,
+    /// Channel and node names as Python strings (their hashes kept), for the checkpoint's
+    /// dicts built every step.
+    channel_names: Vec<Py<PyString>>,
+    node_names: Vec<Py<PyString>>,
 }
 
 #[pymethods]
@@ -99,7 +103,22 @@ impl GraphPlan {
             .iter()
             .map(|k| PyString::intern(py, &k.name).unbind())
             .collect();
-        Ok(GraphPlan { plan, key_names })
+        let channel_names = plan
+            .channels
+            .iter()
+            .map(|c| PyString::intern(py, &c.name).unbind())
+            .collect();
+        let node_names = plan
+            .nodes
+            .iter()
+            .map(|n| PyString::intern(py, &n.name).unbind())
+            .collect();
+        Ok(GraphPlan {
+            plan,
+            key_names,
+            channel_names,
+            node_names,
+        })
     }
 
     /// Node names by node id; id 0 is `__start__`.
@@ -288,19 +307,21 @@ struct Reported {
 /// [`Run::walk_changes`]).
 enum Change<'py, 'a> {
     /// A channel's version moved (the saver's name for it).
-    Version(&'a str, Bound<'py, PyAny>),
+    Version(&'a Py<PyString>, Bound<'py, PyAny>),
     /// A channel's value to record: its value now (None: gone); `version_changed` whether
     /// its version moved by an update (a channel's mark may change without it, and a
     /// barrier's version moves when its node consumes it, which LangGraph does not count as
     /// an update).
     Value {
-        name: &'a str,
+        name: &'a Py<PyString>,
+        /// The channel's id (names sort as ids do not).
+        channel: usize,
         value: Option<Bound<'py, PyAny>>,
         key: bool,
         version_changed: bool,
     },
     /// A node's row of `versions_seen` changed (empty: the node has none now).
-    Seen(&'a str, Bound<'py, PyDict>),
+    Seen(&'a Py<PyString>, Bound<'py, PyDict>),
 }
 
 impl Run {
@@ -315,7 +336,8 @@ impl Run {
         start_value: &Py<PyAny>,
         mut on: impl FnMut(Change<'py, 'a>) -> PyResult<()>,
     ) -> PyResult<()> {
-        let plan = &self.plan.get().plan;
+        let graph = self.plan.get();
+        let plan = &graph.plan;
         let state = &self.state;
         let name_of = |v: u64| -> PyResult<Bound<'py, PyAny>> {
             version_names
@@ -329,7 +351,7 @@ impl Run {
             if version == 0 {
                 continue;
             }
-            let name = channel.name.as_str();
+            let name = &graph.channel_names[c];
             let version_changed = version != reported.versions[c];
             if version_changed {
                 on(Change::Version(name, name_of(version)?))?;
@@ -339,6 +361,7 @@ impl Run {
                 if version_changed {
                     on(Change::Value {
                         name,
+                        channel: c,
                         value: state.value(c).map(|v| v.bind(py).clone()),
                         key: true,
                         version_changed,
@@ -355,6 +378,7 @@ impl Run {
             })?;
             on(Change::Value {
                 name,
+                channel: c,
                 value,
                 key: false,
                 version_changed: version_changed && !state.consumed_only().contains(&c),
@@ -369,10 +393,10 @@ impl Run {
             let node_seen = PyDict::new(py);
             for (&c, &v) in node.triggers.iter().zip(now) {
                 if v != 0 {
-                    node_seen.set_item(plan.channels[c].name.as_str(), name_of(v)?)?;
+                    node_seen.set_item(&graph.channel_names[c], name_of(v)?)?;
                 }
             }
-            on(Change::Seen(node.name.as_str(), node_seen))?;
+            on(Change::Seen(&graph.node_names[n], node_seen))?;
             reported.seen[n].clear();
             reported.seen[n].extend_from_slice(now);
         }
@@ -560,7 +584,7 @@ impl Run {
     /// The state keys in `untracked` (LangGraph's `UntrackedValue`) get versions, never values.
     #[pyo3(signature = (version_names, start_value, values, versions, seen, untracked=None))]
     #[allow(clippy::too_many_arguments)]
-    fn checkpoint_into<'py>(
+    pub(super) fn checkpoint_into<'py>(
         &mut self,
         py: Python<'py>,
         version_names: Bound<'py, PyList>,
@@ -575,7 +599,7 @@ impl Run {
             .take()
             .ok_or_else(|| PyValueError::new_err("no checkpoint reported yet"))?;
         let changed = PyDict::new(py);
-        let mut updated: Vec<&str> = Vec::new();
+        let mut updated: Vec<(usize, &Py<PyString>)> = Vec::new();
         self.walk_changes(py, &mut reported, &version_names, &start_value, |change| {
             match change {
                 Change::Version(name, named) => {
@@ -584,6 +608,7 @@ impl Run {
                 }
                 Change::Value {
                     name,
+                    channel,
                     value: Some(value),
                     key,
                     version_changed,
@@ -596,7 +621,7 @@ impl Run {
                     if !skip {
                         values.set_item(name, value)?;
                         if version_changed {
-                            updated.push(name);
+                            updated.push((channel, name));
                         }
                     }
                 }
@@ -615,8 +640,9 @@ impl Run {
             }
             Ok(())
         })?;
-        updated.sort_unstable();
-        let updated = PyList::new(py, updated)?;
+        let channels = &self.plan.get().plan.channels;
+        updated.sort_unstable_by(|a, b| channels[a.0].name.cmp(&channels[b.0].name));
+        let updated = PyList::new(py, updated.into_iter().map(|(_, name)| name))?;
         self.reported = Some(reported);
         let sends = self.sends_list(py)?;
         PyTuple::new(

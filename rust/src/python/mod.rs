@@ -13,6 +13,7 @@ mod engine;
 mod held_run;
 mod models;
 mod task_config;
+mod thread_save;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
