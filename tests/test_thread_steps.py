@@ -41,9 +41,9 @@ def rust_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(_direct_thread.ThreadSteps, "name_step", counted)
     made = _direct_thread.thread_save
 
-    def counting_rust_names(run: Any, steps: Any) -> Any:
+    def counting_rust_names(run: Any) -> Any:
         """The steps Rust names itself (`thread_save`): their tasks counted as made."""
-        parts = made(run, steps)
+        parts = made(run)
         if parts is not None:
             task_type = parts["task_type"]
 

@@ -70,7 +70,7 @@ def thread_steps(run: GraphRun) -> Callable[[], tuple[list[Task], bool] | None] 
     config = {**run._task_config, "callbacks": None}
     calls = {"name_step": steps.name_step, "task_finished": saving.task_ended,
              "task_failed": steps.task_failed, "step_applied": steps.step_applied,
-             "fast": thread_save(run, steps)}
+             "steps": steps, "fast": thread_save(run)}
 
     def run_steps() -> tuple[list[Task], bool] | None:
         try:
@@ -141,7 +141,7 @@ class ThreadSteps:
         saving.resumed = False  # type: ignore[union-attr]
 
 
-def thread_save(run: GraphRun, steps: ThreadSteps) -> dict[str, Any] | None:
+def thread_save(run: GraphRun) -> dict[str, Any] | None:
     """What the Rust steps take the thread's side of a common step with (naming its one
     pull task, saving its writes and its checkpoint: `rust/src/python/thread_save.rs`);
     None for a run whose saving stays in Python: an async run's outbox, untracked keys,
@@ -159,7 +159,7 @@ def thread_save(run: GraphRun, steps: ThreadSteps) -> dict[str, Any] | None:
     if nodes is None:
         return None
     saver = saving.saver  # type: ignore[union-attr]
-    return {"saving": saving, "steps": steps, "task_type": Task, "scratchpad_type": Scratchpad,
+    return {"saving": saving, "task_type": Task, "scratchpad_type": Scratchpad,
             "nodes": nodes, "key_names": graph.key_names,
             "branch_names": [f"branch:to:{name}" for name in graph.node_names],
             "uuid_state": _uuid6_state,

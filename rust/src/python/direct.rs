@@ -344,13 +344,12 @@ impl DirectGraph {
         task: Task,
         step: i64,
     ) -> PyResult<Prepared> {
-        let id_text = task_id::next_id();
-        let id = PyString::new(py, id_text.as_str());
-        self.prepare_as(py, run, state, task, step, id, id_text.as_str(), None)
+        let id = PyString::new(py, task_id::next_id().as_str());
+        self.prepare_as(py, run, state, task, step, id, None)
     }
 
-    /// `prepare` for a task whose id the caller made (`id`, `id_text` the same text), and
-    /// whose config carries its `Task` object (`owner`: see [`task_config`]).
+    /// `prepare` for a task whose id the caller made (`id`), and whose config carries its
+    /// `Task` object (`owner`: see [`task_config`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn prepare_as<'py>(
         &self,
@@ -360,7 +359,6 @@ impl DirectGraph {
         task: Task,
         step: i64,
         id: Bound<'py, PyString>,
-        id_text: &str,
         owner: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Prepared> {
         let node = &self.nodes[task.node];
@@ -401,7 +399,7 @@ impl DirectGraph {
                     &node.config,
                     task.path,
                     &id,
-                    id_text,
+                    id.to_str()?,
                     step,
                     owner,
                 )?
@@ -752,18 +750,17 @@ impl ThreadTasks {
     ) -> PyResult<Option<Finished>> {
         let failure = match graph.run_node(py, task, caller, false) {
             Ok(finished) => {
-                let saved = match fast {
+                let saved_in_rust = match fast {
                     Some((fast, node)) => fast.task_ended(py, owner, node, &finished.writes),
                     None => Ok(false),
                 };
-                let saved = match saved {
+                let saved = match saved_in_rust {
                     Ok(true) => Ok(()),
-                    Ok(false) => owner
-                        .setattr(
-                            intern!(py, "writes"),
-                            describe_writes(py, &finished.writes)?,
-                        )
-                        .and_then(|()| finished_call.call1((owner,)).map(drop)),
+                    Ok(false) => {
+                        let writes = describe_writes(py, &finished.writes)?;
+                        owner.setattr(intern!(py, "writes"), writes)?;
+                        finished_call.call1((owner,)).map(drop)
+                    }
                     Err(e) => Err(e),
                 };
                 match saved {

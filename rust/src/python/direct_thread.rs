@@ -60,6 +60,9 @@ struct ThreadCalls {
     task_failed: Py<PyAny>,
     /// `step_applied(tasks)`: the step's writes are applied; saves its checkpoint.
     step_applied: Py<PyAny>,
+    /// The run's `ThreadSteps`, whose `planned` are the tasks of the step named last (set
+    /// here for a step named in Rust that the Python loop ends).
+    steps: Py<PyAny>,
     /// The run's saving in Rust, for steps it can take (None: the calls above do all).
     fast: Option<ThreadSave>,
 }
@@ -105,7 +108,7 @@ fn run_thread_steps<'py>(
         if let Some(check) = &stop_check {
             check.call0()?;
         }
-        let (planned, tasks, step) = {
+        let (tasks, step) = {
             let mut held = run.borrow_mut();
             let tasks = held
                 .state
@@ -115,9 +118,8 @@ fn run_thread_steps<'py>(
                 held.tasks = tasks;
                 return Ok(RUN_OVER);
             }
-            let planned = planned_items(py, &held.state, &tasks)?;
             held.tasks = tasks.clone();
-            (planned, tasks, held.state.step())
+            (tasks, held.state.step())
         };
         // A step of one pull task of a plain node is named in Rust (see `thread_save`).
         let fast_task = match (&calls.fast, tasks.as_slice()) {
@@ -126,9 +128,13 @@ fn run_thread_steps<'py>(
             }
             _ => None,
         };
+        let named_in_rust = fast_task.is_some();
         let named = match fast_task {
             Some(task) => PyList::new(py, [task])?.into_any(),
-            None => calls.name_step.bind(py).call1((planned, step))?,
+            None => {
+                let planned = planned_items(py, &run.borrow().state, &tasks)?;
+                calls.name_step.bind(py).call1((planned, step))?
+            }
         };
         if named.is_none() {
             return Ok(STEP_PLANNED);
@@ -145,16 +151,7 @@ fn run_thread_steps<'py>(
                 .map_err(PyErr::from)?;
             let ready = {
                 let held = run.borrow();
-                driver.prepare_as(
-                    py,
-                    &args,
-                    &held.state,
-                    task,
-                    step,
-                    id.clone(),
-                    id.to_str()?,
-                    Some(&owner),
-                )?
+                driver.prepare_as(py, &args, &held.state, task, step, id, Some(&owner))?
             };
             // As the Python loop's task has them (calls made from the node find its config).
             owner.setattr(intern!(py, "input"), &ready.input)?;
@@ -178,7 +175,16 @@ fn run_thread_steps<'py>(
                     task: ready.task,
                     writes: finished.writes,
                 }],
-                None => return Ok(STEP_RUN),
+                None => {
+                    if named_in_rust {
+                        // (the Python loop ends the step with the tasks it planned)
+                        calls
+                            .steps
+                            .bind(py)
+                            .setattr(intern!(py, "planned"), owners)?;
+                    }
+                    return Ok(STEP_RUN);
+                }
             }
         } else {
             let thread = ThreadTasks {

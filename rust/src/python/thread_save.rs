@@ -33,10 +33,8 @@ const CHECKPOINT_FORMAT: i64 = 4;
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 pub(super) struct ThreadSave {
-    /// The run's `Persistence`, and its `ThreadSteps` (whose `planned` are the tasks of the
-    /// step named last).
+    /// The run's `Persistence`.
     saving: Py<PyAny>,
-    steps: Py<PyAny>,
     /// `Task` and `Scratchpad`, the classes of a task and of its answers.
     task_type: Py<PyAny>,
     scratchpad_type: Py<PyAny>,
@@ -119,9 +117,6 @@ impl ThreadSave {
             .bind(py)
             .call1((PyList::empty(py), saving))?;
         task.setattr(intern!(py, "scratchpad"), answers)?;
-        self.steps
-            .bind(py)
-            .setattr(intern!(py, "planned"), PyList::new(py, [&task])?)?;
         Ok(Some(task))
     }
 

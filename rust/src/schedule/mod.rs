@@ -572,15 +572,16 @@ mod tests {
         vec![]
     }
 
-    #[test]
-    fn ephemeral_key_is_emptied_by_a_step_that_does_not_write_it() {
-        let mut s = spec(&["a", "b"], &[(START, "a"), ("a", "b")]);
-        s.keys[1].kind = KeyKind::Ephemeral;
-        let plan = Plan::compile(&s).unwrap();
-        let mut state: RunState<Vec<String>> = RunState::new(&plan, vec![None, None], 25);
-        let mut seen = Vec::new();
+    /// Runs `plan` to its end, each task writing `writes(node name)`; `after` sees the state
+    /// after each step's apply.
+    fn apply_each_step(
+        plan: &Plan,
+        writes: impl Fn(&str) -> Vec<Write<Vec<String>>>,
+        mut after: impl FnMut(&RunState<Vec<String>>),
+    ) {
+        let mut state: RunState<Vec<String>> = RunState::new(plan, vec![None, None], 25);
         loop {
-            let tasks = state.next_tasks(&plan).unwrap();
+            let tasks = state.next_tasks(plan).unwrap();
             if tasks.is_empty() {
                 break;
             }
@@ -588,16 +589,31 @@ mod tests {
                 .iter()
                 .map(|&task| TaskWrites {
                     task,
-                    writes: if plan.nodes[task.node].name == "a" {
-                        vec![Write::Key(1, vec!["set".to_string()])]
-                    } else {
-                        vec![]
-                    },
+                    writes: writes(&plan.nodes[task.node].name),
                 })
                 .collect();
-            state.apply(&plan, results, &mut Concat).unwrap();
-            seen.push((state.value(1).cloned(), state.channel_version(1)));
+            state.apply(plan, results, &mut Concat).unwrap();
+            after(&state);
         }
+    }
+
+    #[test]
+    fn ephemeral_key_is_emptied_by_a_step_that_does_not_write_it() {
+        let mut s = spec(&["a", "b"], &[(START, "a"), ("a", "b")]);
+        s.keys[1].kind = KeyKind::Ephemeral;
+        let plan = Plan::compile(&s).unwrap();
+        let mut seen = Vec::new();
+        apply_each_step(
+            &plan,
+            |name| {
+                if name == "a" {
+                    vec![Write::Key(1, vec!["set".to_string()])]
+                } else {
+                    vec![]
+                }
+            },
+            |state| seen.push((state.value(1).cloned(), state.channel_version(1))),
+        );
         // start; a writes it; b does not (emptied, with a new version).
         assert_eq!(seen[0], (None, 0));
         assert_eq!(seen[1].0, Some(vec!["set".to_string()]));
@@ -658,25 +674,17 @@ mod tests {
         let barrier = (0..plan.channels.len())
             .find(|&c| plan.channels[c].name.starts_with("join:"))
             .expect("the join's barrier");
-        let mut state: RunState<Vec<String>> = RunState::new(&plan, vec![None, None], 25);
         let mut consumed = Vec::new();
-        loop {
-            let tasks = state.next_tasks(&plan).unwrap();
-            if tasks.is_empty() {
-                break;
-            }
-            let results = tasks
-                .iter()
-                .map(|&task| TaskWrites {
-                    task,
-                    writes: vec![],
-                })
-                .collect();
-            let before = state.channel_version(barrier);
-            state.apply(&plan, results, &mut Concat).unwrap();
-            let moved = state.channel_version(barrier) != before;
-            consumed.push((moved, state.consumed_only().contains(&barrier)));
-        }
+        let mut before = 0;
+        apply_each_step(
+            &plan,
+            |_| vec![],
+            |state| {
+                let now = state.channel_version(barrier);
+                consumed.push((now != before, state.consumed_only().contains(&barrier)));
+                before = now;
+            },
+        );
         // start; a and b arrive (written); c runs and consumes it (moved, not updated).
         assert_eq!(consumed, vec![(false, false), (true, false), (true, true)]);
     }
